@@ -1,0 +1,168 @@
+"""Run a Mosquitto broker as a child process: for `atp broker up`, the demo and the tests.
+
+The broker is started from a generated top-level file that sets what differs per run (the
+loopback listener and its port, the persistence directory, the log file) and includes one of
+the configurations under ``mosquitto/`` for everything else, so the tests run the very
+configuration a user runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+#: The repository's broker configurations (a source checkout or an editable install).
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "mosquitto"
+INSTALL_HINT = (
+    "Mosquitto is not installed: run `sudo apt-get install mosquitto mosquitto-clients` "
+    "(Debian/Ubuntu), then try again."
+)
+
+
+class BrokerError(RuntimeError):
+    """Mosquitto is missing, or did not start; the message says why (with its log)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def mosquitto_binary() -> str:
+    """Path of the ``mosquitto`` executable, or :class:`BrokerError` saying how to install it."""
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise BrokerError(INSTALL_HINT)
+
+
+class Mosquitto:
+    """A Mosquitto process on ``host:port`` that lives as long as the ``with`` block.
+
+    ``config`` is included after the generated lines; ``listener_options`` go right under
+    the listener line (TLS settings of a production-style test, say). ``workdir`` keeps the
+    persistence file, so a broker restarted on the same ``workdir`` and ``port`` keeps its
+    sessions and queued messages, as a real one does."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        config: Path = CONFIG_DIR / "dev.conf",
+        workdir: Path | None = None,
+        listener_options: str = "",
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.config = Path(config)
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="atp-mosquitto-"))
+        self.listener_options = listener_options
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "mosquitto.log"
+
+    def _write_config(self) -> Path:
+        conf_dir = self.workdir / "conf.d"
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.config, conf_dir / self.config.name)
+        data = self.workdir / "data"
+        data.mkdir(exist_ok=True)
+        main = self.workdir / "mosquitto.conf"
+        main.write_text(
+            f"listener {self.port} {self.host}\n"
+            f"{self.listener_options}\n"
+            f"persistence_location {data}/\n"
+            f"log_dest file {self.log_path}\n"
+            f"include_dir {conf_dir}\n"
+        )
+        return main
+
+    def start(self, timeout: float = 10.0) -> Mosquitto:
+        if self._proc is not None and self._proc.poll() is None:
+            return self
+        conf = self._write_config()
+        self._proc = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                err = (self._proc.stderr.read() if self._proc.stderr else b"").decode(
+                    errors="replace"
+                )
+                raise BrokerError(
+                    f"mosquitto exited with {self._proc.returncode}: {err}{self.log_tail()}"
+                )
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port} in {timeout} s")
+
+    def stop(self) -> None:
+        """Stop the broker (it saves its persistence file on a clean stop)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+    def kill(self) -> None:
+        """Stop the broker abruptly (SIGKILL), as a crash or power cut would."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        """Stop the broker and remove its directory if this object created it."""
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,192 @@
+"""Does a schedule satisfy an offer? The one answer that the agent, FMAN, FMAR and the tests use.
+
+Everything that decides feasibility lives here: the resolved start window, the expansion of
+two-mode operation into exclusive-or profiles, and the check of every constraint kind. Energy
+comparisons allow :data:`EPS` kWh of slack so that a planner's floating-point sums do not
+flip a feasible schedule into an infeasible one.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from itertools import accumulate, repeat
+
+from ._errors import FieldError
+from ._models import Bounds, Dependency, FlexOffer, Polytope, Profile, Schedule
+
+#: Tolerance for energy comparisons, kWh.
+EPS = 1e-6
+
+
+def align_up(ts: int, resolution_s: int) -> int:
+    """The first slot boundary at or after ``ts``."""
+    return -(-ts // resolution_s) * resolution_s
+
+
+def start_window(offer: FlexOffer) -> tuple[int, int]:
+    """``(earliest, latest)`` start of the offer, both inclusive, with implicit fields resolved.
+
+    A missing ``start_after`` means the first slot boundary at or after ``created_at``; a
+    ``start_before_duration_s`` counts from that same boundary."""
+    now_slot = align_up(offer.created_at, offer.resolution_s)
+    earliest = offer.start_after if offer.start_after is not None else now_slot
+    if offer.start_before is not None:
+        latest = offer.start_before
+    else:
+        latest = now_slot + (offer.start_before_duration_s or 0)
+    return earliest, latest
+
+
+def effective_profiles(offer: FlexOffer) -> list[Profile]:
+    """The exclusive-or profiles a schedule chooses from.
+
+    Without two-mode operation these are ``offer.profiles``. With it, base profile ``i``
+    becomes profile ``2*i`` (the prior mode: energy scaled by ``prior_portion``, start no
+    later than ``prior_time``) and ``2*i + 1`` (the after mode: scaled by ``after_portion``,
+    start no earlier than ``after_time``)."""
+    tm = offer.two_mode
+    if tm is None:
+        return offer.profiles
+    out: list[Profile] = []
+    for p in offer.profiles:
+        prior_before = (
+            tm.prior_time if p.start_before is None else min(p.start_before, tm.prior_time)
+        )
+        after_after = tm.after_time if p.start_after is None else max(p.start_after, tm.after_time)
+        out.append(
+            _scaled(p, tm.prior_portion, start_after=p.start_after, start_before=prior_before)
+        )
+        out.append(
+            _scaled(p, tm.after_portion, start_after=after_after, start_before=p.start_before)
+        )
+    return out
+
+
+def _scaled(p: Profile, k: float, *, start_after: int | None, start_before: int | None) -> Profile:
+    """Profile ``p`` with every energy scaled by ``k > 0``; constraints ``a.x <= c`` become
+    ``a.x' <= k c`` for ``x' = k x``, so the scaled profile admits exactly the scaled schedules."""
+    return Profile(
+        lower_kwh=[v * k for v in p.lower_kwh],
+        upper_kwh=[v * k for v in p.upper_kwh],
+        total=None if p.total is None else Bounds(p.total.lower * k, p.total.upper * k),
+        dependencies=[Dependency(d.slot, d.a, d.b, d.c * k) for d in p.dependencies],
+        polytope=None
+        if p.polytope is None
+        else Polytope(a=p.polytope.a, b=[v * k for v in p.polytope.b]),
+        start_after=start_after,
+        start_before=start_before,
+    )
+
+
+def profile_window(offer: FlexOffer, profile: Profile) -> tuple[int, int]:
+    """The start window of ``offer`` narrowed by ``profile``'s own window, if any."""
+    lo, hi = start_window(offer)
+    if profile.start_after is not None:
+        lo = max(lo, profile.start_after)
+    if profile.start_before is not None:
+        hi = min(hi, profile.start_before)
+    return lo, hi
+
+
+def check_assignment(
+    offer: FlexOffer,
+    *,
+    start: int,
+    profile: int,
+    energy_kwh: list[float],
+    path: str = "",
+) -> list[FieldError]:
+    """Every way in which running ``energy_kwh`` from ``start`` on ``profile`` breaks ``offer``.
+
+    An empty list means feasible. ``path`` prefixes the field paths (``default.``)."""
+    profiles = effective_profiles(offer)
+    if not 0 <= profile < len(profiles):
+        return [FieldError(f"{path}profile", f"no profile {profile} (offer has {len(profiles)})")]
+    prof = profiles[profile]
+    errors: list[FieldError] = []
+    lo, hi = profile_window(offer, prof)
+    if start % offer.resolution_s:
+        errors.append(
+            FieldError(f"{path}start", f"{start} is not on a {offer.resolution_s} s slot boundary")
+        )
+    if not lo <= start <= hi:
+        errors.append(
+            FieldError(f"{path}start", f"{start} is outside the start window [{lo}, {hi}]")
+        )
+    lower, upper = prof.lower_kwh, prof.upper_kwh
+    if len(energy_kwh) != len(lower):
+        errors.append(
+            FieldError(
+                f"{path}energy_kwh",
+                f"has {len(energy_kwh)} slots, profile {profile} has {len(lower)}",
+            )
+        )
+        return errors
+    # fast path first: a feasible schedule (the common case) costs C-level passes only
+    if any(map(operator.gt, lower, map(operator.add, energy_kwh, repeat(EPS)))) or any(
+        map(operator.lt, upper, map(operator.sub, energy_kwh, repeat(EPS)))
+    ):
+        for i, (e, lo_i, hi_i) in enumerate(zip(energy_kwh, lower, upper, strict=True)):
+            if not lo_i - EPS <= e <= hi_i + EPS:
+                errors.append(
+                    FieldError(f"{path}energy_kwh[{i}]", f"{e:g} kWh outside [{lo_i:g}, {hi_i:g}]")
+                )
+    if prof.total is not None:
+        total = math.fsum(energy_kwh)
+        if not prof.total.lower - EPS <= total <= prof.total.upper + EPS:
+            errors.append(
+                FieldError(
+                    f"{path}energy_kwh",
+                    f"total {total:g} kWh outside [{prof.total.lower:g}, {prof.total.upper:g}]",
+                )
+            )
+    if prof.dependencies:
+        errors.extend(_check_dependencies(prof.dependencies, energy_kwh, path))
+    if prof.polytope is not None:
+        errors.extend(_check_polytope(prof.polytope, energy_kwh, path))
+    return errors
+
+
+def _check_dependencies(deps: list[Dependency], energy: list[float], path: str) -> list[FieldError]:
+    before = list(accumulate(energy, initial=0.0))  # before[i]: energy of slots 0..i-1
+    n = len(energy)
+    errors = []
+    for slot, a, b, c in deps:
+        if slot >= n:
+            errors.append(FieldError(f"{path}energy_kwh", f"dependency on missing slot {slot}"))
+            continue
+        lhs = a * before[slot] + b * energy[slot]
+        if lhs > c and lhs > c + EPS * (abs(a) + abs(b) + 1.0):
+            errors.append(
+                FieldError(
+                    f"{path}energy_kwh[{slot}]",
+                    f"dependency {a:g}*{before[slot]:g} + {b:g}*{energy[slot]:g} = {lhs:g} > {c:g}",
+                )
+            )
+    return errors
+
+
+def _check_polytope(poly: Polytope, energy: list[float], path: str) -> list[FieldError]:
+    errors = []
+    for r, (row, rhs) in enumerate(zip(poly.a, poly.b, strict=False)):
+        lhs = math.fsum(map(operator.mul, row, energy))
+        if lhs > rhs and lhs > rhs + EPS * (sum(map(abs, row)) + 1.0):
+            errors.append(FieldError(f"{path}energy_kwh", f"polytope row {r}: {lhs:g} > {rhs:g}"))
+    return errors
+
+
+def check_schedule(offer: FlexOffer, schedule: Schedule) -> list[FieldError]:
+    """Every way in which ``schedule`` breaks ``offer``; empty means it may be executed."""
+    errors = []
+    if schedule.offer_id != offer.id:
+        errors.append(FieldError("offer_id", f"{schedule.offer_id!r} is not offer {offer.id!r}"))
+    errors += check_assignment(
+        offer, start=schedule.start, profile=schedule.profile, energy_kwh=schedule.energy_kwh
+    )
+    return errors
+
+
+def is_feasible(offer: FlexOffer, schedule: Schedule) -> bool:
+    """``True`` when ``schedule`` satisfies every constraint of ``offer``."""
+    return not check_schedule(offer, schedule)

@@ -1,0 +1,274 @@
+"""Semantic validation: the rules that relate fields to each other.
+
+Types and single-value ranges are already checked by msgspec while decoding (see
+:mod:`protocol._models`); what is left is every rule that needs two or more values: bounds
+ordered, windows ordered and on the slot grid, deadlines before the window, sizes capped,
+the default schedule feasible. Each function returns *every* problem it finds, each with its
+field path, because a user fixing an offer wants the whole list at once.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+from msgspec import Struct
+
+from ._errors import FieldError
+from ._feasibility import EPS, check_assignment, effective_profiles, start_window
+from ._models import (
+    FlexOffer,
+    MeterBatch,
+    Prices,
+    Profile,
+    Reject,
+    Schedule,
+    Status,
+)
+
+#: Slots in one profile: a week at 15-minute resolution.
+MAX_SLOTS = 672
+#: Exclusive-or profiles in one offer (after two-mode expansion).
+MAX_PROFILES = 16
+#: Rows of a polytope ``A x <= b``.
+MAX_POLYTOPE_ROWS = 256
+#: Dependency rows per slot of the profile.
+MAX_DEPENDENCIES_PER_SLOT = 8
+#: Length of the start window.
+MAX_WINDOW_S = 7 * 86_400
+#: Readings in one meter batch.
+MAX_READINGS = 10_000
+#: Reasons in one reject, keys in one health summary.
+MAX_ITEMS = 64
+MIN_RESOLUTION_S = 900
+_SLOT = operator.itemgetter(0)
+MAX_RESOLUTION_S = 3600
+
+
+def resolution_ok(resolution_s: int) -> bool:
+    """15 minutes to one hour, and a whole number of slots per day (so grids line up)."""
+    return MIN_RESOLUTION_S <= resolution_s <= MAX_RESOLUTION_S and 86_400 % resolution_s == 0
+
+
+def validate_offer(offer: FlexOffer) -> list[FieldError]:
+    """Every rule ``offer`` breaks; an empty list means the offer is valid."""
+    errors: list[FieldError] = []
+    r = offer.resolution_s
+    if not resolution_ok(r):
+        errors.append(
+            FieldError(
+                "resolution_s",
+                f"{r} s is not allowed: use {MIN_RESOLUTION_S} to {MAX_RESOLUTION_S} s "
+                "dividing a day (900, 1200, 1800, 3600, …)",
+            )
+        )
+        return errors  # every time rule below depends on the slot length
+
+    # start window
+    if (offer.start_before is None) == (offer.start_before_duration_s is None):
+        errors.append(
+            FieldError(
+                "start_before", "give exactly one of start_before and start_before_duration_s"
+            )
+        )
+    for name in ("start_after", "start_before", "start_before_duration_s"):
+        value = getattr(offer, name)
+        if value is not None and value % r:
+            errors.append(FieldError(name, f"{value} is not a multiple of resolution_s ({r})"))
+    lo, hi = start_window(offer)
+    if lo > hi:
+        errors.append(FieldError("start_before", f"start window [{lo}, {hi}] is empty"))
+    elif hi - lo > MAX_WINDOW_S:
+        errors.append(
+            FieldError("start_before", f"start window of {hi - lo} s exceeds {MAX_WINDOW_S} s")
+        )
+
+    # deadlines come before the window closes
+    if offer.acceptance_before > offer.assignment_before:
+        errors.append(
+            FieldError(
+                "acceptance_before",
+                f"{offer.acceptance_before} is after assignment_before {offer.assignment_before}",
+            )
+        )
+    if offer.assignment_before > hi:
+        errors.append(
+            FieldError(
+                "assignment_before", f"{offer.assignment_before} is after the latest start {hi}"
+            )
+        )
+
+    # profiles
+    n_prof = len(offer.profiles) * (2 if offer.two_mode is not None else 1)
+    if not offer.profiles:
+        errors.append(FieldError("profiles", "at least one profile is required"))
+    elif n_prof > MAX_PROFILES:
+        errors.append(
+            FieldError("profiles", f"{n_prof} profiles (after two-mode expansion) > {MAX_PROFILES}")
+        )
+    for i, p in enumerate(offer.profiles):
+        _validate_profile(p, f"profiles[{i}]", lo, hi, r, errors)
+
+    tm = offer.two_mode
+    if tm is not None:
+        for name in ("prior_time", "after_time"):
+            if getattr(tm, name) % r:
+                errors.append(
+                    FieldError(f"two_mode.{name}", f"not a multiple of resolution_s ({r})")
+                )
+        if tm.prior_time < lo:
+            errors.append(
+                FieldError(
+                    "two_mode.prior_time", f"before the earliest start {lo}: prior mode impossible"
+                )
+            )
+        if tm.after_time > hi:
+            errors.append(
+                FieldError(
+                    "two_mode.after_time", f"after the latest start {hi}: after mode impossible"
+                )
+            )
+
+    if offer.prices is not None or offer.mode == "direct":
+        _validate_prices(offer, errors)
+
+    # the default schedule must be executable, or the fallback itself would break the offer;
+    # judged only on an otherwise valid offer, where its errors mean something
+    if not errors:
+        d = offer.default
+        errors.extend(
+            check_assignment(
+                offer, start=d.start, profile=d.profile, energy_kwh=d.energy_kwh, path="default."
+            )
+        )
+    return errors
+
+
+def _validate_profile(
+    p: Profile, path: str, lo: int, hi: int, r: int, errors: list[FieldError]
+) -> None:
+    lows, highs = p.lower_kwh, p.upper_kwh
+    n = len(lows)
+    if not 1 <= n <= MAX_SLOTS:
+        errors.append(FieldError(f"{path}.lower_kwh", f"{n} slots; 1 to {MAX_SLOTS} allowed"))
+        return
+    if len(highs) != n:
+        errors.append(FieldError(f"{path}.upper_kwh", f"{len(highs)} values for {n} slots"))
+        return
+    if any(map(operator.gt, lows, highs)):
+        for j, (lo_j, hi_j) in enumerate(zip(lows, highs, strict=True)):
+            if lo_j > hi_j:
+                errors.append(
+                    FieldError(f"{path}.lower_kwh[{j}]", f"{lo_j:g} > upper_kwh {hi_j:g}")
+                )
+    sum_lo, sum_hi = math.fsum(lows), math.fsum(highs)
+    if p.total is not None:
+        t = p.total
+        if t.lower > t.upper:
+            errors.append(FieldError(f"{path}.total", f"lower {t.lower:g} > upper {t.upper:g}"))
+        elif t.lower > sum_hi + EPS or t.upper < sum_lo - EPS:
+            errors.append(
+                FieldError(
+                    f"{path}.total",
+                    f"[{t.lower:g}, {t.upper:g}] cannot be met by slots summing to "
+                    f"[{sum_lo:g}, {sum_hi:g}]",
+                )
+            )
+    if len(p.dependencies) > MAX_DEPENDENCIES_PER_SLOT * n:
+        errors.append(
+            FieldError(
+                f"{path}.dependencies",
+                f"{len(p.dependencies)} rows > {MAX_DEPENDENCIES_PER_SLOT} per slot",
+            )
+        )
+    elif p.dependencies and max(map(_SLOT, p.dependencies)) >= n:
+        for k, d in enumerate(p.dependencies):
+            if d.slot >= n:
+                errors.append(
+                    FieldError(f"{path}.dependencies[{k}]", f"slot {d.slot} beyond the {n} slots")
+                )
+    if p.polytope is not None:
+        a, b = p.polytope.a, p.polytope.b
+        if len(a) > MAX_POLYTOPE_ROWS:
+            errors.append(FieldError(f"{path}.polytope.a", f"{len(a)} rows > {MAX_POLYTOPE_ROWS}"))
+        elif len(a) != len(b):
+            errors.append(
+                FieldError(f"{path}.polytope.b", f"{len(b)} values for {len(a)} rows of a")
+            )
+        else:
+            for k, row in enumerate(a):
+                if len(row) != n:
+                    errors.append(
+                        FieldError(f"{path}.polytope.a[{k}]", f"{len(row)} columns for {n} slots")
+                    )
+    pa, pb = p.start_after, p.start_before
+    for name, value in (("start_after", pa), ("start_before", pb)):
+        if value is not None and value % r:
+            errors.append(FieldError(f"{path}.{name}", f"not a multiple of resolution_s ({r})"))
+    if max(lo, pa if pa is not None else lo) > min(hi, pb if pb is not None else hi):
+        errors.append(
+            FieldError(f"{path}.start_before", f"no start left in the offer's window [{lo}, {hi}]")
+        )
+
+
+def _validate_prices(offer: FlexOffer, errors: list[FieldError]) -> None:
+    prices = offer.prices or Prices()
+    longest = max((p.n_slots for p in effective_profiles(offer)), default=0)
+    if offer.mode == "direct" and len(prices.slots) < longest:
+        errors.append(
+            FieldError(
+                "prices.slots",
+                f"direct mode needs a [min, max] price for each of the {longest} slots, "
+                f"got {len(prices.slots)}",
+            )
+        )
+    if len(prices.slots) > MAX_SLOTS:
+        errors.append(FieldError("prices.slots", f"{len(prices.slots)} > {MAX_SLOTS}"))
+    for j, pb in enumerate(prices.slots):
+        if pb.min > pb.max:
+            errors.append(FieldError(f"prices.slots[{j}]", f"min {pb.min:g} > max {pb.max:g}"))
+    dev = prices.deviation_eur_per_kwh
+    if dev is not None and dev < 0:
+        errors.append(FieldError("prices.deviation_eur_per_kwh", f"{dev:g} is negative"))
+
+
+def validate_schedule(schedule: Schedule) -> list[FieldError]:
+    """Rules a schedule must meet on its own; :func:`check_schedule` judges it against its offer."""
+    n = len(schedule.energy_kwh)
+    if not 1 <= n <= MAX_SLOTS:
+        return [FieldError("energy_kwh", f"{n} slots; 1 to {MAX_SLOTS} allowed")]
+    return []
+
+
+def validate_meter_batch(batch: MeterBatch) -> list[FieldError]:
+    """A batch is bounded in size; each reading's ranges were checked while decoding."""
+    if len(batch.readings) > MAX_READINGS:
+        return [FieldError("readings", f"{len(batch.readings)} readings > {MAX_READINGS}")]
+    return []
+
+
+def _validate_reject(reject: Reject) -> list[FieldError]:
+    if len(reject.reasons) > MAX_ITEMS:
+        return [FieldError("reasons", f"{len(reject.reasons)} reasons > {MAX_ITEMS}")]
+    return []
+
+
+def _validate_status(status: Status) -> list[FieldError]:
+    if len(status.health) > MAX_ITEMS:
+        return [FieldError("health", f"{len(status.health)} keys > {MAX_ITEMS}")]
+    return []
+
+
+_VALIDATORS = {
+    FlexOffer: validate_offer,
+    Schedule: validate_schedule,
+    MeterBatch: validate_meter_batch,
+    Reject: _validate_reject,
+    Status: _validate_status,
+}
+
+
+def validate(body: Struct) -> list[FieldError]:
+    """Every semantic rule ``body`` breaks, whatever message kind it is."""
+    check = _VALIDATORS.get(type(body))
+    return check(body) if check is not None else []  # type: ignore[operator]

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Set up everything `make test` and `make demo` need on a Debian/Ubuntu machine:
+# a virtual environment with the project and its extras, and Mosquitto.
+# Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+EXTRAS="${EXTRAS:-cloud,dev}"
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo "$@"; else return 1; fi
+}
+apt_install() {
+    command -v apt-get >/dev/null || return 1
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 \
+        || { as_root apt-get update -q >/dev/null 2>&1 && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
+}
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "setup: Python 3.11 or newer is needed as '$PYTHON' (set PYTHON=/path/to/python3.11)." >&2
+    exit 1
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+        rm -rf "$VENV"
+        echo "setup: installing python3-venv" >&2
+        apt_install python3-venv || { echo "setup: '$PYTHON -m venv' failed; install the venv module (sudo apt-get install python3-venv)." >&2; exit 1; }
+        "$PYTHON" -m venv "$VENV"
+    fi
+fi
+
+stamp="$VENV/.installed-$EXTRAS"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: installing the project and its extras ($EXTRAS) into $VENV" >&2
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[${EXTRAS}]"
+    touch "$stamp"
+fi
+
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    echo "setup: installing Mosquitto" >&2
+    if ! apt_install mosquitto mosquitto-clients; then
+        echo "setup: Mosquitto is missing; install it with: sudo apt-get install mosquitto mosquitto-clients" >&2
+        exit 1
+    fi
+fi
