@@ -1,0 +1,53 @@
+"""One clock for the whole agent, so the same code runs in real time and in simulated time.
+
+Nothing in the agent calls ``time.time()`` or ``asyncio.sleep()`` for scheduling decisions: it
+asks the clock it was given. :class:`SimClock` runs a simulated day in minutes (the fleet,
+the demo and the tests), :class:`RealClock` is wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """UTC epoch seconds."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+
+class RealClock:
+    """Wall-clock time."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class SimClock:
+    """Time that runs ``speed`` times faster than the wall clock from ``start``.
+
+    ``speed=900`` turns a 15-minute slot into one second. Every instance started from the same
+    ``start`` and ``speed`` at the same moment reads the same time, so a fleet in several
+    processes stays in step with the FMAN worker when they share ``start`` and ``epoch``."""
+
+    def __init__(self, *, start: float, speed: float = 1.0, epoch: float | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.start = float(start)
+        self.speed = float(speed)
+        self.epoch = time.monotonic() if epoch is None else epoch
+
+    def now(self) -> float:
+        return self.start + (time.monotonic() - self.epoch) * self.speed
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)

@@ -1,0 +1,1 @@
+"""Device drivers: Modbus (register maps as data), serial meters, smart plugs, simulated devices."""

@@ -1,0 +1,89 @@
+"""What the EMS needs from a device, whatever protocol it speaks.
+
+A driver is registered in the ``atp.drivers`` entry-point group under its ``name`` and built
+from its config table (``[devices.<id>]`` in ``foa.toml``). Drivers wrap their protocol's
+errors in :class:`~agent.errors.DeviceFault`, never return a stale value as fresh (a value that
+could not be read is a fault, not the last good value), and accept set-points only within
+their :class:`Limits` (the EMS clips first; a driver refuses what is left over).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from agent.clock import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The power range a device may be driven in, W (negative: production or discharge).
+
+    ``modulating=False`` marks an on/off load (a plug, a boiler element): the EMS drives it by
+    duty cycle within each slot, at ``max_power_w`` when on."""
+
+    max_power_w: float
+    min_power_w: float = 0.0
+    modulating: bool = True
+
+    def clip(self, power_w: float) -> float:
+        return min(self.max_power_w, max(self.min_power_w, power_w))
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One fresh reading of a device.
+
+    ``energy_kwh`` is the device's cumulative energy register (consumption positive) when it
+    has one; ``state`` carries device-specific quantities the generators use (``soc_kwh``,
+    ``temp_c``, ``plugged``, …)."""
+
+    ts: float
+    power_w: float | None = None
+    energy_kwh: float | None = None
+    on: bool | None = None
+    state: Mapping[str, float] = field(default_factory=dict)
+
+
+class Driver(ABC):
+    """Base of every device driver."""
+
+    #: Entry-point name, used as ``driver = "..."`` in the config.
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+
+    def __init__(self, *, device_id: str, params: Mapping[str, Any], clock: Clock) -> None:
+        self.device_id = device_id
+        self.params = params
+        self.clock = clock
+
+    @property
+    @abstractmethod
+    def limits(self) -> Limits: ...
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect to the device (the EMS calls it once, before the first read)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the connection; the device is left as :meth:`safe_state` put it."""
+
+    @abstractmethod
+    async def read(self) -> Measurement:
+        """A fresh measurement, or :class:`DeviceFault`."""
+
+    @abstractmethod
+    async def set_power(self, power_w: float) -> None:
+        """Drive a modulating device at ``power_w`` (already within :attr:`limits`)."""
+
+    @abstractmethod
+    async def set_on(self, on: bool) -> None:
+        """Switch an on/off device."""
+
+    async def safe_state(self) -> None:
+        """Leave the device in its safe state on shutdown: the default is off / zero power."""
+        if self.limits.modulating:
+            await self.set_power(self.limits.clip(0.0))
+        else:
+            await self.set_on(False)

@@ -1,0 +1,1 @@
+"""Flex-Offer generators, one per load type."""

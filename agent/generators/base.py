@@ -1,0 +1,50 @@
+"""What turns a device's state into a Flex-Offer.
+
+One generator per load type, registered in the ``atp.generators`` entry-point group under its
+``name`` so that third parties add more without touching the agent. Generators are pure: the
+state and the time come in through :class:`OfferContext`, an offer (or nothing) comes out.
+Every offer they make passes :func:`protocol.validate_offer`, default schedule included.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from agent.drivers.base import Measurement
+from protocol import FlexOffer, TradingMode
+
+
+@dataclass(frozen=True, slots=True)
+class OfferContext:
+    """Everything a generator may base an offer on."""
+
+    agent: str
+    device: str
+    now: int
+    resolution_s: int = 900
+    grid_node: str = ""
+    mode: TradingMode = "delegated"
+    measurement: Measurement | None = None
+
+
+class Generator(ABC):
+    """Base of every Flex-Offer generator.
+
+    The constructor checks ``params`` (the device's config table) and raises
+    :class:`~agent.errors.ConfigError` naming the key for anything wrong."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = params
+
+    @abstractmethod
+    def offer(self, ctx: OfferContext) -> FlexOffer | None:
+        """The offer for the device's current state, or ``None`` when it has nothing to offer.
+
+        Called again whenever the state changes; an offer whose content changed is published
+        as an update (same id, higher revision) by the agent core."""
