@@ -53,6 +53,7 @@ class LinearProblem:
     #: first column of the node loads ``N[g, t]`` and of the box-only offers' flexible loads
     node_col0: int = 0
     flex_col0: int = 0
+    node_row0: int = 0
 
     @property
     def n_vars(self) -> int:
@@ -146,6 +147,10 @@ class _Template:
     vals: np.ndarray
     row_lb: np.ndarray
     row_ub: np.ndarray
+    #: the energy of slot ``node_slot[k]`` has term ``node_val[k] * column node_col[k]``
+    node_slot: np.ndarray
+    node_col: np.ndarray
+    node_val: np.ndarray
 
 
 class _Rows:
@@ -191,11 +196,23 @@ def _template(b: Block, *, single: bool) -> _Template:
     var_ub = np.concatenate(([1.0], np.cumsum(np.maximum(b.upper, 0.0))))
     # slot bounds: lower_j y <= R_j - R_{j-1} <= upper_j y
     prev = np.concatenate(([-1], r_col[:-1]))
+    jn = np.arange(n)
     if single:
-        rr = rows.new(b.lower, b.upper, n)
+        # slot energies x_j as columns n+1..2n with their bounds; R_j - R_{j-1} - x_j = 0
+        x_col = np.arange(n + 1, 2 * n + 1)
+        var_lb = np.concatenate((var_lb, b.lower))
+        var_ub = np.concatenate((var_ub, b.upper))
+        rr = rows.new(0.0, 0.0, n)
         rows.add(rr, r_col, 1.0)
         rows.add(rr[1:], prev[1:], -1.0)
+        rows.add(rr, x_col, -1.0)
+        node = (jn, x_col, np.ones(n))
     else:
+        node = (
+            np.concatenate((jn, jn[1:])),
+            np.concatenate((r_col, prev[1:])),
+            np.concatenate((np.ones(n), -np.ones(n - 1))),
+        )
         for bound, lo, hi in ((b.upper, -INF, 0.0), (b.lower, 0.0, INF)):
             rr = rows.new(lo, hi, n)
             rows.add(rr, r_col, 1.0)
@@ -226,8 +243,8 @@ def _template(b: Block, *, single: bool) -> _Template:
             if not single:
                 rows.add(rr, 0, -c_)
     if single:
-        var_lb[1:] = np.maximum(var_lb[1:], run_lo)
-        var_ub[1:] = np.minimum(var_ub[1:], run_hi)
+        var_lb[1 : n + 1] = np.maximum(var_lb[1 : n + 1], run_lo)
+        var_ub[1 : n + 1] = np.minimum(var_ub[1 : n + 1], run_hi)
     else:
         for bound, lo, hi in ((run_hi, -INF, 0.0), (run_lo, 0.0, INF)):
             fin = np.flatnonzero(np.isfinite(bound))
@@ -245,7 +262,7 @@ def _template(b: Block, *, single: bool) -> _Template:
         if not single:
             rows.add(rr, 0, -b.poly_b)
     return _Template(
-        n_cols=1 + n,
+        n_cols=len(var_lb),
         var_lb=var_lb,
         var_ub=var_ub,
         rows=rows.cat(rows.rows, np.int64),
@@ -253,7 +270,108 @@ def _template(b: Block, *, single: bool) -> _Template:
         vals=rows.cat(rows.vals, float),
         row_lb=rows.cat(rows.lb, float),
         row_ub=rows.cat(rows.ub, float),
+        node_slot=node[0],
+        node_col=node[1],
+        node_val=node[2],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """Indices shared by every part of a model: node loads and their rows, flexible loads."""
+
+    h: int
+    node_col0: int
+    node_row0: int
+    flex_col0: int
+    flex_row0: int
+
+    def node_rows(self, g: int, slot0: np.ndarray, n: int) -> np.ndarray:
+        return self.node_row0 + g * self.h + slot0[:, None] + np.arange(n)
+
+
+def _frame(coo: _Coo, terms: Terms) -> _Frame:
+    """Node loads ``N[g, t]``, the objective's own variables and rows, and the flexible loads
+    of box-only offers."""
+    h = terms.slots
+    g_count = len(terms.groups)
+    n_col0 = coo.add_vars(
+        np.full(g_count * h, -INF), INF, np.tile(terms.w_cost * terms.prices, g_count)
+    )
+    node_row0 = coo.add_rows(0.0, 0.0, g_count * h)
+    gt = np.arange(g_count * h)
+    coo.add_entries(node_row0 + gt, n_col0 + gt, -1.0)
+    t = np.arange(h)
+    if terms.w_balance:
+        d0 = coo.add_vars(np.zeros(2 * h), INF, terms.w_balance)
+        r0 = coo.add_rows(terms.target, terms.target, h)
+        for g in range(g_count):
+            coo.add_entries(r0 + t, n_col0 + g * h + t, 1.0)
+        coo.add_entries(r0 + t, d0 + t, -1.0)
+        coo.add_entries(r0 + t, d0 + h + t, 1.0)
+    if terms.w_peak:
+        for g in np.flatnonzero(np.isfinite(terms.peak_kwh)):
+            p = terms.peak_kwh[g]
+            e0 = coo.add_vars(np.zeros(2 * h), INF, terms.w_peak)
+            r0 = coo.add_rows(-INF, p, h)
+            coo.add_entries(r0 + t, n_col0 + g * h + t, 1.0)
+            coo.add_entries(r0 + t, e0 + t, -1.0)
+            r1 = coo.add_rows(-p, INF, h)
+            coo.add_entries(r1 + t, n_col0 + g * h + t, 1.0)
+            coo.add_entries(r1 + t, e0 + h + t, 1.0)
+    # box-only offers add no columns of their own beyond their selectors: their room between
+    # lower and upper bounds is one flexible load per node and slot, at most the summed widths
+    # of the selected choices (a sum of boxes is a box, so this is exact)
+    flex0 = coo.add_vars(np.zeros(g_count * h), INF)
+    flex_row0 = coo.add_rows(-INF, 0.0, g_count * h)
+    coo.add_entries(flex_row0 + gt, flex0 + gt, 1.0)
+    coo.add_entries(node_row0 + gt, flex0 + gt, 1.0)
+    return _Frame(h=h, node_col0=n_col0, node_row0=node_row0, flex_col0=flex0, flex_row0=flex_row0)
+
+
+def _add_box(
+    coo: _Coo, fr: _Frame, b: Block, g: int, slot0: np.ndarray, single: bool
+) -> np.ndarray:
+    """Selectors of a box-only block's starts; returns their columns."""
+    kk = len(slot0)
+    base = coo.add_vars(np.full(kk, 1.0 if single else 0.0), 1.0) + np.arange(kk)
+    node_rows = fr.node_rows(g, slot0, b.n)
+    width = np.maximum(b.upper - b.lower, 0.0)
+    nz = np.flatnonzero(width)
+    if len(nz):
+        coo.add_entries(
+            node_rows[:, nz] - fr.node_row0 + fr.flex_row0,
+            np.repeat(base, len(nz)),
+            np.tile(-width[nz], kk),
+        )
+    nz = np.flatnonzero(b.lower)
+    if len(nz):
+        coo.add_entries(node_rows[:, nz], np.repeat(base, len(nz)), np.tile(b.lower[nz], kk))
+    return base
+
+
+def _add_coupled(
+    coo: _Coo, fr: _Frame, b: Block, g: int, slot0: np.ndarray, single: bool
+) -> np.ndarray:
+    """A copy of the block's template per start; returns the selector columns."""
+    kk = len(slot0)
+    tpl = _template(b, single=single)
+    col0 = coo.add_vars(np.tile(tpl.var_lb, kk), np.tile(tpl.var_ub, kk))
+    n_loc_rows = len(tpl.row_lb)
+    row0 = coo.add_rows(np.tile(tpl.row_lb, kk), np.tile(tpl.row_ub, kk), n_loc_rows * kk)
+    copy = np.arange(kk)[:, None]
+    if len(tpl.rows):
+        coo.add_entries(
+            row0 + copy * n_loc_rows + tpl.rows,
+            col0 + copy * tpl.n_cols + tpl.cols,
+            np.tile(tpl.vals, kk),
+        )
+    base = col0 + np.arange(kk) * tpl.n_cols
+    node_rows = fr.node_rows(g, slot0, b.n)
+    coo.add_entries(
+        node_rows[:, tpl.node_slot], base[:, None] + tpl.node_col, np.tile(tpl.node_val, kk)
+    )
+    return base
 
 
 def build(
@@ -263,104 +381,28 @@ def build(
     choices: Sequence[Sequence[tuple[int, int]] | None] | None = None,
     integer: bool = True,
 ) -> tuple[LinearProblem, list[Choices]]:
-    """The model of planning ``views`` against ``terms``.
+    """The compact model of planning ``views`` against ``terms``.
 
     ``choices[i]``, when given and not ``None``, restricts offer ``i`` to those ``(block index,
     start)`` pairs (to fix an offer, give one); otherwise every profile and start is open.
     With ``integer`` the selectors are marked integral, else the LP relaxation is built."""
-    h = terms.slots
-    g_count = len(terms.groups)
     coo = _Coo()
-    # node loads N[g, t] first: their columns and their defining rows have fixed indices
-    n_col0 = coo.add_vars(
-        np.full(g_count * h, -INF), INF, np.tile(terms.w_cost * terms.prices, g_count)
-    )
-    node_row0 = coo.add_rows(0.0, 0.0, g_count * h)
-    coo.add_entries(node_row0 + np.arange(g_count * h), n_col0 + np.arange(g_count * h), -1.0)
-    if terms.w_balance:
-        d0 = coo.add_vars(np.zeros(2 * h), INF, terms.w_balance)
-        r0 = coo.add_rows(terms.target, terms.target, h)
-        t = np.arange(h)
-        for g in range(g_count):
-            coo.add_entries(r0 + t, n_col0 + g * h + t, 1.0)
-        coo.add_entries(r0 + t, d0 + t, -1.0)
-        coo.add_entries(r0 + t, d0 + h + t, 1.0)
-    if terms.w_peak:
-        for g in np.flatnonzero(np.isfinite(terms.peak_kwh)):
-            p = terms.peak_kwh[g]
-            e0 = coo.add_vars(np.zeros(2 * h), INF, terms.w_peak)
-            t = np.arange(h)
-            r0 = coo.add_rows(-INF, p, h)
-            coo.add_entries(r0 + t, n_col0 + g * h + t, 1.0)
-            coo.add_entries(r0 + t, e0 + t, -1.0)
-            r1 = coo.add_rows(-p, INF, h)
-            coo.add_entries(r1 + t, n_col0 + g * h + t, 1.0)
-            coo.add_entries(r1 + t, e0 + h + t, 1.0)
-
+    fr = _frame(coo, terms)
     res = terms.resolution_s
-    # box-only offers add no columns of their own beyond their selectors: their room between
-    # lower and upper bounds is one flexible load per node and slot, at most the summed widths
-    # of the selected choices (a sum of boxes is a box, so this is exact)
-    flex0 = coo.add_vars(np.zeros(g_count * h), INF)
-    flex_row0 = coo.add_rows(-INF, 0.0, g_count * h)
-    gt = np.arange(g_count * h)
-    coo.add_entries(flex_row0 + gt, flex0 + gt, 1.0)
-    coo.add_entries(node_row0 + gt, flex0 + gt, 1.0)
-
     layout: list[Choices] = []
     y_cols: list[np.ndarray] = []
     for i, v in enumerate(views):
-        allowed = choices[i] if choices is not None else None
-        per_block = _starts(v, allowed, res)
+        per_block = _starts(v, choices[i] if choices is not None else None, res)
         single = sum(len(ss) for _, ss in per_block) == 1
-        boxed = not any(v.blocks[k].coupled for k, _ in per_block)
+        boxed = is_boxed(v)
         g = terms.group_of(v)
-        blk_ids, starts, ys, z0s = [], [], [], []
+        blk_ids, starts, ys = [], [], []
         for k, ss in per_block:
-            b = v.blocks[k]
-            kk = len(ss)
             slot0 = (ss - terms.t0) // res
-            jn = np.arange(b.n)
-            node_rows = node_row0 + g * h + slot0[:, None] + jn
-            if boxed:
-                base = coo.add_vars(np.full(kk, 1.0 if single else 0.0), 1.0) + np.arange(kk)
-                width = np.maximum(b.upper - b.lower, 0.0)
-                nz = np.flatnonzero(width)
-                if len(nz):
-                    coo.add_entries(
-                        node_rows[:, nz] - node_row0 + flex_row0,
-                        np.repeat(base, len(nz)),
-                        np.tile(-width[nz], kk),
-                    )
-                z0 = np.full(kk, -1)
-            else:
-                tpl = _template(b, single=single)
-                col0 = coo.add_vars(np.tile(tpl.var_lb, kk), np.tile(tpl.var_ub, kk))
-                n_loc_rows = len(tpl.row_lb)
-                row0 = coo.add_rows(
-                    np.tile(tpl.row_lb, kk), np.tile(tpl.row_ub, kk), n_loc_rows * kk
-                )
-                copy = np.arange(kk)[:, None]
-                if len(tpl.rows):
-                    coo.add_entries(
-                        row0 + copy * n_loc_rows + tpl.rows,
-                        col0 + copy * tpl.n_cols + tpl.cols,
-                        np.tile(tpl.vals, kk),
-                    )
-                base = col0 + np.arange(kk) * tpl.n_cols
-                z0 = base + 1
-                # slot j takes R_j - R_{j-1}
-                coo.add_entries(node_rows, z0[:, None] + jn, 1.0)
-                coo.add_entries(node_rows[:, 1:], z0[:, None] + jn[:-1], -1.0)
-            if boxed and np.any(b.lower):
-                nz = np.flatnonzero(b.lower)
-                coo.add_entries(
-                    node_rows[:, nz], np.repeat(base, len(nz)), np.tile(b.lower[nz], kk)
-                )
-            blk_ids.append(np.full(kk, k))
+            add = _add_box if boxed else _add_coupled
+            ys.append(add(coo, fr, v.blocks[k], g, slot0, single))
+            blk_ids.append(np.full(len(ss), k))
             starts.append(ss)
-            ys.append(base)
-            z0s.append(z0)
         y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
         if not single and len(y):
             r = coo.add_rows(1.0, 1.0, 1)
@@ -371,13 +413,111 @@ def build(
                 block=np.concatenate(blk_ids) if blk_ids else np.zeros(0, np.int64),
                 start=np.concatenate(starts) if starts else np.zeros(0, np.int64),
                 y=y,
-                z0=np.concatenate(z0s) if z0s else np.zeros(0, np.int64),
+                z0=y + 1 if not boxed else np.full(len(y), -1),
             )
         )
     ints = np.concatenate(y_cols) if (integer and y_cols) else np.zeros(0, np.int64)
     problem = coo.problem(ints, terms.offset)
-    problem.node_col0, problem.flex_col0 = n_col0, flex0
+    problem.node_col0, problem.flex_col0, problem.node_row0 = (
+        fr.node_col0,
+        fr.flex_col0,
+        fr.node_row0,
+    )
     return problem, layout
+
+
+def is_boxed(v: OfferView) -> bool:
+    """Whether every profile of the offer has per-slot bounds only."""
+    return not any(b.coupled for b in v.blocks)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Column:
+    """A schedule of a coupled offer known to the master problem."""
+
+    block: int
+    start: int
+    energy: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MasterLayout:
+    """Box-only offers' selectors (as in :func:`build`); for coupled offers, the weight column
+    of each of their schedules and their convexity row."""
+
+    boxes: dict[int, Choices]
+    weights: dict[int, np.ndarray]
+    convexity_row: dict[int, int]
+
+
+def build_master(
+    views: Sequence[OfferView],
+    terms: Terms,
+    columns: dict[int, list[Column]],
+    *,
+    box_choices: dict[int, Sequence[tuple[int, int]]] | None = None,
+    integer: bool = False,
+) -> tuple[LinearProblem, MasterLayout]:
+    """The restricted master problem of column generation.
+
+    Box-only offers are modelled as in :func:`build` (cheap and exact); every other offer
+    ``i`` runs a convex combination of its known schedules ``columns[i]``. Mixing schedules of
+    one profile and start is itself a schedule (the profile's feasible set is convex); mixing
+    different starts is not, which rounding repairs. With ``integer`` every coupled offer picks
+    one of its schedules (a restricted-master heuristic)."""
+    coo = _Coo()
+    fr = _frame(coo, terms)
+    res = terms.resolution_s
+    boxes: dict[int, Choices] = {}
+    weights: dict[int, np.ndarray] = {}
+    conv: dict[int, int] = {}
+    ints: list[np.ndarray] = []
+    for i, v in enumerate(views):
+        g = terms.group_of(v)
+        if is_boxed(v):
+            allowed = box_choices.get(i) if box_choices is not None else None
+            per_block = _starts(v, allowed, res)
+            single = sum(len(ss) for _, ss in per_block) == 1
+            blk_ids, starts, ys = [], [], []
+            for k, ss in per_block:
+                ys.append(_add_box(coo, fr, v.blocks[k], g, (ss - terms.t0) // res, single))
+                blk_ids.append(np.full(len(ss), k))
+                starts.append(ss)
+            y = np.concatenate(ys)
+            if not single:
+                r = coo.add_rows(1.0, 1.0, 1)
+                coo.add_entries(np.full(len(y), r), y, 1.0)
+                if integer:
+                    ints.append(y)
+            boxes[i] = Choices(
+                block=np.concatenate(blk_ids), start=np.concatenate(starts), y=y, z0=y * 0 - 1
+            )
+            continue
+        cols = columns.get(i)
+        if not cols:
+            continue
+        w0 = coo.add_vars(np.zeros(len(cols)), 1.0)
+        w = w0 + np.arange(len(cols))
+        for col, c in zip(cols, w, strict=True):
+            slot0 = (col.start - terms.t0) // res
+            nz = np.flatnonzero(col.energy)
+            if len(nz):
+                coo.add_entries(
+                    fr.node_row0 + g * fr.h + slot0 + nz, np.full(len(nz), c), col.energy[nz]
+                )
+        r = coo.add_rows(1.0, 1.0, 1)
+        coo.add_entries(np.full(len(cols), r), w, 1.0)
+        weights[i] = w
+        conv[i] = r
+        if integer and len(cols) > 1:
+            ints.append(w)
+    problem = coo.problem(np.concatenate(ints) if ints else np.zeros(0, np.int64), terms.offset)
+    problem.node_col0, problem.flex_col0, problem.node_row0 = (
+        fr.node_col0,
+        fr.flex_col0,
+        fr.node_row0,
+    )
+    return problem, MasterLayout(boxes=boxes, weights=weights, convexity_row=conv)
 
 
 def _starts(

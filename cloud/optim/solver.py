@@ -33,6 +33,8 @@ class Solution:
     values: np.ndarray | None
     objective: float
     bound: float
+    #: row duals of an LP solved to optimality (reduced cost of a column: ``c - A^T duals``)
+    duals: np.ndarray | None = None
 
 
 def solve(
@@ -73,7 +75,16 @@ def solve(
             if integer and problem.integer.any()
             else obj
         )
-        return Solution(outcome="optimal", values=values, objective=obj, bound=min(bound, obj))
+        # OR-Tools 9.15 hands back HiGHS's row activities as its "dual values": only GLOP's
+        # duals are used (the planner prices with GLOP's master solution)
+        duals = (
+            np.asarray(solver.dual_values())
+            if engine == "glop" and not (integer and problem.integer.any())
+            else None
+        )
+        return Solution(
+            outcome="optimal", values=values, objective=obj, bound=min(bound, obj), duals=duals
+        )
     if name == "FEASIBLE":
         values = np.asarray(solver.variable_values())
         bound = solver.best_objective_bound()
