@@ -4,6 +4,14 @@ Pure functions and small value objects, no I/O: the FMAN planning cycle and the 
 ``atp plan`` command call the same code.
 """
 
+from .planner import OrToolsPlanner
 from .problem import DefaultPlanner, PlannedSchedule, Planner, PlanRequest, PlanResult
 
-__all__ = ["DefaultPlanner", "PlanRequest", "PlanResult", "PlannedSchedule", "Planner"]
+__all__ = [
+    "DefaultPlanner",
+    "OrToolsPlanner",
+    "PlanRequest",
+    "PlanResult",
+    "PlannedSchedule",
+    "Planner",
+]

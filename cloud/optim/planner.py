@@ -147,7 +147,6 @@ class OrToolsPlanner:
         request: PlanRequest,
         deadline: float,
     ) -> None:
-        res = terms.resolution_s
         coupled = [i for i, v in enumerate(views) if not is_boxed(v)]
         batteries = {(i, k): as_battery(b) for i in coupled for k, b in enumerate(views[i].blocks)}
         columns: dict[int, list[Column]] = {}
@@ -381,10 +380,7 @@ def _round_master(
         choice = max(mass, key=mass.__getitem__)
         sel = [(c, t) for c, t in zip(cols, theta, strict=True) if (c.block, c.start) == choice]
         total = sum(t for _, t in sel)
-        if total <= 1e-12:
-            x = sel[0][0].energy
-        else:
-            x = sum(c.energy * (t / total) for c, t in sel)
+        x = sel[0][0].energy if total <= 1e-12 else sum(c.energy * (t / total) for c, t in sel)
         picks.append((choice[0], choice[1], np.asarray(x, dtype=float)))
     return _with_boxes(views, terms, picks, _flex(values, problem, terms))
 

@@ -1,0 +1,303 @@
+"""Start-alignment aggregation: many offers become one Flex-Offer that any planner can plan.
+
+Offers are grouped by grid node, by earliest start and by time flexibility, each within a
+tolerance on a coarse grid (``est_tolerance_s``, ``tf_tolerance_s``), and groups hold at most
+``max_group_size`` members. Within a group every member is aligned at its earliest start: the
+aggregate starts at the members' earliest start, keeps the smallest time flexibility of its
+members, and slot ``t`` of the aggregate is bounded by the sum of what the members may take in
+their slot ``t - offset``. Scheduling the aggregate ``d`` seconds after its earliest start
+starts every member ``d`` seconds after its own, which is inside its window.
+
+Each member contributes a *box*, per-slot bounds that lie wholly inside its own feasible set:
+its profile's bounds when it has no other constraint, else the largest box around its default
+schedule, ``[m - g (m - lower), m + g (upper - m)]``, that keeps every total, dependency and
+polytope row (each row's worst case over the box is linear in ``g``). A sum of boxes is a box,
+so any schedule of the aggregate splits into member schedules that are feasible
+(:mod:`cloud.optim.disaggregate`): the guarantee costs the flexibility outside the boxes, which
+:class:`Loss` reports together with the time flexibility given up by alignment and the
+exclusive-or profiles not used (a member is aggregated with its default's profile).
+
+The :class:`Aggregator` is incremental: ``add`` and ``remove`` update a group's sums in place;
+aggregates are rebuilt only for groups that changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import protocol
+from protocol import DefaultSchedule, FlexOffer, Profile
+
+from .blocks import Block, view
+from .errors import OptimError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Member:
+    """One offer inside an aggregate: its profile, window and box (kWh per slot)."""
+
+    offer: FlexOffer
+    profile: int
+    earliest: int
+    flexibility_s: int
+    lower: np.ndarray
+    upper: np.ndarray
+    point: np.ndarray
+    #: energy flexibility of the member's own profile, sum of (upper - lower)
+    own_flex_kwh: float
+    profiles_dropped: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Loss:
+    """Flexibility that aggregation gave up, summed over the members."""
+
+    time_flexibility_s: int
+    energy_flexibility_kwh: float
+    profiles_dropped: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Aggregate:
+    """An aggregate offer, its members with their offsets in slots, and what it lost."""
+
+    offer: FlexOffer
+    members: tuple[Member, ...]
+    offsets: tuple[int, ...]
+    loss: Loss
+
+
+def member_of(offer: FlexOffer) -> Member:
+    """The member record of a valid offer: the block of its default's profile and its box."""
+    v = view(offer)
+    block = next((b for b in v.blocks if b.profile == offer.default.profile), None)
+    if block is None or block.point is None:
+        raise OptimError(f"offer {offer.id}: its default profile cannot start in its window")
+    lo, hi = inner_box(block)
+    return Member(
+        offer=offer,
+        profile=block.profile,
+        earliest=block.first_start,
+        flexibility_s=block.last_start - block.first_start,
+        lower=lo,
+        upper=hi,
+        point=block.point,
+        own_flex_kwh=float((block.upper - block.lower).sum()),
+        profiles_dropped=len(v.blocks) - 1,
+    )
+
+
+def inner_box(b: Block) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slot bounds inside the block's feasible set (see the module docstring)."""
+    if not b.coupled:
+        return b.lower, b.upper
+    m = b.point if b.point is not None else b.lower
+    up = np.maximum(b.upper - m, 0.0)
+    dn = np.maximum(m - b.lower, 0.0)
+    slack: list[np.ndarray] = []
+    grow: list[np.ndarray] = []
+    if b.total is not None:
+        total = float(m.sum())
+        slack += [np.array([b.total[1] - total, total - b.total[0]])]
+        grow += [np.array([up.sum(), dn.sum()])]
+    if b.deps is not None:
+        slot = b.deps[:, 0].astype(np.int64)
+        a, bb, c = b.deps[:, 1], b.deps[:, 2], b.deps[:, 3]
+        cum_m = np.concatenate(([0.0], np.cumsum(m)))[slot]
+        cum_up = np.concatenate(([0.0], np.cumsum(up)))[slot]
+        cum_dn = np.concatenate(([0.0], np.cumsum(dn)))[slot]
+        slack.append(c - (a * cum_m + bb * m[slot]))
+        grow.append(
+            np.where(a > 0, a * cum_up, -a * cum_dn)
+            + np.where(bb > 0, bb * up[slot], -bb * dn[slot])
+        )
+    if b.poly_a is not None and b.poly_b is not None:
+        slack.append(b.poly_b - b.poly_a @ m)
+        grow.append(np.maximum(b.poly_a, 0) @ up + np.maximum(-b.poly_a, 0) @ dn)
+    s = np.concatenate(slack)
+    g = np.concatenate(grow)
+    gamma = 1.0
+    limited = g > 1e-12
+    if limited.any():
+        gamma = float(np.min(np.maximum(s[limited], 0.0) / g[limited]))
+    gamma = min(max(gamma * (1 - 1e-9), 0.0), 1.0)
+    return m - gamma * dn, m + gamma * up
+
+
+@dataclass(slots=True)
+class _Group:
+    key: tuple[str, int, int, int]
+    anchor: int
+    seq: int
+    members: dict[str, tuple[Member, int]] = field(default_factory=dict)  # id -> (member, offset)
+    lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    point: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    built: Aggregate | None = None
+
+    def _grow(self, size: int) -> None:
+        if size > len(self.lower):
+            extra = size - len(self.lower)
+            self.lower = np.concatenate((self.lower, np.zeros(extra)))
+            self.upper = np.concatenate((self.upper, np.zeros(extra)))
+            self.point = np.concatenate((self.point, np.zeros(extra)))
+
+    def add(self, m: Member, resolution_s: int) -> None:
+        off = (m.earliest - self.anchor) // resolution_s
+        n = len(m.lower)
+        self._grow(off + n)
+        self.lower[off : off + n] += m.lower
+        self.upper[off : off + n] += m.upper
+        self.point[off : off + n] += m.point
+        self.members[m.offer.id] = (m, off)
+        self.built = None
+
+    def remove(self, offer_id: str) -> None:
+        m, off = self.members.pop(offer_id)
+        n = len(m.lower)
+        self.lower[off : off + n] -= m.lower
+        self.upper[off : off + n] -= m.upper
+        self.point[off : off + n] -= m.point
+        self.built = None
+
+
+class Aggregator:
+    """Incremental start-alignment aggregation (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        resolution_s: int = 900,
+        est_tolerance_s: int = 3600,
+        tf_tolerance_s: int = 3600,
+        max_group_size: int = 500,
+        issuer: str = "fman",
+    ) -> None:
+        if est_tolerance_s < resolution_s or tf_tolerance_s < resolution_s:
+            raise OptimError("tolerances must be at least one slot")
+        if max_group_size < 1:
+            raise OptimError("max_group_size must be at least 1")
+        self.resolution_s = resolution_s
+        self.est_tolerance_s = est_tolerance_s
+        self.tf_tolerance_s = tf_tolerance_s
+        self.max_group_size = max_group_size
+        self.issuer = issuer
+        self._groups: dict[tuple[str, int, int, int], _Group] = {}
+        self._open: dict[tuple[str, int, int], _Group] = {}
+        self._where: dict[str, _Group] = {}
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def add(self, offer: FlexOffer) -> None:
+        """Add or replace ``offer`` (an update with the same id moves it)."""
+        if offer.resolution_s != self.resolution_s:
+            raise OptimError(
+                f"offer {offer.id}: resolution {offer.resolution_s} s, aggregator's is {self.resolution_s} s"
+            )
+        self.add_member(member_of(offer))
+
+    def add_member(self, m: Member) -> None:
+        """Add an offer whose member record is already known (cached at ingest)."""
+        if m.offer.id in self._where:
+            self.remove(m.offer.id)
+        bucket = m.earliest // self.est_tolerance_s
+        base = (m.offer.grid_node, bucket, m.flexibility_s // self.tf_tolerance_s)
+        group = self._open.get(base)
+        if group is None or len(group.members) >= self.max_group_size:
+            self._seq += 1
+            group = _Group(
+                key=(*base, self._seq), anchor=bucket * self.est_tolerance_s, seq=self._seq
+            )
+            self._groups[group.key] = group
+            self._open[base] = group
+        group.add(m, self.resolution_s)
+        self._where[m.offer.id] = group
+
+    def remove(self, offer_id: str) -> None:
+        """Take ``offer_id`` out of its aggregate; unknown ids are ignored (idempotent)."""
+        group = self._where.pop(offer_id, None)
+        if group is None:
+            return
+        group.remove(offer_id)
+        if not group.members:
+            del self._groups[group.key]
+            if self._open.get(group.key[:3]) is group:
+                del self._open[group.key[:3]]
+
+    def aggregates(self) -> list[Aggregate]:
+        """One aggregate per non-empty group, rebuilt where members changed."""
+        out = []
+        for group in self._groups.values():
+            if group.built is None:
+                group.built = self._build(group)
+            out.append(group.built)
+        return out
+
+    def _build(self, group: _Group) -> Aggregate:
+        res = self.resolution_s
+        members = [m for m, _ in group.members.values()]
+        offsets = [off for _, off in group.members.values()]
+        first = min(offsets)
+        end = max(off + len(m.lower) for m, off in group.members.values())
+        earliest = group.anchor + first * res
+        flex = min(m.flexibility_s for m in members)
+        lower = group.lower[first:end].copy()
+        upper = np.maximum(group.upper[first:end], lower)
+        point = np.clip(group.point[first:end], lower, upper)
+        created = min(m.offer.created_at for m in members)
+        assignment = min(min(m.offer.assignment_before for m in members), earliest + flex)
+        acceptance = min(min(m.offer.acceptance_before for m in members), assignment)
+        node = members[0].offer.grid_node
+        offer = FlexOffer(
+            id=f"agg.{group.seq}",
+            issuer=self.issuer,
+            device="aggregate",
+            load_type="aggregate",
+            grid_node=node,
+            created_at=created,
+            resolution_s=res,
+            acceptance_before=acceptance,
+            assignment_before=assignment,
+            start_after=earliest,
+            start_before=earliest + flex,
+            profiles=[Profile(lower_kwh=lower.tolist(), upper_kwh=upper.tolist())],
+            default=DefaultSchedule(start=earliest, energy_kwh=point.tolist()),
+        )
+        own = sum(m.own_flex_kwh for m in members)
+        loss = Loss(
+            time_flexibility_s=sum(m.flexibility_s for m in members) - flex * len(members),
+            energy_flexibility_kwh=max(own - float((upper - lower).sum()), 0.0),
+            profiles_dropped=sum(m.profiles_dropped for m in members),
+        )
+        return Aggregate(
+            offer=offer,
+            members=tuple(members),
+            offsets=tuple(off - first for off in offsets),
+            loss=loss,
+        )
+
+
+def aggregate(offers: Iterable[FlexOffer], **options: int) -> list[Aggregate]:
+    """Aggregate ``offers`` in one go (see :class:`Aggregator` for the options)."""
+    agg = Aggregator(**options)  # type: ignore[arg-type]
+    for o in offers:
+        agg.add(o)
+    return agg.aggregates()
+
+
+def total_loss(aggregates: Sequence[Aggregate]) -> Loss:
+    return Loss(
+        time_flexibility_s=sum(a.loss.time_flexibility_s for a in aggregates),
+        energy_flexibility_kwh=sum(a.loss.energy_flexibility_kwh for a in aggregates),
+        profiles_dropped=sum(a.loss.profiles_dropped for a in aggregates),
+    )
+
+
+def is_valid(aggregate_offer: FlexOffer) -> bool:
+    """The aggregate is itself a valid Flex-Offer."""
+    return not protocol.validate_offer(aggregate_offer)
