@@ -197,7 +197,8 @@ class Aggregator:
         """Add or replace ``offer`` (an update with the same id moves it)."""
         if offer.resolution_s != self.resolution_s:
             raise OptimError(
-                f"offer {offer.id}: resolution {offer.resolution_s} s, aggregator's is {self.resolution_s} s"
+                f"offer {offer.id}: resolution {offer.resolution_s} s, "
+                f"the aggregator's is {self.resolution_s} s"
             )
         self.add_member(member_of(offer))
 
