@@ -140,7 +140,8 @@ def bench_loss(n: int, limit: float) -> None:
     print(
         f"{n:,} offers: un-aggregated plan {direct.objective:.1f} (bound {direct.bound:.1f}), "
         f"aggregated ({len(got)} aggregates) {r.objective:.1f}: loss "
-        f"{100 * (r.objective - direct.bound) / direct.bound:.1f} % against the un-aggregated bound"
+        f"{100 * (r.objective - direct.bound) / max(direct.bound, 1e-9):.1f} % against the "
+        "un-aggregated bound"
     )
 
 

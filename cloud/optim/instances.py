@@ -217,16 +217,20 @@ def portfolio(
     return [_BUILDERS[mix[i % len(mix)]](rng, index=i, day=day, nodes=nodes) for i in range(n)]
 
 
-def solar_target(offers: Sequence[FlexOffer], *, day: int = DAY_START) -> dict[int, float]:
-    """A balancing target for the portfolio: the energy its defaults consume over the day,
-    redistributed to follow solar production (a bell from 7:00 to 19:00) on top of a flat
-    base of a third. Meeting it means moving load into the day; it cannot be met exactly."""
-    total = sum(sum(o.default.energy_kwh) for o in offers)
+def solar_target(
+    offers: Sequence[FlexOffer], *, day: int = DAY_START, surplus: float = 0.3
+) -> dict[int, float]:
+    """A balancing target for the portfolio: the energy its defaults consume over the day plus
+    a ``surplus`` share of solar energy to absorb, shaped like solar production (a bell from
+    7:00 to 19:00, peaking at noon) on top of a small flat base. The portfolio can shift its
+    load into the day but cannot absorb the whole surplus: the optimum leaves a deviation, so
+    a relative gap means something."""
+    total = (1 + surplus) * sum(sum(o.default.energy_kwh) for o in offers)
     shape = []
     for t in range(SLOTS):
         hour = (t + 0.5) * SLOT_S / 3600
         sun = max(0.0, math.sin(math.pi * (hour - 7.0) / 12.0)) if 7.0 <= hour <= 19.0 else 0.0
-        shape.append(1 / 3 + 2 * sun)
+        shape.append(0.1 + sun**3)
     norm = sum(shape)
     return {day + t * SLOT_S: total * s / norm for t, s in enumerate(shape)}
 

@@ -161,6 +161,23 @@ class OrToolsPlanner:
                 if col is not None:
                     columns[i] = [col[1]]
         best_value = evaluate(terms, _loads(views, terms, found.placements))
+        # warm start: each offer's cheapest schedules under prices that reward moving towards
+        # the target where the greedy plan misses it, and the opposite
+        miss = np.sign(terms.target - _loads(views, terms, found.placements).sum(axis=0))
+        for lam0 in (miss, 0.5 * miss):
+            lam0 = np.broadcast_to(
+                lam0 * max(terms.w_balance, 1e-3), (len(terms.groups), terms.slots)
+            )
+            for i in coupled:
+                priced = self._price(views[i], i, lam0, terms, batteries)
+                if priced is not None:
+                    columns.setdefault(i, []).append(priced[1])
+        relaxed = _RelaxedFrame(views, terms)
+        h = terms.slots
+        g_count = len(terms.groups)
+        center: np.ndarray | None = None
+        best_l = -math.inf
+        last_used: dict[int, list[int]] = {i: [0] * len(c) for i, c in columns.items()}
         for rnd in range(MAX_ROUNDS):
             left = deadline - time.monotonic()
             if left <= 0.05:
@@ -173,33 +190,48 @@ class OrToolsPlanner:
                 break
             if sol.outcome != "optimal" or sol.duals is None or sol.values is None:
                 break
-            h = terms.slots
-            lam = sol.duals[problem.node_row0 : problem.node_row0 + len(terms.groups) * h]
-            lam = lam.reshape(len(terms.groups), h)
-            lagrangian = sol.objective
-            added = 0
-            for i in coupled:
-                priced = self._price(views[i], i, lam, terms, batteries)
-                if priced is None:
-                    continue
-                value, col = priced
-                rc = (
-                    value - sol.duals[layout.convexity_row[i]] if i in layout.convexity_row else 0.0
-                )
-                lagrangian += min(0.0, rc)
-                if rc < -1e-9 * max(1.0, abs(sol.objective)):
-                    columns.setdefault(i, []).append(col)
-                    added += 1
-                if time.monotonic() > deadline:
-                    break
-            else:
-                found.bound = max(found.bound, min(lagrangian, sol.objective))
+            lam_m = sol.duals[problem.node_row0 : problem.node_row0 + g_count * h]
+            lam_m = lam_m.reshape(g_count, h)
             picks = _round_master(views, terms, sol.values, problem, layout, columns)
             value = evaluate(terms, _loads(views, terms, picks))
             if value < best_value:
                 best_value = value
                 found.placements = picks
                 found.solved = True
+            for i, w in layout.weights.items():
+                used = last_used[i]
+                for k in np.flatnonzero(sol.values[w] > 1e-9):
+                    used[k] = rnd
+            # price at a point between the best dual point so far and the master's duals
+            # (Wentges smoothing); fall back to the master's duals when that finds nothing
+            added = 0
+            for alpha in (0.5, 0.0) if center is not None else (0.0,):
+                lam = lam_m if alpha == 0.0 else alpha * center + (1 - alpha) * lam_m
+                lagrangian = relaxed.value(lam)
+                for i in coupled:
+                    priced = self._price(views[i], i, lam, terms, batteries)
+                    if priced is None:
+                        continue
+                    cheapest_value, col = priced
+                    lagrangian += cheapest_value
+                    s0 = terms.slot_of(col.start)
+                    g = terms.group_of(views[i])
+                    rc = -float(lam_m[g, s0 : s0 + len(col.energy)] @ col.energy)
+                    rc -= sol.duals[layout.convexity_row[i]] if i in layout.convexity_row else 0.0
+                    if rc < -1e-9 * max(1.0, abs(sol.objective)):
+                        columns.setdefault(i, []).append(col)
+                        last_used.setdefault(i, []).append(rnd)
+                        added += 1
+                    if time.monotonic() > deadline:
+                        lagrangian = -math.inf
+                        break
+                if lagrangian > best_l:
+                    best_l, center = lagrangian, lam
+                if added or time.monotonic() > deadline:
+                    break
+            found.bound = max(found.bound, min(best_l, sol.objective))
+            if added == 0 and time.monotonic() <= deadline:
+                found.bound = max(found.bound, sol.objective)  # no column improves: LP optimum
             gap = (best_value - found.bound) / max(abs(best_value), 1e-9)
             self._say(
                 f"round {rnd + 1}: LP {sol.objective:.6g}, bound {found.bound:.6g}, "
@@ -207,6 +239,12 @@ class OrToolsPlanner:
             )
             if added == 0 or gap <= request.relative_gap:
                 break
+            # forget schedules unused for a while, so the master stays small
+            for i, cols in columns.items():
+                used = last_used[i]
+                keep = [k for k in range(len(cols)) if rnd - used[k] <= 4] or [len(cols) - 1]
+                columns[i] = [cols[k] for k in keep]
+                last_used[i] = [used[k] for k in keep]
         # polish: the LP over the rounded choices sets the energies
         left = deadline - time.monotonic()
         if left > 0.05 and found.solved:
@@ -259,6 +297,46 @@ class OrToolsPlanner:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+class _RelaxedFrame:
+    """The part of the Lagrangian that is not a coupled offer: objective variables and
+    box-only offers, with the node rows moved into the objective at prices ``lam``.
+
+    ``L(lam) = value(lam) + sum over coupled offers of min(-lam . x)`` is a lower bound on the
+    optimum for any ``lam`` at which it is finite (every master dual, every mix of them)."""
+
+    def __init__(self, views: Sequence[OfferView], terms: Terms) -> None:
+        self.problem, _ = build_master(views, terms, {})
+        p = self.problem
+        size = len(terms.groups) * terms.slots
+        node = (p.rows >= p.node_row0) & (p.rows < p.node_row0 + size)
+        self.node_rows = p.rows[node] - p.node_row0
+        self.node_cols = p.cols[node]
+        self.node_vals = p.vals[node]
+        self.row_lb = p.row_lb.copy()
+        self.row_ub = p.row_ub.copy()
+        self.row_lb[p.node_row0 : p.node_row0 + size] = -np.inf
+        self.row_ub[p.node_row0 : p.node_row0 + size] = np.inf
+
+    def value(self, lam: np.ndarray) -> float:
+        p = self.problem
+        obj = p.obj.copy()
+        np.subtract.at(obj, self.node_cols, self.node_vals * lam.ravel()[self.node_rows])
+        relaxed = LinearProblem(
+            var_lb=p.var_lb,
+            var_ub=p.var_ub,
+            obj=obj,
+            integer=p.integer,
+            row_lb=self.row_lb,
+            row_ub=self.row_ub,
+            rows=p.rows,
+            cols=p.cols,
+            vals=p.vals,
+            offset=p.offset,
+        )
+        sol = lp.solve(relaxed, time_limit_s=30.0, integer=False, engine="glop")
+        return sol.objective if sol.outcome == "optimal" else -math.inf
 
 
 def _plannable(request: PlanRequest) -> tuple[list[OfferView], dict[str, str]]:

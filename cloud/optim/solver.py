@@ -21,6 +21,7 @@ from .errors import SolverError
 from .model import LinearProblem
 
 Engine = Literal["highs", "scip", "glop"]
+_GLOP_ATTEMPTS = ("use_preprocessing: false", "use_scaling: false")
 Outcome = Literal["optimal", "feasible", "infeasible", "timeout"]
 
 
@@ -64,7 +65,14 @@ def solve(
     if engine == "highs":
         params = ["output_flag=false", f"mip_rel_gap={relative_gap}"]
         solver.set_solver_specific_parameters("\n".join(params))
-    solver.solve(model)
+    for glop_params in _GLOP_ATTEMPTS if engine == "glop" else ("",):
+        # GLOP's presolve stalls (ABNORMAL) on some masters of column generation, which it
+        # solves fine and faster without; the second attempt is GLOP's default
+        if glop_params:
+            solver.set_solver_specific_parameters(glop_params)
+        solver.solve(model)
+        if solver.status().name != "ABNORMAL":
+            break
     status = solver.status()
     name = status.name
     if name == "OPTIMAL":
