@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
@@ -67,7 +68,8 @@ def cheapest(bat: Battery, cost: np.ndarray) -> tuple[float, np.ndarray] | None:
     v0 = 0.0  # cost at r0
     slopes: list[float] = []  # segments to the right of r0, cheapest first
     lengths: list[float] = []
-    history: list[tuple[float, list[float], list[float]]] = []
+    span = 0.0  # sum of lengths
+    history: list[tuple[float, list[float], list[float], float]] = []
     for j in range(n):
         lo, c = lower[j], prices[j]
         r0 += lo
@@ -77,13 +79,16 @@ def cheapest(bat: Battery, cost: np.ndarray) -> tuple[float, np.ndarray] | None:
             k = bisect.bisect_right(slopes, c)
             slopes.insert(k, c)
             lengths.insert(k, width)
+            span += width
         need = run_lo[j] - r0
         while need > _TOL and slopes:
             take = min(need, lengths[0])
             v0 += slopes[0] * take
             r0 += take
             need -= take
+            span -= take
             if take >= lengths[0] - _TOL:
+                span -= lengths[0] - take
                 del slopes[0], lengths[0]
             else:
                 lengths[0] -= take
@@ -91,26 +96,30 @@ def cheapest(bat: Battery, cost: np.ndarray) -> tuple[float, np.ndarray] | None:
             return None
         if r0 > run_hi[j] + 1e-7:
             return None
-        excess = r0 + sum(lengths) - run_hi[j]
+        excess = r0 + span - run_hi[j]
         while excess > _TOL and slopes:
             take = min(excess, lengths[-1])
             excess -= take
+            span -= take
             if take >= lengths[-1] - _TOL:
+                span -= lengths[-1] - take
                 del slopes[-1], lengths[-1]
             else:
                 lengths[-1] -= take
-        history.append((r0, slopes.copy(), lengths.copy()))
+        # prefix sums of the lengths let the way back find a slope's position by bisection
+        history.append((r0, slopes.copy(), list(accumulate(lengths, initial=0.0)), span))
     # the cheapest end point: take every segment that lowers the cost
-    r_end = r0 + sum(length for s, length in zip(slopes, lengths, strict=True) if s < 0)
-    value = v0 + sum(s * length for s, length in zip(slopes, lengths, strict=True) if s < 0)
+    neg = bisect.bisect_left(slopes, 0.0)
+    r_end = r0 + sum(lengths[:neg])
+    value = v0 + sum(s * length for s, length in zip(slopes[:neg], lengths[:neg], strict=True))
     run = [0.0] * n
     run[n - 1] = r_end
     for j in range(n - 1, 0, -1):
-        h0, hs, hl = history[j - 1]
+        h0, hs, hcum, hspan = history[j - 1]
         # where the previous cost curve's slope passes this slot's price
-        best = h0 + sum(length for s, length in zip(hs, hl, strict=True) if s < prices[j])
+        best = h0 + hcum[bisect.bisect_left(hs, prices[j])]
         lo_r = max(run[j] - upper[j], h0)
-        hi_r = min(run[j] - lower[j], h0 + sum(hl))
+        hi_r = min(run[j] - lower[j], h0 + hspan)
         run[j - 1] = min(max(best, lo_r), hi_r)
     x = np.diff(np.asarray(run), prepend=0.0)
     return value, np.clip(x, bat.lower, bat.upper)

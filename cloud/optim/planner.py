@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 import protocol
 
@@ -227,7 +228,7 @@ class OrToolsPlanner:
                         break
                 if lagrangian > best_l:
                     best_l, center = lagrangian, lam
-                if added or time.monotonic() > deadline:
+                if time.monotonic() > deadline:
                     break
             found.bound = max(found.bound, min(best_l, sol.objective))
             if added == 0 and time.monotonic() <= deadline:
@@ -242,7 +243,7 @@ class OrToolsPlanner:
             # forget schedules unused for a while, so the master stays small
             for i, cols in columns.items():
                 used = last_used[i]
-                keep = [k for k in range(len(cols)) if rnd - used[k] <= 4] or [len(cols) - 1]
+                keep = [k for k in range(len(cols)) if rnd - used[k] <= 8] or [len(cols) - 1]
                 columns[i] = [cols[k] for k in keep]
                 last_used[i] = [used[k] for k in keep]
         # polish: the LP over the rounded choices sets the energies
@@ -307,6 +308,12 @@ class _RelaxedFrame:
     optimum for any ``lam`` at which it is finite (every master dual, every mix of them)."""
 
     def __init__(self, views: Sequence[OfferView], terms: Terms) -> None:
+        self.terms = terms
+        self.boxes = [v for v in views if is_boxed(v)]
+        # one node, no peak limit, a balance term: the value has a closed form
+        self.closed = (
+            len(terms.groups) == 1 and not np.isfinite(terms.peak_kwh).any() and terms.w_balance > 0
+        )
         self.problem, _ = build_master(views, terms, {})
         p = self.problem
         size = len(terms.groups) * terms.slots
@@ -320,6 +327,8 @@ class _RelaxedFrame:
         self.row_ub[p.node_row0 : p.node_row0 + size] = np.inf
 
     def value(self, lam: np.ndarray) -> float:
+        if self.closed:
+            return self._closed(lam[0])
         p = self.problem
         obj = p.obj.copy()
         np.subtract.at(obj, self.node_cols, self.node_vals * lam.ravel()[self.node_rows])
@@ -337,6 +346,30 @@ class _RelaxedFrame:
         )
         sol = lp.solve(relaxed, time_limit_s=30.0, integer=False, engine="glop")
         return sol.objective if sol.outcome == "optimal" else -math.inf
+
+    def _closed(self, lam: np.ndarray) -> float:
+        """Node load ``N_t`` costs ``(w_cost p_t + lam_t) N_t + w_balance |N_t - target_t|``:
+        bounded below only when the price is within ``w_balance``, then least at the target.
+        A box-only offer's choice costs ``-lam`` on its lower bounds plus ``min(0, -lam)`` on
+        its widths (its share of the flexible load is taken where that pays)."""
+        t = self.terms
+        price = t.w_cost * t.prices + lam
+        if np.any(np.abs(price) > t.w_balance * (1 + 1e-9) + 1e-12):
+            return -math.inf
+        value = t.offset + float(price @ t.target)
+        gain = np.minimum(0.0, -lam)
+        res = t.resolution_s
+        for v in self.boxes:
+            best = math.inf
+            for b in v.blocks:
+                s0 = t.slot_of(b.first_start)
+                count = (b.last_start - b.first_start) // res + 1
+                span = slice(s0, s0 + count - 1 + b.n)
+                cost = sliding_window_view(-lam[span], b.n) @ b.lower
+                cost += sliding_window_view(gain[span], b.n) @ (b.upper - b.lower)
+                best = min(best, float(cost.min()))
+            value += best
+        return value
 
 
 def _plannable(request: PlanRequest) -> tuple[list[OfferView], dict[str, str]]:
