@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import protocol
-from protocol import DefaultSchedule, FlexOffer, Profile
+from protocol import DefaultSchedule, Dependency, FlexOffer, Profile
 
 from .blocks import Block, view
 from .errors import OptimError
+from .oracle import Battery, as_battery, cheapest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +50,10 @@ class Member:
     #: energy flexibility of the member's own profile, sum of (upper - lower)
     own_flex_kwh: float
     profiles_dropped: int
+    #: for a generalised battery (bounds on slots and running sums only): its profile divided
+    #: by ``scale``, so that members of one shape aggregate exactly (see the module docstring)
+    shape: Battery | None = None
+    scale: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,12 +75,35 @@ class Aggregate:
     loss: Loss
 
 
-def member_of(offer: FlexOffer) -> Member:
-    """The member record of a valid offer: the block of its default's profile and its box."""
+def member_of(offer: FlexOffer, *, shapes: bool = True) -> Member:
+    """The member record of a valid offer: the block of its default's profile and its box, or
+    (with ``shapes``, for a generalised battery) its normalised shape."""
     v = view(offer)
     block = next((b for b in v.blocks if b.profile == offer.default.profile), None)
     if block is None or block.point is None:
         raise OptimError(f"offer {offer.id}: its default profile cannot start in its window")
+    bat = as_battery(block) if block.coupled and shapes else None
+    if bat is not None:
+        scale = float(max(np.abs(block.lower).max(), np.abs(block.upper).max(), 1e-9))
+        shape = Battery(
+            lower=bat.lower / scale,
+            upper=bat.upper / scale,
+            run_lo=bat.run_lo / scale,
+            run_hi=bat.run_hi / scale,
+        )
+        return Member(
+            offer=offer,
+            profile=block.profile,
+            earliest=block.first_start,
+            flexibility_s=block.last_start - block.first_start,
+            lower=block.lower,
+            upper=block.upper,
+            point=block.point,
+            own_flex_kwh=float((block.upper - block.lower).sum()),
+            profiles_dropped=len(v.blocks) - 1,
+            shape=shape,
+            scale=scale,
+        )
     lo, hi = inner_box(block)
     return Member(
         offer=offer,
@@ -164,6 +192,126 @@ class _Group:
         self.built = None
 
 
+def _meet(shapes: Sequence[Battery]) -> Battery:
+    """The intersection of normalised shapes: tightest bound of every slot and running sum."""
+    return Battery(
+        lower=np.max([b.lower for b in shapes], axis=0),
+        upper=np.min([b.upper for b in shapes], axis=0),
+        run_lo=np.max([b.run_lo for b in shapes], axis=0),
+        run_hi=np.min([b.run_hi for b in shapes], axis=0),
+    )
+
+
+def _reach(b: Battery) -> tuple[np.ndarray, np.ndarray]:
+    """The running sums reachable after each slot, ``[lo_j, hi_j]``: an interval, computed
+    forward as a prefix maximum and a prefix minimum."""
+    lc = np.cumsum(b.lower)
+    hc = np.cumsum(b.upper)
+    lo = lc + np.maximum.accumulate(np.concatenate(([0.0], b.run_lo - lc)))[1:]
+    hi = hc + np.minimum.accumulate(np.concatenate(([0.0], b.run_hi - hc)))[1:]
+    return lo, hi
+
+
+def tube_kwh(b: Battery) -> float:
+    """Energy flexibility of a shape: the summed width of its reachable running sums (the
+    area of its cumulative-energy tube, in kWh x slots). It counts what a total or a comfort
+    band takes away, which a sum of slot widths would not."""
+    lo, hi = _reach(b)
+    return float(np.maximum(hi - lo, 0.0).sum())
+
+
+def _nonempty(b: Battery) -> bool:
+    """Whether some schedule meets ``b``: the running sums reachable after each slot form an
+    interval, computed forward (a prefix maximum and a prefix minimum)."""
+    if np.any(b.lower > b.upper + 1e-12):
+        return False
+    lo, hi = _reach(b)
+    return bool(np.all(lo <= hi + 1e-9))
+
+
+def _shape_key(m: Member, est_tolerance_s: int, tf_tolerance_s: int) -> tuple[object, ...]:
+    """Members that may share a shape: same node and load type, earliest start and end within
+    a tolerance, similar time flexibility, total and comfort band (coarse buckets of the
+    normalised values)."""
+    b = m.shape
+    assert b is not None
+    n = len(b.lower)
+    band = b.run_hi - b.run_lo
+    finite = band[np.isfinite(band)]
+    width = float(np.median(finite)) if len(finite) else 0.0
+    total_lo = b.run_lo[-1] / n if np.isfinite(b.run_lo[-1]) else -9.0
+    total_hi = b.run_hi[-1] / n if np.isfinite(b.run_hi[-1]) else 9.0
+    end = m.earliest + n * m.offer.resolution_s
+    return (
+        "shape",
+        m.offer.grid_node,
+        m.offer.load_type,
+        m.earliest // est_tolerance_s,
+        end // est_tolerance_s,
+        m.flexibility_s // tf_tolerance_s,
+        round(4 * float(b.lower.min())),
+        round(4 * total_lo),
+        round(4 * total_hi),
+        round(np.log2(max(width, 1e-3))),
+    )
+
+
+def _in_window(m: Member, first_slot: int, size: int) -> Battery:
+    """``m``'s shape over a group's window of ``size`` slots from ``first_slot``: no energy
+    outside its own slots, its running sum unbounded before them (it is 0 there) and held to
+    its final bounds after them (it no longer moves)."""
+    b = m.shape
+    assert b is not None
+    n = len(b.lower)
+    off = m.earliest // m.offer.resolution_s - first_slot
+    lower = np.zeros(size)
+    upper = np.zeros(size)
+    run_lo = np.full(size, -np.inf)
+    run_hi = np.full(size, np.inf)
+    lower[off : off + n] = b.lower
+    upper[off : off + n] = b.upper
+    run_lo[off : off + n] = b.run_lo
+    run_hi[off : off + n] = b.run_hi
+    run_lo[off + n :] = b.run_lo[-1]
+    run_hi[off + n :] = b.run_hi[-1]
+    return Battery(lower=lower, upper=upper, run_lo=run_lo, run_hi=run_hi)
+
+
+@dataclass(slots=True)
+class _ShapeGroup:
+    """Members of one normalised shape over a window of slots: the aggregate is their summed
+    scale times the intersection of their shapes, which lies inside every member's shape."""
+
+    seq: int
+    first_slot: int
+    size: int
+    members: dict[str, Member] = field(default_factory=dict)
+    meet: Battery | None = None
+    built: Aggregate | None = None
+
+    def fits(self, m: Member) -> bool:
+        end = m.earliest // m.offer.resolution_s + len(m.lower)
+        if (
+            m.earliest // m.offer.resolution_s < self.first_slot
+            or end > self.first_slot + self.size
+        ):
+            return False
+        shape = _in_window(m, self.first_slot, self.size)
+        return _nonempty(shape if self.meet is None else _meet([self.meet, shape]))
+
+    def add(self, m: Member) -> None:
+        shape = _in_window(m, self.first_slot, self.size)
+        self.meet = shape if self.meet is None else _meet([self.meet, shape])
+        self.members[m.offer.id] = m
+        self.built = None
+
+    def remove(self, offer_id: str) -> None:
+        del self.members[offer_id]
+        shapes = [_in_window(m, self.first_slot, self.size) for m in self.members.values()]
+        self.meet = _meet(shapes) if shapes else None
+        self.built = None
+
+
 class Aggregator:
     """Incremental start-alignment aggregation (see the module docstring)."""
 
@@ -175,6 +323,7 @@ class Aggregator:
         tf_tolerance_s: int = 3600,
         max_group_size: int = 500,
         issuer: str = "fman",
+        shapes: bool = True,
     ) -> None:
         if est_tolerance_s < resolution_s or tf_tolerance_s < resolution_s:
             raise OptimError("tolerances must be at least one slot")
@@ -185,9 +334,12 @@ class Aggregator:
         self.tf_tolerance_s = tf_tolerance_s
         self.max_group_size = max_group_size
         self.issuer = issuer
+        self.shapes = shapes
         self._groups: dict[tuple[str, int, int, int], _Group] = {}
         self._open: dict[tuple[str, int, int], _Group] = {}
-        self._where: dict[str, _Group] = {}
+        self._where: dict[str, _Group | _ShapeGroup] = {}
+        self._shapes: dict[int, _ShapeGroup] = {}
+        self._open_shapes: dict[tuple[object, ...], _ShapeGroup] = {}
         self._seq = 0
 
     def __len__(self) -> int:
@@ -200,12 +352,15 @@ class Aggregator:
                 f"offer {offer.id}: resolution {offer.resolution_s} s, "
                 f"the aggregator's is {self.resolution_s} s"
             )
-        self.add_member(member_of(offer))
+        self.add_member(member_of(offer, shapes=self.shapes))
 
     def add_member(self, m: Member) -> None:
         """Add an offer whose member record is already known (cached at ingest)."""
         if m.offer.id in self._where:
             self.remove(m.offer.id)
+        if m.shape is not None:
+            self._add_shaped(m)
+            return
         bucket = m.earliest // self.est_tolerance_s
         base = (m.offer.grid_node, bucket, m.flexibility_s // self.tf_tolerance_s)
         group = self._open.get(base)
@@ -219,10 +374,32 @@ class Aggregator:
         group.add(m, self.resolution_s)
         self._where[m.offer.id] = group
 
+    def _add_shaped(self, m: Member) -> None:
+        key = _shape_key(m, self.est_tolerance_s, self.tf_tolerance_s)
+        group = self._open_shapes.get(key)
+        if group is None or len(group.members) >= self.max_group_size or not group.fits(m):
+            self._seq += 1
+            res = self.resolution_s
+            first = key[3] * self.est_tolerance_s // res  # type: ignore[operator]
+            last = (key[4] + 1) * self.est_tolerance_s // res  # type: ignore[operator]
+            group = _ShapeGroup(seq=self._seq, first_slot=first, size=last - first)
+            self._shapes[group.seq] = group
+            self._open_shapes[key] = group
+        group.add(m)
+        self._where[m.offer.id] = group
+
     def remove(self, offer_id: str) -> None:
         """Take ``offer_id`` out of its aggregate; unknown ids are ignored (idempotent)."""
         group = self._where.pop(offer_id, None)
         if group is None:
+            return
+        if isinstance(group, _ShapeGroup):
+            group.remove(offer_id)
+            if not group.members:
+                del self._shapes[group.seq]
+                for key, g in list(self._open_shapes.items()):
+                    if g is group:
+                        del self._open_shapes[key]
             return
         group.remove(offer_id)
         if not group.members:
@@ -237,7 +414,74 @@ class Aggregator:
             if group.built is None:
                 group.built = self._build(group)
             out.append(group.built)
+        for shaped in self._shapes.values():
+            if shaped.built is None:
+                shaped.built = self._build_shaped(shaped)
+            out.append(shaped.built)
         return out
+
+    def _build_shaped(self, group: _ShapeGroup) -> Aggregate:
+        res = self.resolution_s
+        members = list(group.members.values())
+        q = group.meet
+        assert q is not None
+        # the aggregate runs over the slots some member may use; outside them every member
+        # is idle, which the shape's zero bounds already say
+        live = np.flatnonzero((q.upper != 0) | (q.lower != 0))
+        lead = int(live[0]) if len(live) else 0
+        tail = int(live[-1]) + 1 if len(live) else 1
+        # after the last live slot the running sum no longer moves: it must already meet
+        # every later bound (a member's total may sit beyond the trimmed slots)
+        run_lo = q.run_lo[lead:tail].copy()
+        run_hi = q.run_hi[lead:tail].copy()
+        run_lo[-1] = q.run_lo[tail - 1 :].max()
+        run_hi[-1] = q.run_hi[tail - 1 :].min()
+        q = Battery(
+            lower=q.lower[lead:tail], upper=q.upper[lead:tail], run_lo=run_lo, run_hi=run_hi
+        )
+        total_scale = sum(m.scale for m in members)
+        found = cheapest(q, np.zeros(len(q.lower)))
+        if found is None:  # cannot happen: every addition kept the shape non-empty
+            raise OptimError(f"aggregate {group.seq}: empty shape")
+        deps = []
+        for j in range(len(q.lower)):
+            if np.isfinite(q.run_hi[j]):
+                deps.append(Dependency(j, 1.0, 1.0, float(total_scale * q.run_hi[j])))
+            if np.isfinite(q.run_lo[j]):
+                deps.append(Dependency(j, -1.0, -1.0, float(-total_scale * q.run_lo[j])))
+        lower = total_scale * q.lower
+        upper = np.maximum(total_scale * q.upper, lower)
+        point = np.clip(total_scale * found[1], lower, upper)
+        first = members[0]
+        earliest = (group.first_slot + lead) * res
+        flex = min(m.flexibility_s for m in members)
+        assignment = min(min(m.offer.assignment_before for m in members), earliest + flex)
+        acceptance = min(min(m.offer.acceptance_before for m in members), assignment)
+        offer = FlexOffer(
+            id=f"agg.{group.seq}",
+            issuer=self.issuer,
+            device="aggregate",
+            load_type=first.offer.load_type,
+            grid_node=first.offer.grid_node,
+            created_at=min(m.offer.created_at for m in members),
+            resolution_s=res,
+            acceptance_before=acceptance,
+            assignment_before=assignment,
+            start_after=earliest,
+            start_before=earliest + flex,
+            profiles=[
+                Profile(lower_kwh=lower.tolist(), upper_kwh=upper.tolist(), dependencies=deps)
+            ],
+            default=DefaultSchedule(start=earliest, energy_kwh=point.tolist()),
+        )
+        own = sum(tube_kwh(m.shape) * m.scale for m in members if m.shape is not None)
+        loss = Loss(
+            time_flexibility_s=sum(m.flexibility_s for m in members) - flex * len(members),
+            energy_flexibility_kwh=max(own - total_scale * tube_kwh(q), 0.0),
+            profiles_dropped=sum(m.profiles_dropped for m in members),
+        )
+        offsets = tuple((m.earliest - earliest) // res for m in members)
+        return Aggregate(offer=offer, members=tuple(members), offsets=offsets, loss=loss)
 
     def _build(self, group: _Group) -> Aggregate:
         res = self.resolution_s
