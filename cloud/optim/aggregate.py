@@ -220,6 +220,15 @@ def tube_kwh(b: Battery) -> float:
     return float(np.maximum(hi - lo, 0.0).sum())
 
 
+def _meet2(a: Battery, b: Battery) -> Battery:
+    return Battery(
+        lower=np.maximum(a.lower, b.lower),
+        upper=np.minimum(a.upper, b.upper),
+        run_lo=np.maximum(a.run_lo, b.run_lo),
+        run_hi=np.minimum(a.run_hi, b.run_hi),
+    )
+
+
 def _nonempty(b: Battery) -> bool:
     """Whether some schedule meets ``b``: the running sums reachable after each slot form an
     interval, computed forward (a prefix maximum and a prefix minimum)."""
@@ -289,19 +298,17 @@ class _ShapeGroup:
     meet: Battery | None = None
     built: Aggregate | None = None
 
-    def fits(self, m: Member) -> bool:
-        end = m.earliest // m.offer.resolution_s + len(m.lower)
-        if (
-            m.earliest // m.offer.resolution_s < self.first_slot
-            or end > self.first_slot + self.size
-        ):
-            return False
+    def fits(self, m: Member) -> Battery | None:
+        """The group's shape with ``m`` added, or ``None`` when ``m`` does not fit."""
+        first = m.earliest // m.offer.resolution_s
+        if first < self.first_slot or first + len(m.lower) > self.first_slot + self.size:
+            return None
         shape = _in_window(m, self.first_slot, self.size)
-        return _nonempty(shape if self.meet is None else _meet([self.meet, shape]))
+        meet = shape if self.meet is None else _meet2(self.meet, shape)
+        return meet if _nonempty(meet) else None
 
-    def add(self, m: Member) -> None:
-        shape = _in_window(m, self.first_slot, self.size)
-        self.meet = shape if self.meet is None else _meet([self.meet, shape])
+    def add(self, m: Member, meet: Battery) -> None:
+        self.meet = meet
         self.members[m.offer.id] = m
         self.built = None
 
@@ -377,7 +384,10 @@ class Aggregator:
     def _add_shaped(self, m: Member) -> None:
         key = _shape_key(m, self.est_tolerance_s, self.tf_tolerance_s)
         group = self._open_shapes.get(key)
-        if group is None or len(group.members) >= self.max_group_size or not group.fits(m):
+        meet = None
+        if group is not None and len(group.members) < self.max_group_size:
+            meet = group.fits(m)
+        if group is None or meet is None:
             self._seq += 1
             res = self.resolution_s
             first = key[3] * self.est_tolerance_s // res  # type: ignore[operator]
@@ -385,7 +395,10 @@ class Aggregator:
             group = _ShapeGroup(seq=self._seq, first_slot=first, size=last - first)
             self._shapes[group.seq] = group
             self._open_shapes[key] = group
-        group.add(m)
+            meet = group.fits(m)
+            if meet is None:
+                raise OptimError(f"offer {m.offer.id}: its own shape admits no schedule")
+        group.add(m, meet)
         self._where[m.offer.id] = group
 
     def remove(self, offer_id: str) -> None:
