@@ -33,7 +33,7 @@ from protocol import DefaultSchedule, Dependency, FlexOffer, Profile
 
 from .blocks import Block, view
 from .errors import OptimError
-from .oracle import Battery, as_battery, cheapest
+from .oracle import Battery, as_battery, cheapest, reach
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,21 +202,11 @@ def _meet(shapes: Sequence[Battery]) -> Battery:
     )
 
 
-def _reach(b: Battery) -> tuple[np.ndarray, np.ndarray]:
-    """The running sums reachable after each slot, ``[lo_j, hi_j]``: an interval, computed
-    forward as a prefix maximum and a prefix minimum."""
-    lc = np.cumsum(b.lower)
-    hc = np.cumsum(b.upper)
-    lo = lc + np.maximum.accumulate(np.concatenate(([0.0], b.run_lo - lc)))[1:]
-    hi = hc + np.minimum.accumulate(np.concatenate(([0.0], b.run_hi - hc)))[1:]
-    return lo, hi
-
-
 def tube_kwh(b: Battery) -> float:
     """Energy flexibility of a shape: the summed width of its reachable running sums (the
     area of its cumulative-energy tube, in kWh x slots). It counts what a total or a comfort
     band takes away, which a sum of slot widths would not."""
-    lo, hi = _reach(b)
+    lo, hi = reach(b)
     return float(np.maximum(hi - lo, 0.0).sum())
 
 
@@ -234,7 +224,7 @@ def _nonempty(b: Battery) -> bool:
     interval, computed forward (a prefix maximum and a prefix minimum)."""
     if np.any(b.lower > b.upper + 1e-12):
         return False
-    lo, hi = _reach(b)
+    lo, hi = reach(b)
     return bool(np.all(lo <= hi + 1e-9))
 
 

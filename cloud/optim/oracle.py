@@ -56,6 +56,16 @@ def as_battery(b: Block) -> Battery | None:
     return Battery(lower=b.lower, upper=b.upper, run_lo=run_lo, run_hi=run_hi)
 
 
+def reach(b: Battery) -> tuple[np.ndarray, np.ndarray]:
+    """The running sums reachable after each slot, ``[lo_j, hi_j]``: an interval, computed
+    forward as a prefix maximum and a prefix minimum (empty where ``lo_j > hi_j``)."""
+    lc = np.cumsum(b.lower)
+    hc = np.cumsum(b.upper)
+    lo = lc + np.maximum.accumulate(np.concatenate(([0.0], b.run_lo - lc)))[1:]
+    hi = hc + np.minimum.accumulate(np.concatenate(([0.0], b.run_hi - hc)))[1:]
+    return lo, hi
+
+
 def cheapest(bat: Battery, cost: np.ndarray) -> tuple[float, np.ndarray] | None:
     """``(cost, schedule)`` of the cheapest schedule, or ``None`` when none exists."""
     lower = bat.lower.tolist()
