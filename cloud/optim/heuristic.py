@@ -89,6 +89,12 @@ def greedy(views: Sequence[OfferView], terms: Terms) -> tuple[list[Placement | N
 
 def envelope_bound(views: Sequence[OfferView], terms: Terms) -> float:
     """A lower bound on the objective from per-slot energy intervals of every offer."""
+    return envelope(views, terms)[0]
+
+
+def envelope(views: Sequence[OfferView], terms: Terms) -> tuple[float, np.ndarray | None]:
+    """The envelope bound and, where its LP was solved, the value of energy in each slot
+    (``dual of the target row - w_cost * price``): a first guess at the planner's duals."""
     lo = np.zeros(terms.slots)
     hi = np.zeros(terms.slots)
     t_lo = t_hi = 0.0
@@ -172,13 +178,13 @@ def _best_within(
     t_hi: float,
     cum_lo: np.ndarray,
     cum_hi: np.ndarray,
-) -> float:
+) -> tuple[float, np.ndarray | None]:
     """The least objective (peak terms dropped, they are never negative) of a portfolio load
     within ``[lo, hi]`` per slot, ``[t_lo, t_hi]`` in total and ``[cum_lo, cum_hi]`` taken by
     the end of each slot: an LP over the horizon's slots."""
     h = terms.slots
     if h == 0:
-        return terms.offset
+        return terms.offset, None
     # variables: E (h), d+ (h), d- (h); rows: E - d+ + d- = target, sum E in [t_lo, t_hi],
     # sum of E up to t in [cum_lo_t, cum_hi_t]
     t = np.arange(h)
@@ -203,7 +209,8 @@ def _best_within(
     except SolverError:
         sol = None
     if sol is not None and sol.outcome == "optimal":
-        return sol.objective
+        lam = None if sol.duals is None else sol.duals[:h] - terms.w_cost * terms.prices
+        return sol.objective, lam
     # the best of each slot's interval, term by term (a sum of minima is below the minimum)
     value = terms.offset
     if terms.w_balance:
@@ -211,4 +218,4 @@ def _best_within(
         value += terms.w_balance * float(gap.sum())
     if terms.w_cost:
         value += terms.w_cost * float(np.minimum(terms.prices * lo, terms.prices * hi).sum())
-    return value
+    return value, None

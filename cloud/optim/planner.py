@@ -36,7 +36,7 @@ import protocol
 from . import solver as lp
 from .blocks import Block, OfferView, view
 from .errors import SolverError
-from .heuristic import Placement, envelope_bound, greedy
+from .heuristic import Placement, envelope, greedy
 from .model import Column, LinearProblem, _template, build, build_master, is_boxed
 from .oracle import as_battery, cheapest
 from .problem import PlannedSchedule, PlanRequest, PlanResult
@@ -72,6 +72,7 @@ class OrToolsPlanner:
         self.engine = engine
         self.exact_vars = exact_vars
         self.progress = progress
+        self._lam0: np.ndarray | None = None
 
     def _say(self, message: str) -> None:
         if self.progress is not None:
@@ -83,7 +84,7 @@ class OrToolsPlanner:
         terms = terms_for(request, views)
         self._say(f"{len(views)} offers over {terms.slots} slots")
         placements, _ = greedy(views, terms)
-        bound = envelope_bound(views, terms)
+        bound, self._lam0 = envelope(views, terms)
         found = _Plan(placements=list(placements), bound=bound, solved=False)
         try:
             if _compact_size(views) <= self.exact_vars:
@@ -178,6 +179,21 @@ class OrToolsPlanner:
         g_count = len(terms.groups)
         center: np.ndarray | None = None
         best_l = -math.inf
+        if self._lam0 is not None and g_count == 1:
+            # the envelope LP's slot values: a first dual point, its schedules and its bound
+            lam = self._lam0.reshape(1, h)
+            lagrangian = relaxed.value(lam)
+            for i in coupled:
+                priced = self._price(views[i], i, lam, terms, batteries)
+                if priced is None:
+                    lagrangian = -math.inf
+                    continue
+                lagrangian += priced[0]
+                columns.setdefault(i, []).append(priced[1])
+            if lagrangian > best_l:
+                best_l, center = lagrangian, lam
+                found.bound = max(found.bound, lagrangian)
+            self._say(f"envelope prices: bound {found.bound:.6g}")
         last_used: dict[int, list[int]] = {i: [0] * len(c) for i, c in columns.items()}
         for rnd in range(MAX_ROUNDS):
             left = deadline - time.monotonic()
@@ -228,7 +244,7 @@ class OrToolsPlanner:
                         break
                 if lagrangian > best_l:
                     best_l, center = lagrangian, lam
-                if time.monotonic() > deadline:
+                if added or time.monotonic() > deadline:
                     break
             found.bound = max(found.bound, min(best_l, sol.objective))
             if added == 0 and time.monotonic() <= deadline:
@@ -243,7 +259,7 @@ class OrToolsPlanner:
             # forget schedules unused for a while, so the master stays small
             for i, cols in columns.items():
                 used = last_used[i]
-                keep = [k for k in range(len(cols)) if rnd - used[k] <= 8] or [len(cols) - 1]
+                keep = [k for k in range(len(cols)) if rnd - used[k] <= 3] or [len(cols) - 1]
                 columns[i] = [cols[k] for k in keep]
                 last_used[i] = [used[k] for k in keep]
         # polish: the LP over the rounded choices sets the energies
