@@ -10,6 +10,26 @@ T0 = 1_767_225_600
 RES = 900
 
 
+def make_offer(
+    oid: str, profiles: list[Profile], default: list[float], *, first: int = 0, window: int = 0
+) -> FlexOffer:
+    """An offer starting ``first`` slots after ``T0`` with ``window`` slots of flexibility,
+    its default the first profile at the earliest start."""
+    start = T0 + first * RES
+    return FlexOffer(
+        id=oid,
+        issuer="agent",
+        device="d",
+        created_at=T0 - 3600,
+        acceptance_before=T0 - 1800,
+        assignment_before=T0 - 900,
+        start_after=start,
+        start_before=start + window * RES,
+        profiles=profiles,
+        default=DefaultSchedule(start=start, energy_kwh=default),
+    )
+
+
 @st.composite
 def offers(draw: st.DrawFn, index: int) -> FlexOffer:
     """A valid offer of 1 to 6 slots: bounds, maybe a total, a running-sum dependency row,
@@ -41,18 +61,12 @@ def offers(draw: st.DrawFn, index: int) -> FlexOffer:
             rhs = sum(a * x for a, x in zip(row, point, strict=True)) + draw(st.floats(0, 0.5))
             extra["polytope"] = Polytope(a=[row], b=[round(rhs, 3) + 0.001])
         profiles.append((Profile(lower_kwh=lo, upper_kwh=up, **extra), point))
-    start = T0 + first * RES
-    return FlexOffer(
-        id=f"o{index}",
-        issuer="agent",
-        device="d",
-        created_at=T0 - 3600,
-        acceptance_before=T0 - 1800,
-        assignment_before=T0 - 900,
-        start_after=start,
-        start_before=start + window * RES,
-        profiles=[p for p, _ in profiles],
-        default=DefaultSchedule(start=start, energy_kwh=profiles[0][1]),
+    return make_offer(
+        f"o{index}",
+        [p for p, _ in profiles],
+        profiles[0][1],
+        first=first,
+        window=window,
     )
 
 

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 import protocol
 from cloud.optim import OrToolsPlanner, PlanRequest
 from cloud.optim.instances import day_ahead_prices, portfolio, solar_target
-from protocol import DefaultSchedule, FlexOffer, Profile
+from protocol import FlexOffer, Profile
 
-from .conftest import RES, T0, portfolios, targets
+from .conftest import RES, T0, make_offer, portfolios, targets
 
 
 def _check(offers, result):
@@ -45,19 +45,8 @@ def test_column_generation_path_is_feasible_and_above_its_bound(offers, target):
 
 
 def _fixed(oid: str, energy: list[float], first: int, window: int) -> FlexOffer:
-    start = T0 + first * RES
-    return FlexOffer(
-        id=oid,
-        issuer="a",
-        device="d",
-        created_at=T0 - 3600,
-        acceptance_before=T0 - 1800,
-        assignment_before=T0 - 900,
-        start_after=start,
-        start_before=start + window * RES,
-        profiles=[Profile(lower_kwh=energy, upper_kwh=energy)],
-        default=DefaultSchedule(start=start, energy_kwh=energy),
-    )
+    profile = Profile(lower_kwh=energy, upper_kwh=energy)
+    return make_offer(oid, [profile], energy, first=first, window=window)
 
 
 def test_finds_the_optimum_known_by_enumeration():
@@ -84,20 +73,9 @@ def test_finds_the_optimum_known_by_enumeration():
 def test_cost_objective_matches_enumeration_with_energy_choice():
     # one offer, 2 slots of 0..1 kWh, total exactly 1 kWh, start in 3 slots: put it all in
     # the cheapest slot of the cheapest start
-    offer = FlexOffer(
-        id="ev",
-        issuer="a",
-        device="d",
-        created_at=T0 - 3600,
-        acceptance_before=T0 - 1800,
-        assignment_before=T0 - 900,
-        start_after=T0,
-        start_before=T0 + 2 * RES,
-        profiles=[
-            Profile(lower_kwh=[0.0, 0.0], upper_kwh=[1.0, 1.0], total=protocol.Bounds(1.0, 1.0))
-        ],
-        default=DefaultSchedule(start=T0, energy_kwh=[0.5, 0.5]),
-    )
+    total = protocol.Bounds(1.0, 1.0)
+    profile = Profile(lower_kwh=[0.0, 0.0], upper_kwh=[1.0, 1.0], total=total)
+    offer = make_offer("ev", [profile], [0.5, 0.5], window=2)
     prices = {T0 + t * RES: p for t, p in enumerate([0.3, 0.2, 0.25, 0.1])}
     result = OrToolsPlanner().plan(
         PlanRequest(offers=[offer], objective="cost", prices_eur_per_kwh=prices, relative_gap=0.0)
@@ -110,20 +88,9 @@ def test_cost_objective_matches_enumeration_with_energy_choice():
 def test_infeasible_offers_are_named_and_the_rest_planned():
     good = _fixed("good", [1.0], 0, 2)
     # a total the slots can never reach
-    bad = FlexOffer(
-        id="bad",
-        issuer="a",
-        device="d",
-        created_at=T0 - 3600,
-        acceptance_before=T0 - 1800,
-        assignment_before=T0 - 900,
-        start_after=T0,
-        start_before=T0,
-        profiles=[
-            Profile(lower_kwh=[0.0, 0.0], upper_kwh=[1.0, 1.0], total=protocol.Bounds(5.0, 6.0))
-        ],
-        default=DefaultSchedule(start=T0, energy_kwh=[1.0, 1.0]),
-    )
+    total = protocol.Bounds(5.0, 6.0)
+    profile = Profile(lower_kwh=[0.0, 0.0], upper_kwh=[1.0, 1.0], total=total)
+    bad = make_offer("bad", [profile], [1.0, 1.0])
     other = _fixed("other-res", [1.0], 0, 0)
     other = protocol.from_builtins({**protocol.to_builtins(other), "resolution_s": 1800}, FlexOffer)
     result = OrToolsPlanner().plan(PlanRequest(offers=[good, bad, other], target_kwh={T0: 1.0}))
