@@ -82,7 +82,10 @@ def member_of(offer: FlexOffer, *, shapes: bool = True) -> Member:
     block = next((b for b in v.blocks if b.profile == offer.default.profile), None)
     if block is None or block.point is None:
         raise OptimError(f"offer {offer.id}: its default profile cannot start in its window")
-    bat = as_battery(block) if block.coupled and shapes else None
+    # shapes for offers with running-sum rows (heat pumps, batteries): they share shapes
+    # widely; an offer with a total alone (an EV) has a shape of its own need and would make
+    # many small groups, so it takes the box path
+    bat = as_battery(block) if shapes and block.deps is not None else None
     if bat is not None:
         scale = float(max(np.abs(block.lower).max(), np.abs(block.upper).max(), 1e-9))
         shape = Battery(
@@ -249,8 +252,8 @@ def _shape_key(m: Member, est_tolerance_s: int, tf_tolerance_s: int) -> tuple[ob
         end // est_tolerance_s,
         m.flexibility_s // tf_tolerance_s,
         round(4 * float(b.lower.min())),
-        round(4 * total_lo),
-        round(4 * total_hi),
+        round(20 * total_lo),
+        round(20 * total_hi),
         round(np.log2(max(width, 1e-3))),
     )
 
