@@ -78,8 +78,8 @@ def plan(
     as_json: bool,
 ) -> None:
     """Plan the offers in --offers: balance them to --target, or minimise cost under --prices,
-    within --peak per grid node. Prints every offer's start, profile and energy per slot, the
-    objective and a proven lower bound on it."""
+    within --peak per grid node. Prints every offer's start, profile and energy (per slot with
+    --json), the objective and a proven lower bound on it; progress goes to standard error."""
     from cloud.optim import OrToolsPlanner, PlanRequest
     from cloud.optim.aggregate import Aggregator, total_loss
     from cloud.optim.disaggregate import disaggregate
