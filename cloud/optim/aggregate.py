@@ -17,7 +17,15 @@ so any schedule of the aggregate splits into member schedules that are feasible
 :class:`Loss` reports together with the time flexibility given up by alignment and the
 exclusive-or profiles not used (a member is aggregated with its default's profile).
 
-The :class:`Aggregator` is incremental: ``add`` and ``remove`` update a group's sums in place;
+Offers whose profile is per-slot bounds plus running-sum rows (heat pumps, batteries: every
+dependency row has ``a == b``) keep far more: such a member divided by its scale (its largest
+slot bound) is a *shape*; members of similar shapes share a group whose aggregate is the summed
+scale times the intersection of their shapes (members idle outside their own slots). The
+intersection lies inside every member's shape, so each member can run the aggregate's energy
+times its share of the scale, and totals, comfort bands and states of charge survive as the
+aggregate's dependency rows.
+
+The :class:`Aggregator` is incremental: ``add`` and ``remove`` update a group in place;
 aggregates are rebuilt only for groups that changed.
 """
 

@@ -4,16 +4,17 @@ How a plan is made (see docs/optim.md for the measurements behind these choices)
 
 1. Offers are checked (``protocol.validate_offer``, the request's resolution); those that
    cannot be planned are named in ``PlanResult.infeasible`` and the rest is planned.
-2. The greedy heuristic places every offer at once: the incumbent and the fallback.
+2. The greedy heuristic places every offer at once: the incumbent and the fallback. The
+   envelope LP (per-slot, total and running-sum ranges of every offer) gives a first bound.
 3. A small problem is solved exactly: the compact mixed-integer model of
    :mod:`cloud.optim.model` goes to HiGHS with the time limit and relative gap.
 4. A large one goes to column generation. The restricted master (an LP) combines known
    schedules of each coupled offer and models box-only offers exactly; the pricing step finds
    each offer's cheapest schedule under the master's duals (:mod:`cloud.optim.oracle`). The
-   master's value plus every offer's most negative reduced cost is a Lagrangian lower bound on
-   the LP relaxation of the convex-hull model, hence on the optimum. Iterations stop at the
-   requested gap, at the time limit, or when no column improves (the bound is then the LP
-   optimum).
+   Lagrangian value at the priced duals (smoothed towards the best dual point so far, and
+   first the envelope LP's slot values) is a lower bound on the LP relaxation of the
+   convex-hull model, hence on the optimum. Iterations stop at the requested gap, at the time
+   limit, or when no column improves (the bound is then the LP optimum).
 5. Choices mixed by the LP are rounded (the profile and start with most weight) and a last
    LP over the rounded choices sets the energies.
 6. Every schedule passes ``protocol.check_assignment`` before it is returned; one that does
