@@ -62,9 +62,9 @@ def bench_1000(runs: int, limit: float) -> None:
     t = time.perf_counter()
     r = OrToolsPlanner().plan(req)
     print(
-        f"  seed 0 without the 10 s limit: objective {r.objective:.1f}, bound {r.bound:.1f}, gap "
-        f"{100 * (r.objective - r.bound) / r.objective:.3f} % after {time.perf_counter() - t:.1f} s "
-        f"({r.status})"
+        f"  seed 0 without the 10 s limit: objective {r.objective:.1f}, bound {r.bound:.1f}, "
+        f"gap {100 * (r.objective - r.bound) / r.objective:.3f} % "
+        f"after {time.perf_counter() - t:.1f} s ({r.status})"
     )
     print(
         f"1,000 offers x 96 slots, balance, time limit {limit:g} s: median gap "
