@@ -8,6 +8,8 @@ configuration a user runs.
 
 from __future__ import annotations
 
+import getpass
+import re
 import shutil
 import socket
 import subprocess
@@ -24,8 +26,49 @@ INSTALL_HINT = (
 )
 
 
+#: Where ``mosquitto/prod.conf`` expects the site's broker files (see ``cloud.provision``).
+PROD_FILES_DIR = "/etc/mosquitto/atp"
+
+_LISTENER = re.compile(r"^\s*listener\s", re.MULTILINE)
+
+
 class BrokerError(RuntimeError):
     """Mosquitto is missing, or did not start; the message says why (with its log)."""
+
+
+def declares_listener(config_text: str) -> bool:
+    """Whether a configuration has its own ``listener`` line (``prod.conf`` does)."""
+    return _LISTENER.search(config_text) is not None
+
+
+def localize(
+    config_text: str,
+    *,
+    host: str,
+    port: int,
+    files_dir: Path | None = None,
+    listener_options: str = "",
+) -> str:
+    """A configuration moved onto ``host:port``, with its files under ``files_dir``.
+
+    A configuration that declares its listener (``prod.conf``: port 8883 on every address,
+    TLS options below it) gets that one listener line rewritten to ``host port`` and
+    ``listener_options`` inserted right under it, so its TLS options keep applying to it and
+    no plain-text listener is ever added; paths under ``/etc/mosquitto/atp`` move to
+    ``files_dir``. Nothing else changes: a trial on one machine and the tests run the
+    production policy itself."""
+    lines = config_text.splitlines()
+    listeners = [i for i, line in enumerate(lines) if _LISTENER.match(line)]
+    if len(listeners) > 1:
+        raise BrokerError("a configuration run on loopback may declare one listener only")
+    if listeners:
+        extra = [o for o in listener_options.splitlines() if o.strip()]
+        i = listeners[0]
+        lines[i : i + 1] = [f"listener {port} {host}", *extra]
+    text = "\n".join(lines) + "\n"
+    if files_dir is not None:
+        text = text.replace(f"{PROD_FILES_DIR}/", f"{Path(files_dir).resolve()}/")
+    return text
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -49,7 +92,11 @@ class Mosquitto:
     ``config`` is included after the generated lines; ``listener_options`` go right under
     the listener line (TLS settings of a production-style test, say). ``workdir`` keeps the
     persistence file, so a broker restarted on the same ``workdir`` and ``port`` keeps its
-    sessions and queued messages, as a real one does."""
+    sessions and queued messages, as a real one does.
+
+    A ``config`` with a listener of its own (``prod.conf``) is run through :func:`localize`:
+    its listener moves to ``host:port`` and ``files_dir`` stands in for
+    ``/etc/mosquitto/atp`` (a site's ``broker/`` directory)."""
 
     def __init__(
         self,
@@ -59,6 +106,7 @@ class Mosquitto:
         config: Path = CONFIG_DIR / "dev.conf",
         workdir: Path | None = None,
         listener_options: str = "",
+        files_dir: Path | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -66,6 +114,7 @@ class Mosquitto:
         self._own_dir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="atp-mosquitto-"))
         self.listener_options = listener_options
+        self.files_dir = files_dir
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -79,13 +128,29 @@ class Mosquitto:
     def _write_config(self) -> Path:
         conf_dir = self.workdir / "conf.d"
         conf_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.config, conf_dir / self.config.name)
+        text = self.config.read_text()
+        own_listener = declares_listener(text)
+        if own_listener or self.files_dir is not None:
+            text = localize(
+                text,
+                host=self.host,
+                port=self.port,
+                files_dir=self.files_dir,
+                listener_options=self.listener_options,
+            )
+        (conf_dir / self.config.name).write_text(text)
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
         main = self.workdir / "mosquitto.conf"
+        listener = "" if own_listener else f"listener {self.port} {self.host}\n"
+        options = "" if own_listener else f"{self.listener_options}\n"
+        # Started as root, Mosquitto switches to the `mosquitto` user, which can write neither
+        # this directory (no log, no persistence file) nor read 0600 files; a broker launched
+        # from here runs as whoever launched it. (A packaged broker keeps its own user.)
         main.write_text(
-            f"listener {self.port} {self.host}\n"
-            f"{self.listener_options}\n"
+            f"{listener}"
+            f"{options}"
+            f"user {getpass.getuser()}\n"
             f"persistence_location {data}/\n"
             f"log_dest file {self.log_path}\n"
             f"include_dir {conf_dir}\n"

@@ -46,3 +46,10 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
         exit 1
     fi
 fi
+
+# The deployment tests check the systemd units with `systemd-analyze verify` (no running
+# systemd needed, only the tool).
+if ! command -v systemd-analyze >/dev/null; then
+    echo "setup: installing systemd (for systemd-analyze)" >&2
+    apt_install systemd || echo "setup: systemd-analyze is missing; install it with: sudo apt-get install systemd" >&2
+fi
