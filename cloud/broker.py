@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -119,7 +120,14 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        scheme = "mqtts" if self.tls else "mqtt"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def tls(self) -> bool:
+        """Whether the listener speaks TLS (its configuration names a server certificate)."""
+        text = f"{self.listener_options}\n{self.config.read_text()}"
+        return re.search(r"^\s*certfile\s", text, re.MULTILINE) is not None
 
     @property
     def log_path(self) -> Path:
@@ -197,6 +205,13 @@ class Mosquitto:
                 proc.wait()
         if proc.stderr:
             proc.stderr.close()
+
+    def reload(self) -> None:
+        """Make the broker re-read its password and ACL files (SIGHUP), as
+        ``systemctl reload mosquitto`` does; connections stay up."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise BrokerError("mosquitto is not running")
+        self._proc.send_signal(signal.SIGHUP)
 
     def kill(self) -> None:
         """Stop the broker abruptly (SIGKILL), as a crash or power cut would."""

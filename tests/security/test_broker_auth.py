@@ -1,0 +1,68 @@
+"""Who may connect to the production broker: TLS only, a valid password only."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from cloud.provision import _passwd
+
+
+def test_a_provisioned_agent_connects_over_tls(connect):
+    assert connect("agent-a").connected
+
+
+def test_anonymous_access_is_refused(connect, prod_broker):
+    client = connect(None)
+    assert not client.connected
+    assert client.connack is not None and client.connack.getName() == "Not authorized"
+    assert "not authorised" in prod_broker.log_tail()
+
+
+def test_a_wrong_password_is_refused(connect, provisioned):
+    good = provisioned.creds("agent-a")
+    client = connect("agent-a", creds=dataclasses.replace(good, password=good.password + "x"))
+    assert not client.connected
+    assert client.connack is not None and client.connack.getName() == "Not authorized"
+
+
+def test_another_agents_password_is_refused(connect, provisioned):
+    creds = dataclasses.replace(
+        provisioned.creds("agent-a"), password=provisioned.creds("agent-b").password
+    )
+    assert not connect("agent-a", creds=creds).connected
+
+
+def test_plain_text_is_refused_on_the_tls_only_listener(connect, prod_broker):
+    client = connect("agent-a", tls=False)  # right password, no TLS
+    assert not client.connected
+    assert client.connack is None  # never even got a CONNACK: the TLS handshake failed
+    assert "wrong version number" in prod_broker.log_tail(50)
+
+
+def test_a_server_certificate_from_another_ca_is_refused(connect, provisioned, tmp_path):
+    from cloud.provision import _pki
+
+    other = _pki.make_ca(common_name="someone else", organisation="x", days=1)
+    (tmp_path / "other-ca.crt").write_bytes(other.cert_pem)
+    creds = dataclasses.replace(provisioned.creds("agent-a"), ca_file=tmp_path / "other-ca.crt")
+    client = connect("agent-a", creds=creds)
+    assert not client.connected
+    assert client.error is not None and "CERTIFICATE_VERIFY_FAILED" in client.error
+
+
+def test_mosquitto_passwd_and_our_hashes_agree(tmp_path):
+    """Our PBKDF2-SHA512 entries are Mosquitto's own format: each side verifies the other's."""
+    import shutil
+    import subprocess
+
+    tool = shutil.which("mosquitto_passwd")
+    assert tool, "mosquitto_passwd comes with the mosquitto package"
+    pw = tmp_path / "pw"
+    subprocess.run([tool, "-c", "-b", str(pw), "alice", "s3cret"], check=True)
+    theirs = _passwd.read_entries(pw)["alice"]
+    assert theirs.startswith("$7$101$")
+    assert _passwd.verify_password("s3cret", theirs)
+    assert not _passwd.verify_password("s3cre", theirs)
+    ours = _passwd.hash_password("s3cret")
+    assert ours.split("$")[1:3] == theirs.split("$")[1:3]  # same scheme, same iterations
+    assert len(ours) == len(theirs)
