@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -24,6 +25,11 @@ def device() -> None:
 @click.option("--broker-url", help="URL agents use (default: the site's, from `atp pki init`).")
 @click.option("--client-cert", is_flag=True, help="Also issue a TLS client certificate.")
 @click.option("--rotate", is_flag=True, help="Replace the credentials of an existing agent.")
+@click.option(
+    "--devices",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file of [devices.<id>] tables (the site survey) to put in foa.toml.",
+)
 @json_option
 @reported
 def add(
@@ -32,12 +38,24 @@ def add(
     broker_url: str | None,
     client_cert: bool,
     rotate: bool,
+    devices: Path | None,
     as_json: bool,
 ) -> None:
     """Create AGENT_ID's credentials and a ready foa.toml under the site's devices/."""
     written = add_agent(
-        site, agent_id, broker_url=broker_url, client_cert=client_cert, rotate=rotate
+        site,
+        agent_id,
+        broker_url=broker_url,
+        client_cert=client_cert,
+        rotate=rotate,
+        devices=devices,
     )
+    if devices is None:
+        click.echo(
+            f"note: {agent_id}'s foa.toml has no devices yet; add them (or --rotate --devices "
+            "FILE) before the agent can start",
+            err=True,
+        )
     report(
         written,
         as_json=as_json,

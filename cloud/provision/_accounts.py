@@ -17,7 +17,7 @@ from protocol import topics
 from . import _passwd, _pki
 from ._errors import AccountError, SiteError
 from ._files import write_file, write_secret
-from ._foa_config import FoaConfig, render_foa_toml
+from ._foa_config import FoaConfig, read_devices, render_foa_toml
 from ._site import SERVICE_ROLES, Account, Registry, Site, now_s
 from ._toml import table
 
@@ -164,19 +164,24 @@ def add_agent(
     broker_url: str | None = None,
     client_cert: bool = False,
     rotate: bool = False,
+    devices: Path | None = None,
 ) -> Written:
-    """Credentials and a ready ``foa.toml`` for one agent, and its password-file entry."""
+    """Credentials and a ready ``foa.toml`` for one agent, and its password-file entry;
+    ``devices`` is a TOML file of ``[devices.<id>]`` tables to put in ``foa.toml``."""
     check_agent_id(agent_id)
     url = broker_url or site.broker_url()
+    devices_toml = read_devices(devices) if devices else ""
 
     def credentials(directory: Path, password: str, out: Written) -> None:
+        out.secret(directory / "password", password + "\n")
         config = FoaConfig(
             agent_id=agent_id,
             broker_url=url,
-            password=password,
+            password_file="password",
             ca_file="ca.crt",
             cert_file="client.crt" if client_cert else None,
             key_file="client.key" if client_cert else None,
+            devices_toml=devices_toml,
         )
         out.secret(directory / "foa.toml", render_foa_toml(config))
 
@@ -193,17 +198,23 @@ def add_agent(
 def add_service(
     site: Site, name: str, *, client_cert: bool = False, rotate: bool = False
 ) -> Written:
-    """Credentials of a service account (``fman`` or ``fmar``) for its workers."""
+    """Credentials of a service account (``fman`` or ``fmar``), shared by its workers:
+    ``credentials`` (one ``username:password`` line, mode 0600, as the workers read it) and,
+    for FMAN, a ``fman.toml`` naming the broker and that file."""
     if name not in SERVICE_ROLES:
         raise AccountError(f"unknown service {name!r}; the ACL knows {', '.join(SERVICE_ROLES)}")
     url = site.broker_url()
 
     def credentials(directory: Path, password: str, out: Written) -> None:
-        out.secret(directory / "password", password + "\n")
-        out.secret(
-            directory / "broker.env",
-            f"ATP_BROKER_URL={url}\nATP_BROKER_USERNAME={name}\nATP_BROKER_PASSWORD={password}\n",
-        )
+        out.secret(directory / "credentials", f"{name}:{password}\n")
+        if name == "fman":
+            out.public(
+                directory / "fman.toml",
+                "# FMAN workers of this site, written by `atp service add fman`. The\n"
+                "# credentials file is relative to the working directory (the unit runs in\n"
+                "# its credentials directory); the broker's CA comes from SSL_CERT_FILE.\n"
+                + table("worker", {"broker": url, "credentials_file": "credentials"}),
+            )
 
     return _provision(
         site, name, name, client_cert=client_cert, rotate=rotate, write_credentials=credentials
@@ -231,6 +242,6 @@ def revoke(site: Site, account_id: str) -> Written:
     site.save_registry(registry)
     _write_crl(site, registry, out)
     directory = site.account_dir(account)
-    for name in ("foa.toml", "client.key", "password", "broker.env"):
+    for name in ("foa.toml", "client.key", "password", "credentials"):
         (directory / name).unlink(missing_ok=True)
     return out

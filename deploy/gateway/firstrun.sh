@@ -14,9 +14,12 @@
 # The bundle holds the agent's secrets and FAT has no permissions, so it is deleted from the
 # boot partition as soon as it is installed. A failed install leaves it there, with the
 # reason in firstrun.log on the same partition, and boots normally.
+#
+# FOA_BOOT_DIR and FOA_INSTALL_ROOT override the boot partition and pass --root to
+# install.sh, to try the hook on a PC against a copy of a boot partition.
 set -u
 
-BOOT=/boot/firmware
+BOOT=${FOA_BOOT_DIR:-/boot/firmware}
 [ -f "$BOOT/cmdline.txt" ] || BOOT=/boot
 LOG="$BOOT/firstrun.log"
 
@@ -25,12 +28,14 @@ sed -i 's| systemd.run=[^ ]*||; s| systemd.run_success_action=[^ ]*||; s| system
 
 {
     echo "firstrun: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    BUNDLE=$(ls "$BOOT"/foa-bundle-*.tar.gz 2>/dev/null | head -n 1)
+    BUNDLE=""
+    for b in "$BOOT"/foa-bundle-*.tar.gz; do [ -f "$b" ] && BUNDLE=$b && break; done
     if [ -z "$BUNDLE" ]; then
         echo "firstrun: no foa-bundle-*.tar.gz on $BOOT; nothing to install"
     else
         WORK=$(mktemp -d)
-        if tar -xzf "$BUNDLE" -C "$WORK" && "$WORK"/foa-bundle/install.sh --no-start; then
+        if tar -xzf "$BUNDLE" -C "$WORK" \
+            && "$WORK"/foa-bundle/install.sh --no-start ${FOA_INSTALL_ROOT:+--root "$FOA_INSTALL_ROOT"}; then
             shred -u "$BUNDLE" 2>/dev/null || rm -f "$BUNDLE"
             echo "firstrun: installed $(basename "$BUNDLE"); the agent starts after the reboot"
         else

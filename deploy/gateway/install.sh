@@ -49,7 +49,8 @@ mkdir -p "$OPT"
 rm -rf "${OPT:?}/$RELEASE"
 # --without-pip: Debian splits ensurepip into python3-venv; the bundle brings its own pip.
 "$PYTHON" -m venv --without-pip "$OPT/$RELEASE"
-PIP_WHEEL=$(ls "$HERE"/wheels/pip-*.whl 2>/dev/null | head -n 1)
+PIP_WHEEL=""
+for w in "$HERE"/wheels/pip-*.whl; do [ -f "$w" ] && PIP_WHEEL=$w; done
 [ -n "$PIP_WHEEL" ] || die "the bundle has no pip wheel"
 # PIP_CONFIG_FILE=/dev/null: only the bundle counts, whatever pip.conf the machine has.
 PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -59,7 +60,9 @@ PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 \
 [ -L "$OPT/venv" ] || rm -rf "${OPT:?}/venv"
 ln -sfn "$RELEASE" "$OPT/venv.link"
 mv -T "$OPT/venv.link" "$OPT/venv"
-ls -d "$OPT"/venv-* | sort | head -n -2 | while read -r old; do rm -rf "$old"; done
+# Keep the two newest releases (globs sort, and the names sort by time).
+n=0; for d in "$OPT"/venv-*; do n=$((n + 1)); done
+i=0; for d in "$OPT"/venv-*; do i=$((i + 1)); if [ "$i" -le $((n - 2)) ]; then rm -rf "$d"; fi; done
 
 # -- 2. configuration and credentials -----------------------------------------------------
 say "installing the configuration and credentials into $ETC"

@@ -55,11 +55,11 @@ class Provisioned:
     def creds(self, account: str, *, tls: bool = True, cert: bool = False) -> Credentials:
         if account in SERVICES:
             directory = self.site.service_dir(account)
-            password = (directory / "password").read_text().strip()
+            password = (directory / "credentials").read_text().strip().partition(":")[2]
         else:
             directory = self.site.device_dir(account)
             config = tomllib.loads((directory / "foa.toml").read_text())
-            password = config["broker"]["password"]
+            password = (directory / config["broker"]["password_file"]).read_text().strip()
         return Credentials(
             username=account,
             password=password,
@@ -72,10 +72,10 @@ class Provisioned:
         """Every secret of the site: passwords and the private keys' base64 bodies."""
         found = []
         for path in self.site.root.rglob("*"):
-            if path.name == "foa.toml":
-                found.append(tomllib.loads(path.read_text())["broker"]["password"])
-            elif path.name == "password":
+            if path.name == "password":
                 found.append(path.read_text().strip())
+            elif path.name == "credentials":
+                found.append(path.read_text().strip().partition(":")[2])
             elif path.suffix == ".key":
                 body = [ln for ln in path.read_text().splitlines() if "-----" not in ln]
                 found += [ln for ln in body if len(ln) >= 16]

@@ -25,9 +25,9 @@ def test_secret_files_are_mode_0600_and_public_ones_are_not_secret(provisioned):
         site.passwd,
         site.broker_dir / "server.key",
         site.device_dir("agent-a") / "foa.toml",
+        site.device_dir("agent-a") / "password",
         site.device_dir("agent-cert") / "client.key",
-        site.service_dir("fman") / "password",
-        site.service_dir("fman") / "broker.env",
+        site.service_dir("fman") / "credentials",
     ]
     for path in secrets:
         assert _mode(path) == 0o600, path
@@ -42,7 +42,9 @@ def test_foa_toml_is_ready_for_the_agent(provisioned):
     broker = config["broker"]
     assert broker["url"] == "mqtts://localhost:8883"
     assert broker["username"] == "agent-a"
-    assert len(broker["password"]) >= 40
+    assert broker["password_file"] == "password"  # the file itself holds no secret
+    assert "password" not in broker
+    assert len((provisioned.site.device_dir("agent-a") / "password").read_text().strip()) >= 40
     assert broker["ca_file"] == "ca.crt"
     assert "cert_file" not in broker
     with_cert = tomllib.loads((provisioned.site.device_dir("agent-cert") / "foa.toml").read_text())
