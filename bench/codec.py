@@ -89,10 +89,13 @@ def main() -> None:
         )
         return
     print(
-        f"codec benchmark, one core, median of {args.runs} runs; {platform.python_implementation()} "
-        f"{platform.python_version()} on {platform.machine()}"
+        f"codec benchmark, one core, median of {args.runs} runs; "
+        f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}"
     )
-    head = f"{'message':<22}{'bytes':>7}{'encode/s':>11}{'decode+validate/s':>19}{'msgpack/s':>11}{'ratio':>7}{'target':>9}"
+    head = (
+        f"{'message':<22}{'bytes':>7}{'encode/s':>11}{'decode+validate/s':>19}"
+        f"{'msgpack/s':>11}{'ratio':>7}{'target':>9}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
