@@ -5,7 +5,7 @@
         install.sh            deploy/gateway/install.sh
         manifest.json         agent, platform, Python, and the SHA-256 of every file
         wheels/               atp-flex and its base dependencies (no cloud extra), and pip
-        etc/                  foa.toml, ca.crt, and client.crt/client.key when issued
+        etc/                  foa.toml, password, ca.crt, client.crt/client.key when issued
         systemd/foa.service   deploy/systemd/foa.service
 
 Dependencies come as wheels only (``--only-binary=:all:``), so the box never compiles. For
@@ -127,7 +127,7 @@ def build_bundle(
         step("adding the configuration, credentials, unit and installer")
         etc = top / "etc"
         etc.mkdir()
-        for name in ("foa.toml", "ca.crt", "client.crt", "client.key"):
+        for name in ("foa.toml", "password", "ca.crt", "client.crt", "client.key"):
             if (device / name).exists():
                 shutil.copy2(device / name, etc / name)  # copy2 keeps 0600
         (top / "systemd").mkdir()

@@ -32,7 +32,9 @@ PYTHON=${PYTHON:-python3}
 command -v "$PYTHON" >/dev/null 2>&1 || die "python3 is missing (Raspberry Pi OS and Debian 12 have it)"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || die "Python 3.11 or newer is needed, found $("$PYTHON" -V 2>&1)"
-[ -f "$HERE/etc/foa.toml" ] || die "$HERE/etc/foa.toml is missing: this is not a complete bundle"
+for f in foa.toml password ca.crt; do
+    [ -f "$HERE/etc/$f" ] || die "$HERE/etc/$f is missing: this is not a complete bundle"
+done
 if [ -z "$ROOT" ] && [ "$(id -u)" != 0 ]; then die "run as root (sudo $0), or with --root DIR"; fi
 
 OPT="$ROOT/opt/foa"
@@ -68,6 +70,7 @@ i=0; for d in "$OPT"/venv-*; do i=$((i + 1)); if [ "$i" -le $((n - 2)) ]; then r
 say "installing the configuration and credentials into $ETC"
 install -d -m 0700 "$ETC"
 install -m 0600 "$HERE/etc/foa.toml" "$ETC/foa.toml"
+install -m 0600 "$HERE/etc/password" "$ETC/password"
 install -m 0644 "$HERE/etc/ca.crt" "$ETC/ca.crt"
 if [ -f "$HERE/etc/client.key" ]; then
     install -m 0644 "$HERE/etc/client.crt" "$ETC/client.crt"
@@ -90,21 +93,18 @@ LoadCredential=client.key:/etc/foa/client.key
 UNIT
 fi
 
-if [ -n "$ROOT" ]; then
-    say "installed into $ROOT (systemctl left alone)"
-elif [ -d /run/systemd/system ]; then
+if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
+    systemctl enable foa.service
     if [ "$START" = 1 ]; then
-        systemctl enable foa.service
         systemctl restart foa.service
         say "foa.service enabled and started; follow it with: journalctl -u foa -f"
     else
-        systemctl enable foa.service
         say "foa.service enabled; it starts at the next boot"
     fi
 else
-    # First boot from the kernel command line (firstrun.sh): systemd runs, but not as the
-    # full system yet. Enabling is a symlink; the service starts on the reboot that follows.
+    # An image tree (--root), or no running systemd: enabling is the symlink that
+    # `systemctl enable` would make; the service starts at the next boot.
     install -d "$UNITS/multi-user.target.wants"
     ln -sf /etc/systemd/system/foa.service "$UNITS/multi-user.target.wants/foa.service"
     say "foa.service enabled; it starts at the next boot"
