@@ -69,6 +69,7 @@ def init_site(
     organisation: str = "ATP flexibility platform",
     days: int = CERT_DAYS,
     force: bool = False,
+    password_hash: str = _passwd.SCHEMES[0],
 ) -> Written:
     """A development CA, the broker's certificate and the broker directory (ACL, password
     file, CRL).
@@ -77,6 +78,8 @@ def init_site(
     handed out so far trusts that CA, and a new one would cut off the whole fleet."""
     if not hostnames:
         raise SiteError("give at least one --hostname: the name agents use to reach the broker")
+    if password_hash not in _passwd.SCHEMES:
+        raise SiteError(f"unknown password hash {password_hash!r}: {', '.join(_passwd.SCHEMES)}")
     if site.ca_key.exists() and not force:
         raise SiteError(f"{site.ca_key} exists: this site has a CA already (--force replaces it)")
     out = Written()
@@ -91,7 +94,7 @@ def init_site(
     out.public(
         site.settings_file,
         "# Written by `atp pki init`; `atp device add` puts this URL in each foa.toml.\n"
-        + table("broker", {"url": f"mqtts://{hostnames[0]}:{port}"})
+        + table("broker", {"url": f"mqtts://{hostnames[0]}:{port}", "password_hash": password_hash})
         + "\n"
         + table("pki", {"organisation": organisation, "hostnames": list(hostnames)}),
     )
@@ -148,7 +151,9 @@ def _provision(
     out.public(directory / "ca.crt", site.ca_cert.read_bytes())
     password = _passwd.new_password()
     write_credentials(directory, password, out)
-    _passwd.set_password(site.passwd, account_id, password, replace=True)
+    _passwd.set_password(
+        site.passwd, account_id, password, replace=True, scheme=site.password_hash()
+    )
     registry.accounts[account_id] = Account(
         id=account_id, role=role, created=now, cert_serial=serial
     )

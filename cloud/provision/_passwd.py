@@ -1,8 +1,10 @@
 """Mosquitto password files, written without ``mosquitto_passwd``.
 
 Mosquitto 2.0 stores ``username:$7$<iterations>$<salt>$<hash>`` per line: PBKDF2-HMAC-SHA512
-with a 12-byte random salt and a 64-byte derived key, both base64-encoded; ``$6$`` lines are
-the older salted SHA-512. The broker reads the iteration count from each line.
+with a 12-byte random salt and a 64-byte derived key, both base64-encoded. ``$6$<salt>$<hash>``
+lines are the older scheme, SHA-512 of the password followed by the salt; Mosquitto 2.0 still
+reads them, and VerneMQ's vmq_passwd reads only them (it fails on a ``$7$`` line), so a site
+whose broker is the VerneMQ cluster of ``deploy/cloud`` uses ``sha512``.
 
 We keep ``mosquitto_passwd``'s default of 101 iterations on purpose: every password made here
 is 32 random bytes (256 bits), which no amount of guessing reaches, so key stretching would add
@@ -28,6 +30,8 @@ from ._files import write_secret
 ITERATIONS = 101
 SALT_BYTES = 12
 HASH_BYTES = 64
+#: Hash schemes: ``pbkdf2-sha512`` (``$7$``, Mosquitto's default) and ``sha512`` (``$6$``).
+SCHEMES = ("pbkdf2-sha512", "sha512")
 
 
 def new_password() -> str:
@@ -35,24 +39,43 @@ def new_password() -> str:
     return secrets.token_urlsafe(32)
 
 
-def hash_password(password: str, *, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
-    """The ``$7$`` hash Mosquitto 2.0 checks ``password`` against."""
+def hash_password(
+    password: str,
+    *,
+    scheme: str = "pbkdf2-sha512",
+    iterations: int = ITERATIONS,
+    salt: bytes | None = None,
+) -> str:
+    """The hash the broker checks ``password`` against, in ``scheme`` (see :data:`SCHEMES`)."""
     salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
-    key = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, HASH_BYTES)
     b64 = base64.b64encode
+    if scheme == "sha512":
+        digest = hashlib.sha512(password.encode() + salt).digest()
+        return f"$6${b64(salt).decode()}${b64(digest).decode()}"
+    if scheme != "pbkdf2-sha512":
+        raise ValueError(f"unknown password hash {scheme!r} (one of {', '.join(SCHEMES)})")
+    key = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, HASH_BYTES)
     return f"$7${iterations}${b64(salt).decode()}${b64(key).decode()}"
 
 
 def verify_password(password: str, hashed: str) -> bool:
-    """Whether ``password`` matches a ``$7$`` hash (as the broker would decide)."""
+    """Whether ``password`` matches a ``$7$`` or ``$6$`` hash (as the broker would decide)."""
     try:
-        _, kind, iterations, salt, key = hashed.split("$")
-        if kind != "7":
+        parts = hashed.split("$")
+        if parts[:2] == ["", "7"] and len(parts) == 5:
+            expected = base64.b64decode(parts[4])
+            got = hashlib.pbkdf2_hmac(
+                "sha512",
+                password.encode(),
+                base64.b64decode(parts[3]),
+                int(parts[2]),
+                len(expected),
+            )
+        elif parts[:2] == ["", "6"] and len(parts) == 4:
+            expected = base64.b64decode(parts[3])
+            got = hashlib.sha512(password.encode() + base64.b64decode(parts[2])).digest()
+        else:
             return False
-        expected = base64.b64decode(key)
-        got = hashlib.pbkdf2_hmac(
-            "sha512", password.encode(), base64.b64decode(salt), int(iterations), len(expected)
-        )
     except ValueError:
         return False
     return hmac.compare_digest(got, expected)
@@ -88,12 +111,14 @@ def write_entries(path: Path, entries: Mapping[str, str]) -> None:
     write_secret(path, format_entries(entries))
 
 
-def set_password(path: Path, user: str, password: str, *, replace: bool = False) -> None:
+def set_password(
+    path: Path, user: str, password: str, *, replace: bool = False, scheme: str = SCHEMES[0]
+) -> None:
     """Add ``user`` to the password file at ``path`` (or change its password if ``replace``)."""
     entries = read_entries(path)
     if user in entries and not replace:
         raise AccountError(f"{user!r} is already in {path}; revoke it first or use --rotate")
-    entries[user] = hash_password(password)
+    entries[user] = hash_password(password, scheme=scheme)
     write_entries(path, entries)
 
 

@@ -130,6 +130,10 @@ class Site:
         except KeyError as exc:
             raise SiteError(f"{self.settings_file}: missing [broker] url") from exc
 
+    def password_hash(self) -> str:
+        """The password-file scheme the site's broker reads (``atp pki init --password-hash``)."""
+        return str(self.settings().get("broker", {}).get("password_hash", "pbkdf2-sha512"))
+
     def require_ca(self) -> None:
         for path in (self.ca_key, self.ca_cert):
             if not path.exists():

@@ -66,3 +66,40 @@ def test_mosquitto_passwd_and_our_hashes_agree(tmp_path):
     ours = _passwd.hash_password("s3cret")
     assert ours.split("$")[1:3] == theirs.split("$")[1:3]  # same scheme, same iterations
     assert len(ours) == len(theirs)
+
+
+def test_the_sha512_scheme_for_a_vernemq_cluster_works_with_mosquitto_too(tmp_path):
+    """A site made with ``--password-hash sha512`` ($6$, the one VerneMQ reads)."""
+    import subprocess
+    import tomllib
+
+    from cloud.broker import CONFIG_DIR, Mosquitto
+    from cloud.provision import Site, add_agent, init_site
+
+    from .mqtt import Client, Credentials
+
+    site = Site(root=tmp_path / "site")
+    init_site(site, hostnames=["127.0.0.1"], password_hash="sha512")
+    add_agent(site, "vmq-agent")
+    entry = _passwd.read_entries(site.passwd)["vmq-agent"]
+    assert entry.startswith("$6$") and entry.count("$") == 3  # vmq_passwd's exact shape
+    # mosquitto_passwd's own sha512 lines and ours verify the same way
+    pw = tmp_path / "pw"
+    subprocess.run(
+        ["mosquitto_passwd", "-c", "-H", "sha512", "-b", str(pw), "u", "pw1"], check=True
+    )
+    assert _passwd.verify_password("pw1", _passwd.read_entries(pw)["u"])
+    device = site.device_dir("vmq-agent")
+    password = (
+        (device / tomllib.loads((device / "foa.toml").read_text())["broker"]["password_file"])
+        .read_text()
+        .strip()
+    )
+    assert _passwd.verify_password(password, entry)
+    with Mosquitto(
+        config=CONFIG_DIR / "prod.conf", files_dir=site.broker_dir, workdir=tmp_path / "b"
+    ) as broker:
+        good = Client(broker, "vmq-agent", Credentials("vmq-agent", password, device / "ca.crt"))
+        bad = Client(broker, "vmq-agent-2", Credentials("vmq-agent", "nope", device / "ca.crt"))
+        assert good.connected and not bad.connected
+        good.close()
