@@ -135,7 +135,8 @@ class Mosquitto:
 
     def _write_config(self) -> Path:
         conf_dir = self.workdir / "conf.d"
-        conf_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(conf_dir, ignore_errors=True)  # a reused workdir: only this config
+        conf_dir.mkdir(parents=True)
         text = self.config.read_text()
         own_listener = declares_listener(text)
         if own_listener or self.files_dir is not None:

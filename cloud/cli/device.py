@@ -30,6 +30,12 @@ def device() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TOML file of [devices.<id>] tables (the site survey) to put in foa.toml.",
 )
+@click.option(
+    "--edge-bridge",
+    is_flag=True,
+    help="The agent talks to a Mosquitto on its gateway, bridged to the cloud "
+    "(store-and-forward); also writes that broker's configuration under edge/.",
+)
 @json_option
 @reported
 def add(
@@ -39,6 +45,7 @@ def add(
     client_cert: bool,
     rotate: bool,
     devices: Path | None,
+    edge_bridge: bool,
     as_json: bool,
 ) -> None:
     """Create AGENT_ID's credentials and a ready foa.toml under the site's devices/."""
@@ -49,6 +56,7 @@ def add(
         client_cert=client_cert,
         rotate=rotate,
         devices=devices,
+        edge_bridge=edge_bridge,
     )
     if devices is None:
         click.echo(

@@ -15,6 +15,7 @@ from pathlib import Path
 from protocol import topics
 
 from . import _passwd, _pki
+from ._edge import render_edge_config
 from ._errors import AccountError, SiteError
 from ._files import write_file, write_secret
 from ._foa_config import FoaConfig, read_devices, render_foa_toml
@@ -24,6 +25,8 @@ from ._toml import table
 #: The repository's ACL; ``init_site`` copies it into the site's broker directory.
 ACL_SOURCE = Path(__file__).resolve().parents[2] / "mosquitto" / "acl"
 DEFAULT_PORT = 8883
+#: Where an agent with an edge broker connects (the gateway's own Mosquitto).
+EDGE_URL = "mqtt://127.0.0.1:1883"
 #: A device certificate outlives a gateway's usual service interval; the server's as well.
 CERT_DAYS = 825
 
@@ -170,18 +173,31 @@ def add_agent(
     client_cert: bool = False,
     rotate: bool = False,
     devices: Path | None = None,
+    edge_bridge: bool = False,
 ) -> Written:
     """Credentials and a ready ``foa.toml`` for one agent, and its password-file entry;
-    ``devices`` is a TOML file of ``[devices.<id>]`` tables to put in ``foa.toml``."""
+    ``devices`` is a TOML file of ``[devices.<id>]`` tables to put in ``foa.toml``.
+
+    With ``edge_bridge`` the agent talks to a Mosquitto on its own gateway, bridged to the
+    cloud (``mosquitto/edge-bridge.conf``): its ``foa.toml`` names the loopback broker, and
+    ``edge/`` holds that broker's configuration, password file and CA certificate."""
     check_agent_id(agent_id)
     url = broker_url or site.broker_url()
     devices_toml = read_devices(devices) if devices else ""
 
     def credentials(directory: Path, password: str, out: Written) -> None:
         out.secret(directory / "password", password + "\n")
+        if edge_bridge:
+            edge = directory / "edge"
+            out.secret(
+                edge / "atp-edge.conf",
+                render_edge_config(agent_id=agent_id, cloud_url=url, password=password),
+            )
+            out.secret(edge / "passwd", f"{agent_id}:{_passwd.hash_password(password)}\n")
+            out.public(edge / "ca.crt", site.ca_cert.read_bytes())
         config = FoaConfig(
             agent_id=agent_id,
-            broker_url=url,
+            broker_url=EDGE_URL if edge_bridge else url,
             password_file="password",
             ca_file="ca.crt",
             cert_file="client.crt" if client_cert else None,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 
@@ -29,7 +31,17 @@ class Credentials:
 class Client:
     """One MQTT v5 connection attempt; ``connected`` tells whether the broker let it in."""
 
-    def __init__(self, broker, client_id: str, creds: Credentials, *, timeout: float = 5.0):
+    def __init__(
+        self,
+        broker,
+        client_id: str,
+        creds: Credentials,
+        *,
+        timeout: float = 5.0,
+        session_expiry_s: int = 0,
+    ):
+        """``session_expiry_s`` > 0 keeps the session (subscriptions, queued messages) across
+        reconnections, as the platform's clients do."""
         self.client_id = client_id
         self._messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._acks: queue.Queue[list[ReasonCode]] = queue.Queue()
@@ -52,8 +64,18 @@ class Client:
         self._c = c
         self.connack: ReasonCode | None = None
         self.error: str | None = None
+        props = None
+        if session_expiry_s:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = session_expiry_s
         try:
-            c.connect(broker.host, broker.port, keepalive=30)
+            c.connect(
+                broker.host,
+                broker.port,
+                keepalive=30,
+                clean_start=not session_expiry_s,
+                properties=props,
+            )
         except (OSError, ssl.SSLError) as exc:
             self.error = repr(exc)
             return
