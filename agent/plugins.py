@@ -12,10 +12,11 @@ import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TypeVar
 
-from agent.clock import Clock
-from agent.config import DeviceConfig
+from agent.clock import Clock, RealClock
+from agent.config import AgentConfig, DeviceConfig, read_config, read_toml
 from agent.drivers.base import Driver
 from agent.errors import ConfigError, ConfigErrors
 from agent.generators.base import Generator
@@ -94,6 +95,27 @@ def build_devices(devices: Sequence[DeviceConfig], *, clock: Clock) -> list[Devi
     if errors:
         raise ConfigErrors(errors)
     return built
+
+
+def check_config_file(path: Path) -> tuple[AgentConfig | None, list[ConfigError]]:
+    """Everything ``foa config check`` verifies: the values, then every device's driver and
+    generator with their parameters (also when other parts of the file are wrong), then
+    the TLS files. Returns the config (``None`` if anything is wrong) and every error."""
+    try:
+        data = read_toml(path)
+    except ConfigErrors as exc:
+        return None, list(exc.errors)
+    cfg, devices, errors = read_config(data, base=path.resolve().parent, source=str(path))
+    try:
+        build_devices(devices, clock=RealClock())
+    except ConfigErrors as exc:
+        errors += exc.errors
+    if cfg is not None:
+        try:
+            cfg.broker.ssl_context()
+        except ConfigError as exc:
+            errors.append(exc)
+    return (cfg if not errors else None), errors
 
 
 def _keyed(exc: ConfigError, prefix: str) -> list[ConfigError]:
