@@ -5,9 +5,9 @@ process, as a real meter does: killing the agent does not reset it, and the file
 command the agent sent (so a test can tell what was done, and how often). Touching the file
 named by ``fail_file`` makes the device stop answering.
 
-``CycleOffer`` offers, for each ``cycle_s`` period, a run of ``slots`` slots that may start in
-the first two slots of the next period; ``params["gone_file"]`` existing makes it say the
-device left.
+``CycleOffer`` offers, for each ``cycle_s`` period, a run of ``slots`` slots that may start
+in the first two slots of the next period, to be assigned ``deadline_s`` before it;
+``params["gone_file"]`` existing makes it say the device left.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ class CycleOffer(Generator):
             self.lower = float(params.get("lower_kwh", 0.1))
             self.upper = float(params.get("upper_kwh", 0.4))
             self.default = float(params.get("default_kwh", 0.25))
+            self.deadline_s = int(params.get("deadline_s", 300))
         except (TypeError, ValueError) as exc:
             raise ConfigError("slots", f"bad number: {exc}") from exc
         if self.slots < 1:
@@ -115,8 +116,8 @@ class CycleOffer(Generator):
             device=ctx.device,
             load_type="test",
             created_at=ctx.now,
-            acceptance_before=start - r,
-            assignment_before=start - r,
+            acceptance_before=start - self.deadline_s,
+            assignment_before=start - self.deadline_s,
             start_after=start,
             start_before=start + r,
             profiles=[
