@@ -7,7 +7,7 @@ file. The broker password comes from ``password_file`` (a file only its owner ca
 printed or logged. See ``docs/agent.md`` for the reference and an example.
 
 The checks that need plug-ins (does the driver exist, do the generator's parameters make
-sense) are in :func:`agent.plugins.check_devices`; this module only reads and checks values.
+sense) are in :func:`agent.plugins.check_config_file`; this module only reads and checks values.
 """
 
 from __future__ import annotations

@@ -31,8 +31,15 @@ GENERATOR = "tests.agent.plugins:CycleOffer"
 class FileMeter(Driver):
     name = "test-file-meter"
 
-    def __init__(self, *, device_id: str, params: Mapping[str, Any], clock: Clock) -> None:
-        super().__init__(device_id=device_id, params=params, clock=clock)
+    def __init__(
+        self,
+        *,
+        device_id: str,
+        params: Mapping[str, Any],
+        clock: Clock,
+        key_prefix: str | None = None,
+    ) -> None:
+        super().__init__(device_id=device_id, params=params, clock=clock, key_prefix=key_prefix)
         self.path = Path(params["state_file"])
         self.fail_file = Path(params["fail_file"]) if "fail_file" in params else None
         self._limits = Limits(
@@ -90,8 +97,8 @@ class FileMeter(Driver):
 class CycleOffer(Generator):
     name = "test-cycle"
 
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        super().__init__(params)
+    def __init__(self, params: Mapping[str, Any], *, key_prefix: str = "") -> None:
+        super().__init__(params, key_prefix=key_prefix)
         try:
             self.slots = int(params.get("slots", 2))
             self.cycle_s = int(params.get("cycle_s", 3600))

@@ -96,7 +96,7 @@ def test_plugin_problems_are_keyed_under_the_device(tmp_path):
     with pytest.raises(ConfigErrors) as info:
         build_devices(cfg.devices, clock=RealClock())
     assert keys(info.value) == {"devices.boiler.slots", "devices.x.driver", "devices.x.generator"}
-    assert "no atp.drivers plug-in named 'no-such-driver'" in str(info.value)
+    assert "unknown driver 'no-such-driver'; known: " in str(info.value)
 
 
 def test_password_file_readable_by_others_is_refused(tmp_path):
