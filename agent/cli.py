@@ -121,21 +121,9 @@ def config_check(file: Path, as_json: bool) -> None:
     """Check FILE: every value, every device's driver and generator and their parameters.
 
     Prints every error with its key and exits with status 1 if there is any."""
-    from agent.clock import RealClock
-    from agent.config import load_config
-    from agent.errors import ConfigError, ConfigErrors
-    from agent.plugins import build_devices
+    from agent.plugins import check_config_file
 
-    errors: list[ConfigError] = []
-    cfg = None
-    try:
-        cfg = load_config(file)
-        build_devices(cfg.devices, clock=RealClock())
-        cfg.broker.ssl_context()
-    except ConfigErrors as exc:
-        errors = list(exc.errors)
-    except ConfigError as exc:
-        errors = [exc]
+    cfg, errors = check_config_file(file)
     if as_json:
         click.echo(
             json.dumps(

@@ -7,7 +7,7 @@ file. The broker password comes from ``password_file`` (a file only its owner ca
 printed or logged. See ``docs/agent.md`` for the reference and an example.
 
 The checks that need plug-ins (does the driver exist, do the generator's parameters make
-sense) are in :func:`agent.plugins.check_devices`; this module only reads and checks values.
+sense) are in :func:`agent.plugins.check_config_file`; this module only reads and checks values.
 """
 
 from __future__ import annotations
@@ -264,6 +264,17 @@ RESERVED_DEVICE_KEYS = {"driver", "generator", "grid_node", "mode"}
 
 def parse_config(data: Mapping[str, Any], *, base: Path, source: str = "") -> AgentConfig:
     """Check a parsed TOML document; :class:`ConfigErrors` lists every problem found."""
+    cfg, _, errors = read_config(data, base=base, source=source)
+    if errors or cfg is None:
+        raise ConfigErrors(errors, source=source)
+    return cfg
+
+
+def read_config(
+    data: Mapping[str, Any], *, base: Path, source: str = ""
+) -> tuple[AgentConfig | None, tuple[DeviceConfig, ...], list[ConfigError]]:
+    """The config (``None`` if anything is wrong), the device tables that could be read (so
+    their plug-ins can be checked too) and every error found."""
     r = _Reader(base)
     r.unknown(data, "", {"agent", "broker", "clock", "devices"})
     agent = r.table(data, "agent", required=True)
@@ -336,12 +347,12 @@ def parse_config(data: Mapping[str, Any], *, base: Path, source: str = "") -> Ag
                 params=dict(table),
             )
         )
-    if r.errors:
-        raise ConfigErrors(r.errors, source=source)
-    return AgentConfig(
+    if r.errors or broker is None:
+        return None, tuple(devices), r.errors
+    cfg = AgentConfig(
         id=agent_id,
         store=store_path,
-        broker=broker,  # type: ignore[arg-type]  # set whenever there is no error
+        broker=broker,
         devices=tuple(devices),
         resolution_s=resolution,
         grid_node=grid_node,
@@ -369,6 +380,7 @@ def parse_config(data: Mapping[str, Any], *, base: Path, source: str = "") -> Ag
         clock=clock,
         source=Path(source) if source else None,
     )
+    return cfg, cfg.devices, r.errors
 
 
 def _broker(r: _Reader, b: dict[str, Any]) -> BrokerConfig | None:
@@ -491,8 +503,13 @@ def _clock(r: _Reader, c: dict[str, Any]) -> ClockConfig | None:
 def load_config(path: str | Path) -> AgentConfig:
     """Read and check ``path``; :class:`ConfigErrors` lists every problem with its key."""
     p = Path(path)
+    return parse_config(read_toml(p), base=p.resolve().parent, source=str(p))
+
+
+def read_toml(p: Path) -> dict[str, Any]:
+    """The parsed file, or :class:`ConfigErrors` saying why it cannot be read."""
     try:
-        data = tomllib.loads(p.read_text())
+        return tomllib.loads(p.read_text())
     except OSError as exc:
         raise ConfigErrors(
             [ConfigError("", f"cannot read {p}: {exc.strerror}")], source=str(p)
@@ -501,4 +518,3 @@ def load_config(path: str | Path) -> AgentConfig:
         raise ConfigErrors([ConfigError("", f"not valid TOML: {exc}")], source=str(p)) from exc
     except UnicodeDecodeError as exc:
         raise ConfigErrors([ConfigError("", f"not UTF-8 text: {exc}")], source=str(p)) from exc
-    return parse_config(data, base=p.resolve().parent, source=str(p))

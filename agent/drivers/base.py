@@ -54,10 +54,19 @@ class Driver(ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "1"
 
-    def __init__(self, *, device_id: str, params: Mapping[str, Any], clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        device_id: str,
+        params: Mapping[str, Any],
+        clock: Clock,
+        key_prefix: str | None = None,
+    ) -> None:
         self.device_id = device_id
         self.params = params
         self.clock = clock
+        #: Put in front of a parameter's name in a ConfigError (``devices.<id>.``).
+        self.key_prefix = f"devices.{device_id}." if key_prefix is None else key_prefix
 
     @property
     @abstractmethod
@@ -80,6 +89,12 @@ class Driver(ABC):
     @abstractmethod
     async def set_on(self, on: bool) -> None:
         """Switch an on/off device."""
+
+    async def set_programme(self, index: int) -> None:  # noqa: B027 - optional hook
+        """Select programme ``index`` (the schedule's profile index) before :meth:`set_on`.
+
+        Only devices with programmes (wet appliances) act on it; for the others, and for a
+        machine whose programme the user picks at its panel, it does nothing."""
 
     async def safe_state(self) -> None:
         """Leave the device in its safe state on shutdown: the default is off / zero power."""

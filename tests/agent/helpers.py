@@ -135,5 +135,5 @@ class Peer:
         info.wait_for_publish(10)
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()

@@ -5,9 +5,9 @@ process, as a real meter does: killing the agent does not reset it, and the file
 command the agent sent (so a test can tell what was done, and how often). Touching the file
 named by ``fail_file`` makes the device stop answering.
 
-``CycleOffer`` offers, for each ``cycle_s`` period, a run of ``slots`` slots that may start in
-the first two slots of the next period; ``params["gone_file"]`` existing makes it say the
-device left.
+``CycleOffer`` offers, for each ``cycle_s`` period, a run of ``slots`` slots that may start
+in the first two slots of the next period, to be assigned ``deadline_s`` before it;
+``params["gone_file"]`` existing makes it say the device left.
 """
 
 from __future__ import annotations
@@ -31,8 +31,15 @@ GENERATOR = "tests.agent.plugins:CycleOffer"
 class FileMeter(Driver):
     name = "test-file-meter"
 
-    def __init__(self, *, device_id: str, params: Mapping[str, Any], clock: Clock) -> None:
-        super().__init__(device_id=device_id, params=params, clock=clock)
+    def __init__(
+        self,
+        *,
+        device_id: str,
+        params: Mapping[str, Any],
+        clock: Clock,
+        key_prefix: str | None = None,
+    ) -> None:
+        super().__init__(device_id=device_id, params=params, clock=clock, key_prefix=key_prefix)
         self.path = Path(params["state_file"])
         self.fail_file = Path(params["fail_file"]) if "fail_file" in params else None
         self._limits = Limits(
@@ -90,14 +97,15 @@ class FileMeter(Driver):
 class CycleOffer(Generator):
     name = "test-cycle"
 
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        super().__init__(params)
+    def __init__(self, params: Mapping[str, Any], *, key_prefix: str = "") -> None:
+        super().__init__(params, key_prefix=key_prefix)
         try:
             self.slots = int(params.get("slots", 2))
             self.cycle_s = int(params.get("cycle_s", 3600))
             self.lower = float(params.get("lower_kwh", 0.1))
             self.upper = float(params.get("upper_kwh", 0.4))
             self.default = float(params.get("default_kwh", 0.25))
+            self.deadline_s = int(params.get("deadline_s", 300))
         except (TypeError, ValueError) as exc:
             raise ConfigError("slots", f"bad number: {exc}") from exc
         if self.slots < 1:
@@ -115,8 +123,8 @@ class CycleOffer(Generator):
             device=ctx.device,
             load_type="test",
             created_at=ctx.now,
-            acceptance_before=start - r,
-            assignment_before=start - r,
+            acceptance_before=start - self.deadline_s,
+            assignment_before=start - self.deadline_s,
             start_after=start,
             start_before=start + r,
             profiles=[
