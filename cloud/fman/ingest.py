@@ -45,6 +45,7 @@ from protocol import (
 )
 
 from ..clock import Clock
+from . import series
 from .acceptance import Verdict, judge_meter, judge_offer, judge_withdraw
 from .config import Config
 from .store import OfferHead, Store
@@ -87,6 +88,17 @@ class _Item:
     agent: str
     msg: protocol.Message | None
     payload: bytes
+    series: dict[int, float] | None = None
+
+
+def series_topics(config: Config) -> dict[str, str]:
+    """Topics carrying objective series (non-shared: every worker keeps them), by name."""
+    obj = config.objective
+    return {
+        src.topic: name
+        for name, src in (("target", obj.target), ("prices", obj.prices))
+        if src.topic
+    }
 
 
 def split_topic(topic: str) -> tuple[str, str] | None:
@@ -112,11 +124,14 @@ class Ingest:
         self.stats = stats
         self.fman_id = config.worker.group
         self._warned: dict[tuple[str, str], int] = {}
+        self.series_topics = series_topics(config)
 
     # -- decoding (pure) --------------------------------------------------------------------
 
     def _decode(self, m: Incoming, answers: list[Outgoing], now: float) -> _Item | None:
         where = split_topic(m.topic)
+        if where is None and m.topic in self.series_topics:
+            return self._decode_series(m)
         if where is None:
             self.stats["malformed.topic"] += 1
             self._warn("?", "topic", f"unexpected topic {m.topic[:200]!r}")
@@ -140,6 +155,17 @@ class Ingest:
                 answers.append(self._refusal(agent, channel, m.payload, exc, now))
             return None
         return _Item(channel, agent, msg, m.payload)
+
+    def _decode_series(self, m: Incoming) -> _Item | None:
+        name = self.series_topics[m.topic]
+        try:
+            values = series.parse_json(m.payload)
+        except series.SeriesError as exc:
+            self.stats[f"malformed.{name}"] += 1
+            self._warn(m.topic, name, str(exc))
+            return None
+        self.stats[f"received.{name}"] += 1
+        return _Item(f"series:{name}", "", None, m.payload, values)
 
     def _refusal(
         self, agent: str, channel: str, payload: bytes, exc: DecodeError, now: float
@@ -204,7 +230,10 @@ class Ingest:
 
         for it in items:
             msg = it.msg
-            assert msg is not None
+            if msg is None:  # an objective series from its topic
+                assert it.series is not None
+                tx.put_series(it.channel.removeprefix("series:"), it.series)
+                continue
             body: Any = msg.body
             agent = it.agent
             if it.channel in ANSWERED:
@@ -347,6 +376,8 @@ class Ingest:
             tx.put_offers(offer_rows.values())
         if state_rows:
             tx.set_offer_states(state_rows)
+        if offer_rows or state_rows:
+            tx.bump("offers")
         if reading_rows:
             tx.put_readings(reading_rows)
         if status_rows:

@@ -197,6 +197,8 @@ def _schema(db: sqlite_utils.Database) -> None:
         db["execution"].create_index(["slot"])
     if "series" not in db.table_names():
         db["series"].create({"name": str, "slot": int, "value": float}, pk=("name", "slot"))
+    if "meta" not in db.table_names():
+        db["meta"].create({"key": str, "value": int}, pk="key")
     if "lease" not in db.table_names():
         db["lease"].create({"name": str, "holder": str, "expires": float}, pk="name")
     if "stats" not in db.table_names():
@@ -430,20 +432,41 @@ class Store:
         return out
 
     def add_schedules(
-        self, rows: Sequence[tuple[str, str, int, int, int, list[float], str]], now: float
+        self,
+        rows: Sequence[tuple[str, str, int, int, int, list[float], str]],
+        *,
+        now: float,
+        holder: str | None = None,
+        status: str = "pending",
+        states: Sequence[str] = OPEN_STATES,
     ) -> list[StoredSchedule]:
         """Store new schedules ``(offer_id, issuer, expected_revision, start, profile,
         energy, kind)`` as the next version of each offer, in one transaction, and make them
-        current (offer state ``assigned``). A row whose offer changed revision or left the open
-        states since it was planned is skipped: the next cycle plans the new revision."""
+        the schedule in force (an open offer becomes ``assigned``).
+
+        A row whose offer changed revision or left ``states`` since it was planned is skipped:
+        the next cycle plans the new revision. With ``holder``, nothing is written unless
+        ``holder`` still holds the planner lease (a fence against a paused ex-leader)."""
         out: list[StoredSchedule] = []
         with self.write():
+            if holder is not None:
+                lease = self._rows("SELECT holder FROM lease WHERE name='planner'")
+                if not lease or lease[0]["holder"] != holder:
+                    return []
             heads = self.offer_heads([r[0] for r in rows])
             for offer_id, issuer, revision, start, profile, energy, kind in rows:
                 head = heads.get(offer_id)
-                if head is None or head.revision != revision or head.state not in OPEN_STATES:
+                if head is None or head.revision != revision or head.state not in states:
                     continue
                 version = head.schedule_version + 1
+                heads[offer_id] = OfferHead(
+                    offer_id,
+                    head.issuer,
+                    head.revision,
+                    head.state,
+                    head.assignment_before,
+                    version,
+                )
                 self._exec(
                     "INSERT INTO schedules(offer_id,version,issuer,start,profile,energy_kwh,kind,"
                     "status,created_at) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -455,7 +478,7 @@ class Store:
                         profile,
                         json.dumps(energy),
                         kind,
-                        "pending",
+                        status,
                         now,
                     ),
                 )
@@ -465,16 +488,57 @@ class Store:
                     (offer_id, version),
                 )
                 self._exec(
-                    "UPDATE offers SET schedule_version=?, state='assigned', updated_at=? "
-                    "WHERE id=?",
+                    "UPDATE offers SET schedule_version=?, updated_at=?, state=CASE WHEN state "
+                    "IN ('offered','accepted') THEN 'assigned' ELSE state END WHERE id=?",
                     (version, now, offer_id),
                 )
                 out.append(
-                    StoredSchedule(
-                        offer_id, issuer, version, start, profile, energy, kind, "pending"
-                    )
+                    StoredSchedule(offer_id, issuer, version, start, profile, energy, kind, status)
                 )
         return out
+
+    def refused_current(self) -> list[StoredSchedule]:
+        """Schedules in force that their agent refused."""
+        rows = self._rows(
+            "SELECT s.* FROM schedules s JOIN offers o ON o.id = s.offer_id "
+            "AND o.schedule_version = s.version WHERE s.status = 'rejected'"
+        )
+        return [_schedule(r) for r in rows]
+
+    def fall_back(self, offer_id: str, refused_version: int) -> int:
+        """Make the newest version the agent acknowledged before ``refused_version`` the one
+        in force; returns it, or 0 if there is none."""
+        with self.write():
+            rows = self._rows(
+                "SELECT max(version) AS v FROM schedules WHERE offer_id=? AND version<? "
+                "AND status IN ('acked','implicit')",
+                (offer_id, refused_version),
+            )
+            version = rows[0]["v"] or 0
+            self._exec(
+                "UPDATE offers SET schedule_version=? WHERE id=? AND schedule_version=?",
+                (version, offer_id, refused_version),
+            )
+        return version
+
+    def offer_row(self, offer_id: str) -> dict:
+        rows = self._rows("SELECT * FROM offers WHERE id=?", (offer_id,))
+        if not rows:
+            raise StoreError(f"{self.path}: no offer {offer_id!r}")
+        return rows[0]
+
+    def counter(self, key: str) -> int:
+        rows = self._rows("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0]["value"] if rows else 0
+
+    def bump(self, key: str) -> None:
+        """Count a change of ``key`` (inside the caller's transaction), so the planning cycle
+        of any worker sees that offers changed without scanning them."""
+        self._exec(
+            "INSERT INTO meta(key, value) VALUES (?, 1) ON CONFLICT(key) DO UPDATE SET "
+            "value = value + 1",
+            (key,),
+        )
 
     def unsent_schedules(self, *, resend_before: float) -> list[StoredSchedule]:
         """Current schedules not yet handed to the broker, or sent before ``resend_before``
@@ -507,19 +571,18 @@ class Store:
 
     # -- execution -------------------------------------------------------------------------
 
-    def readings_for(self, offer_ids: Sequence[str]) -> dict[str, list[tuple[int, int, float]]]:
-        """``offer_id -> [(start, duration_s, energy_kwh)]`` of readings tagged with the offer."""
-        out: dict[str, list[tuple[int, int, float]]] = {}
-        for chunk in _chunks(list(offer_ids), 900):
-            for r in self._rows(
-                "SELECT offer_id, start, duration_s, energy_kwh FROM readings "
-                f"WHERE offer_id IN ({self._marks(len(chunk))})",
-                chunk,
-            ):
-                out.setdefault(r["offer_id"], []).append(
-                    (r["start"], r["duration_s"], r["energy_kwh"])
-                )
-        return out
+    def readings_of(
+        self, offer_id: str, agent: str, device: str, start: int, end: int
+    ) -> list[tuple[int, int, float]]:
+        """``(start, duration_s, energy_kwh)`` of the readings of one offer: those tagged with
+        it, and untagged ones of its device in ``[start, end)``."""
+        rows = self._rows(
+            "SELECT start, duration_s, energy_kwh FROM readings WHERE offer_id=? UNION ALL "
+            "SELECT start, duration_s, energy_kwh FROM readings WHERE agent=? AND device=? "
+            "AND start>=? AND start<? AND (offer_id IS NULL OR offer_id='')",
+            (offer_id, agent, device, start, end),
+        )
+        return [(r["start"], r["duration_s"], r["energy_kwh"]) for r in rows]
 
     def put_execution(
         self, offer_id: str, rows: Sequence[tuple[int, float, float, float | None, int]]

@@ -30,7 +30,7 @@ from ..clock import Clock
 from ._errors import StoreError
 from .bus import Bus
 from .config import Config
-from .ingest import Incoming, Ingest
+from .ingest import Incoming, Ingest, series_topics
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class Worker:
         self.bus = Bus(
             url=config.worker.broker,
             client_id=self.id,
-            subscriptions=subscriptions(config.worker.group),
+            subscriptions=subscriptions(config.worker.group) + list(series_topics(config)),
             on_message=self._queue.put,
             session_expiry_s=config.worker.session_expiry_s,
             credentials_file=config.worker.credentials_file,
