@@ -221,7 +221,7 @@ class Ingest:
         ]
         open_counts = tx.open_offer_counts(new_issuers) if new_issuers else {}
         log_rows: list[tuple] = []
-        offer_rows: dict[str, tuple] = {}
+        offer_rows: dict[str, dict[str, Any]] = {}
         state_rows: list[tuple[str, str, float, str]] = []
         reading_rows: list[tuple] = []
         status_rows: list[tuple] = []
@@ -261,7 +261,7 @@ class Ingest:
                 if verdict.outcome == "accept":
                     state = stored.state if stored and stored.state == "assigned" else "accepted"
                     offer_rows[offer.id] = _offer_row(
-                        offer, state, "", it.payload, now, wall, self.worker
+                        offer, state, "", it.payload, now, self.worker
                     )
                     heads[offer.id] = OfferHead(
                         offer.id,
@@ -279,7 +279,7 @@ class Ingest:
                     if stored is None and verdict.reasons[0].code not in _NOT_KEPT:
                         reason = _reasons_json(verdict.reasons)
                         offer_rows[offer.id] = _offer_row(
-                            offer, "rejected", reason, it.payload, now, wall, self.worker
+                            offer, "rejected", reason, it.payload, now, self.worker
                         )
                         heads[offer.id] = OfferHead(
                             offer.id, agent, offer.revision, "rejected", offer.assignment_before, 0
@@ -307,12 +307,10 @@ class Ingest:
                     reason = wd.reason or "withdrawn by the agent"
                     if stored is None:
                         offer_rows[wd.offer_id] = _tombstone(
-                            wd.offer_id, agent, reason, now, wall, self.worker
+                            wd.offer_id, agent, reason, now, self.worker
                         )
                     elif wd.offer_id in offer_rows:  # inserted earlier in this very batch
-                        row = list(offer_rows[wd.offer_id])
-                        row[_STATE], row[_REASON] = "withdrawn", reason
-                        offer_rows[wd.offer_id] = tuple(row)
+                        offer_rows[wd.offer_id].update(state="withdrawn", reason=reason)
                     else:
                         state_rows.append(("withdrawn", reason, now, wd.offer_id))
                     heads[wd.offer_id] = OfferHead(
@@ -417,7 +415,6 @@ class Ingest:
 
 #: Rejections that leave no offer row: the id may belong to someone else, or a flood is on.
 _NOT_KEPT = frozenset({"issuer_mismatch", "id_conflict", "too_many_offers"})
-_STATE, _REASON = 7, 15
 
 
 def _reasons_json(reasons: Sequence[Reason]) -> str:
@@ -425,56 +422,45 @@ def _reasons_json(reasons: Sequence[Reason]) -> str:
 
 
 def _offer_row(
-    o: FlexOffer, state: str, reason: str, payload: bytes, now: float, wall: float, worker: str
-) -> tuple:
+    o: FlexOffer, state: str, reason: str, payload: bytes, now: float, worker: str
+) -> dict[str, Any]:
     lo, hi = start_window(o)
-    return (
-        o.id,
-        o.issuer,
-        o.device,
-        o.load_type,
-        o.grid_node,
-        o.mode,
-        o.revision,
-        state,
-        o.created_at,
-        o.acceptance_before,
-        o.assignment_before,
-        lo,
-        hi,
-        max(p.n_slots for p in o.profiles),
-        payload,
-        reason,
-        now,
-        now,
-        worker,
-    )
+    return {
+        "id": o.id,
+        "issuer": o.issuer,
+        "device": o.device,
+        "load_type": o.load_type,
+        "grid_node": o.grid_node,
+        "mode": o.mode,
+        "revision": o.revision,
+        "state": state,
+        "created_at": o.created_at,
+        "acceptance_before": o.acceptance_before,
+        "assignment_before": o.assignment_before,
+        "start_after": lo,
+        "start_before": hi,
+        "n_slots": max(p.n_slots for p in o.profiles),
+        "resolution_s": o.resolution_s,
+        "payload": payload,
+        "reason": reason,
+        "received_at": now,
+        "updated_at": now,
+        "worker": worker,
+    }
 
 
-def _tombstone(
-    offer_id: str, agent: str, reason: str, now: float, wall: float, worker: str
-) -> tuple:
-    return (
-        offer_id,
-        agent,
-        "",
-        "",
-        "",
-        "",
-        -1,
-        "withdrawn",
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        reason,
-        now,
-        now,
-        worker,
-    )
+def _tombstone(offer_id: str, agent: str, reason: str, now: float, worker: str) -> dict[str, Any]:
+    """What a withdrawal of a not (yet) known offer leaves: revision -1, state withdrawn."""
+    return {
+        "id": offer_id,
+        "issuer": agent,
+        "revision": -1,
+        "state": "withdrawn",
+        "reason": reason,
+        "received_at": now,
+        "updated_at": now,
+        "worker": worker,
+    }
 
 
 def _log_row(

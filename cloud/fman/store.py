@@ -49,6 +49,7 @@ _OFFER_COLUMNS = (
     "start_after",
     "start_before",
     "n_slots",
+    "resolution_s",
     "payload",
     "reason",
     "received_at",
@@ -99,6 +100,7 @@ def _schema(db: sqlite_utils.Database) -> None:
                 "start_after": int,
                 "start_before": int,
                 "n_slots": int,
+                "resolution_s": int,
                 "payload": bytes,
                 "reason": str,
                 "received_at": float,
@@ -331,15 +333,15 @@ class Store:
                 out[r["issuer"]] = r["n"]
         return out
 
-    def put_offers(self, rows: Iterable[Sequence[Any]]) -> None:
-        """Insert or replace offers; each row has the values of ``_OFFER_COLUMNS`` in order.
-        The caller has decided that each row is newer than what is stored."""
+    def put_offers(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert or replace offers (missing columns become NULL). The caller has decided that
+        each row is newer than what is stored."""
         cols = ",".join(_OFFER_COLUMNS)
         updates = ",".join(f"{c}=excluded.{c}" for c in _OFFER_COLUMNS[1:])
         self._many(
             f"INSERT INTO offers({cols}) VALUES ({self._marks(len(_OFFER_COLUMNS))}) "
             f"ON CONFLICT(id) DO UPDATE SET {updates}",
-            rows,
+            [tuple(map(row.get, _OFFER_COLUMNS)) for row in rows],
         )
 
     def set_offer_states(self, rows: Iterable[tuple[str, str, float, str]]) -> None:
