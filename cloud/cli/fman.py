@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -14,20 +13,7 @@ from cloud.clock import Clock, RealClock, SimClock
 from cloud.fman import FmanError
 from cloud.fman.config import Config, load_config, with_overrides
 
-
-def parse_time(value: str) -> float:
-    """Epoch seconds or an ISO 8601 time (UTC unless it says otherwise)."""
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither epoch seconds nor ISO 8601") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+from ._fmandb import parse_time
 
 
 def make_clock(config: Config) -> Clock:

@@ -179,7 +179,7 @@ def portfolio(store: Store, *, start: int | None = None, end: int | None = None)
         shifted += 0.5 * sum(abs(plan.get(t, 0.0) - base.get(t, 0.0)) for t in base.keys() | plan)
     metered = execution.metered_per_slot(_portfolio_readings(store), res)
     target = store.series("target")
-    slots_all = sorted(baseline.keys() | scheduled.keys() | metered.keys())
+    slots_all = sorted(baseline.keys() | scheduled.keys() | metered.keys() | target.keys())
     if start is not None:
         slots_all = [t for t in slots_all if t >= start]
     if end is not None:
