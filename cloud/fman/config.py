@@ -7,6 +7,7 @@ fall back to the default. An example with every key is in ``docs/fman.md``.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -190,3 +191,33 @@ def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
     for name, values in sections.items():
         data.setdefault(name, {}).update({k: v for k, v in values.items() if v is not None})
     return config_from_dict(data)
+
+
+def dump_toml(data: dict[str, Any]) -> str:
+    """TOML for a nested dict of scalars, lists and dicts (what :class:`Config` holds); the
+    demo writes its worker's configuration with it."""
+    lines: list[str] = []
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+    def table(prefix: str, d: dict[str, Any]) -> None:
+        plain = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        nested = {k: v for k, v in d.items() if isinstance(v, dict)}
+        if prefix and (plain or not nested):
+            lines.append(f"[{prefix}]")
+        for k, v in plain.items():
+            lines.append(f"{json.dumps(k)} = {scalar(v)}")
+        for k, v in nested.items():
+            table(f"{prefix}.{json.dumps(k)}" if prefix else json.dumps(k), v)
+
+    table("", data)
+    return "\n".join(lines) + "\n"

@@ -35,8 +35,10 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from msgspec.structs import replace
+
 import protocol
-from protocol import FlexOffer, Schedule, check_assignment, topics
+from protocol import FlexOffer, Schedule, align_up, check_assignment, start_window, topics
 
 from ..optim import DefaultPlanner, PlanRequest, PlanResult
 from . import execution, series
@@ -159,29 +161,38 @@ class Cycle:
     def plan(self, now: float) -> None:
         pc, res = self.config.planning, self.config.planning.resolution_s
         margin = self.margin_s()
+        earliest = align_up(int(now + margin), res)
+        originals: dict[str, FlexOffer] = {}
         rows = self.store.offers_in(("accepted", "assigned", "executing"))
         current = self.store.current_schedules()
         plannable: list[FlexOffer] = []
-        revisions: dict[str, tuple[str, int]] = {}
         fixed: dict[int, float] = {}
         fixed_by_node: dict[str, dict[int, float]] = {}
         new_rows: list[tuple] = []
         for row in rows:
             offer = self._offer(row)
-            revisions[offer.id] = (offer.issuer, offer.revision)
             sched = current.get(offer.id)
             open_ = row["state"] in ("accepted", "assigned")
             deadline = row["assignment_before"]
-            if open_ and now + margin < deadline <= now + pc.horizon_s:
-                plannable.append(offer)
+            if (
+                open_
+                and now + margin < deadline <= now + pc.horizon_s
+                and (sched is None or sched.start > earliest)
+                and start_window(offer)[1] >= earliest
+            ):
+                # plannable: never at a start before the schedule could reach the agent
+                lo = start_window(offer)[0]
+                plannable.append(offer if lo >= earliest else replace(offer, start_after=earliest))
+                originals[offer.id] = offer
                 continue
             if (
                 open_
-                and now < deadline <= now + margin
+                and now < deadline <= now + pc.horizon_s
                 and (sched is None or not _fits(offer, sched))
             ):
-                # too close to its deadline to plan, and nothing valid in force: the default,
-                # explicitly (offers beyond the horizon wait, counted at their default)
+                # too close to its deadline (or its start) to plan, and nothing valid in
+                # force: the default, explicitly. Offers beyond the horizon wait, counted at
+                # their default.
                 new_rows.append(_default_row(offer))
                 sched = None
             if sched is not None:
@@ -195,7 +206,7 @@ class Cycle:
         if plannable:
             result = self._solve(plannable, fixed, fixed_by_node, res)
             chosen = {s.offer_id: s for s in result.schedules}
-            for offer in plannable:
+            for offer in (originals[o.id] for o in plannable):
                 s = chosen.get(offer.id)
                 if s is None or check_assignment(
                     offer, start=s.start, profile=s.profile, energy_kwh=list(s.energy_kwh)

@@ -140,7 +140,8 @@ class Portfolio:
 
     slots: list[Slot]
     offers: int
-    #: ``sum |baseline - target|`` and ``sum |scheduled - target|`` over slots with a target.
+    #: ``sum |x - target|`` over the slots with a target, for the baseline, the schedules and
+    #: the meter readings (a slot without readings counts as 0 once any reading exists).
     imbalance_baseline_kwh: float
     imbalance_scheduled_kwh: float
     imbalance_metered_kwh: float | None
@@ -189,15 +190,15 @@ def portfolio(store: Store, *, start: int | None = None, end: int | None = None)
         for t in slots_all
     ]
     with_target = [s for s in slots if s.target_kwh is not None]
-    metered_slots = [s for s in with_target if s.metered_kwh is not None]
+    any_metered = any(s.metered_kwh is not None for s in slots)
     return Portfolio(
         slots=slots,
         offers=len(offers),
         imbalance_baseline_kwh=sum(abs(s.baseline_kwh - s.target_kwh) for s in with_target),  # type: ignore[operator]
         imbalance_scheduled_kwh=sum(abs(s.scheduled_kwh - s.target_kwh) for s in with_target),  # type: ignore[operator]
         imbalance_metered_kwh=(
-            sum(abs(s.metered_kwh - s.target_kwh) for s in metered_slots)  # type: ignore[operator]
-            if metered_slots
+            sum(abs((s.metered_kwh or 0.0) - s.target_kwh) for s in with_target)  # type: ignore[operator]
+            if any_metered
             else None
         ),
         shifted_kwh=shifted,

@@ -556,8 +556,8 @@ class Store:
     def mark_sent(self, keys: Iterable[tuple[str, int]], at: float) -> None:
         with self.write():
             self._many(
-                "UPDATE schedules SET status='sent', sent_at=? WHERE offer_id=? AND version=? "
-                "AND status IN ('pending','sent')",
+                "UPDATE schedules SET sent_at=?, status=CASE WHEN status='pending' THEN 'sent' "
+                "ELSE status END WHERE offer_id=? AND version=?",
                 [(at, o, v) for o, v in keys],
             )
 
