@@ -33,6 +33,9 @@ from .ingest import Incoming
 
 log = logging.getLogger(__name__)
 
+#: Subscription identifier of the retained-message sweep.
+SWEEP_ID = 7
+
 
 def parse_url(url: str) -> tuple[str, int, bool]:
     """``(host, port, tls)`` of an ``mqtt://`` or ``mqtts://`` URL."""
@@ -149,6 +152,12 @@ class Bus:
             log.warning("disconnected from %s: %s; reconnecting", self.url, reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, m: mqtt.MQTTMessage) -> None:
+        ids = getattr(m.properties, "SubscriptionIdentifier", None) or ()
+        if SWEEP_ID in ids and not m.retain:
+            # a live message through the sweep's subscription: the shared subscription
+            # delivers it too, to this worker or another one
+            self.ack(m.mid, m.qos)
+            return
         try:
             topic = m.topic
         except UnicodeDecodeError:
@@ -216,9 +225,12 @@ class Bus:
             done()
         return True
 
-    def subscribe_once(self, topic_filter: str) -> None:
-        """An extra, non-persistent subscription (the retained-status sweep)."""
-        self.client.subscribe(topic_filter, options=SubscribeOptions(qos=1))
+    def subscribe_retained(self, topic_filter: str) -> None:
+        """Subscribe to ``topic_filter`` for its retained messages only (a shared subscription
+        never receives retained messages); undo with :meth:`unsubscribe`."""
+        props = Properties(PacketTypes.SUBSCRIBE)
+        props.SubscriptionIdentifier = SWEEP_ID
+        self.client.subscribe(topic_filter, options=SubscribeOptions(qos=1), properties=props)
 
     def unsubscribe(self, topic_filter: str) -> None:
         self.client.unsubscribe(topic_filter)

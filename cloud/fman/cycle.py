@@ -285,7 +285,7 @@ class Cycle:
             self.stats["schedules.sent"] += len(done)
         resend_before = time.time() - self.config.planning.resend_after_wall_s
         now = int(self.clock.now())
-        for s in self.store.unsent_schedules(resend_before=resend_before):
+        for s in self.store.unsent_schedules(resend_before=resend_before, now=now):
             key = (s.offer_id, s.version)
             if key in self._in_flight:
                 continue

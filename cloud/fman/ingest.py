@@ -284,8 +284,8 @@ class Ingest:
                         heads[offer.id] = OfferHead(
                             offer.id, agent, offer.revision, "rejected", offer.assignment_before, 0
                         )
-                else:
-                    self.stats["duplicate"] += 1
+                else:  # the same revision again, in a new message: answer as before
+                    self.stats["offer.repeated"] += 1
                     if stored is not None and stored.state == "rejected":
                         verdict = Verdict(
                             "reject",

@@ -542,14 +542,15 @@ class Store:
             (key,),
         )
 
-    def unsent_schedules(self, *, resend_before: float) -> list[StoredSchedule]:
+    def unsent_schedules(self, *, resend_before: float, now: float) -> list[StoredSchedule]:
         """Current schedules not yet handed to the broker, or sent before ``resend_before``
-        (wall time) and still unanswered."""
+        (wall time) and still unanswered while their offer's assignment deadline (``now``
+        is the worker's clock) has not passed."""
         rows = self._rows(
             "SELECT s.* FROM schedules s JOIN offers o ON o.id = s.offer_id "
             "AND o.schedule_version = s.version WHERE s.status = 'pending' "
-            "OR (s.status = 'sent' AND s.sent_at < ?)",
-            (resend_before,),
+            "OR (s.status = 'sent' AND s.sent_at < ? AND o.assignment_before > ?)",
+            (resend_before, now),
         )
         return [_schedule(r) for r in rows]
 

@@ -122,7 +122,7 @@ class Worker:
 
     def _sweep_statuses(self) -> None:
         filt = topics.all_agents("status")
-        self.bus.subscribe_once(filt)
+        self.bus.subscribe_retained(filt)
         timer = threading.Timer(STATUS_SWEEP_S, self.bus.unsubscribe, args=(filt,))
         timer.daemon = True
         timer.start()

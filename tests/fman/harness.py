@@ -152,3 +152,33 @@ class Observer:
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, default=str)[:4000]
+
+
+def check_every_accepted_offer(db: Path, fleet: dict) -> set[str]:
+    """Every offer FMAN accepted is executed, with exactly one schedule in force: the version
+    its agent holds (or, if the agent holds none, FMAN's explicit record that the default ran),
+    metered in every slot. Returns the accepted offer ids."""
+    accepted = {oid for oid, tr in fleet.items() if tr.answer == "ack"}
+    rows = {r["id"]: r for r in query(db, "SELECT * FROM offers WHERE revision >= 0")}
+    executed = {oid for oid, r in rows.items() if r["state"] == "executed"}
+    assert executed == accepted, (sorted(executed ^ accepted)[:5], len(executed), len(accepted))
+    in_force = {
+        r["offer_id"]: r
+        for r in query(
+            db,
+            "SELECT s.* FROM schedules s JOIN offers o ON o.id = s.offer_id "
+            "AND s.version = o.schedule_version",
+        )
+    }
+    for oid in accepted:
+        s = in_force[oid]  # one at most: (offer_id, version) is the table's key
+        agent_side = fleet[oid].schedule
+        if s["status"] == "acked":
+            assert agent_side is not None and agent_side.version == s["version"], (oid, s)
+            assert agent_side.energy_kwh == json.loads(s["energy_kwh"])
+        else:
+            assert s["status"] == "implicit" and s["kind"] == "default", (oid, s)
+            assert agent_side is None, (oid, s, agent_side)
+        n = len(json.loads(s["energy_kwh"]))
+        assert rows[oid]["metered_slots"] == n, (oid, rows[oid]["metered_slots"], n)
+    return accepted
