@@ -14,13 +14,24 @@ import msgpack
 
 import protocol
 from cloud.broker import Mosquitto
+from cloud.fman import series
 from protocol import Ack, MeterBatch, MeterReading, Status, Withdraw, topics
 from protocol.samples import two_slot_offer
 
-from .harness import Observer, WorkerProc, client, stats, wait_for, wait_ready, write_config
+from .harness import (
+    Observer,
+    WorkerProc,
+    client,
+    query,
+    stats,
+    wait_for,
+    wait_ready,
+    write_config,
+)
 
 NOW = 1_767_225_600
 CHANNELS = ("offer", "offer/delete", "meter", "status", "schedule/ack")
+TARGET = "atp/v1/ops/target"
 
 
 def undecodable() -> list[bytes]:
@@ -49,7 +60,11 @@ def test_flood_of_bad_payloads_is_counted_and_survived(tmp_path):
     with Mosquitto(workdir=tmp_path / "broker") as broker:
         db = tmp_path / "fman.db"
         cfg = write_config(
-            tmp_path / "fman.toml", broker, db, clock={"sim_start": str(NOW), "speed": 1.0}
+            tmp_path / "fman.toml",
+            broker,
+            db,
+            clock={"sim_start": str(NOW), "speed": 1.0},
+            objective={"target": {"topic": TARGET}},
         )
         worker = WorkerProc(config=cfg, worker_id="flood-w1", log_dir=tmp_path).start()
         wait_ready(db, "flood-w1")
@@ -80,6 +95,12 @@ def test_flood_of_bad_payloads_is_counted_and_survived(tmp_path):
         for ch, body in hostile.items():
             send(topics.agent_topic("evil", ch), protocol.encode(body, ts=NOW))
 
+        for payload in bad:
+            send(TARGET, payload)
+        pub.publish(
+            TARGET, series.to_json({NOW: 1.0, NOW + 900: 2.5}), qos=1, retain=True
+        ).wait_for_publish(5)
+
         n = 3 * len(bad)
         expected = {f"malformed.{ch}": n for ch in CHANNELS}
         expected["malformed.topic"] = 3
@@ -89,6 +110,8 @@ def test_flood_of_bad_payloads_is_counted_and_survived(tmp_path):
         expected["meter.rejected"] = 1
         expected["schedule.answers_unknown"] = 1
         expected["offer.accepted"] = 1
+        expected["malformed.target"] = len(bad)
+        expected["received.target"] = 1
 
         def counted() -> dict:
             s = stats(db).get("flood-w1", {})
@@ -118,6 +141,8 @@ def test_flood_of_bad_payloads_is_counted_and_survived(tmp_path):
         )
         time.sleep(0.3)
         assert stats(db)["flood-w1"].get("failed", 0) == 0
+        target = query(db, "SELECT slot, value FROM series WHERE name = 'target' ORDER BY slot")
+        assert [(r["slot"], r["value"]) for r in target] == [(NOW, 1.0), (NOW + 900, 2.5)]
         pub.loop_stop()
         observer.close()
         assert worker.stop() == 0, worker.log()[-3000:]
