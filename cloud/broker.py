@@ -31,6 +31,7 @@ INSTALL_HINT = (
 PROD_FILES_DIR = "/etc/mosquitto/atp"
 
 _LISTENER = re.compile(r"^\s*listener\s", re.MULTILINE)
+_USER = re.compile(r"^\s*user\s", re.MULTILINE)
 
 
 class BrokerError(RuntimeError):
@@ -155,11 +156,13 @@ class Mosquitto:
         options = "" if own_listener else f"{self.listener_options}\n"
         # Started as root, Mosquitto switches to the `mosquitto` user, which can write neither
         # this directory (no log, no persistence file) nor read 0600 files; a broker launched
-        # from here runs as whoever launched it. (A packaged broker keeps its own user.)
+        # from here runs as whoever launched it, unless its configuration names a user.
+        own_user = _USER.search(text) or _USER.search(self.listener_options)
+        user = "" if own_user else f"user {getpass.getuser()}\n"
         main.write_text(
             f"{listener}"
             f"{options}"
-            f"user {getpass.getuser()}\n"
+            f"{user}"
             f"persistence_location {data}/\n"
             f"log_dest file {self.log_path}\n"
             f"include_dir {conf_dir}\n"

@@ -78,6 +78,23 @@ def base_requirements(wheel: Path) -> list[str]:
     return [r for r in meta.get_all("Requires-Dist") or [] if "extra ==" not in r]
 
 
+#: What the wheel is built from (pyproject.toml's packages, and what its metadata names).
+_SOURCE = ("pyproject.toml", "README.md", "protocol", "agent", "cloud")
+
+
+def _clean_source(dest: Path) -> Path:
+    """A copy of the project's sources alone: setuptools writes ``build/`` beside what it
+    builds, and a stale ``build/lib`` in the checkout could slip old modules into a wheel."""
+    dest.mkdir(parents=True)
+    for name in _SOURCE:
+        src = PROJECT_DIR / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -91,6 +108,20 @@ def build_bundle(
     step: Callable[[str], None] = lambda _msg: None,
 ) -> Path:
     """Build ``out_dir/foa-bundle-AGENT.tar.gz`` and return its path."""
+    try:
+        return _build(site, agent_id, out_dir, target=target, step=step)
+    except OSError as exc:
+        raise BundleError(f"cannot build the bundle: {exc}") from exc
+
+
+def _build(
+    site: Site,
+    agent_id: str,
+    out_dir: Path,
+    *,
+    target: Target = Target(),
+    step: Callable[[str], None],
+) -> Path:
     account = site.account(agent_id)
     if account.role != "agent" or not account.active:
         raise BundleError(f"{agent_id!r} is not an active agent of {site.root}")
@@ -104,8 +135,9 @@ def build_bundle(
         top = Path(tmp) / TOP
         wheels = top / "wheels"
         step("building the atp-flex wheel")
+        source = _clean_source(Path(tmp) / "src")
         _pip(
-            ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(PROJECT_DIR)],
+            ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(source)],
             "building the atp-flex wheel",
         )
         own = next(wheels.glob("atp_flex-*.whl"))

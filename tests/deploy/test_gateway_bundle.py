@@ -68,17 +68,9 @@ def world(tmp_path_factory):
         config=CONFIG_DIR / "prod.conf", files_dir=site.broker_dir, workdir=base / "broker"
     )
     broker.start()
-    # The box's device: a site-specific driver, installed beside the agent (import path).
-    drivers = base / "site-drivers"
-    drivers.mkdir()
-    shutil.copy(REPO / "tests/agent/plugins.py", drivers / "site_devices.py")
+    # The box's device, from the installer's survey (a simulated boiler here).
     survey = base / "devices.toml"
-    survey.write_text(
-        "[devices.boiler]\n"
-        'driver = "site_devices:FileMeter"\n'
-        'generator = "site_devices:CycleOffer"\n'
-        f'state_file = "{base / "boiler.json"}"\n'
-    )
+    survey.write_text('[devices.boiler]\ndriver = "sim"\nmodel = "boiler"\ngenerator = "boiler"\n')
     add_agent(site, AGENT, broker_url=f"mqtts://localhost:{broker.port}", devices=survey)
     broker.reload()  # as after any provisioning: `systemctl reload mosquitto`
     out = base / "out"
@@ -108,7 +100,6 @@ def world(tmp_path_factory):
         "base": base,
         "site": site,
         "broker": broker,
-        "drivers": drivers,
         "archive": archive,
         "bundle": unpacked / "foa-bundle",
         "bundle_log": proc.stdout,
@@ -119,7 +110,7 @@ def world(tmp_path_factory):
 def install(world, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*offline_prefix(), "sh", str(world["bundle"] / "install.sh"), "--root", str(root), *args],
-        env=clean_env({"PYTHON": clean_python(), "PYTHONPATH": str(world["drivers"])}),
+        env=clean_env({"PYTHON": clean_python()}),
         capture_output=True,
         text=True,
         timeout=240,
@@ -177,7 +168,7 @@ def test_the_installed_agent_checks_its_config(world, installed):
     root = installed["root"]
     proc = subprocess.run(
         [root / "opt/foa/venv/bin/foa", "config", "check", root / "etc/foa/foa.toml"],
-        env=clean_env({"PYTHONPATH": str(world["drivers"])}),
+        env=clean_env(),
         capture_output=True,
         text=True,
     )
@@ -212,7 +203,7 @@ def test_the_installed_agent_starts_and_reaches_the_broker_over_tls(world, insta
     with log.open("w") as out:
         agent = subprocess.Popen(
             [root / "opt/foa/venv/bin/foa", "run", "--config", root / "etc/foa/foa.toml"],
-            env=clean_env({"PYTHONPATH": str(world["drivers"]), "STATE_DIRECTORY": str(state)}),
+            env=clean_env({"STATE_DIRECTORY": str(state)}),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -267,7 +258,6 @@ def test_the_first_boot_hook_installs_from_the_boot_partition(world):
                 "FOA_BOOT_DIR": str(boot),
                 "FOA_INSTALL_ROOT": str(root),
                 "PYTHON": clean_python(),
-                "PYTHONPATH": str(world["drivers"]),
             }
         ),
         capture_output=True,
