@@ -16,7 +16,7 @@ from agent.generators.base import Generator
 from .helpers import ManualClock
 
 GENERATORS = ["battery", "boiler", "doms", "ev", "freezer", "heat_pump", "pv", "wet_appliance"]
-DRIVERS = ["sim"]
+DRIVERS = ["modbus_rtu", "modbus_tcp", "sim"]
 
 
 def test_builtin_names_are_registered():
