@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import math
 from abc import abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -40,7 +40,6 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 
-from agent.clock import Clock
 from agent.drivers.base import Driver, Limits, Measurement
 from agent.drivers.modbus.registers import MEASUREMENT_FIELDS, Block, RegisterMap, merge, parse_map
 from agent.drivers.modbus.templates import load_template
@@ -65,22 +64,12 @@ _CONNECTION_KEYS = frozenset(
         "min_interval_s",
     }
 )
-_TOLERANCE_W = 1e-6
 
 
 class ModbusDriver(Driver):
     """The engine; subclasses only say how to reach the device."""
 
-    def __init__(
-        self,
-        *,
-        device_id: str,
-        params: Mapping[str, Any],
-        clock: Clock,
-        key_prefix: str | None = None,
-    ) -> None:
-        super().__init__(device_id=device_id, params=params, clock=clock, key_prefix=key_prefix)
-        p = Params(params, prefix=self.key_prefix)
+    def setup(self, p: Params) -> None:
         self.map = self._register_map(p)
         self.unit = p.integer("device_id", 1, min=0, max=247)
         self.timeout_s = p.number("timeout_s", 1.0, min=0.05, max=60.0)
@@ -232,18 +221,12 @@ class ModbusDriver(Driver):
             )
 
     async def set_power(self, power_w: float) -> None:
-        lim = self.limits
         if "power_w" not in self.map.writes:
             if "on" in self.map.writes:
                 await self.set_on(power_w > 0.0)
                 return
             raise DeviceFault(self.device_id, "read-only device: no power set-point")
-        if not lim.min_power_w - _TOLERANCE_W <= power_w <= lim.max_power_w + _TOLERANCE_W:
-            raise DeviceFault(
-                self.device_id,
-                f"set-point {power_w:g} W outside [{lim.min_power_w:g}, {lim.max_power_w:g}] W",
-            )
-        await self._write("power_w", lim.clip(power_w))
+        await self._write("power_w", self.check_set_point(power_w))
 
     async def set_on(self, on: bool) -> None:
         if "on" in self.map.writes:
