@@ -67,7 +67,7 @@ def test_every_template_instantiates_and_reads(name):
 
     async def run() -> None:
         async with serve(regmap, values, unit=7) as peer:
-            dev = driver("tcp", peer.port, {"template": name, "device_id": 7, "min_interval_s": 0})
+            dev = driver("tcp", peer.port, {"template": name, "unit": 7, "min_interval_s": 0})
             m = await dev.read()
             got = {**m.state}
             for field in ("power_w", "energy_kwh", "on"):

@@ -8,7 +8,7 @@ Config (``[devices.<id>]``):
   ``parity`` (``N``/``E``/``O``), ``bytesize`` (8), ``stopbits`` (1);
 * ``template``: a built-in template name or a ``.toml`` file; ``read``/``write``/``limits``
   tables override or extend it (or replace it altogether when there is no template);
-* ``device_id`` (1): the unit address; ``timeout_s`` (1.0); ``retries`` (0);
+* ``unit`` (1): the Modbus unit (slave) address; ``timeout_s`` (1.0); ``retries`` (0);
   ``min_interval_s`` (0.05): the pause after one exchange before the next request, which
   slow RS-485 devices need and which keeps a gateway from being flooded.
 
@@ -58,7 +58,7 @@ _CONNECTION_KEYS = frozenset(
         "parity",
         "bytesize",
         "stopbits",
-        "device_id",
+        "unit",
         "timeout_s",
         "retries",
         "min_interval_s",
@@ -71,7 +71,7 @@ class ModbusDriver(Driver):
 
     def setup(self, p: Params) -> None:
         self.map = self._register_map(p)
-        self.unit = p.integer("device_id", 1, min=0, max=247)
+        self.unit = p.integer("unit", 1, min=0, max=247)
         self.timeout_s = p.number("timeout_s", 1.0, min=0.05, max=60.0)
         self.retries = p.integer("retries", 0, min=0, max=5)
         self.min_interval_s = p.number("min_interval_s", 0.05, min=0.0, max=10.0)
