@@ -159,17 +159,8 @@ class Ems:
                     cursors.append(d)
             elif boundary and slot > d.cursor[0]:
                 start, before = d.cursor
-                used = m.energy_kwh - before
-                if used < -1e-9:
-                    log.warning(
-                        "%s: register of %s went back from %g to %g kWh; metering restarts",
-                        self.agent_id,
-                        d.id,
-                        before,
-                        m.energy_kwh,
-                    )
-                else:
-                    readings += self._split(d.id, start, slot, used)
+                # net register: it goes down while the device produces (PV, a battery)
+                readings += self._split(d.id, start, slot, m.energy_kwh - before)
                 d.cursor = (slot, m.energy_kwh)
                 cursors.append(d)
         self._slot = slot
