@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -14,7 +14,7 @@ import protocol
 from protocol.samples import heat_pump_offer, two_slot_offer
 
 SAMPLE = Path(__file__).parent / "fixtures" / "goflex" / "SampleFO_Cyprus.json"
-ATP = shutil.which("atp") or str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "atp")
+ATP = str(Path(sys.executable).with_name("atp"))  # the script installed beside this Python
 
 
 def atp(*args: str) -> subprocess.CompletedProcess[str]:

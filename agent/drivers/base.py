@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from agent.clock import Clock
+from agent.errors import DeviceFault
+from agent.params import Params
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,11 @@ class Driver(ABC):
         self.clock = clock
         #: Put in front of a parameter's name in a ConfigError (``devices.<id>.``).
         self.key_prefix = f"devices.{device_id}." if key_prefix is None else key_prefix
+        self.setup(Params(params, prefix=self.key_prefix))
+
+    def setup(self, p: Params) -> None:  # noqa: B027 - optional hook
+        """Read and check the driver's own parameters; ``p.error(key, …)`` makes the
+        :class:`~agent.errors.ConfigError`. Called at the end of ``__init__``."""
 
     @property
     @abstractmethod
@@ -89,6 +96,19 @@ class Driver(ABC):
     @abstractmethod
     async def set_on(self, on: bool) -> None:
         """Switch an on/off device."""
+
+    def check_set_point(self, power_w: float) -> float:
+        """``power_w`` within :attr:`limits` (rounding errors clipped away), or
+        :class:`DeviceFault` when it lies outside them: the EMS clips first, so what is left
+        is a bug that must not reach the device."""
+        lim = self.limits
+        slack = 1e-6 * max(1.0, abs(lim.max_power_w), abs(lim.min_power_w))
+        if not lim.min_power_w - slack <= power_w <= lim.max_power_w + slack:
+            raise DeviceFault(
+                self.device_id,
+                f"set-point {power_w:g} W outside [{lim.min_power_w:g}, {lim.max_power_w:g}] W",
+            )
+        return lim.clip(power_w)
 
     async def set_programme(self, index: int) -> None:  # noqa: B027 - optional hook
         """Select programme ``index`` (the schedule's profile index) before :meth:`set_on`.

@@ -16,7 +16,7 @@ from agent.generators.base import Generator
 from .helpers import ManualClock
 
 GENERATORS = ["battery", "boiler", "doms", "ev", "freezer", "heat_pump", "pv", "wet_appliance"]
-DRIVERS = ["sim"]
+DRIVERS = ["modbus_rtu", "modbus_tcp", "serial_meter", "shelly", "sim", "tasmota"]
 
 
 def test_builtin_names_are_registered():
@@ -45,7 +45,7 @@ def test_unknown_name_lists_the_known_ones():
         assert name in exc.value.message
     with pytest.raises(ConfigError) as exc:
         plugins.load_driver("knx", key="devices.s1.driver")
-    assert "sim" in exc.value.message
+    assert "modbus_tcp" in exc.value.message and "tasmota" in exc.value.message
 
 
 def test_build_prefixes_keys():

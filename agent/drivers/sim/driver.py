@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping
-from typing import Any
 
-from agent.clock import Clock
 from agent.drivers.base import Driver, Limits, Measurement
 from agent.drivers.sim.appliance import WetModel
 from agent.drivers.sim.grid import GridAssetModel
@@ -44,28 +41,16 @@ MODELS: dict[str, type[SimModel]] = {
     )
 }
 
-#: Set-points may exceed the limits by this much (W) before they are refused: rounding.
-_TOLERANCE_W = 1e-6
-
 
 class SimDriver(Driver):
     name = "sim"
     version = "1"
 
-    def __init__(
-        self,
-        *,
-        device_id: str,
-        params: Mapping[str, Any],
-        clock: Clock,
-        key_prefix: str | None = None,
-    ) -> None:
-        super().__init__(device_id=device_id, params=params, clock=clock, key_prefix=key_prefix)
-        p = Params(params, prefix=self.key_prefix)
+    def setup(self, p: Params) -> None:
         kind = p.string("model", choices=sorted(MODELS))
-        self.seed = p.integer("seed", zlib.crc32(device_id.encode()), min=0)
+        self.seed = p.integer("seed", zlib.crc32(self.device_id.encode()), min=0)
         self.max_step_s = p.number("max_step_s", 300.0, min=1.0, max=3600.0)
-        self._t = clock.now()
+        self._t = self.clock.now()
         self.model = MODELS[kind](p, seed=self.seed, start=self._t)
         self._energy_kwh = 0.0
         self._failed = False
@@ -111,14 +96,9 @@ class SimDriver(Driver):
 
     async def set_power(self, power_w: float) -> None:
         self._check()
-        lim = self.limits
-        if not lim.min_power_w - _TOLERANCE_W <= power_w <= lim.max_power_w + _TOLERANCE_W:
-            raise DeviceFault(
-                self.device_id,
-                f"set-point {power_w:g} W outside [{lim.min_power_w:g}, {lim.max_power_w:g}] W",
-            )
+        power_w = self.check_set_point(power_w)
         now = self._advance()
-        self.model.command_w, self.model.command_on = lim.clip(power_w), None
+        self.model.command_w, self.model.command_on = power_w, None
         self.model.commanded(now)
 
     async def set_on(self, on: bool) -> None:
