@@ -80,6 +80,8 @@ class AgentRuntime:
         self.started_wall = time.monotonic()
         self.ticks = 0
         self.errors = 0
+        self.lag_max_s = 0.0
+        self.lag_total_s = 0.0
         self.store: Store | None = None
         self.core: Core | None = None
         self.ems: Ems | None = None
@@ -236,6 +238,10 @@ class AgentRuntime:
             if wake is not None:
                 target = min(target, wake)
             await self.clock.sleep(target - self.clock.now())
+            # how late the step starts, in the agent's time: a loaded event loop shows here
+            lag = max(0.0, self.clock.now() - target)
+            self.lag_max_s = max(self.lag_max_s, lag)
+            self.lag_total_s += lag
 
     def health(self) -> dict[str, int | float | str | bool]:
         """The summary in the retained ``online`` status."""

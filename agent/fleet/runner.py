@@ -66,6 +66,8 @@ class FleetStats:
     agents: int = 0
     started: int = 0
     connected: int = 0
+    #: The most agents connected at once (at the end they have all said goodbye).
+    connected_peak: int = 0
     failed: int = 0
     devices: int = 0
     offers: int = 0
@@ -81,6 +83,9 @@ class FleetStats:
     outbox: int = 0
     faults: int = 0
     errors: int = 0
+    #: How late control steps started, in simulated seconds (worst, and mean per step).
+    lag_max_s: float = 0.0
+    lag_mean_s: float = 0.0
     wall_s: float = 0.0
     cpu_s: float = 0.0
     rss_mb: float = 0.0
@@ -97,6 +102,7 @@ class Fleet:
         )
         self.runtimes: list[AgentRuntime] = []
         self._failed = 0
+        self._peak = 0
         self._tls: ssl.SSLContext | None = None
         self._wall0 = time.monotonic()
         self._cpu0 = _cpu_s()
@@ -197,9 +203,13 @@ class Fleet:
             cpu_s=_cpu_s() - self._cpu0,
             rss_mb=_rss_mb(),
         )
+        ticks = 0
         for rt in self.runtimes:
             st.devices += len(rt.devices)
             st.errors += rt.errors
+            st.lag_max_s = max(st.lag_max_s, rt.lag_max_s)
+            st.lag_mean_s += rt.lag_total_s
+            ticks += rt.ticks
             if rt.uplink is not None:
                 up = rt.uplink.stats
                 st.connected += rt.uplink.connected.is_set()
@@ -222,6 +232,8 @@ class Fleet:
             if rt.store is not None:
                 with contextlib.suppress(Exception):
                     st.outbox += rt.store.outbox_size()
+        st.lag_mean_s = st.lag_mean_s / ticks if ticks else 0.0
+        self._peak = st.connected_peak = max(self._peak, st.connected)
         return st
 
 
