@@ -58,6 +58,7 @@ class _Dev:
     command: tuple[str, float] | None = None
     command_slot: int | None = None
     controlled: bool = False
+    plan_key: tuple[str, int] | None = None
     off_at: float | None = None
     cursor: tuple[int, float] | None = None
     # power integration for devices without an energy register
@@ -159,17 +160,8 @@ class Ems:
                     cursors.append(d)
             elif boundary and slot > d.cursor[0]:
                 start, before = d.cursor
-                used = m.energy_kwh - before
-                if used < -1e-9:
-                    log.warning(
-                        "%s: register of %s went back from %g to %g kWh; metering restarts",
-                        self.agent_id,
-                        d.id,
-                        before,
-                        m.energy_kwh,
-                    )
-                else:
-                    readings += self._split(d.id, start, slot, used)
+                # net register: it goes down while the device produces (PV, a battery)
+                readings += self._split(d.id, start, slot, m.energy_kwh - before)
                 d.cursor = (slot, m.energy_kwh)
                 cursors.append(d)
         self._slot = slot
@@ -311,6 +303,10 @@ class Ems:
                 energy = plan.slot_energy(slot)
                 if energy is None:
                     continue
+                if d.plan_key != (plan.offer_id, plan.version):
+                    # a machine with programmes (a dishwasher) runs the one the plan chose
+                    await d.device.driver.set_programme(plan.profile)
+                    d.plan_key = (plan.offer_id, plan.version)
                 d.controlled = True
                 off_at = await self._drive(d, d.limits, now, slot, energy)
                 if off_at is not None and (wake is None or off_at < wake):
@@ -382,6 +378,7 @@ class Ems:
         else:
             await self._command(d, "on", 0.0, None)
         d.controlled = False
+        d.plan_key = None
         d.off_at = None
 
     def faults(self) -> dict[str, str]:

@@ -18,6 +18,7 @@ naming the config key and listing the known names.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,10 @@ GENERATORS = "atp.generators"
 T = TypeVar("T")
 
 
+@functools.cache
 def _entry_points(group: str) -> dict[str, EntryPoint]:
+    """The group's entry points, scanned once per process (a scan costs milliseconds, and
+    the fleet simulator builds thousands of devices)."""
     return {ep.name: ep for ep in entry_points(group=group)}
 
 

@@ -40,6 +40,12 @@ from agent.uplink import BrokerSettings, Uplink
 log = logging.getLogger(__name__)
 
 
+async def _settle(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled task to finish; its own errors were reported where they arose."""
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
 def agent_version() -> str:
     try:
         return version("atp-flex")
@@ -74,6 +80,8 @@ class AgentRuntime:
         self.started_wall = time.monotonic()
         self.ticks = 0
         self.errors = 0
+        self.lag_max_s = 0.0
+        self.lag_total_s = 0.0
         self.store: Store | None = None
         self.core: Core | None = None
         self.ems: Ems | None = None
@@ -158,41 +166,38 @@ class AgentRuntime:
         assert self.core is not None
         self.core.handle(topic, payload)
 
-    async def shutdown(self) -> None:
-        """Devices to their safe state, ``offline`` to the broker, the store closed."""
-        self.notifier.stopping()
-        if self.ems is not None:
-            await self.ems.shutdown()
-        if self.uplink is not None:
-            with contextlib.suppress(Exception):
-                await self.uplink.close()
-        if self.store is not None:
-            self.store.close()
-            self.store = None
-
     async def run(self, *, stop: asyncio.Event | None = None, until: float | None = None) -> None:
-        """Start, run until ``stop`` is set or the clock reaches ``until``, then shut down."""
+        """Start, run until ``stop`` is set or the clock reaches ``until``, then shut down:
+        devices to their safe state, ``offline`` to the broker, the store closed."""
         await self.start()
         assert self.uplink is not None
-        tasks = {
-            asyncio.create_task(self._loop(until), name=f"{self.config.id}-loop"),
-            asyncio.create_task(self.uplink.run(), name=f"{self.config.id}-uplink"),
-        }
-        watchdog = asyncio.create_task(self.notifier.watchdog(), name=f"{self.config.id}-watchdog")
-        stopper = asyncio.create_task(stop.wait()) if stop is not None else None
+        name = self.config.id
+        main = asyncio.create_task(self._loop(until), name=f"{name}-loop")
+        uplink = asyncio.create_task(self.uplink.run(), name=f"{name}-uplink")
+        watchdog = asyncio.create_task(self.notifier.watchdog(), name=f"{name}-watchdog")
+        waiting = {main, uplink}
+        if stop is not None:
+            waiting.add(asyncio.create_task(stop.wait(), name=f"{name}-stop"))
+        helpers = [watchdog, *(waiting - {main, uplink})]
         try:
-            waiting = tasks | ({stopper} if stopper else set())
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            for task in done & tasks:
+            for task in done & {main, uplink}:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
-            for task in (*tasks, watchdog, *([stopper] if stopper else [])):
+            self.notifier.stopping()
+            for task in (main, *helpers):
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await self.shutdown()
+            await _settle(main)
+            if self.ems is not None:
+                await self.ems.shutdown()
+            with contextlib.suppress(Exception):
+                await self.uplink.close()  # "offline", then a clean DISCONNECT
+            uplink.cancel()
+            await _settle(uplink)
+            if self.store is not None:
+                self.store.close()
+                self.store = None
 
     # -- the main loop --------------------------------------------------------------------------
 
@@ -233,6 +238,10 @@ class AgentRuntime:
             if wake is not None:
                 target = min(target, wake)
             await self.clock.sleep(target - self.clock.now())
+            # how late the step starts, in the agent's time: a loaded event loop shows here
+            lag = max(0.0, self.clock.now() - target)
+            self.lag_max_s = max(self.lag_max_s, lag)
+            self.lag_total_s += lag
 
     def health(self) -> dict[str, int | float | str | bool]:
         """The summary in the retained ``online`` status."""

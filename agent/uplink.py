@@ -47,6 +47,7 @@ import contextlib
 import logging
 import random
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -369,6 +370,7 @@ class _Connection:
         self.refused: list[tuple[int, str]] = []
         self._suback: dict[int, asyncio.Future[list[ReasonCode]]] = {}
         self._fd = -1
+        self._thread = threading.get_ident()
         self._misc: asyncio.Task[None] | None = None
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -381,19 +383,21 @@ class _Connection:
         client.on_message = lambda _c, _u, msg: owner._deliver(self, msg)
 
     # paho calls the socket callbacks from the executor thread during connect(), later from
-    # the loop: hop onto the loop either way.
+    # the loop itself. On the loop they must act at once: paho closes the socket right after
+    # on_socket_close returns, and a closed descriptor cannot be taken out of the selector.
     def _threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(fn, *args)
+        if threading.get_ident() == self._thread:
+            fn(*args)
+        elif not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(fn, *args)
 
     def _on_socket_open(self, client: mqtt.Client, _u: Any, sock: Any) -> None:
-        self._fd = sock.fileno()
-        self._threadsafe(self._start_io, self._fd)
+        self._threadsafe(self._start_io, sock.fileno())
 
     def _start_io(self, fd: int) -> None:
         if self.lost.done():
             return
+        self._fd = fd
         self.loop.add_reader(fd, self._read)
         self._misc = self.loop.create_task(self._misc_loop(), name=f"{self.owner.agent_id}-misc")
 
@@ -417,7 +421,7 @@ class _Connection:
         self._threadsafe(self._remove_writer, sock.fileno())
 
     def _remove_writer(self, fd: int) -> None:
-        if fd >= 0:
+        if fd >= 0 and fd == self._fd:
             self.loop.remove_writer(fd)
 
     def _read(self) -> None:
