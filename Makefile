@@ -25,6 +25,7 @@ fmt: setup
 
 bench: setup
 	$(PY) bench/codec.py
+	$(PY) bench/fman.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sqlite3
@@ -237,7 +238,19 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         p.wait(timeout=30)
 
 
-def worker_rate(n: int, workers: int, backlog: bool) -> tuple[float, dict[str, int]]:
+def _cpu_s(procs: list[subprocess.Popen]) -> float:
+    """User plus system CPU seconds the processes have used so far (Linux)."""
+    total = 0
+    for p in procs:
+        fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def worker_rate(n: int, workers: int, backlog: bool) -> tuple[float, dict[str, int], float]:
+    """Offers per second, offers per worker, and (live only) worker CPU microseconds per
+    offer: the cost that decides how far more workers go once they have cores of their own."""
+    cpu_us = math.nan
     with Mosquitto() as b, tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp, "fman.db")
         procs = _start_workers(b, db, workers, tmp)
@@ -246,9 +259,12 @@ def worker_rate(n: int, workers: int, backlog: bool) -> tuple[float, dict[str, i
                 _stop(procs)
                 _publish(b, n, tmp, "w")
                 procs = _start_workers(b, db, workers, tmp, fresh=False)
+                _wait_count(db, n, 300)
             else:
+                cpu0 = _cpu_s(procs)
                 _publish(b, n, tmp, "w")
-            _wait_count(db, n, 300)
+                _wait_count(db, n, 300)
+                cpu_us = (_cpu_s(procs) - cpu0) / n * 1e6
         finally:
             _stop(procs)
         with sqlite3.connect(db) as c:
@@ -259,7 +275,7 @@ def worker_rate(n: int, workers: int, backlog: bool) -> tuple[float, dict[str, i
             accepted = c.execute("SELECT count(*) FROM offers WHERE state='accepted'").fetchone()[0]
         if accepted != n:
             raise AssertionError(f"{accepted} of {n} offers accepted")
-        return count / (last - first), per_worker
+        return count / (last - first), per_worker, cpu_us
 
 
 def latency(n: int, rate: float) -> tuple[float, float]:
@@ -315,12 +331,15 @@ def main() -> None:
     )
     for backlog in (False, True):
         mode = "backlog drain" if backlog else "live"
-        bare, one, two = [], [], []
+        bare, one, two, cpu1, cpu2 = [], [], [], [], []
         for _ in range(args.runs):
             bare.append(bare_rate(args.n, backlog))
-            one.append(worker_rate(args.n, 1, backlog)[0])
-            rate2, split = worker_rate(args.n, 2, backlog)
+            rate1, _, c1 = worker_rate(args.n, 1, backlog)
+            rate2, split, c2 = worker_rate(args.n, 2, backlog)
+            one.append(rate1)
             two.append(rate2)
+            cpu1.append(c1)
+            cpu2.append(c2)
             print(
                 f"  {mode} run: bare {bare[-1]:,.0f}/s, one worker {one[-1]:,.0f}/s, two "
                 f"workers {two[-1]:,.0f}/s (split {sorted(split.values())})",
@@ -333,6 +352,13 @@ def main() -> None:
             f"(ratio {t / b:.2f}, {t / o:.2f}x one worker)",
             flush=True,
         )
+        if not backlog:
+            c1, c2 = statistics.median(cpu1), statistics.median(cpu2)
+            print(
+                f"worker CPU per offer: one worker {c1:.0f} us, two workers {c2:.0f} us "
+                f"together (a worker with a core of its own: about {1e6 / c1:,.0f} offers/s)",
+                flush=True,
+            )
     p50s, p99s = [], []
     for _ in range(args.runs):
         p50, p99 = latency(10_000 if not args.quick else 5000, 1000.0)
