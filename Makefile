@@ -25,6 +25,7 @@ fmt: setup
 
 bench: setup
 	$(PY) bench/codec.py
+	$(PY) bench/devices.py
 	$(PY) bench/fman.py
 
 clean:
