@@ -10,9 +10,13 @@ Prints, each as the median of ``--runs`` runs on a fresh broker:
 4. the latency from an offer's publication to its ack at the agent, p50 and p99, with offers
    published at a steady 1,000 per second.
 
-Publisher, broker, subscriber or workers all run as separate processes on this machine, as in
-the reference figures in ``DESIGN.md``. Workers run with ``--ingest-only``: the figure is
-ingest; planning is not part of it.
+Throughput is measured two ways. *Live*: the consumer runs while the publisher publishes as
+fast as it can, as in the reference figures of ``DESIGN.md``; on two cores the publisher and
+the broker take most of the machine, so this is the pipeline's rate. *Backlog drain*: the
+publisher first fills the consumers' persistent sessions in the broker, then the consumers
+start and drain them with the machine to themselves and the broker; this is the consumers'
+own capacity, and it is where a second worker can show. Publisher, broker, subscriber and
+workers are separate processes. Workers run with ``--ingest-only``: the figure is ingest.
 
     .venv/bin/python bench/fman.py            # all of it, about two minutes
     .venv/bin/python bench/fman.py --quick    # one run each, fewer messages
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sqlite3
@@ -35,6 +40,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -106,7 +113,8 @@ def publisher_main(host: str, port: int, n: int, rate: float, tag: str, out: str
 
 
 def bare_main(host: str, port: int, n: int, out: str) -> None:
-    """Bare paho QoS 1 subscriber: count messages, note the first and last arrival."""
+    """Bare paho QoS 1 subscriber: count messages, note the first and last arrival. With
+    ``n == 0`` it only creates its persistent session and leaves (the backlog mode)."""
     done = threading.Event()
     times: list[float] = []
 
@@ -119,11 +127,17 @@ def bare_main(host: str, port: int, n: int, out: str) -> None:
     c.on_message = on_message
     subscribed = threading.Event()
     c.on_subscribe = lambda *a: subscribed.set()
-    c.connect(host, port)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    c.connect(host, port, clean_start=False, properties=props)
     c.loop_start()
     c.subscribe(topics.shared("bare", topics.all_agents("offer")), qos=1)
     subscribed.wait(10)
     Path(out + ".ready").write_text("ok")
+    if n == 0:
+        c.disconnect()
+        c.loop_stop()
+        return
     done.wait(600)
     c.loop_stop()
     Path(out).write_text(json.dumps({"first": times[0], "last": times[-1], "n": len(times)}))
@@ -144,19 +158,33 @@ def _wait_file(path: Path, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def bare_rate(n: int) -> float:
+def _publish(b: Mosquitto, n: int, tmp: str, tag: str) -> None:
+    _spawn("--publish", b.host, str(b.port), str(n), "0", tag, str(Path(tmp, tag))).wait()
+
+
+def bare_rate(n: int, backlog: bool) -> float:
+    """Live: the subscriber runs while the publisher publishes. Backlog: the publisher fills
+    the subscriber's persistent session first, then the subscriber drains it alone."""
     with Mosquitto() as b, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp, "bare.json")
+        if backlog:
+            _spawn("--bare", b.host, str(b.port), "0", str(Path(tmp, "prime"))).wait()
+            _publish(b, n, tmp, "bare")
         sub = _spawn("--bare", b.host, str(b.port), str(n), str(out))
-        _wait_file(Path(str(out) + ".ready"), 20)
-        pub = _spawn("--publish", b.host, str(b.port), str(n), "0", "bare", str(Path(tmp, "p")))
-        pub.wait()
+        if not backlog:
+            _wait_file(Path(str(out) + ".ready"), 20)
+            _publish(b, n, tmp, "bare")
         sub.wait(timeout=300)
         r = json.loads(out.read_text())
         return r["n"] / (r["last"] - r["first"])
 
 
-def _start_workers(b: Mosquitto, db: Path, count: int, tmp: str) -> list[subprocess.Popen]:
+def _start_workers(
+    b: Mosquitto, db: Path, count: int, tmp: str, fresh: bool = True
+) -> list[subprocess.Popen]:
+    if not fresh:
+        with sqlite3.connect(db) as c:
+            c.execute("DELETE FROM stats")
     procs = []
     for k in range(count):
         procs.append(
@@ -210,14 +238,33 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         p.wait(timeout=30)
 
 
-def worker_rate(n: int, workers: int) -> tuple[float, dict[str, int]]:
+def _cpu_s(procs: list[subprocess.Popen]) -> float:
+    """User plus system CPU seconds the processes have used so far (Linux)."""
+    total = 0
+    for p in procs:
+        fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def worker_rate(n: int, workers: int, backlog: bool) -> tuple[float, dict[str, int], float]:
+    """Offers per second, offers per worker, and (live only) worker CPU microseconds per
+    offer: the cost that decides how far more workers go once they have cores of their own."""
+    cpu_us = math.nan
     with Mosquitto() as b, tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp, "fman.db")
         procs = _start_workers(b, db, workers, tmp)
         try:
-            pub = _spawn("--publish", b.host, str(b.port), str(n), "0", "w", str(Path(tmp, "p")))
-            pub.wait()
-            _wait_count(db, n, 300)
+            if backlog:  # stop them (their sessions stay), fill the sessions, restart them
+                _stop(procs)
+                _publish(b, n, tmp, "w")
+                procs = _start_workers(b, db, workers, tmp, fresh=False)
+                _wait_count(db, n, 300)
+            else:
+                cpu0 = _cpu_s(procs)
+                _publish(b, n, tmp, "w")
+                _wait_count(db, n, 300)
+                cpu_us = (_cpu_s(procs) - cpu0) / n * 1e6
         finally:
             _stop(procs)
         with sqlite3.connect(db) as c:
@@ -228,7 +275,7 @@ def worker_rate(n: int, workers: int) -> tuple[float, dict[str, int]]:
             accepted = c.execute("SELECT count(*) FROM offers WHERE state='accepted'").fetchone()[0]
         if accepted != n:
             raise AssertionError(f"{accepted} of {n} offers accepted")
-        return count / (last - first), per_worker
+        return count / (last - first), per_worker, cpu_us
 
 
 def latency(n: int, rate: float) -> tuple[float, float]:
@@ -282,21 +329,36 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {args.n} offers per run, median of {args.runs}"
     )
-    bare, one, two = [], [], []
-    for _ in range(args.runs):
-        bare.append(bare_rate(args.n))
-        one.append(worker_rate(args.n, 1)[0])
-        rate2, split = worker_rate(args.n, 2)
-        two.append(rate2)
+    for backlog in (False, True):
+        mode = "backlog drain" if backlog else "live"
+        bare, one, two, cpu1, cpu2 = [], [], [], [], []
+        for _ in range(args.runs):
+            bare.append(bare_rate(args.n, backlog))
+            rate1, _, c1 = worker_rate(args.n, 1, backlog)
+            rate2, split, c2 = worker_rate(args.n, 2, backlog)
+            one.append(rate1)
+            two.append(rate2)
+            cpu1.append(c1)
+            cpu2.append(c2)
+            print(
+                f"  {mode} run: bare {bare[-1]:,.0f}/s, one worker {one[-1]:,.0f}/s, two "
+                f"workers {two[-1]:,.0f}/s (split {sorted(split.values())})",
+                flush=True,
+            )
+        b, o, t = (statistics.median(x) for x in (bare, one, two))
         print(
-            f"  run: bare {bare[-1]:,.0f}/s, one worker {one[-1]:,.0f}/s, two workers "
-            f"{two[-1]:,.0f}/s (split {sorted(split.values())})",
+            f"{mode}: bare paho QoS 1 subscriber {b:,.0f} msg/s; one FMAN worker {o:,.0f} "
+            f"offers/s (ratio {o / b:.2f}, target >= 0.5); two workers {t:,.0f} offers/s "
+            f"(ratio {t / b:.2f}, {t / o:.2f}x one worker)",
             flush=True,
         )
-    b, o, t = (statistics.median(x) for x in (bare, one, two))
-    print(f"bare paho QoS 1 subscriber: {b:,.0f} msg/s")
-    print(f"one FMAN worker:            {o:,.0f} offers/s  (ratio {o / b:.2f}, target >= 0.5)")
-    print(f"two FMAN workers:           {t:,.0f} offers/s  (ratio {t / b:.2f})")
+        if not backlog:
+            c1, c2 = statistics.median(cpu1), statistics.median(cpu2)
+            print(
+                f"worker CPU per offer: one worker {c1:.0f} us, two workers {c2:.0f} us "
+                f"together (a worker with a core of its own: about {1e6 / c1:,.0f} offers/s)",
+                flush=True,
+            )
     p50s, p99s = [], []
     for _ in range(args.runs):
         p50, p99 = latency(10_000 if not args.quick else 5000, 1000.0)

@@ -77,7 +77,9 @@ class Bus:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        c.max_inflight_messages_set(1000)
+        # no paho-side limit: its queue of not-yet-sent messages is scanned on every PUBACK;
+        # ``max_in_flight`` bounds what is outstanding instead
+        c.max_inflight_messages_set(0)
         c.max_queued_messages_set(0)
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         if tls:

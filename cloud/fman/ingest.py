@@ -19,13 +19,15 @@ interleave between them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -74,6 +76,38 @@ class Incoming:
     payload: bytes
     mid: int = 0
     qos: int = 1
+
+
+class _Conflict(Exception):
+    """Another worker changed what a batch was decided on; decide again under the lock."""
+
+
+@dataclass(slots=True)
+class _Decisions:
+    """What one batch comes to: the rows to write, the answers, the counters, and the offer
+    heads the decisions were based on."""
+
+    read: dict[str, OfferHead | None] = field(default_factory=dict)
+    log_rows: list[tuple] = field(default_factory=list)
+    offer_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    state_rows: list[tuple[str, str, float, str]] = field(default_factory=list)
+    reading_rows: list[tuple] = field(default_factory=list)
+    status_rows: list[tuple] = field(default_factory=list)
+    schedule_rows: list[tuple] = field(default_factory=list)
+    series: list[tuple[str, dict[int, float]]] = field(default_factory=list)
+    answers: list[Outgoing] = field(default_factory=list)
+    stats: Counter[str] = field(default_factory=Counter)
+
+    def still_valid(self, tx: Store) -> bool:
+        """Whether every offer decided on is still as it was read (issuer, revision, state)."""
+        if not self.read:
+            return True
+        now = tx.offer_heads(list(self.read))
+        return all(_key(now.get(oid)) == _key(head) for oid, head in self.read.items())
+
+
+def _key(head: OfferHead | None) -> tuple | None:
+    return None if head is None else (head.issuer, head.revision, head.state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +159,9 @@ class Ingest:
         self.fman_id = config.worker.group
         self._warned: dict[tuple[str, str], int] = {}
         self.series_topics = series_topics(config)
+        # answer ids: unique per process start, cheaper than a UUID per message
+        self._ids = itertools.count()
+        self._id_prefix = f"{worker}.{uuid.uuid4().hex[:12]}."
 
     # -- decoding (pure) --------------------------------------------------------------------
 
@@ -192,20 +229,35 @@ class Ingest:
     # -- the batch ---------------------------------------------------------------------------
 
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
-        """Decide on ``batch`` and commit; returns the answers to publish after the commit."""
+        """Decide on ``batch`` and commit; returns the answers to publish after the commit.
+
+        The decisions are made first without the write lock, on what the store holds now;
+        under the lock only the offers concerned are read again, and if any changed meanwhile
+        (another worker, the planner) the batch is decided again under the lock. So two
+        workers mostly overlap their work and queue only for the writes."""
         now = self.clock.now()
         wall = time.time()
         answers: list[Outgoing] = []
         items = [it for m in batch if (it := self._decode(m, answers, now)) is not None]
         if not items:
             return answers
-        with self.store.write() as tx:
-            self._decide(tx, items, now, wall, answers)
-        return answers
+        d = self._decide(self.store, items, now, wall)
+        try:
+            with self.store.write() as tx:
+                if not d.still_valid(tx):
+                    self.stats["ingest.redecided"] += 1
+                    d = self._decide(tx, items, now, wall)
+                self._write(tx, d)
+        except _Conflict:
+            self.stats["ingest.redecided"] += 1
+            with self.store.write() as tx:
+                d = self._decide(tx, items, now, wall)
+                self._write(tx, d)
+        self.stats.update(d.stats)
+        return answers + d.answers
 
-    def _decide(
-        self, tx: Store, items: list[_Item], now: float, wall: float, answers: list[Outgoing]
-    ) -> None:
+    def _decide(self, tx: Store, items: list[_Item], now: float, wall: float) -> _Decisions:
+        d = _Decisions()
         logged = [it for it in items if it.channel in ANSWERED]
         seen = tx.seen_messages([(it.agent, it.msg.id) for it in logged]) if logged else {}  # type: ignore[union-attr]
         offer_ids = [
@@ -214,25 +266,28 @@ class Ingest:
             if it.channel in ("offer", "offer/delete")
         ]
         heads = tx.offer_heads(offer_ids) if offer_ids else {}
+        d.read = {oid: heads.get(oid) for oid in offer_ids}
         new_issuers = [
             it.agent
             for it in logged
             if it.channel == "offer" and it.msg.body.id not in heads  # type: ignore[union-attr]
         ]
         open_counts = tx.open_offer_counts(new_issuers) if new_issuers else {}
-        log_rows: list[tuple] = []
-        offer_rows: dict[str, dict[str, Any]] = {}
-        state_rows: list[tuple[str, str, float, str]] = []
-        reading_rows: list[tuple] = []
-        status_rows: list[tuple] = []
-        schedule_rows: list[tuple] = []
+        log_rows = d.log_rows
+        offer_rows = d.offer_rows
+        state_rows = d.state_rows
+        reading_rows = d.reading_rows
+        status_rows = d.status_rows
+        schedule_rows = d.schedule_rows
+        answers = d.answers
+        stats = d.stats
         batch_seen: set[tuple[str, str]] = set()
 
         for it in items:
             msg = it.msg
             if msg is None:  # an objective series from its topic
                 assert it.series is not None
-                tx.put_series(it.channel.removeprefix("series:"), it.series)
+                d.series.append((it.channel.removeprefix("series:"), it.series))
                 continue
             body: Any = msg.body
             agent = it.agent
@@ -240,7 +295,7 @@ class Ingest:
                 key = (agent, msg.id)
                 previous = seen.get(key)
                 if previous is not None or key in batch_seen:
-                    self.stats["duplicate"] += 1
+                    stats["duplicate"] += 1
                     if previous is not None:
                         answers.append(self._repeat(agent, previous, now))
                     continue
@@ -273,9 +328,9 @@ class Ingest:
                     )
                     if stored is None:
                         open_counts[agent] = open_counts.get(agent, 0) + 1
-                    self.stats["offer.accepted" if stored is None else "offer.updated"] += 1
+                    stats["offer.accepted" if stored is None else "offer.updated"] += 1
                 elif verdict.outcome == "reject":
-                    self.stats["offer.rejected"] += 1
+                    stats["offer.rejected"] += 1
                     if stored is None and verdict.reasons[0].code not in _NOT_KEPT:
                         reason = _reasons_json(verdict.reasons)
                         offer_rows[offer.id] = _offer_row(
@@ -285,7 +340,7 @@ class Ingest:
                             offer.id, agent, offer.revision, "rejected", offer.assignment_before, 0
                         )
                 else:  # the same revision again, in a new message: answer as before
-                    self.stats["offer.repeated"] += 1
+                    stats["offer.repeated"] += 1
                     if stored is not None and stored.state == "rejected":
                         verdict = Verdict(
                             "reject",
@@ -303,7 +358,7 @@ class Ingest:
                 stored = heads.get(wd.offer_id)
                 verdict = judge_withdraw(wd, sender=agent, stored=stored)
                 if verdict.outcome == "accept":
-                    self.stats["offer.withdrawn"] += 1
+                    stats["offer.withdrawn"] += 1
                     reason = wd.reason or "withdrawn by the agent"
                     if stored is None:
                         offer_rows[wd.offer_id] = _tombstone(
@@ -322,7 +377,7 @@ class Ingest:
                         stored.schedule_version if stored else 0,
                     )
                 elif verdict.outcome == "reject":
-                    self.stats["withdraw.rejected"] += 1
+                    stats["withdraw.rejected"] += 1
                 answers.append(self._answer(agent, "offer.delete", wd.offer_id, 0, verdict, now))
                 log_rows.append(
                     _log_row(
@@ -340,13 +395,13 @@ class Ingest:
                     rules=self.config.acceptance,
                 )
                 if verdict.accepted:
-                    self.stats["meter.readings"] += len(mb.readings)
+                    stats["meter.readings"] += len(mb.readings)
                     reading_rows.extend(
                         (agent, r.device, r.start, r.duration_s, r.energy_kwh, r.offer_id, now)
                         for r in mb.readings
                     )
                 else:
-                    self.stats["meter.rejected"] += 1
+                    stats["meter.rejected"] += 1
                 answers.append(self._answer(agent, "meter", msg.id[:128], mb.seq, verdict, now))
                 log_rows.append(
                     _log_row(agent, msg.id, "meter", "", mb.seq, verdict, self.worker, wall)
@@ -355,10 +410,10 @@ class Ingest:
             elif it.channel == "status":
                 st: Status = body
                 if st.agent != agent:
-                    self.stats["malformed.status"] += 1
+                    stats["malformed.status"] += 1
                     self._warn(agent, "status", f"status of {st.agent!r} on this agent's topic")
                     continue
-                self.stats[f"status.{st.state}"] += 1
+                stats[f"status.{st.state}"] += 1
                 status_rows.append(
                     (agent, st.state, st.since, msg.ts, now, st.version, json.dumps(st.health))
                 )
@@ -368,22 +423,27 @@ class Ingest:
                 reason = "" if isinstance(body, Ack) else _reasons_json(body.reasons)
                 schedule_rows.append((status, wall, reason, body.ref_id, body.revision, agent))
 
-        if log_rows:
-            tx.log_messages(log_rows)
-        if offer_rows:
-            tx.put_offers(offer_rows.values())
-        if state_rows:
-            tx.set_offer_states(state_rows)
-        if offer_rows or state_rows:
+        return d
+
+    def _write(self, tx: Store, d: _Decisions) -> None:
+        if d.log_rows and tx.log_messages(d.log_rows) != len(d.log_rows):
+            raise _Conflict  # another worker logged one of these messages meanwhile
+        for name, values in d.series:
+            tx.put_series(name, values)
+        if d.offer_rows:
+            tx.put_offers(d.offer_rows.values())
+        if d.state_rows:
+            tx.set_offer_states(d.state_rows)
+        if d.offer_rows or d.state_rows:
             tx.bump("offers")
-        if reading_rows:
-            tx.put_readings(reading_rows)
-        if status_rows:
-            tx.put_statuses(status_rows)
-        if schedule_rows:
-            matched = tx.answer_schedules(schedule_rows)
-            self.stats["schedule.answers"] += matched
-            self.stats["schedule.answers_unknown"] += len(schedule_rows) - matched
+        if d.reading_rows:
+            tx.put_readings(d.reading_rows)
+        if d.status_rows:
+            tx.put_statuses(d.status_rows)
+        if d.schedule_rows:
+            matched = tx.answer_schedules(d.schedule_rows)
+            d.stats["schedule.answers"] += matched
+            d.stats["schedule.answers_unknown"] += len(d.schedule_rows) - matched
 
     # -- answers -----------------------------------------------------------------------------
 
@@ -397,7 +457,10 @@ class Ingest:
             )
         else:
             body = Ack(ref_kind=kind, ref_id=ref, revision=revision, fman_id=self.fman_id)
-        return Outgoing(topics.agent_topic(agent, "ack"), protocol.encode(body, ts=int(now)))
+        msg_id = f"{self._id_prefix}{next(self._ids)}"
+        return Outgoing(
+            topics.agent_topic(agent, "ack"), protocol.encode(body, ts=int(now), msg_id=msg_id)
+        )
 
     def _repeat(self, agent: str, row: dict, now: float) -> Outgoing:
         """The answer a redelivered message got the first time."""

@@ -16,7 +16,9 @@ it keeps what ingest and the planning cycle decided.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -219,9 +221,16 @@ class Store:
     ) -> None:
         self.path = Path(path)
         self._in_tx = False
+        self._lock_fd: int | None = None
+        #: Seconds spent waiting for and holding the write lock (for the counters).
+        self.lock_wait_s = 0.0
+        self.lock_held_s = 0.0
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                # writers of every process queue on this lock (the kernel wakes the next one
+                # at once) instead of SQLite's busy handler, which polls with sleeps
+                self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
             conn = sqlite3.connect(
                 str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
@@ -237,6 +246,9 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -247,24 +259,34 @@ class Store:
             yield self
             return
         conn = self.db.conn
+        t0 = time.perf_counter()
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        t1 = time.perf_counter()
+        self.lock_wait_s += t1 - t0
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot begin a write: {exc}") from exc
-        self._in_tx = True
-        try:
-            yield self
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
             try:
-                conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: cannot begin a write: {exc}") from exc
+            self._in_tx = True
+            try:
+                yield self
+            except BaseException:
                 conn.execute("ROLLBACK")
-                raise StoreError(f"{self.path}: commit failed: {exc}") from exc
+                raise
+            else:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK")
+                    raise StoreError(f"{self.path}: commit failed: {exc}") from exc
+            finally:
+                self._in_tx = False
         finally:
-            self._in_tx = False
+            if self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self.lock_held_s += time.perf_counter() - t1
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
@@ -295,20 +317,29 @@ class Store:
     def seen_messages(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict]:
         """Ingest-log rows of messages already processed, keyed by ``(agent, msg_id)``."""
         out: dict[tuple[str, str], dict] = {}
-        for chunk in _chunks(list(keys), 400):
-            where = " OR ".join(["(agent=? AND msg_id=?)"] * len(chunk))
-            params = [v for key in chunk for v in key]
-            for r in self._rows(f"SELECT * FROM messages WHERE {where}", params):
-                out[(r["agent"], r["msg_id"])] = r
+        cols = None
+        conn = self.db.conn
+        try:
+            for key in set(keys):  # one primary-key probe each: cheaper than any IN list here
+                cur = conn.execute("SELECT * FROM messages WHERE agent=? AND msg_id=?", key)
+                row = cur.fetchone()
+                if row is not None:
+                    cols = cols or [d[0] for d in cur.description]
+                    out[key] = dict(zip(cols, row, strict=True))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
         return out
 
-    def log_messages(self, rows: Iterable[tuple]) -> None:
-        """``(agent, msg_id, channel, ref_id, revision, outcome, reasons_json, worker, at)``."""
+    def log_messages(self, rows: Sequence[tuple]) -> int:
+        """``(agent, msg_id, channel, ref_id, revision, outcome, reasons_json, worker, at)``;
+        returns how many were new (a message already logged is left as it was)."""
+        before = self.db.conn.total_changes
         self._many(
             "INSERT OR IGNORE INTO messages(agent,msg_id,channel,ref_id,revision,outcome,reasons,"
             "worker,at) VALUES (?,?,?,?,?,?,?,?,?)",
             rows,
         )
+        return self.db.conn.total_changes - before
 
     def offer_heads(self, ids: Sequence[str]) -> dict[str, OfferHead]:
         out: dict[str, OfferHead] = {}

@@ -196,6 +196,8 @@ class Worker:
                 store = self._stats_store = self._open_store()
             values = dict(self.stats)
             values["queue"] = self._queue.qsize()
+            values["ingest.lock_wait_s"] = round(self.store.lock_wait_s, 3)
+            values["ingest.lock_held_s"] = round(self.store.lock_held_s, 3)
             values["alive_at"] = time.time()
             store.put_stats(self.id, values)
         except StoreError as exc:

@@ -20,7 +20,6 @@ from protocol.samples import two_slot_offer
 
 from .harness import (
     Observer,
-    WorkerProc,
     client,
     query,
     stats,
@@ -56,7 +55,7 @@ def undecodable() -> list[bytes]:
     ]
 
 
-def test_flood_of_bad_payloads_is_counted_and_survived(tmp_path):
+def test_flood_of_bad_payloads_is_counted_and_survived(tmp_path, spawn):
     with Mosquitto(workdir=tmp_path / "broker") as broker:
         db = tmp_path / "fman.db"
         cfg = write_config(
@@ -66,7 +65,7 @@ def test_flood_of_bad_payloads_is_counted_and_survived(tmp_path):
             clock={"sim_start": str(NOW), "speed": 1.0},
             objective={"target": {"topic": TARGET}},
         )
-        worker = WorkerProc(config=cfg, worker_id="flood-w1", log_dir=tmp_path).start()
+        worker = spawn(cfg, "flood-w1")
         wait_ready(db, "flood-w1")
         observer = Observer(broker)
         pub = client(broker, "flood-pub")

@@ -17,7 +17,6 @@ from cloud.clock import SimClock
 from .harness import (
     T0,
     Observer,
-    WorkerProc,
     check_every_accepted_offer,
     query,
     wait_for,
@@ -29,7 +28,7 @@ from .minifleet import MiniFleet, sleep_until
 SPEED = 3000.0
 
 
-def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(tmp_path):
+def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(tmp_path, spawn):
     with Mosquitto(workdir=tmp_path / "broker") as broker:
         clock = SimClock(start=T0, speed=SPEED, anchor=time.time() + 3)
         db = tmp_path / "fman.db"
@@ -39,7 +38,7 @@ def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(tmp_path):
             db,
             clock={"sim_start": str(T0), "speed": SPEED, "anchor": clock.anchor},
         )
-        worker = WorkerProc(config=cfg, worker_id="kill-w1", log_dir=tmp_path).start()
+        worker = spawn(cfg, "kill-w1")
         wait_ready(db, "kill-w1")
         observer = Observer(broker)
         fleet = MiniFleet(

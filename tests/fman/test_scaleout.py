@@ -17,7 +17,6 @@ from protocol import Withdraw, topics
 from .harness import (
     T0,
     Observer,
-    WorkerProc,
     client,
     query,
     stats,
@@ -30,7 +29,7 @@ from .minifleet import MiniFleet
 AGENTS, PER_AGENT = 30, 20
 
 
-def test_two_workers_share_the_load_without_duplicates_or_loss(tmp_path):
+def test_two_workers_share_the_load_without_duplicates_or_loss(tmp_path, spawn):
     with Mosquitto(workdir=tmp_path / "broker") as broker:
         clock = SimClock(start=T0, speed=1.0)
         db = tmp_path / "fman.db"
@@ -40,9 +39,7 @@ def test_two_workers_share_the_load_without_duplicates_or_loss(tmp_path):
             db,
             clock={"sim_start": str(T0), "speed": 1.0, "anchor": clock.anchor},
         )
-        workers = [
-            WorkerProc(config=cfg, worker_id=f"so-w{i}", log_dir=tmp_path).start() for i in (1, 2)
-        ]
+        workers = [spawn(cfg, f"so-w{i}") for i in (1, 2)]
         for w in workers:
             wait_ready(db, w.id)
         observer = Observer(broker)
