@@ -1,11 +1,425 @@
-"""The agent's command line, ``foa``."""
+"""The agent's command line, ``foa``.
+
+Commands import what they need when they run, so ``foa --help`` loads click and nothing else.
+``status``, ``offers`` and ``devices`` read the agent's store (read-only, while the daemon
+runs), so they answer even when the daemon or the broker is down.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
 import click
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+    from agent.store import Store
+
+CONFIG_HELP = "The agent's TOML file (default: $FOA_CONFIG, else ./foa.toml)."
+
+
+def _config_option(f: Any) -> Any:
+    return click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="FOA_CONFIG",
+        default="foa.toml",
+        show_default=True,
+        help=CONFIG_HELP,
+    )(f)
+
+
+def _store_option(f: Any) -> Any:
+    return click.option(
+        "--store",
+        "store_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Read this store file instead of the one named in the config.",
+    )(f)
+
+
+def _json_option(f: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="atp-flex", prog_name="foa")
 def main() -> None:
     """FOA, the Flex-Offer Agent: turns devices into Flex-Offers and executes schedules."""
+
+
+# -- foa run ------------------------------------------------------------------------------------
+
+
+@main.command()
+@_config_option
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=None,
+    help="Override agent.log_level of the config.",
+)
+def run(config_path: Path, log_level: str | None) -> None:
+    """Run the agent daemon until SIGTERM or Ctrl-C.
+
+    Under systemd (Type=notify) it reports READY=1 once the store is open and the devices
+    are probed, and kicks the watchdog if WatchdogSec= is set."""
+    import asyncio
+    import logging
+    import signal
+
+    from agent.clock import RealClock, SimClock
+    from agent.errors import AgentError
+    from agent.runtime import AgentRuntime
+    from agent.systemd import Notifier
+
+    cfg = _load(config_path)
+    logging.basicConfig(
+        level=(log_level or cfg.log_level).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if cfg.clock is None:
+        clock: RealClock | SimClock = RealClock()
+    else:
+        anchor = cfg.clock.anchor if cfg.clock.anchor is not None else time.time()
+        clock = SimClock.anchored(start=cfg.clock.start, speed=cfg.clock.speed, anchor=anchor)
+
+    async def main_task() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runtime = AgentRuntime(config=cfg, clock=clock, notifier=Notifier())
+        await runtime.run(stop=stop)
+
+    try:
+        asyncio.run(main_task())
+    except AgentError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+# -- foa config check ---------------------------------------------------------------------------
+
+
+@main.group()
+def config() -> None:
+    """Check the configuration."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_json_option
+def config_check(file: Path, as_json: bool) -> None:
+    """Check FILE: every value, every device's driver and generator and their parameters.
+
+    Prints every error with its key and exits with status 1 if there is any."""
+    from agent.plugins import check_config_file
+
+    cfg, errors = check_config_file(file)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "file": str(file),
+                    "ok": not errors,
+                    "errors": [{"key": e.key, "message": e.message} for e in errors],
+                },
+                indent=2,
+            )
+        )
+    elif errors:
+        click.echo(f"{file}: {len(errors)} error(s)", err=True)
+        for e in errors:
+            click.echo(f"  {e.key or '(file)'}: {e.message}", err=True)
+    else:
+        assert cfg is not None
+        click.echo(
+            f"{file}: OK (agent {cfg.id}, {len(cfg.devices)} devices, broker {cfg.broker.url}, "
+            f"store {cfg.store})"
+        )
+    if errors:
+        sys.exit(1)
+
+
+# -- foa status / offers / devices --------------------------------------------------------------
+
+
+@main.command()
+@_config_option
+@_store_option
+@_json_option
+def status(config_path: Path, store_path: Path | None, as_json: bool) -> None:
+    """Connection, offers by state, schedules in force and last readings, from the store."""
+    store = _open_store(config_path, store_path)
+    try:
+        report = _status(store)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    c = report["connection"]
+    click.echo(f"agent        {report['agent']}   (store {report['store']})")
+    if c["connected"]:
+        click.echo(f"connection   online to {c['broker']} since {_when(c['since'])}")
+    else:
+        click.echo(f"connection   offline since {_when(c['since'])}")
+    click.echo(f"heartbeat    {_when(report['heartbeat'])} (agent clock)")
+    out = report["outbox"]
+    kinds = ", ".join(f"{k} {n}" for k, n in out["by_kind"].items())
+    click.echo(f"outbox       {out['waiting']} waiting{f' ({kinds})' if kinds else ''}")
+    if out["dead_letters"]:
+        click.echo(f"dead letters {out['dead_letters']} (refused by the broker)")
+    states = ", ".join(f"{k} {n}" for k, n in sorted(report["offers"].items())) or "none"
+    click.echo(f"offers       {states}")
+    if not report["in_force"]:
+        click.echo("in force     nothing")
+    for p in report["in_force"]:
+        what = "default" if p["source"] == "default" else f"schedule v{p['version']}"
+        click.echo(
+            f"in force     {p['device']}: {p['offer_id']} ({p['state']}) {what}, "
+            f"{_when(p['start'])} to {_when(p['end'])}, {p['energy_kwh']:.3f} kWh"
+        )
+    for r in report["last_readings"]:
+        click.echo(
+            f"reading      {r['device']}: {r['energy_kwh']:.3f} kWh over "
+            f"{r['duration_s'] // 60} min from {_when(r['start'])}"
+        )
+    for d in report["faults"]:
+        click.echo(f"fault        {d['device']}: {d['fault']} (since {_when(d['since'])})")
+
+
+def _status(store: Store) -> dict[str, Any]:
+    meta = store.meta()
+    live = store.offers(states=("offered", "accepted", "assigned", "executing", "rejected"))
+    plans = store.plans(o.offer.id for o in live)
+
+    def num(key: str) -> int | None:
+        return int(meta[key]) if meta.get(key, "").lstrip("-").isdigit() else None
+
+    connected = meta.get("connected") == "1"
+    return {
+        "agent": meta.get("agent", ""),
+        "store": str(store.path),
+        "connection": {
+            "connected": connected,
+            "broker": meta.get("broker", ""),
+            "since": num("connected_since" if connected else "disconnected_since"),
+        },
+        "heartbeat": num("heartbeat"),
+        "outbox": {
+            "waiting": store.outbox_size(),
+            "by_kind": store.outbox_kinds(),
+            "dead_letters": store.dead_letter_count(),
+        },
+        "offers": store.offer_counts(),
+        "in_force": [
+            {
+                "device": p.device,
+                "offer_id": p.offer_id,
+                "state": o.state,
+                "source": p.source,
+                "version": p.version,
+                "start": p.start,
+                "end": p.end,
+                "energy_kwh": sum(p.energy_kwh),
+            }
+            for o in live
+            if (p := plans.get(o.offer.id)) is not None
+        ],
+        "last_readings": [
+            {
+                "device": r.device,
+                "start": r.start,
+                "duration_s": r.duration_s,
+                "energy_kwh": r.energy_kwh,
+                "offer_id": r.offer_id,
+            }
+            for r in store.last_readings()
+        ],
+        "faults": [
+            {"device": d.id, "fault": d.fault, "since": d.fault_since}
+            for d in store.devices()
+            if d.fault
+        ],
+        "dropped_meter_batches": num("dropped_meter_batches") or 0,
+    }
+
+
+@main.command()
+@_config_option
+@_store_option
+@_json_option
+@click.option("--all", "show_all", is_flag=True, help="Include finished offers.")
+def offers(config_path: Path, store_path: Path | None, as_json: bool, show_all: bool) -> None:
+    """The agent's offers with their state and the plan in force."""
+    store = _open_store(config_path, store_path)
+    try:
+        states = None if show_all else ("offered", "accepted", "assigned", "executing")
+        rows = store.offers(states=states)
+        plans = store.plans(o.offer.id for o in rows)
+    finally:
+        store.close()
+    items = []
+    for s in rows:
+        o, p = s.offer, plans.get(s.offer.id)
+        items.append(
+            {
+                "id": o.id,
+                "device": o.device,
+                "load_type": o.load_type,
+                "revision": o.revision,
+                "state": s.state,
+                "start_after": o.start_after,
+                "start_before": o.start_before,
+                "assignment_before": o.assignment_before,
+                "slots": o.profiles[0].n_slots,
+                "plan": None
+                if p is None
+                else {"source": p.source, "version": p.version, "start": p.start, "end": p.end},
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        click.echo("no offers" if show_all else "no live offers (--all shows finished ones)")
+        return
+    click.echo(f"{'offer':40} {'device':10} {'rev':>3} {'state':10} {'plan':18} start")
+    for i in items:
+        p = i["plan"]
+        plan = "-" if p is None else ("default" if p["source"] == "default" else f"v{p['version']}")
+        start = _when(p["start"]) if p else f"{_when(i['start_after'])}.."
+        click.echo(
+            f"{i['id'][:40]:40} {i['device'][:10]:10} {i['revision']:>3} {i['state']:10} "
+            f"{plan:18} {start}"
+        )
+
+
+@main.command()
+@_config_option
+@_store_option
+@_json_option
+@click.option("--probe", is_flag=True, help="Open each configured device and read it now.")
+def devices(config_path: Path, store_path: Path | None, as_json: bool, probe: bool) -> None:
+    """Configured devices with their last measurement and fault (or a fresh one, --probe)."""
+    if probe:
+        rows = _probe(_load(config_path))
+    else:
+        store = _open_store(config_path, store_path)
+        try:
+            rows = [
+                {
+                    "device": d.id,
+                    "driver": d.driver,
+                    "generator": d.generator,
+                    "ts": d.last_ts,
+                    "power_w": d.power_w,
+                    "energy_kwh": d.energy_kwh,
+                    "setpoint": d.setpoint,
+                    "fault": d.fault,
+                }
+                for d in store.devices()
+            ]
+        finally:
+            store.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no devices recorded yet (has the agent run?)")
+    for r in rows:
+        power = "-" if r["power_w"] is None else f"{r['power_w']:.0f} W"
+        energy = "-" if r["energy_kwh"] is None else f"{r['energy_kwh']:.3f} kWh"
+        state = f"FAULT {r['fault']}" if r["fault"] else "ok"
+        click.echo(
+            f"{r['device']:12} {r['driver'][:24]:24} {(r['generator'] or '-')[:16]:16} "
+            f"{power:>9} {energy:>13} {r.get('setpoint') or '':>8}  {state}  ({_when(r['ts'])})"
+        )
+
+
+def _probe(cfg: AgentConfig) -> list[dict[str, Any]]:
+    import asyncio
+
+    from agent.clock import RealClock
+    from agent.errors import ConfigErrors
+    from agent.plugins import build_devices
+
+    try:
+        built = build_devices(cfg.devices, clock=RealClock())
+    except ConfigErrors as exc:
+        _fail_config(exc)
+
+    async def read_all() -> list[dict[str, Any]]:
+        out = []
+        for dev in built:
+            row: dict[str, Any] = {
+                "device": dev.id,
+                "driver": dev.config.driver,
+                "generator": dev.config.generator or "",
+                "ts": None,
+                "power_w": None,
+                "energy_kwh": None,
+                "setpoint": "",
+                "fault": "",
+            }
+            try:
+                await dev.driver.open()
+                m = await dev.driver.read()
+                row.update(ts=int(m.ts), power_w=m.power_w, energy_kwh=m.energy_kwh)
+            except Exception as exc:
+                row["fault"] = str(exc)
+            finally:
+                try:
+                    await dev.driver.close()
+                except Exception as exc:
+                    row["fault"] = row["fault"] or f"close: {exc}"
+            out.append(row)
+        return out
+
+    return asyncio.run(read_all())
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _load(config_path: Path) -> AgentConfig:
+    from agent.config import load_config
+    from agent.errors import ConfigErrors
+
+    try:
+        return load_config(config_path)
+    except ConfigErrors as exc:
+        _fail_config(exc)
+
+
+def _fail_config(exc: Any) -> NoReturn:
+    click.echo(f"{exc.source or 'config'}: {len(exc.errors)} error(s)", err=True)
+    for e in exc.errors:
+        click.echo(f"  {e.key or '(file)'}: {e.message}", err=True)
+    sys.exit(2)
+
+
+def _open_store(config_path: Path, store_path: Path | None) -> Store:
+    from agent.errors import StoreError
+    from agent.store import Store
+
+    path = store_path if store_path is not None else _load(config_path).store
+    try:
+        return Store.reader(path)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _when(ts: int | float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))

@@ -46,6 +46,14 @@ class SimClock:
         self.speed = float(speed)
         self.epoch = time.monotonic() if epoch is None else epoch
 
+    @classmethod
+    def anchored(cls, *, start: float, speed: float, anchor: float) -> SimClock:
+        """A clock that read ``start`` at wall-clock time ``anchor`` (UNIX seconds).
+
+        Processes started at different moments with the same three numbers read the same
+        simulated time (the fleet, FMAN and a restarted agent stay in step)."""
+        return cls(start=start, speed=speed, epoch=time.monotonic() - (time.time() - anchor))
+
     def now(self) -> float:
         return self.start + (time.monotonic() - self.epoch) * self.speed
 

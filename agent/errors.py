@@ -2,13 +2,17 @@
 
     AgentError                 anything the agent refuses or cannot do
     ├── ConfigError            a config value is wrong; ``key`` names it (devices.ev1.power_w)
-    └── DeviceFault            a device did not answer, answered garbage, or refused a command
+    │   └── ConfigErrors       several of them at once (``errors``), as ``foa config check`` lists
+    ├── DeviceFault            a device did not answer, answered garbage, or refused a command
+    └── StoreError             the agent's database cannot be opened, read or written
 
 Foreign errors (pymodbus, pyserial, sqlite3, paho) are wrapped at the boundary, so callers
 catch these and nothing else.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class AgentError(Exception):
@@ -24,6 +28,17 @@ class ConfigError(AgentError):
         super().__init__(f"{key}: {message}" if key else message)
 
 
+class ConfigErrors(ConfigError):
+    """Every problem found in one configuration file, each with its key."""
+
+    def __init__(self, errors: Sequence[ConfigError], *, source: str = "") -> None:
+        self.errors = tuple(errors)
+        self.source = source
+        head = f"{source}: " if source else ""
+        lines = "\n".join(f"  {e}" for e in self.errors)
+        super().__init__("", f"{head}{len(self.errors)} configuration error(s)\n{lines}")
+
+
 class DeviceFault(AgentError):
     """A device is unreachable or misbehaving; the EMS reports it and keeps running."""
 
@@ -31,3 +46,7 @@ class DeviceFault(AgentError):
         self.device = device
         self.message = message
         super().__init__(f"device {device}: {message}")
+
+
+class StoreError(AgentError):
+    """The agent's SQLite database failed; the path and SQLite's reason are in the message."""

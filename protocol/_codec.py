@@ -71,6 +71,8 @@ _BODIES = {kind: msgspec.msgpack.Decoder(cls) for kind, cls in KINDS.items()}
 _JSON_BODIES = {cls: msgspec.json.Decoder(cls) for cls in KINDS.values()}
 _ENCODER = msgspec.msgpack.Encoder()
 _JSON_ENCODER = msgspec.json.Encoder()
+#: What msgspec raises on bad input (invalid UTF-8 in a string surfaces as UnicodeDecodeError).
+_BAD_INPUT = (msgspec.MsgspecError, UnicodeDecodeError)
 _AT = re.compile(r"^(.*) - at `\$(.*)`$", re.S)
 
 
@@ -101,7 +103,7 @@ def decode(data: bytes, *, expect: str | None = None, check: bool = True) -> Mes
         raise ValueError(f"unknown message kind {expect!r}")
     try:
         env: Any = decoder.decode(data)
-    except msgspec.MsgspecError:
+    except _BAD_INPUT:
         raise _explain(data, expect) from None
     version = _parse_version(env.v)
     body = env.body
@@ -117,7 +119,7 @@ def _explain(data: bytes, expect: str | None) -> DecodeError:
     """Why ``data`` failed to decode, judged in order: envelope, version, kind, body."""
     try:
         env = _ENVELOPE.decode(data)
-    except msgspec.MsgspecError as exc:
+    except _BAD_INPUT as exc:
         return _mapped(exc, "envelope")
     try:
         _parse_version(env.v)
@@ -130,7 +132,7 @@ def _explain(data: bytes, expect: str | None) -> DecodeError:
         return DecodeError([FieldError("kind", f"unknown message kind {env.kind[:64]!r}")])
     try:
         decoder.decode(env.body)
-    except msgspec.MsgspecError as exc:
+    except _BAD_INPUT as exc:
         return _mapped(exc, env.kind)
     return DecodeError([FieldError("", "not a valid message")])
 
@@ -152,7 +154,7 @@ def _parse_version(v: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def _mapped(exc: msgspec.MsgspecError, context: str) -> DecodeError:
+def _mapped(exc: Exception, context: str) -> DecodeError:
     """msgspec's ``"Expected int - at `$.a[0]`"`` becomes ``FieldError("a[0]", "Expected int")``."""
     text = str(exc)
     m = _AT.match(text)
@@ -173,7 +175,7 @@ def from_json(data: bytes | str, cls: type[T], *, check: bool = True) -> T:
     """Decode and validate one body of type ``cls`` from its JSON form."""
     try:
         body = _JSON_BODIES[cls].decode(data)
-    except msgspec.MsgspecError as exc:
+    except _BAD_INPUT as exc:
         raise _mapped(exc, cls.__name__) from exc
     if check:
         errors = validate(body)
@@ -186,7 +188,7 @@ def from_builtins(obj: Any, cls: type[T], *, check: bool = True) -> T:
     """Like :func:`from_json` for already parsed JSON (dicts and lists)."""
     try:
         body = msgspec.convert(obj, cls)
-    except msgspec.MsgspecError as exc:
+    except _BAD_INPUT as exc:
         raise _mapped(exc, cls.__name__) from exc
     if check:
         errors = validate(body)
@@ -196,5 +198,5 @@ def from_builtins(obj: Any, cls: type[T], *, check: bool = True) -> T:
 
 
 def to_builtins(body: msgspec.Struct) -> Any:
-    """A body as plain dicts and lists, in the JSON form."""
-    return msgspec.to_builtins(body)
+    """A body as plain dicts and lists, exactly as its JSON form parses (tuples become lists)."""
+    return msgspec.json.decode(_JSON_ENCODER.encode(body))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
-from itertools import accumulate, repeat
+from itertools import accumulate
 
 from ._errors import FieldError
 from ._models import Bounds, Dependency, FlexOffer, Polytope, Profile, Schedule
@@ -124,8 +124,9 @@ def check_assignment(
         )
         return errors
     # fast path first: a feasible schedule (the common case) costs C-level passes only
-    if any(map(operator.gt, lower, map(operator.add, energy_kwh, repeat(EPS)))) or any(
-        map(operator.lt, upper, map(operator.sub, energy_kwh, repeat(EPS)))
+    if lower and (
+        min(map(operator.sub, energy_kwh, lower)) < -EPS
+        or max(map(operator.sub, energy_kwh, upper)) > EPS
     ):
         for i, (e, lo_i, hi_i) in enumerate(zip(energy_kwh, lower, upper, strict=True)):
             if not lo_i - EPS <= e <= hi_i + EPS:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from agent.clock import Clock
+from agent.errors import DeviceFault
+from agent.params import Params
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +56,24 @@ class Driver(ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "1"
 
-    def __init__(self, *, device_id: str, params: Mapping[str, Any], clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        device_id: str,
+        params: Mapping[str, Any],
+        clock: Clock,
+        key_prefix: str | None = None,
+    ) -> None:
         self.device_id = device_id
         self.params = params
         self.clock = clock
+        #: Put in front of a parameter's name in a ConfigError (``devices.<id>.``).
+        self.key_prefix = f"devices.{device_id}." if key_prefix is None else key_prefix
+        self.setup(Params(params, prefix=self.key_prefix))
+
+    def setup(self, p: Params) -> None:  # noqa: B027 - optional hook
+        """Read and check the driver's own parameters; ``p.error(key, …)`` makes the
+        :class:`~agent.errors.ConfigError`. Called at the end of ``__init__``."""
 
     @property
     @abstractmethod
@@ -80,6 +96,25 @@ class Driver(ABC):
     @abstractmethod
     async def set_on(self, on: bool) -> None:
         """Switch an on/off device."""
+
+    def check_set_point(self, power_w: float) -> float:
+        """``power_w`` within :attr:`limits` (rounding errors clipped away), or
+        :class:`DeviceFault` when it lies outside them: the EMS clips first, so what is left
+        is a bug that must not reach the device."""
+        lim = self.limits
+        slack = 1e-6 * max(1.0, abs(lim.max_power_w), abs(lim.min_power_w))
+        if not lim.min_power_w - slack <= power_w <= lim.max_power_w + slack:
+            raise DeviceFault(
+                self.device_id,
+                f"set-point {power_w:g} W outside [{lim.min_power_w:g}, {lim.max_power_w:g}] W",
+            )
+        return lim.clip(power_w)
+
+    async def set_programme(self, index: int) -> None:  # noqa: B027 - optional hook
+        """Select programme ``index`` (the schedule's profile index) before :meth:`set_on`.
+
+        Only devices with programmes (wet appliances) act on it; for the others, and for a
+        machine whose programme the user picks at its panel, it does nothing."""
 
     async def safe_state(self) -> None:
         """Leave the device in its safe state on shutdown: the default is off / zero power."""

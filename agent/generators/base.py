@@ -34,13 +34,15 @@ class Generator(ABC):
     """Base of every Flex-Offer generator.
 
     The constructor checks ``params`` (the device's config table) and raises
-    :class:`~agent.errors.ConfigError` naming the key for anything wrong."""
+    :class:`~agent.errors.ConfigError` naming the key for anything wrong; ``key_prefix``
+    (``"devices.hp1."``) is put in front of the key so the user sees where the table is."""
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
 
-    def __init__(self, params: Mapping[str, Any]) -> None:
+    def __init__(self, params: Mapping[str, Any], *, key_prefix: str = "") -> None:
         self.params = params
+        self.key_prefix = key_prefix
 
     @abstractmethod
     def offer(self, ctx: OfferContext) -> FlexOffer | None:

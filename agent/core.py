@@ -1,0 +1,579 @@
+"""The agent's protocol rules: offers and their lifecycle, schedules in and their answers.
+
+Offers. Once per slot every generator is asked for its device's offer. A device with no live
+offer gets a new one. An offer still waiting for its schedule (``offered`` or ``accepted``,
+before ``assignment_before``) whose generator now says something else is replaced by an
+update: same id, revision + 1, state ``offered`` again (a new revision must be accepted
+anew), deadlines never later than the first revision's (so a rolling offer still reaches its
+deadline, and runs its default if no schedule came). An offer whose generator says nothing
+any more (the device left) is withdrawn, up to the moment it starts executing. An offer FMAN
+rejected still runs its default schedule (the device still needs its energy, as it would
+without the platform), and its device gets no new offer until that default has run.
+
+Schedules. One is taken (``assigned``, acknowledged on ``schedule/ack``) only if it concerns a
+known offer that is still waiting (not withdrawn, not executing, not final), arrives before
+``assignment_before``, does not start in a slot that has already begun, is not older than the
+schedule in force, and passes :func:`protocol.check_schedule` against the offer's current
+revision. Otherwise it is refused with a :class:`protocol.Reject` whose reasons say why (code
+``malformed``, ``unknown_offer``, ``withdrawn``, ``offer_state``, ``stale``,
+``version_conflict``, ``too_late``, ``start_passed`` or ``infeasible``, with the field path).
+A message handled once (same message id, or the same offer and version with the same content)
+changes nothing the second time.
+
+Deadlines. With no schedule by ``assignment_before`` the default schedule is taken into force
+(shifted to the current slot if its start has already passed and the shift keeps it
+feasible). When a plan's first slot begins the offer is ``executing``, after its last slot
+``executed``; an offer whose plan ended while the agent was not running is ``expired``.
+Every state change goes through :func:`protocol.transition`.
+
+Every decision is written to the store together with the message that announces it, in one
+transaction, before the triggering message is acknowledged to the broker. The in-memory view
+of the offers that still matter is rebuilt from the store at start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+import protocol
+from agent.clock import Clock
+from agent.drivers.base import Measurement
+from agent.generators.base import Generator, OfferContext
+from agent.store import LIVE_STATES, Plan, Store
+from protocol import (
+    Ack,
+    DecodeError,
+    FlexOffer,
+    OfferState,
+    Reason,
+    Reject,
+    Schedule,
+    Withdraw,
+    topics,
+)
+
+log = logging.getLogger(__name__)
+
+#: Longest text of a reason on the wire (protocol ``Text``), and most reasons in one reject.
+_TEXT = 1024
+_MAX_REASONS = 64
+#: How long an offer stays in memory after its plan ended (for tagging late meter readings).
+_KEEP_S = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class OfferSource:
+    """A device that makes offers, with what its offers say about where and how they trade."""
+
+    device: str
+    generator: Generator
+    grid_node: str = ""
+    mode: str = "delegated"
+
+
+@dataclass(slots=True)
+class _Tracked:
+    offer: FlexOffer
+    state: OfferState
+    plan: Plan | None
+
+
+@dataclass
+class CoreStats:
+    offers: int = 0
+    updates: int = 0
+    withdrawals: int = 0
+    schedules_taken: int = 0
+    schedules_rejected: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    generator_errors: int = 0
+
+
+class Core:
+    """Offer lifecycle and schedule handling for one agent."""
+
+    def __init__(
+        self,
+        *,
+        agent_id: str,
+        store: Store,
+        clock: Clock,
+        sources: Sequence[OfferSource],
+        resolution_s: int = 900,
+        on_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.agent_id = agent_id
+        self.store = store
+        self.clock = clock
+        self.sources = list(sources)
+        self.resolution_s = resolution_s
+        self.on_outbox = on_outbox
+        self.stats = CoreStats()
+        self._tracked: dict[str, _Tracked] = {}
+        self._warned: set[str] = set()
+        self._load(int(clock.now()))
+
+    def _load(self, now: int) -> None:
+        live = self.store.offers(states=(*LIVE_STATES, "rejected"))
+        plans = self.store.plans(s.offer.id for s in live)
+        for s in live:
+            plan = plans.get(s.offer.id)
+            if s.state == "rejected" and (plan is None or plan.end <= now):
+                continue
+            self._tracked[s.offer.id] = _Tracked(s.offer, s.state, plan)
+
+    # -- what the EMS and the status need ---------------------------------------------------
+
+    def plans(self, now: float) -> dict[str, Plan]:
+        """The plan each device executes in the slot containing ``now``."""
+        slot = int(now) // self.resolution_s * self.resolution_s
+        out: dict[str, Plan] = {}
+        for t in self._tracked.values():
+            if t.plan is None or t.state not in ("executing", "rejected"):
+                continue
+            if t.plan.slot_energy(slot) is not None:
+                out[t.plan.device] = t.plan
+        return out
+
+    def offer_at(self, device: str, ts: int) -> str:
+        """The id of the offer whose plan covered ``device`` at ``ts`` (``""`` if none)."""
+        for t in self._tracked.values():
+            p = t.plan
+            if p is not None and p.device == device and p.start <= ts < p.end:
+                return p.offer_id
+        return ""
+
+    def tracked(self) -> dict[str, tuple[FlexOffer, OfferState, Plan | None]]:
+        return {k: (t.offer, t.state, t.plan) for k, t in self._tracked.items()}
+
+    # -- offers out ---------------------------------------------------------------------------
+
+    def refresh(self, now: int, measurements: Mapping[str, Measurement | None]) -> None:
+        """Ask every generator for its offer and publish, update or withdraw accordingly.
+
+        A device without a fresh measurement is skipped: a device that does not answer has not
+        left, and its offer stands."""
+        changed = False
+        for src in self.sources:
+            m = measurements.get(src.device)
+            if m is None:
+                continue
+            ctx = OfferContext(
+                agent=self.agent_id,
+                device=src.device,
+                now=now,
+                resolution_s=self.resolution_s,
+                grid_node=src.grid_node,
+                mode=src.mode,  # type: ignore[arg-type]
+                measurement=m,
+            )
+            try:
+                new = src.generator.offer(ctx)
+            except Exception as exc:
+                self.stats.generator_errors += 1
+                self._warn(src.device, f"generator of {src.device} failed: {exc!r}")
+                continue
+            if new is not None:
+                new = msgspec.structs.replace(new, issuer=self.agent_id, device=src.device)
+                errors = protocol.validate_offer(new)
+                if errors:
+                    self.stats.generator_errors += 1
+                    self._warn(
+                        src.device,
+                        f"generator of {src.device} made an invalid offer: "
+                        + "; ".join(map(str, errors[:5])),
+                    )
+                    continue
+            changed |= self._reconcile(src.device, new, now)
+        if changed:
+            self.on_outbox()
+
+    def _current(self, device: str, now: int) -> _Tracked | None:
+        """The device's offer that still matters (live, or rejected with its default to run)."""
+        for t in self._tracked.values():
+            if t.offer.device != device:
+                continue
+            if t.state in LIVE_STATES:
+                return t
+            if t.state == "rejected" and t.plan is not None and t.plan.end > now:
+                return t
+        return None
+
+    def _reconcile(self, device: str, new: FlexOffer | None, now: int) -> bool:
+        cur = self._current(device, now)
+        if cur is None:
+            if new is None:
+                return False
+            new = msgspec.structs.replace(
+                new, id=self._free_id(new.id), revision=0, state="offered"
+            )
+            self._publish_offer(new, now)
+            self.stats.offers += 1
+            return True
+        if cur.state not in ("offered", "accepted", "assigned"):
+            return False  # executing, or a rejected offer's default: the device is committed
+        if new is None:
+            self._withdraw(cur, now, "device left")
+            return True
+        if cur.state == "assigned" or now >= cur.offer.assignment_before:
+            return False
+        deadline = cur.offer.assignment_before
+        if new.assignment_before > deadline:
+            # an update never postpones the deadline: FMAN planned around it, and a rolling
+            # offer would otherwise be renewed forever without its default ever running
+            new = msgspec.structs.replace(
+                new,
+                assignment_before=deadline,
+                acceptance_before=min(new.acceptance_before, deadline),
+            )
+            if protocol.validate_offer(new):
+                return False
+        same = msgspec.structs.replace(
+            new,
+            id=cur.offer.id,
+            revision=cur.offer.revision,
+            created_at=cur.offer.created_at,
+            state=cur.offer.state,
+        )
+        if same == cur.offer:
+            return False
+        update = msgspec.structs.replace(
+            new, id=cur.offer.id, revision=cur.offer.revision + 1, state="offered"
+        )
+        self._publish_offer(update, now)
+        self.stats.updates += 1
+        return True
+
+    def _free_id(self, wanted: str) -> str:
+        candidate, n = wanted, 1
+        while candidate in self._tracked or self.store.offer(candidate) is not None:
+            n += 1
+            candidate = f"{wanted}.{n}"
+        return candidate
+
+    def _publish_offer(self, offer: FlexOffer, now: int) -> None:
+        with self.store.transaction():
+            self.store.save_offer(offer, "offered", now)
+            self._send(offer, "offer", f"{offer.id}.r{offer.revision}", now, ref=offer.id)
+        self._tracked[offer.id] = _Tracked(offer, "offered", None)
+        log.info("%s: offer %s revision %d", self.agent_id, offer.id, offer.revision)
+
+    def _withdraw(self, t: _Tracked, now: int, reason: str) -> None:
+        state = protocol.transition(t.state, "withdrawn")
+        with self.store.transaction():
+            self.store.set_offer_state(t.offer.id, state, now)
+            body = Withdraw(offer_id=t.offer.id, reason=reason)
+            self._send(body, "offer/delete", f"{t.offer.id}.withdraw", now, ref=t.offer.id)
+        del self._tracked[t.offer.id]
+        self.stats.withdrawals += 1
+        log.info("%s: withdrew %s (%s)", self.agent_id, t.offer.id, reason)
+
+    def withdraw_devices(self, devices: set[str], now: int, reason: str) -> None:
+        """Withdraw the waiting offers of devices no longer configured."""
+        for t in list(self._tracked.values()):
+            if t.offer.device in devices and t.state in ("offered", "accepted", "assigned"):
+                self._withdraw(t, now, reason)
+        self.on_outbox()
+
+    def _send(self, body: msgspec.Struct, channel: str, msg_id: str, now: int, ref: str) -> None:
+        self.store.enqueue(
+            topic=topics.agent_topic(self.agent_id, channel),
+            payload=protocol.encode(body, ts=now, msg_id=msg_id),
+            kind=protocol.kind_of(body),
+            ref=ref,
+            now=now,
+        )
+
+    # -- deadlines ----------------------------------------------------------------------------
+
+    def advance(self, now: int) -> None:
+        """Apply the deadlines: default into force, executing, executed, expired."""
+        slot = now // self.resolution_s * self.resolution_s
+        for t in list(self._tracked.values()):
+            oid = t.offer.id
+            waiting = t.state in ("offered", "accepted") and t.plan is None
+            if waiting and now >= t.offer.assignment_before:
+                self._take_default(t, now, slot)
+            if t.plan is None:
+                continue
+            if t.state in ("offered", "accepted", "assigned"):
+                if t.plan.end <= slot:
+                    self._set_state(t, "expired", now)
+                elif t.plan.start <= slot:
+                    self._set_state(t, "executing", now)
+            elif t.state == "executing" and t.plan.end <= slot:
+                self._set_state(t, "executed", now)
+            if t.state not in LIVE_STATES and t.plan.end + _KEEP_S <= now:
+                del self._tracked[oid]
+
+    def _take_default(self, t: _Tracked, now: int, slot: int) -> None:
+        d = t.offer.default
+        start = d.start
+        if start < slot and not protocol.check_assignment(
+            t.offer, start=slot, profile=d.profile, energy_kwh=d.energy_kwh
+        ):
+            start = slot
+        plan = Plan(
+            offer_id=t.offer.id,
+            device=t.offer.device,
+            version=0,
+            start=start,
+            resolution_s=t.offer.resolution_s,
+            profile=d.profile,
+            energy_kwh=tuple(d.energy_kwh),
+            source="default",
+        )
+        with self.store.transaction():
+            self.store.save_plan(plan, now)
+        t.plan = plan
+        log.info(
+            "%s: no schedule for %s by its deadline: default in force", self.agent_id, t.offer.id
+        )
+
+    def _set_state(self, t: _Tracked, target: OfferState, now: int) -> None:
+        state = protocol.transition(t.state, target)
+        with self.store.transaction():
+            self.store.set_offer_state(t.offer.id, state, now)
+        t.state = state
+
+    # -- messages in ----------------------------------------------------------------------------
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """The uplink's inbound handler (stored before the broker gets its PUBACK)."""
+        now = int(self.clock.now())
+        try:
+            channel = topics.parse(topic).channel
+        except ValueError:
+            return
+        if channel == "schedule":
+            self._on_schedule(payload, now)
+        elif channel == "ack":
+            self._on_ack(payload, now)
+
+    def _on_ack(self, payload: bytes, now: int) -> None:
+        try:
+            msg = protocol.decode(payload)
+        except DecodeError as exc:
+            self._malformed("ack", exc)
+            return
+        body = msg.body
+        if not isinstance(body, Ack | Reject) or body.ref_kind != "offer":
+            return
+        t = self._tracked.get(body.ref_id)
+        if t is None or body.revision != t.offer.revision or t.state != "offered":
+            return  # about another revision, or already decided: nothing to do
+        if isinstance(body, Ack):
+            self._set_state(t, "accepted", now)
+            return
+        state = protocol.transition(t.state, "rejected")
+        plan = Plan(
+            offer_id=t.offer.id,
+            device=t.offer.device,
+            version=0,
+            start=t.offer.default.start,
+            resolution_s=t.offer.resolution_s,
+            profile=t.offer.default.profile,
+            energy_kwh=tuple(t.offer.default.energy_kwh),
+            source="default",
+        )
+        with self.store.transaction():
+            self.store.set_offer_state(t.offer.id, state, now)
+            self.store.save_plan(plan, now)
+        t.state, t.plan = state, plan
+        log.info(
+            "%s: FMAN rejected %s: %s; its default will run",
+            self.agent_id,
+            t.offer.id,
+            "; ".join(r.message or r.code for r in body.reasons),
+        )
+
+    def _on_schedule(self, payload: bytes, now: int) -> None:
+        try:
+            msg = protocol.decode(payload, expect="schedule")
+        except DecodeError as exc:
+            self._malformed("schedule", exc)
+            self._reject_malformed(payload, exc, now)
+            return
+        if self.store.seen(msg.id):
+            self.stats.duplicates += 1
+            return
+        sch: Schedule = msg.body
+        t = self._tracked.get(sch.offer_id)
+        if t is not None and t.plan is not None and _same(sch, t.plan):
+            # the schedule in force, again under another message id: nothing changes
+            self.stats.duplicates += 1
+            with self.store.transaction():
+                self.store.remember(msg.id, now)
+            return
+        reasons = self._judge(sch, t, now)
+        if reasons or t is None:
+            self._refuse(msg.id, sch, reasons, now)
+        else:
+            self._take(msg.id, sch, t, now)
+        self.on_outbox()
+
+    def _take(self, msg_id: str, sch: Schedule, t: _Tracked, now: int) -> None:
+        plan = Plan(
+            offer_id=sch.offer_id,
+            device=t.offer.device,
+            version=sch.version,
+            start=sch.start,
+            resolution_s=t.offer.resolution_s,
+            profile=sch.profile,
+            energy_kwh=tuple(sch.energy_kwh),
+            source="fman",
+        )
+        state = t.state
+        if state == "offered":  # a schedule implies the acceptance we have not seen yet
+            state = protocol.transition(state, "accepted")
+        state = protocol.transition(state, "assigned")
+        ack = Ack(ref_kind="schedule", ref_id=sch.offer_id, revision=sch.version)
+        with self.store.transaction():
+            self.store.remember(msg_id, now)
+            self.store.save_plan(plan, now)
+            self.store.set_offer_state(t.offer.id, state, now)
+            self._send(ack, "schedule/ack", f"{msg_id[:200]}.ack", now, ref=sch.offer_id)
+        t.state, t.plan = state, plan
+        self.stats.schedules_taken += 1
+        log.info("%s: schedule %s v%d taken", self.agent_id, sch.offer_id, sch.version)
+
+    def _refuse(self, msg_id: str, sch: Schedule, reasons: list[Reason], now: int) -> None:
+        reject = Reject(
+            ref_kind="schedule",
+            ref_id=sch.offer_id,
+            revision=sch.version,
+            reasons=reasons[:_MAX_REASONS],
+        )
+        with self.store.transaction():
+            self.store.remember(msg_id, now)
+            self._send(reject, "schedule/ack", f"{msg_id[:200]}.reject", now, ref=sch.offer_id)
+        self.stats.schedules_rejected += 1
+        log.warning(
+            "%s: rejected schedule %s v%d: %s",
+            self.agent_id,
+            sch.offer_id,
+            sch.version,
+            "; ".join(f"{r.code} {r.field} {r.message}".strip() for r in reasons[:3]),
+        )
+
+    def _judge(self, sch: Schedule, t: _Tracked | None, now: int) -> list[Reason]:
+        """Every reason not to take ``sch``; empty means take it."""
+        if t is None:
+            stored = self.store.offer(sch.offer_id)
+            if stored is None:
+                return [_reason("unknown_offer", "offer_id", f"no offer {sch.offer_id!r} here")]
+            if stored.state == "withdrawn":
+                return [_reason("withdrawn", "offer_id", "the offer was withdrawn")]
+            return [_reason("offer_state", "offer_id", f"the offer is {stored.state}")]
+        if t.state == "withdrawn":
+            return [_reason("withdrawn", "offer_id", "the offer was withdrawn")]
+        if t.state not in ("offered", "accepted", "assigned"):
+            return [_reason("offer_state", "offer_id", f"the offer is {t.state}")]
+        if t.plan is not None and t.plan.source == "fman":
+            if sch.version < t.plan.version:
+                return [
+                    _reason("stale", "version", f"version {t.plan.version} is already in force")
+                ]
+            if sch.version == t.plan.version:
+                return [
+                    _reason(
+                        "version_conflict",
+                        "version",
+                        f"version {sch.version} was already taken with other content",
+                    )
+                ]
+        if now >= t.offer.assignment_before or (t.plan is not None and t.plan.source == "default"):
+            return [
+                _reason(
+                    "too_late",
+                    "",
+                    f"assignment_before {t.offer.assignment_before} has passed; the default runs",
+                )
+            ]
+        slot = now // self.resolution_s * self.resolution_s
+        if sch.start < slot:
+            return [_reason("start_passed", "start", f"slot {sch.start} has already begun")]
+        return [
+            _reason("infeasible", e.path, e.message) for e in protocol.check_schedule(t.offer, sch)
+        ]
+
+    def _reject_malformed(self, payload: bytes, exc: DecodeError, now: int) -> None:
+        env = _peek(payload)
+        body = env.get("body") if isinstance(env.get("body"), dict) else {}
+        ref = body.get("offer_id") if isinstance(body.get("offer_id"), str) else ""
+        version = body.get("version")
+        msg_id = env.get("id") if isinstance(env.get("id"), str) else ""
+        if msg_id and self.store.seen(msg_id):
+            return
+        reasons = [_reason("malformed", e.path, e.message) for e in exc.errors] or [
+            _reason("malformed", "", str(exc))
+        ]
+        reject = Reject(
+            ref_kind="schedule",
+            ref_id=ref[:_TEXT],
+            revision=version if isinstance(version, int) and 0 <= version < 2**53 else 0,
+            reasons=reasons[:_MAX_REASONS],
+        )
+        reply_id = f"{msg_id[:200]}.reject" if msg_id else None
+        with self.store.transaction():
+            if msg_id:
+                self.store.remember(msg_id, now)
+            self._send(reject, "schedule/ack", reply_id or _random_id(), now, ref=ref[:_TEXT])
+        self.stats.schedules_rejected += 1
+        self.on_outbox()
+
+    def _malformed(self, what: str, exc: DecodeError) -> None:
+        self.stats.malformed += 1
+        level = logging.WARNING if self.stats.malformed == 1 else logging.DEBUG
+        log.log(level, "%s: malformed %s dropped: %s", self.agent_id, what, exc)
+
+    def _warn(self, key: str, message: str) -> None:
+        """Log a recurring problem once per key at warning level, then at debug level."""
+        log.log(
+            logging.DEBUG if key in self._warned else logging.WARNING,
+            "%s: %s",
+            self.agent_id,
+            message,
+        )
+        self._warned.add(key)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self._tracked.values():
+            out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+
+def _reason(code: str, field: str, message: str) -> Reason:
+    return Reason(code=code, field=field[:_TEXT], message=message[:_TEXT])
+
+
+def _same(sch: Schedule, plan: Plan) -> bool:
+    return (
+        plan.source == "fman"
+        and sch.version == plan.version
+        and sch.start == plan.start
+        and sch.profile == plan.profile
+        and tuple(sch.energy_kwh) == plan.energy_kwh
+    )
+
+
+def _peek(payload: bytes) -> dict[str, Any]:
+    """What can be read of a payload that failed to decode, to address the reject."""
+    try:
+        env = msgspec.msgpack.decode(payload)
+    except (msgspec.MsgspecError, ValueError, RecursionError):
+        return {}
+    return env if isinstance(env, dict) else {}
+
+
+def _random_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex

@@ -1,0 +1,1 @@
+"""The fleet simulator: many agents with simulated devices in one process (``atp sim fleet``)."""

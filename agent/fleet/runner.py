@@ -1,0 +1,264 @@
+"""Run N complete agents in one process: each its own MQTT session and its own SQLite store.
+
+An agent of the fleet is the same :class:`~agent.runtime.AgentRuntime` that ``foa run`` starts,
+built from the same checked configuration (:func:`agent.config.parse_config`), with simulated
+devices from :mod:`agent.fleet.mix`. They share one event loop, one simulated clock and one
+TLS context; nothing else. Stores use ``durability = "normal"`` (no fsync per commit: a
+killed process still loses nothing, an OS crash may lose the last commits), because a
+thousand fsyncing databases would measure the disk, not the agents.
+
+The simulated clock reads ``start`` at wall-clock time ``anchor``: another process (FMAN in
+the demo) given the same ``start``, ``anchor`` and ``speed`` reads the same simulated time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import resource
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.clock import SimClock
+from agent.config import AgentConfig, parse_config
+from agent.fleet.mix import grid_node, site
+from agent.runtime import AgentRuntime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetSettings:
+    agents: int
+    broker_url: str
+    directory: Path
+    speed: float = 60.0
+    seed: int = 1
+    start: float
+    anchor: float
+    duration: float | None = None
+    prefix: str = "sim"
+    control_interval_s: int = 300
+    resolution_s: int = 900
+    meter_batch_slots: int = 1
+    ca_file: Path | None = None
+    #: Wall seconds over which the agents start, so they do not all connect at once.
+    ramp_s: float = 5.0
+
+    @property
+    def until(self) -> float | None:
+        return None if self.duration is None else self.start + self.duration
+
+    def agent_id(self, index: int) -> str:
+        return f"{self.prefix}-{index:04d}"
+
+
+@dataclass
+class FleetStats:
+    """Totals over the fleet at one moment."""
+
+    sim_time: float = 0.0
+    agents: int = 0
+    started: int = 0
+    connected: int = 0
+    #: The most agents connected at once (at the end they have all said goodbye).
+    connected_peak: int = 0
+    failed: int = 0
+    devices: int = 0
+    offers: int = 0
+    updates: int = 0
+    withdrawals: int = 0
+    schedules_taken: int = 0
+    schedules_rejected: int = 0
+    readings: int = 0
+    commands: int = 0
+    sent: int = 0
+    acked: int = 0
+    received: int = 0
+    outbox: int = 0
+    faults: int = 0
+    errors: int = 0
+    #: How late control steps started, in simulated seconds (worst, and mean per step).
+    lag_max_s: float = 0.0
+    lag_mean_s: float = 0.0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    rss_mb: float = 0.0
+    offers_by_state: dict[str, int] = field(default_factory=dict)
+
+
+class Fleet:
+    """Builds and runs the agents of :class:`FleetSettings`."""
+
+    def __init__(self, settings: FleetSettings) -> None:
+        self.settings = settings
+        self.clock = SimClock.anchored(
+            start=settings.start, speed=settings.speed, anchor=settings.anchor
+        )
+        self.runtimes: list[AgentRuntime] = []
+        self._failed = 0
+        self._peak = 0
+        self._tls: ssl.SSLContext | None = None
+        self._wall0 = time.monotonic()
+        self._cpu0 = _cpu_s()
+
+    def config(self, index: int) -> AgentConfig:
+        """Agent ``index``'s configuration, checked exactly as ``foa run`` checks a file."""
+        s = self.settings
+        broker: dict[str, object] = {
+            "url": s.broker_url,
+            "allow_plaintext": True,  # a simulator, pointed at a test broker
+            "backoff_initial_s": 0.5,
+            "backoff_max_s": 30.0,
+            "keepalive_s": 60,
+        }
+        if s.ca_file is not None:
+            broker["ca_file"] = str(s.ca_file)
+        data = {
+            "agent": {
+                "id": s.agent_id(index),
+                "store": str(s.directory / f"{s.agent_id(index)}.db"),
+                "resolution_s": s.resolution_s,
+                "control_interval_s": s.control_interval_s,
+                "meter_batch_slots": s.meter_batch_slots,
+                "grid_node": grid_node(index),
+                "durability": "normal",
+                "health_interval_s": 3600,
+                "log_level": "warning",
+            },
+            "broker": broker,
+            "devices": site(s.seed, index),
+        }
+        return parse_config(data, base=s.directory, source=f"fleet agent {index}")
+
+    def _runtime(self, index: int) -> AgentRuntime:
+        cfg = self.config(index)
+        if self._tls is None and cfg.broker.tls:
+            self._tls = cfg.broker.ssl_context()
+        return AgentRuntime(
+            config=cfg,
+            clock=self.clock,
+            tls=self._tls,
+            rng=random.Random(f"{self.settings.seed}:{index}:net"),
+            uplink_window=10,
+        )
+
+    async def run(
+        self,
+        *,
+        stop: asyncio.Event,
+        on_progress: Callable[[FleetStats], None] | None = None,
+        every_s: float = 1.0,
+    ) -> FleetStats:
+        """Start the agents (spread over ``ramp_s``), run them until ``stop`` is set or the
+        simulated ``duration`` has passed, stop them all cleanly; the final totals."""
+        s = self.settings
+        _raise_fd_limit(4 * s.agents + 256)
+        s.directory.mkdir(parents=True, exist_ok=True)
+        tasks: list[asyncio.Task[None]] = []
+        reporter = asyncio.create_task(self._report(on_progress, every_s)) if on_progress else None
+        try:
+            for i in range(s.agents):
+                if stop.is_set() or (s.until is not None and self.clock.now() >= s.until):
+                    break
+                runtime = self._runtime(i)
+                self.runtimes.append(runtime)
+                tasks.append(asyncio.create_task(self._run_one(runtime, stop), name=f"agent-{i}"))
+                delay = (i + 1) * s.ramp_s / s.agents - (time.monotonic() - self._wall0)
+                await asyncio.sleep(max(0.0, delay))
+            await asyncio.gather(*tasks)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if reporter is not None:
+                reporter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reporter
+        return self.stats()
+
+    async def _run_one(self, runtime: AgentRuntime, stop: asyncio.Event) -> None:
+        try:
+            await runtime.run(stop=stop, until=self.settings.until)
+        except Exception:
+            self._failed += 1
+            log.exception("agent %s stopped", runtime.config.id)
+
+    async def _report(self, on_progress: Callable[[FleetStats], None], every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            on_progress(self.stats())
+
+    def stats(self) -> FleetStats:
+        st = FleetStats(
+            sim_time=self.clock.now(),
+            agents=self.settings.agents,
+            started=len(self.runtimes),
+            failed=self._failed,
+            wall_s=time.monotonic() - self._wall0,
+            cpu_s=_cpu_s() - self._cpu0,
+            rss_mb=_rss_mb(),
+        )
+        ticks = 0
+        for rt in self.runtimes:
+            st.devices += len(rt.devices)
+            st.errors += rt.errors
+            st.lag_max_s = max(st.lag_max_s, rt.lag_max_s)
+            st.lag_mean_s += rt.lag_total_s
+            ticks += rt.ticks
+            if rt.uplink is not None:
+                up = rt.uplink.stats
+                st.connected += rt.uplink.connected.is_set()
+                st.sent += up.sent
+                st.acked += up.acked
+                st.received += up.received
+            if rt.core is not None:
+                c = rt.core.stats
+                st.offers += c.offers
+                st.updates += c.updates
+                st.withdrawals += c.withdrawals
+                st.schedules_taken += c.schedules_taken
+                st.schedules_rejected += c.schedules_rejected
+                for state, n in rt.core.counts().items():
+                    st.offers_by_state[state] = st.offers_by_state.get(state, 0) + n
+            if rt.ems is not None:
+                st.readings += rt.ems.readings_made
+                st.commands += rt.ems.commands_sent
+                st.faults += len(rt.ems.faults())
+            if rt.store is not None:
+                with contextlib.suppress(Exception):
+                    st.outbox += rt.store.outbox_size()
+        st.lag_mean_s = st.lag_mean_s / ticks if ticks else 0.0
+        self._peak = st.connected_peak = max(self._peak, st.connected)
+        return st
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _rss_mb() -> float:
+    """Resident memory now (Linux ``VmRSS``), else the peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    """Each agent holds a socket and three SQLite file handles."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < wanted:
+            log.warning("open-file limit %d is below the %d the fleet may need", new, wanted)

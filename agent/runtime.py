@@ -1,0 +1,259 @@
+"""One running agent: store, devices, core, EMS and uplink wired together on one event loop.
+
+The main loop runs one step per ``control_interval_s`` of the agent's clock, aligned to the
+slot grid (so a step falls on every slot boundary), plus the exact moments a duty cycle ends:
+
+1. the EMS reads every device and, at a boundary, closes the slot's readings;
+2. the core applies the deadlines (the default into force, executing, executed, expired);
+3. at a boundary, the generators are asked for offers (new, updated, withdrawn);
+4. the EMS drives the devices along the plans in force.
+
+The uplink runs beside it as its own task: everything the loop produces is in the store's
+outbox first, so the loop never waits for the network and keeps working while the broker is
+away. ``READY=1`` goes to systemd once the store is open and every device has been probed;
+the watchdog is kicked from another task of the same loop.
+
+Several agents can share one event loop (the fleet simulator runs a thousand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import ssl
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+from agent.clock import Clock
+from agent.config import AgentConfig
+from agent.core import Core, OfferSource
+from agent.ems import Ems
+from agent.errors import StoreError
+from agent.plugins import Device, build_devices
+from agent.store import Store
+from agent.systemd import Notifier
+from agent.uplink import BrokerSettings, Uplink
+
+log = logging.getLogger(__name__)
+
+
+async def _settle(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled task to finish; its own errors were reported where they arose."""
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+def agent_version() -> str:
+    try:
+        return version("atp-flex")
+    except PackageNotFoundError:
+        return "0"
+
+
+class AgentRuntime:
+    """Build with a checked config and a clock; ``await run()`` until stopped."""
+
+    def __init__(
+        self,
+        *,
+        config: AgentConfig,
+        clock: Clock,
+        devices: list[Device] | None = None,
+        tls: ssl.SSLContext | None = None,
+        notifier: Notifier | None = None,
+        rng: random.Random | None = None,
+        uplink_window: int = 20,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.devices = (
+            devices if devices is not None else build_devices(config.devices, clock=clock)
+        )
+        self.tls = tls if tls is not None else config.broker.ssl_context()
+        self.notifier = notifier or Notifier(environ={})
+        self.rng = rng or random.Random()
+        self.uplink_window = uplink_window
+        self.version = agent_version()
+        self.started_wall = time.monotonic()
+        self.ticks = 0
+        self.errors = 0
+        self.lag_max_s = 0.0
+        self.lag_total_s = 0.0
+        self.store: Store | None = None
+        self.core: Core | None = None
+        self.ems: Ems | None = None
+        self.uplink: Uplink | None = None
+
+    # -- start and stop -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        now = self.clock.now()
+        self.store = store = Store(
+            path=cfg.store,
+            durability=cfg.durability,  # type: ignore[arg-type]
+            retention_s=int(cfg.retention_days * 86_400),
+            cache_kib=2048 if cfg.durability == "full" else 256,
+        )
+        store.set_many({"agent": cfg.id, "started": int(now), "connected": 0})
+        self.uplink = Uplink(
+            agent_id=cfg.id,
+            settings=BrokerSettings(
+                host=cfg.broker.host,
+                port=cfg.broker.port,
+                tls=self.tls,
+                username=cfg.broker.username,
+                password=cfg.broker.password.reveal() if cfg.broker.password else None,
+                keepalive_s=cfg.broker.keepalive_s,
+                session_expiry_s=cfg.broker.session_expiry_s,
+                backoff_initial_s=cfg.broker.backoff_initial_s,
+                backoff_max_s=cfg.broker.backoff_max_s,
+            ),
+            store=store,
+            clock=self.clock,
+            handler=self._inbound,
+            health=self.health,
+            version=self.version,
+            window=self.uplink_window,
+            rng=self.rng,
+        )
+        self.core = Core(
+            agent_id=cfg.id,
+            store=store,
+            clock=self.clock,
+            sources=[
+                OfferSource(
+                    device=d.id,
+                    generator=d.generator,
+                    grid_node=d.config.grid_node,
+                    mode=d.config.mode,
+                )
+                for d in self.devices
+                if d.generator is not None
+            ],
+            resolution_s=cfg.resolution_s,
+            on_outbox=self.uplink.kick,
+        )
+        self.ems = Ems(
+            agent_id=cfg.id,
+            store=store,
+            devices=self.devices,
+            resolution_s=cfg.resolution_s,
+            meter_batch_slots=cfg.meter_batch_slots,
+            offer_at=self.core.offer_at,
+            on_outbox=self.uplink.kick,
+        )
+        gone = {o.device for o, _, _ in self.core.tracked().values()} - {d.id for d in self.devices}
+        if gone:
+            self.core.withdraw_devices(gone, int(now), "device removed from the configuration")
+        await self.ems.open(now)
+        faults = self.ems.faults()
+        self.notifier.ready(
+            f"{len(self.devices)} devices, {len(faults)} not answering" if faults else "running"
+        )
+        log.info(
+            "%s: started with %d devices (%s) against %s",
+            cfg.id,
+            len(self.devices),
+            ", ".join(d.id for d in self.devices),
+            cfg.broker.url,
+        )
+
+    def _inbound(self, topic: str, payload: bytes) -> None:
+        assert self.core is not None
+        self.core.handle(topic, payload)
+
+    async def run(self, *, stop: asyncio.Event | None = None, until: float | None = None) -> None:
+        """Start, run until ``stop`` is set or the clock reaches ``until``, then shut down:
+        devices to their safe state, ``offline`` to the broker, the store closed."""
+        await self.start()
+        assert self.uplink is not None
+        name = self.config.id
+        main = asyncio.create_task(self._loop(until), name=f"{name}-loop")
+        uplink = asyncio.create_task(self.uplink.run(), name=f"{name}-uplink")
+        watchdog = asyncio.create_task(self.notifier.watchdog(), name=f"{name}-watchdog")
+        waiting = {main, uplink}
+        if stop is not None:
+            waiting.add(asyncio.create_task(stop.wait(), name=f"{name}-stop"))
+        helpers = [watchdog, *(waiting - {main, uplink})]
+        try:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in done & {main, uplink}:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            self.notifier.stopping()
+            for task in (main, *helpers):
+                task.cancel()
+            await _settle(main)
+            if self.ems is not None:
+                await self.ems.shutdown()
+            with contextlib.suppress(Exception):
+                await self.uplink.close()  # "offline", then a clean DISCONNECT
+            uplink.cancel()
+            await _settle(uplink)
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+
+    # -- the main loop --------------------------------------------------------------------------
+
+    async def _loop(self, until: float | None) -> None:
+        cfg = self.config
+        assert self.core and self.ems and self.store and self.uplink
+        interval = cfg.control_interval_s
+        last_slot: int | None = None
+        next_health = -math.inf
+        next_purge = -math.inf
+        while True:
+            now = self.clock.now()
+            if until is not None and now >= until:
+                return
+            wake: float | None = None
+            try:
+                t = int(now)
+                await self.ems.sample(now)
+                self.core.advance(t)
+                slot = t // cfg.resolution_s * cfg.resolution_s
+                if slot != last_slot:
+                    self.core.refresh(t, self.ems.measurements())
+                    last_slot = slot
+                if now >= next_purge:
+                    self.store.purge(t)
+                    next_purge = now + 3600
+                wake = await self.ems.control(now, self.core.plans(now))
+                if now >= next_health:
+                    self.uplink.publish_status()
+                    next_health = now + cfg.health_interval_s
+                self.ticks += 1
+            except StoreError:
+                raise  # nothing is safe without the store: stop, let systemd restart us
+            except Exception:
+                self.errors += 1
+                log.exception("%s: step at %d failed", cfg.id, int(now))
+            target = (math.floor(now / interval) + 1) * interval
+            if wake is not None:
+                target = min(target, wake)
+            await self.clock.sleep(target - self.clock.now())
+            # how late the step starts, in the agent's time: a loaded event loop shows here
+            lag = max(0.0, self.clock.now() - target)
+            self.lag_max_s = max(self.lag_max_s, lag)
+            self.lag_total_s += lag
+
+    def health(self) -> dict[str, int | float | str | bool]:
+        """The summary in the retained ``online`` status."""
+        out: dict[str, int | float | str | bool] = {"devices": len(self.devices)}
+        if self.ems is not None:
+            out["faults"] = len(self.ems.faults())
+            out["readings"] = self.ems.readings_made
+        if self.store is not None:
+            out["outbox"] = self.store.outbox_size()
+        if self.core is not None:
+            for state, n in sorted(self.core.counts().items()):
+                out[f"offers_{state}"] = n
+        out["errors"] = self.errors
+        out["uptime_s"] = int(time.monotonic() - self.started_wall)
+        return out

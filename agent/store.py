@@ -1,0 +1,651 @@
+"""The agent's memory: one SQLite file that survives kill -9 and power loss.
+
+Everything the agent produces or accepts is written here, in one transaction with whatever it
+implies, before anything else happens: an offer and the outbox row that publishes it; a
+schedule, the offer's new state and the schedule ack; a slot's meter readings. The uplink only
+ever sends what is in the outbox, in the order of its ids, and deletes a row when the broker
+has acknowledged it (PUBACK). So a crash at any moment leaves either the whole step or none of
+it, and after a restart the unsent messages go out in the order they were produced.
+
+Durability: WAL journal, ``synchronous=FULL`` by default (each commit is on the disk before it
+returns; power loss loses nothing committed). ``durability="normal"`` skips the per-commit
+fsync: a killed process still loses nothing, an OS crash may lose the last commits. The fleet
+simulator uses it for its thousand stores; the daemon does not.
+
+Readers in other processes (``foa status``) open the file read-only with :meth:`Store.reader`;
+WAL lets them read while the daemon writes.
+
+Tables (``sqlite3 foa.db .schema`` shows them): ``outbox`` (messages not yet acknowledged by
+the broker), ``dead_letters`` (refused by the broker for good), ``inbox`` (ids of messages
+handled, so a redelivery changes nothing), ``offers`` (every revision's current body and
+lifecycle state), ``plans`` (schedules received and defaults taken into force), ``readings``
+(metered energy per device and interval, kept ``retention_s``), ``meter_cursor`` (each
+device's last metered register value, so a restart continues metering where it stopped),
+``devices`` (last measurement and fault of each device) and ``meta`` (counters, connection
+state, heartbeat).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sqlite3
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from agent.errors import StoreError
+from protocol import FlexOffer, MeterReading, OfferState
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DEFAULT_RETENTION_S = 7 * 86_400
+Durability = Literal["full", "normal"]
+#: Offer states in which an offer still concerns its device.
+LIVE_STATES: tuple[OfferState, ...] = ("offered", "accepted", "assigned", "executing")
+
+_OFFER_ENCODER = msgspec.msgpack.Encoder()
+_OFFER_DECODER = msgspec.msgpack.Decoder(FlexOffer)
+_FLOATS = msgspec.json.Decoder(list[float])
+
+
+def _import_sqlite_utils() -> ModuleType:
+    """``sqlite_utils``, imported without pandas and numpy.
+
+    sqlite-utils imports pandas and numpy at import time whenever they are installed (to
+    convert their types on insert). On a gateway they are not; on a development machine with
+    the cloud extra they are, and would add half a second and tens of MB to the agent, which
+    never passes them a numpy value. So they are hidden while sqlite-utils loads, unless this
+    process already imported them (then hiding saves nothing and would only cost them)."""
+    if "sqlite_utils" in sys.modules:
+        return sys.modules["sqlite_utils"]
+    hidden = [m for m in ("pandas", "numpy") if m not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail
+    try:
+        return importlib.import_module("sqlite_utils")
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    """One outbox row: a wire message waiting for the broker's PUBACK."""
+
+    id: int
+    topic: str
+    payload: bytes
+    kind: str
+    ref: str
+    retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOffer:
+    """An offer as last published, with the agent's view of its lifecycle state."""
+
+    offer: FlexOffer
+    state: OfferState
+    updated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What an offer's device executes: a schedule from FMAN or the offer's default.
+
+    ``version`` is the schedule's version, 0 for the default. ``energy_kwh[i]`` is the energy
+    of the slot starting at ``start + i * resolution_s``."""
+
+    offer_id: str
+    device: str
+    version: int
+    start: int
+    resolution_s: int
+    profile: int
+    energy_kwh: tuple[float, ...]
+    source: Literal["fman", "default"]
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.energy_kwh) * self.resolution_s
+
+    def slot_energy(self, slot_start: int) -> float | None:
+        """Energy of the slot beginning at ``slot_start``; ``None`` outside the plan."""
+        i, rem = divmod(slot_start - self.start, self.resolution_s)
+        if rem or not 0 <= i < len(self.energy_kwh):
+            return None
+        return self.energy_kwh[i]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """The last thing known about a device, for ``foa devices`` and ``foa status``."""
+
+    id: str
+    driver: str
+    generator: str
+    last_ts: int | None
+    power_w: float | None
+    energy_kwh: float | None
+    fault: str
+    fault_since: int | None
+    setpoint: str
+
+
+class Store:
+    """One agent's SQLite database. Not thread-safe: one event loop owns it."""
+
+    def __init__(
+        self,
+        *,
+        path: str | Path,
+        durability: Durability = "full",
+        retention_s: int = DEFAULT_RETENTION_S,
+        cache_kib: int = 2048,
+        readonly: bool = False,
+    ) -> None:
+        if durability not in ("full", "normal"):
+            raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
+        self.path = Path(path)
+        self.retention_s = retention_s
+        self.readonly = readonly
+        su = _import_sqlite_utils()
+        try:
+            if readonly:
+                if not self.path.exists():
+                    raise StoreError(f"{self.path}: no such database (has the agent run yet?)")
+                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+            self.db: sqlite_utils.Database = su.Database(conn, execute_plugins=False)
+            if not readonly:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreError(f"{self.path}: cannot switch to WAL journal (got {mode})")
+                conn.execute(f"PRAGMA synchronous = {durability.upper()}")
+                self._create_schema()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    @classmethod
+    def reader(cls, path: str | Path) -> Store:
+        """A read-only view for another process (the CLI) while the daemon writes."""
+        return cls(path=path, readonly=True, cache_kib=512)
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    def _create_schema(self) -> None:
+        db = self.db
+        with self.transaction():
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "topic TEXT NOT NULL, payload BLOB NOT NULL, kind TEXT NOT NULL, "
+                "ref TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL, "
+                "retain INTEGER NOT NULL DEFAULT 0)"
+            )
+            db["dead_letters"].create(
+                {
+                    "id": int,
+                    "topic": str,
+                    "payload": bytes,
+                    "kind": str,
+                    "ref": str,
+                    "created": int,
+                    "reason": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["inbox"].create({"msg_id": str, "received": int}, pk="msg_id", if_not_exists=True)
+            db["offers"].create(
+                {
+                    "id": str,
+                    "device": str,
+                    "revision": int,
+                    "state": str,
+                    "body": bytes,
+                    "assignment_before": int,
+                    "created_at": int,
+                    "updated": int,
+                },
+                pk="id",
+                not_null=["device", "state", "body"],
+                if_not_exists=True,
+            )
+            db["offers"].create_index(["device", "state"], if_not_exists=True)
+            db["plans"].create(
+                {
+                    "offer_id": str,
+                    "device": str,
+                    "version": int,
+                    "start": int,
+                    "resolution_s": int,
+                    "profile": int,
+                    "energy_kwh": str,
+                    "source": str,
+                    "received": int,
+                },
+                pk=("offer_id", "version"),
+                if_not_exists=True,
+            )
+            db["readings"].create(
+                {
+                    "device": str,
+                    "start": int,
+                    "duration_s": int,
+                    "energy_kwh": float,
+                    "offer_id": str,
+                    "batch": int,
+                },
+                pk=("device", "start"),
+                if_not_exists=True,
+            )
+            db["readings"].create_index(["batch"], if_not_exists=True)
+            db["meter_cursor"].create(
+                {"device": str, "ts": int, "energy_kwh": float}, pk="device", if_not_exists=True
+            )
+            db["devices"].create(
+                {
+                    "id": str,
+                    "driver": str,
+                    "generator": str,
+                    "last_ts": int,
+                    "power_w": float,
+                    "energy_kwh": float,
+                    "fault": str,
+                    "fault_since": int,
+                    "setpoint": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            version = self.get("schema")
+            if version is None:
+                self.set("schema", SCHEMA_VERSION)
+            elif int(version) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this agent's "
+                    f"({SCHEMA_VERSION}); upgrade the agent"
+                )
+
+    def close(self) -> None:
+        try:
+            if not self.readonly:
+                # fold the WAL back into the database file so a copied .db is complete
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all (nested blocks are savepoints)."""
+        try:
+            with self.db.atomic():
+                yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        return self._exec(sql, params).fetchall()
+
+    # -- meta: counters, connection state, heartbeat ---------------------------------------
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        row = self._exec("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def set(self, key: str, value: object) -> None:
+        self._exec(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
+
+    def set_many(self, values: dict[str, object]) -> None:
+        with self.transaction():
+            for key, value in values.items():
+                self.set(key, value)
+
+    def meta(self) -> dict[str, str]:
+        return dict(self._rows("SELECT key, value FROM meta"))
+
+    def next_counter(self, key: str) -> int:
+        """Increment and return the counter ``key`` (1 the first time)."""
+        value = int(self.get(key) or 0) + 1
+        self.set(key, value)
+        return value
+
+    # -- outbox --------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        *,
+        topic: str,
+        payload: bytes,
+        kind: str,
+        now: int,
+        ref: str = "",
+        retain: bool = False,
+    ) -> int:
+        """Queue a message for the broker; it goes out after every row queued before it."""
+        cur = self._exec(
+            "INSERT INTO outbox(topic, payload, kind, ref, created, retain) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (topic, payload, kind, ref, now, int(retain)),
+        )
+        return int(cur.lastrowid or 0)
+
+    def outbox_after(self, after_id: int, limit: int) -> list[OutMessage]:
+        """Up to ``limit`` queued messages with an id above ``after_id``, oldest first."""
+        return [
+            OutMessage(id=r[0], topic=r[1], payload=r[2], kind=r[3], ref=r[4], retain=bool(r[5]))
+            for r in self._rows(
+                "SELECT id, topic, payload, kind, ref, retain FROM outbox WHERE id > ? "
+                "ORDER BY id LIMIT ?",
+                (after_id, limit),
+            )
+        ]
+
+    def outbox_done(self, ids: Iterable[int]) -> None:
+        """The broker acknowledged these rows: forget them."""
+        with self.transaction():
+            self.db.conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def outbox_dead(self, row_id: int, reason: str) -> None:
+        """The broker refused this row for good: keep it aside with the reason."""
+        with self.transaction():
+            self._exec(
+                "INSERT OR REPLACE INTO dead_letters(id, topic, payload, kind, ref, created, "
+                "reason) SELECT id, topic, payload, kind, ref, created, ? FROM outbox WHERE id = ?",
+                (reason, row_id),
+            )
+            self._exec("DELETE FROM outbox WHERE id = ?", (row_id,))
+
+    def outbox_size(self) -> int:
+        return int(self._exec("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def outbox_kinds(self) -> dict[str, int]:
+        return dict(self._rows("SELECT kind, count(*) FROM outbox GROUP BY kind"))
+
+    def dead_letter_count(self) -> int:
+        return int(self._exec("SELECT count(*) FROM dead_letters").fetchone()[0])
+
+    # -- inbox: idempotent handling of redelivered messages ------------------------------
+
+    def seen(self, msg_id: str) -> bool:
+        return self._exec("SELECT 1 FROM inbox WHERE msg_id = ?", (msg_id,)).fetchone() is not None
+
+    def remember(self, msg_id: str, now: int) -> None:
+        self._exec("INSERT OR IGNORE INTO inbox(msg_id, received) VALUES (?, ?)", (msg_id, now))
+
+    # -- offers --------------------------------------------------------------------------
+
+    def save_offer(self, offer: FlexOffer, state: OfferState, now: int) -> None:
+        """Insert an offer or replace it by a newer revision, with its state."""
+        self._exec(
+            "INSERT INTO offers(id, device, revision, state, body, assignment_before, "
+            "created_at, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "revision = excluded.revision, state = excluded.state, body = excluded.body, "
+            "assignment_before = excluded.assignment_before, updated = excluded.updated",
+            (
+                offer.id,
+                offer.device,
+                offer.revision,
+                state,
+                _OFFER_ENCODER.encode(offer),
+                offer.assignment_before,
+                offer.created_at,
+                now,
+            ),
+        )
+
+    def set_offer_state(self, offer_id: str, state: OfferState, now: int) -> None:
+        self._exec("UPDATE offers SET state = ?, updated = ? WHERE id = ?", (state, now, offer_id))
+
+    def offer(self, offer_id: str) -> StoredOffer | None:
+        row = self._exec(
+            "SELECT body, state, updated FROM offers WHERE id = ?", (offer_id,)
+        ).fetchone()
+        return None if row is None else _stored(row)
+
+    def offers(
+        self, *, states: Iterable[str] | None = None, device: str | None = None
+    ) -> list[StoredOffer]:
+        """Offers, oldest first, optionally only in ``states`` and of ``device``."""
+        where, params = [], []
+        if states is not None:
+            states = list(states)
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params += states
+        if device is not None:
+            where.append("device = ?")
+            params.append(device)
+        sql = "SELECT body, state, updated FROM offers"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [_stored(r) for r in self._rows(sql + " ORDER BY created_at, rowid", params)]
+
+    def offer_counts(self) -> dict[str, int]:
+        return dict(self._rows("SELECT state, count(*) FROM offers GROUP BY state"))
+
+    # -- plans: schedules and defaults in force -------------------------------------------
+
+    def save_plan(self, plan: Plan, now: int) -> None:
+        self._exec(
+            "INSERT INTO plans(offer_id, device, version, start, resolution_s, profile, "
+            "energy_kwh, source, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                plan.offer_id,
+                plan.device,
+                plan.version,
+                plan.start,
+                plan.resolution_s,
+                plan.profile,
+                msgspec.json.encode(list(plan.energy_kwh)).decode(),
+                plan.source,
+                now,
+            ),
+        )
+
+    def plan(self, offer_id: str) -> Plan | None:
+        """The plan in force for an offer: its highest schedule version, else its default."""
+        row = self._exec(
+            f"SELECT {_PLAN_COLUMNS} FROM plans WHERE offer_id = ? ORDER BY version DESC LIMIT 1",
+            (offer_id,),
+        ).fetchone()
+        return None if row is None else _plan(row)
+
+    def plans(self, offer_ids: Iterable[str]) -> dict[str, Plan]:
+        """The plan in force of each of ``offer_ids`` that has one."""
+        ids = list(offer_ids)
+        if not ids:
+            return {}
+        rows = self._rows(
+            f"SELECT {_PLAN_COLUMNS} FROM plans p WHERE offer_id IN ({', '.join('?' * len(ids))})"
+            " AND version = (SELECT max(version) FROM plans q WHERE q.offer_id = p.offer_id)",
+            ids,
+        )
+        return {r[0]: _plan(r) for r in rows}
+
+    # -- meter readings ------------------------------------------------------------------
+
+    def add_reading(self, reading: MeterReading) -> bool:
+        """Buffer a reading; ``False`` if one for that device and start exists (nothing twice)."""
+        cur = self._exec(
+            "INSERT OR IGNORE INTO readings(device, start, duration_s, energy_kwh, offer_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                reading.device,
+                reading.start,
+                reading.duration_s,
+                reading.energy_kwh,
+                reading.offer_id,
+            ),
+        )
+        return cur.rowcount == 1
+
+    def unbatched_readings(self) -> list[MeterReading]:
+        return [
+            MeterReading(*r)
+            for r in self._rows(
+                "SELECT device, start, duration_s, energy_kwh, offer_id FROM readings "
+                "WHERE batch IS NULL ORDER BY start, device"
+            )
+        ]
+
+    def mark_batched(self, readings: Iterable[MeterReading], seq: int) -> None:
+        self.db.conn.executemany(
+            "UPDATE readings SET batch = ? WHERE device = ? AND start = ?",
+            [(seq, r.device, r.start) for r in readings],
+        )
+
+    def readings(self, *, device: str | None = None, since: int = 0) -> list[MeterReading]:
+        sql = (
+            "SELECT device, start, duration_s, energy_kwh, offer_id FROM readings WHERE start >= ?"
+        )
+        params: list[Any] = [since]
+        if device is not None:
+            sql += " AND device = ?"
+            params.append(device)
+        return [MeterReading(*r) for r in self._rows(sql + " ORDER BY start, device", params)]
+
+    def last_readings(self) -> list[MeterReading]:
+        """The latest reading of each device."""
+        return [
+            MeterReading(*r)
+            for r in self._rows(
+                "SELECT device, start, duration_s, energy_kwh, offer_id FROM readings r "
+                "WHERE start = (SELECT max(start) FROM readings q WHERE q.device = r.device) "
+                "ORDER BY device"
+            )
+        ]
+
+    def cursor(self, device: str) -> tuple[int, float] | None:
+        """Where metering of ``device`` stands: ``(time, register kWh)`` of its last reading."""
+        row = self._exec(
+            "SELECT ts, energy_kwh FROM meter_cursor WHERE device = ?", (device,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), float(row[1]))
+
+    def set_cursor(self, device: str, ts: int, energy_kwh: float) -> None:
+        self._exec(
+            "INSERT INTO meter_cursor(device, ts, energy_kwh) VALUES (?, ?, ?) "
+            "ON CONFLICT(device) DO UPDATE SET ts = excluded.ts, energy_kwh = excluded.energy_kwh",
+            (device, ts, energy_kwh),
+        )
+
+    # -- devices -------------------------------------------------------------------------
+
+    def save_device(self, status: DeviceStatus) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO devices(id, driver, generator, last_ts, power_w, energy_kwh, "
+            "fault, fault_since, setpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                status.id,
+                status.driver,
+                status.generator,
+                status.last_ts,
+                status.power_w,
+                status.energy_kwh,
+                status.fault,
+                status.fault_since,
+                status.setpoint,
+            ),
+        )
+
+    def devices(self) -> list[DeviceStatus]:
+        return [
+            DeviceStatus(*r)
+            for r in self._rows(
+                "SELECT id, driver, generator, last_ts, power_w, energy_kwh, fault, fault_since, "
+                "setpoint FROM devices ORDER BY id"
+            )
+        ]
+
+    # -- retention -----------------------------------------------------------------------
+
+    def purge(self, now: int) -> dict[str, int]:
+        """Drop what is older than the retention: sent readings, handled message ids, finished
+        offers and their plans, and (counted as dropped) meter batches never delivered."""
+        cutoff = now - self.retention_s
+        final = ("executed", "settled", "rejected", "withdrawn", "expired")
+        marks = ", ".join("?" * len(final))
+        with self.transaction():
+            dropped = self._exec(
+                "DELETE FROM outbox WHERE kind = 'meter' AND created < ?", (cutoff,)
+            ).rowcount
+            counts = {
+                "readings": self._exec(
+                    "DELETE FROM readings WHERE start < ? AND batch IS NOT NULL", (cutoff,)
+                ).rowcount,
+                "inbox": self._exec("DELETE FROM inbox WHERE received < ?", (cutoff,)).rowcount,
+                "plans": self._exec(
+                    f"DELETE FROM plans WHERE offer_id IN (SELECT id FROM offers WHERE "
+                    f"state IN ({marks}) AND updated < ?)",
+                    (*final, cutoff),
+                ).rowcount,
+                "offers": self._exec(
+                    f"DELETE FROM offers WHERE state IN ({marks}) AND updated < ?",
+                    (*final, cutoff),
+                ).rowcount,
+                "dropped_meter_batches": dropped,
+            }
+            if dropped:
+                self.set(
+                    "dropped_meter_batches", int(self.get("dropped_meter_batches") or 0) + dropped
+                )
+        return counts
+
+
+_PLAN_COLUMNS = "offer_id, device, version, start, resolution_s, profile, energy_kwh, source"
+
+
+def _plan(row: tuple[Any, ...]) -> Plan:
+    return Plan(
+        offer_id=row[0],
+        device=row[1],
+        version=row[2],
+        start=row[3],
+        resolution_s=row[4],
+        profile=row[5],
+        energy_kwh=tuple(_FLOATS.decode(row[6])),
+        source=row[7],
+    )
+
+
+def _stored(row: tuple[Any, ...]) -> StoredOffer:
+    return StoredOffer(offer=_OFFER_DECODER.decode(row[0]), state=row[1], updated=row[2])

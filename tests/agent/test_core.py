@@ -1,0 +1,237 @@
+"""The core's protocol rules, on a real SQLite store: offers out, schedules in, deadlines."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+import protocol
+from agent.core import Core, OfferSource
+from agent.drivers.base import Measurement
+from agent.store import Store
+from protocol import Ack, Reject, Schedule, topics
+from tests.agent.helpers import T0
+from tests.agent.plugins import CycleOffer
+
+AGENT = "core-test"
+M = Measurement(ts=T0, power_w=0.0, energy_kwh=0.0)
+
+
+class StepClock:
+    """A clock the test moves by hand (a Clock, not a mock: ``now`` and ``sleep`` work)."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    store = Store(path=tmp_path / "core.db", durability="normal")
+    clock = StepClock(T0 + 60)
+    gone = tmp_path / "gone"
+    gen = CycleOffer({"slots": 2, "cycle_s": 3600, "gone_file": str(gone)})
+    core = Core(
+        agent_id=AGENT, store=store, clock=clock, sources=[OfferSource(device="d1", generator=gen)]
+    )
+    yield store, clock, core, gone
+    store.close()
+
+
+def sent(store: Store, channel: str) -> list[protocol.Message]:
+    topic = topics.agent_topic(AGENT, channel)
+    return [protocol.decode(r.payload) for r in store.outbox_after(0, 1000) if r.topic == topic]
+
+
+def schedule_payload(offer, *, version=1, start=None, energy=(0.3, 0.3), msg_id=None) -> bytes:
+    body = Schedule(
+        offer_id=offer.id,
+        version=version,
+        start=offer.start_after if start is None else start,
+        energy_kwh=list(energy),
+    )
+    return protocol.encode(body, ts=T0, msg_id=msg_id)
+
+
+def deliver(core: Core, channel: str, payload: bytes) -> None:
+    core.handle(topics.agent_topic(AGENT, channel), payload)
+
+
+def first_offer(store, clock, core):
+    core.refresh(int(clock.now()), {"d1": M})
+    (msg,) = sent(store, "offer")
+    return msg.body
+
+
+def test_new_offer_is_stored_and_queued_once(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    assert offer.issuer == AGENT and offer.revision == 0
+    assert protocol.validate_offer(offer) == []
+    assert store.offer(offer.id).state == "offered"
+    core.refresh(int(clock.now()) + 300, {"d1": M})  # same content: no update
+    assert len(sent(store, "offer")) == 1
+
+
+def test_changed_prediction_is_an_update_with_a_higher_revision(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    core.sources[0].generator.upper = 0.5
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    first, update = sent(store, "offer")
+    assert update.body.id == offer.id and update.body.revision == 1
+    assert update.body.profiles[0].upper_kwh == [0.5, 0.5]
+    assert update.id != first.id
+    assert store.offer(offer.id).offer.revision == 1
+
+
+def test_device_that_leaves_gets_its_offer_withdrawn(setup):
+    store, clock, core, gone = setup
+    offer = first_offer(store, clock, core)
+    gone.touch()
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    (w,) = sent(store, "offer/delete")
+    assert w.body.offer_id == offer.id
+    assert store.offer(offer.id).state == "withdrawn"
+    # a schedule for it now is refused with the reason
+    deliver(core, "schedule", schedule_payload(offer))
+    (rej,) = sent(store, "schedule/ack")
+    assert isinstance(rej.body, Reject) and rej.body.reasons[0].code == "withdrawn"
+
+
+def test_device_without_a_fresh_measurement_keeps_its_offer(setup):
+    store, clock, core, gone = setup
+    first_offer(store, clock, core)
+    gone.touch()
+    core.refresh(int(clock.now()) + 300, {"d1": None})  # the device did not answer
+    assert sent(store, "offer/delete") == []
+
+
+def test_feasible_schedule_is_taken_acked_and_redelivery_changes_nothing(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    deliver(core, "ack", protocol.encode(Ack(ref_kind="offer", ref_id=offer.id), ts=T0))
+    assert store.offer(offer.id).state == "accepted"
+    payload = schedule_payload(offer, msg_id="s-1")
+    deliver(core, "schedule", payload)
+    deliver(core, "schedule", payload)  # same message redelivered
+    deliver(core, "schedule", schedule_payload(offer, msg_id="s-1-again"))  # same content
+    (ack,) = sent(store, "schedule/ack")
+    assert isinstance(ack.body, Ack) and (ack.body.ref_id, ack.body.revision) == (offer.id, 1)
+    assert store.offer(offer.id).state == "assigned"
+    assert store.plan(offer.id).version == 1
+    assert core.stats.duplicates == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "field"),
+    [
+        ({"energy": (0.9, 0.3)}, "infeasible", "energy_kwh[0]"),
+        ({"energy": (0.3,)}, "infeasible", "energy_kwh"),
+        ({"start": "late"}, "infeasible", "start"),
+    ],
+)
+def test_schedule_that_breaks_its_offer_is_rejected_with_the_reason(setup, change, code, field):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    kwargs = dict(change)
+    if kwargs.get("start") == "late":
+        kwargs["start"] = offer.start_before + 900
+    deliver(core, "schedule", schedule_payload(offer, **kwargs))
+    (rej,) = sent(store, "schedule/ack")
+    assert isinstance(rej.body, Reject)
+    assert rej.body.ref_id == offer.id
+    assert {(r.code, r.field) for r in rej.body.reasons} >= {(code, field)}
+    assert store.offer(offer.id).state == "offered"
+    assert store.plan(offer.id) is None
+
+
+def test_malformed_schedule_is_rejected_naming_the_field(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    bad = msgpack.packb(
+        {
+            "v": "1.0",
+            "kind": "schedule",
+            "id": "bad-1",
+            "ts": T0,
+            "body": {"offer_id": offer.id, "version": 2, "start": "soon", "energy_kwh": [0.3]},
+        }
+    )
+    deliver(core, "schedule", bad)
+    deliver(core, "schedule", b"\xc1 not msgpack")
+    rej1, rej2 = sent(store, "schedule/ack")
+    assert rej1.body.ref_id == offer.id and rej1.body.revision == 2
+    assert rej1.body.reasons[0].code == "malformed" and rej1.body.reasons[0].field == "start"
+    assert rej2.body.ref_id == "" and rej2.body.reasons[0].code == "malformed"
+    assert store.plan(offer.id) is None and core.stats.malformed == 2
+
+
+def test_unknown_stale_conflicting_and_late_schedules_are_rejected(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    deliver(core, "schedule", schedule_payload(offer, version=3))
+    deliver(core, "schedule", schedule_payload(offer, version=2))  # older than in force
+    deliver(core, "schedule", schedule_payload(offer, version=3, energy=(0.2, 0.2)))
+    unknown = Schedule(offer_id="nobody", version=1, start=T0 + 3600, energy_kwh=[0.1])
+    deliver(core, "schedule", protocol.encode(unknown, ts=T0))
+    clock.t = offer.assignment_before
+    deliver(core, "schedule", schedule_payload(offer, version=4))
+    codes = [m.body.reasons[0].code for m in sent(store, "schedule/ack")[1:]]
+    assert codes == ["stale", "version_conflict", "unknown_offer", "too_late"]
+    assert store.plan(offer.id).version == 3
+
+
+def test_default_takes_force_at_assignment_before_then_executes(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    core.advance(offer.assignment_before - 1)
+    assert store.plan(offer.id) is None
+    core.advance(offer.assignment_before)
+    plan = store.plan(offer.id)
+    assert (plan.source, plan.version, plan.start) == ("default", 0, offer.default.start)
+    core.advance(plan.start)
+    assert store.offer(offer.id).state == "executing"
+    assert core.plans(plan.start + 10)["d1"] == plan
+    core.advance(plan.end)
+    assert store.offer(offer.id).state == "executed"
+    assert core.plans(plan.end) == {}
+
+
+def test_fman_rejection_still_runs_the_default_and_blocks_new_offers(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    reject = Reject(ref_kind="offer", ref_id=offer.id, reasons=[protocol.Reason(code="full")])
+    deliver(core, "ack", protocol.encode(reject, ts=T0))
+    assert store.offer(offer.id).state == "rejected"
+    assert core.plans(offer.default.start)["d1"].source == "default"
+    core.refresh(offer.default.start, {"d1": M})
+    assert len(sent(store, "offer")) == 1
+
+
+def test_state_survives_a_restart(setup, tmp_path):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    deliver(core, "schedule", schedule_payload(offer))
+    again = Core(agent_id=AGENT, store=store, clock=clock, sources=core.sources)
+    assert again.tracked()[offer.id][1] == "assigned"
+    deliver(again, "schedule", schedule_payload(offer))  # redelivered after the restart
+    assert len(sent(store, "schedule/ack")) == 1
+
+
+def test_an_update_never_postpones_the_deadline(setup):
+    """A rolling offer (its window moves with time) still reaches its first deadline."""
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    gen = core.sources[0].generator
+    gen.cycle_s, gen.deadline_s = 7200, 300  # the next offer would start an hour later
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    update = sent(store, "offer")[-1].body
+    assert update.revision == 1 and update.start_after > offer.start_after
+    assert update.assignment_before == offer.assignment_before
+    assert protocol.validate_offer(update) == []

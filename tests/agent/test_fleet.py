@@ -1,0 +1,67 @@
+"""The fleet simulator: ``atp sim fleet`` as another process would start it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+import protocol
+from agent.fleet.mix import GRID_EVERY, census, site
+from protocol import topics
+from tests.agent.helpers import T0
+
+ATP = Path(sys.executable).parent / "atp"
+
+
+def test_the_mix_is_reproducible_and_realistic():
+    fleet = [site(7, i) for i in range(400)]
+    assert fleet == [site(7, i) for i in range(400)]
+    assert fleet[:10] != [site(8, i) for i in range(10)]
+    counts = census(fleet)
+    assert counts["doms"] == 400 // GRID_EVERY
+    # every load type of the platform appears, households have several devices
+    assert set(counts) == {
+        "heat_pump", "boiler", "freezer", "ev", "battery", "pv", "wet_appliance", "doms"
+    }  # fmt: skip
+    assert 2.5 < sum(counts.values()) / len(fleet) < 6
+
+
+def test_fleet_runs_agents_against_the_broker_and_stops_after_its_duration(broker, tmp_path):
+    """Six agents, two simulated hours at 3600x from a shared start and anchor; everything
+    they produced was acknowledged by the broker; every agent came online and went offline."""
+    seen: dict[str, list[str]] = {}
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    watcher.on_message = lambda c, u, m: seen.setdefault(m.topic.split("/")[3], []).append(
+        protocol.decode(m.payload, expect="status").body.state
+    )
+    watcher.connect(broker.host, broker.port)
+    watcher.subscribe(topics.all_agents("status"), qos=1)
+    watcher.loop_start()
+    anchor = time.time() + 0.5
+    proc = subprocess.run(
+        [str(ATP), "sim", "fleet", "--agents", "6", "--broker", broker.url, "--speed", "3600",
+         "--seed", "5", "--start", str(T0), "--anchor", str(anchor), "--duration", "7200",
+         "--prefix", "fleettest", "--dir", str(tmp_path), "--json", "--quiet"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["started"] == 6 and summary["failed"] == 0 and summary["connected_peak"] == 6
+    assert summary["offers"] > 0 and summary["readings"] > 0
+    assert summary["sent"] == summary["acked"] and summary["outbox"] == 0
+    assert T0 + 7200 <= summary["sim_time"] < T0 + 7200 + 3600
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == [
+        f"fleettest-{i:04d}.db" for i in range(6)
+    ]
+    time.sleep(0.3)
+    watcher.disconnect()
+    watcher.loop_stop()
+    fleet = {a: states for a, states in seen.items() if a.startswith("fleettest-")}
+    assert len(fleet) == 6
+    assert all("online" in s and s[-1] == "offline" for s in fleet.values())

@@ -1,0 +1,136 @@
+"""The store on real SQLite files: order, atomicity, durability across reopen, retention."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from agent.errors import StoreError
+from agent.store import Plan, Store
+from protocol import MeterReading
+from protocol.samples import two_slot_offer
+from tests.agent.helpers import T0
+
+
+def test_outbox_keeps_order_across_reopen_and_never_reuses_ids(tmp_path):
+    path = tmp_path / "a.db"
+    with Store(path=path) as s:
+        ids = [s.enqueue(topic="t", payload=bytes([i]), kind="meter", now=T0) for i in range(5)]
+        s.outbox_done(ids[:2])
+    with Store(path=path) as s:
+        rows = s.outbox_after(0, 10)
+        assert [r.payload for r in rows] == [bytes([2]), bytes([3]), bytes([4])]
+        s.outbox_done(r.id for r in rows)
+        new = s.enqueue(topic="t", payload=b"x", kind="meter", now=T0)
+        assert new > ids[-1]  # AUTOINCREMENT: a consumer's "after id" never skips a new row
+
+
+def test_a_failed_transaction_leaves_nothing(tmp_path):
+    with Store(path=tmp_path / "a.db") as s:
+        with pytest.raises(RuntimeError), s.transaction():
+            s.save_offer(two_slot_offer(), "offered", T0)
+            s.enqueue(topic="t", payload=b"offer", kind="offer", now=T0)
+            raise RuntimeError("crash in the middle")
+        assert s.outbox_size() == 0 and s.offers() == []
+
+
+def test_committed_data_survives_kill_9(tmp_path):
+    """A child process commits and is killed with SIGKILL before closing: all of it is there."""
+    path = tmp_path / "k.db"
+    code = f"""
+import os, signal
+from agent.store import Store
+from protocol.samples import two_slot_offer
+s = Store(path={str(path)!r})
+with s.transaction():
+    s.save_offer(two_slot_offer(), "offered", {T0})
+    s.enqueue(topic="t", payload=b"offer", kind="offer", now={T0})
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert proc.returncode == -9
+    with Store(path=path) as s:
+        assert [r.payload for r in s.outbox_after(0, 10)] == [b"offer"]
+        assert s.offers()[0].offer == two_slot_offer()
+
+
+def test_reader_sees_the_writer_while_it_writes(tmp_path):
+    path = tmp_path / "r.db"
+    writer = Store(path=path)
+    writer.set("connected", 1)
+    reader = Store.reader(path)
+    assert reader.get("connected") == "1"
+    with writer.transaction():
+        writer.set("connected", 0)
+        assert reader.get("connected") == "1"  # WAL: readers see the last commit
+    assert reader.get("connected") == "0"
+    with pytest.raises(StoreError):
+        reader.set("x", 1)  # read-only
+    reader.close()
+    writer.close()
+
+
+def test_reader_of_a_missing_store_says_so(tmp_path):
+    with pytest.raises(StoreError, match="no such database"):
+        Store.reader(tmp_path / "none.db")
+
+
+def test_readings_once_per_device_and_start_then_batched(tmp_path):
+    with Store(path=tmp_path / "m.db") as s:
+        r = MeterReading("d1", T0, 900, 0.5, "o1")
+        assert s.add_reading(r) and not s.add_reading(MeterReading("d1", T0, 900, 0.7, ""))
+        s.add_reading(MeterReading("d2", T0, 900, 0.1, ""))
+        assert s.unbatched_readings() == [r, MeterReading("d2", T0, 900, 0.1, "")]
+        with s.transaction():
+            s.mark_batched(s.unbatched_readings(), 1)
+        assert s.unbatched_readings() == [] and s.last_readings()[0] == r
+
+
+def test_plan_in_force_is_the_highest_version(tmp_path):
+    with Store(path=tmp_path / "p.db") as s:
+        base = dict(offer_id="o", device="d", start=T0, resolution_s=900, profile=0)
+        s.save_plan(Plan(version=0, energy_kwh=(0.1,), source="default", **base), T0)
+        s.save_plan(Plan(version=2, energy_kwh=(0.3,), source="fman", **base), T0)
+        assert s.plan("o").version == 2 and s.plans(["o", "x"])["o"].energy_kwh == (0.3,)
+        assert s.plan("o").slot_energy(T0) == 0.3 and s.plan("o").slot_energy(T0 + 900) is None
+
+
+def test_retention_drops_old_sent_readings_and_undelivered_meter_batches(tmp_path):
+    day = 86_400
+    with Store(path=tmp_path / "ret.db", retention_s=7 * day) as s:
+        old, new = (
+            MeterReading("d", T0, 900, 1.0, ""),
+            MeterReading("d", T0 + 8 * day, 900, 1.0, ""),
+        )
+        s.add_reading(old)
+        s.add_reading(new)
+        with s.transaction():
+            s.mark_batched([old], 1)
+        s.enqueue(topic="m", payload=b"old", kind="meter", now=T0)
+        s.enqueue(topic="o", payload=b"offer", kind="offer", now=T0)
+        counts = s.purge(T0 + 8 * day)
+        assert counts["readings"] == 1 and counts["dropped_meter_batches"] == 1
+        assert s.readings() == [new]  # never-batched readings are kept
+        assert [r.payload for r in s.outbox_after(0, 10)] == [b"offer"]  # offers are kept
+        assert s.get("dropped_meter_batches") == "1"
+
+
+def test_store_uses_wal_and_syncs_every_commit_by_default(tmp_path):
+    path = tmp_path / "w.db"
+    with Store(path=path) as s, Store(path=tmp_path / "n.db", durability="normal") as n:
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.close()
+        assert s.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert n.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "v.db"
+    with Store(path=path) as s:
+        s.set("schema", 99)
+    with pytest.raises(StoreError, match="newer"):
+        Store(path=path)

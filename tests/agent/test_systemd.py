@@ -1,0 +1,84 @@
+"""systemd notify over a real Unix datagram socket: READY=1 after the probe, the watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+
+import pytest
+
+from agent.clock import SimClock
+from agent.config import load_config
+from agent.runtime import AgentRuntime
+from agent.systemd import Notifier
+from cloud.broker import free_port
+from tests.agent.helpers import T0, write_config
+
+
+@pytest.fixture(params=["path", "abstract"])
+def listener(request, tmp_path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    if request.param == "path":
+        address = str(tmp_path / "notify.sock")
+        sock.bind(address)
+    else:
+        name = f"foa-test-{uuid.uuid4().hex}"
+        sock.bind("\0" + name)
+        address = "@" + name
+    sock.settimeout(5)
+    yield sock, address
+    sock.close()
+
+
+def test_notifier_sends_datagrams(listener):
+    sock, address = listener
+    n = Notifier(environ={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "2000000"})
+    assert n.enabled and n.watchdog_s == 2.0
+    assert n.ready("running")
+    assert sock.recv(4096) == b"READY=1\nSTATUS=running"
+
+
+def test_outside_systemd_nothing_is_sent():
+    n = Notifier(environ={})
+    assert not n.enabled and not n.ready() and n.watchdog_s is None
+    other = Notifier(environ={"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "1", "WATCHDOG_PID": "1"})
+    assert other.watchdog_s is None  # meant for another process
+
+
+def test_ready_after_store_and_probe_then_watchdog_from_the_loop(listener, tmp_path):
+    sock, address = listener
+    state = tmp_path / "d1.json"
+    cfg = load_config(
+        write_config(
+            tmp_path / "foa.toml",
+            agent_id="notify-test",
+            broker_url=f"mqtt://127.0.0.1:{free_port()}",  # nobody there: the agent runs anyway
+            devices={"d1": {"state_file": str(state)}},
+        )
+    )
+    env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "100000", "WATCHDOG_PID": str(os.getpid())}
+    runtime = AgentRuntime(
+        config=cfg, clock=SimClock(start=T0, speed=600), notifier=Notifier(environ=env)
+    )
+
+    async def scenario():
+        task = asyncio.create_task(runtime.run(until=T0 + 600 * 0.6))
+        ready = await asyncio.to_thread(sock.recv, 4096)
+        # READY came after the store was opened and the device was read once
+        assert cfg.store.exists() and state.exists()
+        kicks = 0
+        while not task.done():
+            try:
+                kicks += (await asyncio.wait_for(asyncio.to_thread(sock.recv, 4096), 1)).count(
+                    b"WATCHDOG=1"
+                )
+            except TimeoutError:
+                break
+        await task
+        return ready, kicks
+
+    ready, kicks = asyncio.run(scenario())
+    assert ready.startswith(b"READY=1")
+    assert kicks >= 3  # every 50 ms for about 0.6 s
