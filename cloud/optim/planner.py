@@ -36,6 +36,7 @@ import protocol
 
 from . import solver as lp
 from .blocks import Block, OfferView, view
+from .cutting_plane import applies, plan_portfolio
 from .errors import SolverError
 from .heuristic import Placement, envelope, greedy
 from .model import Column, LinearProblem, _template, build, build_master, is_boxed
@@ -85,12 +86,31 @@ class OrToolsPlanner:
         terms = terms_for(request, views)
         self._say(f"{len(views)} offers over {terms.slots} slots")
         placements, _ = greedy(views, terms)
-        bound, self._lam0 = envelope(views, terms)
+        small = _compact_size(views) <= self.exact_vars
+        cat = None if small else applies(views, terms)
+        if cat is None:
+            bound, self._lam0 = envelope(views, terms)
+        else:  # the cutting planes prove a far better bound within milliseconds
+            bound, self._lam0 = -math.inf, None
         found = _Plan(placements=list(placements), bound=bound, solved=False)
         try:
-            if _compact_size(views) <= self.exact_vars:
+            if small:
                 self._say("solving the compact MIP")
                 self._exact(views, terms, found, request, deadline)
+            elif cat is not None:
+                self._say("cutting planes on the Lagrangian dual")
+                answer = plan_portfolio(
+                    views,
+                    terms,
+                    cat,
+                    placements,
+                    deadline=deadline,
+                    relative_gap=request.relative_gap,
+                    say=self._say,
+                )
+                found.placements = answer.placements
+                found.bound = max(found.bound, answer.bound)
+                found.solved = answer.solved
             else:
                 self._column_generation(views, terms, found, request, deadline)
         except SolverError as exc:
