@@ -144,6 +144,14 @@ class Catalogue:
         self.x[src] = layout[dst]
         return self.load(chosen)
 
+    def cluster_loads(self, chosen: np.ndarray, cluster: np.ndarray, count: int) -> np.ndarray:
+        """The load of each cluster of offers (``cluster[i]`` is offer ``i``'s), ``[count,
+        slots]``."""
+        h = self.terms.slots
+        src, slots = self._spans(chosen, self.item_slot[chosen])
+        where = np.repeat(cluster, self.lengths(chosen)) * h + slots
+        return np.bincount(where, weights=self.x[src], minlength=count * h).reshape(count, h)
+
     def load(self, chosen: np.ndarray) -> np.ndarray:
         src, slots = self._spans(chosen, self.item_slot[chosen])
         return np.bincount(slots, weights=self.x[src], minlength=self.terms.slots)

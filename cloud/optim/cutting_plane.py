@@ -44,14 +44,20 @@ from .terms import Terms, evaluate
 FORGET_AFTER = 60
 #: Best-response sweeps after each rounding, at most.
 SWEEPS = 4
+#: Offers are priced together but mixed in the master per cluster (one per load type, at
+#: most this many): the master then chooses, say, the heat pumps' response apart from the
+#: batteries', which halves the rounds on the benchmark's portfolios.
+MAX_CLUSTERS = 8
 
 
 @dataclass(slots=True)
 class _Column:
-    """A master column's origin: every offer's item and schedule (per-offer layout)."""
+    """A master column's origin: the pricing's item and schedule of every offer (per-offer
+    layout, shared by the columns of one pricing), and the cluster the column stands for."""
 
     items: np.ndarray
     x: np.ndarray
+    cluster: int
     used: int
 
 
@@ -74,9 +80,20 @@ def applies(views: Sequence[OfferView], terms: Terms) -> Catalogue | None:
     return catalogue(views, terms)
 
 
+def clusters_of(views: Sequence[OfferView]) -> tuple[np.ndarray, int]:
+    """Each offer's cluster (by load type) and the number of clusters."""
+    kinds: dict[str, int] = {}
+    cluster = np.array(
+        [kinds.setdefault(v.offer.load_type, len(kinds)) % MAX_CLUSTERS for v in views],
+        dtype=np.int64,
+    )
+    return cluster, min(len(kinds), MAX_CLUSTERS)
+
+
 class _Search:
     def __init__(
         self,
+        views: Sequence[OfferView],
         cat: Catalogue,
         terms: Terms,
         *,
@@ -99,7 +116,10 @@ class _Search:
         self.best_bound = -math.inf
         self.center = np.zeros(h)
         self.incumbent: tuple[float, np.ndarray, np.ndarray] | None = None
-        self.master = PortfolioMaster(target=terms.target, w_balance=self.wb)
+        self.cluster, self.clusters = clusters_of(views)
+        self.master = PortfolioMaster(
+            target=terms.target, w_balance=self.wb, clusters=self.clusters
+        )
         self.columns: list[_Column] = []
 
     # -- the two halves ---------------------------------------------------------------
@@ -108,15 +128,19 @@ class _Search:
         """Price every offer at ``pi``, add the response as a column, return ``L(pi)``."""
         priced = self.cat.price(self.pc - pi)
         value = self.terms.offset + float(pi @ self.terms.target) + priced.total
-        self._add(priced.chosen, priced.load, rnd)
+        self._add(priced.chosen, rnd)
         if value > self.best_bound:
             self.best_bound = value
             self.center = pi
         return value
 
-    def _add(self, chosen: np.ndarray, load: np.ndarray, rnd: int) -> None:
-        self.master.add(load, float(self.pc @ load))
-        self.columns.append(_Column(items=chosen.copy(), x=self.cat.snapshot(chosen), used=rnd))
+    def _add(self, chosen: np.ndarray, rnd: int) -> None:
+        loads = self.cat.cluster_loads(chosen, self.cluster, self.clusters)
+        self.master.add(loads, loads @ self.pc)
+        items = chosen.copy()
+        x = self.cat.snapshot(chosen)
+        for c in range(self.clusters):
+            self.columns.append(_Column(items=items, x=x, cluster=c, used=rnd))
 
     def value(self, load: np.ndarray) -> float:
         return evaluate(self.terms, load[None, :])
@@ -150,16 +174,16 @@ class _Search:
         mean of its schedules for that choice."""
         cat = self.cat
         act = np.flatnonzero(weights > 1e-12)
-        w = weights[act]
-        items = np.stack([self.columns[k].items for k in act])
-        mass = np.bincount(
-            items.ravel(), weights=np.repeat(w, cat.n_offers), minlength=len(cat.item_blk)
-        )
+        cols = [self.columns[k] for k in act]
+        items = np.stack([c.items for c in cols])
+        # an offer's weight in a column: the column's, if the column stands for its cluster
+        mine = np.array([c.cluster for c in cols])[:, None] == self.cluster[None, :]
+        share = weights[act][:, None] * mine
+        mass = np.bincount(items.ravel(), weights=share.ravel(), minlength=len(cat.item_blk))
         pick = np.lexsort((-mass, self.owner))[cat.offer_items[:-1]]
         layout = np.zeros(int(cat.offer_x0[-1]))
-        for k, wk in zip(act.tolist(), w.tolist(), strict=True):
-            col = self.columns[k]
-            layout += wk * np.repeat(col.items == pick, self.x_len) * col.x
+        for col, w in zip(cols, share, strict=True):
+            layout += np.repeat(w * (col.items == pick), self.x_len) * col.x
         layout /= np.repeat(mass[pick], self.x_len)
         return pick, cat.write(pick, layout)
 
@@ -178,7 +202,7 @@ class _Search:
         chosen = start.copy()
         self.polish(chosen, load)
         self.offer(chosen, load)
-        self._add(chosen, load, 0)
+        self._add(chosen, 0)
         wb = self.wb
         miss = np.sign(self.terms.target - load) * wb
         for pi in (np.zeros_like(miss), -miss, miss, np.full_like(miss, -wb)):
@@ -275,7 +299,7 @@ def plan_portfolio(
             chosen[i] = it
             x0 = int(cat.item_x[it])
             cat.x[x0 : x0 + len(p.energy)] = p.energy
-    search = _Search(cat, terms, deadline=deadline, relative_gap=relative_gap, say=say)
+    search = _Search(views, cat, terms, deadline=deadline, relative_gap=relative_gap, say=say)
     solved = search.run(chosen)
     assert search.incumbent is not None
     _, items, layout = search.incumbent
