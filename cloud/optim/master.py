@@ -32,6 +32,10 @@ class PortfolioMaster:
         self.slots = h = len(target)
         self._lp = lp = highspy._Highs()
         lp.setOptionValue("output_flag", False)
+        # new columns leave the basis primal feasible: primal simplex re-solves from it
+        # (about 3 times faster here than HiGHS's default dual simplex); nothing to presolve
+        lp.setOptionValue("simplex_strategy", 4)
+        lp.setOptionValue("presolve", "off")
         none = np.zeros(0, dtype=np.int32)
         lp.addRows(h, target, target, 0, none, none, np.zeros(0))
         ones = np.ones(clusters)
