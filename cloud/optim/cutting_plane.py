@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +70,8 @@ class Answer:
     bound: float
     solved: bool
     infeasible: list[int]
+    #: the prices ``pi`` per horizon slot at which ``L(pi) = bound``
+    duals: np.ndarray | None = None
 
 
 def applies(views: Sequence[OfferView], terms: Terms) -> Catalogue | None:
@@ -289,7 +291,11 @@ def plan_portfolio(
         for i, p in zip(keep, inner.placements, strict=True):
             placements[i] = p
         return Answer(
-            placements=placements, bound=inner.bound, solved=inner.solved, infeasible=infeasible
+            placements=placements,
+            bound=inner.bound,
+            solved=inner.solved,
+            infeasible=infeasible,
+            duals=inner.duals,
         )
     # the start: the given placements where known, else the cheapest schedule at price 0
     chosen = first.chosen.copy()
@@ -309,4 +315,27 @@ def plan_portfolio(
         bound=search.best_bound,
         solved=solved,
         infeasible=[],
+        duals=search.center,
     )
+
+
+def lagrangian_bound(
+    views: Sequence[OfferView], terms: Terms, slot_values: Mapping[int, float]
+) -> float:
+    """``L(pi)`` of the portfolio ``views`` at the prices ``slot_values`` (keyed by slot start,
+    as :attr:`PlanResult.slot_values <cloud.optim.problem.PlanResult.slot_values>`; clipped
+    to ``|pi| <= w_balance``): a lower bound on the portfolio's optimum, from one pricing of
+    every offer. ``-inf`` where this method does not apply or an offer has no schedule."""
+    cat = applies(views, terms)
+    if cat is None:
+        return -math.inf
+    pi = np.zeros(terms.slots)
+    for ts, v in slot_values.items():
+        t = terms.slot_of(ts)
+        if 0 <= t < terms.slots:
+            pi[t] = v
+    pi = np.clip(pi, -terms.w_balance, terms.w_balance)
+    priced = cat.price(terms.w_cost * terms.prices - pi)
+    if not math.isfinite(priced.total):
+        return -math.inf
+    return terms.offset + float(pi @ terms.target) + priced.total

@@ -59,6 +59,8 @@ class _Plan:
     placements: list[Placement | None]
     bound: float
     solved: bool
+    #: the multipliers of the slot rows that prove ``bound``, where known
+    duals: np.ndarray | None = None
 
 
 class OrToolsPlanner:
@@ -99,18 +101,21 @@ class OrToolsPlanner:
                 self._exact(views, terms, found, request, deadline)
             elif cat is not None:
                 self._say("cutting planes on the Lagrangian dual")
+                # the final feasibility check of every schedule takes about 40 us an offer
+                reserve = min(5e-5 * len(views), 0.3 * request.time_limit_s)
                 answer = plan_portfolio(
                     views,
                     terms,
                     cat,
                     placements,
-                    deadline=deadline,
+                    deadline=deadline - reserve,
                     relative_gap=request.relative_gap,
                     say=self._say,
                 )
                 found.placements = answer.placements
                 found.bound = max(found.bound, answer.bound)
                 found.solved = answer.solved
+                found.duals = answer.duals
             else:
                 self._column_generation(views, terms, found, request, deadline)
         except SolverError as exc:
@@ -598,10 +603,14 @@ def _result(
         status = "optimal"
     else:
         status = "feasible"
+    values = {}
+    if found.duals is not None:
+        values = {terms.t0 + t * terms.resolution_s: float(v) for t, v in enumerate(found.duals)}
     return PlanResult(
         schedules=schedules,
         objective=objective,
         bound=bound if math.isfinite(bound) else -math.inf,
         status=status,
         infeasible=infeasible,
+        slot_values=values,
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import protocol
 from cloud.optim import OrToolsPlanner, PlanRequest
+from cloud.optim.aggregate import aggregate
 from cloud.optim.blocks import view
-from cloud.optim.cutting_plane import applies, plan_portfolio
+from cloud.optim.cutting_plane import applies, lagrangian_bound, plan_portfolio
 from cloud.optim.instances import day_ahead_prices, portfolio, solar_target
 from cloud.optim.terms import terms_for
 from protocol import Bounds, Profile
@@ -32,6 +34,15 @@ def test_a_realistic_portfolio_is_planned_within_the_gap():
     assert len(result.schedules) == len(offers)
     assert result.status in ("optimal", "feasible")
     assert result.objective - result.bound <= 0.01 * result.objective
+    # the slot values reproduce the bound, and bound the aggregated portfolio's plan too
+    views = [view(o) for o in offers]
+    terms = terms_for(request, views)
+    assert lagrangian_bound(views, terms, result.slot_values) == pytest.approx(result.bound)
+    aggs = aggregate(offers, max_group_size=20)
+    planned = OrToolsPlanner(exact_vars=0).plan(
+        PlanRequest(offers=[a.offer for a in aggs], target_kwh=solar_target(offers))
+    )
+    assert planned.objective >= result.bound - 1e-6
 
 
 def test_balance_and_cost_together_against_the_exact_mip():
