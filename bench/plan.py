@@ -257,7 +257,7 @@ def main() -> None:
     if "large" in parts:
         bench_large(20_000 if args.quick else 100_000, 20.0)
     if "direct" in parts:
-        bench_direct(20_000 if args.quick else 100_000, 40.0)
+        bench_direct(20_000 if args.quick else 100_000, 55.0)
 
 
 if __name__ == "__main__":
