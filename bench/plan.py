@@ -208,7 +208,9 @@ def bench_direct(n: int, limit: float) -> None:
     )
     print(
         f"{n:,} offers planned without aggregation, time limit {limit:g} s: objective "
-        f"{r.objective:.0f} ({r.status}) in {time.perf_counter() - t:.1f} s"
+        f"{r.objective:.0f}, bound {r.bound:.0f} (gap "
+        f"{100 * (r.objective - r.bound) / r.objective:.2f} %, {r.status}) in "
+        f"{time.perf_counter() - t:.1f} s"
     )
 
 
