@@ -9,13 +9,15 @@ a closed form for the rest. For ``|pi_t| <= w_balance``
 is a lower bound on the optimum of the convex-hull relaxation and so of the plan. ``L`` is
 concave in only as many prices as slots (96 for a day), however many offers there are, so
 this module maximises it by cutting planes over whole-portfolio responses: every pricing
-gives the load of the whole portfolio as one column of a small master LP
-(:mod:`cloud.optim.master`, one row per slot), the master's duals are the next prices,
-smoothed towards the best prices so far (Wentges). One round costs a pricing of every offer
-and a warm-started LP of about a hundred rows: milliseconds, so a few hundred rounds fit in
-seconds. Column generation with one column per offer and round (the disaggregated master)
-needs fewer rounds, but each costs a large LP; measured on 1,000 offers, the aggregated
-master reaches a 0.3 % gap about 40 times sooner (see docs/optim.md).
+gives, per load type, the summed load of those offers as one column of a small master LP
+(:mod:`cloud.optim.master`, one row per slot and one per load type), and the master's duals,
+smoothed towards the best prices so far (Wentges), are the next prices. One round costs a
+pricing of every offer and a warm-started LP of about a hundred rows: milliseconds, so a few
+hundred rounds fit in seconds. Column generation with one column per offer and round (the
+disaggregated master) needs fewer rounds, but each costs a large LP; measured on 1,000
+offers, the aggregated master reaches a 0.3 % gap about 40 times sooner (see docs/optim.md).
+A large portfolio first plans a sample of about a thousand of its offers: the sample's best
+prices are close to the portfolio's and start its search near the optimum.
 
 The master's weights mix whole-portfolio responses; every offer's share of them is a convex
 combination of its own schedules. Each offer takes the choice (profile and start) with most
@@ -104,6 +106,9 @@ def clusters_of(views: Sequence[OfferView]) -> tuple[np.ndarray, int]:
 
 
 class _Search:
+    """One search: the master and where its columns came from, the best prices and bound so
+    far, and the best plan (value, items, schedules)."""
+
     def __init__(
         self,
         views: Sequence[OfferView],

@@ -87,3 +87,19 @@ def test_an_offer_without_any_schedule_is_named_and_the_rest_planned():
     assert answer.infeasible == [0]
     assert answer.placements[0] is None
     assert all(p is not None for p in answer.placements[1:])
+
+
+def test_a_large_portfolio_starts_from_a_sample(monkeypatch):
+    from cloud.optim import cutting_plane
+
+    # the sample path at a test's scale: above 300 offers, a sample of about 100
+    monkeypatch.setattr(cutting_plane, "SAMPLE_ABOVE", 300)
+    monkeypatch.setattr(cutting_plane, "SAMPLE", 100)
+    offers = portfolio(400, seed=15)
+    said: list[str] = []
+    result = OrToolsPlanner(exact_vars=0, progress=said.append).plan(
+        PlanRequest(offers=offers, target_kwh=solar_target(offers), time_limit_s=60)
+    )
+    assert any("sample" in line for line in said)
+    _feasible(offers, result)
+    assert result.objective - result.bound <= 0.01 * result.objective
