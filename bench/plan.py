@@ -92,6 +92,22 @@ def bench_1000(seeds: int, limit: float) -> None:
     )
 
 
+def bench_scale(sizes: tuple[int, ...], limit: float) -> None:
+    """Time to the 1 % gap as the portfolio grows (the same mix, seed 7)."""
+    for n in sizes:
+        offers = portfolio(n, seed=7)
+        t = time.perf_counter()
+        r = OrToolsPlanner().plan(
+            PlanRequest(offers=offers, target_kwh=solar_target(offers), time_limit_s=limit)
+        )
+        print(
+            f"{n:,} offers, balance, time limit {limit:g} s, gap asked 1 %: gap "
+            f"{100 * (r.objective - r.bound) / r.objective:.3f} % in "
+            f"{time.perf_counter() - t:.2f} s ({r.status})",
+            flush=True,
+        )
+
+
 def bench_throughput(sizes: tuple[int, ...], runs: int) -> None:
     """Offers per second through ``Aggregator`` (add every offer, build every aggregate),
     measured two ways: from ``FlexOffer`` objects (each offer's arrays extracted by
@@ -241,17 +257,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one run each, smaller large case")
     parser.add_argument(
         "--part",
-        choices=("1000", "throughput", "loss", "large", "direct"),
+        choices=("1000", "scale", "throughput", "loss", "large", "direct"),
         action="append",
         help="run only these figures (repeatable); all by default",
     )
     args = parser.parse_args()
-    parts = set(args.part or ("1000", "throughput", "loss", "large", "direct"))
+    parts = set(args.part or ("1000", "scale", "throughput", "loss", "large", "direct"))
     print(f"machine: {machine()}, load average {os.getloadavg()[0]:.1f} at the start")
     print(f"warm-up (loads or compiles the planner's kernels): {warm_up():.1f} s")
     runs = 1 if args.quick else 3
     if "1000" in parts:
         bench_1000(2 if args.quick else 6, 10.0)
+    if "scale" in parts:
+        bench_scale((2_000, 5_000) if args.quick else (2_000, 5_000, 10_000, 20_000), 30.0)
     if "throughput" in parts:
         bench_throughput((20_000,) if args.quick else (20_000, 100_000), runs)
     if "loss" in parts:
