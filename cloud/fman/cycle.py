@@ -115,14 +115,24 @@ class Cycle:
             changed and wall - self._last_plan_wall >= pc.replan_min_wall_s
         ):
             self._change_seen = change
-            self.plan(now)
             self._last_plan_wall = time.time()
             interval = self.config.interval_s
             self._next_plan = (now // interval + 1) * interval
-        self.deliver()
+            self._guarded("plan", self.plan, now)
+        self._guarded("deliver", self.deliver)
         if wall >= self._next_advance_wall:
-            self.advance(self.clock.now())
             self._next_advance_wall = wall + 0.5
+            self._guarded("advance", self.advance, self.clock.now())
+
+    def _guarded(self, what: str, fn: Any, *args: Any) -> None:
+        """Run one part of the step; a failure is logged and counted, and does not keep the
+        other parts (delivery, execution tracking) from running."""
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("planning cycle: %s failed", what)
+            self.stats["cycle.errors"] += 1
+            self.stats[f"cycle.errors.{what}"] += 1
 
     def _load_series_files(self) -> None:
         for name, src in (

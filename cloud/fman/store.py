@@ -487,11 +487,14 @@ class Store:
                 if not lease or lease[0]["holder"] != holder:
                     return []
             heads = self.offer_heads([r[0] for r in rows])
+            latest = self._latest_versions([r[0] for r in rows])
             for offer_id, issuer, revision, start, profile, energy, kind in rows:
                 head = heads.get(offer_id)
                 if head is None or head.revision != revision or head.state not in states:
                     continue
-                version = head.schedule_version + 1
+                # after a refusal the version in force may be older than the newest one issued
+                version = max(head.schedule_version, latest.get(offer_id, 0)) + 1
+                latest[offer_id] = version
                 heads[offer_id] = OfferHead(
                     offer_id,
                     head.issuer,
@@ -528,6 +531,17 @@ class Store:
                 out.append(
                     StoredSchedule(offer_id, issuer, version, start, profile, energy, kind, status)
                 )
+        return out
+
+    def _latest_versions(self, offer_ids: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for chunk in _chunks(list(set(offer_ids)), 900):
+            for r in self._rows(
+                "SELECT offer_id, max(version) AS v FROM schedules "
+                f"WHERE offer_id IN ({self._marks(len(chunk))}) GROUP BY offer_id",
+                chunk,
+            ):
+                out[r["offer_id"]] = r["v"]
         return out
 
     def refused_current(self) -> list[StoredSchedule]:
