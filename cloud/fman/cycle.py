@@ -75,6 +75,7 @@ class Cycle:
         self._next_advance_wall = 0.0
         self._files: dict[str, float] = {}
         self.leading = False
+        self._since = self.clock.now()
 
     @classmethod
     def factory(cls, worker: Worker, store: Store) -> Cycle:
@@ -348,7 +349,9 @@ class Cycle:
             n = len(sched.energy_kwh) if sched else len(offer.default.energy_kwh)
             if row["state"] != "executing" and now >= start:
                 starting.append(offer.id)
-            if now >= start + n * offer.resolution_s + grace:
+            # judged once the grace for late readings has passed since the schedule ended
+            # and since this worker took over (readings queued meanwhile arrive first)
+            if now >= max(start + n * offer.resolution_s, self._since) + grace:
                 finished.append((offer, sched))
         if starting:
             self.store.set_states(
