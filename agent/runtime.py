@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -46,6 +47,7 @@ async def _settle(task: asyncio.Task[None]) -> None:
         await task
 
 
+@functools.cache
 def agent_version() -> str:
     try:
         return version("atp-flex")

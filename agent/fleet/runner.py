@@ -21,6 +21,7 @@ import resource
 import ssl
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from agent.clock import SimClock
 from agent.config import AgentConfig, parse_config
 from agent.fleet.mix import grid_node, site
 from agent.runtime import AgentRuntime
+from agent.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,9 @@ class FleetSettings:
     speed: float = 60.0
     seed: int = 1
     start: float
-    anchor: float
+    #: Wall-clock time at which the simulated time is ``start``; ``None``: when the fleet
+    #: has prepared its stores and starts its first agent.
+    anchor: float | None = None
     duration: float | None = None
     prefix: str = "sim"
     control_interval_s: int = 300
@@ -97,15 +101,19 @@ class Fleet:
 
     def __init__(self, settings: FleetSettings) -> None:
         self.settings = settings
-        self.clock = SimClock.anchored(
-            start=settings.start, speed=settings.speed, anchor=settings.anchor
-        )
+        self.anchor = settings.anchor
+        self.clock = self._clock()
         self.runtimes: list[AgentRuntime] = []
         self._failed = 0
         self._peak = 0
         self._tls: ssl.SSLContext | None = None
         self._wall0 = time.monotonic()
         self._cpu0 = _cpu_s()
+
+    def _clock(self) -> SimClock:
+        anchor = self.anchor if self.anchor is not None else time.time()
+        s = self.settings
+        return SimClock.anchored(start=s.start, speed=s.speed, anchor=anchor)
 
     def config(self, index: int) -> AgentConfig:
         """Agent ``index``'s configuration, checked exactly as ``foa run`` checks a file."""
@@ -159,7 +167,11 @@ class Fleet:
         simulated ``duration`` has passed, stop them all cleanly; the final totals."""
         s = self.settings
         _raise_fd_limit(4 * s.agents + 256)
-        s.directory.mkdir(parents=True, exist_ok=True)
+        await self.prepare()
+        if self.anchor is None:  # the simulated time starts now, with the first agent
+            self.anchor = time.time()
+            self.clock = self._clock()
+        self._wall0 = time.monotonic()
         tasks: list[asyncio.Task[None]] = []
         reporter = asyncio.create_task(self._report(on_progress, every_s)) if on_progress else None
         try:
@@ -180,6 +192,24 @@ class Fleet:
                 with contextlib.suppress(asyncio.CancelledError):
                     await reporter
         return self.stats()
+
+    async def prepare(self) -> None:
+        """Create the agents' databases before any agent runs, on worker threads.
+
+        Creating a SQLite file in WAL mode costs tens of milliseconds of file-system work
+        (reopening it, a few); done on the loop while other agents run, it would delay them."""
+        s = self.settings
+        s.directory.mkdir(parents=True, exist_ok=True)
+        paths = [s.directory / f"{s.agent_id(i)}.db" for i in range(s.agents)]
+        missing = [p for p in paths if not p.exists()]
+
+        def create(path: Path) -> None:
+            Store(path=path, durability="normal").close()
+
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="fleet-store") as pool:
+            await asyncio.gather(
+                *(asyncio.get_running_loop().run_in_executor(pool, create, p) for p in missing)
+            )
 
     async def _run_one(self, runtime: AgentRuntime, stop: asyncio.Event) -> None:
         try:
