@@ -585,10 +585,19 @@ class Store:
             "INSERT OR REPLACE INTO devices(id, driver, generator, last_ts, power_w, energy_kwh, "
             "fault, fault_since, setpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (s.id, s.driver, s.generator, s.last_ts, s.power_w, s.energy_kwh, s.fault,
-                 s.fault_since, s.setpoint)
+                (
+                    s.id,
+                    s.driver,
+                    s.generator,
+                    s.last_ts,
+                    s.power_w,
+                    s.energy_kwh,
+                    s.fault,
+                    s.fault_since,
+                    s.setpoint,
+                )
                 for s in statuses
-            ],  # fmt: skip
+            ],
         )
 
     def devices(self) -> list[DeviceStatus]:
