@@ -26,6 +26,7 @@ fmt: setup
 bench: setup
 	$(PY) bench/codec.py
 	$(PY) bench/devices.py
+	$(PY) bench/agent.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
