@@ -296,13 +296,11 @@ class Ems:
             if not d.opened or d.limits is None:
                 continue
             plan = plans.get(d.id)
+            energy = plan.slot_energy(slot) if plan is not None else None
             try:
-                if plan is None:
+                if plan is None or energy is None:
                     if d.controlled:
                         await self._idle(d)
-                    continue
-                energy = plan.slot_energy(slot)
-                if energy is None:
                     continue
                 if d.plan_key != (plan.offer_id, plan.version):
                     # a machine with programmes (a dishwasher) runs the one the plan chose

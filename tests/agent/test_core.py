@@ -10,24 +10,11 @@ from agent.core import Core, OfferSource
 from agent.drivers.base import Measurement
 from agent.store import Store
 from protocol import Ack, Reject, Schedule, topics
-from tests.agent.helpers import T0
+from tests.agent.helpers import T0, StepClock
 from tests.agent.plugins import CycleOffer
 
 AGENT = "core-test"
 M = Measurement(ts=T0, power_w=0.0, energy_kwh=0.0)
-
-
-class StepClock:
-    """A clock the test moves by hand (a Clock, not a mock: ``now`` and ``sleep`` work)."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
 
 
 @pytest.fixture
