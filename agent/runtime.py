@@ -100,7 +100,9 @@ class AgentRuntime:
             retention_s=int(cfg.retention_days * 86_400),
             cache_kib=2048 if cfg.durability == "full" else 256,
         )
-        store.set_many({"agent": cfg.id, "started": int(now), "connected": 0})
+        store.set_many(
+            {"agent": cfg.id, "started": int(now), "connected": 0, "disconnected_since": int(now)}
+        )
         self.uplink = Uplink(
             agent_id=cfg.id,
             settings=BrokerSettings(
