@@ -133,7 +133,7 @@ class AgentRuntime:
                     device=d.id,
                     generator=d.generator,
                     grid_node=d.config.grid_node,
-                    mode=d.config.mode,
+                    mode=d.config.trading_mode,
                 )
                 for d in self.devices
                 if d.generator is not None

@@ -25,8 +25,14 @@ def rig(tmp_path):
     def make(**params):
         params = {"state_file": str(tmp_path / "dev.json"), "fail_file": str(tmp_path / "fail"),
                   **params}  # fmt: skip
-        cfg = DeviceConfig(id="dev", driver=DRIVER, generator=None, grid_node="", mode="delegated",
-                           params=params)  # fmt: skip
+        cfg = DeviceConfig(
+            id="dev",
+            driver=DRIVER,
+            generator=None,
+            grid_node="",
+            trading_mode="delegated",
+            params=params,
+        )
         (device,) = build_devices([cfg], clock=clock)
         return Ems(agent_id="ems-test", store=store, devices=[device], resolution_s=SLOT)
 
