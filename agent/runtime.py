@@ -82,8 +82,7 @@ class AgentRuntime:
         self.started_wall = time.monotonic()
         self.ticks = 0
         self.errors = 0
-        self.lag_max_s = 0.0
-        self.lag_total_s = 0.0
+        self.reset_lag()
         self.store: Store | None = None
         self.core: Core | None = None
         self.ems: Ems | None = None
@@ -200,8 +199,10 @@ class AgentRuntime:
             uplink.cancel()
             await _settle(uplink)
             if self.store is not None:
-                self.store.close()
-                self.store = None
+                # closing folds the WAL into the database (file-system work): off the loop,
+                # which other agents of a fleet may share
+                store, self.store = self.store, None
+                await asyncio.to_thread(store.close)
 
     # -- the main loop --------------------------------------------------------------------------
 
@@ -242,10 +243,19 @@ class AgentRuntime:
             if wake is not None:
                 target = min(target, wake)
             await self.clock.sleep(target - self.clock.now())
+            if until is not None and self.clock.now() >= until:
+                return
             # how late the step starts, in the agent's time: a loaded event loop shows here
             lag = max(0.0, self.clock.now() - target)
             self.lag_max_s = max(self.lag_max_s, lag)
             self.lag_total_s += lag
+            self.lag_steps += 1
+
+    def reset_lag(self) -> None:
+        """Start measuring how late steps start afresh (the fleet does, once all have started)."""
+        self.lag_max_s = 0.0
+        self.lag_total_s = 0.0
+        self.lag_steps = 0
 
     def health(self) -> dict[str, int | float | str | bool]:
         """The summary in the retained ``online`` status."""

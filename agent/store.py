@@ -173,7 +173,8 @@ class Store:
                 conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path)
+                # one thread at a time uses it; it may be closed on a worker thread
+                conn = sqlite3.connect(self.path, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
             self.db: sqlite_utils.Database = su.Database(conn, execute_plugins=False)
