@@ -1,13 +1,14 @@
 """The agent's protocol rules: offers and their lifecycle, schedules in and their answers.
 
 Offers. Once per slot every generator is asked for its device's offer. A device with no live
-offer gets a new one; an offer still waiting for its schedule (``offered`` or ``accepted``,
+offer gets a new one. An offer still waiting for its schedule (``offered`` or ``accepted``,
 before ``assignment_before``) whose generator now says something else is replaced by an
-update (same id, revision + 1, state ``offered`` again: a new revision must be accepted
-anew); an offer whose generator says nothing any more (the device left) is withdrawn, up to
-the moment it starts executing. An offer FMAN rejected still runs its default schedule (the
-device still needs its energy, as it would without the platform), and its device gets no new
-offer until that default has run.
+update: same id, revision + 1, state ``offered`` again (a new revision must be accepted
+anew), deadlines never later than the first revision's (so a rolling offer still reaches its
+deadline, and runs its default if no schedule came). An offer whose generator says nothing
+any more (the device left) is withdrawn, up to the moment it starts executing. An offer FMAN
+rejected still runs its default schedule (the device still needs its energy, as it would
+without the platform), and its device gets no new offer until that default has run.
 
 Schedules. One is taken (``assigned``, acknowledged on ``schedule/ack``) only if it concerns a
 known offer that is still waiting (not withdrawn, not executing, not final), arrives before
@@ -222,6 +223,17 @@ class Core:
             return True
         if cur.state == "assigned" or now >= cur.offer.assignment_before:
             return False
+        deadline = cur.offer.assignment_before
+        if new.assignment_before > deadline:
+            # an update never postpones the deadline: FMAN planned around it, and a rolling
+            # offer would otherwise be renewed forever without its default ever running
+            new = msgspec.structs.replace(
+                new,
+                assignment_before=deadline,
+                acceptance_before=min(new.acceptance_before, deadline),
+            )
+            if protocol.validate_offer(new):
+                return False
         same = msgspec.structs.replace(
             new,
             id=cur.offer.id,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -46,6 +47,7 @@ async def _settle(task: asyncio.Task[None]) -> None:
         await task
 
 
+@functools.cache
 def agent_version() -> str:
     try:
         return version("atp-flex")
@@ -80,6 +82,7 @@ class AgentRuntime:
         self.started_wall = time.monotonic()
         self.ticks = 0
         self.errors = 0
+        self.reset_lag()
         self.store: Store | None = None
         self.core: Core | None = None
         self.ems: Ems | None = None
@@ -96,7 +99,9 @@ class AgentRuntime:
             retention_s=int(cfg.retention_days * 86_400),
             cache_kib=2048 if cfg.durability == "full" else 256,
         )
-        store.set_many({"agent": cfg.id, "started": int(now), "connected": 0})
+        store.set_many(
+            {"agent": cfg.id, "started": int(now), "connected": 0, "disconnected_since": int(now)}
+        )
         self.uplink = Uplink(
             agent_id=cfg.id,
             settings=BrokerSettings(
@@ -127,7 +132,7 @@ class AgentRuntime:
                     device=d.id,
                     generator=d.generator,
                     grid_node=d.config.grid_node,
-                    mode=d.config.mode,
+                    mode=d.config.trading_mode,
                 )
                 for d in self.devices
                 if d.generator is not None
@@ -194,8 +199,10 @@ class AgentRuntime:
             uplink.cancel()
             await _settle(uplink)
             if self.store is not None:
-                self.store.close()
-                self.store = None
+                # closing folds the WAL into the database (file-system work): off the loop,
+                # which other agents of a fleet may share
+                store, self.store = self.store, None
+                await asyncio.to_thread(store.close)
 
     # -- the main loop --------------------------------------------------------------------------
 
@@ -236,6 +243,19 @@ class AgentRuntime:
             if wake is not None:
                 target = min(target, wake)
             await self.clock.sleep(target - self.clock.now())
+            if until is not None and self.clock.now() >= until:
+                return
+            # how late the step starts, in the agent's time: a loaded event loop shows here
+            lag = max(0.0, self.clock.now() - target)
+            self.lag_max_s = max(self.lag_max_s, lag)
+            self.lag_total_s += lag
+            self.lag_steps += 1
+
+    def reset_lag(self) -> None:
+        """Start measuring how late steps start afresh (the fleet does, once all have started)."""
+        self.lag_max_s = 0.0
+        self.lag_total_s = 0.0
+        self.lag_steps = 0
 
     def health(self) -> dict[str, int | float | str | bool]:
         """The summary in the retained ``online`` status."""

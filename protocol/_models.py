@@ -36,7 +36,8 @@ Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@
 Name = Annotated[str, Meta(max_length=64)]
 Text = Annotated[str, Meta(max_length=1024)]
 NonNegInt = Annotated[int, Meta(ge=0, le=2**53)]
-Portion = Annotated[float, Meta(gt=0.0, le=100.0)]
+#: A multiplier of a profile's energy (1.0 = as offered), not a percentage.
+Portion = Annotated[float, Meta(gt=0.0, le=10.0)]
 
 TradingMode = Literal["delegated", "direct"]
 OfferState = Literal[

@@ -10,24 +10,11 @@ from agent.core import Core, OfferSource
 from agent.drivers.base import Measurement
 from agent.store import Store
 from protocol import Ack, Reject, Schedule, topics
-from tests.agent.helpers import T0
+from tests.agent.helpers import T0, StepClock
 from tests.agent.plugins import CycleOffer
 
 AGENT = "core-test"
 M = Measurement(ts=T0, power_w=0.0, energy_kwh=0.0)
-
-
-class StepClock:
-    """A clock the test moves by hand (a Clock, not a mock: ``now`` and ``sleep`` work)."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
 
 
 @pytest.fixture
@@ -222,3 +209,16 @@ def test_state_survives_a_restart(setup, tmp_path):
     assert again.tracked()[offer.id][1] == "assigned"
     deliver(again, "schedule", schedule_payload(offer))  # redelivered after the restart
     assert len(sent(store, "schedule/ack")) == 1
+
+
+def test_an_update_never_postpones_the_deadline(setup):
+    """A rolling offer (its window moves with time) still reaches its first deadline."""
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    gen = core.sources[0].generator
+    gen.cycle_s, gen.deadline_s = 7200, 300  # the next offer would start an hour later
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    update = sent(store, "offer")[-1].body
+    assert update.revision == 1 and update.start_after > offer.start_after
+    assert update.assignment_before == offer.assignment_before
+    assert protocol.validate_offer(update) == []

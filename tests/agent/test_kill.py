@@ -125,10 +125,12 @@ def test_sigkill_mid_run_loses_nothing_and_does_nothing_twice(durable_broker, to
     # a schedule refused is one that waited at the broker past its deadline while we were dead
     for r in peer.of("schedule/ack"):
         if not isinstance(r.msg.body, Ack):
-            assert [x.code for x in r.msg.body.reasons] == ["too_late"]
+            (reason,) = r.msg.body.reasons  # past its deadline, or its default already running
+            assert reason.code in ("too_late", "offer_state", "start_passed")
             deadline = deadlines[r.msg.body.ref_id]
             assert killed_at - 900 <= deadline <= restarted_at + 900
     # and the devices took what the schedules asked, slot by slot, outside the interrupted slot
+    assert sum(1 for r in arrived if r.offer_id in plans) >= 6  # readings name their offer
     for r in arrived:
         plan = plans.get(r.offer_id)
         if plan is None or r.duration_s != 900 or r.start <= killed_at < r.start + 2 * 900:

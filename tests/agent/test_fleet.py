@@ -1,0 +1,95 @@
+"""The fleet simulator: ``atp sim fleet`` as another process would start it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+import protocol
+from agent.drivers.sim import SimDriver
+from agent.fleet.mix import GRID_EVERY, census, site
+from protocol import topics
+from tests.agent.helpers import T0, StepClock
+
+ATP = Path(sys.executable).parent / "atp"
+
+
+def test_the_mix_is_reproducible_and_realistic():
+    fleet = [site(7, i) for i in range(400)]
+    assert fleet == [site(7, i) for i in range(400)]
+    assert fleet[:10] != [site(8, i) for i in range(10)]
+    counts = census(fleet)
+    assert counts["doms"] == 400 // GRID_EVERY
+    # every load type of the platform appears, households have several devices
+    assert set(counts) == {
+        "heat_pump", "boiler", "freezer", "ev", "battery", "pv", "wet_appliance", "doms"
+    }  # fmt: skip
+    assert 2.5 < sum(counts.values()) / len(fleet) < 6
+
+
+def test_fleet_runs_agents_against_the_broker_and_stops_after_its_duration(broker, tmp_path):
+    """Six agents, two simulated hours at 3600x from a shared start and anchor; everything
+    they produced was acknowledged by the broker; every agent came online and went offline."""
+    seen: dict[str, list[str]] = {}
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    watcher.on_message = lambda c, u, m: seen.setdefault(m.topic.split("/")[3], []).append(
+        protocol.decode(m.payload, expect="status").body.state
+    )
+    watcher.connect(broker.host, broker.port)
+    watcher.subscribe(topics.all_agents("status"), qos=1)
+    watcher.loop_start()
+    anchor = time.time() + 0.5
+    proc = subprocess.run(
+        [str(ATP), "sim", "fleet", "--agents", "6", "--broker", broker.url, "--speed", "3600",
+         "--seed", "5", "--start", str(T0), "--anchor", str(anchor), "--duration", "7200",
+         "--prefix", "fleettest", "--dir", str(tmp_path), "--json", "--quiet"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["started"] == 6 and summary["failed"] == 0 and summary["connected_peak"] == 6
+    assert summary["offers"] > 0 and summary["readings"] > 0
+    assert summary["sent"] == summary["acked"] and summary["outbox"] == 0
+    assert T0 + 7200 <= summary["sim_time"] < T0 + 7200 + 3600
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == [
+        f"fleettest-{i:04d}.db" for i in range(6)
+    ]
+    time.sleep(0.3)
+    watcher.disconnect()
+    watcher.loop_stop()
+    fleet = {a: states for a, states in seen.items() if a.startswith("fleettest-")}
+    assert len(fleet) == 6
+    assert all("online" in s and s[-1] == "offline" for s in fleet.values())
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(("model", "warmer"), [("freezer", True), ("boiler", False)])
+def test_thermostat_devices_held_off_by_the_ems_keep_time(model, warmer):
+    """The EMS may hold a thermostat device off while its thermostat calls; the simulated
+    device then drifts towards ambient (it used to spin without time passing, which froze
+    the whole fleet), and works again once switched back on."""
+    clock = StepClock(T0)
+    driver = SimDriver(device_id="d", params={"model": model, "seed": 1}, clock=clock)
+
+    async def run() -> tuple[float, float, float]:
+        first = (await driver.read()).state["temp_c"]
+        await driver.set_on(False)
+        for _ in range(96):
+            clock.t += 900
+            held = await driver.read()
+        assert held.power_w == 0.0
+        await driver.set_on(True)
+        clock.t += 6 * 3600
+        return first, held.state["temp_c"], (await driver.read()).state["temp_c"]
+
+    first, held, after = asyncio.run(run())
+    assert (held > first) if warmer else (held < first)  # drifted towards ambient
+    assert (after < held) if warmer else (after > held)  # and recovered once allowed
