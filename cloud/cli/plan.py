@@ -1,0 +1,188 @@
+"""``atp plan``: plan a file of offers offline against a target or prices."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+import protocol
+
+_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+
+
+def _read(path: Path) -> bytes:
+    return sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+
+
+def _fail(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line, err=True)
+    sys.exit(1)
+
+
+@click.command()
+@click.option(
+    "--offers",
+    "offers_file",
+    type=_FILE,
+    required=True,
+    help="JSON list of offers (project JSON or GOFLEX JSON).",
+)
+@click.option("--target", "target_file", type=_FILE, help="CSV time,value: target kWh per slot.")
+@click.option("--prices", "prices_file", type=_FILE, help="CSV time,value: EUR per kWh.")
+@click.option(
+    "--peak", "peak_kw", type=click.FloatRange(min=0), help="Peak limit in kW, for every grid node."
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["balance", "cost"]),
+    default=None,
+    help="Default: balance with --target, else cost.",
+)
+@click.option(
+    "--time-limit",
+    "time_limit_s",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds.",
+)
+@click.option(
+    "--gap",
+    "relative_gap",
+    type=click.FloatRange(min=0),
+    default=0.01,
+    show_default=True,
+    help="Relative gap to stop at.",
+)
+@click.option(
+    "--aggregate/--no-aggregate",
+    default=False,
+    show_default=True,
+    help="Aggregate before planning, disaggregate after.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(
+    offers_file: Path,
+    target_file: Path | None,
+    prices_file: Path | None,
+    peak_kw: float | None,
+    objective: str | None,
+    time_limit_s: float,
+    relative_gap: float,
+    aggregate: bool,
+    as_json: bool,
+) -> None:
+    """Plan the offers in --offers: balance them to --target, or minimise cost under --prices,
+    within --peak per grid node. Prints every offer's start, profile and energy (per slot with
+    --json), the objective and a proven lower bound on it; progress goes to standard error."""
+    from cloud.optim import OrToolsPlanner, PlanRequest
+    from cloud.optim.aggregate import Aggregator, total_loss
+    from cloud.optim.disaggregate import disaggregate
+    from cloud.optim.errors import OptimError, SeriesError
+    from cloud.optim.series import parse_series
+
+    try:
+        offers = protocol.read_offers(_read(offers_file))
+    except protocol.DecodeError as exc:
+        _fail([f"{offers_file}: {e}" for e in exc.errors])
+    if not offers:
+        _fail([f"{offers_file}: no offers"])
+    resolution = offers[0].resolution_s
+    series: dict[str, dict[int, float]] = {}
+    for name, path in (("target", target_file), ("prices", prices_file)):
+        if path is None:
+            continue
+        try:
+            series[name] = parse_series(
+                _read(path).decode("utf-8"), source=str(path), resolution_s=resolution
+            )
+        except (SeriesError, UnicodeDecodeError) as exc:
+            _fail([str(exc)])
+    objective = objective or ("balance" if "target" in series else "cost")
+    if objective == "cost" and "prices" not in series:
+        _fail(["--objective cost needs --prices"])
+    nodes = {o.grid_node for o in offers}
+    progress = None if as_json else (lambda m: click.echo(f"  {m}", err=True))
+    started = time.monotonic()
+    loss = None
+    planned = list(offers)
+    aggregates = []
+    if aggregate:
+        agg = Aggregator(resolution_s=resolution)
+        try:
+            for o in offers:
+                agg.add(o)
+        except OptimError as exc:
+            _fail([f"{offers_file}: {exc}"])
+        aggregates = agg.aggregates()
+        planned = [a.offer for a in aggregates]
+        loss = total_loss(aggregates)
+        if progress:
+            progress(f"aggregated {len(offers)} offers into {len(aggregates)}")
+    request = PlanRequest(
+        offers=planned,
+        resolution_s=resolution,
+        objective=objective,  # type: ignore[arg-type]
+        target_kwh=series.get("target", {}),
+        prices_eur_per_kwh=series.get("prices", {}),
+        peak_kw_by_node=dict.fromkeys(nodes, peak_kw) if peak_kw is not None else {},
+        time_limit_s=time_limit_s,
+        relative_gap=relative_gap,
+    )
+    try:
+        result = OrToolsPlanner(progress=progress).plan(request)
+    except OptimError as exc:
+        _fail([str(exc)])
+    schedules = result.schedules
+    if aggregate:
+        by_id = {a.offer.id: a for a in aggregates}
+        schedules = [m for s in schedules for m in disaggregate(by_id[s.offer_id], s)]
+    elapsed = time.monotonic() - started
+    if as_json:
+        doc = {
+            "objective": result.objective,
+            "bound": result.bound,
+            "status": result.status,
+            "schedules": [
+                {
+                    "offer_id": s.offer_id,
+                    "start": s.start,
+                    "profile": s.profile,
+                    "energy": s.energy_kwh,
+                }
+                for s in schedules
+            ],
+            "infeasible": dict(result.infeasible),
+        }
+        if loss is not None:
+            doc["aggregation_loss"] = {
+                "time_flexibility_s": loss.time_flexibility_s,
+                "energy_flexibility_kwh": loss.energy_flexibility_kwh,
+                "profiles_dropped": loss.profiles_dropped,
+            }
+        click.echo(json.dumps(doc))
+    else:
+        click.echo(f"{'offer':<40} {'start (UTC)':<20} {'profile':>7} {'kWh':>10}")
+        for s in schedules:
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.start))
+            click.echo(f"{s.offer_id:<40} {when:<20} {s.profile:>7} {sum(s.energy_kwh):>10.3f}")
+        gap = (result.objective - result.bound) / max(abs(result.objective), 1e-9)
+        click.echo(
+            f"{len(schedules)} schedules, objective {result.objective:.6g} ({objective}), "
+            f"bound {result.bound:.6g}, gap {100 * gap:.3g} %, {result.status}, {elapsed:.2f} s"
+        )
+        if loss is not None:
+            click.echo(
+                f"aggregation lost {loss.time_flexibility_s / 3600:.1f} h of time flexibility, "
+                f"{loss.energy_flexibility_kwh:.1f} kWh of energy flexibility, "
+                f"{loss.profiles_dropped} alternative profiles"
+            )
+        for oid, reason in result.infeasible.items():
+            click.echo(f"infeasible: {oid}: {reason}")
+    if result.infeasible:
+        sys.exit(2)

@@ -1,0 +1,63 @@
+"""``time,value`` series (targets, prices) read from CSV text.
+
+Times are epoch seconds or ISO 8601 in UTC (``2026-01-01T00:15:00Z``); a header row whose
+first field is not a time is skipped. Errors name the source and the row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import UTC, datetime
+
+from .errors import SeriesError
+
+
+def _time(text: str) -> int | None:
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    if ts.utcoffset() != UTC.utcoffset(None):
+        return None
+    return int(ts.timestamp())
+
+
+def parse_series(text: str, *, source: str = "", resolution_s: int = 900) -> dict[int, float]:
+    """The series in ``text`` keyed by slot start; times must be on the slot grid."""
+    out: dict[int, float] = {}
+    for row_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        where = f"{source}:{row_no}" if source else f"row {row_no}"
+        if len(row) != 2:
+            raise SeriesError(where, f"expected 2 fields time,value, got {len(row)}")
+        ts = _time(row[0])
+        if ts is None:
+            if row_no == 1:
+                continue  # a header
+            raise SeriesError(where, f"time {row[0]!r} is neither epoch seconds nor ISO 8601 UTC")
+        try:
+            value = float(row[1])
+        except ValueError:
+            raise SeriesError(where, f"value {row[1]!r} is not a number") from None
+        if not math.isfinite(value):
+            raise SeriesError(where, f"value {row[1]!r} is not finite")
+        if ts % resolution_s:
+            raise SeriesError(
+                where, f"time {row[0].strip()} is not on the {resolution_s} s slot grid"
+            )
+        if ts in out:
+            raise SeriesError(where, f"time {row[0].strip()} appears twice")
+        out[ts] = value
+    if not out:
+        raise SeriesError(source, "no time,value rows")
+    return out

@@ -1,0 +1,126 @@
+"""The objective of a plan as arrays over the planning horizon, and its evaluation.
+
+A :class:`~cloud.optim.problem.PlanRequest` keys its series by slot start; the builder, the
+heuristic and the bound want arrays over the horizon the offers can reach. :class:`Terms` is
+that translation, made once per plan. :func:`evaluate` is the single definition of the
+objective: the planner reports the value it computes from the final schedules, never the
+solver's own number, so a plan's objective is always the objective of what it returns.
+
+The objective is ``w_balance * sum |E_t - target_t| + w_cost * sum price_t * E_t +
+w_peak * sum_node sum_t max(0, |N_node,t| - limit_node)`` with ``E_t`` the portfolio's energy in
+slot ``t`` and ``N_node,t`` a grid node's. A slot without a target value has target 0 (the
+portfolio should then be balanced); a slot without a price costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .blocks import OfferView
+from .errors import OptimError
+from .problem import PlanRequest
+
+#: Penalty per kWh above a node's peak limit, when the request does not weigh ``peak``: high
+#: enough that a plan breaks a limit only where no schedule can keep it.
+DEFAULT_PEAK_WEIGHT = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Terms:
+    t0: int
+    resolution_s: int
+    slots: int
+    target: np.ndarray
+    prices: np.ndarray
+    w_balance: float
+    w_cost: float
+    w_peak: float
+    groups: tuple[str, ...]
+    #: kWh per slot for each group, ``inf`` where no limit applies
+    peak_kwh: np.ndarray
+    #: deviation from the target outside the horizon, which no offer can change
+    offset: float
+
+    def slot_of(self, ts: int) -> int:
+        return (ts - self.t0) // self.resolution_s
+
+    def group_of(self, view: OfferView) -> int:
+        return self.groups.index(view.offer.grid_node) if len(self.groups) > 1 else 0
+
+
+def weights_of(request: PlanRequest) -> tuple[float, float, float]:
+    w = dict(request.weights) or {request.objective: 1.0}
+    unknown = set(w) - {"balance", "cost", "peak"}
+    if unknown:
+        raise OptimError(f"weights: unknown objective(s) {sorted(unknown)}")
+    if any(v < 0 for v in w.values()):
+        raise OptimError("weights: must not be negative")
+    return w.get("balance", 0.0), w.get("cost", 0.0), w.get("peak", DEFAULT_PEAK_WEIGHT)
+
+
+def terms_for(request: PlanRequest, views: Sequence[OfferView]) -> Terms:
+    res = request.resolution_s
+    firsts = [b.first_start for v in views for b in v.blocks]
+    ends = [b.last_start + b.n * res for v in views for b in v.blocks]
+    t0 = min(firsts) if firsts else 0
+    slots = (max(ends) - t0) // res if ends else 0
+    for name, series in (
+        ("target_kwh", request.target_kwh),
+        ("prices_eur_per_kwh", request.prices_eur_per_kwh),
+    ):
+        off = [ts for ts in series if ts % res]
+        if off:
+            raise OptimError(f"{name}: slot start {off[0]} is not on the {res} s grid")
+    target = np.zeros(slots)
+    prices = np.zeros(slots)
+    offset = 0.0
+    for ts, v in request.target_kwh.items():
+        t = (ts - t0) // res
+        if 0 <= t < slots:
+            target[t] = v
+        else:
+            offset += abs(v)
+    for ts, v in request.prices_eur_per_kwh.items():
+        t = (ts - t0) // res
+        if 0 <= t < slots:
+            prices[t] = v
+    w_balance, w_cost, w_peak = weights_of(request)
+    if request.peak_kw_by_node:
+        groups = tuple(sorted({v.offer.grid_node for v in views} | set(request.peak_kw_by_node)))
+    else:
+        groups = ("",)
+    kwh_per_kw = res / 3600
+    peak = np.array(
+        [request.peak_kw_by_node.get(g, np.inf) * kwh_per_kw for g in groups], dtype=float
+    )
+    return Terms(
+        t0=t0,
+        resolution_s=res,
+        slots=slots,
+        target=target,
+        prices=prices,
+        w_balance=w_balance,
+        w_cost=w_cost,
+        w_peak=w_peak,
+        groups=groups,
+        peak_kwh=peak,
+        offset=w_balance * offset,
+    )
+
+
+def evaluate(terms: Terms, loads: np.ndarray) -> float:
+    """The objective of node loads ``loads[group, slot]`` (kWh)."""
+    total = loads.sum(axis=0)
+    value = terms.offset
+    if terms.w_balance:
+        value += terms.w_balance * float(np.abs(total - terms.target).sum())
+    if terms.w_cost:
+        value += terms.w_cost * float(terms.prices @ total)
+    if terms.w_peak and np.isfinite(terms.peak_kwh).any():
+        limit = terms.peak_kwh[:, None]
+        excess = np.maximum(np.abs(loads) - limit, 0.0)
+        value += terms.w_peak * float(excess[np.isfinite(terms.peak_kwh)].sum())
+    return value

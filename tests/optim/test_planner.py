@@ -1,0 +1,125 @@
+"""The planner against the protocol's feasibility check, enumeration and a solver-free bound."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import protocol
+from cloud.optim import OrToolsPlanner, PlanRequest
+from cloud.optim.instances import day_ahead_prices, portfolio, solar_target
+from protocol import FlexOffer, Profile
+
+from .conftest import RES, T0, make_offer, portfolios, targets
+
+
+def _check(offers, result):
+    by_id = {o.id: o for o in offers}
+    for s in result.schedules:
+        errors = protocol.check_assignment(
+            by_id[s.offer_id], start=s.start, profile=s.profile, energy_kwh=s.energy_kwh
+        )
+        assert not errors, (s.offer_id, errors)
+    assert result.objective >= result.bound - 1e-6 * max(1.0, abs(result.objective))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(offers=portfolios(), target=targets())
+def test_random_instances_are_feasible_and_above_their_bound(offers, target):
+    offers = [o for o in offers if not protocol.validate_offer(o)]
+    result = OrToolsPlanner().plan(PlanRequest(offers=offers, target_kwh=target, time_limit_s=5))
+    _check(offers, result)
+    assert {s.offer_id for s in result.schedules} | set(result.infeasible) == {o.id for o in offers}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(offers=portfolios(max_offers=6), target=targets())
+def test_column_generation_path_is_feasible_and_above_its_bound(offers, target):
+    offers = [o for o in offers if not protocol.validate_offer(o)]
+    planner = OrToolsPlanner(exact_vars=0)  # force the large-problem path
+    result = planner.plan(PlanRequest(offers=offers, target_kwh=target, time_limit_s=5))
+    _check(offers, result)
+
+
+def _fixed(oid: str, energy: list[float], first: int, window: int) -> FlexOffer:
+    profile = Profile(lower_kwh=energy, upper_kwh=energy)
+    return make_offer(oid, [profile], energy, first=first, window=window)
+
+
+def test_finds_the_optimum_known_by_enumeration():
+    offers = [
+        _fixed("a", [1.0, 2.0], 0, 4),
+        _fixed("b", [2.0, 0.5, 1.0], 1, 3),
+        _fixed("c", [1.5], 0, 6),
+    ]
+    target = {T0 + t * RES: v for t, v in enumerate([0.0, 2.0, 3.0, 1.0, 1.5, 0.0, 0.5, 0.0])}
+    best = np.inf
+    for starts in itertools.product(range(5), range(1, 5), range(7)):
+        load = np.zeros(12)
+        for o, s in zip(offers, starts, strict=True):
+            e = o.profiles[0].lower_kwh
+            load[s : s + len(e)] += e
+        tgt = np.array([target.get(T0 + t * RES, 0.0) for t in range(12)])
+        best = min(best, float(np.abs(load - tgt).sum()))
+    result = OrToolsPlanner().plan(PlanRequest(offers=offers, target_kwh=target, relative_gap=0.0))
+    _check(offers, result)
+    assert result.objective == pytest.approx(best, abs=1e-6)
+    assert result.status == "optimal"
+
+
+def test_cost_objective_matches_enumeration_with_energy_choice():
+    # one offer, 2 slots of 0..1 kWh, total exactly 1 kWh, start in 3 slots: put it all in
+    # the cheapest slot of the cheapest start
+    total = protocol.Bounds(1.0, 1.0)
+    profile = Profile(lower_kwh=[0.0, 0.0], upper_kwh=[1.0, 1.0], total=total)
+    offer = make_offer("ev", [profile], [0.5, 0.5], window=2)
+    prices = {T0 + t * RES: p for t, p in enumerate([0.3, 0.2, 0.25, 0.1])}
+    result = OrToolsPlanner().plan(
+        PlanRequest(offers=[offer], objective="cost", prices_eur_per_kwh=prices, relative_gap=0.0)
+    )
+    _check([offer], result)
+    assert result.objective == pytest.approx(0.1)
+    assert result.schedules[0].start == T0 + 2 * RES
+
+
+def test_infeasible_offers_are_named_and_the_rest_planned():
+    good = _fixed("good", [1.0], 0, 2)
+    # a total the slots can never reach
+    total = protocol.Bounds(5.0, 6.0)
+    profile = Profile(lower_kwh=[0.0, 0.0], upper_kwh=[1.0, 1.0], total=total)
+    bad = make_offer("bad", [profile], [1.0, 1.0])
+    other = _fixed("other-res", [1.0], 0, 0)
+    other = protocol.from_builtins({**protocol.to_builtins(other), "resolution_s": 1800}, FlexOffer)
+    result = OrToolsPlanner().plan(PlanRequest(offers=[good, bad, other], target_kwh={T0: 1.0}))
+    assert set(result.infeasible) == {"bad", "other-res"}
+    assert "total" in result.infeasible["bad"]
+    assert [s.offer_id for s in result.schedules] == ["good"]
+    _check([good], result)
+
+
+def test_realistic_portfolio_with_peak_and_weights():
+    offers = portfolio(24, seed=5, nodes=2)
+    request = PlanRequest(
+        offers=offers,
+        target_kwh=solar_target(offers),
+        prices_eur_per_kwh=day_ahead_prices(),
+        weights={"balance": 1.0, "cost": 0.5},
+        peak_kw_by_node={"node-0": 20.0, "node-1": 20.0},
+        time_limit_s=10,
+    )
+    result = OrToolsPlanner().plan(request)
+    _check(offers, result)
+    assert len(result.schedules) == len(offers)
+    assert result.status in ("optimal", "feasible")
+
+
+def test_fallback_answers_when_there_is_no_time():
+    offers = portfolio(12, seed=1)
+    result = OrToolsPlanner().plan(
+        PlanRequest(offers=offers, target_kwh=solar_target(offers), time_limit_s=0.001)
+    )
+    _check(offers, result)
+    assert len(result.schedules) == len(offers)
