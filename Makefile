@@ -27,6 +27,8 @@ bench: setup
 	$(PY) bench/codec.py
 	$(PY) bench/devices.py
 	$(PY) bench/agent.py
+	$(PY) bench/fman.py
+	$(PY) bench/broker_security.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

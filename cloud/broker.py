@@ -8,7 +8,10 @@ configuration a user runs.
 
 from __future__ import annotations
 
+import getpass
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -24,8 +27,50 @@ INSTALL_HINT = (
 )
 
 
+#: Where ``mosquitto/prod.conf`` expects the site's broker files (see ``cloud.provision``).
+PROD_FILES_DIR = "/etc/mosquitto/atp"
+
+_LISTENER = re.compile(r"^\s*listener\s", re.MULTILINE)
+_USER = re.compile(r"^\s*user\s", re.MULTILINE)
+
+
 class BrokerError(RuntimeError):
     """Mosquitto is missing, or did not start; the message says why (with its log)."""
+
+
+def declares_listener(config_text: str) -> bool:
+    """Whether a configuration has its own ``listener`` line (``prod.conf`` does)."""
+    return _LISTENER.search(config_text) is not None
+
+
+def localize(
+    config_text: str,
+    *,
+    host: str,
+    port: int,
+    files_dir: Path | None = None,
+    listener_options: str = "",
+) -> str:
+    """A configuration moved onto ``host:port``, with its files under ``files_dir``.
+
+    A configuration that declares its listener (``prod.conf``: port 8883 on every address,
+    TLS options below it) gets that one listener line rewritten to ``host port`` and
+    ``listener_options`` inserted right under it, so its TLS options keep applying to it and
+    no plain-text listener is ever added; paths under ``/etc/mosquitto/atp`` move to
+    ``files_dir``. Nothing else changes: a trial on one machine and the tests run the
+    production policy itself."""
+    lines = config_text.splitlines()
+    listeners = [i for i, line in enumerate(lines) if _LISTENER.match(line)]
+    if len(listeners) > 1:
+        raise BrokerError("a configuration run on loopback may declare one listener only")
+    if listeners:
+        extra = [o for o in listener_options.splitlines() if o.strip()]
+        i = listeners[0]
+        lines[i : i + 1] = [f"listener {port} {host}", *extra]
+    text = "\n".join(lines) + "\n"
+    if files_dir is not None:
+        text = text.replace(f"{PROD_FILES_DIR}/", f"{Path(files_dir).resolve()}/")
+    return text
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -49,7 +94,11 @@ class Mosquitto:
     ``config`` is included after the generated lines; ``listener_options`` go right under
     the listener line (TLS settings of a production-style test, say). ``workdir`` keeps the
     persistence file, so a broker restarted on the same ``workdir`` and ``port`` keeps its
-    sessions and queued messages, as a real one does."""
+    sessions and queued messages, as a real one does.
+
+    A ``config`` with a listener of its own (``prod.conf``) is run through :func:`localize`:
+    its listener moves to ``host:port`` and ``files_dir`` stands in for
+    ``/etc/mosquitto/atp`` (a site's ``broker/`` directory)."""
 
     def __init__(
         self,
@@ -59,6 +108,7 @@ class Mosquitto:
         config: Path = CONFIG_DIR / "dev.conf",
         workdir: Path | None = None,
         listener_options: str = "",
+        files_dir: Path | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -66,11 +116,19 @@ class Mosquitto:
         self._own_dir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="atp-mosquitto-"))
         self.listener_options = listener_options
+        self.files_dir = files_dir
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        scheme = "mqtts" if self.tls else "mqtt"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def tls(self) -> bool:
+        """Whether the listener speaks TLS (its configuration names a server certificate)."""
+        text = f"{self.listener_options}\n{self.config.read_text()}"
+        return re.search(r"^\s*certfile\s", text, re.MULTILINE) is not None
 
     @property
     def log_path(self) -> Path:
@@ -78,14 +136,33 @@ class Mosquitto:
 
     def _write_config(self) -> Path:
         conf_dir = self.workdir / "conf.d"
-        conf_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.config, conf_dir / self.config.name)
+        shutil.rmtree(conf_dir, ignore_errors=True)  # a reused workdir: only this config
+        conf_dir.mkdir(parents=True)
+        text = self.config.read_text()
+        own_listener = declares_listener(text)
+        if own_listener or self.files_dir is not None:
+            text = localize(
+                text,
+                host=self.host,
+                port=self.port,
+                files_dir=self.files_dir,
+                listener_options=self.listener_options,
+            )
+        (conf_dir / self.config.name).write_text(text)
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
         main = self.workdir / "mosquitto.conf"
+        listener = "" if own_listener else f"listener {self.port} {self.host}\n"
+        options = "" if own_listener else f"{self.listener_options}\n"
+        # Started as root, Mosquitto switches to the `mosquitto` user, which can write neither
+        # this directory (no log, no persistence file) nor read 0600 files; a broker launched
+        # from here runs as whoever launched it, unless its configuration names a user.
+        own_user = _USER.search(text) or _USER.search(self.listener_options)
+        user = "" if own_user else f"user {getpass.getuser()}\n"
         main.write_text(
-            f"listener {self.port} {self.host}\n"
-            f"{self.listener_options}\n"
+            f"{listener}"
+            f"{options}"
+            f"{user}"
             f"persistence_location {data}/\n"
             f"log_dest file {self.log_path}\n"
             f"include_dir {conf_dir}\n"
@@ -132,6 +209,13 @@ class Mosquitto:
                 proc.wait()
         if proc.stderr:
             proc.stderr.close()
+
+    def reload(self) -> None:
+        """Make the broker re-read its password and ACL files (SIGHUP), as
+        ``systemctl reload mosquitto`` does; connections stay up."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise BrokerError("mosquitto is not running")
+        self._proc.send_signal(signal.SIGHUP)
 
     def kill(self) -> None:
         """Stop the broker abruptly (SIGKILL), as a crash or power cut would."""

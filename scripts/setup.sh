@@ -46,3 +46,16 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
         exit 1
     fi
 fi
+
+# The deployment tests check the systemd units with `systemd-analyze verify`, the cloud
+# compose file with `docker-compose config` and the load balancer with `haproxy -c`; none of
+# them needs a running service, only the tools.
+deploy_tools=""
+command -v systemd-analyze >/dev/null || deploy_tools="$deploy_tools systemd"
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || deploy_tools="$deploy_tools haproxy"
+command -v docker-compose >/dev/null || deploy_tools="$deploy_tools docker-compose"
+if [ -n "$deploy_tools" ]; then
+    echo "setup: installing the deployment checkers:$deploy_tools" >&2
+    # shellcheck disable=SC2086  # a list of package names
+    apt_install $deploy_tools || echo "setup: could not install$deploy_tools; run: sudo apt-get install$deploy_tools" >&2
+fi

@@ -32,13 +32,21 @@ def broker() -> None:
     show_default=True,
     help="Persistence directory and log (kept across restarts).",
 )
-def up(port: int, config: Path, data_dir: Path) -> None:
+@click.option(
+    "--site",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="ATP_SITE",
+    help="Site directory (`atp pki init`) whose broker/ stands in for /etc/mosquitto/atp: "
+    "with --config mosquitto/prod.conf, a trial of the production broker on one machine.",
+)
+def up(port: int, config: Path, data_dir: Path, site: Path | None) -> None:
     """Start Mosquitto on 127.0.0.1:PORT and keep it running until Ctrl-C."""
     data_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with Mosquitto(port=port, config=config, workdir=data_dir) as m:
+        files_dir = site / "broker" if site else None
+        with Mosquitto(port=port, config=config, workdir=data_dir, files_dir=files_dir) as m:
             click.echo(f"mosquitto listening on {m.url} (config {config}, log {m.log_path})")
             try:
                 while not stop.wait(1.0):

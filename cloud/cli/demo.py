@@ -1,75 +1,277 @@
-"""``atp demo``: for now, one real offer through a real broker.
+"""``atp demo``: the platform end to end, one simulated day in a couple of minutes.
 
-This is the interim demo of the foundation: it starts Mosquitto with the development
-configuration, publishes the GOFLEX sample offer and a 96-slot heat-pump offer on an agent's
-offer topic, receives them on FMAN's shared subscription, decodes and validates them, and
-prints what arrived. The end-to-end demo (FMAN worker, simulated fleet, a simulated day)
-replaces it.
+Separate processes, as in a deployment: Mosquitto with the development configuration, one FMAN
+worker (``atp fman run``) and a simulated fleet of agents (``atp sim fleet``, from the agent
+side; ``cloud`` never imports ``agent``). All share one simulated timeline: the same start,
+speed and wall-clock anchor. The demo follows the day with a progress bar, then prints what
+happened and writes a plot of the portfolio against the target.
 """
 
 from __future__ import annotations
 
-import json
-import queue
+import math
+import shutil
+import subprocess
+import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-import protocol
 from cloud.broker import BrokerError, Mosquitto
-from protocol import topics
-from protocol.samples import heat_pump_offer
+from cloud.fman import Store, report, series
+from cloud.fman.config import dump_toml
 
-SAMPLE = Path(__file__).resolve().parents[2] / "tests/fixtures/goflex/SampleFO_Cyprus.json"
+DAY_S = 86_400
+RES = 900
+#: Seconds between starting the processes and simulated midnight: time to start up.
+LEAD_WALL_S = 4.0
+
+
+def _atp() -> str:
+    found = Path(sys.executable).with_name("atp")
+    return str(found) if found.exists() else (shutil.which("atp") or "atp")
+
+
+def target_series(start: int, agents: int, kwh_per_agent_slot: float) -> dict[int, float]:
+    """A renewable surplus to follow: low at night, high around midday, scaled to the fleet."""
+    level = agents * kwh_per_agent_slot
+    out = {}
+    for i in range(DAY_S // RES):
+        hour = i * RES / 3600
+        sun = max(0.0, math.sin(math.pi * (hour - 6) / 12)) if 6 <= hour <= 18 else 0.0
+        out[start + i * RES] = round(level * (0.4 + 1.6 * sun), 3)
+    return out
+
+
+def fleet_command(
+    *, agents: int, broker: str, speed: float, seed: int, start: int, duration: int, anchor: float
+) -> list[str]:
+    """The fleet simulator's command line (``atp sim fleet``, provided by the agent side)."""
+    return [
+        _atp(),
+        "sim",
+        "fleet",
+        "--agents",
+        str(agents),
+        "--broker",
+        broker,
+        "--speed",
+        str(speed),
+        "--seed",
+        str(seed),
+        "--start",
+        str(start),
+        "--duration",
+        str(duration),
+        "--anchor",
+        f"{anchor:.3f}",
+    ]
+
+
+def _fleet_available() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.name == "sim" for ep in entry_points(group="atp.commands"))
 
 
 @click.command()
-def demo() -> None:
-    """Start a broker, send real offers through it, print them decoded."""
-    offers = [heat_pump_offer(agent="demo-agent", now=int(time.time()) // 900 * 900)]
-    if SAMPLE.exists():
-        offers.insert(0, protocol.from_goflex(json.loads(SAMPLE.read_text()))[0])
+@click.option("--agents", default=200, show_default=True, help="Agents in the simulated fleet.")
+@click.option(
+    "--speed",
+    default=900.0,
+    show_default=True,
+    help="Simulated seconds per wall second (900: a day in 96 s).",
+)
+@click.option("--seed", default=1, show_default=True, help="Seed of the fleet's randomness.")
+@click.option(
+    "--start", "start_day", default=None, help="Simulated day (YYYY-MM-DD, UTC); default today."
+)
+@click.option(
+    "--planner",
+    default="greedy",
+    show_default=True,
+    help="FMAN planner: greedy, default or package.module:Class.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".atp/demo"),
+    show_default=True,
+    help="Directory for the database, logs and the plot (emptied first).",
+)
+@click.option(
+    "--target-kwh",
+    default=0.35,
+    show_default=True,
+    help="Level of the balancing target, kWh per agent and slot.",
+)
+def demo(
+    agents: int,
+    speed: float,
+    seed: int,
+    start_day: str | None,
+    planner: str,
+    out: Path,
+    target_kwh: float,
+) -> None:
+    """Run Mosquitto, an FMAN worker and a simulated fleet through one simulated day."""
+    if not _fleet_available():
+        raise click.ClickException(
+            "the fleet simulator `atp sim fleet` is not installed (it comes with the agent "
+            "package): run `make setup` from a checkout that has it"
+        )
+    day = datetime.fromisoformat(start_day) if start_day else datetime.now(UTC)
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    db = out / "fman.db"
+    (out / "target.json").write_bytes(series.to_json(target_series(start, agents, target_kwh)))
     try:
-        broker = Mosquitto().start()
+        broker = Mosquitto(workdir=out / "broker").start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"1. started Mosquitto (development config) on {broker.url}")
-    inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
-    ready: queue.Queue[bool] = queue.Queue()
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-fman", protocol=mqtt.MQTTv5)
-    sub.on_message = lambda c, u, m: inbox.put((m.topic, m.payload))
-    sub.on_subscribe = lambda *a: ready.put(True)
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-agent", protocol=mqtt.MQTTv5)
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        for c in (sub, pub):
-            c.connect(broker.host, broker.port)
-            c.loop_start()
-        sub.subscribe(topics.shared("fman", topics.all_agents("offer")), qos=1)
-        ready.get(timeout=5)
-        for offer in offers:
-            payload = protocol.encode(offer, ts=int(time.time()))
-            pub.publish(topics.agent_topic(offer.issuer, "offer"), payload, qos=1).wait_for_publish(
-                5
+        anchor = time.time() + LEAD_WALL_S
+        cfg = out / "fman.toml"
+        cfg.write_text(
+            dump_toml(
+                {
+                    "worker": {"id": "demo-fman-1", "broker": broker.url, "db": str(db)},
+                    "clock": {"sim_start": str(start), "speed": speed, "anchor": anchor},
+                    "planning": {"planner": planner},
+                    "objective": {"target": {"file": str(out / "target.json")}},
+                }
             )
-            click.echo(f"2. published offer {offer.id} ({len(payload)} bytes of MessagePack)")
-        for _ in offers:
-            topic, payload = inbox.get(timeout=5)
-            msg = protocol.decode(payload, expect="offer")
-            o = msg.body
-            lo, hi = protocol.start_window(o)
-            click.echo(f"3. received on {topic}: valid offer {o.id} from {o.issuer}")
-            click.echo(
-                f"   {o.load_type}, {o.profiles[0].n_slots} slots of {o.resolution_s} s, "
-                f"start window {time.strftime('%Y-%m-%d %H:%M', time.gmtime(lo))} .. "
-                f"{time.strftime('%H:%M', time.gmtime(hi))} UTC, default "
-                f"{sum(o.default.energy_kwh):.2f} kWh, mode {o.mode}"
+        )
+        click.echo(f"Mosquitto (development configuration) on {broker.url}")
+        procs.append(_spawn([_atp(), "fman", "run", "-c", str(cfg)], out / "fman.log"))
+        click.echo(f"FMAN worker started (log {out / 'fman.log'})")
+        procs.append(
+            _spawn(
+                fleet_command(
+                    agents=agents,
+                    broker=broker.url,
+                    speed=speed,
+                    seed=seed,
+                    start=start,
+                    duration=DAY_S,
+                    anchor=anchor,
+                ),
+                out / "fleet.log",
             )
+        )
+        click.echo(f"fleet of {agents} simulated agents started (log {out / 'fleet.log'})")
+        _follow(db, procs, start=start, anchor=anchor, speed=speed)
+        grace_until = time.time() + 3 * 1800 / speed + 2
+        while time.time() < grace_until and _open_offers(db):
+            time.sleep(0.3)  # the worker judges the last offers' execution
     finally:
-        for c in (sub, pub):
-            c.loop_stop()
-            c.disconnect()
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
         broker.close()
-    click.echo("4. stopped the broker. (Interim demo: the full platform demo is not built yet.)")
+    _summary(db, out)
+
+
+def _spawn(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as f:
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+
+
+def _follow(
+    db: Path, procs: list[subprocess.Popen[bytes]], *, start: int, anchor: float, speed: float
+) -> None:
+    slots = DAY_S // RES
+    done = 0
+    with click.progressbar(
+        length=slots, label="simulated day", show_eta=True, item_show_func=lambda _: _status(db)
+    ) as bar:
+        while done < slots:
+            for p in procs:
+                if p.poll() is not None:
+                    raise click.ClickException(
+                        f"{' '.join(p.args[:3])} stopped with code {p.returncode}; "  # type: ignore[index]
+                        "see its log"
+                    )
+            sim = start + (time.time() - anchor) * speed
+            now_slot = min(slots, max(0, int((sim - start) // RES)))
+            if now_slot > done:
+                bar.update(now_slot - done, None)
+                done = now_slot
+            time.sleep(0.2)
+
+
+def _status(db: Path) -> str:
+    try:
+        s = Store(path=db)
+        c = report.counts(s)
+        s.close()
+    except Exception:
+        return ""
+    o = c["offers"]
+    accepted = sum(o.get(k, 0) for k in ("accepted", "assigned", "executing", "executed"))
+    return f"offers {accepted} accepted, {o.get('rejected', 0)} rejected"
+
+
+def _open_offers(db: Path) -> int:
+    s = Store(path=db)
+    try:
+        return len(s.offers_in(("accepted", "assigned", "executing")))
+    finally:
+        s.close()
+
+
+def _summary(db: Path, out: Path) -> None:
+    from cloud.fman.plot import plot_portfolio
+
+    s = Store(path=db)
+    p = report.portfolio(s)
+    c = p.summary
+    o = c["offers"]
+    sched = c["schedules_in_force"]
+    delivered = s.query(
+        "SELECT count(*) AS n FROM schedules WHERE status IN ('acked','superseded','sent')"
+    )[0]["n"]
+    refused = s.query("SELECT count(*) AS n FROM schedules WHERE status = 'rejected'")[0]["n"]
+    metered = s.query(
+        "SELECT count(*) AS n FROM offers WHERE state = 'executed' AND metered_slots > 0"
+    )[0]["n"]
+    s.close()
+    accepted = sum(o.get(k, 0) for k in ("accepted", "assigned", "executing", "executed"))
+    plot = plot_portfolio(p, out / "portfolio.png", title="atp demo")
+    before, after = p.imbalance_baseline_kwh, p.imbalance_scheduled_kwh
+    click.echo("")
+    click.echo(f"agents: {c['agents']} ({c['online']} online at the end)")
+    click.echo(
+        f"offers: {accepted} accepted, {o.get('rejected', 0)} rejected, "
+        f"{o.get('withdrawn', 0)} withdrawn"
+    )
+    click.echo(
+        f"schedules: {delivered} delivered and taken by agents, {refused} refused; "
+        f"in force: {sched.get('acked', 0)} planned or default, "
+        f"{sched.get('implicit', 0)} implicit defaults"
+    )
+    click.echo(
+        f"executed: {o.get('executed', 0)} offers, {metered} with meter readings "
+        f"({c['readings']} readings)"
+    )
+    change = f" ({(after - before) / before:+.0%})" if before else ""
+    click.echo(
+        f"imbalance against the target (sum |x - target|): {before:.0f} kWh before "
+        f"planning, {after:.0f} kWh after{change}"
+        + (
+            f", {p.imbalance_metered_kwh:.0f} kWh metered"
+            if p.imbalance_metered_kwh is not None
+            else ""
+        )
+    )
+    click.echo(f"energy shifted in time: {p.shifted_kwh:.0f} kWh")
+    click.echo(f"plot: {plot}   database: {db} (try `atp offers list --db {db}`)")

@@ -1,0 +1,103 @@
+"""What the FMAN operator commands share: the database option, times, tables, JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cloud.fman import Store, StoreError
+
+DEFAULT_DB = Path(".atp/fman.db")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=DEFAULT_DB,
+        envvar="ATP_FMAN_DB",
+        show_default=True,
+        help="FMAN database (env ATP_FMAN_DB).",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
+
+
+def open_db(path: Path) -> Store:
+    if not path.exists():
+        raise click.ClickException(
+            f"no FMAN database at {path}: pass --db, or start a worker with "
+            f"`atp fman run --db {path}`"
+        )
+    try:
+        return Store(path=path)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def parse_time(value: str) -> float:
+    """Epoch seconds or ISO 8601 (UTC unless it says otherwise)."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither epoch seconds nor ISO 8601") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+class TimeParam(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int | float):
+            return int(value)
+        return int(parse_time(str(value)))
+
+
+TIME = TimeParam()
+
+
+def when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[tuple[str, str]],
+    formats: dict[str, Callable[[Any], str]] | None = None,
+) -> None:
+    """Print ``rows`` as an aligned table of ``(key, header)`` columns."""
+    formats = formats or {}
+    cells = [[h for _, h in columns]]
+    for r in rows:
+        cells.append([formats.get(k, _plain)(r.get(k)) for k, _ in columns])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for n, row in enumerate(cells):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+def _plain(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)

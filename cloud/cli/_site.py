@@ -1,0 +1,67 @@
+"""What the provisioning commands share: the ``--site`` option, errors, and their reports."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cloud.provision import ProvisionError, Site, Written
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def site_option(func: F) -> F:
+    """``--site DIR`` (or ``$ATP_SITE``), passed to the command as ``site: Site``."""
+    return click.option(
+        "--site",
+        "site",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path(".atp/site"),
+        show_default=True,
+        envvar="ATP_SITE",
+        show_envvar=True,
+        callback=lambda ctx, param, value: Site(root=value),
+        help="Site directory: the CA, the broker's files, every account's credentials.",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(func)
+
+
+def reported(func: F) -> F:
+    """Turn a :class:`ProvisionError` into one clear line and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ProvisionError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def report(written: Written, *, as_json: bool, title: str, extra: dict[str, Any]) -> None:
+    """List what was written (paths only: secrets never reach the terminal)."""
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    **extra,
+                    "files": [str(p) for p in written.files],
+                    "secret_files": [str(p) for p in written.secrets],
+                }
+            )
+        )
+        return
+    click.echo(title)
+    for path in written.files:
+        click.echo(f"  {path}")
+    for path in written.secrets:
+        click.echo(f"  {path}  (secret, mode 0600)")

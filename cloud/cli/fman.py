@@ -1,0 +1,96 @@
+"""``atp fman run``: one FMAN worker (ingest, acceptance, store, planning cycle)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from cloud.clock import Clock, RealClock, SimClock
+from cloud.fman import FmanError
+from cloud.fman.config import Config, load_config, with_overrides
+
+from ._fmandb import parse_time
+
+
+def make_clock(config: Config) -> Clock:
+    c = config.clock
+    if not c.sim_start:
+        return RealClock()
+    start = parse_time(c.sim_start)
+    if c.anchor:
+        return SimClock(start=start, speed=c.speed, anchor=c.anchor)
+    return SimClock(start=start, speed=c.speed)
+
+
+@click.group()
+def fman() -> None:
+    """The aggregator service (Flex-Offer Manager)."""
+
+
+@fman.command("run")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Worker configuration (TOML); defaults otherwise.",
+)
+@click.option("--broker", help="Broker URL, e.g. mqtt://127.0.0.1:1883.")
+@click.option("--db", help="Database file (shared by the workers of one group).")
+@click.option("--id", "worker_id", help="Worker id: MQTT client id, keep it stable.")
+@click.option("--group", help="Shared-subscription group.")
+@click.option("--planner", help="default, greedy, ortools or package.module:Class.")
+@click.option("--sim-start", help="Run on simulated time from this instant (epoch or ISO).")
+@click.option("--speed", type=float, help="Simulated seconds per wall second.")
+@click.option("--anchor", type=float, help="Wall epoch at which simulated time is --sim-start.")
+@click.option("--ingest-only", is_flag=True, help="Never plan (take no planner lease).")
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def run(
+    config_path: Path | None,
+    broker: str | None,
+    db: str | None,
+    worker_id: str | None,
+    group: str | None,
+    planner: str | None,
+    sim_start: str | None,
+    speed: float | None,
+    anchor: float | None,
+    ingest_only: bool,
+    log_level: str,
+) -> None:
+    """Run one FMAN worker until SIGTERM or Ctrl-C.
+
+    Start several with different --id on the same --db and broker to share the load."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        cfg = with_overrides(
+            load_config(config_path),
+            worker={"broker": broker, "db": db, "id": worker_id, "group": group},
+            planning={"planner": planner},
+            clock={"sim_start": sim_start, "speed": speed, "anchor": anchor},
+        )
+        from cloud.fman.worker import Worker
+
+        factory = None
+        if not ingest_only:
+            from cloud.fman.cycle import Cycle
+
+            factory = Cycle.factory
+        worker = Worker(config=cfg, clock=make_clock(cfg), cycle_factory=factory)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        worker.run(stop)
+    except FmanError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,140 @@
+"""``atp offers``: the offers FMAN holds, filtered by agent, state and time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cloud.fman import report
+
+from ._fmandb import TIME, db_option, emit_json, json_option, open_db, table, when
+
+STATES = [
+    "offered",
+    "accepted",
+    "rejected",
+    "assigned",
+    "executing",
+    "executed",
+    "settled",
+    "withdrawn",
+    "expired",
+]
+
+
+@click.group()
+def offers() -> None:
+    """List and inspect the offers in the FMAN store."""
+
+
+@offers.command("list")
+@db_option
+@click.option("--agent", help="Only this agent's offers.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(STATES),
+    help="Only offers in this state (repeatable).",
+)
+@click.option("--from", "start_from", type=TIME, help="Start window ends at or after (epoch/ISO).")
+@click.option("--to", "start_to", type=TIME, help="Start window begins at or before (epoch/ISO).")
+@click.option("--limit", default=1000, show_default=True, help="At most this many rows.")
+@json_option
+def list_(
+    db: Path,
+    agent: str | None,
+    states: tuple[str, ...],
+    start_from: int | None,
+    start_to: int | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Offers, latest start window first."""
+    rows = report.list_offers(
+        open_db(db),
+        agent=agent,
+        states=states,
+        start_from=start_from,
+        start_to=start_to,
+        limit=limit,
+    )
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        rows,
+        [
+            ("id", "OFFER"),
+            ("issuer", "AGENT"),
+            ("load_type", "TYPE"),
+            ("state", "STATE"),
+            ("revision", "REV"),
+            ("start_after", "EARLIEST START"),
+            ("start_before", "LATEST START"),
+            ("schedule_version", "SCHED"),
+            ("metered_slots", "METERED"),
+        ],
+        {"start_after": when, "start_before": when},
+    )
+    click.echo(f"{len(rows)} offer(s)")
+
+
+@offers.command("show")
+@db_option
+@click.argument("offer_id")
+@json_option
+def show(db: Path, offer_id: str, as_json: bool) -> None:
+    """One offer: its body, every schedule version and the execution check per slot."""
+    detail = report.offer_detail(open_db(db), offer_id)
+    if detail is None:
+        raise click.ClickException(f"no offer {offer_id!r} in {db}")
+    if as_json:
+        emit_json(detail)
+        return
+    for key in (
+        "id",
+        "issuer",
+        "device",
+        "load_type",
+        "grid_node",
+        "mode",
+        "state",
+        "revision",
+        "reason",
+    ):
+        value = detail.get(key)
+        click.echo(f"{key:18} {'-' if value in (None, '') else value}")
+    for key in ("start_after", "start_before", "assignment_before"):
+        click.echo(f"{key:18} {when(detail.get(key))}")
+    click.echo(
+        f"{'executed':18} {detail['metered_slots']} slot(s) metered, "
+        f"{detail['flagged_slots']} deviating"
+    )
+    click.echo("\nschedules:")
+    table(
+        detail["schedules"],
+        [
+            ("version", "V"),
+            ("start", "START"),
+            ("kind", "KIND"),
+            ("status", "STATUS"),
+            ("in_force", "IN FORCE"),
+            ("energy_kwh", "ENERGY kWh"),
+        ],
+        {"start": when, "energy_kwh": lambda e: " ".join(f"{x:.2f}" for x in e)},
+    )
+    if detail["execution"]:
+        click.echo("\nexecution:")
+        table(
+            detail["execution"],
+            [
+                ("slot", "SLOT"),
+                ("scheduled_kwh", "SCHEDULED"),
+                ("baseline_kwh", "BASELINE"),
+                ("metered_kwh", "METERED"),
+                ("flagged", "DEVIATES"),
+            ],
+            {"slot": when},
+        )

@@ -1,0 +1,191 @@
+"""Acceptance control: may FMAN take this offer, this withdrawal, this meter batch?
+
+Pure functions of the message, what the store knows about it, the time and the sender's
+contract; ingest calls them inside its transaction. Structural validity (types, ranges,
+windows, a feasible default) is already settled by :func:`protocol.decode`; what is judged
+here needs FMAN's knowledge: the sender, deadlines against our clock, the offer's history, the
+agent's contract.
+
+Each function returns a :class:`Verdict`: ``accept``, ``duplicate`` (the same revision again:
+answer as before, change nothing), or ``reject`` with every reason found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from protocol import FlexOffer, MeterBatch, Reason, Withdraw, effective_profiles, start_window
+
+from .config import AcceptanceSection, Contract
+from .store import OPEN_STATES, OfferHead
+
+#: Energy slack when comparing against a contract limit (kWh).
+_SLACK_KWH = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: Literal["accept", "duplicate", "reject"]
+    reasons: Sequence[Reason] = field(default_factory=tuple)
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome == "accept"
+
+
+ACCEPT = Verdict("accept")
+DUPLICATE = Verdict("duplicate")
+
+
+def _reject(code: str, field: str, message: str) -> Verdict:
+    return Verdict("reject", (Reason(code=code, field=field, message=message),))
+
+
+def judge_offer(
+    offer: FlexOffer,
+    *,
+    sender: str,
+    stored: OfferHead | None,
+    now: float,
+    open_offers: int,
+    contract: Contract,
+    rules: AcceptanceSection,
+) -> Verdict:
+    """Accept, recognise as duplicate, or reject an offer (insert or update) from ``sender``."""
+    if offer.issuer != sender:
+        return _reject(
+            "issuer_mismatch", "issuer", f"offer of {offer.issuer!r} sent on {sender!r}'s topic"
+        )
+    if stored is not None:
+        if stored.issuer != sender:
+            return _reject("id_conflict", "id", f"offer id {offer.id!r} belongs to another agent")
+        if offer.revision == stored.revision:
+            return DUPLICATE
+        if offer.revision < stored.revision:
+            return _reject(
+                "superseded",
+                "revision",
+                f"revision {offer.revision} is older than the stored {stored.revision}",
+            )
+        if stored.state not in OPEN_STATES:
+            return _reject(
+                "not_updatable", "id", f"offer is {stored.state}; it can no longer change"
+            )
+    reasons: list[Reason] = []
+    if offer.created_at > now + rules.clock_skew_s:
+        reasons.append(
+            Reason(
+                code="created_in_future",
+                field="created_at",
+                message=f"{offer.created_at} is {offer.created_at - now:.0f} s ahead of FMAN",
+            )
+        )
+    if now > offer.acceptance_before:
+        reasons.append(
+            Reason(
+                code="acceptance_deadline",
+                field="acceptance_before",
+                message=f"arrived {now - offer.acceptance_before:.0f} s after acceptance_before",
+            )
+        )
+    elif now >= offer.assignment_before:
+        reasons.append(
+            Reason(code="assignment_deadline", field="assignment_before", message="passed")
+        )
+    _, latest = start_window(offer)
+    if latest > now + rules.max_horizon_s:
+        reasons.append(
+            Reason(
+                code="too_far_ahead",
+                field="start_before",
+                message=f"latest start is more than {rules.max_horizon_s} s ahead",
+            )
+        )
+    if contract.devices and offer.device not in contract.devices:
+        reasons.append(
+            Reason(
+                code="unknown_device",
+                field="device",
+                message=f"{offer.device!r} is not among the agent's registered devices",
+            )
+        )
+    reasons.extend(_contract_limits(offer, contract))
+    if stored is None and open_offers >= contract.max_open_offers:
+        reasons.append(
+            Reason(
+                code="too_many_offers",
+                field="id",
+                message=f"the agent already has {open_offers} open offers "
+                f"(contract allows {contract.max_open_offers})",
+            )
+        )
+    return Verdict("reject", tuple(reasons)) if reasons else ACCEPT
+
+
+def _contract_limits(offer: FlexOffer, contract: Contract) -> list[Reason]:
+    """Per-slot energy within the connection's power limit, in both directions."""
+    limit = contract.max_power_kw * offer.resolution_s / 3600 + _SLACK_KWH
+    for i, p in enumerate(effective_profiles(offer)):
+        worst = max(max(map(abs, p.lower_kwh)), max(map(abs, p.upper_kwh)))
+        if worst > limit:
+            return [
+                Reason(
+                    code="exceeds_contract",
+                    field=f"profiles[{i}]",
+                    message=f"{worst:g} kWh in one slot exceeds the contract's "
+                    f"{contract.max_power_kw:g} kW ({limit:g} kWh per slot)",
+                )
+            ]
+    return []
+
+
+def judge_withdraw(withdraw: Withdraw, *, sender: str, stored: OfferHead | None) -> Verdict:
+    """A withdrawal of an unknown offer is accepted (it leaves a tombstone, so an offer that
+    arrives after its own withdrawal, reordered by the shared subscription, stays withdrawn)."""
+    if stored is None:
+        return ACCEPT
+    if stored.issuer != sender:
+        return _reject("id_conflict", "offer_id", "the offer belongs to another agent")
+    if stored.state == "withdrawn":
+        return DUPLICATE
+    if stored.state not in OPEN_STATES:
+        return _reject("not_withdrawable", "offer_id", f"offer is {stored.state}")
+    return ACCEPT
+
+
+def judge_meter(
+    batch: MeterBatch, *, sender: str, now: float, contract: Contract, rules: AcceptanceSection
+) -> Verdict:
+    """All or nothing: a batch with an implausible reading is refused whole, with every
+    offending reading named, so an agent never has to guess which part was kept."""
+    if batch.agent != sender:
+        return _reject("agent_mismatch", "agent", f"batch of {batch.agent!r} on {sender!r}'s topic")
+    reasons: list[Reason] = []
+    for i, r in enumerate(batch.readings):
+        if contract.devices and r.device not in contract.devices:
+            reasons.append(
+                Reason(code="unknown_device", field=f"readings[{i}].device", message=r.device)
+            )
+        limit = contract.max_power_kw * r.duration_s / 3600 + _SLACK_KWH
+        if abs(r.energy_kwh) > limit:
+            reasons.append(
+                Reason(
+                    code="implausible",
+                    field=f"readings[{i}].energy_kwh",
+                    message=f"{r.energy_kwh:g} kWh in {r.duration_s} s exceeds the contract's "
+                    f"{contract.max_power_kw:g} kW",
+                )
+            )
+        if r.start + r.duration_s > now + rules.clock_skew_s:
+            reasons.append(
+                Reason(
+                    code="reading_in_future",
+                    field=f"readings[{i}].start",
+                    message=f"interval ends {r.start + r.duration_s - now:.0f} s ahead of FMAN",
+                )
+            )
+        if len(reasons) >= 16:
+            break
+    return Verdict("reject", tuple(reasons)) if reasons else ACCEPT

@@ -1,0 +1,223 @@
+"""The worker's configuration: one TOML file, checked on load with errors that name the key.
+
+Every section has defaults, so an empty file (or none) runs a development worker against a
+broker on localhost. Unknown keys are refused: a misspelt ``intervall_s`` must not silently
+fall back to the default. An example with every key is in ``docs/fman.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from ._errors import ConfigError
+
+PosFloat = Annotated[float, Meta(gt=0)]
+NonNegFloat = Annotated[float, Meta(ge=0)]
+PosInt = Annotated[int, Meta(gt=0)]
+
+
+class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class WorkerSection(_Section):
+    #: MQTT client id; keep it stable across restarts so the broker keeps the worker's session
+    #: (and redelivers what it had not acknowledged when it died).
+    id: str = "fman-1"
+    broker: str = "mqtt://127.0.0.1:1883"
+    #: Shared-subscription group: workers of one group share the load.
+    group: str = "fman"
+    db: str = ".atp/fman.db"
+    #: How long the broker keeps a dead worker's session and queues its share of messages.
+    session_expiry_s: PosInt = 3600
+    #: File holding ``username:password`` for the broker (mode 0600); empty for anonymous.
+    credentials_file: str = ""
+    #: Most messages decided and committed in one transaction.
+    batch_max: PosInt = 1000
+    #: ``normal`` survives a crash of the worker (WAL); ``full`` also a power cut, slower.
+    synchronous: Literal["normal", "full"] = "normal"
+    #: Quality of service of acks and schedules sent to agents.
+    qos: Literal[0, 1] = 1
+    #: How often (wall seconds) counters are written to the database.
+    stats_interval_s: PosFloat = 1.0
+
+
+class ClockSection(_Section):
+    #: Simulated start time (epoch seconds or ISO 8601); empty for the real clock.
+    sim_start: str = ""
+    speed: PosFloat = 1.0
+    #: Wall-clock epoch at which simulated time equals ``sim_start`` (default: at start-up).
+    anchor: float = 0.0
+
+
+class Contract(_Section):
+    """What an agent may offer: the connection's limit and, optionally, its devices."""
+
+    max_power_kw: PosFloat = 50.0
+    #: Devices the agent registered; empty accepts any device id.
+    devices: list[str] = []
+    #: Offers not yet final per agent; more are rejected (protects the planner from a flood).
+    max_open_offers: PosInt = 500
+
+
+class AcceptanceSection(_Section):
+    #: How far an agent's clock may be ahead of ours (seconds of the worker's clock).
+    clock_skew_s: NonNegFloat = 60.0
+    #: Latest start an offer may have, counted from now.
+    max_horizon_s: PosInt = 7 * 86_400
+    default: Contract = Contract()
+    agents: dict[str, Contract] = {}
+
+
+class SeriesSource(_Section):
+    """A time series from a file (CSV ``start,value`` or JSON) or a (retained) MQTT topic."""
+
+    file: str = ""
+    topic: str = ""
+
+
+class ObjectiveSection(_Section):
+    kind: Literal["balance", "cost"] = "balance"
+    #: Weights of combined objectives, e.g. ``{balance = 1, cost = 0.2}``.
+    weights: dict[str, float] = {}
+    target: SeriesSource = SeriesSource()
+    prices: SeriesSource = SeriesSource()
+    #: Peak limit in kW per grid node.
+    peak_kw: dict[str, PosFloat] = {}
+
+
+class PlanningSection(_Section):
+    #: ``default``, ``greedy``, ``ortools`` or ``package.module:Class``.
+    planner: str = "greedy"
+    resolution_s: PosInt = 900
+    #: Planning interval (simulated or real seconds); 0 means one slot.
+    interval_s: NonNegFloat = 0.0
+    horizon_s: PosInt = 86_400
+    time_limit_s: PosFloat = 5.0
+    #: A schedule must reach the agent this long before the offer's ``assignment_before``.
+    deadline_margin_s: NonNegFloat = 60.0
+    #: ...plus this many *wall* seconds, so a fast simulated clock leaves time to deliver.
+    deadline_margin_wall_s: NonNegFloat = 1.0
+    #: Least wall time between two re-plans triggered by arriving offers.
+    replan_min_wall_s: NonNegFloat = 0.3
+    #: Resend a schedule the agent has not answered after this many wall seconds.
+    resend_after_wall_s: PosFloat = 10.0
+
+
+class ExecutionSection(_Section):
+    #: A slot deviates when ``|metered - scheduled| > tolerance_kwh + tolerance_rel * |scheduled|``.
+    tolerance_kwh: NonNegFloat = 0.05
+    tolerance_rel: NonNegFloat = 0.1
+    #: Time after an offer's last slot for its readings to arrive before it is judged.
+    grace_s: NonNegFloat = 1800.0
+
+
+class Config(_Section):
+    worker: WorkerSection = WorkerSection()
+    clock: ClockSection = ClockSection()
+    acceptance: AcceptanceSection = AcceptanceSection()
+    planning: PlanningSection = PlanningSection()
+    objective: ObjectiveSection = ObjectiveSection()
+    execution: ExecutionSection = ExecutionSection()
+
+    def contract(self, agent: str) -> Contract:
+        return self.acceptance.agents.get(agent, self.acceptance.default)
+
+    @property
+    def interval_s(self) -> float:
+        return self.planning.interval_s or float(self.planning.resolution_s)
+
+
+_AT = re.compile(r"^(.*) - at `\$\.?(.*)`$", re.S)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """A :class:`Config` from parsed TOML, or :class:`ConfigError` naming the bad key."""
+    try:
+        cfg = msgspec.convert(data, Config)
+    except msgspec.ValidationError as exc:
+        m = _AT.match(str(exc))
+        if m:
+            raise ConfigError(m.group(2), m.group(1)) from None
+        raise ConfigError("", str(exc)) from None
+    _check(cfg)
+    return cfg
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and check ``path``; ``None`` gives the defaults."""
+    if path is None:
+        return config_from_dict({})
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError("", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    return config_from_dict(data)
+
+
+def _check(cfg: Config) -> None:
+    """Rules that span fields."""
+    if not cfg.worker.broker.startswith(("mqtt://", "mqtts://")):
+        raise ConfigError("worker.broker", f"{cfg.worker.broker!r} is not an mqtt:// URL")
+    r = cfg.planning.resolution_s
+    if not 900 <= r <= 3600 or 86_400 % r:
+        raise ConfigError("planning.resolution_s", f"{r} s: use 900 to 3600 s dividing a day")
+    for key, src in (("target", cfg.objective.target), ("prices", cfg.objective.prices)):
+        if src.file and src.topic:
+            raise ConfigError(f"objective.{key}", "give a file or a topic, not both")
+    if cfg.objective.kind == "cost" and not (
+        cfg.objective.prices.file or cfg.objective.prices.topic
+    ):
+        raise ConfigError("objective.prices", "the cost objective needs a price series")
+    if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,128}", cfg.worker.group):
+        raise ConfigError("worker.group", f"{cfg.worker.group!r} is not a valid group name")
+    if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,128}", cfg.worker.id):
+        raise ConfigError("worker.id", f"{cfg.worker.id!r}: letters, digits and _.:@- only")
+
+
+def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
+    """``cfg`` with some keys replaced, e.g. ``with_overrides(cfg, worker={"id": "w2"})``;
+    the command line uses it so flags and file agree on one checked result."""
+    data = msgspec.to_builtins(cfg)
+    for name, values in sections.items():
+        data.setdefault(name, {}).update({k: v for k, v in values.items() if v is not None})
+    return config_from_dict(data)
+
+
+def dump_toml(data: dict[str, Any]) -> str:
+    """TOML for a nested dict of scalars, lists and dicts (what :class:`Config` holds); the
+    demo writes its worker's configuration with it."""
+    lines: list[str] = []
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+    def table(prefix: str, d: dict[str, Any]) -> None:
+        plain = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        nested = {k: v for k, v in d.items() if isinstance(v, dict)}
+        if prefix and (plain or not nested):
+            lines.append(f"[{prefix}]")
+        for k, v in plain.items():
+            lines.append(f"{json.dumps(k)} = {scalar(v)}")
+        for k, v in nested.items():
+            table(f"{prefix}.{json.dumps(k)}" if prefix else json.dumps(k), v)
+
+    table("", data)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,416 @@
+"""The planning cycle: plan accepted offers, send schedules, follow them through execution.
+
+One worker of a group runs it at a time, the holder of the ``planner`` lease in the store
+(renewed every step; taken over by another worker when it expires). Each step:
+
+1. **plan**, at every planning interval (default one slot) and soon after offers arrive, change
+   or leave: the open offers whose ``assignment_before`` lies beyond the delivery margin and
+   within the horizon go to the planner with the target (minus the load already fixed: offers
+   past their deadline, executing, or beyond the horizon at their default), prices and peak
+   limits. Every planned assignment is checked with :func:`protocol.check_assignment`; an
+   offer the planner could not place, or placed infeasibly, gets its default schedule,
+   explicitly. An offer whose deadline is too near to plan and that has no schedule gets its
+   default too. A schedule is stored as a new version only if it differs from the one in
+   force, so re-planning does not flood agents with copies.
+2. **deliver** schedules not yet handed to the broker (a worker killed in between resends them
+   after its restart) and resend those an agent has not answered for a while; the agent treats
+   a repeated version as a no-op.
+3. **advance** offers in time: ``executing`` from the schedule's start, ``executed`` once the
+   last slot plus a grace period has passed, with the execution check (:mod:`.execution`)
+   written per slot. A schedule the agent refused leaves the previous acknowledged version in
+   force, or the default if there is none.
+
+The delivery margin is ``deadline_margin_s`` of the clock plus ``deadline_margin_wall_s``
+wall seconds (times the clock's speed), because at a hundred times real speed the time to plan
+and deliver matters in simulated minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from msgspec.structs import replace
+
+import protocol
+from protocol import FlexOffer, Schedule, align_up, check_assignment, start_window, topics
+
+from ..optim import DefaultPlanner, PlanRequest, PlanResult
+from . import execution, series
+from .greedy import GreedyPlanner
+from .planners import load_planner
+from .store import Store, StoredSchedule
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+LEASE = "planner"
+#: How often (wall seconds) the cycle wakes up to look for work.
+STEP_S = 0.1
+
+
+class Cycle:
+    """The planning cycle of one worker; :meth:`run` it in its own thread."""
+
+    def __init__(self, *, worker: Worker, store: Store) -> None:
+        self.worker = worker
+        self.config = worker.config
+        self.clock = worker.clock
+        self.store = store
+        self.stats = worker.stats
+        self.planner = load_planner(self.config.planning.planner)
+        self._sent: deque[tuple[str, int]] = deque()
+        self._in_flight: set[tuple[str, int]] = set()
+        self._offers: dict[tuple[str, int], FlexOffer] = {}
+        self._change_seen: int | None = None
+        self._last_plan_wall = 0.0
+        self._next_plan = -math.inf
+        self._next_advance_wall = 0.0
+        self._files: dict[str, float] = {}
+        self.leading = False
+
+    @classmethod
+    def factory(cls, worker: Worker, store: Store) -> Cycle:
+        return cls(worker=worker, store=store)
+
+    @property
+    def lease_ttl_s(self) -> float:
+        return max(10.0, 3 * self.config.planning.time_limit_s)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                if self.store.acquire_lease(LEASE, self.worker.id, time.time(), self.lease_ttl_s):
+                    if not self.leading:
+                        log.info("worker %s holds the planner lease", self.worker.id)
+                        self.leading = True
+                    self.step()
+                elif self.leading:
+                    log.warning("worker %s lost the planner lease", self.worker.id)
+                    self.leading = False
+            except Exception:
+                log.exception("planning step failed; retrying")
+                self.stats["cycle.errors"] += 1
+                stop.wait(1.0)
+            stop.wait(STEP_S if self.leading else 1.0)
+        if self.leading:
+            self.store.release_lease(LEASE, self.worker.id)
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        now, wall = self.clock.now(), time.time()
+        pc = self.config.planning
+        self._load_series_files()
+        change = self.store.counter("offers")
+        changed = change != self._change_seen
+        if now >= self._next_plan or (
+            changed and wall - self._last_plan_wall >= pc.replan_min_wall_s
+        ):
+            self._change_seen = change
+            self.plan(now)
+            self._last_plan_wall = time.time()
+            interval = self.config.interval_s
+            self._next_plan = (now // interval + 1) * interval
+        self.deliver()
+        if wall >= self._next_advance_wall:
+            self.advance(self.clock.now())
+            self._next_advance_wall = wall + 0.5
+
+    def _load_series_files(self) -> None:
+        for name, src in (
+            ("target", self.config.objective.target),
+            ("prices", self.config.objective.prices),
+        ):
+            if not src.file:
+                continue
+            try:
+                mtime = os.stat(src.file).st_mtime
+                if self._files.get(name) == mtime:
+                    continue
+                self.store.put_series(name, series.load_file(src.file))
+                self._files[name] = mtime
+            except (OSError, series.SeriesError) as exc:
+                if name not in self._files:
+                    log.error("objective %s: %s", name, exc)
+                    self._files[name] = -1.0
+
+    def _offer(self, row: dict[str, Any]) -> FlexOffer:
+        key = (row["id"], row["revision"])
+        offer = self._offers.get(key)
+        if offer is None:
+            offer = protocol.decode(row["payload"], expect="offer", check=False).body
+            if len(self._offers) > 200_000:
+                self._offers.clear()
+            self._offers[key] = offer
+        return offer
+
+    def margin_s(self) -> float:
+        pc = self.config.planning
+        return pc.deadline_margin_s + self.clock.speed * pc.deadline_margin_wall_s
+
+    # -- plan ----------------------------------------------------------------------------------
+
+    def plan(self, now: float) -> None:
+        pc, res = self.config.planning, self.config.planning.resolution_s
+        margin = self.margin_s()
+        earliest = align_up(int(now + margin), res)
+        originals: dict[str, FlexOffer] = {}
+        rows = self.store.offers_in(("accepted", "assigned", "executing"))
+        current = self.store.current_schedules()
+        plannable: list[FlexOffer] = []
+        fixed: dict[int, float] = {}
+        fixed_by_node: dict[str, dict[int, float]] = {}
+        new_rows: list[tuple] = []
+        for row in rows:
+            offer = self._offer(row)
+            sched = current.get(offer.id)
+            open_ = row["state"] in ("accepted", "assigned")
+            deadline = row["assignment_before"]
+            if (
+                open_
+                and now + margin < deadline <= now + pc.horizon_s
+                and (sched is None or sched.start > earliest)
+                and start_window(offer)[1] >= earliest
+            ):
+                # plannable: never at a start before the schedule could reach the agent
+                lo = start_window(offer)[0]
+                plannable.append(offer if lo >= earliest else replace(offer, start_after=earliest))
+                originals[offer.id] = offer
+                continue
+            if (
+                open_
+                and now < deadline <= now + pc.horizon_s
+                and (sched is None or not _fits(offer, sched))
+            ):
+                # too close to its deadline (or its start) to plan, and nothing valid in
+                # force: the default, explicitly. Offers beyond the horizon wait, counted at
+                # their default.
+                new_rows.append(_default_row(offer))
+                sched = None
+            if sched is not None:
+                start, energy = sched.start, sched.energy_kwh
+            else:
+                start, energy = offer.default.start, offer.default.energy_kwh
+            for t, e in execution.per_slot(start, energy, offer.resolution_s).items():
+                fixed[t] = fixed.get(t, 0.0) + e
+                fixed_by_node.setdefault(offer.grid_node, {})
+                fixed_by_node[offer.grid_node][t] = fixed_by_node[offer.grid_node].get(t, 0) + e
+        if plannable:
+            result = self._solve(plannable, fixed, fixed_by_node, res)
+            chosen = {s.offer_id: s for s in result.schedules}
+            for offer in (originals[o.id] for o in plannable):
+                s = chosen.get(offer.id)
+                if s is None or check_assignment(
+                    offer, start=s.start, profile=s.profile, energy_kwh=list(s.energy_kwh)
+                ):
+                    if s is not None:
+                        self.stats["plan.infeasible_result"] += 1
+                    row = _default_row(offer)
+                else:
+                    row = (
+                        offer.id,
+                        offer.issuer,
+                        offer.revision,
+                        s.start,
+                        s.profile,
+                        [float(e) for e in s.energy_kwh],
+                        "planned",
+                    )
+                old = current.get(offer.id)
+                if old is not None and _same(old, row):
+                    continue
+                new_rows.append(row)
+            self.stats["plan.runs"] += 1
+            self.stats["plan.offers"] = len(plannable)
+        if new_rows:
+            stored = self.store.add_schedules(new_rows, now=now, holder=self.worker.id)
+            self.stats["schedules.issued"] += len(stored)
+            self.stats["schedules.default"] += sum(1 for s in stored if s.kind == "default")
+
+    def _solve(
+        self,
+        offers: list[FlexOffer],
+        fixed: dict[int, float],
+        fixed_by_node: dict[str, dict[int, float]],
+        res: int,
+    ) -> PlanResult:
+        obj = self.config.objective
+        target = self.store.series("target")
+        residual = {t: v - fixed.get(t, 0.0) for t, v in target.items()}
+        peak = {
+            node: max(0.0, kw - max(fixed_by_node.get(node, {0: 0.0}).values()) * 3600 / res)
+            for node, kw in obj.peak_kw.items()
+        }
+        request = PlanRequest(
+            offers=offers,
+            resolution_s=res,
+            objective=obj.kind,
+            target_kwh=residual,
+            prices_eur_per_kwh=self.store.series("prices"),
+            peak_kw_by_node=peak,
+            weights=obj.weights,
+            time_limit_s=self.config.planning.time_limit_s,
+        )
+        t0 = time.perf_counter()
+        for planner in (self.planner, GreedyPlanner(), DefaultPlanner()):
+            try:
+                result = planner.plan(request)
+                break
+            except Exception:
+                log.exception("planner %s failed; falling back", type(planner).__name__)
+                self.stats["plan.planner_failed"] += 1
+        self.stats["plan.last_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        if result.infeasible:
+            self.stats["plan.unplaceable"] += len(result.infeasible)
+        return result
+
+    # -- deliver ---------------------------------------------------------------------------------
+
+    def deliver(self) -> None:
+        done = []
+        while self._sent:
+            key = self._sent.popleft()
+            self._in_flight.discard(key)
+            done.append(key)
+        if done:
+            self.store.mark_sent(done, time.time())
+            self.stats["schedules.sent"] += len(done)
+        resend_before = time.time() - self.config.planning.resend_after_wall_s
+        now = int(self.clock.now())
+        for s in self.store.unsent_schedules(resend_before=resend_before, now=now):
+            key = (s.offer_id, s.version)
+            if key in self._in_flight:
+                continue
+            if s.status == "sent":
+                self.stats["schedules.resent"] += 1
+            payload = protocol.encode(
+                Schedule(
+                    offer_id=s.offer_id,
+                    version=s.version,
+                    start=s.start,
+                    profile=s.profile,
+                    energy_kwh=s.energy_kwh,
+                    issued_at=now,
+                ),
+                ts=now,
+                msg_id=f"{s.offer_id}:v{s.version}",
+            )
+            self._in_flight.add(key)
+            ok = self.worker.bus.publish(
+                topics.agent_topic(s.issuer, "schedule"),
+                payload,
+                qos=self.config.worker.qos,
+                done=lambda k=key: self._sent.append(k),
+                stop=self.worker.stopping,
+            )
+            if not ok:
+                self._in_flight.discard(key)
+                return
+
+    # -- advance ---------------------------------------------------------------------------------
+
+    def advance(self, now: float) -> None:
+        """Move offers along in time; judge each offer's execution once its last slot and
+        the grace period for late readings have passed."""
+        self._after_refusals(now)
+        grace = self.config.execution.grace_s
+        current = self.store.current_schedules()
+        starting, finished = [], []
+        for row in self.store.offers_in(("accepted", "assigned", "executing")):
+            offer = self._offer(row)
+            sched = current.get(offer.id)
+            if sched is None and now >= row["assignment_before"]:
+                # no schedule by the deadline (the worker was down): the agent runs its default
+                self.store.add_schedules(
+                    [_default_row(offer)], now=now, holder=self.worker.id, status="implicit"
+                )
+                self.stats["schedules.implicit"] += 1
+                sched = self.store.current_schedules([offer.id]).get(offer.id)
+            start = sched.start if sched else offer.default.start
+            n = len(sched.energy_kwh) if sched else len(offer.default.energy_kwh)
+            if row["state"] != "executing" and now >= start:
+                starting.append(offer.id)
+            if now >= start + n * offer.resolution_s + grace:
+                finished.append((offer, sched))
+        if starting:
+            self.store.set_states(
+                [("executing", now, oid, ("accepted", "assigned")) for oid in starting]
+            )
+        for offer, sched in finished:
+            self._check(offer, sched, now=now)
+        self.stats["offers.executed"] += len(finished)
+
+    def _check(self, offer: FlexOffer, sched: StoredSchedule | None, *, now: float) -> None:
+        ex, res = self.config.execution, offer.resolution_s
+        d = offer.default
+        scheduled = execution.per_slot(
+            sched.start if sched else d.start, sched.energy_kwh if sched else d.energy_kwh, res
+        )
+        readings = self.store.readings_of(
+            offer.id, offer.issuer, offer.device, min(scheduled), max(scheduled) + res
+        )
+        rows = execution.check(
+            scheduled=scheduled,
+            baseline=execution.per_slot(d.start, d.energy_kwh, res),
+            metered=execution.metered_per_slot(readings, res),
+            tolerance_kwh=ex.tolerance_kwh,
+            tolerance_rel=ex.tolerance_rel,
+        )
+        metered = sum(1 for r in rows if r.slot in scheduled and r.metered_kwh is not None)
+        flagged = sum(1 for r in rows if r.flagged)
+        with self.store.write():
+            self.store.put_execution(offer.id, [r.row() for r in rows])
+            self.store.set_execution_summary(
+                offer.id, metered=metered, flagged=flagged, executed_at=now
+            )
+
+    def _after_refusals(self, now: float) -> None:
+        """A refused current schedule: the agent keeps its last acknowledged version, or runs
+        its default; FMAN records the same."""
+        for s in self.store.refused_current():
+            version = self.store.fall_back(s.offer_id, s.version)
+            self.stats["schedules.refused"] += 1
+            if version == 0:
+                offer = self._offer(self.store.offer_row(s.offer_id))
+                self.store.add_schedules(
+                    [_default_row(offer)],
+                    now=now,
+                    holder=self.worker.id,
+                    status="implicit",
+                    states=("accepted", "assigned", "executing"),
+                )
+
+
+def _default_row(offer: FlexOffer) -> tuple:
+    d = offer.default
+    return (
+        offer.id,
+        offer.issuer,
+        offer.revision,
+        d.start,
+        d.profile,
+        list(d.energy_kwh),
+        "default",
+    )
+
+
+def _same(old: StoredSchedule, row: tuple) -> bool:
+    _, _, _, start, profile, energy, _ = row
+    return (
+        old.start == start
+        and old.profile == profile
+        and len(old.energy_kwh) == len(energy)
+        and all(abs(a - b) <= 1e-6 for a, b in zip(old.energy_kwh, energy, strict=True))
+    )
+
+
+def _fits(offer: FlexOffer, s: StoredSchedule) -> bool:
+    return not check_assignment(offer, start=s.start, profile=s.profile, energy_kwh=s.energy_kwh)

@@ -1,0 +1,554 @@
+"""Ingest: a batch of MQTT messages in, one committed transaction, answers out.
+
+The worker hands over what the broker delivered (topic, payload); :meth:`Ingest.process`
+decodes and validates each message (outside any lock), then, in one write transaction,
+recognises redeliveries, judges offers, withdrawals and meter batches against the stored state,
+and writes the outcome. Only after the commit does the worker acknowledge the batch to the
+broker and publish the answers returned here: a message is never acknowledged before it is
+stored, and a crash in between makes the broker redeliver it, which the ingest log turns into
+the same answer again, never a second row.
+
+Ordering across workers: the shared subscription may hand an offer's update to one worker and
+its insert to another, so order is restored from the data itself rather than from delivery:
+an offer is kept only if its ``revision`` is higher than the stored one (the older revision,
+arriving late, is answered ``superseded``); a withdrawal of an unknown offer leaves a
+tombstone that its late insert cannot revive; a status is kept only if its timestamp is newer.
+The check and the write share one ``BEGIN IMMEDIATE`` transaction, so two workers cannot
+interleave between them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+import protocol
+from protocol import (
+    Ack,
+    DecodeError,
+    FlexOffer,
+    MeterBatch,
+    Reason,
+    Reject,
+    Status,
+    Withdraw,
+    start_window,
+    topics,
+)
+
+from ..clock import Clock
+from . import series
+from .acceptance import Verdict, judge_meter, judge_offer, judge_withdraw
+from .config import Config
+from .store import OfferHead, Store
+
+log = logging.getLogger(__name__)
+
+#: Agent channels FMAN consumes, and the message kinds each carries.
+CHANNELS: dict[str, tuple[str, ...]] = {
+    "offer": ("offer",),
+    "offer/delete": ("offer.delete",),
+    "meter": ("meter",),
+    "status": ("status",),
+    "schedule/ack": ("ack", "reject"),
+}
+#: Channels whose sender is told about a refused message (on its ack topic).
+ANSWERED = {"offer": "offer", "offer/delete": "offer.delete", "meter": "meter"}
+_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+_PREFIX = topics.PREFIX + "/a/"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One delivered message. ``mid`` and ``qos`` are the broker's, for the acknowledgement."""
+
+    topic: str
+    payload: bytes
+    mid: int = 0
+    qos: int = 1
+
+
+class _Conflict(Exception):
+    """Another worker changed what a batch was decided on; decide again under the lock."""
+
+
+@dataclass(slots=True)
+class _Decisions:
+    """What one batch comes to: the rows to write, the answers, the counters, and the offer
+    heads the decisions were based on."""
+
+    read: dict[str, OfferHead | None] = field(default_factory=dict)
+    log_rows: list[tuple] = field(default_factory=list)
+    offer_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    state_rows: list[tuple[str, str, float, str]] = field(default_factory=list)
+    reading_rows: list[tuple] = field(default_factory=list)
+    status_rows: list[tuple] = field(default_factory=list)
+    schedule_rows: list[tuple] = field(default_factory=list)
+    series: list[tuple[str, dict[int, float]]] = field(default_factory=list)
+    answers: list[Outgoing] = field(default_factory=list)
+    stats: Counter[str] = field(default_factory=Counter)
+
+    def still_valid(self, tx: Store) -> bool:
+        """Whether every offer decided on is still as it was read (issuer, revision, state)."""
+        if not self.read:
+            return True
+        now = tx.offer_heads(list(self.read))
+        return all(_key(now.get(oid)) == _key(head) for oid, head in self.read.items())
+
+
+def _key(head: OfferHead | None) -> tuple | None:
+    return None if head is None else (head.issuer, head.revision, head.state)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class _Item:
+    channel: str
+    agent: str
+    msg: protocol.Message | None
+    payload: bytes
+    series: dict[int, float] | None = None
+
+
+def series_topics(config: Config) -> dict[str, str]:
+    """Topics carrying objective series (non-shared: every worker keeps them), by name."""
+    obj = config.objective
+    return {
+        src.topic: name
+        for name, src in (("target", obj.target), ("prices", obj.prices))
+        if src.topic
+    }
+
+
+def split_topic(topic: str) -> tuple[str, str] | None:
+    """``(agent, channel)`` of an agent topic FMAN consumes, else ``None``."""
+    if not topic.startswith(_PREFIX):
+        return None
+    agent, _, channel = topic[len(_PREFIX) :].partition("/")
+    if channel not in CHANNELS or not _ID.match(agent):
+        return None
+    return agent, channel
+
+
+class Ingest:
+    """Decides on batches of messages; holds no connection, only a store and counters."""
+
+    def __init__(
+        self, *, store: Store, config: Config, clock: Clock, worker: str, stats: Counter[str]
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.config = config
+        self.worker = worker
+        self.stats = stats
+        self.fman_id = config.worker.group
+        self._warned: dict[tuple[str, str], int] = {}
+        self.series_topics = series_topics(config)
+        # answer ids: unique per process start, cheaper than a UUID per message
+        self._ids = itertools.count()
+        self._id_prefix = f"{worker}.{uuid.uuid4().hex[:12]}."
+
+    # -- decoding (pure) --------------------------------------------------------------------
+
+    def _decode(self, m: Incoming, answers: list[Outgoing], now: float) -> _Item | None:
+        where = split_topic(m.topic)
+        if where is None and m.topic in self.series_topics:
+            return self._decode_series(m)
+        if where is None:
+            self.stats["malformed.topic"] += 1
+            self._warn("?", "topic", f"unexpected topic {m.topic[:200]!r}")
+            return None
+        agent, channel = where
+        self.stats[f"received.{channel}"] += 1
+        if channel == "status" and not m.payload:
+            self.stats["status.cleared"] += 1  # a retained status removed: nothing to keep
+            return None
+        kinds = CHANNELS[channel]
+        try:
+            msg = protocol.decode(m.payload, expect=kinds[0] if len(kinds) == 1 else None)
+            if msg.kind not in kinds:
+                raise DecodeError(
+                    [protocol.FieldError("kind", f"{msg.kind!r} is not sent on {channel}")]
+                )
+        except DecodeError as exc:
+            self.stats[f"malformed.{channel}"] += 1
+            self._warn(agent, channel, str(exc))
+            if channel in ANSWERED:
+                answers.append(self._refusal(agent, channel, m.payload, exc, now))
+            return None
+        return _Item(channel, agent, msg, m.payload)
+
+    def _decode_series(self, m: Incoming) -> _Item | None:
+        name = self.series_topics[m.topic]
+        try:
+            values = series.parse_json(m.payload)
+        except series.SeriesError as exc:
+            self.stats[f"malformed.{name}"] += 1
+            self._warn(m.topic, name, str(exc))
+            return None
+        self.stats[f"received.{name}"] += 1
+        return _Item(f"series:{name}", "", None, m.payload, values)
+
+    def _refusal(
+        self, agent: str, channel: str, payload: bytes, exc: DecodeError, now: float
+    ) -> Outgoing:
+        """The reject for an undecodable message: it names the message id if one can be read."""
+        ref = _peek_id(payload)
+        reasons = [
+            Reason(code="invalid", field=e.path[:200], message=e.message[:500])
+            for e in exc.errors[:16]
+        ]
+        body = Reject(ref_kind=ANSWERED[channel], ref_id=ref, reasons=reasons)
+        return Outgoing(topics.agent_topic(agent, "ack"), protocol.encode(body, ts=int(now)))
+
+    def _warn(self, agent: str, channel: str, text: str) -> None:
+        """Log the first bad message of each sender and channel, then every 1000th."""
+        key = (agent, channel)
+        n = self._warned.get(key, 0)
+        self._warned[key] = n + 1
+        if len(self._warned) > 100_000:
+            self._warned.clear()
+        if n % 1000 == 0:
+            log.warning("refused %s message from %s: %s (%d so far)", channel, agent, text, n + 1)
+
+    # -- the batch ---------------------------------------------------------------------------
+
+    def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        """Decide on ``batch`` and commit; returns the answers to publish after the commit.
+
+        The decisions are made first without the write lock, on what the store holds now;
+        under the lock only the offers concerned are read again, and if any changed meanwhile
+        (another worker, the planner) the batch is decided again under the lock. So two
+        workers mostly overlap their work and queue only for the writes."""
+        now = self.clock.now()
+        wall = time.time()
+        answers: list[Outgoing] = []
+        items = [it for m in batch if (it := self._decode(m, answers, now)) is not None]
+        if not items:
+            return answers
+        d = self._decide(self.store, items, now, wall)
+        try:
+            with self.store.write() as tx:
+                if not d.still_valid(tx):
+                    self.stats["ingest.redecided"] += 1
+                    d = self._decide(tx, items, now, wall)
+                self._write(tx, d)
+        except _Conflict:
+            self.stats["ingest.redecided"] += 1
+            with self.store.write() as tx:
+                d = self._decide(tx, items, now, wall)
+                self._write(tx, d)
+        self.stats.update(d.stats)
+        return answers + d.answers
+
+    def _decide(self, tx: Store, items: list[_Item], now: float, wall: float) -> _Decisions:
+        d = _Decisions()
+        logged = [it for it in items if it.channel in ANSWERED]
+        seen = tx.seen_messages([(it.agent, it.msg.id) for it in logged]) if logged else {}  # type: ignore[union-attr]
+        offer_ids = [
+            it.msg.body.id if it.channel == "offer" else it.msg.body.offer_id  # type: ignore[union-attr]
+            for it in logged
+            if it.channel in ("offer", "offer/delete")
+        ]
+        heads = tx.offer_heads(offer_ids) if offer_ids else {}
+        d.read = {oid: heads.get(oid) for oid in offer_ids}
+        new_issuers = [
+            it.agent
+            for it in logged
+            if it.channel == "offer" and it.msg.body.id not in heads  # type: ignore[union-attr]
+        ]
+        open_counts = tx.open_offer_counts(new_issuers) if new_issuers else {}
+        log_rows = d.log_rows
+        offer_rows = d.offer_rows
+        state_rows = d.state_rows
+        reading_rows = d.reading_rows
+        status_rows = d.status_rows
+        schedule_rows = d.schedule_rows
+        answers = d.answers
+        stats = d.stats
+        batch_seen: set[tuple[str, str]] = set()
+
+        for it in items:
+            msg = it.msg
+            if msg is None:  # an objective series from its topic
+                assert it.series is not None
+                d.series.append((it.channel.removeprefix("series:"), it.series))
+                continue
+            body: Any = msg.body
+            agent = it.agent
+            if it.channel in ANSWERED:
+                key = (agent, msg.id)
+                previous = seen.get(key)
+                if previous is not None or key in batch_seen:
+                    stats["duplicate"] += 1
+                    if previous is not None:
+                        answers.append(self._repeat(agent, previous, now))
+                    continue
+                batch_seen.add(key)
+
+            if it.channel == "offer":
+                offer: FlexOffer = body
+                stored = heads.get(offer.id)
+                verdict = judge_offer(
+                    offer,
+                    sender=agent,
+                    stored=stored,
+                    now=now,
+                    open_offers=open_counts.get(agent, 0),
+                    contract=self.config.contract(agent),
+                    rules=self.config.acceptance,
+                )
+                if verdict.outcome == "accept":
+                    state = stored.state if stored and stored.state == "assigned" else "accepted"
+                    offer_rows[offer.id] = _offer_row(
+                        offer, state, "", it.payload, now, self.worker
+                    )
+                    heads[offer.id] = OfferHead(
+                        offer.id,
+                        agent,
+                        offer.revision,
+                        state,
+                        offer.assignment_before,
+                        stored.schedule_version if stored else 0,
+                    )
+                    if stored is None:
+                        open_counts[agent] = open_counts.get(agent, 0) + 1
+                    stats["offer.accepted" if stored is None else "offer.updated"] += 1
+                elif verdict.outcome == "reject":
+                    stats["offer.rejected"] += 1
+                    if stored is None and verdict.reasons[0].code not in _NOT_KEPT:
+                        reason = _reasons_json(verdict.reasons)
+                        offer_rows[offer.id] = _offer_row(
+                            offer, "rejected", reason, it.payload, now, self.worker
+                        )
+                        heads[offer.id] = OfferHead(
+                            offer.id, agent, offer.revision, "rejected", offer.assignment_before, 0
+                        )
+                else:  # the same revision again, in a new message: answer as before
+                    stats["offer.repeated"] += 1
+                    if stored is not None and stored.state == "rejected":
+                        verdict = Verdict(
+                            "reject",
+                            (Reason(code="rejected", field="id", message="rejected before"),),
+                        )
+                answers.append(self._answer(agent, "offer", offer.id, offer.revision, verdict, now))
+                log_rows.append(
+                    _log_row(
+                        agent, msg.id, "offer", offer.id, offer.revision, verdict, self.worker, wall
+                    )
+                )
+
+            elif it.channel == "offer/delete":
+                wd: Withdraw = body
+                stored = heads.get(wd.offer_id)
+                verdict = judge_withdraw(wd, sender=agent, stored=stored)
+                if verdict.outcome == "accept":
+                    stats["offer.withdrawn"] += 1
+                    reason = wd.reason or "withdrawn by the agent"
+                    if stored is None:
+                        offer_rows[wd.offer_id] = _tombstone(
+                            wd.offer_id, agent, reason, now, self.worker
+                        )
+                    elif wd.offer_id in offer_rows:  # inserted earlier in this very batch
+                        offer_rows[wd.offer_id].update(state="withdrawn", reason=reason)
+                    else:
+                        state_rows.append(("withdrawn", reason, now, wd.offer_id))
+                    heads[wd.offer_id] = OfferHead(
+                        wd.offer_id,
+                        agent,
+                        -1,
+                        "withdrawn",
+                        0,
+                        stored.schedule_version if stored else 0,
+                    )
+                elif verdict.outcome == "reject":
+                    stats["withdraw.rejected"] += 1
+                answers.append(self._answer(agent, "offer.delete", wd.offer_id, 0, verdict, now))
+                log_rows.append(
+                    _log_row(
+                        agent, msg.id, "offer/delete", wd.offer_id, 0, verdict, self.worker, wall
+                    )
+                )
+
+            elif it.channel == "meter":
+                mb: MeterBatch = body
+                verdict = judge_meter(
+                    mb,
+                    sender=agent,
+                    now=now,
+                    contract=self.config.contract(agent),
+                    rules=self.config.acceptance,
+                )
+                if verdict.accepted:
+                    stats["meter.readings"] += len(mb.readings)
+                    reading_rows.extend(
+                        (agent, r.device, r.start, r.duration_s, r.energy_kwh, r.offer_id, now)
+                        for r in mb.readings
+                    )
+                else:
+                    stats["meter.rejected"] += 1
+                answers.append(self._answer(agent, "meter", msg.id[:128], mb.seq, verdict, now))
+                log_rows.append(
+                    _log_row(agent, msg.id, "meter", "", mb.seq, verdict, self.worker, wall)
+                )
+
+            elif it.channel == "status":
+                st: Status = body
+                if st.agent != agent:
+                    stats["malformed.status"] += 1
+                    self._warn(agent, "status", f"status of {st.agent!r} on this agent's topic")
+                    continue
+                stats[f"status.{st.state}"] += 1
+                status_rows.append(
+                    (agent, st.state, st.since, msg.ts, now, st.version, json.dumps(st.health))
+                )
+
+            else:  # schedule/ack: the agent took or refused a schedule version
+                status = "acked" if isinstance(body, Ack) else "rejected"
+                reason = "" if isinstance(body, Ack) else _reasons_json(body.reasons)
+                schedule_rows.append((status, wall, reason, body.ref_id, body.revision, agent))
+
+        return d
+
+    def _write(self, tx: Store, d: _Decisions) -> None:
+        if d.log_rows and tx.log_messages(d.log_rows) != len(d.log_rows):
+            raise _Conflict  # another worker logged one of these messages meanwhile
+        for name, values in d.series:
+            tx.put_series(name, values)
+        if d.offer_rows:
+            tx.put_offers(d.offer_rows.values())
+        if d.state_rows:
+            tx.set_offer_states(d.state_rows)
+        if d.offer_rows or d.state_rows:
+            tx.bump("offers")
+        if d.reading_rows:
+            tx.put_readings(d.reading_rows)
+        if d.status_rows:
+            tx.put_statuses(d.status_rows)
+        if d.schedule_rows:
+            matched = tx.answer_schedules(d.schedule_rows)
+            d.stats["schedule.answers"] += matched
+            d.stats["schedule.answers_unknown"] += len(d.schedule_rows) - matched
+
+    # -- answers -----------------------------------------------------------------------------
+
+    def _answer(
+        self, agent: str, kind: str, ref: str, revision: int, verdict: Verdict, now: float
+    ) -> Outgoing:
+        body: Ack | Reject
+        if verdict.outcome == "reject":
+            body = Reject(
+                ref_kind=kind, ref_id=ref, revision=revision, reasons=list(verdict.reasons)
+            )
+        else:
+            body = Ack(ref_kind=kind, ref_id=ref, revision=revision, fman_id=self.fman_id)
+        msg_id = f"{self._id_prefix}{next(self._ids)}"
+        return Outgoing(
+            topics.agent_topic(agent, "ack"), protocol.encode(body, ts=int(now), msg_id=msg_id)
+        )
+
+    def _repeat(self, agent: str, row: dict, now: float) -> Outgoing:
+        """The answer a redelivered message got the first time."""
+        kind = ANSWERED.get(row["channel"], row["channel"])
+        if row["outcome"] == "reject":
+            reasons = tuple(msgspec.convert(json.loads(row["reasons"]), list[Reason]))
+            verdict = Verdict("reject", reasons)
+        else:
+            verdict = Verdict("accept")
+        ref = row["ref_id"] or row["msg_id"][:128]
+        return self._answer(agent, kind, ref, row["revision"], verdict, now)
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+#: Rejections that leave no offer row: the id may belong to someone else, or a flood is on.
+_NOT_KEPT = frozenset({"issuer_mismatch", "id_conflict", "too_many_offers"})
+
+
+def _reasons_json(reasons: Sequence[Reason]) -> str:
+    return msgspec.json.encode(list(reasons)).decode()
+
+
+def _offer_row(
+    o: FlexOffer, state: str, reason: str, payload: bytes, now: float, worker: str
+) -> dict[str, Any]:
+    lo, hi = start_window(o)
+    return {
+        "id": o.id,
+        "issuer": o.issuer,
+        "device": o.device,
+        "load_type": o.load_type,
+        "grid_node": o.grid_node,
+        "mode": o.mode,
+        "revision": o.revision,
+        "state": state,
+        "created_at": o.created_at,
+        "acceptance_before": o.acceptance_before,
+        "assignment_before": o.assignment_before,
+        "start_after": lo,
+        "start_before": hi,
+        "n_slots": max(p.n_slots for p in o.profiles),
+        "resolution_s": o.resolution_s,
+        "payload": payload,
+        "reason": reason,
+        "received_at": now,
+        "updated_at": now,
+        "worker": worker,
+    }
+
+
+def _tombstone(offer_id: str, agent: str, reason: str, now: float, worker: str) -> dict[str, Any]:
+    """What a withdrawal of a not (yet) known offer leaves: revision -1, state withdrawn."""
+    return {
+        "id": offer_id,
+        "issuer": agent,
+        "revision": -1,
+        "state": "withdrawn",
+        "reason": reason,
+        "received_at": now,
+        "updated_at": now,
+        "worker": worker,
+    }
+
+
+def _log_row(
+    agent: str,
+    msg_id: str,
+    channel: str,
+    ref: str,
+    revision: int,
+    verdict: Verdict,
+    worker: str,
+    wall: float,
+) -> tuple:
+    outcome = "reject" if verdict.outcome == "reject" else "ack"
+    reasons = _reasons_json(verdict.reasons) if verdict.reasons else ""
+    return (agent, msg_id, channel, ref, revision, outcome, reasons, worker, wall)
+
+
+_PEEK = msgspec.msgpack.Decoder(dict)
+
+
+def _peek_id(payload: bytes) -> str:
+    """The envelope id of an otherwise unreadable message, or ``""``."""
+    try:
+        env = _PEEK.decode(payload)
+    except (msgspec.MsgspecError, RecursionError):
+        return ""
+    value = env.get("id") if isinstance(env, dict) else None
+    return value[:128] if isinstance(value, str) else ""

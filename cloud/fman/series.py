@@ -1,0 +1,105 @@
+"""Time series for the objectives (a balancing target, prices): parse files and payloads.
+
+A series maps slot start (epoch seconds) to a value. Two forms are read:
+
+- CSV with a header ``start,value`` (``start`` in epoch seconds or ISO 8601), one slot a row;
+- JSON ``{"start": <epoch or ISO>, "resolution_s": 900, "values": [...]}`` (the form an
+  operator or a forecasting service publishes on the target topic), or
+  ``{"values": {"<epoch>": value, ...}}``.
+
+Pure: bytes or text in, a dict out, :class:`SeriesError` naming the line or key otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ._errors import FmanError
+
+
+class SeriesError(FmanError):
+    """A series file or payload cannot be read; the message says where."""
+
+
+def _epoch(value: Any, where: str) -> int:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value))
+        except ValueError:
+            pass
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise SeriesError(f"{where}: {value!r} is not a time") from None
+        return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp())
+    raise SeriesError(f"{where}: {value!r} is not a time")
+
+
+def _number(value: Any, where: str) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise SeriesError(f"{where}: {value!r} is not a number") from None
+    if not math.isfinite(x):
+        raise SeriesError(f"{where}: {value!r} is not finite")
+    return x
+
+
+def parse_json(data: bytes | str) -> dict[int, float]:
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SeriesError(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict) or "values" not in doc:
+        raise SeriesError('expected an object with "values"')
+    values = doc["values"]
+    if isinstance(values, dict):
+        return {
+            _epoch(k, f"values[{k!r}]"): _number(v, f"values[{k!r}]") for k, v in values.items()
+        }
+    if not isinstance(values, list):
+        raise SeriesError('"values" must be a list or an object')
+    start = _epoch(doc.get("start"), "start")
+    res = doc.get("resolution_s", 900)
+    if not isinstance(res, int) or res <= 0:
+        raise SeriesError(f"resolution_s: {res!r} is not a positive integer")
+    return {start + i * res: _number(v, f"values[{i}]") for i, v in enumerate(values)}
+
+
+def parse_csv(text: str) -> dict[int, float]:
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or not {"start", "value"} <= set(reader.fieldnames):
+        raise SeriesError("expected a CSV header with the columns start,value")
+    return {
+        _epoch(row["start"], f"line {n}"): _number(row["value"], f"line {n}")
+        for n, row in enumerate(reader, start=2)
+    }
+
+
+def load_file(path: str | Path) -> dict[int, float]:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise SeriesError(f"cannot read {p}: {exc.strerror}") from None
+    try:
+        return parse_json(text) if p.suffix.lower() == ".json" else parse_csv(text)
+    except SeriesError as exc:
+        raise SeriesError(f"{p}: {exc}") from None
+
+
+def to_json(series: dict[int, float], resolution_s: int = 900) -> bytes:
+    """The JSON form of a series on a regular grid (gaps filled with 0)."""
+    if not series:
+        return json.dumps({"start": 0, "resolution_s": resolution_s, "values": []}).encode()
+    start, end = min(series), max(series)
+    values = [series.get(t, 0.0) for t in range(start, end + 1, resolution_s)]
+    return json.dumps({"start": start, "resolution_s": resolution_s, "values": values}).encode()

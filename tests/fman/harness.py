@@ -1,0 +1,184 @@
+"""Run real FMAN workers (``atp fman run`` subprocesses) and watch the wire, for the tests."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+import protocol
+from cloud.fman.config import dump_toml
+from protocol import topics
+
+ATP = str(Path(sys.executable).with_name("atp"))
+T0 = 1_767_225_600  # 2026-01-01T00:00Z
+
+
+def client(broker, client_id: str) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    return c
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def write_config(path: Path, broker, db: Path, **sections: dict) -> Path:
+    data: dict[str, Any] = {
+        "worker": {"broker": broker.url, "db": str(db), "stats_interval_s": 0.2}
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    path.write_text(dump_toml(data))
+    return path
+
+
+class WorkerProc:
+    """One ``atp fman run`` process; its log goes to ``<log_dir>/<id>.log``."""
+
+    def __init__(self, *, config: Path, worker_id: str, log_dir: Path, extra: tuple = ()) -> None:
+        self.config, self.id, self.extra = config, worker_id, extra
+        self.log_path = log_dir / f"{worker_id}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProc:
+        log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            [ATP, "fman", "run", "-c", str(self.config), "--id", self.id, *self.extra],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def query(db: Path, sql: str, params: tuple = ()) -> list[dict]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        cur = conn.execute(sql, params)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def stats(db: Path) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    try:
+        for r in query(db, "SELECT worker, key, value FROM stats"):
+            out[r["worker"]][r["key"]] = r["value"]
+    except sqlite3.Error:
+        pass
+    return dict(out)
+
+
+def wait_ready(db: Path, worker_id: str, timeout: float = 20.0) -> None:
+    wait_for(lambda: db.exists() and worker_id in stats(db), timeout, f"worker {worker_id}")
+
+
+class Observer:
+    """A passive, non-shared subscriber to every agent topic: what really went over the wire."""
+
+    def __init__(self, broker, name: str = "observer") -> None:
+        self.lock = threading.Lock()
+        self.seen: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+        subscribed = threading.Event()
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
+        self.c.on_message = self._on_message
+        self.c.on_subscribe = lambda *a: subscribed.set()
+        self.c.connect(broker.host, broker.port)
+        self.c.loop_start()
+        self.c.subscribe("atp/v1/a/#", qos=1)
+        assert subscribed.wait(5)
+
+    def _on_message(self, c, u, m) -> None:
+        try:
+            t = topics.parse(m.topic)
+            body = protocol.decode(m.payload).body
+        except (ValueError, protocol.DecodeError):
+            return
+        with self.lock:
+            self.seen[t.channel].append((t.owner, body))
+
+    def get(self, channel: str) -> list[tuple[str, Any]]:
+        with self.lock:
+            return list(self.seen[channel])
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=1, default=str)[:4000]
+
+
+def check_every_accepted_offer(db: Path, fleet: dict) -> set[str]:
+    """Every offer FMAN accepted is executed, with exactly one schedule in force: the version
+    its agent holds (or, if the agent holds none, FMAN's explicit record that the default ran),
+    metered in every slot. Returns the accepted offer ids."""
+    accepted = {oid for oid, tr in fleet.items() if tr.answer == "ack"}
+    rows = {r["id"]: r for r in query(db, "SELECT * FROM offers WHERE revision >= 0")}
+    executed = {oid for oid, r in rows.items() if r["state"] == "executed"}
+    assert executed == accepted, (sorted(executed ^ accepted)[:5], len(executed), len(accepted))
+    in_force = {
+        r["offer_id"]: r
+        for r in query(
+            db,
+            "SELECT s.* FROM schedules s JOIN offers o ON o.id = s.offer_id "
+            "AND s.version = o.schedule_version",
+        )
+    }
+    for oid in accepted:
+        s = in_force[oid]  # one at most: (offer_id, version) is the table's key
+        agent_side = fleet[oid].schedule
+        if s["status"] == "acked":
+            assert agent_side is not None and agent_side.version == s["version"], (oid, s)
+            assert agent_side.energy_kwh == json.loads(s["energy_kwh"])
+        else:
+            assert s["status"] == "implicit" and s["kind"] == "default", (oid, s)
+            assert agent_side is None, (oid, s, agent_side)
+        n = len(json.loads(s["energy_kwh"]))
+        assert rows[oid]["metered_slots"] == n, (oid, rows[oid]["metered_slots"], n)
+    return accepted

@@ -1,0 +1,239 @@
+"""The pure parts of FMAN: acceptance verdicts, the greedy planner, the execution check,
+series, configuration, and ingest against a real SQLite file (no broker)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from msgspec.structs import replace
+
+import protocol
+from cloud.clock import SimClock
+from cloud.fman import ConfigError, Store, config_from_dict, series
+from cloud.fman.acceptance import judge_meter, judge_offer, judge_withdraw
+from cloud.fman.config import AcceptanceSection, Contract
+from cloud.fman.execution import check, metered_per_slot, per_slot
+from cloud.fman.greedy import GreedyPlanner
+from cloud.fman.ingest import Incoming, Ingest
+from cloud.fman.store import OfferHead
+from cloud.optim import PlanRequest
+from protocol import MeterBatch, MeterReading, Withdraw, topics
+from protocol.samples import NOW, heat_pump_offer, two_slot_offer
+
+from ..protocol.strategies import offers as offer_strategy
+
+RULES = AcceptanceSection()
+
+
+def reasons(verdict) -> list[str]:
+    return [r.code for r in verdict.reasons]
+
+
+def test_acceptance_accepts_a_good_offer_and_names_every_problem():
+    o = two_slot_offer(agent="a", now=NOW)
+    ok = judge_offer(
+        o, sender="a", stored=None, now=NOW, open_offers=0, contract=Contract(), rules=RULES
+    )
+    assert ok.outcome == "accept"
+    bad = judge_offer(
+        o,
+        sender="a",
+        stored=None,
+        now=NOW + 3600,
+        open_offers=9,
+        contract=Contract(max_power_kw=1.0, devices=["hp"], max_open_offers=9),
+        rules=RULES,
+    )
+    assert set(reasons(bad)) == {
+        "acceptance_deadline",
+        "unknown_device",
+        "exceeds_contract",
+        "too_many_offers",
+    }
+    assert reasons(
+        judge_offer(
+            o, sender="b", stored=None, now=NOW, open_offers=0, contract=Contract(), rules=RULES
+        )
+    ) == ["issuer_mismatch"]
+
+
+def test_acceptance_orders_revisions():
+    o = replace(two_slot_offer(agent="a", now=NOW), revision=2)
+    head = OfferHead(o.id, "a", 2, "accepted", o.assignment_before, 0)
+
+    def judge(off, h):
+        return judge_offer(
+            off,
+            sender="a",
+            stored=h,
+            now=NOW,
+            open_offers=0,
+            contract=Contract(),
+            rules=RULES,
+        )
+
+    assert judge(o, head).outcome == "duplicate"
+    assert reasons(judge(replace(o, revision=1), head)) == ["superseded"]
+    assert judge(replace(o, revision=3), head).outcome == "accept"
+    done = OfferHead(o.id, "a", 2, "executing", o.assignment_before, 1)
+    assert reasons(judge(replace(o, revision=3), done)) == ["not_updatable"]
+    other = OfferHead(o.id, "b", 0, "accepted", o.assignment_before, 0)
+    assert reasons(judge(o, other)) == ["id_conflict"]
+
+
+def test_withdraw_and_meter_verdicts():
+    wd = Withdraw(offer_id="x")
+    assert judge_withdraw(wd, sender="a", stored=None).outcome == "accept"  # tombstone
+    head = OfferHead("x", "a", 0, "withdrawn", 0, 0)
+    assert judge_withdraw(wd, sender="a", stored=head).outcome == "duplicate"
+    assert reasons(judge_withdraw(wd, sender="b", stored=head)) == ["id_conflict"]
+    batch = MeterBatch(
+        agent="a",
+        readings=[MeterReading("d", NOW, 900, 100.0), MeterReading("d", NOW + 7200, 900, 0.1)],
+    )
+    v = judge_meter(
+        batch, sender="a", now=NOW + 900, contract=Contract(max_power_kw=10), rules=RULES
+    )
+    assert reasons(v) == ["implausible", "reading_in_future"]
+    assert [r.field for r in v.reasons] == ["readings[0].energy_kwh", "readings[1].start"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(offer_strategy(), min_size=1, max_size=5, unique_by=lambda o: o.id),
+    st.sampled_from(["balance", "cost"]),
+)
+def test_greedy_plans_are_feasible(offers, objective):
+    res = 900
+    offers = [o for o in offers if o.resolution_s == res]
+    target = {NOW + 900 * i: float(i % 5) for i in range(-2000, 2000)}
+    result = GreedyPlanner().plan(
+        PlanRequest(
+            offers=offers, objective=objective, target_kwh=target, prices_eur_per_kwh=target
+        )
+    )
+    by_id = {o.id: o for o in offers}
+    for s in result.schedules:
+        assert (
+            protocol.check_assignment(
+                by_id[s.offer_id], start=s.start, profile=s.profile, energy_kwh=s.energy_kwh
+            )
+            == []
+        )
+    assert {s.offer_id for s in result.schedules} | set(result.infeasible) == set(by_id)
+
+
+def test_greedy_moves_load_to_the_target_and_respects_peaks():
+    offers = [
+        replace(heat_pump_offer(agent=f"a{i}", now=NOW, slots=8), id=f"hp{i}") for i in range(6)
+    ]
+    start = offers[0].start_after
+    target = {start + 900 * k: (6.0 if 8 <= k < 16 else 0.0) for k in range(40)}
+    planned = GreedyPlanner().plan(PlanRequest(offers=offers, target_kwh=target))
+    assert all(s.start >= start + 8 * 900 for s in planned.schedules)
+    capped = GreedyPlanner().plan(
+        PlanRequest(offers=offers, target_kwh=target, peak_kw_by_node={"node-1": 8.0})
+    )
+    load: dict[int, float] = {}
+    for s in capped.schedules:
+        for t, e in per_slot(s.start, s.energy_kwh, 900).items():
+            load[t] = load.get(t, 0.0) + e
+    assert max(load.values()) <= 8.0 * 900 / 3600 + 1e-6
+
+
+def test_execution_check_flags_deviations_per_slot():
+    scheduled = per_slot(NOW, [1.0, 1.0, 0.0], 900)
+    baseline = per_slot(NOW + 900, [0.5, 0.5], 900)
+    metered = metered_per_slot([(NOW, 1800, 2.0), (NOW + 1800, 900, 0.5)], 900)
+    rows = check(
+        scheduled=scheduled,
+        baseline=baseline,
+        metered=metered,
+        tolerance_kwh=0.05,
+        tolerance_rel=0.1,
+    )
+    assert [(r.slot - NOW, r.baseline_kwh, r.metered_kwh, r.flagged) for r in rows] == [
+        (0, 0.0, 1.0, False),
+        (900, 0.5, 1.0, False),
+        (1800, 0.5, 0.5, True),
+    ]
+
+
+def test_series_files_and_payloads(tmp_path):
+    assert series.parse_json(series.to_json({NOW: 1.0, NOW + 1800: 2.0})) == {
+        NOW: 1.0,
+        NOW + 900: 0.0,
+        NOW + 1800: 2.0,
+    }
+    (tmp_path / "t.csv").write_text("start,value\n2026-01-01T00:00Z,1.5\n1767226500,2\n")
+    assert series.load_file(tmp_path / "t.csv") == {NOW: 1.5, NOW + 900: 2.0}
+    (tmp_path / "bad.csv").write_text("start,value\n2026-01-01T00:00Z,lots\n")
+    with pytest.raises(series.SeriesError, match="line 2"):
+        series.load_file(tmp_path / "bad.csv")
+    with pytest.raises(series.SeriesError, match=r"values\[1\]"):
+        series.parse_json(b'{"start": 0, "values": [1, "x"]}')
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"planning": {"intervall_s": 5}}, "planning"),
+        ({"planning": {"resolution_s": 1000}}, "planning.resolution_s"),
+        ({"worker": {"batch_max": 0}}, "worker.batch_max"),
+        ({"objective": {"kind": "cost"}}, "objective.prices"),
+        ({"acceptance": {"agents": {"a": {"max_power_kw": "lots"}}}}, "acceptance.agents"),
+    ],
+)
+def test_config_errors_name_the_key(data, key):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data)
+    assert err.value.key.startswith(key), err.value
+
+
+def _ingest(db) -> tuple[Ingest, Counter]:
+    stats: Counter = Counter()
+    return Ingest(
+        store=Store(path=db),
+        config=config_from_dict({}),
+        clock=SimClock(start=NOW, speed=1.0),
+        worker="t",
+        stats=stats,
+    ), stats
+
+
+def test_ingest_is_idempotent_and_restores_order_across_connections(tmp_path):
+    db = tmp_path / "fman.db"
+    one, s1 = _ingest(db)
+    two, s2 = _ingest(db)  # a second worker on the same file
+    o = two_slot_offer(agent="a", now=NOW)
+    topic = topics.agent_topic("a", "offer")
+    insert = Incoming(topic, protocol.encode(o, ts=NOW, msg_id="m1"))
+    update = Incoming(topic, protocol.encode(replace(o, revision=1), ts=NOW, msg_id="m2"))
+    answers = two.process([update])  # the update overtakes its insert
+    assert protocol.decode(answers[0].payload).kind == "ack"
+    late = one.process([insert])
+    assert protocol.decode(late[0].payload).body.reasons[0].code == "superseded"
+    again = one.process([insert])  # a redelivery: the same answer, nothing stored twice
+    assert (
+        again[0].payload != late[0].payload and protocol.decode(again[0].payload).kind == "reject"
+    )
+    assert s1["duplicate"] == 1
+    rows = Store(path=db).query("SELECT revision, state FROM offers")
+    assert rows == [{"revision": 1, "state": "accepted"}]
+    # a withdrawal before its offer leaves a tombstone the offer cannot revive
+    o2 = two_slot_offer(agent="b", now=NOW)
+    one.process(
+        [
+            Incoming(
+                topics.agent_topic("b", "offer/delete"),
+                protocol.encode(Withdraw(offer_id=o2.id), ts=NOW),
+            )
+        ]
+    )
+    out = two.process([Incoming(topics.agent_topic("b", "offer"), protocol.encode(o2, ts=NOW))])
+    assert protocol.decode(out[0].payload).body.reasons[0].code == "not_updatable"
+    assert math.isclose(s2["offer.rejected"], 1)

@@ -1,0 +1,133 @@
+"""A small paho-mqtt helper for the security tests: TLS clients that report what happened.
+
+A denied publish is dropped silently by Mosquitto (the publisher still gets its PUBACK), so
+every ACL test decides on the subscriber side: :meth:`Client.received` lists what arrived.
+"""
+
+from __future__ import annotations
+
+import queue
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str | None
+    password: str | None = field(repr=False)
+    ca_file: Path | None  # None: plain text
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class Client:
+    """One MQTT v5 connection attempt; ``connected`` tells whether the broker let it in."""
+
+    def __init__(
+        self,
+        broker,
+        client_id: str,
+        creds: Credentials,
+        *,
+        timeout: float = 5.0,
+        session_expiry_s: int = 0,
+    ):
+        """``session_expiry_s`` > 0 keeps the session (subscriptions, queued messages) across
+        reconnections, as the platform's clients do."""
+        self.client_id = client_id
+        self._messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._acks: queue.Queue[list[ReasonCode]] = queue.Queue()
+        self._connack: queue.Queue[ReasonCode | None] = queue.Queue()
+        self.disconnected = False
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        if creds.ca_file is not None:
+            c.tls_set(
+                ca_certs=str(creds.ca_file),
+                certfile=str(creds.cert_file) if creds.cert_file else None,
+                keyfile=str(creds.key_file) if creds.key_file else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        if creds.username is not None:
+            c.username_pw_set(creds.username, creds.password)
+        c.on_connect = lambda _c, _u, _f, rc, _p: self._connack.put(rc)
+        c.on_message = lambda _c, _u, m: self._messages.put((m.topic, m.payload))
+        c.on_subscribe = lambda _c, _u, _mid, rcs, _p: self._acks.put(rcs)
+        c.on_disconnect = self._on_disconnect
+        self._c = c
+        self.connack: ReasonCode | None = None
+        self.error: str | None = None
+        props = None
+        if session_expiry_s:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = session_expiry_s
+        try:
+            c.connect(
+                broker.host,
+                broker.port,
+                keepalive=30,
+                clean_start=not session_expiry_s,
+                properties=props,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            self.error = repr(exc)
+            return
+        c.loop_start()
+        try:
+            self.connack = self._connack.get(timeout=timeout)
+        except queue.Empty:
+            self.error = "no CONNACK"
+        if not self.connected:
+            c.loop_stop()  # no automatic reconnection attempts for a refused client
+
+    def _on_disconnect(self, _c, _u, _flags, rc, _props) -> None:
+        self.disconnected = True
+        self._connack.put(None)
+
+    @property
+    def connected(self) -> bool:
+        return self.connack is not None and not self.connack.is_failure and self._c.is_connected()
+
+    def subscribe(self, *filters: str) -> None:
+        for f in filters:
+            self._c.subscribe(f, qos=1)
+            self._acks.get(timeout=5)
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self._c.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def received(self, *, wait: float = 0.5) -> list[tuple[str, bytes]]:
+        """Everything that arrived, waiting ``wait`` seconds for stragglers first."""
+        time.sleep(wait)
+        out = []
+        while not self._messages.empty():
+            out.append(self._messages.get())
+        return out
+
+    def wait_for(self, topic: str, payload: bytes, *, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self._messages.get(timeout=0.1) == (topic, payload):
+                    return True
+            except queue.Empty:
+                pass
+        return False
+
+    def wait_disconnected(self, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.disconnected:
+            time.sleep(0.05)
+        return self.disconnected
+
+    def close(self) -> None:
+        self._c.reconnect_delay_set(min_delay=60, max_delay=120)
+        self._c.disconnect()
+        self._c.loop_stop()

@@ -1,0 +1,132 @@
+"""What each account may publish and receive, decided on the subscriber's side.
+
+A denied publish is dropped silently (the publisher still gets its PUBACK), so every "cannot"
+below is shown by a subscriber that is allowed to see the topic and never does, while the
+same subscriber does see the allowed message sent right after (so it was listening).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol import topics
+
+UPLINK = ("offer", "offer/delete", "meter", "status", "schedule/ack")
+DOWNLINK = ("ack", "schedule")
+
+
+@pytest.fixture
+def fman(connect):
+    client = connect("fman", client_id="fman-worker-1")
+    assert client.connected
+    client.subscribe(
+        *(topics.shared("fman", topics.all_agents(ch)) for ch in UPLINK),
+        topics.shared("fman", topics.all_agents("req/#")),
+    )
+    return client
+
+
+def test_an_agent_cannot_publish_on_another_agents_topics(connect, fman):
+    a, b = connect("agent-a"), connect("agent-b")
+    b.subscribe(*(topics.agent_topic("agent-b", ch) for ch in DOWNLINK))
+    b.subscribe("atp/v1/a/agent-b/resp/+")
+    forged = b"forged by agent-a"
+    for ch in (*UPLINK, *DOWNLINK):
+        a.publish(topics.agent_topic("agent-b", ch), forged)
+    a.publish(topics.request_topic("agent-b", "bill"), forged)
+    a.publish(topics.response_topic("agent-b", "t1"), forged)
+    # ...while its own uplink message, sent last, does arrive: FMAN was listening.
+    a.publish(topics.agent_topic("agent-a", "offer"), b"genuine")
+    assert fman.wait_for(topics.agent_topic("agent-a", "offer"), b"genuine")
+    assert [m for m in fman.received() if m[1] == forged] == []
+    assert b.received() == []
+
+
+def test_an_agent_cannot_receive_another_agents_schedules(connect):
+    a = connect("agent-a")
+    # Mosquitto 2.0 grants the SUBSCRIBE (the ACL is applied per delivered message) ...
+    a.subscribe(
+        topics.agent_topic("agent-b", "schedule"),
+        topics.all_agents("schedule"),
+        "atp/v1/#",
+        "#",
+    )
+    fman = connect("fman", client_id="fman-scheduler")
+    fman.publish(topics.agent_topic("agent-b", "schedule"), b"for b only")
+    fman.publish(topics.agent_topic("agent-a", "schedule"), b"for a")
+    # ... but delivers agent-a its own schedule (once per matching filter), never b's.
+    got = a.received(wait=1.0)
+    assert (topics.agent_topic("agent-a", "schedule"), b"for a") in got
+    assert all(payload != b"for b only" for _, payload in got)
+
+
+def test_an_agent_cannot_read_the_fleets_uplink(connect):
+    a, b = connect("agent-a"), connect("agent-b")
+    a.subscribe(topics.all_agents("offer"), topics.shared("fman", topics.all_agents("meter")))
+    b.publish(topics.agent_topic("agent-b", "offer"), b"b's offer")
+    b.publish(topics.agent_topic("agent-b", "meter"), b"b's readings")
+    assert a.received(wait=1.0) == []
+
+
+def test_fman_receives_every_agents_uplink_and_reaches_every_agent(connect, fman):
+    a, b = connect("agent-a"), connect("agent-b")
+    b.subscribe(topics.agent_topic("agent-b", "schedule"), topics.agent_topic("agent-b", "ack"))
+    b.subscribe("atp/v1/a/agent-b/resp/+")
+    # FMAN receives B's uplink (through its shared subscription) ...
+    b.publish(topics.agent_topic("agent-b", "offer"), b"offer")
+    b.publish(topics.request_topic("agent-b", "bill"), b"request")
+    assert fman.wait_for(topics.agent_topic("agent-b", "offer"), b"offer")
+    assert fman.wait_for(topics.request_topic("agent-b", "bill"), b"request")
+    # ... publishes on B's downlink topics, and B gets it ...
+    fman.publish(topics.agent_topic("agent-b", "schedule"), b"schedule")
+    fman.publish(topics.agent_topic("agent-b", "ack"), b"ack")
+    fman.publish(topics.response_topic("agent-b", "t1"), b"response")
+    assert b.wait_for(topics.agent_topic("agent-b", "schedule"), b"schedule")
+    assert b.wait_for(topics.agent_topic("agent-b", "ack"), b"ack")
+    assert b.wait_for(topics.response_topic("agent-b", "t1"), b"response")
+    # ... and may read B's schedules too (a second worker or an operator's monitor).
+    monitor = connect("fman", client_id="fman-monitor")
+    monitor.subscribe(topics.all_agents("schedule"))
+    fman.publish(topics.agent_topic("agent-b", "schedule"), b"v2")
+    assert monitor.wait_for(topics.agent_topic("agent-b", "schedule"), b"v2")
+    assert a.connected
+
+
+def test_fman_cannot_forge_an_agents_uplink(connect, fman):
+    other = connect("fman", client_id="fman-rogue")
+    other.publish(topics.agent_topic("agent-b", "offer"), b"forged by fman")
+    other.publish(topics.agent_topic("agent-b", "meter"), b"forged by fman")
+    assert fman.received(wait=1.0) == []
+
+
+def test_the_market_topics_belong_to_fman_and_fmar(connect):
+    fmar, fman, agent = (
+        connect("fmar"),
+        connect("fman", client_id="fman-bidder"),
+        connect("agent-a"),
+    )
+    fmar.subscribe(topics.market_topic("day-ahead", "bid"))
+    fman.subscribe(topics.market_topic("day-ahead", "result"))
+    agent.subscribe(
+        topics.market_topic("day-ahead", "bid"), topics.market_topic("day-ahead", "result")
+    )
+    agent.publish(topics.market_topic("day-ahead", "bid"), b"agent bid")
+    fman.publish(topics.market_topic("day-ahead", "bid"), b"fman bid")
+    fmar.publish(topics.market_topic("day-ahead", "result"), b"cleared")
+    assert fmar.wait_for(topics.market_topic("day-ahead", "bid"), b"fman bid")
+    assert fman.wait_for(topics.market_topic("day-ahead", "result"), b"cleared")
+    assert all(p != b"agent bid" for _, p in fmar.received())
+    assert agent.received() == []
+
+
+def test_a_shared_subscription_splits_the_fleet_between_fman_workers(connect):
+    w1, w2 = connect("fman", client_id="fman-w1"), connect("fman", client_id="fman-w2")
+    shared = topics.shared("fman-split", topics.all_agents("meter"))
+    w1.subscribe(shared)
+    w2.subscribe(shared)
+    a = connect("agent-a")
+    for i in range(20):
+        a.publish(topics.agent_topic("agent-a", "meter"), f"r{i}".encode())
+    got1, got2 = w1.received(wait=1.0), w2.received(wait=0)
+    assert sorted(p for _, p in got1 + got2) == sorted(f"r{i}".encode() for i in range(20))
+    assert got1 and got2  # both workers got a share, no message twice
