@@ -188,7 +188,7 @@ class Fleet:
                 delay = (i + 1) * s.ramp_s / s.agents - (time.monotonic() - self._wall0)
                 await asyncio.sleep(max(0.0, delay))
             # lateness counts from here: starting agents blocks the loop now and then
-            await asyncio.sleep(s.control_interval_s / s.speed)
+            await self.clock.sleep(s.control_interval_s)
             for runtime in self.runtimes:
                 runtime.reset_lag()
             await asyncio.gather(*tasks)

@@ -4,7 +4,6 @@ acknowledged, outbox order, backoff, TLS with a password."""
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 import random
 import subprocess
@@ -173,7 +172,7 @@ def tls_broker(tmp_path_factory):
     conf = d / "tls.conf"
     conf.write_text(
         f"per_listener_settings false\nallow_anonymous false\npassword_file {d / 'passwd'}\n"
-        f"persistence true\nlog_type error\nuser {getpass.getuser()}\n"
+        "persistence true\nlog_type error\n"
     )
     options = f"cafile {d / 'ca.crt'}\ncertfile {d / 'server.crt'}\nkeyfile {d / 'server.key'}"
     with Mosquitto(config=conf, listener_options=options, workdir=d / "broker") as m:
