@@ -344,10 +344,13 @@ class Uplink:
         try:
             self.handler(msg.topic, msg.payload)
         except StoreError as exc:
-            # not acknowledged: the broker delivers it again on the next connection
-            log.error("%s: cannot store message on %s: %s", self.agent_id, msg.topic, exc)
-            conn.fail(f"store error: {exc}")
-            return
+            if exc.transient:
+                # not acknowledged: the broker delivers it again on the next connection
+                log.error("%s: cannot store message on %s: %s", self.agent_id, msg.topic, exc)
+                conn.fail(f"store error: {exc}")
+                return
+            # a broken constraint fails again on every delivery: drop it, loudly
+            log.exception("%s: message on %s dropped (a bug)", self.agent_id, msg.topic)
         except Exception:
             log.exception("%s: handler failed on %s; message dropped", self.agent_id, msg.topic)
         conn.client.ack(msg.mid, msg.qos)

@@ -228,3 +228,40 @@ def test_tls_and_password_from_the_config(tls_broker, tmp_path, password):
     else:
         assert up.stats.connects == 0 and "Not authorized" in up.stats.last_error
     store.close()
+
+
+def test_a_message_that_can_never_be_stored_is_not_redelivered_forever(
+    broker, topic_root, tmp_path
+):
+    """A broken constraint (a bug) fails on every delivery: it is logged and acknowledged,
+    rather than dropping the connection again and again."""
+    peer = Peer(host=broker.host, port=broker.port, agent_id=topic_root)
+    store = Store(path=tmp_path / "s.db", durability="normal")
+    calls: list[bytes] = []
+
+    def handler(topic: str, payload: bytes) -> None:
+        calls.append(payload)
+        raise StoreError("UNIQUE constraint failed", transient=False)
+
+    async def scenario() -> None:
+        up = make_uplink(store, broker, topic_root, handler)
+        task = asyncio.create_task(up.run())
+        await until(up.connected.is_set)
+        sched = Schedule(offer_id="o1", version=1, start=T0 + 3600, energy_kwh=[0.5])
+        peer.send("schedule", sched, ts=T0, msg_id="poison")
+        await until(lambda: len(calls) == 1)
+        await asyncio.sleep(0.3)
+        assert up.stats.connects == 1  # the connection stayed up
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        again = make_uplink(store, broker, topic_root, handler)
+        task = asyncio.create_task(again.run())
+        await until(again.connected.is_set)
+        await asyncio.sleep(0.3)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert len(calls) == 1
+    peer.close()
+    store.close()
