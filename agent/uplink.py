@@ -295,6 +295,11 @@ class Uplink:
             self.connected.clear()
             self._client = None
             conn.close()
+            if conn.acked:  # acknowledged before the connection ended: not sent again
+                with contextlib.suppress(StoreError):
+                    self.store.outbox_done(conn.acked)
+                self.stats.acked += len(conn.acked)
+                conn.acked = []
             if was_connected:
                 self._mark(connected=False)
                 if not self._closing:
