@@ -23,6 +23,7 @@ import contextlib
 import functools
 import logging
 import math
+import os
 import random
 import ssl
 import time
@@ -105,7 +106,13 @@ class AgentRuntime:
             cache_kib=2048 if cfg.durability == "full" else 256,
         )
         store.set_many(
-            {"agent": cfg.id, "started": int(now), "connected": 0, "disconnected_since": int(now)}
+            {
+                "agent": cfg.id,
+                "pid": os.getpid(),
+                "started": int(now),
+                "connected": 0,
+                "disconnected_since": int(now),
+            }
         )
         self.uplink = Uplink(
             agent_id=cfg.id,

@@ -92,6 +92,7 @@ def test_sigkill_mid_run_loses_nothing_and_does_nothing_twice(own_broker, topic_
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["agent"] == agent and report["offers"]
+    assert report["daemon"] == {"pid": second.pid, "running": True}
     while sim_now(anchor) < killed_at + 8 * 900:
         time.sleep(0.1)
     second.send_signal(signal.SIGTERM)
