@@ -23,6 +23,7 @@ import contextlib
 import functools
 import logging
 import math
+import os
 import random
 import ssl
 import time
@@ -68,6 +69,7 @@ class AgentRuntime:
         notifier: Notifier | None = None,
         rng: random.Random | None = None,
         uplink_window: int = 20,
+        offer_phase_s: int = 0,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -78,6 +80,10 @@ class AgentRuntime:
         self.notifier = notifier or Notifier(environ={})
         self.rng = rng or random.Random()
         self.uplink_window = uplink_window
+        #: Offers are refreshed this long after each slot begins (a multiple of the control
+        #: interval). The fleet spreads its agents' generator work over the slot this way,
+        #: as real agents are; one agent has no reason to wait.
+        self.offer_phase_s = offer_phase_s
         self.version = agent_version()
         self.started_wall = time.monotonic()
         self.ticks = 0
@@ -100,7 +106,13 @@ class AgentRuntime:
             cache_kib=2048 if cfg.durability == "full" else 256,
         )
         store.set_many(
-            {"agent": cfg.id, "started": int(now), "connected": 0, "disconnected_since": int(now)}
+            {
+                "agent": cfg.id,
+                "pid": os.getpid(),
+                "started": int(now),
+                "connected": 0,
+                "disconnected_since": int(now),
+            }
         )
         self.uplink = Uplink(
             agent_id=cfg.id,
@@ -223,12 +235,12 @@ class AgentRuntime:
                 await self.ems.sample(now)
                 self.core.advance(t)
                 slot = t // cfg.resolution_s * cfg.resolution_s
-                if slot != last_slot:
+                if slot != last_slot and t >= slot + self.offer_phase_s:
                     self.core.refresh(t, self.ems.measurements())
                     last_slot = slot
                 if now >= next_purge:
                     self.store.purge(t)
-                    next_purge = now + 3600
+                    next_purge = now + 3600 + self.offer_phase_s
                 wake = await self.ems.control(now, self.core.plans(now))
                 if now >= next_health:
                     self.uplink.publish_status()

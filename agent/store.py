@@ -185,7 +185,12 @@ class Store:
                 conn.execute(f"PRAGMA synchronous = {durability.upper()}")
                 self._create_schema()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(
+            f"{self.path}: {exc}", transient=isinstance(exc, sqlite3.OperationalError)
+        )
 
     @classmethod
     def reader(cls, path: str | Path) -> Store:
@@ -294,7 +299,7 @@ class Store:
             # closing the last connection folds the WAL back into the database file
             self.db.close()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise self._error(exc) from exc
 
     def __enter__(self) -> Store:
         return self
@@ -314,13 +319,13 @@ class Store:
             with self.db.atomic():
                 yield
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise self._error(exc) from exc
 
     def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         try:
             return self.db.execute(sql, params)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise self._error(exc) from exc
 
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement for many rows, in the caller's transaction or in its own."""
@@ -331,7 +336,7 @@ class Store:
         try:
             self.db.conn.executemany(sql, rows)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise self._error(exc) from exc
 
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         return self._exec(sql, params).fetchall()

@@ -149,12 +149,15 @@ class Fleet:
         cfg = self.config(index)
         if self._tls is None and cfg.broker.tls:
             self._tls = cfg.broker.ssl_context()
+        rng = random.Random(f"{self.settings.seed}:{index}:net")
+        steps = cfg.resolution_s // cfg.control_interval_s
         return AgentRuntime(
             config=cfg,
             clock=self.clock,
             tls=self._tls,
-            rng=random.Random(f"{self.settings.seed}:{index}:net"),
+            rng=rng,
             uplink_window=10,
+            offer_phase_s=rng.randrange(steps) * cfg.control_interval_s,
         )
 
     async def run(
@@ -185,7 +188,7 @@ class Fleet:
                 delay = (i + 1) * s.ramp_s / s.agents - (time.monotonic() - self._wall0)
                 await asyncio.sleep(max(0.0, delay))
             # lateness counts from here: starting agents blocks the loop now and then
-            await asyncio.sleep(s.control_interval_s / s.speed)
+            await self.clock.sleep(s.control_interval_s)
             for runtime in self.runtimes:
                 runtime.reset_lag()
             await asyncio.gather(*tasks)

@@ -222,3 +222,14 @@ def test_an_update_never_postpones_the_deadline(setup):
     assert update.revision == 1 and update.start_after > offer.start_after
     assert update.assignment_before == offer.assignment_before
     assert protocol.validate_offer(update) == []
+
+
+def test_fman_rejection_after_the_default_took_force_keeps_it(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    core.advance(offer.assignment_before)  # no schedule: the default is in force
+    reject = Reject(ref_kind="offer", ref_id=offer.id, reasons=[protocol.Reason(code="late")])
+    deliver(core, "ack", protocol.encode(reject, ts=T0))
+    assert store.offer(offer.id).state == "rejected"
+    assert store.plan(offer.id).source == "default"
+    assert core.plans(offer.default.start)["d1"].version == 0

@@ -141,3 +141,21 @@ def test_a_device_without_a_plan_is_not_touched(rig):
 
     asyncio.run(run())
     assert commands(tmp) == []
+
+
+def test_a_device_without_an_energy_register_is_metered_from_its_power(rig):
+    make, clock, store, tmp = rig
+    ems = make(max_power_w=2000.0, register=False)
+
+    async def run():
+        await ems.open(clock.now())
+        await drive(ems, clock, plan(0.3, 0.1, start=T0 + SLOT), T0 + 3 * SLOT + 30)
+
+    asyncio.run(run())
+    got = {r.start: r.energy_kwh for r in store.readings()}
+    # the first slot is partial (no reading); then whole slots, integrated from power samples
+    assert T0 - SLOT not in got and got[T0] == pytest.approx(0.0, abs=1e-9)
+    assert got[T0 + SLOT] == pytest.approx(0.3, rel=0.02)
+    assert got[T0 + 2 * SLOT] == pytest.approx(0.1, rel=0.02)
+    register = json.loads((tmp / "dev.json").read_text())["energy_kwh"]
+    assert sum(got.values()) == pytest.approx(register, rel=0.02)

@@ -50,8 +50,8 @@ def sim_now(anchor: float) -> float:
     return T0 + (time.time() - anchor) * SPEED
 
 
-def test_sigkill_mid_run_loses_nothing_and_does_nothing_twice(durable_broker, topic_root, tmp_path):
-    broker, agent = durable_broker, topic_root
+def test_sigkill_mid_run_loses_nothing_and_does_nothing_twice(own_broker, topic_root, tmp_path):
+    broker, agent = own_broker, topic_root
     anchor = time.time()
     states = {d: tmp_path / f"{d}.json" for d in ("d1", "d2")}
     config = write_config(
@@ -92,6 +92,7 @@ def test_sigkill_mid_run_loses_nothing_and_does_nothing_twice(durable_broker, to
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["agent"] == agent and report["offers"]
+    assert report["daemon"] == {"pid": second.pid, "running": True}
     while sim_now(anchor) < killed_at + 8 * 900:
         time.sleep(0.1)
     second.send_signal(signal.SIGTERM)
