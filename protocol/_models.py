@@ -195,7 +195,10 @@ class Schedule(_Struct, kw_only=True):
     """An assignment for one offer: which profile, when, and how much per slot.
 
     ``version`` grows with every re-plan; a receiver keeps the highest version and treats a
-    redelivered one as a no-op. ``profile`` indexes :func:`protocol.effective_profiles`."""
+    redelivered one as a no-op. ``profile`` indexes :func:`protocol.effective_profiles`.
+    ``offer_revision`` is the revision of the offer the plan was made for, so an agent that
+    has since updated its offer can say why a schedule no longer fits (added in 1.1; 0 from
+    older senders)."""
 
     offer_id: Id
     version: Annotated[int, Meta(ge=1, le=2**53)]
@@ -203,6 +206,7 @@ class Schedule(_Struct, kw_only=True):
     profile: NonNegInt = 0
     energy_kwh: list[Kwh]
     issued_at: Epoch | None = None
+    offer_revision: NonNegInt = 0
 
 
 class MeterReading(Struct, array_like=True, frozen=True, gc=False):
