@@ -9,7 +9,6 @@ field path, because a user fixing an offer wants the whole list at once.
 
 from __future__ import annotations
 
-import math
 import operator
 
 from msgspec import Struct
@@ -41,7 +40,6 @@ MAX_READINGS = 10_000
 #: Reasons in one reject, keys in one health summary.
 MAX_ITEMS = 64
 MIN_RESOLUTION_S = 900
-_SLOT = operator.itemgetter(0)
 MAX_RESOLUTION_S = 3600
 
 
@@ -161,7 +159,7 @@ def _validate_profile(
                 errors.append(
                     FieldError(f"{path}.lower_kwh[{j}]", f"{lo_j:g} > upper_kwh {hi_j:g}")
                 )
-    sum_lo, sum_hi = math.fsum(lows), math.fsum(highs)
+    sum_lo, sum_hi = sum(lows), sum(highs)
     if p.total is not None:
         t = p.total
         if t.lower > t.upper:
@@ -181,7 +179,7 @@ def _validate_profile(
                 f"{len(p.dependencies)} rows > {MAX_DEPENDENCIES_PER_SLOT} per slot",
             )
         )
-    elif p.dependencies and max(map(_SLOT, p.dependencies)) >= n:
+    elif p.dependencies and max(p.dependencies)[0] >= n:  # rows compare by slot first
         for k, d in enumerate(p.dependencies):
             if d.slot >= n:
                 errors.append(
