@@ -31,7 +31,8 @@ Epoch = Annotated[int, Meta(ge=946_684_800, le=7_258_118_400)]
 #: Duration in seconds, up to 31 days.
 Seconds = Annotated[int, Meta(ge=0, le=31 * 86_400)]
 #: Identifiers appear in MQTT topics and file names: no ``/``, ``+``, ``#`` or blanks.
-Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+ID_PATTERN = r"^[A-Za-z0-9_.:@-]+$"
+Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
 #: Short free-form names (load type, grid node, market).
 Name = Annotated[str, Meta(max_length=64)]
 Text = Annotated[str, Meta(max_length=1024)]
@@ -210,13 +211,17 @@ class Schedule(_Struct, kw_only=True):
 
 
 class MeterReading(Struct, array_like=True, frozen=True, gc=False):
-    """``[device, start, duration_s, energy_kwh, offer_id]``: energy metered over an interval."""
+    """``[device, start, duration_s, energy_kwh, offer_id]``: energy metered over an interval.
 
-    device: Id
+    ``device`` and ``offer_id`` are ids like everywhere else, but their characters are checked
+    once per distinct value in :func:`protocol.validate_meter_batch`, not once per reading:
+    a batch repeats the same few ids, and the pattern check is most of a reading's cost."""
+
+    device: Annotated[str, Meta(min_length=1, max_length=128)]
     start: Epoch
     duration_s: Annotated[int, Meta(ge=1, le=86_400)]
     energy_kwh: Kwh
-    offer_id: str = ""
+    offer_id: Annotated[str, Meta(max_length=128)] = ""
 
 
 class MeterBatch(_Struct, kw_only=True):
