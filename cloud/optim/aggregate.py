@@ -55,13 +55,25 @@ class Member:
     lower: np.ndarray
     upper: np.ndarray
     point: np.ndarray
-    #: energy flexibility of the member's own profile, sum of (upper - lower)
+    #: energy flexibility of the member's own profile: the sum of (upper - lower) for a box,
+    #: the area of its running-sum tube for a shape (see :func:`tube_kwh`)
     own_flex_kwh: float
     profiles_dropped: int
     #: for a generalised battery (bounds on slots and running sums only): its profile divided
     #: by ``scale``, so that members of one shape aggregate exactly (see the module docstring)
     shape: Battery | None = None
     scale: float = 0.0
+    #: what members sharing a group must agree on, whatever the tolerances: the kind (box or
+    #: shape), the grid node, and for a shape its load type and coarse buckets of the shape
+    #: (lowest slot bound, total range, comfort band); computed once, at ingest
+    traits: tuple[object, ...] = ()
+    #: end of the member's last slot (epoch s)
+    end: int = 0
+    #: the arrays grouping reads, as rows of one matrix (a box: lower, upper, point; a shape:
+    #: the shape's lower, upper, run_lo, run_hi) and the numbers it reads (see ``_FACTS``):
+    #: laid out once so that a group of hundreds is summed or intersected in a few numpy calls
+    data: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    facts: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,14 +106,12 @@ def member_of(offer: FlexOffer, *, shapes: bool = True) -> Member:
     # widely; an offer with a total alone (an EV) has a shape of its own need and would make
     # many small groups, so it takes the box path
     bat = as_battery(block) if shapes and block.deps is not None else None
+    dropped = len(v.blocks) - 1
     if bat is not None:
         scale = float(max(np.abs(block.lower).max(), np.abs(block.upper).max(), 1e-9))
-        shape = Battery(
-            lower=bat.lower / scale,
-            upper=bat.upper / scale,
-            run_lo=bat.run_lo / scale,
-            run_hi=bat.run_hi / scale,
-        )
+        data = np.stack((bat.lower, bat.upper, bat.run_lo, bat.run_hi)) / scale
+        shape = Battery(lower=data[0], upper=data[1], run_lo=data[2], run_hi=data[3])
+        own = tube_kwh(shape) * scale
         return Member(
             offer=offer,
             profile=block.profile,
@@ -110,22 +120,52 @@ def member_of(offer: FlexOffer, *, shapes: bool = True) -> Member:
             lower=block.lower,
             upper=block.upper,
             point=block.point,
-            own_flex_kwh=float((block.upper - block.lower).sum()),
-            profiles_dropped=len(v.blocks) - 1,
+            own_flex_kwh=own,
+            profiles_dropped=dropped,
             shape=shape,
             scale=scale,
+            traits=("shape", offer.grid_node, offer.load_type, *_features(shape)),
+            end=block.first_start + block.n * offer.resolution_s,
+            data=data,
+            facts=_facts(offer, block, scale, own, dropped),
         )
-    lo, hi = inner_box(block)
+    data = np.stack((*inner_box(block), block.point))
+    own = float((block.upper - block.lower).sum())
     return Member(
         offer=offer,
         profile=block.profile,
         earliest=block.first_start,
         flexibility_s=block.last_start - block.first_start,
-        lower=lo,
-        upper=hi,
-        point=block.point,
-        own_flex_kwh=float((block.upper - block.lower).sum()),
-        profiles_dropped=len(v.blocks) - 1,
+        lower=data[0],
+        upper=data[1],
+        point=data[2],
+        own_flex_kwh=own,
+        profiles_dropped=dropped,
+        data=data,
+        facts=_facts(offer, block, 0.0, own, dropped),
+        traits=("box", offer.grid_node),
+        end=block.first_start + block.n * offer.resolution_s,
+    )
+
+
+#: the columns of ``Member.facts``
+_EARLIEST, _FLEX, _SCALE, _OWN, _CREATED, _ASSIGN, _ACCEPT, _DROPPED, _SLOTS = range(9)
+
+
+def _facts(offer: FlexOffer, b: Block, scale: float, own: float, dropped: int) -> np.ndarray:
+    return np.array(
+        (
+            b.first_start,
+            b.last_start - b.first_start,
+            scale,
+            own,
+            offer.created_at,
+            offer.assignment_before,
+            offer.acceptance_before,
+            dropped,
+            b.n,
+        ),
+        dtype=float,
     )
 
 
@@ -166,53 +206,6 @@ def inner_box(b: Block) -> tuple[np.ndarray, np.ndarray]:
     return m - gamma * dn, m + gamma * up
 
 
-@dataclass(slots=True)
-class _Group:
-    key: tuple[str, int, int, int]
-    anchor: int
-    seq: int
-    members: dict[str, tuple[Member, int]] = field(default_factory=dict)  # id -> (member, offset)
-    lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    point: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    built: Aggregate | None = None
-
-    def _grow(self, size: int) -> None:
-        if size > len(self.lower):
-            extra = size - len(self.lower)
-            self.lower = np.concatenate((self.lower, np.zeros(extra)))
-            self.upper = np.concatenate((self.upper, np.zeros(extra)))
-            self.point = np.concatenate((self.point, np.zeros(extra)))
-
-    def add(self, m: Member, resolution_s: int) -> None:
-        off = (m.earliest - self.anchor) // resolution_s
-        n = len(m.lower)
-        self._grow(off + n)
-        self.lower[off : off + n] += m.lower
-        self.upper[off : off + n] += m.upper
-        self.point[off : off + n] += m.point
-        self.members[m.offer.id] = (m, off)
-        self.built = None
-
-    def remove(self, offer_id: str) -> None:
-        m, off = self.members.pop(offer_id)
-        n = len(m.lower)
-        self.lower[off : off + n] -= m.lower
-        self.upper[off : off + n] -= m.upper
-        self.point[off : off + n] -= m.point
-        self.built = None
-
-
-def _meet(shapes: Sequence[Battery]) -> Battery:
-    """The intersection of normalised shapes: tightest bound of every slot and running sum."""
-    return Battery(
-        lower=np.max([b.lower for b in shapes], axis=0),
-        upper=np.min([b.upper for b in shapes], axis=0),
-        run_lo=np.max([b.run_lo for b in shapes], axis=0),
-        run_hi=np.min([b.run_hi for b in shapes], axis=0),
-    )
-
-
 def tube_kwh(b: Battery) -> float:
     """Energy flexibility of a shape: the summed width of its reachable running sums (the
     area of its cumulative-energy tube, in kWh x slots). It counts what a total or a comfort
@@ -221,44 +214,16 @@ def tube_kwh(b: Battery) -> float:
     return float(np.maximum(hi - lo, 0.0).sum())
 
 
-def _meet2(a: Battery, b: Battery) -> Battery:
-    return Battery(
-        lower=np.maximum(a.lower, b.lower),
-        upper=np.minimum(a.upper, b.upper),
-        run_lo=np.maximum(a.run_lo, b.run_lo),
-        run_hi=np.minimum(a.run_hi, b.run_hi),
-    )
-
-
-def _nonempty(b: Battery) -> bool:
-    """Whether some schedule meets ``b``: the running sums reachable after each slot form an
-    interval, computed forward (a prefix maximum and a prefix minimum)."""
-    if np.any(b.lower > b.upper + 1e-12):
-        return False
-    lo, hi = reach(b)
-    return bool(np.all(lo <= hi + 1e-9))
-
-
-def _shape_key(m: Member, est_tolerance_s: int, tf_tolerance_s: int) -> tuple[object, ...]:
-    """Members that may share a shape: same node and load type, earliest start and end within
-    a tolerance, similar time flexibility, total and comfort band (coarse buckets of the
-    normalised values)."""
-    b = m.shape
-    assert b is not None
+def _features(b: Battery) -> tuple[int, ...]:
+    """Members that may share a shape agree on these buckets of the normalised values: the
+    lowest slot bound, the total range per slot and the comfort band's width."""
     n = len(b.lower)
     band = b.run_hi - b.run_lo
     finite = band[np.isfinite(band)]
     width = float(np.median(finite)) if len(finite) else 0.0
     total_lo = b.run_lo[-1] / n if np.isfinite(b.run_lo[-1]) else -9.0
     total_hi = b.run_hi[-1] / n if np.isfinite(b.run_hi[-1]) else 9.0
-    end = m.earliest + n * m.offer.resolution_s
     return (
-        "shape",
-        m.offer.grid_node,
-        m.offer.load_type,
-        m.earliest // est_tolerance_s,
-        end // est_tolerance_s,
-        m.flexibility_s // tf_tolerance_s,
         round(4 * float(b.lower.min())),
         round(20 * total_lo),
         round(20 * total_hi),
@@ -266,14 +231,26 @@ def _shape_key(m: Member, est_tolerance_s: int, tf_tolerance_s: int) -> tuple[ob
     )
 
 
-def _in_window(m: Member, first_slot: int, size: int) -> Battery:
-    """``m``'s shape over a group's window of ``size`` slots from ``first_slot``: no energy
-    outside its own slots, its running sum unbounded before them (it is 0 there) and held to
-    its final bounds after them (it no longer moves)."""
-    b = m.shape
-    assert b is not None
+def _nonempty_rows(
+    lower: np.ndarray, upper: np.ndarray, run_lo: np.ndarray, run_hi: np.ndarray
+) -> np.ndarray:
+    """For each row of shapes (one per row of the matrices), whether some schedule meets it:
+    the running sums reachable after each slot form an interval, computed forward (a prefix
+    maximum and a prefix minimum, see :func:`~cloud.optim.oracle.reach`)."""
+    lc = np.cumsum(lower, axis=1)
+    hc = np.cumsum(upper, axis=1)
+    zero = np.zeros((len(lower), 1))
+    lo = lc + np.maximum.accumulate(np.hstack((zero, run_lo - lc)), axis=1)[:, 1:]
+    hi = hc + np.minimum.accumulate(np.hstack((zero, run_hi - hc)), axis=1)[:, 1:]
+    return np.all(lower <= upper + 1e-12, axis=1) & np.all(lo <= hi + 1e-9, axis=1)
+
+
+def _in_window(b: Battery, off: int, size: int) -> Battery:
+    """Shape ``b`` started ``off`` slots into a window of ``size`` slots (see
+    :meth:`Aggregator._window`)."""
     n = len(b.lower)
-    off = m.earliest // m.offer.resolution_s - first_slot
+    if off == 0 and n == size:
+        return b
     lower = np.zeros(size)
     upper = np.zeros(size)
     run_lo = np.full(size, -np.inf)
@@ -287,41 +264,26 @@ def _in_window(m: Member, first_slot: int, size: int) -> Battery:
     return Battery(lower=lower, upper=upper, run_lo=run_lo, run_hi=run_hi)
 
 
-@dataclass(slots=True)
-class _ShapeGroup:
-    """Members of one normalised shape over a window of slots: the aggregate is their summed
-    scale times the intersection of their shapes, which lies inside every member's shape."""
-
-    seq: int
-    first_slot: int
-    size: int
-    members: dict[str, Member] = field(default_factory=dict)
-    meet: Battery | None = None
-    built: Aggregate | None = None
-
-    def fits(self, m: Member) -> Battery | None:
-        """The group's shape with ``m`` added, or ``None`` when ``m`` does not fit."""
-        first = m.earliest // m.offer.resolution_s
-        if first < self.first_slot or first + len(m.lower) > self.first_slot + self.size:
-            return None
-        shape = _in_window(m, self.first_slot, self.size)
-        meet = shape if self.meet is None else _meet2(self.meet, shape)
-        return meet if _nonempty(meet) else None
-
-    def add(self, m: Member, meet: Battery) -> None:
-        self.meet = meet
-        self.members[m.offer.id] = m
-        self.built = None
-
-    def remove(self, offer_id: str) -> None:
-        del self.members[offer_id]
-        shapes = [_in_window(m, self.first_slot, self.size) for m in self.members.values()]
-        self.meet = _meet(shapes) if shapes else None
-        self.built = None
+def _layout(members: Sequence[Member]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every member's ``data`` side by side, the members' ``facts`` as one matrix, and for
+    each value its member (row) and its slot within the member: one numpy scatter then
+    places a whole group, not a loop over its members."""
+    facts = np.concatenate([m.facts for m in members]).reshape(len(members), -1)
+    n = facts[:, _SLOTS].astype(np.int64)
+    within = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    rows = np.repeat(np.arange(len(members)), n)
+    return np.concatenate([m.data for m in members], axis=1), facts, rows, within
 
 
 class Aggregator:
-    """Incremental start-alignment aggregation (see the module docstring)."""
+    """Incremental start-alignment aggregation (see the module docstring).
+
+    ``add`` and ``remove`` only file a member under its group key (node, earliest-start and
+    flexibility buckets, and for shapes the shape's buckets); :meth:`aggregates` rebuilds the
+    groups of the keys that changed, each key's members at once with numpy: boxes are
+    summed with one scatter per key, shapes intersected with running maxima and minima down
+    the members, a group closing where the next member would leave the intersection empty
+    or the group is full. Members are taken in the order they were added."""
 
     def __init__(
         self,
@@ -343,15 +305,14 @@ class Aggregator:
         self.max_group_size = max_group_size
         self.issuer = issuer
         self.shapes = shapes
-        self._groups: dict[tuple[str, int, int, int], _Group] = {}
-        self._open: dict[tuple[str, int, int], _Group] = {}
-        self._where: dict[str, _Group | _ShapeGroup] = {}
-        self._shapes: dict[int, _ShapeGroup] = {}
-        self._open_shapes: dict[tuple[object, ...], _ShapeGroup] = {}
+        self._key_of: dict[str, tuple[object, ...]] = {}
+        self._members: dict[tuple[object, ...], dict[str, Member]] = {}
+        self._built: dict[tuple[object, ...], list[Aggregate]] = {}
+        self._dirty: set[tuple[object, ...]] = set()
         self._seq = 0
 
     def __len__(self) -> int:
-        return len(self._where)
+        return len(self._key_of)
 
     def add(self, offer: FlexOffer) -> None:
         """Add or replace ``offer`` (an update with the same id moves it)."""
@@ -364,81 +325,197 @@ class Aggregator:
 
     def add_member(self, m: Member) -> None:
         """Add an offer whose member record is already known (cached at ingest)."""
-        if m.offer.id in self._where:
-            self.remove(m.offer.id)
-        if m.shape is not None:
-            self._add_shaped(m)
-            return
-        bucket = m.earliest // self.est_tolerance_s
-        base = (m.offer.grid_node, bucket, m.flexibility_s // self.tf_tolerance_s)
-        group = self._open.get(base)
-        if group is None or len(group.members) >= self.max_group_size:
-            self._seq += 1
-            group = _Group(
-                key=(*base, self._seq), anchor=bucket * self.est_tolerance_s, seq=self._seq
-            )
-            self._groups[group.key] = group
-            self._open[base] = group
-        group.add(m, self.resolution_s)
-        self._where[m.offer.id] = group
-
-    def _add_shaped(self, m: Member) -> None:
-        key = _shape_key(m, self.est_tolerance_s, self.tf_tolerance_s)
-        group = self._open_shapes.get(key)
-        meet = None
-        if group is not None and len(group.members) < self.max_group_size:
-            meet = group.fits(m)
-        if group is None or meet is None:
-            self._seq += 1
-            res = self.resolution_s
-            first = key[3] * self.est_tolerance_s // res  # type: ignore[operator]
-            last = (key[4] + 1) * self.est_tolerance_s // res  # type: ignore[operator]
-            group = _ShapeGroup(seq=self._seq, first_slot=first, size=last - first)
-            self._shapes[group.seq] = group
-            self._open_shapes[key] = group
-            meet = group.fits(m)
-            if meet is None:
-                raise OptimError(f"offer {m.offer.id}: its own shape admits no schedule")
-        group.add(m, meet)
-        self._where[m.offer.id] = group
+        oid = m.offer.id
+        if oid in self._key_of:
+            self.remove(oid)
+        est = self.est_tolerance_s
+        # shapes must also end together (their window); boxes are summed at any length
+        key = (
+            m.traits,
+            m.earliest // est,
+            m.end // est if m.shape is not None else 0,
+            m.flexibility_s // self.tf_tolerance_s,
+        )
+        self._members.setdefault(key, {})[oid] = m
+        self._key_of[oid] = key
+        self._dirty.add(key)
 
     def remove(self, offer_id: str) -> None:
         """Take ``offer_id`` out of its aggregate; unknown ids are ignored (idempotent)."""
-        group = self._where.pop(offer_id, None)
-        if group is None:
+        key = self._key_of.pop(offer_id, None)
+        if key is None:
             return
-        if isinstance(group, _ShapeGroup):
-            group.remove(offer_id)
-            if not group.members:
-                del self._shapes[group.seq]
-                for key, g in list(self._open_shapes.items()):
-                    if g is group:
-                        del self._open_shapes[key]
-            return
-        group.remove(offer_id)
-        if not group.members:
-            del self._groups[group.key]
-            if self._open.get(group.key[:3]) is group:
-                del self._open[group.key[:3]]
+        group = self._members[key]
+        del group[offer_id]
+        if not group:
+            del self._members[key]
+        self._dirty.add(key)
 
     def aggregates(self) -> list[Aggregate]:
-        """One aggregate per non-empty group, rebuilt where members changed."""
+        """One aggregate per group, rebuilt for the keys whose members changed."""
+        for key in self._dirty:
+            members = self._members.get(key)
+            if not members:
+                self._built.pop(key, None)
+            elif key[0][0] == "shape":
+                self._built[key] = self._shape_groups(key, list(members.values()))
+            else:
+                self._built[key] = self._box_groups(key, list(members.values()))
+        self._dirty.clear()
+        return [a for key in self._members for a in self._built[key]]
+
+    def _next_id(self) -> str:
+        self._seq += 1
+        return f"agg.{self._seq}"
+
+    # -- boxes ------------------------------------------------------------------------
+
+    def _box_groups(self, key: tuple[object, ...], members: list[Member]) -> list[Aggregate]:
+        res = self.resolution_s
+        anchor = int(key[1]) * self.est_tolerance_s  # type: ignore[call-overload]
+        data, facts, rows, within = _layout(members)
+        offsets = (facts[:, _EARLIEST].astype(np.int64) - anchor) // res
+        cols = offsets[rows] + within
+        size = self.max_group_size
+        chunk = np.arange(len(members)) // size
+        width = int(cols.max()) + 1
+        flat = chunk[rows] * width + cols
+        count = (int(chunk[-1]) + 1) * width
+        lower, upper, point = (
+            np.bincount(flat, weights=d, minlength=count).reshape(-1, width) for d in data
+        )
         out = []
-        for group in self._groups.values():
-            if group.built is None:
-                group.built = self._build(group)
-            out.append(group.built)
-        for shaped in self._shapes.values():
-            if shaped.built is None:
-                shaped.built = self._build_shaped(shaped)
-            out.append(shaped.built)
+        for c in range(int(chunk[-1]) + 1):
+            part = slice(c * size, (c + 1) * size)
+            off = offsets[part]
+            first = int(off.min())
+            end = int((off + facts[part, _SLOTS]).max())
+            earliest = anchor + first * res
+            flex = int(facts[part, _FLEX].min())
+            lo = lower[c, first:end]
+            up = np.maximum(upper[c, first:end], lo)
+            profile = Profile(lower_kwh=lo.tolist(), upper_kwh=up.tolist())
+            kept = float((up - lo).sum())
+            out.append(
+                self._aggregate(
+                    members[part],
+                    facts[part],
+                    off - first,
+                    self._offer(
+                        facts[part],
+                        members[part][0],
+                        earliest,
+                        flex,
+                        "aggregate",
+                        profile,
+                        np.clip(point[c, first:end], lo, up),
+                    ),
+                    kept,
+                )
+            )
         return out
 
-    def _build_shaped(self, group: _ShapeGroup) -> Aggregate:
+    def _aggregate(
+        self,
+        members: list[Member],
+        facts: np.ndarray,
+        offsets: np.ndarray,
+        offer: FlexOffer,
+        kept_kwh: float,
+    ) -> Aggregate:
+        """The aggregate and its loss: time flexibility its members give up to the smallest
+        one, energy flexibility outside what the aggregate keeps (``kept_kwh``), profiles."""
+        assert offer.start_after is not None and offer.start_before is not None
+        flex = offer.start_before - offer.start_after
+        loss = Loss(
+            time_flexibility_s=int(facts[:, _FLEX].sum()) - flex * len(members),
+            energy_flexibility_kwh=max(float(facts[:, _OWN].sum()) - kept_kwh, 0.0),
+            profiles_dropped=int(facts[:, _DROPPED].sum()),
+        )
+        return Aggregate(
+            offer=offer, members=tuple(members), offsets=tuple(offsets.tolist()), loss=loss
+        )
+
+    # -- shapes -----------------------------------------------------------------------
+
+    def _shape_groups(self, key: tuple[object, ...], members: list[Member]) -> list[Aggregate]:
+        """Members' shapes over the key's window of slots, then groups cut where the running
+        intersection would become empty or the group full."""
         res = self.resolution_s
-        members = list(group.members.values())
-        q = group.meet
-        assert q is not None
+        est = self.est_tolerance_s
+        first_slot = int(key[1]) * est // res  # type: ignore[call-overload]
+        size = (int(key[2]) + 1) * est // res - first_slot  # type: ignore[call-overload]
+        k = len(members)
+        facts = np.concatenate([m.facts for m in members]).reshape(k, -1)
+        offsets = facts[:, _EARLIEST].astype(np.int64) // res - first_slot
+        n = facts[:, _SLOTS].astype(np.int64)
+        if (offsets == offsets[0]).all() and (n == n[0]).all():
+            # the usual case (heat pumps, batteries of a day): members side by side as they
+            # are; only the intersection is placed in the window
+            off = int(offsets[0])
+            stacked = np.stack([m.data for m in members])
+            lower, upper, run_lo, run_hi = (stacked[:, f] for f in range(4))
+        else:
+            off = 0
+            lower, upper, run_lo, run_hi = self._window(members, offsets, size)
+        out = []
+        p = 0
+        while p < k:
+            q = min(p + self.max_group_size, k)
+            # the usual case, all of them fit: one reduction; else find where it breaks
+            meet = (
+                np.maximum.reduce(lower[p:q])[None],
+                np.minimum.reduce(upper[p:q])[None],
+                np.maximum.reduce(run_lo[p:q])[None],
+                np.minimum.reduce(run_hi[p:q])[None],
+            )
+            r = q - p
+            last = 0
+            if not _nonempty_rows(*meet)[0]:
+                meet = (
+                    np.maximum.accumulate(lower[p:q], axis=0),
+                    np.minimum.accumulate(upper[p:q], axis=0),
+                    np.maximum.accumulate(run_lo[p:q], axis=0),
+                    np.minimum.accumulate(run_hi[p:q], axis=0),
+                )
+                r = int(np.argmin(_nonempty_rows(*meet)))
+                if r == 0:
+                    raise OptimError(
+                        f"offer {members[p].offer.id}: its own shape admits no schedule"
+                    )
+                last = r - 1
+            shape = _in_window(Battery(*(m[last] for m in meet)), off, size)
+            out.append(
+                self._shape_aggregate(members[p : p + r], facts[p : p + r], first_slot, shape)
+            )
+            p += r
+        return out
+
+    @staticmethod
+    def _window(
+        members: list[Member], offsets: np.ndarray, size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Members' shapes placed at their offsets in a window of ``size`` slots: idle
+        outside their own slots, the running sum free before them and held after them."""
+        k = len(members)
+        data, facts, rows, within = _layout(members)
+        cols = offsets[rows] + within
+        lower = np.zeros((k, size))
+        upper = np.zeros((k, size))
+        run_lo = np.full((k, size), -np.inf)
+        run_hi = np.full((k, size), np.inf)
+        for mat, d in zip((lower, upper, run_lo, run_hi), data, strict=True):
+            mat[rows, cols] = d
+        end = offsets + facts[:, _SLOTS].astype(np.int64)
+        after = np.arange(size) >= end[:, None]
+        run_lo = np.where(after, run_lo[np.arange(k), end - 1][:, None], run_lo)
+        run_hi = np.where(after, run_hi[np.arange(k), end - 1][:, None], run_hi)
+        return lower, upper, run_lo, run_hi
+
+    def _shape_aggregate(
+        self, members: list[Member], facts: np.ndarray, first_slot: int, q: Battery
+    ) -> Aggregate:
+        res = self.resolution_s
         # the aggregate runs over the slots some member may use; outside them every member
         # is idle, which the shape's zero bounds already say
         live = np.flatnonzero((q.upper != 0) | (q.lower != 0))
@@ -453,10 +530,10 @@ class Aggregator:
         q = Battery(
             lower=q.lower[lead:tail], upper=q.upper[lead:tail], run_lo=run_lo, run_hi=run_hi
         )
-        total_scale = sum(m.scale for m in members)
+        total_scale = float(facts[:, _SCALE].sum())
         found = cheapest(q, np.zeros(len(q.lower)))
         if found is None:  # cannot happen: every addition kept the shape non-empty
-            raise OptimError(f"aggregate {group.seq}: empty shape")
+            raise OptimError("an aggregate's shape admits no schedule")
         deps = []
         for j in range(len(q.lower)):
             if np.isfinite(q.run_hi[j]):
@@ -466,78 +543,43 @@ class Aggregator:
         lower = total_scale * q.lower
         upper = np.maximum(total_scale * q.upper, lower)
         point = np.clip(total_scale * found[1], lower, upper)
-        first = members[0]
-        earliest = (group.first_slot + lead) * res
-        flex = min(m.flexibility_s for m in members)
-        assignment = min(min(m.offer.assignment_before for m in members), earliest + flex)
-        acceptance = min(min(m.offer.acceptance_before for m in members), assignment)
-        offer = FlexOffer(
-            id=f"agg.{group.seq}",
-            issuer=self.issuer,
-            device="aggregate",
-            load_type=first.offer.load_type,
-            grid_node=first.offer.grid_node,
-            created_at=min(m.offer.created_at for m in members),
-            resolution_s=res,
-            acceptance_before=acceptance,
-            assignment_before=assignment,
-            start_after=earliest,
-            start_before=earliest + flex,
-            profiles=[
-                Profile(lower_kwh=lower.tolist(), upper_kwh=upper.tolist(), dependencies=deps)
-            ],
-            default=DefaultSchedule(start=earliest, energy_kwh=point.tolist()),
+        earliest = (first_slot + lead) * res
+        flex = int(facts[:, _FLEX].min())
+        profile = Profile(lower_kwh=lower.tolist(), upper_kwh=upper.tolist(), dependencies=deps)
+        offer = self._offer(
+            facts, members[0], earliest, flex, members[0].offer.load_type, profile, point
         )
-        own = sum(tube_kwh(m.shape) * m.scale for m in members if m.shape is not None)
-        loss = Loss(
-            time_flexibility_s=sum(m.flexibility_s for m in members) - flex * len(members),
-            energy_flexibility_kwh=max(own - total_scale * tube_kwh(q), 0.0),
-            profiles_dropped=sum(m.profiles_dropped for m in members),
-        )
-        offsets = tuple((m.earliest - earliest) // res for m in members)
-        return Aggregate(offer=offer, members=tuple(members), offsets=offsets, loss=loss)
+        offsets = (facts[:, _EARLIEST].astype(np.int64) - earliest) // res
+        return self._aggregate(members, facts, offsets, offer, total_scale * tube_kwh(q))
 
-    def _build(self, group: _Group) -> Aggregate:
-        res = self.resolution_s
-        members = [m for m, _ in group.members.values()]
-        offsets = [off for _, off in group.members.values()]
-        first = min(offsets)
-        end = max(off + len(m.lower) for m, off in group.members.values())
-        earliest = group.anchor + first * res
-        flex = min(m.flexibility_s for m in members)
-        lower = group.lower[first:end].copy()
-        upper = np.maximum(group.upper[first:end], lower)
-        point = np.clip(group.point[first:end], lower, upper)
-        created = min(m.offer.created_at for m in members)
-        assignment = min(min(m.offer.assignment_before for m in members), earliest + flex)
-        acceptance = min(min(m.offer.acceptance_before for m in members), assignment)
-        node = members[0].offer.grid_node
-        offer = FlexOffer(
-            id=f"agg.{group.seq}",
+    def _offer(
+        self,
+        facts: np.ndarray,
+        first: Member,
+        earliest: int,
+        flex: int,
+        load_type: str,
+        profile: Profile,
+        point: np.ndarray,
+    ) -> FlexOffer:
+        """The aggregate as a Flex-Offer: the members' earliest deadlines, the smallest time
+        flexibility, the summed profile."""
+        assignment = min(int(facts[:, _ASSIGN].min()), earliest + flex)
+        acceptance = min(int(facts[:, _ACCEPT].min()), assignment)
+        return FlexOffer(
+            id=self._next_id(),
             issuer=self.issuer,
             device="aggregate",
-            load_type="aggregate",
-            grid_node=node,
-            created_at=created,
-            resolution_s=res,
+            load_type=load_type,
+            grid_node=first.offer.grid_node,
+            created_at=int(facts[:, _CREATED].min()),
+            resolution_s=self.resolution_s,
             acceptance_before=acceptance,
             assignment_before=assignment,
             start_after=earliest,
             start_before=earliest + flex,
-            profiles=[Profile(lower_kwh=lower.tolist(), upper_kwh=upper.tolist())],
+            profiles=[profile],
             default=DefaultSchedule(start=earliest, energy_kwh=point.tolist()),
-        )
-        own = sum(m.own_flex_kwh for m in members)
-        loss = Loss(
-            time_flexibility_s=sum(m.flexibility_s for m in members) - flex * len(members),
-            energy_flexibility_kwh=max(own - float((upper - lower).sum()), 0.0),
-            profiles_dropped=sum(m.profiles_dropped for m in members),
-        )
-        return Aggregate(
-            offer=offer,
-            members=tuple(members),
-            offsets=tuple(off - first for off in offsets),
-            loss=loss,
         )
 
 

@@ -6,21 +6,19 @@ the running sum (a total, a comfort band, a state of charge, all dependency rows
 ``a == b``). For those, dynamic programming over the running sum is exact and fast: the cost
 to reach running sum ``R`` after slot ``j`` is convex and piecewise linear in ``R``, each slot
 adds one segment (slope = the slot's price) and clips the domain to the running-sum bounds,
-and the cheapest path is read back slot by slot. Profiles with other dependency rows or a
-polytope go to the LP solver.
+and the cheapest path is read back slot by slot (:mod:`cloud.optim.kernels` holds the compiled
+programme). Profiles with other dependency rows or a polytope go to the LP solver.
 """
 
 from __future__ import annotations
 
-import bisect
+import math
 from dataclasses import dataclass
-from itertools import accumulate
 
 import numpy as np
 
+from . import kernels
 from .blocks import Block
-
-_TOL = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,68 +66,17 @@ def reach(b: Battery) -> tuple[np.ndarray, np.ndarray]:
 
 def cheapest(bat: Battery, cost: np.ndarray) -> tuple[float, np.ndarray] | None:
     """``(cost, schedule)`` of the cheapest schedule, or ``None`` when none exists."""
-    lower = bat.lower.tolist()
-    upper = bat.upper.tolist()
-    prices = cost.tolist()
-    run_lo = bat.run_lo.tolist()
-    run_hi = bat.run_hi.tolist()
-    n = len(lower)
-    r0 = 0.0  # left end of the reachable running sums
-    v0 = 0.0  # cost at r0
-    slopes: list[float] = []  # segments to the right of r0, cheapest first
-    lengths: list[float] = []
-    span = 0.0  # sum of lengths
-    history: list[tuple[float, list[float], list[float], float]] = []
-    for j in range(n):
-        lo, c = lower[j], prices[j]
-        r0 += lo
-        v0 += c * lo
-        width = upper[j] - lo
-        if width > _TOL:
-            k = bisect.bisect_right(slopes, c)
-            slopes.insert(k, c)
-            lengths.insert(k, width)
-            span += width
-        need = run_lo[j] - r0
-        while need > _TOL and slopes:
-            take = min(need, lengths[0])
-            v0 += slopes[0] * take
-            r0 += take
-            need -= take
-            span -= take
-            if take >= lengths[0] - _TOL:
-                span -= lengths[0] - take
-                del slopes[0], lengths[0]
-            else:
-                lengths[0] -= take
-        if need > 1e-7:
-            return None
-        if r0 > run_hi[j] + 1e-7:
-            return None
-        excess = r0 + span - run_hi[j]
-        while excess > _TOL and slopes:
-            take = min(excess, lengths[-1])
-            excess -= take
-            span -= take
-            if take >= lengths[-1] - _TOL:
-                span -= lengths[-1] - take
-                del slopes[-1], lengths[-1]
-            else:
-                lengths[-1] -= take
-        # prefix sums of the lengths let the way back find a slope's position by bisection
-        history.append((r0, slopes.copy(), list(accumulate(lengths, initial=0.0)), span))
-    # the cheapest end point: take every segment that lowers the cost
-    neg = bisect.bisect_left(slopes, 0.0)
-    r_end = r0 + sum(lengths[:neg])
-    value = v0 + sum(s * length for s, length in zip(slopes[:neg], lengths[:neg], strict=True))
-    run = [0.0] * n
-    run[n - 1] = r_end
-    for j in range(n - 1, 0, -1):
-        h0, hs, hcum, hspan = history[j - 1]
-        # where the previous cost curve's slope passes this slot's price
-        best = h0 + hcum[bisect.bisect_left(hs, prices[j])]
-        lo_r = max(run[j] - upper[j], h0)
-        hi_r = min(run[j] - lower[j], h0 + hspan)
-        run[j - 1] = min(max(best, lo_r), hi_r)
-    x = np.diff(np.asarray(run), prepend=0.0)
-    return value, np.clip(x, bat.lower, bat.upper)
+    n = len(bat.lower)
+    x = np.zeros(n)
+    zero = np.zeros(n)
+    value = kernels.cheapest_schedule(
+        np.ascontiguousarray(bat.lower, dtype=float),
+        np.ascontiguousarray(bat.upper, dtype=float),
+        np.ascontiguousarray(bat.run_lo, dtype=float),
+        np.ascontiguousarray(bat.run_hi, dtype=float),
+        np.ascontiguousarray(cost, dtype=float),
+        zero,
+        zero,
+        x,
+    )
+    return None if math.isnan(value) else (float(value), x)

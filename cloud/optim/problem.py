@@ -50,13 +50,19 @@ class PlanResult:
     """Schedules for every plannable offer, the objective value they reach and a proven lower
     bound on the optimum (``bound <= objective``). ``status`` is ``optimal``, ``feasible``
     (stopped at the time limit or gap) or ``fallback`` (a heuristic answered). Offers that
-    cannot be planned at all are listed in ``infeasible`` with the reason."""
+    cannot be planned at all are listed in ``infeasible`` with the reason.
+
+    ``slot_values`` (keyed by slot start, objective units per kWh) are the Lagrange
+    multipliers of the portfolio's energy per slot that prove ``bound``, where the planner
+    has them: what one more kWh in that slot is worth to the plan. They price any other
+    portfolio too: see :func:`cloud.optim.cutting_plane.lagrangian_bound`."""
 
     schedules: list[PlannedSchedule]
     objective: float
     bound: float
     status: Literal["optimal", "feasible", "fallback"]
     infeasible: Mapping[str, str] = field(default_factory=dict)
+    slot_values: Mapping[int, float] = field(default_factory=dict)
 
 
 class Planner(Protocol):

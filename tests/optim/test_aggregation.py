@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import protocol
 from cloud.optim import OrToolsPlanner, PlanRequest
-from cloud.optim.aggregate import Aggregator, aggregate, total_loss
+from cloud.optim.aggregate import Aggregator, aggregate, member_of, total_loss
 from cloud.optim.disaggregate import disaggregate
 from cloud.optim.instances import portfolio, solar_target
 from cloud.optim.problem import PlannedSchedule
@@ -124,3 +126,24 @@ def test_aggregated_planning_of_a_realistic_portfolio():
     by_id = {a.offer.id: a for a in aggs}
     for s in result.schedules:
         _members_ok(by_id[s.offer_id], s)
+
+
+def test_a_group_closes_where_the_next_shape_would_leave_no_schedule():
+    pumps = portfolio(40, seed=6, mix=("heat_pump",), nodes=1)
+    pumps = [o for o in pumps if o.start_before == o.start_after]
+    members = sorted((member_of(o) for o in pumps), key=lambda m: m.shape.run_hi[-1])
+    low, high = members[0], members[-1]  # normalised daily heat far apart: no common shape
+    agg = Aggregator()
+    agg.add_member(low)
+    agg.add_member(dataclasses.replace(high, traits=low.traits))  # forced into one key
+    got = agg.aggregates()
+    assert [len(a.members) for a in got] == [1, 1]
+    for a in got:
+        assert not protocol.validate_offer(a.offer)
+        d = a.offer.default
+        _members_ok(
+            a,
+            PlannedSchedule(
+                offer_id=a.offer.id, start=d.start, profile=0, energy_kwh=list(d.energy_kwh)
+            ),
+        )

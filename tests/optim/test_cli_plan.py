@@ -83,3 +83,23 @@ def test_bad_offer_field_is_named(tmp_path: Path):
     out = _run("--offers", str(tmp_path / "o.json"))
     assert out.returncode == 1
     assert "[1].resolution_s" in out.stderr
+
+
+def test_plan_json_of_a_large_portfolio_is_clean(tmp_path: Path):
+    # large enough for the cutting planes (HiGHS through highspy): nothing but the JSON
+    # document may reach standard output
+    offers = portfolio(160, seed=10)
+    (tmp_path / "offers.json").write_bytes(protocol.write_offers(offers, "json", ts=0))
+    rows = ["time,value"] + [f"{t},{v}" for t, v in solar_target(offers).items()]
+    (tmp_path / "target.csv").write_text("\n".join(rows) + "\n")
+    out = _run(
+        "--offers",
+        str(tmp_path / "offers.json"),
+        "--target",
+        str(tmp_path / "target.csv"),
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert len(doc["schedules"]) == len(offers)
+    assert doc["bound"] <= doc["objective"] <= 1.01 * doc["bound"]
