@@ -26,6 +26,7 @@ fmt: setup
 bench: setup
 	$(PY) bench/codec.py
 	$(PY) bench/devices.py
+	$(PY) bench/agent.py
 	$(PY) bench/fman.py
 	$(PY) bench/broker_security.py
 

@@ -167,7 +167,12 @@ def status(config_path: Path, store_path: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
         return
     c = report["connection"]
+    d = report["daemon"]
     click.echo(f"agent        {report['agent']}   (store {report['store']})")
+    if d["running"]:
+        click.echo(f"daemon       running (pid {d['pid']})")
+    else:
+        click.echo("daemon       not running" + (f" (last pid {d['pid']})" if d["pid"] else ""))
     if c["connected"]:
         click.echo(f"connection   online to {c['broker']} since {_when(c['since'])}")
     else:
@@ -206,13 +211,19 @@ def _status(store: Store) -> dict[str, Any]:
         return int(meta[key]) if meta.get(key, "").lstrip("-").isdigit() else None
 
     connected = meta.get("connected") == "1"
+    pid = num("pid")
+    running = pid is not None and _alive(pid)
     return {
         "agent": meta.get("agent", ""),
         "store": str(store.path),
+        "daemon": {"pid": pid, "running": running},
         "connection": {
-            "connected": connected,
+            "connected": connected and running,
             "broker": meta.get("broker", ""),
-            "since": num("connected_since" if connected else "disconnected_since"),
+            # a daemon that died connected has no disconnection time: its last heartbeat
+            "since": num("connected_since")
+            if connected and running
+            else num("heartbeat" if connected else "disconnected_since"),
         },
         "heartbeat": num("heartbeat"),
         "outbox": {
@@ -417,6 +428,19 @@ def _open_store(config_path: Path, store_path: Path | None) -> Store:
         return Store.reader(path)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on this machine; the store may come from another)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def _when(ts: int | float | None) -> str:

@@ -108,7 +108,7 @@ class DeviceConfig:
     driver: str
     generator: str | None
     grid_node: str
-    mode: str
+    trading_mode: str
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -120,7 +120,7 @@ class AgentConfig:
     devices: tuple[DeviceConfig, ...]
     resolution_s: int = 900
     grid_node: str = ""
-    mode: str = "delegated"
+    trading_mode: str = "delegated"
     control_interval_s: int = 60
     meter_batch_slots: int = 1
     retention_days: float = 7.0
@@ -236,7 +236,7 @@ AGENT_KEYS = {
     "store",
     "resolution_s",
     "grid_node",
-    "mode",
+    "trading_mode",
     "control_interval_s",
     "meter_batch_slots",
     "retention_days",
@@ -259,7 +259,6 @@ BROKER_KEYS = {
     "allow_plaintext",
 }
 CLOCK_KEYS = {"speed", "start", "anchor"}
-RESERVED_DEVICE_KEYS = {"driver", "generator", "grid_node", "mode"}
 
 
 def parse_config(data: Mapping[str, Any], *, base: Path, source: str = "") -> AgentConfig:
@@ -305,7 +304,7 @@ def read_config(
     mode = r.value(
         agent,
         "agent",
-        "mode",
+        "trading_mode",
         str,
         "delegated",
         check=_one_of("delegated", "direct"),
@@ -336,10 +335,10 @@ def read_config(
                 driver=r.value(table, prefix, "driver", str, "", required=True),
                 generator=r.value(table, prefix, "generator", str),
                 grid_node=r.value(table, prefix, "grid_node", str, grid_node),
-                mode=r.value(
+                trading_mode=r.value(
                     table,
                     prefix,
-                    "mode",
+                    "trading_mode",
                     str,
                     mode,
                     check=_one_of("delegated", "direct"),
@@ -356,7 +355,7 @@ def read_config(
         devices=tuple(devices),
         resolution_s=resolution,
         grid_node=grid_node,
-        mode=mode,
+        trading_mode=mode,
         control_interval_s=interval,
         meter_batch_slots=r.value(agent, "agent", "meter_batch_slots", int, 1, check=_positive),
         retention_days=r.value(agent, "agent", "retention_days", float, 7.0, check=_positive),

@@ -312,23 +312,29 @@ class Core:
             if t.state not in LIVE_STATES and t.plan.end + _KEEP_S <= now:
                 del self._tracked[oid]
 
-    def _take_default(self, t: _Tracked, now: int, slot: int) -> None:
-        d = t.offer.default
+    @staticmethod
+    def _default_plan(offer: FlexOffer, slot: int) -> Plan:
+        """The offer's default as a plan, moved to ``slot`` if its start has passed and the
+        move keeps it feasible."""
+        d = offer.default
         start = d.start
         if start < slot and not protocol.check_assignment(
-            t.offer, start=slot, profile=d.profile, energy_kwh=d.energy_kwh
+            offer, start=slot, profile=d.profile, energy_kwh=d.energy_kwh
         ):
             start = slot
-        plan = Plan(
-            offer_id=t.offer.id,
-            device=t.offer.device,
+        return Plan(
+            offer_id=offer.id,
+            device=offer.device,
             version=0,
             start=start,
-            resolution_s=t.offer.resolution_s,
+            resolution_s=offer.resolution_s,
             profile=d.profile,
             energy_kwh=tuple(d.energy_kwh),
             source="default",
         )
+
+    def _take_default(self, t: _Tracked, now: int, slot: int) -> None:
+        plan = self._default_plan(t.offer, slot)
         with self.store.transaction():
             self.store.save_plan(plan, now)
         t.plan = plan
@@ -372,19 +378,12 @@ class Core:
             self._set_state(t, "accepted", now)
             return
         state = protocol.transition(t.state, "rejected")
-        plan = Plan(
-            offer_id=t.offer.id,
-            device=t.offer.device,
-            version=0,
-            start=t.offer.default.start,
-            resolution_s=t.offer.resolution_s,
-            profile=t.offer.default.profile,
-            energy_kwh=tuple(t.offer.default.energy_kwh),
-            source="default",
-        )
+        plan = t.plan  # the default may already be in force (the deadline passed first)
         with self.store.transaction():
             self.store.set_offer_state(t.offer.id, state, now)
-            self.store.save_plan(plan, now)
+            if plan is None:
+                plan = self._default_plan(t.offer, now // self.resolution_s * self.resolution_s)
+                self.store.save_plan(plan, now)
         t.state, t.plan = state, plan
         log.info(
             "%s: FMAN rejected %s: %s; its default will run",

@@ -71,6 +71,20 @@ class _Dev:
     def id(self) -> str:
         return self.device.id
 
+    def status(self) -> DeviceStatus:
+        m = self.measurement
+        return DeviceStatus(
+            id=self.id,
+            driver=self.device.config.driver,
+            generator=self.device.config.generator or "",
+            last_ts=int(m.ts) if m is not None else None,
+            power_w=m.power_w if m is not None else None,
+            energy_kwh=m.energy_kwh if m is not None else None,
+            fault=self.fault,
+            fault_since=self.fault_since,
+            setpoint=self.setpoint_text(),
+        )
+
     def setpoint_text(self) -> str:
         if self.command is None:
             return ""
@@ -101,6 +115,8 @@ class Ems:
         self.offer_at = offer_at
         self.on_outbox = on_outbox
         self.devs = [_Dev(device=d, cursor=store.cursor(d.id)) for d in devices]
+        #: Readings stored but not yet in a batch (after a restart: those the store holds).
+        self._pending = store.unbatched_readings()
         self._slot: int | None = None
         self.readings_made = 0
         self.commands_sent = 0
@@ -235,36 +251,20 @@ class Ems:
         self, now: float, slot: int, readings: list[MeterReading], cursors: list[_Dev]
     ) -> None:
         """One transaction: readings, cursors, device states, heartbeat, due meter batches."""
-        sent = False
         with self.store.transaction():
-            for r in readings:
-                if self.store.add_reading(r):
-                    self.readings_made += 1
-            for d in cursors:
-                assert d.cursor is not None
-                self.store.set_cursor(d.id, *d.cursor)
-            for d in self.devs:
-                m = d.measurement
-                self.store.save_device(
-                    DeviceStatus(
-                        id=d.id,
-                        driver=d.device.config.driver,
-                        generator=d.device.config.generator or "",
-                        last_ts=int(m.ts) if m is not None else None,
-                        power_w=m.power_w if m is not None else None,
-                        energy_kwh=m.energy_kwh if m is not None else None,
-                        fault=d.fault,
-                        fault_since=d.fault_since,
-                        setpoint=d.setpoint_text(),
-                    )
-                )
+            if readings:
+                self.readings_made += self.store.add_readings(readings)
+                self._pending += readings
+            self.store.set_cursors([(d.id, *d.cursor) for d in cursors if d.cursor is not None])
+            self.store.save_devices([d.status() for d in self.devs])
             self.store.set("heartbeat", int(now))
             sent = self._batch(slot, int(now))
         if sent:
             self.on_outbox()
 
     def _batch(self, slot: int, now: int) -> bool:
-        pending = self.store.unbatched_readings()
+        """Publish the buffered readings once the oldest is ``meter_batch_slots`` old."""
+        pending = self._pending
         if not pending:
             return False
         due = slot - self.meter_batch_slots * self.resolution_s
@@ -282,6 +282,7 @@ class Ems:
                 now=now,
             )
             self.store.mark_batched(chunk, seq)
+        self._pending = []
         return True
 
     # -- control --------------------------------------------------------------------------------
@@ -295,13 +296,11 @@ class Ems:
             if not d.opened or d.limits is None:
                 continue
             plan = plans.get(d.id)
+            energy = plan.slot_energy(slot) if plan is not None else None
             try:
-                if plan is None:
+                if plan is None or energy is None:
                     if d.controlled:
                         await self._idle(d)
-                    continue
-                energy = plan.slot_energy(slot)
-                if energy is None:
                     continue
                 if d.plan_key != (plan.offer_id, plan.version):
                     # a machine with programmes (a dishwasher) runs the one the plan chose

@@ -49,4 +49,11 @@ class DeviceFault(AgentError):
 
 
 class StoreError(AgentError):
-    """The agent's SQLite database failed; the path and SQLite's reason are in the message."""
+    """The agent's SQLite database failed; the path and SQLite's reason are in the message.
+
+    ``transient`` is true when trying again later may succeed (disk full, database locked,
+    an I/O error), false when it cannot (a constraint broken: a bug)."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        self.transient = transient
+        super().__init__(message)

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
+import os
 import random
 import ssl
 import time
@@ -46,6 +48,7 @@ async def _settle(task: asyncio.Task[None]) -> None:
         await task
 
 
+@functools.cache
 def agent_version() -> str:
     try:
         return version("atp-flex")
@@ -66,6 +69,7 @@ class AgentRuntime:
         notifier: Notifier | None = None,
         rng: random.Random | None = None,
         uplink_window: int = 20,
+        offer_phase_s: int = 0,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -76,12 +80,15 @@ class AgentRuntime:
         self.notifier = notifier or Notifier(environ={})
         self.rng = rng or random.Random()
         self.uplink_window = uplink_window
+        #: Offers are refreshed this long after each slot begins (a multiple of the control
+        #: interval). The fleet spreads its agents' generator work over the slot this way,
+        #: as real agents are; one agent has no reason to wait.
+        self.offer_phase_s = offer_phase_s
         self.version = agent_version()
         self.started_wall = time.monotonic()
         self.ticks = 0
         self.errors = 0
-        self.lag_max_s = 0.0
-        self.lag_total_s = 0.0
+        self.reset_lag()
         self.store: Store | None = None
         self.core: Core | None = None
         self.ems: Ems | None = None
@@ -98,7 +105,15 @@ class AgentRuntime:
             retention_s=int(cfg.retention_days * 86_400),
             cache_kib=2048 if cfg.durability == "full" else 256,
         )
-        store.set_many({"agent": cfg.id, "started": int(now), "connected": 0})
+        store.set_many(
+            {
+                "agent": cfg.id,
+                "pid": os.getpid(),
+                "started": int(now),
+                "connected": 0,
+                "disconnected_since": int(now),
+            }
+        )
         self.uplink = Uplink(
             agent_id=cfg.id,
             settings=BrokerSettings(
@@ -129,7 +144,7 @@ class AgentRuntime:
                     device=d.id,
                     generator=d.generator,
                     grid_node=d.config.grid_node,
-                    mode=d.config.mode,
+                    mode=d.config.trading_mode,
                 )
                 for d in self.devices
                 if d.generator is not None
@@ -196,8 +211,10 @@ class AgentRuntime:
             uplink.cancel()
             await _settle(uplink)
             if self.store is not None:
-                self.store.close()
-                self.store = None
+                # closing folds the WAL into the database (file-system work): off the loop,
+                # which other agents of a fleet may share
+                store, self.store = self.store, None
+                await asyncio.to_thread(store.close)
 
     # -- the main loop --------------------------------------------------------------------------
 
@@ -218,12 +235,12 @@ class AgentRuntime:
                 await self.ems.sample(now)
                 self.core.advance(t)
                 slot = t // cfg.resolution_s * cfg.resolution_s
-                if slot != last_slot:
+                if slot != last_slot and t >= slot + self.offer_phase_s:
                     self.core.refresh(t, self.ems.measurements())
                     last_slot = slot
                 if now >= next_purge:
                     self.store.purge(t)
-                    next_purge = now + 3600
+                    next_purge = now + 3600 + self.offer_phase_s
                 wake = await self.ems.control(now, self.core.plans(now))
                 if now >= next_health:
                     self.uplink.publish_status()
@@ -238,10 +255,19 @@ class AgentRuntime:
             if wake is not None:
                 target = min(target, wake)
             await self.clock.sleep(target - self.clock.now())
+            if until is not None and self.clock.now() >= until:
+                return
             # how late the step starts, in the agent's time: a loaded event loop shows here
             lag = max(0.0, self.clock.now() - target)
             self.lag_max_s = max(self.lag_max_s, lag)
             self.lag_total_s += lag
+            self.lag_steps += 1
+
+    def reset_lag(self) -> None:
+        """Start measuring how late steps start afresh (the fleet does, once all have started)."""
+        self.lag_max_s = 0.0
+        self.lag_total_s = 0.0
+        self.lag_steps = 0
 
     def health(self) -> dict[str, int | float | str | bool]:
         """The summary in the retained ``online`` status."""

@@ -31,6 +31,7 @@ import importlib
 import logging
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ LIVE_STATES: tuple[OfferState, ...] = ("offered", "accepted", "assigned", "execu
 _OFFER_ENCODER = msgspec.msgpack.Encoder()
 _OFFER_DECODER = msgspec.msgpack.Decoder(FlexOffer)
 _FLOATS = msgspec.json.Decoder(list[float])
+_IMPORT_LOCK = threading.Lock()
 
 
 def _import_sqlite_utils() -> ModuleType:
@@ -66,18 +68,20 @@ def _import_sqlite_utils() -> ModuleType:
     convert their types on insert). On a gateway they are not; on a development machine with
     the cloud extra they are, and would add half a second and tens of MB to the agent, which
     never passes them a numpy value. So they are hidden while sqlite-utils loads, unless this
-    process already imported them (then hiding saves nothing and would only cost them)."""
-    if "sqlite_utils" in sys.modules:
-        return sys.modules["sqlite_utils"]
-    hidden = [m for m in ("pandas", "numpy") if m not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail
-    try:
-        return importlib.import_module("sqlite_utils")
-    finally:
+    process already imported them (then hiding saves nothing and would only cost them).
+    Stores opened on several threads at once (the fleet) import it once, under a lock."""
+    with _IMPORT_LOCK:
+        if "sqlite_utils" in sys.modules:
+            return sys.modules["sqlite_utils"]
+        hidden = [m for m in ("pandas", "numpy") if m not in sys.modules]
         for name in hidden:
-            if sys.modules.get(name, 0) is None:
-                del sys.modules[name]
+            sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail
+        try:
+            return importlib.import_module("sqlite_utils")
+        finally:
+            for name in hidden:
+                if sys.modules.get(name, 0) is None:
+                    del sys.modules[name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +173,8 @@ class Store:
                 conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path)
+                # one thread at a time uses it; it may be closed on a worker thread
+                conn = sqlite3.connect(self.path, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
             self.db: sqlite_utils.Database = su.Database(conn, execute_plugins=False)
@@ -180,7 +185,12 @@ class Store:
                 conn.execute(f"PRAGMA synchronous = {durability.upper()}")
                 self._create_schema()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(
+            f"{self.path}: {exc}", transient=isinstance(exc, sqlite3.OperationalError)
+        )
 
     @classmethod
     def reader(cls, path: str | Path) -> Store:
@@ -286,12 +296,10 @@ class Store:
 
     def close(self) -> None:
         try:
-            if not self.readonly:
-                # fold the WAL back into the database file so a copied .db is complete
-                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # closing the last connection folds the WAL back into the database file
             self.db.close()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise self._error(exc) from exc
 
     def __enter__(self) -> Store:
         return self
@@ -311,13 +319,24 @@ class Store:
             with self.db.atomic():
                 yield
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise self._error(exc) from exc
 
     def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         try:
             return self.db.execute(sql, params)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise self._error(exc) from exc
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows, in the caller's transaction or in its own."""
+        if not self.db.conn.in_transaction:
+            with self.transaction():
+                self._many(sql, rows)
+            return
+        try:
+            self.db.conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
 
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         return self._exec(sql, params).fetchall()
@@ -383,7 +402,7 @@ class Store:
     def outbox_done(self, ids: Iterable[int]) -> None:
         """The broker acknowledged these rows: forget them."""
         with self.transaction():
-            self.db.conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+            self._many("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
 
     def outbox_dead(self, row_id: int, reason: str) -> None:
         """The broker refused this row for good: keep it aside with the reason."""
@@ -503,20 +522,16 @@ class Store:
 
     # -- meter readings ------------------------------------------------------------------
 
-    def add_reading(self, reading: MeterReading) -> bool:
-        """Buffer a reading; ``False`` if one for that device and start exists (nothing twice)."""
-        cur = self._exec(
+    def add_readings(self, readings: Sequence[MeterReading]) -> int:
+        """Buffer readings; one for a device and start already there is ignored (nothing
+        counted twice). Returns how many were new."""
+        before = self.db.conn.total_changes
+        self._many(
             "INSERT OR IGNORE INTO readings(device, start, duration_s, energy_kwh, offer_id) "
             "VALUES (?, ?, ?, ?, ?)",
-            (
-                reading.device,
-                reading.start,
-                reading.duration_s,
-                reading.energy_kwh,
-                reading.offer_id,
-            ),
+            [msgspec.structs.astuple(r) for r in readings],
         )
-        return cur.rowcount == 1
+        return self.db.conn.total_changes - before
 
     def unbatched_readings(self) -> list[MeterReading]:
         return [
@@ -528,7 +543,7 @@ class Store:
         ]
 
     def mark_batched(self, readings: Iterable[MeterReading], seq: int) -> None:
-        self.db.conn.executemany(
+        self._many(
             "UPDATE readings SET batch = ? WHERE device = ? AND start = ?",
             [(seq, r.device, r.start) for r in readings],
         )
@@ -561,30 +576,34 @@ class Store:
         ).fetchone()
         return None if row is None else (int(row[0]), float(row[1]))
 
-    def set_cursor(self, device: str, ts: int, energy_kwh: float) -> None:
-        self._exec(
+    def set_cursors(self, cursors: Sequence[tuple[str, int, float]]) -> None:
+        """``(device, time, register kWh)`` where metering of each device now stands."""
+        self._many(
             "INSERT INTO meter_cursor(device, ts, energy_kwh) VALUES (?, ?, ?) "
             "ON CONFLICT(device) DO UPDATE SET ts = excluded.ts, energy_kwh = excluded.energy_kwh",
-            (device, ts, energy_kwh),
+            cursors,
         )
 
     # -- devices -------------------------------------------------------------------------
 
-    def save_device(self, status: DeviceStatus) -> None:
-        self._exec(
+    def save_devices(self, statuses: Sequence[DeviceStatus]) -> None:
+        self._many(
             "INSERT OR REPLACE INTO devices(id, driver, generator, last_ts, power_w, energy_kwh, "
             "fault, fault_since, setpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                status.id,
-                status.driver,
-                status.generator,
-                status.last_ts,
-                status.power_w,
-                status.energy_kwh,
-                status.fault,
-                status.fault_since,
-                status.setpoint,
-            ),
+            [
+                (
+                    s.id,
+                    s.driver,
+                    s.generator,
+                    s.last_ts,
+                    s.power_w,
+                    s.energy_kwh,
+                    s.fault,
+                    s.fault_since,
+                    s.setpoint,
+                )
+                for s in statuses
+            ],
         )
 
     def devices(self) -> list[DeviceStatus]:

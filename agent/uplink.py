@@ -295,6 +295,11 @@ class Uplink:
             self.connected.clear()
             self._client = None
             conn.close()
+            if conn.acked:  # acknowledged before the connection ended: not sent again
+                with contextlib.suppress(StoreError):
+                    self.store.outbox_done(conn.acked)
+                self.stats.acked += len(conn.acked)
+                conn.acked = []
             if was_connected:
                 self._mark(connected=False)
                 if not self._closing:
@@ -344,10 +349,13 @@ class Uplink:
         try:
             self.handler(msg.topic, msg.payload)
         except StoreError as exc:
-            # not acknowledged: the broker delivers it again on the next connection
-            log.error("%s: cannot store message on %s: %s", self.agent_id, msg.topic, exc)
-            conn.fail(f"store error: {exc}")
-            return
+            if exc.transient:
+                # not acknowledged: the broker delivers it again on the next connection
+                log.error("%s: cannot store message on %s: %s", self.agent_id, msg.topic, exc)
+                conn.fail(f"store error: {exc}")
+                return
+            # a broken constraint fails again on every delivery: drop it, loudly
+            log.exception("%s: message on %s dropped (a bug)", self.agent_id, msg.topic)
         except Exception:
             log.exception("%s: handler failed on %s; message dropped", self.agent_id, msg.topic)
         conn.client.ack(msg.mid, msg.qos)

@@ -124,9 +124,12 @@ def check_assignment(
         )
         return errors
     # fast path first: a feasible schedule (the common case) costs C-level passes only
-    if lower and (
-        min(map(operator.sub, energy_kwh, lower)) < -EPS
-        or max(map(operator.sub, energy_kwh, upper)) > EPS
+    # exact comparison first (two C-level passes); the tolerant one only when that fails
+    if not (
+        all(map(operator.le, lower, energy_kwh)) and all(map(operator.le, energy_kwh, upper))
+    ) and (
+        min(map(operator.sub, energy_kwh, lower), default=0.0) < -EPS
+        or max(map(operator.sub, energy_kwh, upper), default=0.0) > EPS
     ):
         for i, (e, lo_i, hi_i) in enumerate(zip(energy_kwh, lower, upper, strict=True)):
             if not lo_i - EPS <= e <= hi_i + EPS:
@@ -134,7 +137,7 @@ def check_assignment(
                     FieldError(f"{path}energy_kwh[{i}]", f"{e:g} kWh outside [{lo_i:g}, {hi_i:g}]")
                 )
     if prof.total is not None:
-        total = math.fsum(energy_kwh)
+        total = sum(energy_kwh)
         if not prof.total.lower - EPS <= total <= prof.total.upper + EPS:
             errors.append(
                 FieldError(
@@ -151,6 +154,14 @@ def check_assignment(
 
 def _check_dependencies(deps: list[Dependency], energy: list[float], path: str) -> list[FieldError]:
     before = list(accumulate(energy, initial=0.0))  # before[i]: energy of slots 0..i-1
+    try:  # fast path: one pass, no error built (slots are >= 0 by type, so only too high fails)
+        for slot, a, b, c in deps:
+            if a * before[slot] + b * energy[slot] > c:
+                break
+        else:
+            return []
+    except IndexError:
+        pass
     n = len(energy)
     errors = []
     for slot, a, b, c in deps:
@@ -158,7 +169,7 @@ def _check_dependencies(deps: list[Dependency], energy: list[float], path: str) 
             errors.append(FieldError(f"{path}energy_kwh", f"dependency on missing slot {slot}"))
             continue
         lhs = a * before[slot] + b * energy[slot]
-        if lhs > c and lhs > c + EPS * (abs(a) + abs(b) + 1.0):
+        if lhs > c + EPS * (abs(a) + abs(b) + 1.0):
             errors.append(
                 FieldError(
                     f"{path}energy_kwh[{slot}]",

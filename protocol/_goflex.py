@@ -171,6 +171,8 @@ def to_goflex(offer: FlexOffer, schedule: Schedule | None = None) -> dict[str, A
         ext["scheduleProfile"] = schedule.profile
         if schedule.issued_at is not None:
             ext["scheduleIssuedAt"] = schedule.issued_at
+        if schedule.offer_revision:
+            ext["scheduleOfferRevision"] = schedule.offer_revision
     doc["atpExtensions"] = ext
     return doc
 
@@ -504,6 +506,7 @@ def from_goflex(document: Mapping[str, Any]) -> tuple[FlexOffer, Schedule | None
                 "profile": ext.get("scheduleProfile", 0),
                 "energy_kwh": s_energy,
                 "issued_at": ext.get("scheduleIssuedAt"),
+                "offer_revision": ext.get("scheduleOfferRevision", 0),
             },
             Schedule,
         )

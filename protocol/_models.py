@@ -31,7 +31,8 @@ Epoch = Annotated[int, Meta(ge=946_684_800, le=7_258_118_400)]
 #: Duration in seconds, up to 31 days.
 Seconds = Annotated[int, Meta(ge=0, le=31 * 86_400)]
 #: Identifiers appear in MQTT topics and file names: no ``/``, ``+``, ``#`` or blanks.
-Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+ID_PATTERN = r"^[A-Za-z0-9_.:@-]+$"
+Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
 #: Short free-form names (load type, grid node, market).
 Name = Annotated[str, Meta(max_length=64)]
 Text = Annotated[str, Meta(max_length=1024)]
@@ -195,7 +196,10 @@ class Schedule(_Struct, kw_only=True):
     """An assignment for one offer: which profile, when, and how much per slot.
 
     ``version`` grows with every re-plan; a receiver keeps the highest version and treats a
-    redelivered one as a no-op. ``profile`` indexes :func:`protocol.effective_profiles`."""
+    redelivered one as a no-op. ``profile`` indexes :func:`protocol.effective_profiles`.
+    ``offer_revision`` is the revision of the offer the plan was made for, so an agent that
+    has since updated its offer can say why a schedule no longer fits (added in 1.1; 0 from
+    older senders)."""
 
     offer_id: Id
     version: Annotated[int, Meta(ge=1, le=2**53)]
@@ -203,16 +207,21 @@ class Schedule(_Struct, kw_only=True):
     profile: NonNegInt = 0
     energy_kwh: list[Kwh]
     issued_at: Epoch | None = None
+    offer_revision: NonNegInt = 0
 
 
 class MeterReading(Struct, array_like=True, frozen=True, gc=False):
-    """``[device, start, duration_s, energy_kwh, offer_id]``: energy metered over an interval."""
+    """``[device, start, duration_s, energy_kwh, offer_id]``: energy metered over an interval.
 
-    device: Id
+    ``device`` and ``offer_id`` are ids like everywhere else, but their characters are checked
+    once per distinct value in :func:`protocol.validate_meter_batch`, not once per reading:
+    a batch repeats the same few ids, and the pattern check is most of a reading's cost."""
+
+    device: Annotated[str, Meta(min_length=1, max_length=128)]
     start: Epoch
     duration_s: Annotated[int, Meta(ge=1, le=86_400)]
     energy_kwh: Kwh
-    offer_id: str = ""
+    offer_id: Annotated[str, Meta(max_length=128)] = ""
 
 
 class MeterBatch(_Struct, kw_only=True):

@@ -9,14 +9,15 @@ field path, because a user fixing an offer wants the whole list at once.
 
 from __future__ import annotations
 
-import math
 import operator
+import re
 
 from msgspec import Struct
 
 from ._errors import FieldError
 from ._feasibility import EPS, check_assignment, effective_profiles, start_window
 from ._models import (
+    ID_PATTERN,
     FlexOffer,
     MeterBatch,
     Prices,
@@ -41,7 +42,7 @@ MAX_READINGS = 10_000
 #: Reasons in one reject, keys in one health summary.
 MAX_ITEMS = 64
 MIN_RESOLUTION_S = 900
-_SLOT = operator.itemgetter(0)
+_ID = re.compile(ID_PATTERN)
 MAX_RESOLUTION_S = 3600
 
 
@@ -161,7 +162,7 @@ def _validate_profile(
                 errors.append(
                     FieldError(f"{path}.lower_kwh[{j}]", f"{lo_j:g} > upper_kwh {hi_j:g}")
                 )
-    sum_lo, sum_hi = math.fsum(lows), math.fsum(highs)
+    sum_lo, sum_hi = sum(lows), sum(highs)
     if p.total is not None:
         t = p.total
         if t.lower > t.upper:
@@ -181,7 +182,7 @@ def _validate_profile(
                 f"{len(p.dependencies)} rows > {MAX_DEPENDENCIES_PER_SLOT} per slot",
             )
         )
-    elif p.dependencies and max(map(_SLOT, p.dependencies)) >= n:
+    elif p.dependencies and max(p.dependencies)[0] >= n:  # rows compare by slot first
         for k, d in enumerate(p.dependencies):
             if d.slot >= n:
                 errors.append(
@@ -241,10 +242,19 @@ def validate_schedule(schedule: Schedule) -> list[FieldError]:
 
 
 def validate_meter_batch(batch: MeterBatch) -> list[FieldError]:
-    """A batch is bounded in size; each reading's ranges were checked while decoding."""
+    """A batch is bounded in size and its ids are ids; ranges were checked while decoding."""
     if len(batch.readings) > MAX_READINGS:
         return [FieldError("readings", f"{len(batch.readings)} readings > {MAX_READINGS}")]
-    return []
+    bad = {r.device for r in batch.readings} | {r.offer_id for r in batch.readings if r.offer_id}
+    bad = {v for v in bad if not _ID.match(v)}
+    if not bad:
+        return []
+    return [
+        FieldError(f"readings[{i}]", f"{value!r} is not an id (letters, digits and _.:@- only)")
+        for i, r in enumerate(batch.readings)
+        for value in (r.device, r.offer_id)
+        if value in bad
+    ]
 
 
 def _validate_reject(reject: Reject) -> list[FieldError]:

@@ -49,8 +49,9 @@ def sim() -> None:
     "--anchor",
     type=float,
     default=None,
-    help="Wall-clock UNIX time at which the simulated time is --start (default: now). Give "
-    "FMAN the same --start, --anchor and --speed and both read the same simulated time.",
+    help="Wall-clock UNIX time at which the simulated time is --start (default: when the "
+    "agents start). Give FMAN the same --start, --anchor and --speed and both read the same "
+    "simulated time.",
 )
 @click.option(
     "--duration",
@@ -132,7 +133,7 @@ def fleet(
         speed=speed,
         seed=seed,
         start=start if start is not None else now // 3600 * 3600,
-        anchor=anchor if anchor is not None else now,
+        anchor=anchor,
         duration=duration,
         prefix=prefix,
         control_interval_s=control_interval,
@@ -159,7 +160,7 @@ def fleet(
         progress.done()
         if own_dir:
             shutil.rmtree(work, ignore_errors=True)
-    summary = _summary(settings, final)
+    summary = _summary(settings, final, anchor=runner.anchor)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -169,7 +170,7 @@ def fleet(
         sys.exit(1)
 
 
-def _summary(settings: Any, st: FleetStats) -> dict[str, Any]:
+def _summary(settings: Any, st: FleetStats, *, anchor: float | None) -> dict[str, Any]:
     wall = max(st.wall_s, 1e-9)
     out = asdict(st)
     out.update(
@@ -177,7 +178,7 @@ def _summary(settings: Any, st: FleetStats) -> dict[str, Any]:
         speed=settings.speed,
         seed=settings.seed,
         start=settings.start,
-        anchor=settings.anchor,
+        anchor=anchor,
         messages_per_s=round((st.sent + st.received) / wall, 1),
         cpu_ms_per_agent_s=round(1000 * st.cpu_s / wall / max(st.started, 1), 3),
         rss_mb_per_agent=round(st.rss_mb / max(st.started, 1), 3),

@@ -21,6 +21,7 @@ import resource
 import ssl
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from agent.clock import SimClock
 from agent.config import AgentConfig, parse_config
 from agent.fleet.mix import grid_node, site
 from agent.runtime import AgentRuntime
+from agent.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,9 @@ class FleetSettings:
     speed: float = 60.0
     seed: int = 1
     start: float
-    anchor: float
+    #: Wall-clock time at which the simulated time is ``start``; ``None``: when the fleet
+    #: has prepared its stores and starts its first agent.
+    anchor: float | None = None
     duration: float | None = None
     prefix: str = "sim"
     control_interval_s: int = 300
@@ -83,7 +87,8 @@ class FleetStats:
     outbox: int = 0
     faults: int = 0
     errors: int = 0
-    #: How late control steps started, in simulated seconds (worst, and mean per step).
+    #: How late control steps started once all agents ran, in simulated seconds (worst, and
+    #: mean per step).
     lag_max_s: float = 0.0
     lag_mean_s: float = 0.0
     wall_s: float = 0.0
@@ -97,15 +102,19 @@ class Fleet:
 
     def __init__(self, settings: FleetSettings) -> None:
         self.settings = settings
-        self.clock = SimClock.anchored(
-            start=settings.start, speed=settings.speed, anchor=settings.anchor
-        )
+        self.anchor = settings.anchor
+        self.clock = self._clock()
         self.runtimes: list[AgentRuntime] = []
         self._failed = 0
         self._peak = 0
         self._tls: ssl.SSLContext | None = None
         self._wall0 = time.monotonic()
         self._cpu0 = _cpu_s()
+
+    def _clock(self) -> SimClock:
+        anchor = self.anchor if self.anchor is not None else time.time()
+        s = self.settings
+        return SimClock.anchored(start=s.start, speed=s.speed, anchor=anchor)
 
     def config(self, index: int) -> AgentConfig:
         """Agent ``index``'s configuration, checked exactly as ``foa run`` checks a file."""
@@ -140,12 +149,15 @@ class Fleet:
         cfg = self.config(index)
         if self._tls is None and cfg.broker.tls:
             self._tls = cfg.broker.ssl_context()
+        rng = random.Random(f"{self.settings.seed}:{index}:net")
+        steps = cfg.resolution_s // cfg.control_interval_s
         return AgentRuntime(
             config=cfg,
             clock=self.clock,
             tls=self._tls,
-            rng=random.Random(f"{self.settings.seed}:{index}:net"),
+            rng=rng,
             uplink_window=10,
+            offer_phase_s=rng.randrange(steps) * cfg.control_interval_s,
         )
 
     async def run(
@@ -159,7 +171,11 @@ class Fleet:
         simulated ``duration`` has passed, stop them all cleanly; the final totals."""
         s = self.settings
         _raise_fd_limit(4 * s.agents + 256)
-        s.directory.mkdir(parents=True, exist_ok=True)
+        await self.prepare()
+        if self.anchor is None:  # the simulated time starts now, with the first agent
+            self.anchor = time.time()
+            self.clock = self._clock()
+        self._wall0 = time.monotonic()
         tasks: list[asyncio.Task[None]] = []
         reporter = asyncio.create_task(self._report(on_progress, every_s)) if on_progress else None
         try:
@@ -171,6 +187,10 @@ class Fleet:
                 tasks.append(asyncio.create_task(self._run_one(runtime, stop), name=f"agent-{i}"))
                 delay = (i + 1) * s.ramp_s / s.agents - (time.monotonic() - self._wall0)
                 await asyncio.sleep(max(0.0, delay))
+            # lateness counts from here: starting agents blocks the loop now and then
+            await self.clock.sleep(s.control_interval_s)
+            for runtime in self.runtimes:
+                runtime.reset_lag()
             await asyncio.gather(*tasks)
         finally:
             stop.set()
@@ -180,6 +200,24 @@ class Fleet:
                 with contextlib.suppress(asyncio.CancelledError):
                     await reporter
         return self.stats()
+
+    async def prepare(self) -> None:
+        """Create the agents' databases before any agent runs, on worker threads.
+
+        Creating a SQLite file in WAL mode costs tens of milliseconds of file-system work
+        (reopening it, a few); done on the loop while other agents run, it would delay them."""
+        s = self.settings
+        s.directory.mkdir(parents=True, exist_ok=True)
+        paths = [s.directory / f"{s.agent_id(i)}.db" for i in range(s.agents)]
+        missing = [p for p in paths if not p.exists()]
+
+        def create(path: Path) -> None:
+            Store(path=path, durability="normal").close()
+
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="fleet-store") as pool:
+            await asyncio.gather(
+                *(asyncio.get_running_loop().run_in_executor(pool, create, p) for p in missing)
+            )
 
     async def _run_one(self, runtime: AgentRuntime, stop: asyncio.Event) -> None:
         try:
@@ -203,13 +241,13 @@ class Fleet:
             cpu_s=_cpu_s() - self._cpu0,
             rss_mb=_rss_mb(),
         )
-        ticks = 0
+        steps = 0
         for rt in self.runtimes:
             st.devices += len(rt.devices)
             st.errors += rt.errors
             st.lag_max_s = max(st.lag_max_s, rt.lag_max_s)
             st.lag_mean_s += rt.lag_total_s
-            ticks += rt.ticks
+            steps += rt.lag_steps
             if rt.uplink is not None:
                 up = rt.uplink.stats
                 st.connected += rt.uplink.connected.is_set()
@@ -232,7 +270,7 @@ class Fleet:
             if rt.store is not None:
                 with contextlib.suppress(Exception):
                     st.outbox += rt.store.outbox_size()
-        st.lag_mean_s = st.lag_mean_s / ticks if ticks else 0.0
+        st.lag_mean_s = st.lag_mean_s / steps if steps else 0.0
         self._peak = st.connected_peak = max(self._peak, st.connected)
         return st
 

@@ -40,5 +40,5 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="atp-flex", prog_name="atp")
 def main() -> None:
-    """Operate the flexibility trading platform: broker, aggregator (FMAN), markets (FMAR),
-    offers, schedules, bills and the simulated fleet."""
+    """Operate the flexibility trading platform: the broker, the aggregator (FMAN), offers,
+    schedules, planning, provisioning of devices and gateways, and the simulated fleet."""

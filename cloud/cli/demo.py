@@ -25,8 +25,9 @@ from cloud.fman.config import dump_toml
 
 DAY_S = 86_400
 RES = 900
-#: Seconds between starting the processes and simulated midnight: time to start up.
-LEAD_WALL_S = 4.0
+#: Seconds between starting the processes and simulated midnight: time to start up (the
+#: worker first, so that it is subscribed before the first agent speaks).
+LEAD_WALL_S = 8.0
 
 
 def _atp() -> str:
@@ -143,12 +144,17 @@ def demo(
                     "clock": {"sim_start": str(start), "speed": speed, "anchor": anchor},
                     "planning": {"planner": planner},
                     "objective": {"target": {"file": str(out / "target.json")}},
+                    # the simulated fleet has grid sites besides households; and its 200
+                    # agents share this machine with everything else, so at this speed an
+                    # offer may reach FMAN a simulated half hour after the agent made it
+                    "acceptance": {"default": {"max_power_kw": 1000.0}, "transit_wall_s": 2.5},
                 }
             )
         )
         click.echo(f"Mosquitto (development configuration) on {broker.url}")
         procs.append(_spawn([_atp(), "fman", "run", "-c", str(cfg)], out / "fman.log"))
-        click.echo(f"FMAN worker started (log {out / 'fman.log'})")
+        _wait_ready(db, procs[0])
+        click.echo(f"FMAN worker running (log {out / 'fman.log'})")
         procs.append(
             _spawn(
                 fleet_command(
@@ -165,6 +171,7 @@ def demo(
         )
         click.echo(f"fleet of {agents} simulated agents started (log {out / 'fleet.log'})")
         _follow(db, procs, start=start, anchor=anchor, speed=speed)
+        online = _online(db)
         grace_until = time.time() + 3 * 1800 / speed + 2
         while time.time() < grace_until and _open_offers(db):
             time.sleep(0.3)  # the worker judges the last offers' execution
@@ -178,7 +185,24 @@ def demo(
             except subprocess.TimeoutExpired:
                 p.kill()
         broker.close()
-    _summary(db, out)
+    _summary(db, out, online)
+
+
+def _wait_ready(db: Path, worker: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Until the worker has written its counters (it is subscribed by then)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if worker.poll() is not None:
+            raise click.ClickException(f"the FMAN worker stopped with code {worker.returncode}")
+        if db.exists():
+            s = Store(path=db)
+            try:
+                if s.stats():
+                    return
+            finally:
+                s.close()
+        time.sleep(0.1)
+    raise click.ClickException(f"the FMAN worker did not start within {timeout:g} s")
 
 
 def _spawn(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -221,6 +245,14 @@ def _status(db: Path) -> str:
     return f"offers {accepted} accepted, {o.get('rejected', 0)} rejected"
 
 
+def _online(db: Path) -> int:
+    s = Store(path=db)
+    try:
+        return int(s.query("SELECT count(*) AS n FROM agents WHERE state = 'online'")[0]["n"])
+    finally:
+        s.close()
+
+
 def _open_offers(db: Path) -> int:
     s = Store(path=db)
     try:
@@ -229,7 +261,7 @@ def _open_offers(db: Path) -> int:
         s.close()
 
 
-def _summary(db: Path, out: Path) -> None:
+def _summary(db: Path, out: Path, online: int) -> None:
     from cloud.fman.plot import plot_portfolio
 
     s = Store(path=db)
@@ -249,7 +281,7 @@ def _summary(db: Path, out: Path) -> None:
     plot = plot_portfolio(p, out / "portfolio.png", title="atp demo")
     before, after = p.imbalance_baseline_kwh, p.imbalance_scheduled_kwh
     click.echo("")
-    click.echo(f"agents: {c['agents']} ({c['online']} online at the end)")
+    click.echo(f"agents: {c['agents']} ({online} online at the end of the day)")
     click.echo(
         f"offers: {accepted} accepted, {o.get('rejected', 0)} rejected, "
         f"{o.get('withdrawn', 0)} withdrawn"

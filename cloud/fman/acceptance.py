@@ -52,8 +52,12 @@ def judge_offer(
     open_offers: int,
     contract: Contract,
     rules: AcceptanceSection,
+    tolerance_s: float | None = None,
 ) -> Verdict:
-    """Accept, recognise as duplicate, or reject an offer (insert or update) from ``sender``."""
+    """Accept, recognise as duplicate, or reject an offer (insert or update) from ``sender``.
+    ``tolerance_s`` (default ``rules.clock_skew_s``) is how far ahead an agent's clock may be
+    and how late an offer may arrive after its ``acceptance_before``."""
+    tol = rules.clock_skew_s if tolerance_s is None else tolerance_s
     if offer.issuer != sender:
         return _reject(
             "issuer_mismatch", "issuer", f"offer of {offer.issuer!r} sent on {sender!r}'s topic"
@@ -74,7 +78,7 @@ def judge_offer(
                 "not_updatable", "id", f"offer is {stored.state}; it can no longer change"
             )
     reasons: list[Reason] = []
-    if offer.created_at > now + rules.clock_skew_s:
+    if offer.created_at > now + tol:
         reasons.append(
             Reason(
                 code="created_in_future",
@@ -82,7 +86,7 @@ def judge_offer(
                 message=f"{offer.created_at} is {offer.created_at - now:.0f} s ahead of FMAN",
             )
         )
-    if now > offer.acceptance_before:
+    if now > offer.acceptance_before + tol:
         reasons.append(
             Reason(
                 code="acceptance_deadline",
@@ -156,7 +160,13 @@ def judge_withdraw(withdraw: Withdraw, *, sender: str, stored: OfferHead | None)
 
 
 def judge_meter(
-    batch: MeterBatch, *, sender: str, now: float, contract: Contract, rules: AcceptanceSection
+    batch: MeterBatch,
+    *,
+    sender: str,
+    now: float,
+    contract: Contract,
+    rules: AcceptanceSection,
+    tolerance_s: float | None = None,
 ) -> Verdict:
     """All or nothing: a batch with an implausible reading is refused whole, with every
     offending reading named, so an agent never has to guess which part was kept."""
@@ -178,7 +188,9 @@ def judge_meter(
                     f"{contract.max_power_kw:g} kW",
                 )
             )
-        if r.start + r.duration_s > now + rules.clock_skew_s:
+        if r.start + r.duration_s > now + (
+            rules.clock_skew_s if tolerance_s is None else tolerance_s
+        ):
             reasons.append(
                 Reason(
                     code="reading_in_future",

@@ -68,8 +68,12 @@ class Contract(_Section):
 
 
 class AcceptanceSection(_Section):
-    #: How far an agent's clock may be ahead of ours (seconds of the worker's clock).
+    #: How far an agent's clock may be ahead of ours (seconds of the worker's clock); also
+    #: how late past ``acceptance_before`` an offer may arrive, for its time in transit.
     clock_skew_s: NonNegFloat = 60.0
+    #: ...plus this many *wall* seconds times the clock's speed (a fast simulated clock turns
+    #: milliseconds in the broker's and the worker's queues into simulated minutes).
+    transit_wall_s: NonNegFloat = 0.25
     #: Latest start an offer may have, counted from now.
     max_horizon_s: PosInt = 7 * 86_400
     default: Contract = Contract()

@@ -75,6 +75,7 @@ class Cycle:
         self._next_advance_wall = 0.0
         self._files: dict[str, float] = {}
         self.leading = False
+        self._since = self.clock.now()
 
     @classmethod
     def factory(cls, worker: Worker, store: Store) -> Cycle:
@@ -111,18 +112,31 @@ class Cycle:
         self._load_series_files()
         change = self.store.counter("offers")
         changed = change != self._change_seen
-        if now >= self._next_plan or (
-            changed and wall - self._last_plan_wall >= pc.replan_min_wall_s
+        if (
+            now >= self._next_plan
+            or (changed and wall - self._last_plan_wall >= pc.replan_min_wall_s)
+            # an offer with no schedule whose deadline is near cannot wait for the next turn
+            or (changed and self.store.unscheduled_before(now + self.margin_s()))
         ):
             self._change_seen = change
-            self.plan(now)
             self._last_plan_wall = time.time()
             interval = self.config.interval_s
             self._next_plan = (now // interval + 1) * interval
-        self.deliver()
+            self._guarded("plan", self.plan, now)
+        self._guarded("deliver", self.deliver)
         if wall >= self._next_advance_wall:
-            self.advance(self.clock.now())
             self._next_advance_wall = wall + 0.5
+            self._guarded("advance", self.advance, self.clock.now())
+
+    def _guarded(self, what: str, fn: Any, *args: Any) -> None:
+        """Run one part of the step; a failure is logged and counted, and does not keep the
+        other parts (delivery, execution tracking) from running."""
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("planning cycle: %s failed", what)
+            self.stats["cycle.errors"] += 1
+            self.stats[f"cycle.errors.{what}"] += 1
 
     def _load_series_files(self) -> None:
         for name, src in (
@@ -338,7 +352,9 @@ class Cycle:
             n = len(sched.energy_kwh) if sched else len(offer.default.energy_kwh)
             if row["state"] != "executing" and now >= start:
                 starting.append(offer.id)
-            if now >= start + n * offer.resolution_s + grace:
+            # judged once the grace for late readings has passed since the schedule ended
+            # and since this worker took over (readings queued meanwhile arrive first)
+            if now >= max(start + n * offer.resolution_s, self._since) + grace:
                 finished.append((offer, sched))
         if starting:
             self.store.set_states(
@@ -351,22 +367,42 @@ class Cycle:
     def _check(self, offer: FlexOffer, sched: StoredSchedule | None, *, now: float) -> None:
         ex, res = self.config.execution, offer.resolution_s
         d = offer.default
-        scheduled = execution.per_slot(
-            sched.start if sched else d.start, sched.energy_kwh if sched else d.energy_kwh, res
+        start = sched.start if sched else d.start
+        energy = sched.energy_kwh if sched else d.energy_kwh
+        n = len(energy)
+        window_end = max(start, start_window(offer)[1]) + (n + 4) * res
+        tagged, untagged = self.store.readings_of(
+            offer.id, offer.issuer, offer.device, start, start + n * res
         )
-        readings = self.store.readings_of(
-            offer.id, offer.issuer, offer.device, min(scheduled), max(scheduled) + res
-        )
+        moved = None
+        if (sched is None or sched.status == "implicit") and tagged:
+            # a default the agent took on its own: it may have shifted it to the slot it was
+            # in; its readings, tagged with the offer, show where it really ran
+            first = min(t for t, _, _ in tagged) // res * res
+            if (
+                first != start
+                and first <= window_end
+                and not check_assignment(
+                    offer, start=first, profile=d.profile, energy_kwh=list(energy)
+                )
+            ):
+                moved, start = first, first
+                _, untagged = self.store.readings_of(
+                    offer.id, offer.issuer, offer.device, start, start + n * res
+                )
+        scheduled = execution.per_slot(start, energy, res)
         rows = execution.check(
             scheduled=scheduled,
             baseline=execution.per_slot(d.start, d.energy_kwh, res),
-            metered=execution.metered_per_slot(readings, res),
+            metered=execution.metered_per_slot(tagged + untagged, res),
             tolerance_kwh=ex.tolerance_kwh,
             tolerance_rel=ex.tolerance_rel,
         )
         metered = sum(1 for r in rows if r.slot in scheduled and r.metered_kwh is not None)
         flagged = sum(1 for r in rows if r.flagged)
         with self.store.write():
+            if moved is not None and sched is not None:
+                self.store.move_schedule(offer.id, sched.version, moved)
             self.store.put_execution(offer.id, [r.row() for r in rows])
             self.store.set_execution_summary(
                 offer.id, metered=metered, flagged=flagged, executed_at=now
@@ -385,7 +421,7 @@ class Cycle:
                     now=now,
                     holder=self.worker.id,
                     status="implicit",
-                    states=("accepted", "assigned", "executing"),
+                    states=("accepted", "assigned", "executing", "executed"),
                 )
 
 

@@ -159,6 +159,8 @@ class Ingest:
         self.fman_id = config.worker.group
         self._warned: dict[tuple[str, str], int] = {}
         self.series_topics = series_topics(config)
+        acc = config.acceptance
+        self.tolerance_s = acc.clock_skew_s + clock.speed * acc.transit_wall_s
         # answer ids: unique per process start, cheaper than a UUID per message
         self._ids = itertools.count()
         self._id_prefix = f"{worker}.{uuid.uuid4().hex[:12]}."
@@ -312,6 +314,7 @@ class Ingest:
                     open_offers=open_counts.get(agent, 0),
                     contract=self.config.contract(agent),
                     rules=self.config.acceptance,
+                    tolerance_s=self.tolerance_s,
                 )
                 if verdict.outcome == "accept":
                     state = stored.state if stored and stored.state == "assigned" else "accepted"
@@ -393,6 +396,7 @@ class Ingest:
                     now=now,
                     contract=self.config.contract(agent),
                     rules=self.config.acceptance,
+                    tolerance_s=self.tolerance_s,
                 )
                 if verdict.accepted:
                     stats["meter.readings"] += len(mb.readings)

@@ -1,6 +1,7 @@
 """Choose the planner named in the configuration.
 
-``default`` (every offer keeps its default schedule), ``greedy`` (:mod:`.greedy`), or any
+``default`` (every offer keeps its default schedule), ``greedy`` (:mod:`.greedy`), ``ortools``
+(the optimiser of :mod:`cloud.optim`), or any
 class behind the :class:`cloud.optim.Planner` interface as ``package.module:Class``. Planners
 are built with no arguments; their options travel in each :class:`cloud.optim.PlanRequest`.
 """
@@ -15,6 +16,7 @@ from ._errors import ConfigError
 BUILTIN = {
     "default": "cloud.optim:DefaultPlanner",
     "greedy": "cloud.fman.greedy:GreedyPlanner",
+    "ortools": "cloud.optim:OrToolsPlanner",
 }
 
 

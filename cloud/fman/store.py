@@ -487,11 +487,14 @@ class Store:
                 if not lease or lease[0]["holder"] != holder:
                     return []
             heads = self.offer_heads([r[0] for r in rows])
+            latest = self._latest_versions([r[0] for r in rows])
             for offer_id, issuer, revision, start, profile, energy, kind in rows:
                 head = heads.get(offer_id)
                 if head is None or head.revision != revision or head.state not in states:
                     continue
-                version = head.schedule_version + 1
+                # after a refusal the version in force may be older than the newest one issued
+                version = max(head.schedule_version, latest.get(offer_id, 0)) + 1
+                latest[offer_id] = version
                 heads[offer_id] = OfferHead(
                     offer_id,
                     head.issuer,
@@ -530,6 +533,17 @@ class Store:
                 )
         return out
 
+    def _latest_versions(self, offer_ids: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for chunk in _chunks(list(set(offer_ids)), 900):
+            for r in self._rows(
+                "SELECT offer_id, max(version) AS v FROM schedules "
+                f"WHERE offer_id IN ({self._marks(len(chunk))}) GROUP BY offer_id",
+                chunk,
+            ):
+                out[r["offer_id"]] = r["v"]
+        return out
+
     def refused_current(self) -> list[StoredSchedule]:
         """Schedules in force that their agent refused."""
         rows = self._rows(
@@ -553,6 +567,16 @@ class Store:
                 (version, offer_id, refused_version),
             )
         return version
+
+    def unscheduled_before(self, deadline: float) -> bool:
+        """Whether an accepted offer without a schedule has its deadline before ``deadline``."""
+        return bool(
+            self._rows(
+                "SELECT 1 FROM offers WHERE state = 'accepted' AND assignment_before <= ? "
+                "AND schedule_version = 0 LIMIT 1",
+                (deadline,),
+            )
+        )
 
     def offer_row(self, offer_id: str) -> dict:
         rows = self._rows("SELECT * FROM offers WHERE id=?", (offer_id,))
@@ -607,16 +631,28 @@ class Store:
 
     def readings_of(
         self, offer_id: str, agent: str, device: str, start: int, end: int
-    ) -> list[tuple[int, int, float]]:
+    ) -> tuple[list[tuple[int, int, float]], list[tuple[int, int, float]]]:
         """``(start, duration_s, energy_kwh)`` of the readings of one offer: those tagged with
-        it, and untagged ones of its device in ``[start, end)``."""
-        rows = self._rows(
-            "SELECT start, duration_s, energy_kwh FROM readings WHERE offer_id=? UNION ALL "
+        it, and untagged ones of its device in ``[start, end)``, as two lists."""
+        tagged = self._rows(
+            "SELECT start, duration_s, energy_kwh FROM readings WHERE offer_id=?", (offer_id,)
+        )
+        untagged = self._rows(
             "SELECT start, duration_s, energy_kwh FROM readings WHERE agent=? AND device=? "
             "AND start>=? AND start<? AND (offer_id IS NULL OR offer_id='')",
-            (offer_id, agent, device, start, end),
+            (agent, device, start, end),
         )
-        return [(r["start"], r["duration_s"], r["energy_kwh"]) for r in rows]
+        return (
+            [(r["start"], r["duration_s"], r["energy_kwh"]) for r in tagged],
+            [(r["start"], r["duration_s"], r["energy_kwh"]) for r in untagged],
+        )
+
+    def move_schedule(self, offer_id: str, version: int, start: int) -> None:
+        """Correct the start of a recorded (implicit) schedule to the one its agent ran."""
+        self._exec(
+            "UPDATE schedules SET start=? WHERE offer_id=? AND version=? AND status='implicit'",
+            (start, offer_id, version),
+        )
 
     def put_execution(
         self, offer_id: str, rows: Sequence[tuple[int, float, float, float | None, int]]

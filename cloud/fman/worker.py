@@ -145,17 +145,35 @@ class Worker:
             self._handle(batch)
 
     def _handle(self, batch: list[Incoming]) -> None:
+        """Commit, publish the answers, and acknowledge the batch to the broker only once the
+        broker has every answer: a crash anywhere before that makes the broker redeliver the
+        batch, and the ingest log gives the same answers again."""
         answers = self._process(batch)
         if answers is None:
             return  # stopping with the batch unacknowledged: the broker redelivers it
-        for m in batch:
-            self.bus.ack(m.mid, m.qos)
         self.stats["batches"] += 1
         self.stats["messages"] += len(batch)
+        if not answers:
+            self._ack(batch)
+            return
+        left = [len(answers)]
+        lock = threading.Lock()
+
+        def answered() -> None:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                self._ack(batch)
+
         qos = self.config.worker.qos
         for a in answers:
-            if not self.bus.publish(a.topic, a.payload, qos=qos, stop=self._stop):
-                break
+            if not self.bus.publish(a.topic, a.payload, qos=qos, done=answered, stop=self._stop):
+                return  # stopping: left unacknowledged, redelivered after the restart
+
+    def _ack(self, batch: list[Incoming]) -> None:
+        for m in batch:
+            self.bus.ack(m.mid, m.qos)
 
     def _process(self, batch: list[Incoming]) -> list | None:
         """Commit the batch; on a database error retry until it works or the worker stops.

@@ -23,6 +23,19 @@ from tests.agent.plugins import DRIVER, GENERATOR
 T0 = 1_767_225_600
 
 
+class StepClock:
+    """A clock the test moves by hand (a Clock, not a mock: ``now`` and ``sleep`` work)."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+
+
 def write_config(
     path: Path,
     *,

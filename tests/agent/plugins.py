@@ -42,6 +42,7 @@ class FileMeter(Driver):
         super().__init__(device_id=device_id, params=params, clock=clock, key_prefix=key_prefix)
         self.path = Path(params["state_file"])
         self.fail_file = Path(params["fail_file"]) if "fail_file" in params else None
+        self.register = bool(params.get("register", True))  # False: it reports power only
         self._limits = Limits(
             max_power_w=float(params.get("max_power_w", 2000.0)),
             min_power_w=float(params.get("min_power_w", 0.0)),
@@ -74,8 +75,9 @@ class FileMeter(Driver):
     async def read(self) -> Measurement:
         s = self._advance()
         self._save(s)
+        energy = s["energy_kwh"] if self.register else None
         return Measurement(
-            ts=s["ts"], power_w=s["power_w"], energy_kwh=s["energy_kwh"], on=s["power_w"] != 0
+            ts=s["ts"], power_w=s["power_w"], energy_kwh=energy, on=s["power_w"] != 0
         )
 
     async def set_power(self, power_w: float) -> None:

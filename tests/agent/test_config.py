@@ -53,7 +53,7 @@ def test_a_good_config_loads_with_paths_relative_to_it(tmp_path):
     assert cfg.store == tmp_path / "foa.db"
     assert cfg.broker.password.reveal() == "s3cr3t-value"
     (dev,) = cfg.devices
-    assert dev.id == "boiler" and dev.params["slots"] == 4 and dev.mode == "delegated"
+    assert dev.id == "boiler" and dev.params["slots"] == 4 and dev.trading_mode == "delegated"
     assert build_devices(cfg.devices, clock=RealClock())[0].generator.slots == 4
 
 
@@ -63,7 +63,7 @@ def test_every_error_is_reported_with_its_key(tmp_path):
 id = "bad id!"
 resolution_s = 1000
 contro_interval_s = 60
-mode = "auction"
+trading_mode = "auction"
 
 [broker]
 url = "mqtt://broker.example.net"
@@ -79,7 +79,7 @@ generator = "ev"
         "agent.id",
         "agent.resolution_s",
         "agent.contro_interval_s",
-        "agent.mode",
+        "agent.trading_mode",
         "broker.url",  # plaintext to a host that is not loopback
         "broker.username",  # a password without a user
         "broker.session_expiry_s",

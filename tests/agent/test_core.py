@@ -10,24 +10,11 @@ from agent.core import Core, OfferSource
 from agent.drivers.base import Measurement
 from agent.store import Store
 from protocol import Ack, Reject, Schedule, topics
-from tests.agent.helpers import T0
+from tests.agent.helpers import T0, StepClock
 from tests.agent.plugins import CycleOffer
 
 AGENT = "core-test"
 M = Measurement(ts=T0, power_w=0.0, energy_kwh=0.0)
-
-
-class StepClock:
-    """A clock the test moves by hand (a Clock, not a mock: ``now`` and ``sleep`` work)."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
 
 
 @pytest.fixture
@@ -235,3 +222,14 @@ def test_an_update_never_postpones_the_deadline(setup):
     assert update.revision == 1 and update.start_after > offer.start_after
     assert update.assignment_before == offer.assignment_before
     assert protocol.validate_offer(update) == []
+
+
+def test_fman_rejection_after_the_default_took_force_keeps_it(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    core.advance(offer.assignment_before)  # no schedule: the default is in force
+    reject = Reject(ref_kind="offer", ref_id=offer.id, reasons=[protocol.Reason(code="late")])
+    deliver(core, "ack", protocol.encode(reject, ts=T0))
+    assert store.offer(offer.id).state == "rejected"
+    assert store.plan(offer.id).source == "default"
+    assert core.plans(offer.default.start)["d1"].version == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,12 +10,14 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 import protocol
+from agent.drivers.sim import SimDriver
 from agent.fleet.mix import GRID_EVERY, census, site
 from protocol import topics
-from tests.agent.helpers import T0
+from tests.agent.helpers import T0, StepClock
 
 ATP = Path(sys.executable).parent / "atp"
 
@@ -65,3 +68,28 @@ def test_fleet_runs_agents_against_the_broker_and_stops_after_its_duration(broke
     fleet = {a: states for a, states in seen.items() if a.startswith("fleettest-")}
     assert len(fleet) == 6
     assert all("online" in s and s[-1] == "offline" for s in fleet.values())
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(("model", "warmer"), [("freezer", True), ("boiler", False)])
+def test_thermostat_devices_held_off_by_the_ems_keep_time(model, warmer):
+    """The EMS may hold a thermostat device off while its thermostat calls; the simulated
+    device then drifts towards ambient (it used to spin without time passing, which froze
+    the whole fleet), and works again once switched back on."""
+    clock = StepClock(T0)
+    driver = SimDriver(device_id="d", params={"model": model, "seed": 1}, clock=clock)
+
+    async def run() -> tuple[float, float, float]:
+        first = (await driver.read()).state["temp_c"]
+        await driver.set_on(False)
+        for _ in range(96):
+            clock.t += 900
+            held = await driver.read()
+        assert held.power_w == 0.0
+        await driver.set_on(True)
+        clock.t += 6 * 3600
+        return first, held.state["temp_c"], (await driver.read()).state["temp_c"]
+
+    first, held, after = asyncio.run(run())
+    assert (held > first) if warmer else (held < first)  # drifted towards ambient
+    assert (after < held) if warmer else (after > held)  # and recovered once allowed

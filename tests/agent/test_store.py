@@ -81,8 +81,9 @@ def test_reader_of_a_missing_store_says_so(tmp_path):
 def test_readings_once_per_device_and_start_then_batched(tmp_path):
     with Store(path=tmp_path / "m.db") as s:
         r = MeterReading("d1", T0, 900, 0.5, "o1")
-        assert s.add_reading(r) and not s.add_reading(MeterReading("d1", T0, 900, 0.7, ""))
-        s.add_reading(MeterReading("d2", T0, 900, 0.1, ""))
+        assert s.add_readings([r]) == 1
+        assert s.add_readings([MeterReading("d1", T0, 900, 0.7, "")]) == 0
+        s.add_readings([MeterReading("d2", T0, 900, 0.1, "")])
         assert s.unbatched_readings() == [r, MeterReading("d2", T0, 900, 0.1, "")]
         with s.transaction():
             s.mark_batched(s.unbatched_readings(), 1)
@@ -105,8 +106,7 @@ def test_retention_drops_old_sent_readings_and_undelivered_meter_batches(tmp_pat
             MeterReading("d", T0, 900, 1.0, ""),
             MeterReading("d", T0 + 8 * day, 900, 1.0, ""),
         )
-        s.add_reading(old)
-        s.add_reading(new)
+        s.add_readings([old, new])
         with s.transaction():
             s.mark_batched([old], 1)
         s.enqueue(topic="m", payload=b"old", kind="meter", now=T0)

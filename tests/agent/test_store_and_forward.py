@@ -18,8 +18,8 @@ from tests.agent.helpers import T0, Peer, write_config
 SPEED = 1800  # a slot in half a second
 
 
-def test_broker_outage_loses_nothing_and_keeps_order(durable_broker, topic_root, tmp_path):
-    broker, agent = durable_broker, topic_root
+def test_broker_outage_loses_nothing_and_keeps_order(own_broker, topic_root, tmp_path):
+    broker, agent = own_broker, topic_root
     states = {d: tmp_path / f"{d}.json" for d in ("d1", "d2")}
     cfg = load_config(
         write_config(

@@ -4,7 +4,6 @@ acknowledged, outbox order, backoff, TLS with a password."""
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 import random
 import subprocess
@@ -173,7 +172,7 @@ def tls_broker(tmp_path_factory):
     conf = d / "tls.conf"
     conf.write_text(
         f"per_listener_settings false\nallow_anonymous false\npassword_file {d / 'passwd'}\n"
-        f"persistence true\nlog_type error\nuser {getpass.getuser()}\n"
+        "persistence true\nlog_type error\n"
     )
     options = f"cafile {d / 'ca.crt'}\ncertfile {d / 'server.crt'}\nkeyfile {d / 'server.key'}"
     with Mosquitto(config=conf, listener_options=options, workdir=d / "broker") as m:
@@ -228,4 +227,41 @@ def test_tls_and_password_from_the_config(tls_broker, tmp_path, password):
         assert up.stats.connects == 1 and store.get("connected") == "0"
     else:
         assert up.stats.connects == 0 and "Not authorized" in up.stats.last_error
+    store.close()
+
+
+def test_a_message_that_can_never_be_stored_is_not_redelivered_forever(
+    broker, topic_root, tmp_path
+):
+    """A broken constraint (a bug) fails on every delivery: it is logged and acknowledged,
+    rather than dropping the connection again and again."""
+    peer = Peer(host=broker.host, port=broker.port, agent_id=topic_root)
+    store = Store(path=tmp_path / "s.db", durability="normal")
+    calls: list[bytes] = []
+
+    def handler(topic: str, payload: bytes) -> None:
+        calls.append(payload)
+        raise StoreError("UNIQUE constraint failed", transient=False)
+
+    async def scenario() -> None:
+        up = make_uplink(store, broker, topic_root, handler)
+        task = asyncio.create_task(up.run())
+        await until(up.connected.is_set)
+        sched = Schedule(offer_id="o1", version=1, start=T0 + 3600, energy_kwh=[0.5])
+        peer.send("schedule", sched, ts=T0, msg_id="poison")
+        await until(lambda: len(calls) == 1)
+        await asyncio.sleep(0.3)
+        assert up.stats.connects == 1  # the connection stayed up
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        again = make_uplink(store, broker, topic_root, handler)
+        task = asyncio.create_task(again.run())
+        await until(again.connected.is_set)
+        await asyncio.sleep(0.3)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert len(calls) == 1
+    peer.close()
     store.close()

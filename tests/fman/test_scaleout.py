@@ -142,7 +142,8 @@ def test_two_workers_share_the_load_without_duplicates_or_loss(tmp_path, spawn):
         "SELECT s.offer_id, s.version, s.status FROM schedules s JOIN offers o "
         "ON o.id = s.offer_id AND s.version = o.schedule_version",
     )
-    assert {r["offer_id"] for r in in_force if r["status"] == "acked"} == live
+    # (a withdrawn offer may have had its schedule taken before its withdrawal arrived)
+    assert live <= {r["offer_id"] for r in in_force if r["status"] == "acked"}
     for r in in_force:
         if r["offer_id"] in live:
             assert fleet.offers[r["offer_id"]].schedule.version == r["version"]

@@ -140,6 +140,7 @@ def offers_with_schedule(draw: st.DrawFn) -> tuple[FlexOffer, Schedule]:
         profile=d.profile,
         energy_kwh=list(d.energy_kwh),
         issued_at=draw(st.none() | st.just(T0)),
+        offer_revision=draw(st.integers(0, offer.revision)),
     )
 
 

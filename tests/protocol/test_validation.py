@@ -219,3 +219,13 @@ def test_schedule_version_must_be_positive():
         protocol.from_builtins(
             {"offer_id": "o1", "version": 0, "start": T, "energy_kwh": [1.0]}, Schedule
         )
+
+
+def test_meter_batch_ids_are_checked_once_per_value():
+    readings = [MeterReading("hp", T, 900, 0.1, "o1")] * 3 + [MeterReading("bad/dev", T, 900, 0.1)]
+    errors = protocol.validate_meter_batch(MeterBatch(agent="a1", readings=readings))
+    assert [e.path for e in errors] == ["readings[3]"]
+    readings = [MeterReading("hp", T, 900, 0.1, "o#1")]
+    assert [
+        e.path for e in protocol.validate_meter_batch(MeterBatch(agent="a1", readings=readings))
+    ] == ["readings[0]"]

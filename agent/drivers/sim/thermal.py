@@ -229,6 +229,12 @@ def _thermostat_run(
     kwh = 0.0
     while left_h > 1e-12:
         on = calling and model.relay()
+        if calling and not on:
+            # held off while it calls (the EMS switched the supply off): it keeps calling and
+            # drifts until the relay returns; no crossing changes that, and treating one as
+            # reached would flip the state back and forth without time passing
+            model.temp_c = rc.step(model.temp_c, ambient_c=ambient_c, heat_kw=0.0, dt_h=left_h)
+            break
         heat_kw = heat_per_kw * power_kw if on else 0.0
         target = cut_out_c if calling else cut_in_c
         reach_h = rc.hours_to_reach(model.temp_c, target, ambient_c=ambient_c, heat_kw=heat_kw)

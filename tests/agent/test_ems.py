@@ -1,0 +1,161 @@
+"""The EMS on a real store and a device whose register lives outside the agent (FileMeter)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from agent.config import DeviceConfig
+from agent.ems import Ems
+from agent.plugins import build_devices
+from agent.store import Plan, Store
+from tests.agent.helpers import T0, StepClock
+from tests.agent.plugins import DRIVER
+
+SLOT = 900
+
+
+@pytest.fixture
+def rig(tmp_path):
+    clock = StepClock(T0 - 30)
+    store = Store(path=tmp_path / "ems.db", durability="normal")
+
+    def make(**params):
+        params = {"state_file": str(tmp_path / "dev.json"), "fail_file": str(tmp_path / "fail"),
+                  **params}  # fmt: skip
+        cfg = DeviceConfig(
+            id="dev",
+            driver=DRIVER,
+            generator=None,
+            grid_node="",
+            trading_mode="delegated",
+            params=params,
+        )
+        (device,) = build_devices([cfg], clock=clock)
+        return Ems(agent_id="ems-test", store=store, devices=[device], resolution_s=SLOT)
+
+    yield make, clock, store, tmp_path
+    store.close()
+
+
+def plan(*energy: float, start: int = T0) -> dict[str, Plan]:
+    p = Plan(offer_id="o1", device="dev", version=1, start=start, resolution_s=SLOT, profile=0,
+             energy_kwh=tuple(energy), source="fman")  # fmt: skip
+    return {"dev": p}
+
+
+async def drive(ems: Ems, clock: StepClock, plans, until: float, step: float = 60.0) -> None:
+    """What the runtime's loop does: sample, control, sleep to the next step or switch-off."""
+    while clock.now() < until:
+        now = clock.now()
+        await ems.sample(now)
+        wake = await ems.control(now, plans)
+        target = (now // step + 1) * step
+        clock.t = min(target, wake) if wake else target
+
+
+def commands(tmp_path) -> list:
+    return json.loads((tmp_path / "dev.json").read_text())["commands"]
+
+
+def test_modulating_load_follows_its_plan_within_limits(rig):
+    make, clock, store, tmp = rig
+    ems = make(max_power_w=2000.0)
+
+    async def run():
+        await ems.open(clock.now())
+        await drive(ems, clock, plan(0.3, 0.9, 0.1), T0 + 3 * SLOT + 60)
+
+    asyncio.run(run())
+    powers = [c[2] for c in commands(tmp) if c[1] == "power"]
+    assert max(powers) == 2000.0  # 0.9 kWh in 15 min needs 3.6 kW: clipped to the limit
+    assert all(0.0 <= p <= 2000.0 for p in powers)
+    got = {r.start: r.energy_kwh for r in store.readings()}
+    assert got[T0] == pytest.approx(0.3, abs=1e-6)
+    assert got[T0 + SLOT] == pytest.approx(0.5, abs=1e-6)  # the most the device can take
+    assert got[T0 + 2 * SLOT] == pytest.approx(0.1, abs=1e-6)
+
+
+def test_on_off_load_runs_a_duty_cycle_switched_off_on_time(rig):
+    make, clock, store, tmp = rig
+    ems = make(max_power_w=2000.0, modulating=False)
+
+    async def run():
+        await ems.open(clock.now())
+        await drive(ems, clock, plan(0.25, 0.5), T0 + 2 * SLOT + 60)
+
+    asyncio.run(run())
+    switched = [(round(c[0]) - T0, c[2]) for c in commands(tmp) if c[1] == "on"]
+    # 0.25 kWh at 2 kW is 450 s on, then off; 0.5 kWh is the whole slot; then idle once
+    assert switched == [(0, True), (450, False), (900, True), (1800, False)]
+    got = {r.start: r.energy_kwh for r in store.readings()}
+    assert got[T0] == pytest.approx(0.25, abs=1e-6) and got[T0 + SLOT] == pytest.approx(0.5)
+
+
+def test_a_device_that_stops_answering_gets_no_fresh_reading_until_it_is_back(rig):
+    make, clock, store, tmp = rig
+    ems = make(max_power_w=1000.0)
+    fail = tmp / "fail"
+
+    async def run():
+        await ems.open(clock.now())
+        await drive(ems, clock, plan(0.2, 0.2, 0.2, 0.2), T0 + SLOT + 30)
+        fail.touch()  # no answer across the next boundary
+        await drive(ems, clock, plan(0.2, 0.2, 0.2, 0.2), T0 + 2 * SLOT + 30)
+        assert ems.faults() == {"dev": "no answer (timeout)"}
+        assert ems.measurements() == {"dev": None}
+        fail.unlink()
+        await drive(ems, clock, plan(0.2, 0.2, 0.2, 0.2), T0 + 3 * SLOT + 30)
+
+    asyncio.run(run())
+    readings = store.readings()
+    assert [(r.start, r.duration_s) for r in readings] == [
+        (T0, SLOT), (T0 + SLOT, 2 * SLOT)  # one reading spans the slot it could not close
+    ]  # fmt: skip
+    register = json.loads((tmp / "dev.json").read_text())["energy_kwh"]
+    assert sum(r.energy_kwh for r in readings) == pytest.approx(register, abs=1e-6)
+
+
+def test_shutdown_leaves_the_device_in_its_safe_state(rig):
+    make, clock, _store, tmp = rig
+    ems = make(max_power_w=1000.0)
+
+    async def run():
+        await ems.open(clock.now())
+        await drive(ems, clock, plan(0.2), T0 + 300)
+        await ems.shutdown()
+
+    asyncio.run(run())
+    assert commands(tmp)[-1][1:] == ["power", 0.0]
+
+
+def test_a_device_without_a_plan_is_not_touched(rig):
+    make, clock, _store, tmp = rig
+    ems = make(max_power_w=1000.0)
+
+    async def run():
+        await ems.open(clock.now())
+        await drive(ems, clock, {}, T0 + 2 * SLOT)
+
+    asyncio.run(run())
+    assert commands(tmp) == []
+
+
+def test_a_device_without_an_energy_register_is_metered_from_its_power(rig):
+    make, clock, store, tmp = rig
+    ems = make(max_power_w=2000.0, register=False)
+
+    async def run():
+        await ems.open(clock.now())
+        await drive(ems, clock, plan(0.3, 0.1, start=T0 + SLOT), T0 + 3 * SLOT + 30)
+
+    asyncio.run(run())
+    got = {r.start: r.energy_kwh for r in store.readings()}
+    # the first slot is partial (no reading); then whole slots, integrated from power samples
+    assert T0 - SLOT not in got and got[T0] == pytest.approx(0.0, abs=1e-9)
+    assert got[T0 + SLOT] == pytest.approx(0.3, rel=0.02)
+    assert got[T0 + 2 * SLOT] == pytest.approx(0.1, rel=0.02)
+    register = json.loads((tmp / "dev.json").read_text())["energy_kwh"]
+    assert sum(got.values()) == pytest.approx(register, rel=0.02)
