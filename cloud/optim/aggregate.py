@@ -39,7 +39,7 @@ import numpy as np
 import protocol
 from protocol import DefaultSchedule, Dependency, FlexOffer, Profile
 
-from .blocks import Block, view
+from .blocks import Block, default_block
 from .errors import OptimError
 from .oracle import Battery, as_battery, cheapest, reach
 
@@ -98,15 +98,14 @@ class Aggregate:
 def member_of(offer: FlexOffer, *, shapes: bool = True) -> Member:
     """The member record of a valid offer: the block of its default's profile and its box, or
     (with ``shapes``, for a generalised battery) its normalised shape."""
-    v = view(offer)
-    block = next((b for b in v.blocks if b.profile == offer.default.profile), None)
+    block, usable = default_block(offer)
     if block is None or block.point is None:
         raise OptimError(f"offer {offer.id}: its default profile cannot start in its window")
     # shapes for offers with running-sum rows (heat pumps, batteries): they share shapes
     # widely; an offer with a total alone (an EV) has a shape of its own need and would make
     # many small groups, so it takes the box path
     bat = as_battery(block) if shapes and block.deps is not None else None
-    dropped = len(v.blocks) - 1
+    dropped = usable - 1
     if bat is not None:
         scale = float(max(np.abs(block.lower).max(), np.abs(block.upper).max(), 1e-9))
         data = np.stack((bat.lower, bat.upper, bat.run_lo, bat.run_hi)) / scale
@@ -220,7 +219,8 @@ def _features(b: Battery) -> tuple[int, ...]:
     n = len(b.lower)
     band = b.run_hi - b.run_lo
     finite = band[np.isfinite(band)]
-    width = float(np.median(finite)) if len(finite) else 0.0
+    mid = len(finite) // 2  # the median band (the upper middle), without np.median's overhead
+    width = float(np.partition(finite, mid)[mid]) if len(finite) else 0.0
     total_lo = b.run_lo[-1] / n if np.isfinite(b.run_lo[-1]) else -9.0
     total_hi = b.run_hi[-1] / n if np.isfinite(b.run_hi[-1]) else 9.0
     return (

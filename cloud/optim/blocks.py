@@ -59,16 +59,34 @@ class OfferView:
 
 def view(offer: FlexOffer) -> OfferView:
     """The blocks of a valid offer (profiles whose window is empty are left out)."""
+    return OfferView(
+        offer=offer, blocks=[_block(offer, k, prof, lo, hi) for k, prof, lo, hi in _usable(offer)]
+    )
+
+
+def default_block(offer: FlexOffer) -> tuple[Block | None, int]:
+    """The block of the default schedule's profile (``None`` when its window is empty) and
+    how many profiles have a block: :func:`view` without the arrays of the other profiles."""
+    usable = _usable(offer)
+    block = next(
+        (_block(offer, k, p, lo, hi) for k, p, lo, hi in usable if k == offer.default.profile),
+        None,
+    )
+    return block, len(usable)
+
+
+def _usable(offer: FlexOffer) -> list[tuple[int, Profile, int, int]]:
+    """``(index, profile, first start, last start)`` of each profile whose window, on the
+    offer's grid, is not empty."""
     res = offer.resolution_s
-    blocks = []
+    out = []
     for k, prof in enumerate(protocol.effective_profiles(offer)):
         lo, hi = protocol.profile_window(offer, prof)
         lo = protocol.align_up(lo, res)
         hi -= hi % res
-        if lo > hi:
-            continue
-        blocks.append(_block(offer, k, prof, lo, hi))
-    return OfferView(offer=offer, blocks=blocks)
+        if lo <= hi:
+            out.append((k, prof, lo, hi))
+    return out
 
 
 def _block(offer: FlexOffer, k: int, prof: Profile, lo: int, hi: int) -> Block:

@@ -123,3 +123,18 @@ def test_fallback_answers_when_there_is_no_time():
     )
     _check(offers, result)
     assert len(result.schedules) == len(offers)
+
+
+def test_column_generation_plans_nodes_with_peak_limits():
+    # peak limits per node are outside the cutting planes: column generation plans them
+    offers = portfolio(40, seed=16, nodes=2)
+    request = PlanRequest(
+        offers=offers,
+        target_kwh=solar_target(offers),
+        peak_kw_by_node={"node-0": 15.0, "node-1": 15.0},
+        time_limit_s=10,
+    )
+    result = OrToolsPlanner(exact_vars=0).plan(request)
+    _check(offers, result)
+    assert len(result.schedules) == len(offers)
+    assert result.slot_values == {}  # the cutting planes' multipliers only
