@@ -8,15 +8,19 @@ How a plan is made (see docs/optim.md for the measurements behind these choices)
    envelope LP (per-slot, total and running-sum ranges of every offer) gives a first bound.
 3. A small problem is solved exactly: the compact mixed-integer model of
    :mod:`cloud.optim.model` goes to HiGHS with the time limit and relative gap.
-4. A large one goes to column generation. The restricted master (an LP) combines known
+4. A large one on one node without peak limits, every profile a generalised battery, goes to
+   cutting planes on the Lagrangian dual (:mod:`cloud.optim.cutting_plane`): every offer
+   priced by a compiled dynamic programme, whole-portfolio columns in a small master LP, the
+   master's mix rounded and repaired by best-response sweeps.
+   Any other large one goes to column generation. The restricted master (an LP) combines known
    schedules of each coupled offer and models box-only offers exactly; the pricing step finds
    each offer's cheapest schedule under the master's duals (:mod:`cloud.optim.oracle`). The
    Lagrangian value at the priced duals (smoothed towards the best dual point so far, and
    first the envelope LP's slot values) is a lower bound on the LP relaxation of the
    convex-hull model, hence on the optimum. Iterations stop at the requested gap, at the time
    limit, or when no column improves (the bound is then the LP optimum).
-5. Choices mixed by the LP are rounded (the profile and start with most weight) and a last
-   LP over the rounded choices sets the energies.
+5. (Column generation) Choices mixed by the LP are rounded (the profile and start with most
+   weight) and a last LP over the rounded choices sets the energies.
 6. Every schedule passes ``protocol.check_assignment`` before it is returned; one that does
    not (never seen, but a solver's tolerance is not a proof) is replaced by its greedy
    placement. The objective is computed from the returned schedules.
@@ -120,6 +124,8 @@ class OrToolsPlanner:
                 self._column_generation(views, terms, found, request, deadline)
         except SolverError as exc:
             self._say(f"solver failed ({exc}); answering with the greedy plan")
+            if not math.isfinite(bound):  # the cutting planes skipped the envelope
+                bound = envelope(views, terms)[0]
             found = _Plan(placements=list(placements), bound=bound, solved=False)
         for i, v in enumerate(views):
             if found.placements[i] is None and placements[i] is None:
