@@ -1,14 +1,19 @@
 """The agent's protocol rules: offers and their lifecycle, schedules in and their answers.
 
-Offers. Once per slot every generator is asked for its device's offer. A device with no live
-offer gets a new one. An offer still waiting for its schedule (``offered`` or ``accepted``,
-before ``assignment_before``) whose generator now says something else is replaced by an
-update: same id, revision + 1, state ``offered`` again (a new revision must be accepted
-anew), deadlines never later than the first revision's (so a rolling offer still reaches its
-deadline, and runs its default if no schedule came). An offer whose generator says nothing
-any more (the device left) is withdrawn, up to the moment it starts executing. An offer FMAN
-rejected still runs its default schedule (the device still needs its energy, as it would
-without the platform), and its device gets no new offer until that default has run.
+Offers. Once per slot every generator is asked for its device's offer. The offer's id names
+the *episode* it describes (a planning block, a charging session, a dishwasher load): an offer
+for an episode the device has no live offer for is new, and is published if its span (see
+:func:`agent.revision.span`) overlaps no other episode the device still offers or runs, so one
+device never has two schedules for the same time. An offer still waiting for its schedule
+(``offered`` or ``accepted``, before ``assignment_before``) whose generator now says something
+else *about the same episode* is replaced by an update: same id, revision + 1, state
+``offered`` again (a new revision must be accepted anew), deadlines never later than the first
+revision's. A prediction for another episode is never an update: the offer made for this one
+keeps its window. A waiting offer of another episode that its generator no longer vouches for
+(:meth:`~agent.generators.base.Generator.still_valid`: the car left) is withdrawn, up to the
+moment it starts executing. An offer FMAN rejected still runs its default schedule (the device
+still needs its energy, as it would without the platform), and its device gets no new offer
+overlapping that default until it has run.
 
 Schedules. One is taken (``assigned``, acknowledged on ``schedule/ack``) only if it concerns a
 known offer that is still waiting (not withdrawn, not executing, not final), arrives before
@@ -41,6 +46,7 @@ from typing import Any
 import msgspec
 
 import protocol
+from agent import revision
 from agent.clock import Clock
 from agent.drivers.base import Measurement
 from agent.generators.base import Generator, OfferContext
@@ -81,6 +87,8 @@ class _Tracked:
     offer: FlexOffer
     state: OfferState
     plan: Plan | None
+    #: the generator's id of the episode (``offer.id`` may carry a suffix)
+    episode: str = ""
 
 
 @dataclass
@@ -126,7 +134,7 @@ class Core:
             plan = plans.get(s.offer.id)
             if s.state == "rejected" and (plan is None or plan.end <= now):
                 continue
-            self._tracked[s.offer.id] = _Tracked(s.offer, s.state, plan)
+            self._tracked[s.offer.id] = _Tracked(s.offer, s.state, plan, s.episode)
 
     # -- what the EMS and the status need ---------------------------------------------------
 
@@ -190,40 +198,61 @@ class Core:
                         + "; ".join(map(str, errors[:5])),
                     )
                     continue
-            changed |= self._reconcile(src.device, new, now)
+            changed |= self._reconcile(src, ctx, new, now)
         if changed:
             self.on_outbox()
 
-    def _current(self, device: str, now: int) -> _Tracked | None:
-        """The device's offer that still matters (live, or rejected with its default to run)."""
-        for t in self._tracked.values():
-            if t.offer.device != device:
-                continue
-            if t.state in LIVE_STATES:
-                return t
-            if t.state == "rejected" and t.plan is not None and t.plan.end > now:
-                return t
-        return None
+    @staticmethod
+    def _matters(t: _Tracked, now: int) -> bool:
+        """Whether an offer still concerns its device: live, or rejected with its default
+        still to run."""
+        if t.state in LIVE_STATES:
+            return True
+        return t.state == "rejected" and t.plan is not None and t.plan.end > now
 
-    def _reconcile(self, device: str, new: FlexOffer | None, now: int) -> bool:
-        cur = self._current(device, now)
-        if cur is None:
-            if new is None:
-                return False
-            new = msgspec.structs.replace(
-                new, id=self._free_id(new.id), revision=0, state="offered"
-            )
-            self._publish_offer(new, now)
-            self.stats.offers += 1
-            return True
-        if cur.state not in ("offered", "accepted", "assigned"):
-            return False  # executing, or a rejected offer's default: the device is committed
+    def _reconcile(
+        self, src: OfferSource, ctx: OfferContext, new: FlexOffer | None, now: int
+    ) -> bool:
+        mine = [t for t in self._tracked.values() if t.offer.device == src.device]
+        mine = [t for t in mine if self._matters(t, now)]
+        changed = False
+        for t in list(mine):
+            # other episodes the device still offers: do they still hold (the car that left)?
+            if t.state not in ("offered", "accepted", "assigned"):
+                continue
+            if new is not None and t.episode == new.id:
+                continue
+            own = msgspec.structs.replace(t.offer, id=t.episode)  # the id its generator made
+            try:
+                valid = src.generator.still_valid(own, ctx)
+            except Exception as exc:
+                self.stats.generator_errors += 1
+                self._warn(src.device, f"generator of {src.device} failed: {exc!r}")
+                continue
+            if not valid:
+                self._withdraw(t, now, "device left")
+                mine.remove(t)
+                changed = True
         if new is None:
-            self._withdraw(cur, now, "device left")
-            return True
-        if cur.state == "assigned" or now >= cur.offer.assignment_before:
-            return False
-        deadline = cur.offer.assignment_before
+            return changed
+        same = next((t for t in mine if t.episode == new.id), None)
+        if same is not None:
+            return self._revise(same, new, now) or changed
+        span = revision.span(new)
+        if any(revision.overlaps(span, revision.span(t.offer)) for t in mine):
+            # the device still offers, or is committed to, another episode at that time
+            return changed
+        offer = msgspec.structs.replace(new, id=self._free_id(new.id), revision=0, state="offered")
+        self._publish_offer(offer, now, episode=new.id)
+        self.stats.offers += 1
+        return True
+
+    def _revise(self, t: _Tracked, new: FlexOffer, now: int) -> bool:
+        """Publish ``new`` as the next revision of ``t`` (same episode) if it changed."""
+        cur = t.offer
+        if t.state not in ("offered", "accepted") or now >= cur.assignment_before:
+            return False  # a schedule or the default is committed, or final
+        deadline = cur.assignment_before
         if new.assignment_before > deadline:
             # an update never postpones the deadline: FMAN planned around it, and a rolling
             # offer would otherwise be renewed forever without its default ever running
@@ -235,18 +264,12 @@ class Core:
             if protocol.validate_offer(new):
                 return False
         same = msgspec.structs.replace(
-            new,
-            id=cur.offer.id,
-            revision=cur.offer.revision,
-            created_at=cur.offer.created_at,
-            state=cur.offer.state,
+            new, id=cur.id, revision=cur.revision, created_at=cur.created_at, state=cur.state
         )
-        if same == cur.offer:
+        if same == cur:
             return False
-        update = msgspec.structs.replace(
-            new, id=cur.offer.id, revision=cur.offer.revision + 1, state="offered"
-        )
-        self._publish_offer(update, now)
+        update = msgspec.structs.replace(new, id=cur.id, revision=cur.revision + 1, state="offered")
+        self._publish_offer(update, now, episode=t.episode)
         self.stats.updates += 1
         return True
 
@@ -257,11 +280,11 @@ class Core:
             candidate = f"{wanted}.{n}"
         return candidate
 
-    def _publish_offer(self, offer: FlexOffer, now: int) -> None:
+    def _publish_offer(self, offer: FlexOffer, now: int, *, episode: str) -> None:
         with self.store.transaction():
-            self.store.save_offer(offer, "offered", now)
+            self.store.save_offer(offer, "offered", now, episode=episode)
             self._send(offer, "offer", f"{offer.id}.r{offer.revision}", now, ref=offer.id)
-        self._tracked[offer.id] = _Tracked(offer, "offered", None)
+        self._tracked[offer.id] = _Tracked(offer, "offered", None, episode)
         log.info("%s: offer %s revision %d", self.agent_id, offer.id, offer.revision)
 
     def _withdraw(self, t: _Tracked, now: int, reason: str) -> None:

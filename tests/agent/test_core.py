@@ -6,6 +6,7 @@ import msgpack
 import pytest
 
 import protocol
+from agent import revision
 from agent.core import Core, OfferSource
 from agent.drivers.base import Measurement
 from agent.store import Store
@@ -190,7 +191,7 @@ def test_default_takes_force_at_assignment_before_then_executes(setup):
     assert core.plans(plan.end) == {}
 
 
-def test_fman_rejection_still_runs_the_default_and_blocks_new_offers(setup):
+def test_fman_rejection_still_runs_the_default_and_keeps_its_time(setup):
     store, clock, core, _ = setup
     offer = first_offer(store, clock, core)
     reject = Reject(ref_kind="offer", ref_id=offer.id, reasons=[protocol.Reason(code="full")])
@@ -198,7 +199,11 @@ def test_fman_rejection_still_runs_the_default_and_blocks_new_offers(setup):
     assert store.offer(offer.id).state == "rejected"
     assert core.plans(offer.default.start)["d1"].source == "default"
     core.refresh(offer.default.start, {"d1": M})
-    assert len(sent(store, "offer")) == 1
+    later = [m.body for m in sent(store, "offer")[1:]]
+    assert later, "the next episode, after the rejected one, is offered"
+    for o in later:
+        assert o.id != offer.id
+        assert not revision.overlaps(revision.span(o), revision.span(offer))
 
 
 def test_state_survives_a_restart(setup, tmp_path):
@@ -211,17 +216,32 @@ def test_state_survives_a_restart(setup, tmp_path):
     assert len(sent(store, "schedule/ack")) == 1
 
 
-def test_an_update_never_postpones_the_deadline(setup):
-    """A rolling offer (its window moves with time) still reaches its first deadline."""
+def test_another_episode_is_a_new_offer_never_an_update(setup):
+    """A generator looking further ahead (the next planning block) names another episode: the
+    offer made for the current one stands, with its window; the next one is offered beside
+    it only where it cannot overlap, so nothing ever runs outside an offer's window."""
     store, clock, core, _ = setup
-    offer = first_offer(store, clock, core)
+    first_offer(store, clock, core)
     gen = core.sources[0].generator
-    gen.cycle_s, gen.deadline_s = 7200, 300  # the next offer would start an hour later
-    core.refresh(int(clock.now()) + 300, {"d1": M})
-    update = sent(store, "offer")[-1].body
-    assert update.revision == 1 and update.start_after > offer.start_after
-    assert update.assignment_before == offer.assignment_before
-    assert protocol.validate_offer(update) == []
+    gen.cycle_s = 2700  # the next episode would overlap this one: it waits
+    core.refresh(int(clock.now()) + 1800, {"d1": M})
+    assert len(sent(store, "offer")) == 1
+    gen.cycle_s = 7200  # the next episode starts after this one ends: offered beside it
+    core.refresh(int(clock.now()) + 1800, {"d1": M})
+    first, second = (m.body for m in sent(store, "offer"))
+    assert second.id != first.id and second.revision == 0
+    assert second.start_after >= first.start_before + 2 * 900
+    assert store.offer(first.id).offer == first  # unchanged
+    core.advance(first.assignment_before)
+    core.advance(first.start_after)
+    plan = core.plans(first.start_after)["d1"]
+    assert plan.offer_id == first.id
+    assert (
+        protocol.check_assignment(
+            first, start=plan.start, profile=plan.profile, energy_kwh=list(plan.energy_kwh)
+        )
+        == []
+    )
 
 
 def test_fman_rejection_after_the_default_took_force_keeps_it(setup):
