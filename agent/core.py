@@ -4,16 +4,22 @@ Offers. Once per slot every generator is asked for its device's offer. The offer
 the *episode* it describes (a planning block, a charging session, a dishwasher load): an offer
 for an episode the device has no live offer for is new, and is published if its span (see
 :func:`agent.revision.span`) overlaps no other episode the device still offers or runs, so one
-device never has two schedules for the same time. An offer still waiting for its schedule
-(``offered`` or ``accepted``, before ``assignment_before``) whose generator now says something
-else *about the same episode* is replaced by an update: same id, revision + 1, state
-``offered`` again (a new revision must be accepted anew), deadlines never later than the first
-revision's. A prediction for another episode is never an update: the offer made for this one
-keeps its window. A waiting offer of another episode that its generator no longer vouches for
-(:meth:`~agent.generators.base.Generator.still_valid`: the car left) is withdrawn, up to the
-moment it starts executing. An offer FMAN rejected still runs its default schedule (the device
-still needs its energy, as it would without the platform), and its device gets no new offer
-overlapping that default until it has run.
+device never has two schedules for the same time. A prediction for another episode is never
+an update: the offer made for this one keeps its window. An offer FMAN has accepted
+(``accepted``, before ``assignment_before``) whose generator now says something else about
+the same episode is replaced by an update: same id, revision + 1, state ``offered`` again (a
+new revision must be accepted anew), deadlines never later than the revision before. Only one
+revision is in flight: an offer whose answer is pending is not revised; nor is one that is
+assigned, executing or final. A waiting offer of another episode that its generator no longer
+vouches for (:meth:`~agent.generators.base.Generator.still_valid`: the car left) is withdrawn,
+up to the moment it starts executing.
+
+FMAN's answers. An ``Ack`` of the current revision makes the offer ``accepted``. A ``Reject``
+of an offer FMAN never accepted makes it ``rejected``: final, never revised again; its default
+still runs (the device needs its energy as it would without the platform), and the device's
+next offer for that time, once the default has run, gets a new id. A ``Reject`` of an update
+leaves FMAN with the revision it accepted before: the agent goes back to that revision (it is
+what FMAN plans and what the default executes) and revises the offer no more.
 
 Schedules. One is taken (``assigned``, acknowledged on ``schedule/ack``) only if it concerns a
 known offer that is still waiting (not withdrawn, not executing, not final), arrives before
@@ -21,9 +27,9 @@ known offer that is still waiting (not withdrawn, not executing, not final), arr
 schedule in force, and passes :func:`protocol.check_schedule` against the offer's current
 revision. Otherwise it is refused with a :class:`protocol.Reject` whose reasons say why (code
 ``malformed``, ``unknown_offer``, ``withdrawn``, ``offer_state``, ``stale``,
-``version_conflict``, ``too_late``, ``start_passed`` or ``infeasible``, with the field path).
-A message handled once (same message id, or the same offer and version with the same content)
-changes nothing the second time.
+``version_conflict``, ``too_late``, ``start_passed`` or ``infeasible``, with the field
+path). A message handled once (same message id, or the same offer and version with the same
+content) changes nothing the second time.
 
 Deadlines. With no schedule by ``assignment_before`` the default schedule is taken into force
 (shifted to the current slot if its start has already passed and the shift keeps it
@@ -89,12 +95,18 @@ class _Tracked:
     plan: Plan | None
     #: the generator's id of the episode (``offer.id`` may carry a suffix)
     episode: str = ""
+    #: the last revision FMAN accepted, ``None`` if none
+    accepted: FlexOffer | None = None
+    #: no more revisions (FMAN refused one)
+    locked: bool = False
 
 
 @dataclass
 class CoreStats:
     offers: int = 0
     updates: int = 0
+    #: updates FMAN refused (the offer went back to the revision FMAN holds)
+    updates_refused: int = 0
     withdrawals: int = 0
     schedules_taken: int = 0
     schedules_rejected: int = 0
@@ -134,7 +146,9 @@ class Core:
             plan = plans.get(s.offer.id)
             if s.state == "rejected" and (plan is None or plan.end <= now):
                 continue
-            self._tracked[s.offer.id] = _Tracked(s.offer, s.state, plan, s.episode)
+            self._tracked[s.offer.id] = _Tracked(
+                s.offer, s.state, plan, s.episode, s.accepted, s.locked
+            )
 
     # -- what the EMS and the status need ---------------------------------------------------
 
@@ -248,28 +262,29 @@ class Core:
         return True
 
     def _revise(self, t: _Tracked, new: FlexOffer, now: int) -> bool:
-        """Publish ``new`` as the next revision of ``t`` (same episode) if it changed."""
+        """Publish ``new`` as the next revision of ``t`` (same episode) if it may be revised
+        and changed."""
         cur = t.offer
-        if t.state not in ("offered", "accepted") or now >= cur.assignment_before:
-            return False  # a schedule or the default is committed, or final
-        deadline = cur.assignment_before
-        if new.assignment_before > deadline:
-            # an update never postpones the deadline: FMAN planned around it, and a rolling
-            # offer would otherwise be renewed forever without its default ever running
-            new = msgspec.structs.replace(
-                new,
-                assignment_before=deadline,
-                acceptance_before=min(new.acceptance_before, deadline),
-            )
-            if protocol.validate_offer(new):
-                return False
+        if t.state != "accepted" or t.locked or now >= cur.assignment_before:
+            # an answer is pending, a schedule or the default is committed, or FMAN refused
+            # a revision
+            return False
+        # an update never postpones a deadline: FMAN planned around it, and a rolling offer
+        # would otherwise be renewed forever without its default ever running
+        new = msgspec.structs.replace(
+            new,
+            acceptance_before=min(new.acceptance_before, cur.acceptance_before),
+            assignment_before=min(new.assignment_before, cur.assignment_before),
+        )
+        if protocol.validate_offer(new):
+            return False
         same = msgspec.structs.replace(
             new, id=cur.id, revision=cur.revision, created_at=cur.created_at, state=cur.state
         )
         if same == cur:
             return False
         update = msgspec.structs.replace(new, id=cur.id, revision=cur.revision + 1, state="offered")
-        self._publish_offer(update, now, episode=t.episode)
+        self._publish_offer(update, now, episode=t.episode, accepted=t.accepted)
         self.stats.updates += 1
         return True
 
@@ -280,11 +295,13 @@ class Core:
             candidate = f"{wanted}.{n}"
         return candidate
 
-    def _publish_offer(self, offer: FlexOffer, now: int, *, episode: str) -> None:
+    def _publish_offer(
+        self, offer: FlexOffer, now: int, *, episode: str, accepted: FlexOffer | None = None
+    ) -> None:
         with self.store.transaction():
-            self.store.save_offer(offer, "offered", now, episode=episode)
+            self.store.save_offer(offer, "offered", now, episode=episode, accepted=accepted)
             self._send(offer, "offer", f"{offer.id}.r{offer.revision}", now, ref=offer.id)
-        self._tracked[offer.id] = _Tracked(offer, "offered", None, episode)
+        self._tracked[offer.id] = _Tracked(offer, "offered", None, episode, accepted)
         log.info("%s: offer %s revision %d", self.agent_id, offer.id, offer.revision)
 
     def _withdraw(self, t: _Tracked, now: int, reason: str) -> None:
@@ -395,24 +412,78 @@ class Core:
         if not isinstance(body, Ack | Reject) or body.ref_kind != "offer":
             return
         t = self._tracked.get(body.ref_id)
-        if t is None or body.revision != t.offer.revision or t.state != "offered":
-            return  # about another revision, or already decided: nothing to do
+        if t is None or body.revision != t.offer.revision:
+            return  # about another revision (an answer repeated late): nothing to do
         if isinstance(body, Ack):
-            self._set_state(t, "accepted", now)
+            if t.state == "offered":
+                self._save(t, protocol.transition(t.state, "accepted"), now, accepted=t.offer)
+            elif t.accepted is None or t.accepted.revision < t.offer.revision:
+                self._save(t, t.state, now, accepted=t.offer)  # implied by a schedule before
             return
+        codes = {r.code for r in body.reasons}
+        if "superseded" in codes:
+            return  # FMAN holds a newer revision than this one: it says nothing about it
+        why = "; ".join(r.message or r.code for r in body.reasons)
+        if t.accepted is not None and t.state in ("offered", "assigned"):
+            self._update_refused(t, now, why)
+        elif t.state == "offered":
+            self._rejected(t, now, why)
+
+    def _save(
+        self,
+        t: _Tracked,
+        state: OfferState,
+        now: int,
+        *,
+        accepted: FlexOffer | None = None,
+        offer: FlexOffer | None = None,
+        locked: bool | None = None,
+    ) -> None:
+        """Persist ``t`` with what changed (state, accepted revision, body, lock)."""
+        offer = offer or t.offer
+        accepted = accepted or t.accepted
+        locked = t.locked if locked is None else locked
+        with self.store.transaction():
+            self.store.save_offer(
+                offer, state, now, episode=t.episode, accepted=accepted, locked=locked
+            )
+        t.offer, t.state, t.accepted, t.locked = offer, state, accepted, locked
+
+    def _rejected(self, t: _Tracked, now: int, why: str) -> None:
+        """FMAN refused the offer itself: final; its default runs (it may be in force)."""
         state = protocol.transition(t.state, "rejected")
-        plan = t.plan  # the default may already be in force (the deadline passed first)
+        plan = t.plan
         with self.store.transaction():
             self.store.set_offer_state(t.offer.id, state, now)
             if plan is None:
                 plan = self._default_plan(t.offer, now // self.resolution_s * self.resolution_s)
                 self.store.save_plan(plan, now)
         t.state, t.plan = state, plan
+        log.info("%s: FMAN rejected %s: %s; its default will run", self.agent_id, t.offer.id, why)
+
+    def _update_refused(self, t: _Tracked, now: int, why: str) -> None:
+        """FMAN refused an update and keeps the revision it accepted before: that revision is
+        the offer again (FMAN plans it, and its default is what runs without a schedule), and
+        the offer is revised no more."""
+        assert t.accepted is not None
+        back = t.accepted
+        state = protocol.transition(t.state, "accepted") if t.state == "offered" else t.state
+        replan = t.plan is not None and t.plan.source == "default"
+        with self.store.transaction():
+            self.store.save_offer(back, state, now, episode=t.episode, accepted=back, locked=True)
+            if replan:  # the refused revision's default had taken force meanwhile
+                plan = self._default_plan(back, now // self.resolution_s * self.resolution_s)
+                self.store.save_plan(plan, now)
+        t.offer, t.state, t.locked = back, state, True
+        if replan:
+            t.plan = plan
+        self.stats.updates_refused += 1
         log.info(
-            "%s: FMAN rejected %s: %s; its default will run",
+            "%s: FMAN refused an update of %s (%s); back to revision %d",
             self.agent_id,
-            t.offer.id,
-            "; ".join(r.message or r.code for r in body.reasons),
+            back.id,
+            why,
+            back.revision,
         )
 
     def _on_schedule(self, payload: bytes, now: int) -> None:

@@ -101,12 +101,15 @@ class StoredOffer:
     """An offer as last published, with the agent's view of its lifecycle state.
 
     ``episode`` is the id its generator gave it (the offer's own id may carry a suffix when an
-    episode is offered again)."""
+    episode is offered again); ``accepted`` is the last revision FMAN accepted (``None`` if
+    none); ``locked`` says the offer may not be revised any more (FMAN refused an update)."""
 
     offer: FlexOffer
     state: OfferState
     updated: int
     episode: str = ""
+    accepted: FlexOffer | None = None
+    locked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +246,7 @@ class Store:
             )
             db["offers"].create_index(["device", "state"], if_not_exists=True)
             columns = db["offers"].columns_dict
-            for name, kind in (("episode", str),):
+            for name, kind in (("episode", str), ("accepted", bytes), ("locked", int)):
                 if name not in columns:  # added in schema 2
                     db["offers"].add_column(name, kind)
             db["plans"].create(
@@ -448,15 +451,18 @@ class Store:
         now: int,
         *,
         episode: str | None = None,
+        accepted: FlexOffer | None = None,
+        locked: bool = False,
     ) -> None:
-        """Insert an offer or replace it by another revision, with its state and its episode
-        (default: its id)."""
+        """Insert an offer or replace it by another revision, with its state, its episode
+        (default: its id), the last revision FMAN accepted and whether it is locked."""
         self._exec(
             "INSERT INTO offers(id, device, revision, state, body, assignment_before, "
-            "created_at, updated, episode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET revision = excluded.revision, state = "
+            "created_at, updated, episode, accepted, locked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?) ON CONFLICT(id) DO UPDATE SET revision = excluded.revision, state = "
             "excluded.state, body = excluded.body, assignment_before = "
-            "excluded.assignment_before, updated = excluded.updated, episode = excluded.episode",
+            "excluded.assignment_before, updated = excluded.updated, episode = excluded.episode, "
+            "accepted = excluded.accepted, locked = excluded.locked",
             (
                 offer.id,
                 offer.device,
@@ -467,6 +473,8 @@ class Store:
                 offer.created_at,
                 now,
                 episode or offer.id,
+                None if accepted is None else _OFFER_ENCODER.encode(accepted),
+                int(locked),
             ),
         )
 
@@ -685,7 +693,7 @@ def _plan(row: tuple[Any, ...]) -> Plan:
     )
 
 
-_OFFER_COLUMNS = "body, state, updated, episode"
+_OFFER_COLUMNS = "body, state, updated, episode, accepted, locked"
 
 
 def _stored(row: tuple[Any, ...]) -> StoredOffer:
@@ -695,4 +703,6 @@ def _stored(row: tuple[Any, ...]) -> StoredOffer:
         state=row[1],
         updated=row[2],
         episode=row[3] or offer.id,
+        accepted=None if row[4] is None else _OFFER_DECODER.decode(row[4]),
+        locked=bool(row[5]),
     )

@@ -66,10 +66,19 @@ def test_new_offer_is_stored_and_queued_once(setup):
     assert len(sent(store, "offer")) == 1
 
 
+def accept(core: Core, offer, revision: int = 0) -> None:
+    ack = Ack(ref_kind="offer", ref_id=offer.id, revision=revision)
+    deliver(core, "ack", protocol.encode(ack, ts=T0))
+
+
 def test_changed_prediction_is_an_update_with_a_higher_revision(setup):
     store, clock, core, _ = setup
     offer = first_offer(store, clock, core)
-    core.sources[0].generator.upper = 0.5
+    gen = core.sources[0].generator
+    gen.upper = 0.5
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    assert len(sent(store, "offer")) == 1  # FMAN has not answered revision 0 yet: no update
+    accept(core, offer)
     core.refresh(int(clock.now()) + 300, {"d1": M})
     first, update = sent(store, "offer")
     assert update.body.id == offer.id and update.body.revision == 1
@@ -216,6 +225,20 @@ def test_state_survives_a_restart(setup, tmp_path):
     assert len(sent(store, "schedule/ack")) == 1
 
 
+def test_an_update_never_postpones_the_deadline(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    accept(core, offer)
+    gen = core.sources[0].generator
+    gen.upper, gen.deadline_s = 0.6, 100  # a later deadline and a material change
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    update = sent(store, "offer")[-1].body
+    assert update.revision == 1
+    assert update.assignment_before == offer.assignment_before
+    assert update.acceptance_before == offer.acceptance_before
+    assert protocol.validate_offer(update) == []
+
+
 def test_another_episode_is_a_new_offer_never_an_update(setup):
     """A generator looking further ahead (the next planning block) names another episode: the
     offer made for the current one stands, with its window; the next one is offered beside
@@ -242,6 +265,49 @@ def test_another_episode_is_a_new_offer_never_an_update(setup):
         )
         == []
     )
+
+
+def test_a_rejected_offer_is_never_revised_and_the_next_one_has_a_new_id(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    reject = Reject(
+        ref_kind="offer", ref_id=offer.id, reasons=[protocol.Reason(code="acceptance_deadline")]
+    )
+    deliver(core, "ack", protocol.encode(reject, ts=T0))
+    assert store.offer(offer.id).state == "rejected"
+    core.sources[0].generator.upper = 0.6
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    assert len(sent(store, "offer")) == 1  # final: not revised
+    plan = core.plans(offer.default.start)["d1"]
+    core.advance(plan.end)
+    core.refresh(plan.end, {"d1": M})  # once the default has run
+    ids = [m.body.id for m in sent(store, "offer")]
+    assert len(ids) == 2 and ids[1] != offer.id
+
+
+def test_a_refused_update_goes_back_to_the_revision_fman_holds(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    accept(core, offer)
+    gen = core.sources[0].generator
+    gen.upper = 0.6
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    assert store.offer(offer.id).offer.revision == 1
+    core.advance(offer.assignment_before)  # the update's answer is late: its default runs
+    late = Reject(
+        ref_kind="offer",
+        ref_id=offer.id,
+        revision=1,
+        reasons=[protocol.Reason(code="acceptance_deadline")],
+    )
+    deliver(core, "ack", protocol.encode(late, ts=T0))
+    stored = store.offer(offer.id)
+    assert (stored.state, stored.offer, stored.locked) == ("accepted", offer, True)
+    plan = store.plan(offer.id)
+    assert (plan.source, list(plan.energy_kwh)) == ("default", offer.default.energy_kwh)
+    gen.upper = 0.2
+    core.refresh(int(clock.now()) + 600, {"d1": M})
+    assert len(sent(store, "offer")) == 2  # no revision after a refused one
 
 
 def test_fman_rejection_after_the_default_took_force_keeps_it(setup):
