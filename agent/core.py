@@ -4,15 +4,14 @@ Offers. Once per slot every generator is asked for its device's offer. The offer
 the *episode* it describes (a planning block, a charging session, a dishwasher load): an offer
 for an episode the device has no live offer for is new, and is published if its span (see
 :func:`agent.revision.span`) overlaps no other episode the device still offers or runs, so one
-device never has two schedules for the same time. A prediction for another episode is never
-an update: the offer made for this one keeps its window. An offer FMAN has accepted
-(``accepted``, before ``assignment_before``) whose generator now says something else about
-the same episode is replaced by an update: same id, revision + 1, state ``offered`` again (a
-new revision must be accepted anew), deadlines never later than the revision before. Only one
-revision is in flight: an offer whose answer is pending is not revised; nor is one that is
-assigned, executing or final. A waiting offer of another episode that its generator no longer
-vouches for (:meth:`~agent.generators.base.Generator.still_valid`: the car left) is withdrawn,
-up to the moment it starts executing.
+device never has two schedules for the same time. A prediction for an episode already offered
+becomes an update (same id, revision + 1, state ``offered`` until FMAN accepts it anew) only
+when :func:`agent.revision.material_change` says the offer as published is materially wrong,
+only once FMAN has accepted the revision before it (one revision in flight), and only before
+``acceptance_before`` (later it could not be accepted in time). Deadlines of an update are never
+later than those of the revision before. An offer that is assigned, executing or final is never
+revised. An offer whose generator says nothing any more (the device left) is withdrawn, up to
+the moment it starts executing.
 
 FMAN's answers. An ``Ack`` of the current revision makes the offer ``accepted``. A ``Reject``
 of an offer FMAN never accepted makes it ``rejected``: final, never revised again; its default
@@ -25,9 +24,11 @@ Schedules. One is taken (``assigned``, acknowledged on ``schedule/ack``) only if
 known offer that is still waiting (not withdrawn, not executing, not final), arrives before
 ``assignment_before``, does not start in a slot that has already begun, is not older than the
 schedule in force, and passes :func:`protocol.check_schedule` against the offer's current
-revision. Otherwise it is refused with a :class:`protocol.Reject` whose reasons say why (code
-``malformed``, ``unknown_offer``, ``withdrawn``, ``offer_state``, ``stale``,
-``version_conflict``, ``too_late``, ``start_passed`` or ``infeasible``, with the field
+revision (whatever revision it was planned for: ``Schedule.offer_revision``). Otherwise it is
+refused with a :class:`protocol.Reject` whose reasons say why (code ``malformed``,
+``unknown_offer``, ``withdrawn``, ``offer_state``, ``stale``, ``version_conflict``,
+``too_late``, ``start_passed``, ``stale_revision`` (planned for an older revision, and it does
+not fit the current one; the ``infeasible`` reasons follow) or ``infeasible``, with the field
 path). A message handled once (same message id, or the same offer and version with the same
 content) changes nothing the second time.
 
@@ -35,7 +36,8 @@ Deadlines. With no schedule by ``assignment_before`` the default schedule is tak
 (shifted to the current slot if its start has already passed and the shift keeps it
 feasible). When a plan's first slot begins the offer is ``executing``, after its last slot
 ``executed``; an offer whose plan ended while the agent was not running is ``expired``.
-Every state change goes through :func:`protocol.transition`.
+Every state change goes through :func:`protocol.transition`, and every plan taken into force
+passes :func:`protocol.check_assignment` against the offer as FMAN knows it.
 
 Every decision is written to the store together with the message that announces it, in one
 transaction, before the triggering message is acknowledged to the broker. The in-memory view
@@ -105,6 +107,8 @@ class _Tracked:
 class CoreStats:
     offers: int = 0
     updates: int = 0
+    #: generator predictions that differed from the offer only within the tolerance
+    drift_ignored: int = 0
     #: updates FMAN refused (the offer went back to the revision FMAN holds)
     updates_refused: int = 0
     withdrawals: int = 0
@@ -262,12 +266,11 @@ class Core:
         return True
 
     def _revise(self, t: _Tracked, new: FlexOffer, now: int) -> bool:
-        """Publish ``new`` as the next revision of ``t`` (same episode) if it may be revised
-        and changed."""
+        """Publish ``new`` as the next revision of ``t`` if it may and must be revised."""
         cur = t.offer
-        if t.state != "accepted" or t.locked or now >= cur.assignment_before:
-            # an answer is pending, a schedule or the default is committed, or FMAN refused
-            # a revision
+        if t.state != "accepted" or t.locked or now >= cur.acceptance_before:
+            # an answer is pending, a schedule or the default is committed, FMAN refused a
+            # revision, or an update could no longer be accepted in time
             return False
         # an update never postpones a deadline: FMAN planned around it, and a rolling offer
         # would otherwise be renewed forever without its default ever running
@@ -278,14 +281,14 @@ class Core:
         )
         if protocol.validate_offer(new):
             return False
-        same = msgspec.structs.replace(
-            new, id=cur.id, revision=cur.revision, created_at=cur.created_at, state=cur.state
-        )
-        if same == cur:
+        why = revision.material_change(cur, new)
+        if why is None:
+            self.stats.drift_ignored += 1
             return False
         update = msgspec.structs.replace(new, id=cur.id, revision=cur.revision + 1, state="offered")
         self._publish_offer(update, now, episode=t.episode, accepted=t.accepted)
         self.stats.updates += 1
+        log.debug("%s: %s revised: %s", self.agent_id, cur.id, why)
         return True
 
     def _free_id(self, wanted: str) -> str:
@@ -592,9 +595,18 @@ class Core:
         slot = now // self.resolution_s * self.resolution_s
         if sch.start < slot:
             return [_reason("start_passed", "start", f"slot {sch.start} has already begun")]
-        return [
+        reasons = [
             _reason("infeasible", e.path, e.message) for e in protocol.check_schedule(t.offer, sch)
         ]
+        if reasons and sch.offer_revision < t.offer.revision:
+            stale = _reason(
+                "stale_revision",
+                "offer_revision",
+                f"planned for revision {sch.offer_revision}; the offer is at revision "
+                f"{t.offer.revision}, which it does not fit",
+            )
+            return [stale, *reasons]
+        return reasons
 
     def _reject_malformed(self, payload: bytes, exc: DecodeError, now: int) -> None:
         env = _peek(payload)

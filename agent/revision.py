@@ -1,14 +1,46 @@
-"""Which offers of one device may coexist: an episode's span. (Pure.)
+"""When is a device's new prediction worth a new revision of its offer? (Pure.)
 
-A generator names the episode its offer describes by the offer's id (a planning block, a
-charging session, a dishwasher load). A prediction for another episode is never a revision of
-this one; two episodes of one device are offered side by side only when their spans do not
-overlap, so one device never has two schedules for the same time.
+Every revision costs the aggregator a new acceptance and a new plan, and a schedule planned for
+the revision before may no longer fit. So an agent revises an offer only when what it promised
+is *materially* wrong, never because time passed or a prediction drifted within its accuracy:
+
+* **Episodes.** A generator names the episode its offer describes by the offer's id (a planning
+  block, a charging session, a dishwasher load). A prediction for another episode is never a
+  revision of this one (see :func:`span` for how episodes of one device are kept apart).
+* **Windows.** A start window that only moved later because "now" moved on (the generator offers
+  from ``lead_s`` ahead) is not a change: the current offer can still be planned until its own
+  deadline. The end of the window (the latest start plus the profile's length: a departure, a
+  ready-by time) moving by a slot or more is.
+* **Energy.** Per-slot bounds, totals, dependency and polytope limits and the default's energy
+  are compared slot by slot in absolute time (offers without time flexibility) or by profile
+  slot (offers with it). Differences within :class:`Tolerance` are prediction drift: the EMS
+  meets the energy per slot in closed loop, and a tenth of a kelvin in a building's predicted
+  temperature is not worth a re-plan.
+* **Anything else** that changes what FMAN trades (profiles, two-mode operation, load type,
+  grid node, trading mode, prices) is material.
+
+:func:`material_change` returns why a new revision is needed, or ``None``.
 """
 
 from __future__ import annotations
 
-from protocol import FlexOffer, profile_window, start_window
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from protocol import FlexOffer, Profile, profile_window, start_window
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tolerance:
+    """How much a prediction may drift before the offer is revised: ``kwh``, or ``rel`` of the
+    profile's energy scale (the sum over its slots of the larger bound), whichever is larger.
+    Per-slot bounds use the same rule with the slot's own bound as the scale."""
+
+    kwh: float = 0.05
+    rel: float = 0.03
+
+
+DEFAULT_TOLERANCE = Tolerance()
 
 
 def span(offer: FlexOffer) -> tuple[int, int]:
@@ -24,3 +56,147 @@ def span(offer: FlexOffer) -> tuple[int, int]:
 
 def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
+
+
+def material_change(
+    current: FlexOffer, new: FlexOffer, tol: Tolerance = DEFAULT_TOLERANCE
+) -> str | None:
+    """Why ``new`` (the generator's prediction now) must replace ``current`` (the offer as last
+    published), or ``None`` when ``current`` still describes the device well enough."""
+    for name in ("load_type", "grid_node", "mode", "resolution_s"):
+        if getattr(current, name) != getattr(new, name):
+            return f"{name} changed"
+    if len(current.profiles) != len(new.profiles):
+        return "profiles changed"
+    why = _two_mode_change(current, new, tol)
+    if why:
+        return why
+    if _price_terms(current) != _price_terms(new):
+        return "prices changed"
+    res = current.resolution_s
+    c_lo, c_hi = start_window(current)
+    n_lo, n_hi = start_window(new)
+    fixed = c_lo == c_hi and n_lo == n_hi
+    for i, (cp, np_) in enumerate(zip(current.profiles, new.profiles, strict=True)):
+        c_end = profile_window(current, cp)[1] + cp.n_slots * res
+        n_end = profile_window(new, np_)[1] + np_.n_slots * res
+        if abs(c_end - n_end) >= res:
+            return f"profile {i}: its window ends at {n_end} instead of {c_end}"
+        # slot j of the new profile is slot j + shift of the current one
+        if fixed:
+            shift = (n_lo - c_lo) // res
+        elif cp.n_slots == np_.n_slots:
+            shift = 0
+        else:
+            return f"profile {i}: {np_.n_slots} slots instead of {cp.n_slots}"
+        why = _profile_change(cp, np_, shift, tol)
+        if why:
+            return f"profile {i}: {why}"
+    return _default_change(current, new, tol)
+
+
+def _two_mode_change(cur: FlexOffer, new: FlexOffer, tol: Tolerance) -> str | None:
+    """Two-mode operation: its portions are energy factors (compared with the relative
+    tolerance); its split times lie inside the start window and follow it as it moves with
+    time, so like the window's start they are not compared."""
+    a, b = cur.two_mode, new.two_mode
+    if (a is None) != (b is None):
+        return "two-mode operation changed"
+    if a is not None and b is not None:
+        for x, y in ((a.prior_portion, b.prior_portion), (a.after_portion, b.after_portion)):
+            if abs(x - y) > tol.rel * max(abs(x), 1.0):
+                return "two-mode portions changed"
+    return None
+
+
+def _price_terms(o: FlexOffer) -> tuple:
+    """The prices as terms of trade: per-slot bounds follow the profile's length, which may
+    shrink as time passes without the prices changing."""
+    p = o.prices
+    if p is None:
+        return (None, frozenset())
+    return (p.deviation_eur_per_kwh, frozenset((b.min, b.max) for b in p.slots))
+
+
+def _scale(p: Profile) -> float:
+    return sum(max(abs(lo), abs(hi)) for lo, hi in zip(p.lower_kwh, p.upper_kwh, strict=True))
+
+
+def _differs(a: float, b: float, scale: float, tol: Tolerance) -> bool:
+    return abs(a - b) > max(tol.kwh, tol.rel * abs(scale))
+
+
+def _profile_change(cur: Profile, new: Profile, shift: int, tol: Tolerance) -> str | None:
+    if shift < 0:
+        return "starts earlier"
+    scale = _scale(cur)
+    for j in range(new.n_slots):
+        k = j + shift
+        if k >= cur.n_slots:
+            return f"slot {j} is new"
+        bound = max(abs(cur.lower_kwh[k]), abs(cur.upper_kwh[k]))
+        if _differs(cur.lower_kwh[k], new.lower_kwh[j], bound, tol) or _differs(
+            cur.upper_kwh[k], new.upper_kwh[j], bound, tol
+        ):
+            return f"bounds of slot {j} changed"
+    if (cur.total is None) != (new.total is None) or (
+        cur.total is not None
+        and new.total is not None
+        and (
+            _differs(cur.total.lower, new.total.lower, scale, tol)
+            or _differs(cur.total.upper, new.total.upper, scale, tol)
+        )
+    ):
+        return "total changed"
+    why = _rows_change(cur.dependencies, new.dependencies, shift, scale, tol)
+    if why:
+        return why
+    if (cur.polytope is None) != (new.polytope is None):
+        return "polytope changed"
+    if cur.polytope is not None and new.polytope is not None:
+        if shift or cur.polytope.a != new.polytope.a or len(cur.polytope.b) != len(new.polytope.b):
+            return "polytope changed"
+        pairs = zip(cur.polytope.b, new.polytope.b, strict=True)
+        if any(_differs(a, b, scale, tol) for a, b in pairs):
+            return "polytope limits changed"
+    return None
+
+
+def _rows_change(
+    cur: Sequence[tuple[int, float, float, float]],
+    new: Sequence[tuple[int, float, float, float]],
+    shift: int,
+    scale: float,
+    tol: Tolerance,
+) -> str | None:
+    """Dependency rows compared by ``(slot, a, b)``, their limits ``c`` within tolerance.
+
+    A row with ``a != 0`` counts the energy of the offer's slots before it; when the newer
+    offer starts later those slots are no longer its own, so such rows cannot be compared
+    and the change is taken as material (safe; the built-in generators keep their blocks'
+    starts fixed)."""
+    if not cur and not new:
+        return None
+    if shift and any(r[1] for r in (*cur, *new)):
+        return "dependency rows moved"
+    limits = {(r[0], r[1], r[2]): r[3] for r in cur if r[0] >= shift}
+    if len(limits) != len(new):
+        return "dependency rows changed"
+    for slot, a, b, c in new:
+        old = limits.get((slot + shift, a, b))
+        if old is None:
+            return f"dependency rows of slot {slot} changed"
+        if _differs(old, c, scale * max(abs(a), abs(b), 1.0), tol):
+            return f"dependency limit of slot {slot} changed"
+    return None
+
+
+def _default_change(cur: FlexOffer, new: FlexOffer, tol: Tolerance) -> str | None:
+    """The default is the baseline FMAN counts on when it plans nothing: a different energy
+    is material; the same energy starting later, because the offer starts later, is not."""
+    if cur.default.profile != new.default.profile:
+        return "default profile changed"
+    scale = _scale(cur.profiles[0]) if cur.profiles else 0.0
+    if _differs(sum(cur.default.energy_kwh), sum(new.default.energy_kwh), scale, tol):
+        return "default energy changed"
+    return None

@@ -313,6 +313,7 @@ class Cycle:
                     profile=s.profile,
                     energy_kwh=s.energy_kwh,
                     issued_at=now,
+                    offer_revision=s.offer_revision,
                 ),
                 ts=now,
                 msg_id=f"{s.offer_id}:v{s.version}",

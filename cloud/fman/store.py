@@ -82,6 +82,8 @@ class StoredSchedule:
     energy_kwh: list[float]
     kind: str
     status: str
+    #: the offer revision the schedule was made for (``Schedule.offer_revision``)
+    offer_revision: int = 0
 
 
 def _schema(db: sqlite_utils.Database) -> None:
@@ -135,11 +137,14 @@ def _schema(db: sqlite_utils.Database) -> None:
                 "sent_at": float,
                 "answered_at": float,
                 "reason": str,
+                "offer_revision": int,
             },
             pk=("offer_id", "version"),
             not_null={"issuer", "status"},
         )
         db["schedules"].create_index(["status"])
+    elif "offer_revision" not in db["schedules"].columns_dict:  # databases before protocol 1.1
+        db["schedules"].add_column("offer_revision", int, not_null_default=0)
     if "readings" not in db.table_names():
         db["readings"].create(
             {
@@ -505,7 +510,7 @@ class Store:
                 )
                 self._exec(
                     "INSERT INTO schedules(offer_id,version,issuer,start,profile,energy_kwh,kind,"
-                    "status,created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    "status,created_at,offer_revision) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
                         offer_id,
                         version,
@@ -516,6 +521,7 @@ class Store:
                         kind,
                         status,
                         now,
+                        revision,
                     ),
                 )
                 self._exec(
@@ -529,7 +535,9 @@ class Store:
                     (version, now, offer_id),
                 )
                 out.append(
-                    StoredSchedule(offer_id, issuer, version, start, profile, energy, kind, status)
+                    StoredSchedule(
+                        offer_id, issuer, version, start, profile, energy, kind, status, revision
+                    )
                 )
         return out
 
@@ -723,6 +731,7 @@ def _schedule(r: dict) -> StoredSchedule:
         energy_kwh=json.loads(r["energy_kwh"]),
         kind=r["kind"],
         status=r["status"],
+        offer_revision=r.get("offer_revision") or 0,
     )
 
 

@@ -85,6 +85,13 @@ def test_changed_prediction_is_an_update_with_a_higher_revision(setup):
     assert update.body.profiles[0].upper_kwh == [0.5, 0.5]
     assert update.id != first.id
     assert store.offer(offer.id).offer.revision == 1
+    accept(core, offer, revision=1)
+    gen.upper = 0.51  # drift within the tolerance: the offer stands
+    core.refresh(int(clock.now()) + 600, {"d1": M})
+    assert len(sent(store, "offer")) == 2 and core.stats.drift_ignored == 1
+    gen.upper = 0.7
+    core.refresh(offer.acceptance_before, {"d1": M})  # too late to be accepted: no update
+    assert len(sent(store, "offer")) == 2
 
 
 def test_device_that_leaves_gets_its_offer_withdrawn(setup):
@@ -244,7 +251,8 @@ def test_another_episode_is_a_new_offer_never_an_update(setup):
     offer made for the current one stands, with its window; the next one is offered beside
     it only where it cannot overlap, so nothing ever runs outside an offer's window."""
     store, clock, core, _ = setup
-    first_offer(store, clock, core)
+    offer = first_offer(store, clock, core)
+    accept(core, offer)
     gen = core.sources[0].generator
     gen.cycle_s = 2700  # the next episode would overlap this one: it waits
     core.refresh(int(clock.now()) + 1800, {"d1": M})
@@ -308,6 +316,24 @@ def test_a_refused_update_goes_back_to_the_revision_fman_holds(setup):
     gen.upper = 0.2
     core.refresh(int(clock.now()) + 600, {"d1": M})
     assert len(sent(store, "offer")) == 2  # no revision after a refused one
+
+
+def test_a_schedule_for_an_older_revision_is_taken_if_it_fits_else_refused_as_stale(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    accept(core, offer)
+    gen = core.sources[0].generator
+    gen.lower, gen.default = 0.35, 0.38  # the device now needs more in every slot
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    old = Schedule(offer_id=offer.id, version=1, start=offer.start_after, energy_kwh=[0.3, 0.3])
+    deliver(core, "schedule", protocol.encode(old, ts=T0))
+    fits = Schedule(offer_id=offer.id, version=2, start=offer.start_after, energy_kwh=[0.4, 0.4])
+    deliver(core, "schedule", protocol.encode(fits, ts=T0))
+    refused, taken = (m.body for m in sent(store, "schedule/ack"))
+    assert isinstance(refused, Reject)
+    assert [r.code for r in refused.reasons] == ["stale_revision", "infeasible", "infeasible"]
+    assert isinstance(taken, Ack) and taken.revision == 2
+    assert store.plan(offer.id).version == 2
 
 
 def test_fman_rejection_after_the_default_took_force_keeps_it(setup):
