@@ -213,7 +213,7 @@ class Cycle:
                 start, energy = sched.start, sched.energy_kwh
             else:
                 start, energy = offer.default.start, offer.default.energy_kwh
-            for t, e in execution.per_slot(start, energy, offer.resolution_s).items():
+            for t, e in execution.per_slot(start, energy, offer.resolution_s, res).items():
                 fixed[t] = fixed.get(t, 0.0) + e
                 fixed_by_node.setdefault(offer.grid_node, {})
                 fixed_by_node[offer.grid_node][t] = fixed_by_node[offer.grid_node].get(t, 0) + e

@@ -145,6 +145,14 @@ def test_greedy_moves_load_to_the_target_and_respects_peaks():
     assert max(load.values()) <= 8.0 * 900 / 3600 + 1e-6
 
 
+def test_hourly_offers_are_spread_over_the_quarter_hours_of_the_portfolio():
+    assert per_slot(NOW, [4.0, 2.0], 3600, 900) == {
+        NOW + i * 900: 1.0 if i < 4 else 0.5 for i in range(8)
+    }
+    assert per_slot(NOW, [1.0, 2.0, 3.0, 4.0], 900, 3600) == {NOW: 10.0}
+    assert per_slot(NOW, [1.0], 900, 900) == {NOW: 1.0}
+
+
 def test_execution_check_flags_deviations_per_slot():
     scheduled = per_slot(NOW, [1.0, 1.0, 0.0], 900)
     baseline = per_slot(NOW + 900, [0.5, 0.5], 900)
