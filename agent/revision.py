@@ -24,8 +24,8 @@ is *materially* wrong, never because time passed or a prediction drifted within 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from protocol import FlexOffer, Profile, profile_window, start_window
 
@@ -148,7 +148,7 @@ def _profile_change(cur: Profile, new: Profile, shift: int, tol: Tolerance) -> s
         )
     ):
         return "total changed"
-    why = _rows_change(cur.dependencies, new.dependencies, shift, scale, tol)
+    why = _rows_change(cur, new, shift, scale, tol)
     if why:
         return why
     if (cur.polytope is None) != (new.polytope is None):
@@ -163,32 +163,49 @@ def _profile_change(cur: Profile, new: Profile, shift: int, tol: Tolerance) -> s
 
 
 def _rows_change(
-    cur: Sequence[tuple[int, float, float, float]],
-    new: Sequence[tuple[int, float, float, float]],
-    shift: int,
-    scale: float,
-    tol: Tolerance,
+    cur: Profile, new: Profile, shift: int, scale: float, tol: Tolerance
 ) -> str | None:
-    """Dependency rows compared by ``(slot, a, b)``, their limits ``c`` within tolerance.
+    """Dependency rows, compared by what they allow.
 
-    A row with ``a != 0`` counts the energy of the offer's slots before it; when the newer
-    offer starts later those slots are no longer its own, so such rows cannot be compared
-    and the change is taken as material (safe; the built-in generators keep their blocks'
-    starts fixed)."""
-    if not cur and not new:
+    Rows with ``a == b`` bound the cumulative energy at the end of a slot (a comfort band, a
+    state of charge); a generator leaves such a row out where the per-slot bounds already
+    imply it, so two predictions a little apart may differ in which rows they list. They are
+    compared as the cumulative envelope they give together with the per-slot bounds. Other
+    rows are compared row by row. When the newer offer starts later the energy counted
+    "before" a slot is no longer the same: rows are then not comparable, and the change is
+    taken as material (the built-in generators keep their blocks' starts fixed)."""
+    if not cur.dependencies and not new.dependencies:
         return None
-    if shift and any(r[1] for r in (*cur, *new)):
+    if shift:
         return "dependency rows moved"
-    limits = {(r[0], r[1], r[2]): r[3] for r in cur if r[0] >= shift}
-    if len(limits) != len(new):
+    other_c = sorted(r for r in cur.dependencies if r[1] != r[2])
+    other_n = sorted(r for r in new.dependencies if r[1] != r[2])
+    if [r[:3] for r in other_c] != [r[:3] for r in other_n]:
         return "dependency rows changed"
-    for slot, a, b, c in new:
-        old = limits.get((slot + shift, a, b))
-        if old is None:
-            return f"dependency rows of slot {slot} changed"
-        if _differs(old, c, scale * max(abs(a), abs(b), 1.0), tol):
+    for (slot, a, b, c0), (_, _, _, c1) in zip(other_c, other_n, strict=True):
+        if _differs(c0, c1, scale * max(abs(a), abs(b), 1.0), tol):
             return f"dependency limit of slot {slot} changed"
+    lo_c, hi_c = _envelope(cur)
+    lo_n, hi_n = _envelope(new)
+    for k in range(min(len(lo_c), len(lo_n))):
+        if _differs(lo_c[k], lo_n[k], scale, tol) or _differs(hi_c[k], hi_n[k], scale, tol):
+            return f"energy band at slot {k} changed"
     return None
+
+
+def _envelope(p: Profile) -> tuple[list[float], list[float]]:
+    """Lowest and highest cumulative energy at the end of each slot that the per-slot bounds
+    and the rows with ``a == b`` allow (``a * S <= c`` with ``S`` the energy so far)."""
+    lo = list(accumulate(p.lower_kwh))
+    hi = list(accumulate(p.upper_kwh))
+    for slot, a, b, c in p.dependencies:
+        if a != b or a == 0 or slot >= len(lo):
+            continue
+        if a > 0:
+            hi[slot] = min(hi[slot], c / a)
+        else:
+            lo[slot] = max(lo[slot], c / a)
+    return lo, hi
 
 
 def _default_change(cur: FlexOffer, new: FlexOffer, tol: Tolerance) -> str | None:
