@@ -113,6 +113,12 @@ class PlanningSection(_Section):
     replan_min_wall_s: NonNegFloat = 0.3
     #: Resend a schedule the agent has not answered after this many wall seconds.
     resend_after_wall_s: PosFloat = 10.0
+    #: A re-plan changes schedules in force only if it lowers the objective by more than this
+    #: (objective units: kWh for balance, EUR for cost) for each schedule it changes...
+    change_cost: NonNegFloat = 0.1
+    #: ...and a schedule differs from the one in force when some slot differs by more than
+    #: this (or its start or profile does).
+    change_tolerance_kwh: NonNegFloat = 0.01
 
 
 class ExecutionSection(_Section):

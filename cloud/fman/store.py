@@ -84,6 +84,8 @@ class StoredSchedule:
     status: str
     #: the offer revision the schedule was made for (``Schedule.offer_revision``)
     offer_revision: int = 0
+    #: the offer's ``assignment_before`` (where the query joins the offer; else 0)
+    deadline: int = 0
 
 
 def _schema(db: sqlite_utils.Database) -> None:
@@ -553,10 +555,10 @@ class Store:
         return out
 
     def refused_current(self) -> list[StoredSchedule]:
-        """Schedules in force that their agent refused."""
+        """Schedules in force that their agent refused, or that were too late to send."""
         rows = self._rows(
             "SELECT s.* FROM schedules s JOIN offers o ON o.id = s.offer_id "
-            "AND o.schedule_version = s.version WHERE s.status = 'rejected'"
+            "AND o.schedule_version = s.version WHERE s.status IN ('rejected', 'late')"
         )
         return [_schedule(r) for r in rows]
 
@@ -610,8 +612,8 @@ class Store:
         (wall time) and still unanswered while their offer's assignment deadline (``now``
         is the worker's clock) has not passed."""
         rows = self._rows(
-            "SELECT s.* FROM schedules s JOIN offers o ON o.id = s.offer_id "
-            "AND o.schedule_version = s.version WHERE s.status = 'pending' "
+            "SELECT s.*, o.assignment_before AS deadline FROM schedules s JOIN offers o "
+            "ON o.id = s.offer_id AND o.schedule_version = s.version WHERE s.status = 'pending' "
             "OR (s.status = 'sent' AND s.sent_at < ? AND o.assignment_before > ?)",
             (resend_before, now),
         )
@@ -622,6 +624,15 @@ class Store:
             self._many(
                 "UPDATE schedules SET sent_at=?, status=CASE WHEN status='pending' THEN 'sent' "
                 "ELSE status END WHERE offer_id=? AND version=?",
+                [(at, o, v) for o, v in keys],
+            )
+
+    def mark_late(self, keys: Iterable[tuple[str, int]], at: float) -> None:
+        """Schedules never sent because they could no longer reach their agent in time."""
+        with self.write():
+            self._many(
+                "UPDATE schedules SET status='late', answered_at=? WHERE offer_id=? AND "
+                "version=? AND status='pending'",
                 [(at, o, v) for o, v in keys],
             )
 
@@ -732,6 +743,7 @@ def _schedule(r: dict) -> StoredSchedule:
         kind=r["kind"],
         status=r["status"],
         offer_revision=r.get("offer_revision") or 0,
+        deadline=r.get("deadline") or 0,
     )
 
 
