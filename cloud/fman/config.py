@@ -39,6 +39,10 @@ class WorkerSection(_Section):
     session_expiry_s: PosInt = 3600
     #: File holding ``username:password`` for the broker (mode 0600); empty for anonymous.
     credentials_file: str = ""
+    #: CA certificate(s), PEM, that the broker's certificate must chain to (``mqtts://``);
+    #: empty: the system's trust store. Relative paths, like ``credentials_file``, are
+    #: relative to the working directory.
+    ca_file: str = ""
     #: Most messages decided and committed in one transaction.
     batch_max: PosInt = 1000
     #: ``normal`` survives a crash of the worker (WAL); ``full`` also a power cut, slower.
@@ -178,6 +182,8 @@ def _check(cfg: Config) -> None:
     """Rules that span fields."""
     if not cfg.worker.broker.startswith(("mqtt://", "mqtts://")):
         raise ConfigError("worker.broker", f"{cfg.worker.broker!r} is not an mqtt:// URL")
+    if cfg.worker.ca_file and not cfg.worker.broker.startswith("mqtts://"):
+        raise ConfigError("worker.ca_file", f"set, but {cfg.worker.broker!r} does not use TLS")
     r = cfg.planning.resolution_s
     if not 900 <= r <= 3600 or 86_400 % r:
         raise ConfigError("planning.resolution_s", f"{r} s: use 900 to 3600 s dividing a day")

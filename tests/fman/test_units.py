@@ -194,6 +194,7 @@ def test_series_files_and_payloads(tmp_path):
         ({"planning": {"intervall_s": 5}}, "planning"),
         ({"planning": {"resolution_s": 1000}}, "planning.resolution_s"),
         ({"worker": {"batch_max": 0}}, "worker.batch_max"),
+        ({"worker": {"ca_file": "ca.crt"}}, "worker.ca_file"),
         ({"objective": {"kind": "cost"}}, "objective.prices"),
         ({"acceptance": {"agents": {"a": {"max_power_kw": "lots"}}}}, "acceptance.agents"),
     ],
