@@ -107,6 +107,10 @@ class PlanningSection(_Section):
     resolution_s: PosInt = 900
     #: Planning interval (simulated or real seconds); 0 means one slot.
     interval_s: NonNegFloat = 0.0
+    #: How often every open offer is re-planned (at a planning interval); in between, a
+    #: plan places only offers that need a schedule, the others count as they are. 0: at
+    #: every planning interval.
+    full_interval_s: NonNegFloat = 0.0
     horizon_s: PosInt = 86_400
     time_limit_s: PosFloat = 5.0
     #: A schedule must reach the agent this long before the offer's ``assignment_before``.

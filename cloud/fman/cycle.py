@@ -70,10 +70,12 @@ class Cycle:
         self._in_flight: set[tuple[str, int]] = set()
         self._offers: dict[tuple[str, int], FlexOffer] = {}
         self._change_seen: int | None = None
-        #: wall seconds the planner recently took (a schedule must allow for them)
-        self._solve_wall_s = 0.0
+        #: wall seconds the planner recently took, for full and for other plans (a schedule
+        #: must allow for them)
+        self._solve_wall_s = {True: 0.0, False: 0.0}
         self._last_plan_wall = 0.0
         self._next_plan = -math.inf
+        self._next_full = -math.inf
         self._next_advance_wall = 0.0
         self._files: dict[str, float] = {}
         self.leading = False
@@ -114,18 +116,22 @@ class Cycle:
         self._load_series_files()
         change = self.store.counter("offers")
         changed = change != self._change_seen
-        full = now >= self._next_plan
+        due = now >= self._next_plan
         if (
-            full
+            due
             or (changed and wall - self._last_plan_wall >= pc.replan_min_wall_s)
             # an offer with no schedule whose deadline is near cannot wait for the next turn
             or (changed and self.store.unscheduled_before(now + self.margin_s()))
         ):
             self._change_seen = change
             self._last_plan_wall = time.time()
-            if full:
+            full = due and now >= self._next_full
+            if due:
                 interval = self.config.interval_s
                 self._next_plan = (now // interval + 1) * interval
+            if full:
+                every = pc.full_interval_s or self.config.interval_s
+                self._next_full = (now // every + 1) * every
             self._guarded("plan", self.plan, now, full)
         self._guarded("deliver", self.deliver)
         if wall >= self._next_advance_wall:
@@ -185,7 +191,8 @@ class Cycle:
         pc, res = self.config.planning, self.config.planning.resolution_s
         margin = self.margin_s()
         # a start the schedule can still reach, also once the planner has answered
-        earliest = align_up(int(now + margin + self.clock.speed * self._solve_wall_s), res)
+        solve_s = self.clock.speed * self._solve_wall_s[full]
+        earliest = align_up(int(now + margin + solve_s), res)
         originals: dict[str, FlexOffer] = {}
         rows = self.store.offers_in(("accepted", "assigned", "executing"))
         current = self.store.current_schedules()
@@ -206,12 +213,9 @@ class Cycle:
                 and start_window(offer)[1] >= earliest
             ):
                 settled = sched is not None and sched.kind == "planned" and _fits(offer, sched)
-                if full or not settled:
-                    # never at a start before the schedule could reach the agent
-                    lo = start_window(offer)[0]
-                    plannable.append(
-                        offer if lo >= earliest else replace(offer, start_after=earliest)
-                    )
+                narrowed = _narrowed(offer, earliest)
+                if (full or not settled) and narrowed is not None:
+                    plannable.append(narrowed)
                     originals[offer.id] = offer
                     if settled:
                         in_force[offer.id] = _planned(sched)
@@ -237,7 +241,7 @@ class Cycle:
                 node[t] = node.get(t, 0.0) + e
         if plannable:
             request = self._request(plannable, fixed, fixed_by_node, res)
-            result = self._solve(request)
+            result = self._solve(request, full)
             chosen = {s.offer_id: s for s in result.schedules}
             defaulted: set[str] = set()
             for offer in (originals[o.id] for o in plannable):
@@ -351,7 +355,7 @@ class Cycle:
             time_limit_s=self.config.planning.time_limit_s,
         )
 
-    def _solve(self, request: PlanRequest) -> PlanResult:
+    def _solve(self, request: PlanRequest, full: bool) -> PlanResult:
         t0 = time.perf_counter()
         for planner in (self.planner, GreedyPlanner(), DefaultPlanner()):
             try:
@@ -361,10 +365,13 @@ class Cycle:
                 log.exception("planner %s failed; falling back", type(planner).__name__)
                 self.stats["plan.planner_failed"] += 1
         took = time.perf_counter() - t0
-        self.stats["plan.last_ms"] = round(took * 1000, 1)
-        self.stats["plan.max_ms"] = max(self.stats["plan.max_ms"], round(took * 1000, 1))
-        # what the next plan should allow for: the longest recent solve, fading
-        self._solve_wall_s = max(took, 0.8 * self._solve_wall_s)
+        kind = "full" if full else "incremental"
+        self.stats[f"plan.{kind}_last_ms"] = round(took * 1000, 1)
+        self.stats[f"plan.{kind}_max_ms"] = max(
+            self.stats[f"plan.{kind}_max_ms"], round(took * 1000, 1)
+        )
+        # what the next plan of this kind should allow for: the longest recent solve, fading
+        self._solve_wall_s[full] = max(took, 0.8 * self._solve_wall_s[full])
         if result.infeasible:
             self.stats["plan.unplaceable"] += len(result.infeasible)
         return result
@@ -541,6 +548,21 @@ def _same(old: StoredSchedule, row: tuple) -> bool:
         and len(old.energy_kwh) == len(energy)
         and all(abs(a - b) <= 1e-6 for a, b in zip(old.energy_kwh, energy, strict=True))
     )
+
+
+def _narrowed(offer: FlexOffer, earliest: int) -> FlexOffer | None:
+    """``offer`` as the planner may place it: never at a start before ``earliest`` (when the
+    schedule could reach the agent). Its default moves along where the window's start does
+    (the planner requires a valid offer, with a feasible default); ``None`` if the default
+    cannot start that late."""
+    lo = start_window(offer)[0]
+    if lo >= earliest:
+        return offer
+    d = offer.default
+    narrowed = replace(
+        offer, start_after=earliest, default=replace(d, start=max(d.start, earliest))
+    )
+    return None if protocol.validate_offer(narrowed) else narrowed
 
 
 def _planned(s: StoredSchedule) -> PlannedSchedule:
