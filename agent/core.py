@@ -1,30 +1,43 @@
 """The agent's protocol rules: offers and their lifecycle, schedules in and their answers.
 
-Offers. Once per slot every generator is asked for its device's offer. A device with no live
-offer gets a new one. An offer still waiting for its schedule (``offered`` or ``accepted``,
-before ``assignment_before``) whose generator now says something else is replaced by an
-update: same id, revision + 1, state ``offered`` again (a new revision must be accepted
-anew), deadlines never later than the first revision's (so a rolling offer still reaches its
-deadline, and runs its default if no schedule came). An offer whose generator says nothing
-any more (the device left) is withdrawn, up to the moment it starts executing. An offer FMAN
-rejected still runs its default schedule (the device still needs its energy, as it would
-without the platform), and its device gets no new offer until that default has run.
+Offers. Once per slot every generator is asked for its device's offer. The offer's id names
+the *episode* it describes (a planning block, a charging session, a dishwasher load): an offer
+for an episode the device has no live offer for is new, and is published if its span (see
+:func:`agent.revision.span`) overlaps no other episode the device still offers or runs, so one
+device never has two schedules for the same time. A prediction for an episode already offered
+becomes an update (same id, revision + 1, state ``offered`` until FMAN accepts it anew) only
+when :func:`agent.revision.material_change` says the offer as published is materially wrong,
+only once FMAN has accepted the revision before it (one revision in flight), and only before
+``acceptance_before`` (later it could not be accepted in time). Deadlines of an update are never
+later than those of the revision before. An offer that is assigned, executing or final is never
+revised. An offer whose generator says nothing any more (the device left) is withdrawn, up to
+the moment it starts executing.
+
+FMAN's answers. An ``Ack`` of the current revision makes the offer ``accepted``. A ``Reject``
+of an offer FMAN never accepted makes it ``rejected``: final, never revised again; its default
+still runs (the device needs its energy as it would without the platform), and the device's
+next offer for that time, once the default has run, gets a new id. A ``Reject`` of an update
+leaves FMAN with the revision it accepted before: the agent goes back to that revision (it is
+what FMAN plans and what the default executes) and revises the offer no more.
 
 Schedules. One is taken (``assigned``, acknowledged on ``schedule/ack``) only if it concerns a
 known offer that is still waiting (not withdrawn, not executing, not final), arrives before
 ``assignment_before``, does not start in a slot that has already begun, is not older than the
 schedule in force, and passes :func:`protocol.check_schedule` against the offer's current
-revision. Otherwise it is refused with a :class:`protocol.Reject` whose reasons say why (code
-``malformed``, ``unknown_offer``, ``withdrawn``, ``offer_state``, ``stale``,
-``version_conflict``, ``too_late``, ``start_passed`` or ``infeasible``, with the field path).
-A message handled once (same message id, or the same offer and version with the same content)
-changes nothing the second time.
+revision (whatever revision it was planned for: ``Schedule.offer_revision``). Otherwise it is
+refused with a :class:`protocol.Reject` whose reasons say why (code ``malformed``,
+``unknown_offer``, ``withdrawn``, ``offer_state``, ``stale``, ``version_conflict``,
+``too_late``, ``start_passed``, ``stale_revision`` (planned for an older revision, and it does
+not fit the current one; the ``infeasible`` reasons follow) or ``infeasible``, with the field
+path). A message handled once (same message id, or the same offer and version with the same
+content) changes nothing the second time.
 
 Deadlines. With no schedule by ``assignment_before`` the default schedule is taken into force
 (shifted to the current slot if its start has already passed and the shift keeps it
 feasible). When a plan's first slot begins the offer is ``executing``, after its last slot
 ``executed``; an offer whose plan ended while the agent was not running is ``expired``.
-Every state change goes through :func:`protocol.transition`.
+Every state change goes through :func:`protocol.transition`, and every plan taken into force
+passes :func:`protocol.check_assignment` against the offer as FMAN knows it.
 
 Every decision is written to the store together with the message that announces it, in one
 transaction, before the triggering message is acknowledged to the broker. The in-memory view
@@ -41,6 +54,7 @@ from typing import Any
 import msgspec
 
 import protocol
+from agent import revision
 from agent.clock import Clock
 from agent.drivers.base import Measurement
 from agent.generators.base import Generator, OfferContext
@@ -81,12 +95,22 @@ class _Tracked:
     offer: FlexOffer
     state: OfferState
     plan: Plan | None
+    #: the generator's id of the episode (``offer.id`` may carry a suffix)
+    episode: str = ""
+    #: the last revision FMAN accepted, ``None`` if none
+    accepted: FlexOffer | None = None
+    #: no more revisions (FMAN refused one)
+    locked: bool = False
 
 
 @dataclass
 class CoreStats:
     offers: int = 0
     updates: int = 0
+    #: generator predictions that differed from the offer only within the tolerance
+    drift_ignored: int = 0
+    #: updates FMAN refused (the offer went back to the revision FMAN holds)
+    updates_refused: int = 0
     withdrawals: int = 0
     schedules_taken: int = 0
     schedules_rejected: int = 0
@@ -126,7 +150,9 @@ class Core:
             plan = plans.get(s.offer.id)
             if s.state == "rejected" and (plan is None or plan.end <= now):
                 continue
-            self._tracked[s.offer.id] = _Tracked(s.offer, s.state, plan)
+            self._tracked[s.offer.id] = _Tracked(
+                s.offer, s.state, plan, s.episode, s.accepted, s.locked
+            )
 
     # -- what the EMS and the status need ---------------------------------------------------
 
@@ -190,64 +216,79 @@ class Core:
                         + "; ".join(map(str, errors[:5])),
                     )
                     continue
-            changed |= self._reconcile(src.device, new, now)
+            changed |= self._reconcile(src, ctx, new, now)
         if changed:
             self.on_outbox()
 
-    def _current(self, device: str, now: int) -> _Tracked | None:
-        """The device's offer that still matters (live, or rejected with its default to run)."""
-        for t in self._tracked.values():
-            if t.offer.device != device:
-                continue
-            if t.state in LIVE_STATES:
-                return t
-            if t.state == "rejected" and t.plan is not None and t.plan.end > now:
-                return t
-        return None
+    @staticmethod
+    def _matters(t: _Tracked, now: int) -> bool:
+        """Whether an offer still concerns its device: live, or rejected with its default
+        still to run."""
+        if t.state in LIVE_STATES:
+            return True
+        return t.state == "rejected" and t.plan is not None and t.plan.end > now
 
-    def _reconcile(self, device: str, new: FlexOffer | None, now: int) -> bool:
-        cur = self._current(device, now)
-        if cur is None:
-            if new is None:
-                return False
-            new = msgspec.structs.replace(
-                new, id=self._free_id(new.id), revision=0, state="offered"
-            )
-            self._publish_offer(new, now)
-            self.stats.offers += 1
-            return True
-        if cur.state not in ("offered", "accepted", "assigned"):
-            return False  # executing, or a rejected offer's default: the device is committed
+    def _reconcile(
+        self, src: OfferSource, ctx: OfferContext, new: FlexOffer | None, now: int
+    ) -> bool:
+        mine = [t for t in self._tracked.values() if t.offer.device == src.device]
+        mine = [t for t in mine if self._matters(t, now)]
+        changed = False
+        for t in list(mine):
+            # other episodes the device still offers: do they still hold (the car that left)?
+            if t.state not in ("offered", "accepted", "assigned"):
+                continue
+            if new is not None and t.episode == new.id:
+                continue
+            own = msgspec.structs.replace(t.offer, id=t.episode)  # the id its generator made
+            try:
+                valid = src.generator.still_valid(own, ctx)
+            except Exception as exc:
+                self.stats.generator_errors += 1
+                self._warn(src.device, f"generator of {src.device} failed: {exc!r}")
+                continue
+            if not valid:
+                self._withdraw(t, now, "device left")
+                mine.remove(t)
+                changed = True
         if new is None:
-            self._withdraw(cur, now, "device left")
-            return True
-        if cur.state == "assigned" or now >= cur.offer.assignment_before:
+            return changed
+        same = next((t for t in mine if t.episode == new.id), None)
+        if same is not None:
+            return self._revise(same, new, now) or changed
+        span = revision.span(new)
+        if any(revision.overlaps(span, revision.span(t.offer)) for t in mine):
+            # the device still offers, or is committed to, another episode at that time
+            return changed
+        offer = msgspec.structs.replace(new, id=self._free_id(new.id), revision=0, state="offered")
+        self._publish_offer(offer, now, episode=new.id)
+        self.stats.offers += 1
+        return True
+
+    def _revise(self, t: _Tracked, new: FlexOffer, now: int) -> bool:
+        """Publish ``new`` as the next revision of ``t`` if it may and must be revised."""
+        cur = t.offer
+        if t.state != "accepted" or t.locked or now >= cur.acceptance_before:
+            # an answer is pending, a schedule or the default is committed, FMAN refused a
+            # revision, or an update could no longer be accepted in time
             return False
-        deadline = cur.offer.assignment_before
-        if new.assignment_before > deadline:
-            # an update never postpones the deadline: FMAN planned around it, and a rolling
-            # offer would otherwise be renewed forever without its default ever running
-            new = msgspec.structs.replace(
-                new,
-                assignment_before=deadline,
-                acceptance_before=min(new.acceptance_before, deadline),
-            )
-            if protocol.validate_offer(new):
-                return False
-        same = msgspec.structs.replace(
+        # an update never postpones a deadline: FMAN planned around it, and a rolling offer
+        # would otherwise be renewed forever without its default ever running
+        new = msgspec.structs.replace(
             new,
-            id=cur.offer.id,
-            revision=cur.offer.revision,
-            created_at=cur.offer.created_at,
-            state=cur.offer.state,
+            acceptance_before=min(new.acceptance_before, cur.acceptance_before),
+            assignment_before=min(new.assignment_before, cur.assignment_before),
         )
-        if same == cur.offer:
+        if protocol.validate_offer(new):
             return False
-        update = msgspec.structs.replace(
-            new, id=cur.offer.id, revision=cur.offer.revision + 1, state="offered"
-        )
-        self._publish_offer(update, now)
+        why = revision.material_change(cur, new)
+        if why is None:
+            self.stats.drift_ignored += 1
+            return False
+        update = msgspec.structs.replace(new, id=cur.id, revision=cur.revision + 1, state="offered")
+        self._publish_offer(update, now, episode=t.episode, accepted=t.accepted)
         self.stats.updates += 1
+        log.debug("%s: %s revised: %s", self.agent_id, cur.id, why)
         return True
 
     def _free_id(self, wanted: str) -> str:
@@ -257,11 +298,13 @@ class Core:
             candidate = f"{wanted}.{n}"
         return candidate
 
-    def _publish_offer(self, offer: FlexOffer, now: int) -> None:
+    def _publish_offer(
+        self, offer: FlexOffer, now: int, *, episode: str, accepted: FlexOffer | None = None
+    ) -> None:
         with self.store.transaction():
-            self.store.save_offer(offer, "offered", now)
+            self.store.save_offer(offer, "offered", now, episode=episode, accepted=accepted)
             self._send(offer, "offer", f"{offer.id}.r{offer.revision}", now, ref=offer.id)
-        self._tracked[offer.id] = _Tracked(offer, "offered", None)
+        self._tracked[offer.id] = _Tracked(offer, "offered", None, episode, accepted)
         log.info("%s: offer %s revision %d", self.agent_id, offer.id, offer.revision)
 
     def _withdraw(self, t: _Tracked, now: int, reason: str) -> None:
@@ -372,24 +415,78 @@ class Core:
         if not isinstance(body, Ack | Reject) or body.ref_kind != "offer":
             return
         t = self._tracked.get(body.ref_id)
-        if t is None or body.revision != t.offer.revision or t.state != "offered":
-            return  # about another revision, or already decided: nothing to do
+        if t is None or body.revision != t.offer.revision:
+            return  # about another revision (an answer repeated late): nothing to do
         if isinstance(body, Ack):
-            self._set_state(t, "accepted", now)
+            if t.state == "offered":
+                self._save(t, protocol.transition(t.state, "accepted"), now, accepted=t.offer)
+            elif t.accepted is None or t.accepted.revision < t.offer.revision:
+                self._save(t, t.state, now, accepted=t.offer)  # implied by a schedule before
             return
+        codes = {r.code for r in body.reasons}
+        if "superseded" in codes:
+            return  # FMAN holds a newer revision than this one: it says nothing about it
+        why = "; ".join(r.message or r.code for r in body.reasons)
+        if t.accepted is not None and t.state in ("offered", "assigned"):
+            self._update_refused(t, now, why)
+        elif t.state == "offered":
+            self._rejected(t, now, why)
+
+    def _save(
+        self,
+        t: _Tracked,
+        state: OfferState,
+        now: int,
+        *,
+        accepted: FlexOffer | None = None,
+        offer: FlexOffer | None = None,
+        locked: bool | None = None,
+    ) -> None:
+        """Persist ``t`` with what changed (state, accepted revision, body, lock)."""
+        offer = offer or t.offer
+        accepted = accepted or t.accepted
+        locked = t.locked if locked is None else locked
+        with self.store.transaction():
+            self.store.save_offer(
+                offer, state, now, episode=t.episode, accepted=accepted, locked=locked
+            )
+        t.offer, t.state, t.accepted, t.locked = offer, state, accepted, locked
+
+    def _rejected(self, t: _Tracked, now: int, why: str) -> None:
+        """FMAN refused the offer itself: final; its default runs (it may be in force)."""
         state = protocol.transition(t.state, "rejected")
-        plan = t.plan  # the default may already be in force (the deadline passed first)
+        plan = t.plan
         with self.store.transaction():
             self.store.set_offer_state(t.offer.id, state, now)
             if plan is None:
                 plan = self._default_plan(t.offer, now // self.resolution_s * self.resolution_s)
                 self.store.save_plan(plan, now)
         t.state, t.plan = state, plan
+        log.info("%s: FMAN rejected %s: %s; its default will run", self.agent_id, t.offer.id, why)
+
+    def _update_refused(self, t: _Tracked, now: int, why: str) -> None:
+        """FMAN refused an update and keeps the revision it accepted before: that revision is
+        the offer again (FMAN plans it, and its default is what runs without a schedule), and
+        the offer is revised no more."""
+        assert t.accepted is not None
+        back = t.accepted
+        state = protocol.transition(t.state, "accepted") if t.state == "offered" else t.state
+        replan = t.plan is not None and t.plan.source == "default"
+        with self.store.transaction():
+            self.store.save_offer(back, state, now, episode=t.episode, accepted=back, locked=True)
+            if replan:  # the refused revision's default had taken force meanwhile
+                plan = self._default_plan(back, now // self.resolution_s * self.resolution_s)
+                self.store.save_plan(plan, now)
+        t.offer, t.state, t.locked = back, state, True
+        if replan:
+            t.plan = plan
+        self.stats.updates_refused += 1
         log.info(
-            "%s: FMAN rejected %s: %s; its default will run",
+            "%s: FMAN refused an update of %s (%s); back to revision %d",
             self.agent_id,
-            t.offer.id,
-            "; ".join(r.message or r.code for r in body.reasons),
+            back.id,
+            why,
+            back.revision,
         )
 
     def _on_schedule(self, payload: bytes, now: int) -> None:
@@ -498,9 +595,18 @@ class Core:
         slot = now // self.resolution_s * self.resolution_s
         if sch.start < slot:
             return [_reason("start_passed", "start", f"slot {sch.start} has already begun")]
-        return [
+        reasons = [
             _reason("infeasible", e.path, e.message) for e in protocol.check_schedule(t.offer, sch)
         ]
+        if reasons and sch.offer_revision < t.offer.revision:
+            stale = _reason(
+                "stale_revision",
+                "offer_revision",
+                f"planned for revision {sch.offer_revision}; the offer is at revision "
+                f"{t.offer.revision}, which it does not fit",
+            )
+            return [stale, *reasons]
+        return reasons
 
     def _reject_malformed(self, payload: bytes, exc: DecodeError, now: int) -> None:
         env = _peek(payload)

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_RETENTION_S = 7 * 86_400
 Durability = Literal["full", "normal"]
 #: Offer states in which an offer still concerns its device.
@@ -98,11 +98,18 @@ class OutMessage:
 
 @dataclass(frozen=True, slots=True)
 class StoredOffer:
-    """An offer as last published, with the agent's view of its lifecycle state."""
+    """An offer as last published, with the agent's view of its lifecycle state.
+
+    ``episode`` is the id its generator gave it (the offer's own id may carry a suffix when an
+    episode is offered again); ``accepted`` is the last revision FMAN accepted (``None`` if
+    none); ``locked`` says the offer may not be revised any more (FMAN refused an update)."""
 
     offer: FlexOffer
     state: OfferState
     updated: int
+    episode: str = ""
+    accepted: FlexOffer | None = None
+    locked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +245,10 @@ class Store:
                 if_not_exists=True,
             )
             db["offers"].create_index(["device", "state"], if_not_exists=True)
+            columns = db["offers"].columns_dict
+            for name, kind in (("episode", str), ("accepted", bytes), ("locked", int)):
+                if name not in columns:  # added in schema 2
+                    db["offers"].add_column(name, kind)
             db["plans"].create(
                 {
                     "offer_id": str,
@@ -286,7 +297,7 @@ class Store:
             )
             db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
             version = self.get("schema")
-            if version is None:
+            if version is None or int(version) < SCHEMA_VERSION:
                 self.set("schema", SCHEMA_VERSION)
             elif int(version) > SCHEMA_VERSION:
                 raise StoreError(
@@ -433,13 +444,25 @@ class Store:
 
     # -- offers --------------------------------------------------------------------------
 
-    def save_offer(self, offer: FlexOffer, state: OfferState, now: int) -> None:
-        """Insert an offer or replace it by a newer revision, with its state."""
+    def save_offer(
+        self,
+        offer: FlexOffer,
+        state: OfferState,
+        now: int,
+        *,
+        episode: str | None = None,
+        accepted: FlexOffer | None = None,
+        locked: bool = False,
+    ) -> None:
+        """Insert an offer or replace it by another revision, with its state, its episode
+        (default: its id), the last revision FMAN accepted and whether it is locked."""
         self._exec(
             "INSERT INTO offers(id, device, revision, state, body, assignment_before, "
-            "created_at, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-            "revision = excluded.revision, state = excluded.state, body = excluded.body, "
-            "assignment_before = excluded.assignment_before, updated = excluded.updated",
+            "created_at, updated, episode, accepted, locked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?) ON CONFLICT(id) DO UPDATE SET revision = excluded.revision, state = "
+            "excluded.state, body = excluded.body, assignment_before = "
+            "excluded.assignment_before, updated = excluded.updated, episode = excluded.episode, "
+            "accepted = excluded.accepted, locked = excluded.locked",
             (
                 offer.id,
                 offer.device,
@@ -449,6 +472,9 @@ class Store:
                 offer.assignment_before,
                 offer.created_at,
                 now,
+                episode or offer.id,
+                None if accepted is None else _OFFER_ENCODER.encode(accepted),
+                int(locked),
             ),
         )
 
@@ -457,7 +483,7 @@ class Store:
 
     def offer(self, offer_id: str) -> StoredOffer | None:
         row = self._exec(
-            "SELECT body, state, updated FROM offers WHERE id = ?", (offer_id,)
+            f"SELECT {_OFFER_COLUMNS} FROM offers WHERE id = ?", (offer_id,)
         ).fetchone()
         return None if row is None else _stored(row)
 
@@ -473,7 +499,7 @@ class Store:
         if device is not None:
             where.append("device = ?")
             params.append(device)
-        sql = "SELECT body, state, updated FROM offers"
+        sql = f"SELECT {_OFFER_COLUMNS} FROM offers"
         if where:
             sql += " WHERE " + " AND ".join(where)
         return [_stored(r) for r in self._rows(sql + " ORDER BY created_at, rowid", params)]
@@ -484,8 +510,9 @@ class Store:
     # -- plans: schedules and defaults in force -------------------------------------------
 
     def save_plan(self, plan: Plan, now: int) -> None:
+        """Store a plan; a default (version 0) replaces an earlier default of the offer."""
         self._exec(
-            "INSERT INTO plans(offer_id, device, version, start, resolution_s, profile, "
+            "INSERT OR REPLACE INTO plans(offer_id, device, version, start, resolution_s, profile, "
             "energy_kwh, source, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 plan.offer_id,
@@ -666,5 +693,16 @@ def _plan(row: tuple[Any, ...]) -> Plan:
     )
 
 
+_OFFER_COLUMNS = "body, state, updated, episode, accepted, locked"
+
+
 def _stored(row: tuple[Any, ...]) -> StoredOffer:
-    return StoredOffer(offer=_OFFER_DECODER.decode(row[0]), state=row[1], updated=row[2])
+    offer = _OFFER_DECODER.decode(row[0])
+    return StoredOffer(
+        offer=offer,
+        state=row[1],
+        updated=row[2],
+        episode=row[3] or offer.id,
+        accepted=None if row[4] is None else _OFFER_DECODER.decode(row[4]),
+        locked=bool(row[5]),
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import resource
@@ -189,6 +190,7 @@ class Fleet:
                 await asyncio.sleep(max(0.0, delay))
             # lateness counts from here: starting agents blocks the loop now and then
             await self.clock.sleep(s.control_interval_s)
+            _freeze_heap()
             for runtime in self.runtimes:
                 runtime.reset_lag()
             await asyncio.gather(*tasks)
@@ -273,6 +275,18 @@ class Fleet:
         st.lag_mean_s = st.lag_mean_s / steps if steps else 0.0
         self._peak = st.connected_peak = max(self._peak, st.connected)
         return st
+
+
+def _freeze_heap() -> None:
+    """Take what every agent built at start (configurations, devices, stores, sessions) out of
+    the garbage collector's sight.
+
+    A full collection walks every tracked object: with a few hundred agents in one process
+    that took up to 185 ms, a stall of every agent at once (three simulated minutes at
+    900x, measured with ``gc.callbacks``). Objects alive now live as long as the fleet, so the
+    collector need not walk them again (``gc.freeze``)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _cpu_s() -> float:

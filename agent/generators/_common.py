@@ -36,6 +36,15 @@ from protocol import (
 )
 
 
+class BlockEpisodes:
+    """For generators of devices that are always there and offer block by block: an offer
+    made for one block stays valid whatever the generator says about the next one (a PV
+    array with nothing to offer for the night block still runs its afternoon block)."""
+
+    def still_valid(self, offer: FlexOffer, ctx: OfferContext) -> bool:
+        return True
+
+
 @dataclass(frozen=True, slots=True)
 class Pricing:
     """Prices every generator can attach: a deviation price (delegated mode) and per-slot price

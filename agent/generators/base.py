@@ -48,5 +48,17 @@ class Generator(ABC):
     def offer(self, ctx: OfferContext) -> FlexOffer | None:
         """The offer for the device's current state, or ``None`` when it has nothing to offer.
 
-        Called again whenever the state changes; an offer whose content changed is published
-        as an update (same id, higher revision) by the agent core."""
+        Called again whenever the state changes; an offer whose content changed materially
+        is published as an update (same id, higher revision) by the agent core. The id names
+        the episode the offer describes (a planning block, a charging session): an offer with
+        another id is another episode, never an update of this one."""
+
+    def still_valid(self, offer: FlexOffer, ctx: OfferContext) -> bool:
+        """Whether ``offer``, made earlier for another episode than the one :meth:`offer`
+        describes now (or when it describes none), still holds for the device.
+
+        The core withdraws a waiting offer for which this is false. The default says that an
+        episode ends when the generator has nothing to offer any more (the car left, the
+        dishwasher was started by hand). Generators of devices that are always there (planning
+        blocks) override it: a block offered stays valid when the next block has nothing."""
+        return self.offer(ctx) is not None

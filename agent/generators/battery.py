@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.generators._common import Pricing, Timing, build_offer, check_resolution
+from agent.generators._common import BlockEpisodes, Pricing, Timing, build_offer, check_resolution
 from agent.generators._corridor import corridor_profile
 from agent.generators.base import Generator, OfferContext
 from agent.params import Params
@@ -35,7 +35,7 @@ from agent.physics.storage import BatterySpec
 from protocol import FlexOffer
 
 
-class Battery(Generator):
+class Battery(BlockEpisodes, Generator):
     name = "battery"
     version = "1"
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.generators._common import Pricing, Timing, build_offer
+from agent.generators._common import BlockEpisodes, Pricing, Timing, build_offer
 from agent.generators.base import Generator, OfferContext
 from agent.params import Params
 from agent.physics.grid import GridAssetSpec
 from protocol import FlexOffer, Profile, resolution_ok
 
 
-class DomsBid(Generator):
+class DomsBid(BlockEpisodes, Generator):
     name = "doms"
     version = "1"
 

@@ -55,6 +55,14 @@ class EvCharger(Generator):
         self.timing = Timing.from_params(p)
         self.pricing = Pricing.from_params(p)
 
+    def still_valid(self, offer: FlexOffer, ctx: OfferContext) -> bool:
+        """A session's offer holds while the same car is plugged in."""
+        m = ctx.measurement
+        if m is None or not m.state.get("plugged"):
+            return False
+        plugin = m.state.get("plugin_ts")
+        return plugin is None or offer.id.endswith(f".{int(plugin)}")
+
     def offer(self, ctx: OfferContext) -> FlexOffer | None:
         r = check_resolution(ctx)
         m = ctx.measurement

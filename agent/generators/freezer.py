@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.generators._common import Pricing, Timing, build_offer, check_resolution
+from agent.generators._common import BlockEpisodes, Pricing, Timing, build_offer, check_resolution
 from agent.generators._thermal import ThermalSlots, predict
 from agent.generators.base import Generator, OfferContext
 from agent.params import Params
@@ -25,7 +25,7 @@ from agent.physics.thermal import FreezerSpec
 from protocol import FlexOffer
 
 
-class Freezer(Generator):
+class Freezer(BlockEpisodes, Generator):
     name = "freezer"
     version = "1"
 

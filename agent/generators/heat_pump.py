@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.generators._common import Pricing, Timing, build_offer, check_resolution
+from agent.generators._common import BlockEpisodes, Pricing, Timing, build_offer, check_resolution
 from agent.generators._thermal import ThermalSlots, predict
 from agent.generators.base import Generator, OfferContext
 from agent.params import Params
@@ -29,7 +29,7 @@ from agent.physics.thermal import HeatPumpSpec
 from protocol import FlexOffer
 
 
-class HeatPump(Generator):
+class HeatPump(BlockEpisodes, Generator):
     name = "heat_pump"
     version = "1"
 

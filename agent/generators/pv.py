@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from agent.generators._common import Pricing, Timing, build_offer, check_resolution
+from agent.generators._common import BlockEpisodes, Pricing, Timing, build_offer, check_resolution
 from agent.generators.base import Generator, OfferContext
 from agent.params import Params
 from agent.physics.solar import PvSpec
@@ -32,7 +32,7 @@ INDEX_TAU_S = 3 * 3600
 MIN_ENERGY_KWH = 0.01
 
 
-class Pv(Generator):
+class Pv(BlockEpisodes, Generator):
     name = "pv"
     version = "1"
 

@@ -10,6 +10,7 @@ a day, which is as good as a day-ahead cloud forecast anyway.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -50,6 +51,25 @@ def clear_sky_ghi(ts: float, *, latitude: float, longitude: float) -> float:
     return 1098.0 * cz * math.exp(-0.059 / cz)
 
 
+@functools.lru_cache(maxsize=16_384)
+def mean_clear_sky_ghi(
+    start: float, duration_s: float, steps: int, latitude: float, longitude: float
+) -> float:
+    """Clear-sky irradiance averaged over an interval (midpoint rule on ``steps`` points).
+
+    Pure geometry, the same for every array at one place: a forecast asks for the same slots
+    again every slot, and the arrays of a neighbourhood (or of a simulated fleet) share them,
+    so the values are cached."""
+    h = duration_s / steps
+    return (
+        sum(
+            clear_sky_ghi(start + (i + 0.5) * h, latitude=latitude, longitude=longitude)
+            for i in range(steps)
+        )
+        / steps
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PvSpec:
     """A PV array of ``peak_kw`` at ``latitude``/``longitude`` (degrees, east positive)."""
@@ -66,8 +86,8 @@ class PvSpec:
 
     def mean_kw(self, start: float, duration_s: float, *, steps: int = 3) -> float:
         """Clear-sky power averaged over an interval (midpoint rule on ``steps`` points)."""
-        h = duration_s / steps
-        return sum(self.clear_sky_kw(start + (i + 0.5) * h) for i in range(steps)) / steps
+        ghi = mean_clear_sky_ghi(start, duration_s, steps, self.latitude, self.longitude)
+        return self.peak_kw * ghi / 1000.0 * self.performance_ratio
 
     @classmethod
     def from_params(cls, p: Params) -> PvSpec:

@@ -142,7 +142,13 @@ def demo(
                 {
                     "worker": {"id": "demo-fman-1", "broker": broker.url, "db": str(db)},
                     "clock": {"sim_start": str(start), "speed": speed, "anchor": anchor},
-                    "planning": {"planner": planner},
+                    "planning": {
+                        "planner": planner,
+                        # at 900x a wall second is a quarter of an hour: a solve must be
+                        # short, and re-planning every offer hourly is plenty
+                        "time_limit_s": 1.0,
+                        "full_interval_s": 3600.0,
+                    },
                     "objective": {"target": {"file": str(out / "target.json")}},
                     # the simulated fleet has grid sites besides households; and its 200
                     # agents share this machine with everything else, so at this speed an

@@ -40,6 +40,7 @@ def fman() -> None:
     help="Worker configuration (TOML); defaults otherwise.",
 )
 @click.option("--broker", help="Broker URL, e.g. mqtt://127.0.0.1:1883.")
+@click.option("--ca-file", help="CA certificate(s), PEM, to verify an mqtts:// broker with.")
 @click.option("--db", help="Database file (shared by the workers of one group).")
 @click.option("--id", "worker_id", help="Worker id: MQTT client id, keep it stable.")
 @click.option("--group", help="Shared-subscription group.")
@@ -57,6 +58,7 @@ def fman() -> None:
 def run(
     config_path: Path | None,
     broker: str | None,
+    ca_file: str | None,
     db: str | None,
     worker_id: str | None,
     group: str | None,
@@ -76,7 +78,13 @@ def run(
     try:
         cfg = with_overrides(
             load_config(config_path),
-            worker={"broker": broker, "db": db, "id": worker_id, "group": group},
+            worker={
+                "broker": broker,
+                "ca_file": ca_file,
+                "db": db,
+                "id": worker_id,
+                "group": group,
+            },
             planning={"planner": planner},
             clock={"sim_start": sim_start, "speed": speed, "anchor": anchor},
         )

@@ -18,12 +18,24 @@ from ._fmandb import TIME, db_option, emit_json, json_option, open_db, table, wh
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also write a PNG plot here."
 )
+@click.option(
+    "--resolution",
+    "resolution_s",
+    default=900,
+    show_default=True,
+    help="Slot length in seconds; offers of other resolutions are spread over it.",
+)
 @json_option
 def portfolio(
-    db: Path, start: int | None, end: int | None, plot: Path | None, as_json: bool
+    db: Path,
+    start: int | None,
+    end: int | None,
+    plot: Path | None,
+    resolution_s: int,
+    as_json: bool,
 ) -> None:
     """The portfolio per slot against the target, and how far planning moved it."""
-    p = report.portfolio(open_db(db), start=start, end=end)
+    p = report.portfolio(open_db(db), start=start, end=end, resolution_s=resolution_s)
     if plot is not None:
         from cloud.fman.plot import plot_portfolio
 

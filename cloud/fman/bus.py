@@ -17,6 +17,7 @@ message ids wrap at 65,535), so a slow broker slows the caller instead of growin
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,6 +59,7 @@ class Bus:
         on_message: Callable[[Incoming], None],
         session_expiry_s: int = 3600,
         credentials_file: str = "",
+        ca_file: str = "",
         max_in_flight: int = 20_000,
     ) -> None:
         self.url = url
@@ -83,7 +85,7 @@ class Bus:
         c.max_queued_messages_set(0)
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         if tls:
-            c.tls_set()
+            c.tls_set_context(tls_context(ca_file))
         if credentials_file:
             user, password = _read_credentials(credentials_file)
             c.username_pw_set(user, password)
@@ -240,6 +242,15 @@ class Bus:
     @property
     def in_flight(self) -> int:
         return len(self._waiting)
+
+
+def tls_context(ca_file: str = "") -> ssl.SSLContext:
+    """A client context that verifies the broker: against ``ca_file`` (PEM) if given, else
+    against the system's trust store."""
+    try:
+        return ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise BusError(f"cannot read the CA file {ca_file}: {exc}") from exc
 
 
 def _read_credentials(path: str) -> tuple[str, str]:

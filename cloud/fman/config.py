@@ -39,6 +39,10 @@ class WorkerSection(_Section):
     session_expiry_s: PosInt = 3600
     #: File holding ``username:password`` for the broker (mode 0600); empty for anonymous.
     credentials_file: str = ""
+    #: CA certificate(s), PEM, that the broker's certificate must chain to (``mqtts://``);
+    #: empty: the system's trust store. Relative paths, like ``credentials_file``, are
+    #: relative to the working directory.
+    ca_file: str = ""
     #: Most messages decided and committed in one transaction.
     batch_max: PosInt = 1000
     #: ``normal`` survives a crash of the worker (WAL); ``full`` also a power cut, slower.
@@ -103,6 +107,10 @@ class PlanningSection(_Section):
     resolution_s: PosInt = 900
     #: Planning interval (simulated or real seconds); 0 means one slot.
     interval_s: NonNegFloat = 0.0
+    #: How often every open offer is re-planned (at a planning interval); in between, a
+    #: plan places only offers that need a schedule, the others count as they are. 0: at
+    #: every planning interval.
+    full_interval_s: NonNegFloat = 0.0
     horizon_s: PosInt = 86_400
     time_limit_s: PosFloat = 5.0
     #: A schedule must reach the agent this long before the offer's ``assignment_before``.
@@ -113,6 +121,12 @@ class PlanningSection(_Section):
     replan_min_wall_s: NonNegFloat = 0.3
     #: Resend a schedule the agent has not answered after this many wall seconds.
     resend_after_wall_s: PosFloat = 10.0
+    #: A re-plan changes schedules in force only if it lowers the objective by more than this
+    #: (objective units: kWh for balance, EUR for cost) for each schedule it changes...
+    change_cost: NonNegFloat = 0.1
+    #: ...and a schedule differs from the one in force when some slot differs by more than
+    #: this (or its start or profile does).
+    change_tolerance_kwh: NonNegFloat = 0.01
 
 
 class ExecutionSection(_Section):
@@ -172,6 +186,8 @@ def _check(cfg: Config) -> None:
     """Rules that span fields."""
     if not cfg.worker.broker.startswith(("mqtt://", "mqtts://")):
         raise ConfigError("worker.broker", f"{cfg.worker.broker!r} is not an mqtt:// URL")
+    if cfg.worker.ca_file and not cfg.worker.broker.startswith("mqtts://"):
+        raise ConfigError("worker.ca_file", f"set, but {cfg.worker.broker!r} does not use TLS")
     r = cfg.planning.resolution_s
     if not 900 <= r <= 3600 or 86_400 % r:
         raise ConfigError("planning.resolution_s", f"{r} s: use 900 to 3600 s dividing a day")

@@ -40,8 +40,8 @@ from msgspec.structs import replace
 import protocol
 from protocol import FlexOffer, Schedule, align_up, check_assignment, start_window, topics
 
-from ..optim import DefaultPlanner, PlanRequest, PlanResult
-from . import execution, series
+from ..optim import DefaultPlanner, PlannedSchedule, PlanRequest, PlanResult
+from . import execution, series, stability
 from .greedy import GreedyPlanner
 from .planners import load_planner
 from .store import Store, StoredSchedule
@@ -70,8 +70,12 @@ class Cycle:
         self._in_flight: set[tuple[str, int]] = set()
         self._offers: dict[tuple[str, int], FlexOffer] = {}
         self._change_seen: int | None = None
+        #: wall seconds the planner recently took, for full and for other plans (a schedule
+        #: must allow for them)
+        self._solve_wall_s = {True: 0.0, False: 0.0}
         self._last_plan_wall = 0.0
         self._next_plan = -math.inf
+        self._next_full = -math.inf
         self._next_advance_wall = 0.0
         self._files: dict[str, float] = {}
         self.leading = False
@@ -112,17 +116,23 @@ class Cycle:
         self._load_series_files()
         change = self.store.counter("offers")
         changed = change != self._change_seen
+        due = now >= self._next_plan
         if (
-            now >= self._next_plan
+            due
             or (changed and wall - self._last_plan_wall >= pc.replan_min_wall_s)
             # an offer with no schedule whose deadline is near cannot wait for the next turn
             or (changed and self.store.unscheduled_before(now + self.margin_s()))
         ):
             self._change_seen = change
             self._last_plan_wall = time.time()
-            interval = self.config.interval_s
-            self._next_plan = (now // interval + 1) * interval
-            self._guarded("plan", self.plan, now)
+            full = due and now >= self._next_full
+            if due:
+                interval = self.config.interval_s
+                self._next_plan = (now // interval + 1) * interval
+            if full:
+                every = pc.full_interval_s or self.config.interval_s
+                self._next_full = (now // every + 1) * every
+            self._guarded("plan", self.plan, now, full)
         self._guarded("deliver", self.deliver)
         if wall >= self._next_advance_wall:
             self._next_advance_wall = wall + 0.5
@@ -172,14 +182,22 @@ class Cycle:
 
     # -- plan ----------------------------------------------------------------------------------
 
-    def plan(self, now: float) -> None:
+    def plan(self, now: float, full: bool = True) -> None:
+        """Plan the open offers whose deadline lies within the horizon and beyond the delivery
+        margin. ``full``: every such offer, and the result replaces schedules in force only
+        where that pays (:mod:`.stability`); otherwise only offers that need a schedule (none
+        in force, a default, or one that no longer fits their revision), the others counted
+        at their schedules in force."""
         pc, res = self.config.planning, self.config.planning.resolution_s
         margin = self.margin_s()
-        earliest = align_up(int(now + margin), res)
+        # a start the schedule can still reach, also once the planner has answered
+        solve_s = self.clock.speed * self._solve_wall_s[full]
+        earliest = align_up(int(now + margin + solve_s), res)
         originals: dict[str, FlexOffer] = {}
         rows = self.store.offers_in(("accepted", "assigned", "executing"))
         current = self.store.current_schedules()
         plannable: list[FlexOffer] = []
+        in_force: dict[str, PlannedSchedule] = {}
         fixed: dict[int, float] = {}
         fixed_by_node: dict[str, dict[int, float]] = {}
         new_rows: list[tuple] = []
@@ -190,22 +208,26 @@ class Cycle:
             deadline = row["assignment_before"]
             if (
                 open_
-                and now + margin < deadline <= now + pc.horizon_s
+                and earliest <= deadline <= now + pc.horizon_s
                 and (sched is None or sched.start > earliest)
                 and start_window(offer)[1] >= earliest
             ):
-                # plannable: never at a start before the schedule could reach the agent
-                lo = start_window(offer)[0]
-                plannable.append(offer if lo >= earliest else replace(offer, start_after=earliest))
-                originals[offer.id] = offer
-                continue
-            if (
+                settled = sched is not None and sched.kind == "planned" and _fits(offer, sched)
+                narrowed = _narrowed(offer, earliest)
+                if (full or not settled) and narrowed is not None:
+                    plannable.append(narrowed)
+                    originals[offer.id] = offer
+                    if settled:
+                        in_force[offer.id] = _planned(sched)
+                    continue
+            elif (
                 open_
                 and now < deadline <= now + pc.horizon_s
                 and (sched is None or not _fits(offer, sched))
             ):
                 # too close to its deadline (or its start) to plan, and nothing valid in
-                # force: the default, explicitly. Offers beyond the horizon wait, counted at
+                # force: the default. Sent if it can still arrive in time, else recorded as
+                # what the agent runs by itself. Offers beyond the horizon wait, counted at
                 # their default.
                 new_rows.append(_default_row(offer))
                 sched = None
@@ -213,49 +235,108 @@ class Cycle:
                 start, energy = sched.start, sched.energy_kwh
             else:
                 start, energy = offer.default.start, offer.default.energy_kwh
-            for t, e in execution.per_slot(start, energy, offer.resolution_s).items():
+            for t, e in execution.per_slot(start, energy, offer.resolution_s, res).items():
                 fixed[t] = fixed.get(t, 0.0) + e
-                fixed_by_node.setdefault(offer.grid_node, {})
-                fixed_by_node[offer.grid_node][t] = fixed_by_node[offer.grid_node].get(t, 0) + e
+                node = fixed_by_node.setdefault(offer.grid_node, {})
+                node[t] = node.get(t, 0.0) + e
         if plannable:
-            result = self._solve(plannable, fixed, fixed_by_node, res)
+            request = self._request(plannable, fixed, fixed_by_node, res)
+            result = self._solve(request, full)
             chosen = {s.offer_id: s for s in result.schedules}
+            defaulted: set[str] = set()
             for offer in (originals[o.id] for o in plannable):
                 s = chosen.get(offer.id)
-                if s is None or check_assignment(
+                if s is not None and check_assignment(
                     offer, start=s.start, profile=s.profile, energy_kwh=list(s.energy_kwh)
                 ):
-                    if s is not None:
-                        self.stats["plan.infeasible_result"] += 1
-                    row = _default_row(offer)
-                else:
-                    row = (
-                        offer.id,
-                        offer.issuer,
-                        offer.revision,
-                        s.start,
-                        s.profile,
-                        [float(e) for e in s.energy_kwh],
-                        "planned",
+                    self.stats["plan.infeasible_result"] += 1
+                    s = None
+                if s is None:  # the planner could not place it: its default, explicitly
+                    d = offer.default
+                    defaulted.add(offer.id)
+                    chosen[offer.id] = PlannedSchedule(
+                        offer_id=offer.id,
+                        start=d.start,
+                        profile=d.profile,
+                        energy_kwh=list(d.energy_kwh),
                     )
-                old = current.get(offer.id)
+            choice = stability.choose(
+                request,
+                in_force=in_force,
+                planned={oid: chosen[oid] for oid in originals},
+                change_cost=pc.change_cost,
+                tolerance_kwh=pc.change_tolerance_kwh,
+            )
+            self.stats["plan.changes_offered"] += choice.changes_offered
+            self.stats["plan.changes_made"] += choice.changed
+            for oid, s in choice.adopted.items():
+                offer = originals[oid]
+                old = current.get(oid)
+                kind = "default" if oid in defaulted else "planned"
+                row = (
+                    oid,
+                    offer.issuer,
+                    offer.revision,
+                    s.start,
+                    s.profile,
+                    [float(e) for e in s.energy_kwh],
+                    kind,
+                )
                 if old is not None and _same(old, row):
                     continue
                 new_rows.append(row)
             self.stats["plan.runs"] += 1
+            self.stats["plan.full" if full else "plan.incremental"] += 1
             self.stats["plan.offers"] = len(plannable)
-        if new_rows:
-            stored = self.store.add_schedules(new_rows, now=now, holder=self.worker.id)
+        # never issue a schedule that can no longer reach its agent before the deadline: a
+        # default the agent then runs by itself is recorded as such
+        new_rows = self._rebase(new_rows)
+        in_time = self.clock.now() + margin
+        deadlines = {r["id"]: r["assignment_before"] for r in rows}
+        send = [r for r in new_rows if deadlines[r[0]] > in_time]
+        late = [r for r in new_rows if deadlines[r[0]] <= in_time]
+        self.stats["plan.too_late"] += sum(1 for r in late if r[6] != "default")
+        late = [r for r in late if r[6] == "default"]
+        if send:
+            stored = self.store.add_schedules(send, now=now, holder=self.worker.id)
             self.stats["schedules.issued"] += len(stored)
             self.stats["schedules.default"] += sum(1 for s in stored if s.kind == "default")
+        if late:
+            stored = self.store.add_schedules(
+                late, now=now, holder=self.worker.id, status="implicit"
+            )
+            self.stats["schedules.implicit"] += len(stored)
 
-    def _solve(
+    def _rebase(self, rows: list[tuple]) -> list[tuple]:
+        """Schedules planned for a revision that its agent has replaced while the planner ran:
+        kept, for the new revision, if they fit it (the agent takes a schedule that fits its
+        current revision); dropped otherwise (the next plan takes the new revision)."""
+        heads = self.store.offer_heads([r[0] for r in rows])
+        out = []
+        for r in rows:
+            head = heads.get(r[0])
+            if head is None or head.revision == r[2]:
+                out.append(r)  # (an offer that left is skipped where the row is stored)
+                continue
+            if head.state not in ("accepted", "assigned"):
+                continue
+            offer = self._offer(self.store.offer_row(r[0]))
+            if offer.revision == head.revision and not check_assignment(
+                offer, start=r[3], profile=r[4], energy_kwh=r[5]
+            ):
+                out.append((r[0], r[1], head.revision, *r[3:]))
+                self.stats["plan.rebased"] += 1
+            else:
+                self.stats["plan.outdated"] += 1
+        return out
+
+    def _request(
         self,
         offers: list[FlexOffer],
         fixed: dict[int, float],
         fixed_by_node: dict[str, dict[int, float]],
         res: int,
-    ) -> PlanResult:
+    ) -> PlanRequest:
         obj = self.config.objective
         target = self.store.series("target")
         residual = {t: v - fixed.get(t, 0.0) for t, v in target.items()}
@@ -263,7 +344,7 @@ class Cycle:
             node: max(0.0, kw - max(fixed_by_node.get(node, {0: 0.0}).values()) * 3600 / res)
             for node, kw in obj.peak_kw.items()
         }
-        request = PlanRequest(
+        return PlanRequest(
             offers=offers,
             resolution_s=res,
             objective=obj.kind,
@@ -273,6 +354,8 @@ class Cycle:
             weights=obj.weights,
             time_limit_s=self.config.planning.time_limit_s,
         )
+
+    def _solve(self, request: PlanRequest, full: bool) -> PlanResult:
         t0 = time.perf_counter()
         for planner in (self.planner, GreedyPlanner(), DefaultPlanner()):
             try:
@@ -281,7 +364,14 @@ class Cycle:
             except Exception:
                 log.exception("planner %s failed; falling back", type(planner).__name__)
                 self.stats["plan.planner_failed"] += 1
-        self.stats["plan.last_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        took = time.perf_counter() - t0
+        kind = "full" if full else "incremental"
+        self.stats[f"plan.{kind}_last_ms"] = round(took * 1000, 1)
+        self.stats[f"plan.{kind}_max_ms"] = max(
+            self.stats[f"plan.{kind}_max_ms"], round(took * 1000, 1)
+        )
+        # what the next plan of this kind should allow for: the longest recent solve, fading
+        self._solve_wall_s[full] = max(took, 0.8 * self._solve_wall_s[full])
         if result.infeasible:
             self.stats["plan.unplaceable"] += len(result.infeasible)
         return result
@@ -299,9 +389,17 @@ class Cycle:
             self.stats["schedules.sent"] += len(done)
         resend_before = time.time() - self.config.planning.resend_after_wall_s
         now = int(self.clock.now())
+        in_time = now + self.margin_s()
+        late = []
         for s in self.store.unsent_schedules(resend_before=resend_before, now=now):
             key = (s.offer_id, s.version)
             if key in self._in_flight:
+                continue
+            if s.deadline <= in_time:
+                # it would reach the agent after the deadline, to be refused: the agent keeps
+                # the version before (or runs its default), and FMAN records the same
+                if s.status == "pending":
+                    late.append(key)
                 continue
             if s.status == "sent":
                 self.stats["schedules.resent"] += 1
@@ -313,6 +411,7 @@ class Cycle:
                     profile=s.profile,
                     energy_kwh=s.energy_kwh,
                     issued_at=now,
+                    offer_revision=s.offer_revision,
                 ),
                 ts=now,
                 msg_id=f"{s.offer_id}:v{s.version}",
@@ -327,7 +426,10 @@ class Cycle:
             )
             if not ok:
                 self._in_flight.discard(key)
-                return
+                break
+        if late:
+            self.store.mark_late(late, time.time())
+            self.stats["schedules.late"] += len(late)
 
     # -- advance ---------------------------------------------------------------------------------
 
@@ -445,6 +547,27 @@ def _same(old: StoredSchedule, row: tuple) -> bool:
         and old.profile == profile
         and len(old.energy_kwh) == len(energy)
         and all(abs(a - b) <= 1e-6 for a, b in zip(old.energy_kwh, energy, strict=True))
+    )
+
+
+def _narrowed(offer: FlexOffer, earliest: int) -> FlexOffer | None:
+    """``offer`` as the planner may place it: never at a start before ``earliest`` (when the
+    schedule could reach the agent). Its default moves along where the window's start does
+    (the planner requires a valid offer, with a feasible default); ``None`` if the default
+    cannot start that late."""
+    lo = start_window(offer)[0]
+    if lo >= earliest:
+        return offer
+    d = offer.default
+    narrowed = replace(
+        offer, start_after=earliest, default=replace(d, start=max(d.start, earliest))
+    )
+    return None if protocol.validate_offer(narrowed) else narrowed
+
+
+def _planned(s: StoredSchedule) -> PlannedSchedule:
+    return PlannedSchedule(
+        offer_id=s.offer_id, start=s.start, profile=s.profile, energy_kwh=list(s.energy_kwh)
     )
 
 

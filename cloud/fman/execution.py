@@ -34,9 +34,17 @@ class SlotCheck:
         )
 
 
-def per_slot(start: int, energy_kwh: Sequence[float], resolution_s: int) -> dict[int, float]:
-    """A schedule as ``{slot start: kWh}``."""
-    return {start + i * resolution_s: e for i, e in enumerate(energy_kwh)}
+def per_slot(
+    start: int, energy_kwh: Sequence[float], resolution_s: int, grid_s: int | None = None
+) -> dict[int, float]:
+    """A schedule as ``{slot start: kWh}``; with ``grid_s``, on that grid instead of its own:
+    an hourly offer's slot is spread evenly over the four quarter-hours it covers (what the
+    portfolio and the target are counted in), quarter-hours are summed into an hour."""
+    if grid_s is None or grid_s == resolution_s:
+        return {start + i * resolution_s: e for i, e in enumerate(energy_kwh)}
+    return metered_per_slot(
+        ((start + i * resolution_s, resolution_s, e) for i, e in enumerate(energy_kwh)), grid_s
+    )
 
 
 def metered_per_slot(

@@ -153,7 +153,11 @@ class Portfolio:
         return asdict(self)
 
 
-def portfolio(store: Store, *, start: int | None = None, end: int | None = None) -> Portfolio:
+def portfolio(
+    store: Store, *, start: int | None = None, end: int | None = None, resolution_s: int = 900
+) -> Portfolio:
+    """The portfolio per slot of ``resolution_s`` (the planning resolution; offers of another
+    resolution are spread over it)."""
     marks = ",".join("?" * len(ACCEPTED_STATES))
     offers = store.query(
         "SELECT o.id, o.payload, s.start AS s_start, s.energy_kwh AS s_energy "
@@ -164,13 +168,13 @@ def portfolio(store: Store, *, start: int | None = None, end: int | None = None)
     baseline: dict[int, float] = {}
     scheduled: dict[int, float] = {}
     shifted = 0.0
-    res = 900
+    grid = resolution_s
     for row in offers:
         o = protocol.decode(row["payload"], expect="offer", check=False).body
         res = o.resolution_s
-        base = execution.per_slot(o.default.start, o.default.energy_kwh, res)
+        base = execution.per_slot(o.default.start, o.default.energy_kwh, res, grid)
         if row["s_start"] is not None:
-            plan = execution.per_slot(row["s_start"], json.loads(row["s_energy"]), res)
+            plan = execution.per_slot(row["s_start"], json.loads(row["s_energy"]), res, grid)
         else:
             plan = base
         for t, e in base.items():
@@ -178,7 +182,7 @@ def portfolio(store: Store, *, start: int | None = None, end: int | None = None)
         for t, e in plan.items():
             scheduled[t] = scheduled.get(t, 0.0) + e
         shifted += 0.5 * sum(abs(plan.get(t, 0.0) - base.get(t, 0.0)) for t in base.keys() | plan)
-    metered = execution.metered_per_slot(_portfolio_readings(store), res)
+    metered = execution.metered_per_slot(_portfolio_readings(store), grid)
     target = store.series("target")
     slots_all = sorted(baseline.keys() | scheduled.keys() | metered.keys() | target.keys())
     if start is not None:

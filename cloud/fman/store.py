@@ -82,6 +82,10 @@ class StoredSchedule:
     energy_kwh: list[float]
     kind: str
     status: str
+    #: the offer revision the schedule was made for (``Schedule.offer_revision``)
+    offer_revision: int = 0
+    #: the offer's ``assignment_before`` (where the query joins the offer; else 0)
+    deadline: int = 0
 
 
 def _schema(db: sqlite_utils.Database) -> None:
@@ -135,11 +139,14 @@ def _schema(db: sqlite_utils.Database) -> None:
                 "sent_at": float,
                 "answered_at": float,
                 "reason": str,
+                "offer_revision": int,
             },
             pk=("offer_id", "version"),
             not_null={"issuer", "status"},
         )
         db["schedules"].create_index(["status"])
+    elif "offer_revision" not in db["schedules"].columns_dict:  # databases before protocol 1.1
+        db["schedules"].add_column("offer_revision", int, not_null_default=0)
     if "readings" not in db.table_names():
         db["readings"].create(
             {
@@ -505,7 +512,7 @@ class Store:
                 )
                 self._exec(
                     "INSERT INTO schedules(offer_id,version,issuer,start,profile,energy_kwh,kind,"
-                    "status,created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    "status,created_at,offer_revision) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
                         offer_id,
                         version,
@@ -516,6 +523,7 @@ class Store:
                         kind,
                         status,
                         now,
+                        revision,
                     ),
                 )
                 self._exec(
@@ -529,7 +537,9 @@ class Store:
                     (version, now, offer_id),
                 )
                 out.append(
-                    StoredSchedule(offer_id, issuer, version, start, profile, energy, kind, status)
+                    StoredSchedule(
+                        offer_id, issuer, version, start, profile, energy, kind, status, revision
+                    )
                 )
         return out
 
@@ -545,10 +555,10 @@ class Store:
         return out
 
     def refused_current(self) -> list[StoredSchedule]:
-        """Schedules in force that their agent refused."""
+        """Schedules in force that their agent refused, or that were too late to send."""
         rows = self._rows(
             "SELECT s.* FROM schedules s JOIN offers o ON o.id = s.offer_id "
-            "AND o.schedule_version = s.version WHERE s.status = 'rejected'"
+            "AND o.schedule_version = s.version WHERE s.status IN ('rejected', 'late')"
         )
         return [_schedule(r) for r in rows]
 
@@ -602,8 +612,8 @@ class Store:
         (wall time) and still unanswered while their offer's assignment deadline (``now``
         is the worker's clock) has not passed."""
         rows = self._rows(
-            "SELECT s.* FROM schedules s JOIN offers o ON o.id = s.offer_id "
-            "AND o.schedule_version = s.version WHERE s.status = 'pending' "
+            "SELECT s.*, o.assignment_before AS deadline FROM schedules s JOIN offers o "
+            "ON o.id = s.offer_id AND o.schedule_version = s.version WHERE s.status = 'pending' "
             "OR (s.status = 'sent' AND s.sent_at < ? AND o.assignment_before > ?)",
             (resend_before, now),
         )
@@ -614,6 +624,15 @@ class Store:
             self._many(
                 "UPDATE schedules SET sent_at=?, status=CASE WHEN status='pending' THEN 'sent' "
                 "ELSE status END WHERE offer_id=? AND version=?",
+                [(at, o, v) for o, v in keys],
+            )
+
+    def mark_late(self, keys: Iterable[tuple[str, int]], at: float) -> None:
+        """Schedules never sent because they could no longer reach their agent in time."""
+        with self.write():
+            self._many(
+                "UPDATE schedules SET status='late', answered_at=? WHERE offer_id=? AND "
+                "version=? AND status='pending'",
                 [(at, o, v) for o, v in keys],
             )
 
@@ -723,6 +742,8 @@ def _schedule(r: dict) -> StoredSchedule:
         energy_kwh=json.loads(r["energy_kwh"]),
         kind=r["kind"],
         status=r["status"],
+        offer_revision=r.get("offer_revision") or 0,
+        deadline=r.get("deadline") or 0,
     )
 
 

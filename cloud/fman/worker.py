@@ -74,6 +74,7 @@ class Worker:
             on_message=self._queue.put,
             session_expiry_s=config.worker.session_expiry_s,
             credentials_file=config.worker.credentials_file,
+            ca_file=config.worker.ca_file,
         )
         self._cycle_factory = cycle_factory
         self._threads: list[threading.Thread] = []

@@ -232,9 +232,12 @@ def add_service(
             out.public(
                 directory / "fman.toml",
                 "# FMAN workers of this site, written by `atp service add fman`. The\n"
-                "# credentials file is relative to the working directory (the unit runs in\n"
-                "# its credentials directory); the broker's CA comes from SSL_CERT_FILE.\n"
-                + table("worker", {"broker": url, "credentials_file": "credentials"}),
+                "# credentials and CA files are relative to the working directory (the unit\n"
+                "# runs in its credentials directory, where both are handed over).\n"
+                + table(
+                    "worker",
+                    {"broker": url, "credentials_file": "credentials", "ca_file": "ca.crt"},
+                ),
             )
 
     return _provision(

@@ -6,6 +6,7 @@ import msgpack
 import pytest
 
 import protocol
+from agent import revision
 from agent.core import Core, OfferSource
 from agent.drivers.base import Measurement
 from agent.store import Store
@@ -65,16 +66,32 @@ def test_new_offer_is_stored_and_queued_once(setup):
     assert len(sent(store, "offer")) == 1
 
 
+def accept(core: Core, offer, revision: int = 0) -> None:
+    ack = Ack(ref_kind="offer", ref_id=offer.id, revision=revision)
+    deliver(core, "ack", protocol.encode(ack, ts=T0))
+
+
 def test_changed_prediction_is_an_update_with_a_higher_revision(setup):
     store, clock, core, _ = setup
     offer = first_offer(store, clock, core)
-    core.sources[0].generator.upper = 0.5
+    gen = core.sources[0].generator
+    gen.upper = 0.5
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    assert len(sent(store, "offer")) == 1  # FMAN has not answered revision 0 yet: no update
+    accept(core, offer)
     core.refresh(int(clock.now()) + 300, {"d1": M})
     first, update = sent(store, "offer")
     assert update.body.id == offer.id and update.body.revision == 1
     assert update.body.profiles[0].upper_kwh == [0.5, 0.5]
     assert update.id != first.id
     assert store.offer(offer.id).offer.revision == 1
+    accept(core, offer, revision=1)
+    gen.upper = 0.51  # drift within the tolerance: the offer stands
+    core.refresh(int(clock.now()) + 600, {"d1": M})
+    assert len(sent(store, "offer")) == 2 and core.stats.drift_ignored == 1
+    gen.upper = 0.7
+    core.refresh(offer.acceptance_before, {"d1": M})  # too late to be accepted: no update
+    assert len(sent(store, "offer")) == 2
 
 
 def test_device_that_leaves_gets_its_offer_withdrawn(setup):
@@ -190,7 +207,7 @@ def test_default_takes_force_at_assignment_before_then_executes(setup):
     assert core.plans(plan.end) == {}
 
 
-def test_fman_rejection_still_runs_the_default_and_blocks_new_offers(setup):
+def test_fman_rejection_still_runs_the_default_and_keeps_its_time(setup):
     store, clock, core, _ = setup
     offer = first_offer(store, clock, core)
     reject = Reject(ref_kind="offer", ref_id=offer.id, reasons=[protocol.Reason(code="full")])
@@ -198,7 +215,11 @@ def test_fman_rejection_still_runs_the_default_and_blocks_new_offers(setup):
     assert store.offer(offer.id).state == "rejected"
     assert core.plans(offer.default.start)["d1"].source == "default"
     core.refresh(offer.default.start, {"d1": M})
-    assert len(sent(store, "offer")) == 1
+    later = [m.body for m in sent(store, "offer")[1:]]
+    assert later, "the next episode, after the rejected one, is offered"
+    for o in later:
+        assert o.id != offer.id
+        assert not revision.overlaps(revision.span(o), revision.span(offer))
 
 
 def test_state_survives_a_restart(setup, tmp_path):
@@ -212,16 +233,107 @@ def test_state_survives_a_restart(setup, tmp_path):
 
 
 def test_an_update_never_postpones_the_deadline(setup):
-    """A rolling offer (its window moves with time) still reaches its first deadline."""
     store, clock, core, _ = setup
     offer = first_offer(store, clock, core)
+    accept(core, offer)
     gen = core.sources[0].generator
-    gen.cycle_s, gen.deadline_s = 7200, 300  # the next offer would start an hour later
+    gen.upper, gen.deadline_s = 0.6, 100  # a later deadline and a material change
     core.refresh(int(clock.now()) + 300, {"d1": M})
     update = sent(store, "offer")[-1].body
-    assert update.revision == 1 and update.start_after > offer.start_after
+    assert update.revision == 1
     assert update.assignment_before == offer.assignment_before
+    assert update.acceptance_before == offer.acceptance_before
     assert protocol.validate_offer(update) == []
+
+
+def test_another_episode_is_a_new_offer_never_an_update(setup):
+    """A generator looking further ahead (the next planning block) names another episode: the
+    offer made for the current one stands, with its window; the next one is offered beside
+    it only where it cannot overlap, so nothing ever runs outside an offer's window."""
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    accept(core, offer)
+    gen = core.sources[0].generator
+    gen.cycle_s = 2700  # the next episode would overlap this one: it waits
+    core.refresh(int(clock.now()) + 1800, {"d1": M})
+    assert len(sent(store, "offer")) == 1
+    gen.cycle_s = 7200  # the next episode starts after this one ends: offered beside it
+    core.refresh(int(clock.now()) + 1800, {"d1": M})
+    first, second = (m.body for m in sent(store, "offer"))
+    assert second.id != first.id and second.revision == 0
+    assert second.start_after >= first.start_before + 2 * 900
+    assert store.offer(first.id).offer == first  # unchanged
+    core.advance(first.assignment_before)
+    core.advance(first.start_after)
+    plan = core.plans(first.start_after)["d1"]
+    assert plan.offer_id == first.id
+    assert (
+        protocol.check_assignment(
+            first, start=plan.start, profile=plan.profile, energy_kwh=list(plan.energy_kwh)
+        )
+        == []
+    )
+
+
+def test_a_rejected_offer_is_never_revised_and_the_next_one_has_a_new_id(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    reject = Reject(
+        ref_kind="offer", ref_id=offer.id, reasons=[protocol.Reason(code="acceptance_deadline")]
+    )
+    deliver(core, "ack", protocol.encode(reject, ts=T0))
+    assert store.offer(offer.id).state == "rejected"
+    core.sources[0].generator.upper = 0.6
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    assert len(sent(store, "offer")) == 1  # final: not revised
+    plan = core.plans(offer.default.start)["d1"]
+    core.advance(plan.end)
+    core.refresh(plan.end, {"d1": M})  # once the default has run
+    ids = [m.body.id for m in sent(store, "offer")]
+    assert len(ids) == 2 and ids[1] != offer.id
+
+
+def test_a_refused_update_goes_back_to_the_revision_fman_holds(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    accept(core, offer)
+    gen = core.sources[0].generator
+    gen.upper = 0.6
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    assert store.offer(offer.id).offer.revision == 1
+    core.advance(offer.assignment_before)  # the update's answer is late: its default runs
+    late = Reject(
+        ref_kind="offer",
+        ref_id=offer.id,
+        revision=1,
+        reasons=[protocol.Reason(code="acceptance_deadline")],
+    )
+    deliver(core, "ack", protocol.encode(late, ts=T0))
+    stored = store.offer(offer.id)
+    assert (stored.state, stored.offer, stored.locked) == ("accepted", offer, True)
+    plan = store.plan(offer.id)
+    assert (plan.source, list(plan.energy_kwh)) == ("default", offer.default.energy_kwh)
+    gen.upper = 0.2
+    core.refresh(int(clock.now()) + 600, {"d1": M})
+    assert len(sent(store, "offer")) == 2  # no revision after a refused one
+
+
+def test_a_schedule_for_an_older_revision_is_taken_if_it_fits_else_refused_as_stale(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    accept(core, offer)
+    gen = core.sources[0].generator
+    gen.lower, gen.default = 0.35, 0.38  # the device now needs more in every slot
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    old = Schedule(offer_id=offer.id, version=1, start=offer.start_after, energy_kwh=[0.3, 0.3])
+    deliver(core, "schedule", protocol.encode(old, ts=T0))
+    fits = Schedule(offer_id=offer.id, version=2, start=offer.start_after, energy_kwh=[0.4, 0.4])
+    deliver(core, "schedule", protocol.encode(fits, ts=T0))
+    refused, taken = (m.body for m in sent(store, "schedule/ack"))
+    assert isinstance(refused, Reject)
+    assert [r.code for r in refused.reasons] == ["stale_revision", "infeasible", "infeasible"]
+    assert isinstance(taken, Ack) and taken.revision == 2
+    assert store.plan(offer.id).version == 2
 
 
 def test_fman_rejection_after_the_default_took_force_keeps_it(setup):

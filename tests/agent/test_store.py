@@ -134,3 +134,23 @@ def test_newer_schema_is_refused(tmp_path):
         s.set("schema", 99)
     with pytest.raises(StoreError, match="newer"):
         Store(path=path)
+
+
+def test_a_store_of_schema_1_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "old.db"
+    with Store(path=path) as s:
+        s.save_offer(two_slot_offer(), "accepted", T0)
+        s.set("schema", 1)
+    conn = sqlite3.connect(path)  # the offers table as schema 1 had it
+    conn.execute(
+        "CREATE TABLE o1 AS SELECT id, device, revision, state, body, assignment_before, "
+        "created_at, updated FROM offers"
+    )
+    conn.execute("DROP TABLE offers")
+    conn.execute("ALTER TABLE o1 RENAME TO offers")
+    conn.commit()
+    conn.close()
+    with Store(path=path) as s:
+        (old,) = s.offers()
+        assert (old.offer, old.state, old.episode) == (two_slot_offer(), "accepted", old.offer.id)
+        assert s.get("schema") == "2"

@@ -476,3 +476,23 @@ def test_block_offers_keep_their_id_within_a_block():
     assert a.id == b.id and a.profiles == b.profiles
     later = gen.offer(context(1_767_225_600 + 6 * 3600, 900, "delegated", {"soc_kwh": 5.0}))
     assert later is not None and later.id != a.id
+
+
+def test_an_episode_stays_valid_while_its_device_is_there():
+    """The core withdraws a waiting offer its generator no longer vouches for: a PV block
+    offered at noon holds although the night block has nothing; a charging session holds
+    while its car is plugged in, and not for another car."""
+    noon, t0 = 1_767_268_800, 1_767_225_600
+    pv = Pv({"latitude": 55.7, "longitude": 12.6})
+    block = pv.offer(context(noon - 3 * 3600, 900, "delegated", {}))
+    assert block is not None
+    evening = context(noon + 5 * 3600, 900, "delegated", {})
+    assert pv.offer(evening) is None and pv.still_valid(block, evening)
+    ev = EvCharger({})
+    plugged = {"plugged": 1.0, "soc_kwh": 10.0, "plugin_ts": float(t0)}
+    session = ev.offer(context(t0, 900, "delegated", plugged))
+    assert session is not None
+    assert ev.still_valid(session, context(t0 + 3600, 900, "delegated", plugged))
+    other = dict(plugged, plugin_ts=float(t0 + 7200))
+    assert not ev.still_valid(session, context(t0 + 7200, 900, "delegated", other))
+    assert not ev.still_valid(session, context(t0 + 3600, 900, "delegated", {"plugged": 0.0}))

@@ -151,6 +151,17 @@ def test_every_accepted_offer_has_one_schedule_in_force_executed_and_metered(day
     assert every_slot >= 0.9 * metered, (every_slot, metered)
 
 
+def test_schedules_name_the_offer_revision_they_were_planned_for(day):
+    stored = {
+        (r["offer_id"], r["version"]): r["offer_revision"]
+        for r in query(day["db"], "SELECT offer_id, version, offer_revision FROM schedules")
+    }
+    wire = day["observer"].get("schedule")
+    assert wire
+    for _, s in wire:
+        assert s.offer_revision == stored[(s.offer_id, s.version)], s
+
+
 def test_planning_moves_the_portfolio_towards_the_target(day):
     out = subprocess.run(
         [ATP, "portfolio", "--db", str(day["db"]), "--json", "--plot", str(day["tmp"] / "p.png")],

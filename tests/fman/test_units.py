@@ -3,6 +3,7 @@ series, configuration, and ingest against a real SQLite file (no broker)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 
@@ -13,14 +14,15 @@ from msgspec.structs import replace
 
 import protocol
 from cloud.clock import SimClock
-from cloud.fman import ConfigError, Store, config_from_dict, series
+from cloud.fman import ConfigError, Store, config_from_dict, series, stability
 from cloud.fman.acceptance import judge_meter, judge_offer, judge_withdraw
 from cloud.fman.config import AcceptanceSection, Contract
 from cloud.fman.execution import check, metered_per_slot, per_slot
 from cloud.fman.greedy import GreedyPlanner
 from cloud.fman.ingest import Incoming, Ingest
 from cloud.fman.store import OfferHead
-from cloud.optim import PlanRequest
+from cloud.optim import OrToolsPlanner, PlanRequest
+from cloud.optim.instances import portfolio, solar_target
 from protocol import MeterBatch, MeterReading, Withdraw, topics
 from protocol.samples import NOW, heat_pump_offer, two_slot_offer
 
@@ -145,6 +147,14 @@ def test_greedy_moves_load_to_the_target_and_respects_peaks():
     assert max(load.values()) <= 8.0 * 900 / 3600 + 1e-6
 
 
+def test_hourly_offers_are_spread_over_the_quarter_hours_of_the_portfolio():
+    assert per_slot(NOW, [4.0, 2.0], 3600, 900) == {
+        NOW + i * 900: 1.0 if i < 4 else 0.5 for i in range(8)
+    }
+    assert per_slot(NOW, [1.0, 2.0, 3.0, 4.0], 900, 3600) == {NOW: 10.0}
+    assert per_slot(NOW, [1.0], 900, 900) == {NOW: 1.0}
+
+
 def test_execution_check_flags_deviations_per_slot():
     scheduled = per_slot(NOW, [1.0, 1.0, 0.0], 900)
     baseline = per_slot(NOW + 900, [0.5, 0.5], 900)
@@ -184,6 +194,7 @@ def test_series_files_and_payloads(tmp_path):
         ({"planning": {"intervall_s": 5}}, "planning"),
         ({"planning": {"resolution_s": 1000}}, "planning.resolution_s"),
         ({"worker": {"batch_max": 0}}, "worker.batch_max"),
+        ({"worker": {"ca_file": "ca.crt"}}, "worker.ca_file"),
         ({"objective": {"kind": "cost"}}, "objective.prices"),
         ({"acceptance": {"agents": {"a": {"max_power_kw": "lots"}}}}, "acceptance.agents"),
     ],
@@ -237,3 +248,30 @@ def test_ingest_is_idempotent_and_restores_order_across_connections(tmp_path):
     out = two.process([Incoming(topics.agent_topic("b", "offer"), protocol.encode(o2, ts=NOW))])
     assert protocol.decode(out[0].payload).body.reasons[0].code == "not_updatable"
     assert math.isclose(s2["offer.rejected"], 1)
+
+
+def test_an_equivalent_re_plan_changes_nothing_a_better_one_changes_what_differs():
+    """The optimiser finds another optimum when the same offers come in another order: the
+    schedules in force stay. A plan that is better by more than the cost of the changes
+    replaces them."""
+    offers = portfolio(16, seed=3)
+    target = solar_target(offers)
+    request = PlanRequest(offers=offers, target_kwh=target, relative_gap=0.0)
+
+    def plan(offers):
+        found = OrToolsPlanner().plan(dataclasses.replace(request, offers=offers))
+        return {s.offer_id: s for s in found.schedules}
+
+    first, again = plan(offers), plan(offers[::-1])
+    assert any(stability.differs(first[k], again[k], 0.01) for k in first)
+    assert stability.objective(request, again) == pytest.approx(stability.objective(request, first))
+    kept = stability.choose(
+        request, in_force=first, planned=again, change_cost=0.1, tolerance_kwh=0.01
+    )
+    assert kept.changed == 0 and kept.adopted == {}
+    greedy = {s.offer_id: s for s in GreedyPlanner().plan(request).schedules}
+    better = stability.choose(
+        request, in_force=greedy, planned=first, change_cost=0.1, tolerance_kwh=0.01
+    )
+    assert better.changed == better.changes_offered > 0 and better.gain > 0
+    assert set(better.adopted) == {k for k in first if stability.differs(greedy[k], first[k], 0.01)}

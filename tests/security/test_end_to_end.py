@@ -10,7 +10,6 @@ site's CA as OpenSSL's default verify file, as ``deploy/systemd/atp-fman@.servic
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -75,8 +74,7 @@ def test_agent_and_fman_run_end_to_end_over_tls(provisioned, prod_broker, tmp_pa
                         "--anchor",
                         str(anchor),
                     ],
-                    cwd=fman_dir,
-                    env=dict(os.environ, SSL_CERT_FILE=str(fman_dir / "ca.crt")),
+                    cwd=fman_dir,  # where fman.toml's credentials_file and ca_file point
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )

@@ -36,6 +36,13 @@ def test_secret_files_are_mode_0600_and_public_ones_are_not_secret(provisioned):
         assert _mode(path) == 0o644, path
 
 
+def test_the_fman_toml_names_the_credentials_and_the_ca_file(provisioned):
+    site = provisioned.site
+    fman = tomllib.loads((site.service_dir("fman") / "fman.toml").read_text())["worker"]
+    assert (fman["credentials_file"], fman["ca_file"]) == ("credentials", "ca.crt")
+    assert (site.service_dir("fman") / "ca.crt").read_bytes() == site.ca_cert.read_bytes()
+
+
 def test_foa_toml_is_ready_for_the_agent(provisioned):
     config = tomllib.loads((provisioned.site.device_dir("agent-a") / "foa.toml").read_text())
     assert config["agent"]["id"] == "agent-a"

@@ -15,11 +15,12 @@ the same seed behave identically.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
 from agent.drivers.base import Limits
@@ -111,8 +112,15 @@ class SimModel(ABC):
 
     def local(self, day: date, hours: float) -> float:
         """Epoch seconds of ``hours`` after local midnight of ``day``."""
-        midnight = datetime(day.year, day.month, day.day, tzinfo=self.zone)
-        return (midnight + timedelta(hours=hours)).timestamp()
+        return _local(self.zone, day, hours)
 
     def local_day(self, t: float) -> date:
         return datetime.fromtimestamp(t, self.zone).date()
+
+
+@functools.lru_cache(maxsize=4096)
+def _local(zone: tzinfo, day: date, hours: float) -> float:
+    """Time-zone arithmetic is slow and every model asks for the same few instants (noon,
+    the day's events) again at every step: cached, shared by the models of a fleet."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+    return (midnight + timedelta(hours=hours)).timestamp()
