@@ -163,7 +163,7 @@ class Core:
         for t in self._tracked.values():
             if t.plan is None or t.state not in ("executing", "rejected"):
                 continue
-            if t.plan.slot_energy(slot) is not None:
+            if t.plan.slot_energy(slot, self.resolution_s) is not None:
                 out[t.plan.device] = t.plan
         return out
 

@@ -296,7 +296,7 @@ class Ems:
             if not d.opened or d.limits is None:
                 continue
             plan = plans.get(d.id)
-            energy = plan.slot_energy(slot) if plan is not None else None
+            energy = plan.slot_energy(slot, self.resolution_s) if plan is not None else None
             try:
                 if plan is None or energy is None:
                     if d.controlled:

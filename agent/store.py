@@ -132,12 +132,26 @@ class Plan:
     def end(self) -> int:
         return self.start + len(self.energy_kwh) * self.resolution_s
 
-    def slot_energy(self, slot_start: int) -> float | None:
-        """Energy of the slot beginning at ``slot_start``; ``None`` outside the plan."""
-        i, rem = divmod(slot_start - self.start, self.resolution_s)
-        if rem or not 0 <= i < len(self.energy_kwh):
+    def slot_energy(self, slot_start: int, length_s: int | None = None) -> float | None:
+        """Energy of the ``length_s`` seconds from ``slot_start`` (default: one of the plan's
+        slots), each plan slot's energy spread evenly over it; ``None`` outside the plan.
+
+        The EMS steps at the agent's resolution, which can be finer than an offer's: an hourly
+        DOMS bid on a quarter-hour agent gets a quarter of the hour's energy each quarter, not
+        the whole hour's energy crammed into the first one."""
+        res = self.resolution_s
+        length = res if length_s is None else length_s
+        lo, hi = max(slot_start, self.start), min(slot_start + length, self.end)
+        if lo >= hi:
             return None
-        return self.energy_kwh[i]
+        first, rem = divmod(lo - self.start, res)
+        if length == res and rem == 0 and lo == slot_start:
+            return self.energy_kwh[first]
+        total = 0.0
+        for i in range(first, (hi - 1 - self.start) // res + 1):
+            s0 = self.start + i * res
+            total += self.energy_kwh[i] * (min(hi, s0 + res) - max(lo, s0)) / res
+        return total
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,23 @@ def test_modulating_load_follows_its_plan_within_limits(rig):
     assert got[T0 + 2 * SLOT] == pytest.approx(0.1, abs=1e-6)
 
 
+def test_an_hourly_plan_is_spread_over_the_quarter_hours(rig):
+    # an hourly DOMS bid on a quarter-hour agent: a quarter of each hour's energy per quarter,
+    # not the whole hour's energy crammed into the first quarter at the device's limit
+    make, clock, store, _ = rig
+    ems = make(max_power_w=4000.0)
+    hourly = Plan(offer_id="o1", device="dev", version=1, start=T0, resolution_s=3600,
+                  profile=0, energy_kwh=(2.0, 1.0), source="fman")  # fmt: skip
+
+    async def run():
+        await ems.open(clock.now())
+        await drive(ems, clock, {"dev": hourly}, T0 + 8 * SLOT + 60)
+
+    asyncio.run(run())
+    got = {r.start: r.energy_kwh for r in store.readings()}
+    assert [got[T0 + q * SLOT] for q in range(8)] == pytest.approx([0.5] * 4 + [0.25] * 4)
+
+
 def test_on_off_load_runs_a_duty_cycle_switched_off_on_time(rig):
     make, clock, store, tmp = rig
     ems = make(max_power_w=2000.0, modulating=False)

@@ -99,6 +99,19 @@ def test_plan_in_force_is_the_highest_version(tmp_path):
         assert s.plan("o").slot_energy(T0) == 0.3 and s.plan("o").slot_energy(T0 + 900) is None
 
 
+def test_plan_energy_over_finer_and_coarser_slots():
+    hourly = Plan(offer_id="o", device="d", version=1, start=T0, resolution_s=3600, profile=0,
+                  energy_kwh=(4.0, 8.0), source="fman")  # fmt: skip
+    # an hourly plan on a quarter-hour agent: a quarter of each hour in each quarter
+    assert [hourly.slot_energy(T0 + q * 900, 900) for q in range(8)] == [1.0] * 4 + [2.0] * 4
+    assert hourly.slot_energy(T0 - 900, 900) is None and hourly.slot_energy(T0 + 7200, 900) is None
+    quarters = Plan(offer_id="o", device="d", version=1, start=T0 + 900, resolution_s=900,
+                    profile=0, energy_kwh=(1.0, 2.0, 3.0), source="fman")  # fmt: skip
+    # quarter-hour plan seen by the hour: what falls within it
+    assert quarters.slot_energy(T0, 3600) == 6.0
+    assert quarters.slot_energy(T0 + 1800, 900) == 2.0
+
+
 def test_retention_drops_old_sent_readings_and_undelivered_meter_batches(tmp_path):
     day = 86_400
     with Store(path=tmp_path / "ret.db", retention_s=7 * day) as s:
