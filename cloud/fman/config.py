@@ -85,7 +85,7 @@ class AcceptanceSection(_Section):
 
 
 class SeriesSource(_Section):
-    """A time series from a file (CSV ``start,value`` or JSON) or a (retained) MQTT topic."""
+    """A time series from a file (CSV ``time,value`` or JSON) or a (retained) MQTT topic."""
 
     file: str = ""
     topic: str = ""
@@ -102,8 +102,9 @@ class ObjectiveSection(_Section):
 
 
 class PlanningSection(_Section):
-    #: ``default``, ``greedy``, ``ortools`` or ``package.module:Class``.
-    planner: str = "greedy"
+    #: ``ortools`` (the optimiser), ``greedy`` (milliseconds, for simulated clocks thousands of
+    #: times faster than real time), ``default`` or ``package.module:Class``.
+    planner: str = "ortools"
     resolution_s: PosInt = 900
     #: Planning interval (simulated or real seconds); 0 means one slot.
     interval_s: NonNegFloat = 0.0

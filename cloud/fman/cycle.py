@@ -94,7 +94,11 @@ class Cycle:
             try:
                 if self.store.acquire_lease(LEASE, self.worker.id, time.time(), self.lease_ttl_s):
                     if not self.leading:
-                        log.info("worker %s holds the planner lease", self.worker.id)
+                        log.info(
+                            "worker %s holds the planner lease (planner %s)",
+                            self.worker.id,
+                            self.config.planning.planner,
+                        )
                         self.leading = True
                     self.step()
                 elif self.leading:

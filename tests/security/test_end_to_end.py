@@ -114,6 +114,8 @@ def test_agent_and_fman_run_end_to_end_over_tls(provisioned, prod_broker, tmp_pa
     foa_log, fman_log = logs["foa"].read_text(), logs["fman"].read_text()
     assert f"connected to mqtts://localhost:{prod_broker.port}" in foa_log
     assert f"connected to mqtts://localhost:{prod_broker.port}" in fman_log
+    # the provisioned worker plans with its default planner, the optimiser
+    assert "holds the planner lease (planner ortools)" in fman_log
     broker_log = prod_broker.log_path.read_text()
     assert "as agent-e2e (p5" in broker_log and "u'agent-e2e'" in broker_log
     assert "as fman-e2e (p5" in broker_log and "u'fman'" in broker_log
