@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import click
 
+import protocol
 from cloud.fman import report
 
 from ._fmandb import TIME, db_option, emit_json, json_option, open_db, table, when
 
-STATES = [
-    "offered",
-    "accepted",
-    "rejected",
-    "assigned",
-    "executing",
-    "executed",
-    "settled",
-    "withdrawn",
-    "expired",
-]
+#: the offer states of the protocol's lifecycle, in its order
+STATES = list(typing.get_args(protocol.OfferState))
 
 
 @click.group()

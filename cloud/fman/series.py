@@ -2,7 +2,8 @@
 
 A series maps slot start (epoch seconds) to a value. Two forms are read:
 
-- CSV with a header ``start,value`` (``start`` in epoch seconds or ISO 8601), one slot a row;
+- CSV ``time,value`` rows (epoch seconds or ISO 8601 UTC; a header row is optional), one
+  slot a row, as ``atp plan`` reads them;
 - JSON ``{"start": <epoch or ISO>, "resolution_s": 900, "values": [...]}`` (the form an
   operator or a forecasting service publishes on the target topic), or
   ``{"values": {"<epoch>": value, ...}}``.
@@ -12,13 +13,14 @@ Pure: bytes or text in, a dict out, :class:`SeriesError` naming the line or key 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from cloud.optim.errors import SeriesError as OptimSeriesError
+from cloud.optim.series import parse_series
 
 from ._errors import FmanError
 
@@ -75,13 +77,12 @@ def parse_json(data: bytes | str) -> dict[int, float]:
 
 
 def parse_csv(text: str) -> dict[int, float]:
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or not {"start", "value"} <= set(reader.fieldnames):
-        raise SeriesError("expected a CSV header with the columns start,value")
-    return {
-        _epoch(row["start"], f"line {n}"): _number(row["value"], f"line {n}")
-        for n, row in enumerate(reader, start=2)
-    }
+    """CSV ``time,value`` rows: the form ``atp plan`` reads, parsed by the same function so
+    that an operator's file means the same to both."""
+    try:
+        return parse_series(text, resolution_s=1)
+    except OptimSeriesError as exc:
+        raise SeriesError(str(exc)) from None
 
 
 def load_file(path: str | Path) -> dict[int, float]:

@@ -182,7 +182,7 @@ def test_series_files_and_payloads(tmp_path):
     (tmp_path / "t.csv").write_text("start,value\n2026-01-01T00:00Z,1.5\n1767226500,2\n")
     assert series.load_file(tmp_path / "t.csv") == {NOW: 1.5, NOW + 900: 2.0}
     (tmp_path / "bad.csv").write_text("start,value\n2026-01-01T00:00Z,lots\n")
-    with pytest.raises(series.SeriesError, match="line 2"):
+    with pytest.raises(series.SeriesError, match="row 2"):
         series.load_file(tmp_path / "bad.csv")
     with pytest.raises(series.SeriesError, match=r"values\[1\]"):
         series.parse_json(b'{"start": 0, "values": [1, "x"]}')
