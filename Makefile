@@ -28,6 +28,7 @@ bench: setup
 	$(PY) bench/devices.py
 	$(PY) bench/agent.py
 	$(PY) bench/fman.py
+	$(PY) bench/plan.py
 	$(PY) bench/broker_security.py
 
 clean:
