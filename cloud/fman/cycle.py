@@ -76,6 +76,9 @@ class Cycle:
         self._last_plan_wall = 0.0
         self._next_plan = -math.inf
         self._next_full = -math.inf
+        #: an agent refused a schedule in force: its offer needs a plan again, without
+        #: waiting for the next planning interval
+        self._refused = False
         self._next_advance_wall = 0.0
         self._files: dict[str, float] = {}
         self.leading = False
@@ -119,7 +122,7 @@ class Cycle:
         pc = self.config.planning
         self._load_series_files()
         change = self.store.counter("offers")
-        changed = change != self._change_seen
+        changed = change != self._change_seen or self._refused
         due = now >= self._next_plan
         if (
             due
@@ -127,7 +130,7 @@ class Cycle:
             # an offer with no schedule whose deadline is near cannot wait for the next turn
             or (changed and self.store.unscheduled_before(now + self.margin_s()))
         ):
-            self._change_seen = change
+            self._change_seen, self._refused = change, False
             self._last_plan_wall = time.time()
             full = due and now >= self._next_full
             if due:
@@ -520,6 +523,7 @@ class Cycle:
         for s in self.store.refused_current():
             version = self.store.fall_back(s.offer_id, s.version)
             self.stats["schedules.refused"] += 1
+            self._refused = True
             if version == 0:
                 offer = self._offer(self.store.offer_row(s.offer_id))
                 self.store.add_schedules(

@@ -97,8 +97,11 @@ class MiniFleet:
         lead_s: int = 7200,
         window_s: int = 6 * 3600,
         meter: bool = True,
+        refuse_first: bool = False,
     ) -> None:
         self.clock, self.meter = clock, meter
+        #: refuse every offer's first schedule version (as an agent whose device changed would)
+        self.refuse_first = refuse_first
         rng = random.Random(seed)
         self.agents = [f"{prefix}-{i}" for i in range(agents)]
         self.offers: dict[str, Tracked] = {}
@@ -175,7 +178,7 @@ class MiniFleet:
                     revision=s.version,
                     reasons=[Reason(code="late", message="after assignment_before")],
                 )
-            elif protocol.check_schedule(tr.offer, s):
+            elif protocol.check_schedule(tr.offer, s) or (self.refuse_first and not tr.refused):
                 tr.refused.append(s.version)
                 answer = Reject(
                     ref_kind="schedule",

@@ -86,19 +86,32 @@ def test_two_workers_share_the_load_without_duplicates_or_loss(tmp_path, spawn):
                 f"{total} messages",
             )
             live = {tr.offer.id for tr in offers} - withdrawn
-            wait_for(
-                lambda: (
-                    query(
-                        db,
-                        "SELECT count(*) AS n FROM schedules s JOIN offers o ON "
-                        "o.id = s.offer_id AND s.version = o.schedule_version "
-                        "WHERE s.status = 'acked'",
-                    )[0]["n"]
-                    >= len(live)
-                ),
-                60,
-                "every live offer's schedule acknowledged",
-            )
+            try:
+                wait_for(
+                    lambda: (
+                        query(
+                            db,
+                            "SELECT count(*) AS n FROM schedules s JOIN offers o ON "
+                            "o.id = s.offer_id AND s.version = o.schedule_version "
+                            "WHERE s.status = 'acked'",
+                        )[0]["n"]
+                        >= len(live)
+                    ),
+                    60,
+                    "every live offer's schedule acknowledged",
+                )
+            except AssertionError as exc:
+                # say which offers lack one, and what happened to their schedules
+                waiting = query(
+                    db,
+                    "SELECT o.id, o.state, o.revision, o.schedule_version, s.version, "
+                    "s.status, s.kind, s.reason FROM offers o LEFT JOIN schedules s "
+                    "ON s.offer_id = o.id WHERE o.state != 'withdrawn' AND o.id NOT IN "
+                    "(SELECT offer_id FROM schedules WHERE status = 'acked' AND "
+                    "version = o.schedule_version) ORDER BY o.id, s.version",
+                )
+                refused = {tr.offer.id: tr.refused for tr in offers if tr.refused}
+                raise AssertionError(f"{exc}: {waiting[:20]}; refused {refused}") from None
             time.sleep(1.0)  # let anything that would be extra arrive
         finally:
             fleet.close()

@@ -1,0 +1,60 @@
+"""A schedule the agent refuses is re-planned at once, not at the next planning interval.
+
+At real time a planning interval is a slot (15 minutes); an offer whose schedule was refused
+must not wait that long for another, as its deadline may come first.
+"""
+
+from __future__ import annotations
+
+from cloud.broker import Mosquitto
+from cloud.clock import SimClock
+
+from .harness import T0, query, wait_for, wait_ready, write_config
+from .minifleet import MiniFleet
+
+
+def test_a_refused_schedule_is_replanned_at_once(tmp_path, spawn):
+    with Mosquitto(workdir=tmp_path / "broker") as broker:
+        clock = SimClock(start=T0, speed=1.0)
+        db = tmp_path / "fman.db"
+        cfg = write_config(
+            tmp_path / "fman.toml",
+            broker,
+            db,
+            clock={"sim_start": str(T0), "speed": 1.0, "anchor": clock.anchor},
+        )
+        worker = spawn(cfg, "refusal-w1")
+        wait_ready(db, worker.id)
+        fleet = MiniFleet(
+            broker=broker,
+            clock=clock,
+            agents=3,
+            offers_per_agent=2,
+            span_s=900,
+            meter=False,
+            prefix="rf",
+            refuse_first=True,
+        )
+        offers = list(fleet.offers.values())
+        fleet.start()
+        try:
+            # the first plan follows the offers' arrival; every first version is refused; the
+            # next planning interval is 15 minutes of wall time away at this speed
+            wait_for(
+                lambda: all(tr.schedule is not None for tr in offers),
+                30,
+                "a second schedule for every offer, taken",
+            )
+        finally:
+            fleet.close()
+            assert worker.stop() == 0, worker.log()[-2000:]
+    # (version 2 is FMAN's record that the agent fell back to its default)
+    assert all(tr.refused == [1] and tr.schedule.version == 3 for tr in offers), [
+        (tr.offer.id, tr.refused, tr.schedule and tr.schedule.version) for tr in offers
+    ]
+    rows = query(
+        db,
+        "SELECT s.status FROM schedules s JOIN offers o ON o.id = s.offer_id "
+        "AND s.version = o.schedule_version",
+    )
+    assert [r["status"] for r in rows] == ["acked"] * len(offers)
