@@ -123,14 +123,9 @@ def check_assignment(
             )
         )
         return errors
-    # fast path first: a feasible schedule (the common case) costs C-level passes only
-    # exact comparison first (two C-level passes); the tolerant one only when that fails
-    if not (
-        all(map(operator.le, lower, energy_kwh)) and all(map(operator.le, energy_kwh, upper))
-    ) and (
-        min(map(operator.sub, energy_kwh, lower), default=0.0) < -EPS
-        or max(map(operator.sub, energy_kwh, upper), default=0.0) > EPS
-    ):
+    # a feasible schedule (the common case) costs two C-level passes; only when they fail
+    # does the tolerant comparison run, slot by slot (NaN fails both, as it must)
+    if not (all(map(operator.le, lower, energy_kwh)) and all(map(operator.le, energy_kwh, upper))):
         for i, (e, lo_i, hi_i) in enumerate(zip(energy_kwh, lower, upper, strict=True)):
             if not lo_i - EPS <= e <= hi_i + EPS:
                 errors.append(

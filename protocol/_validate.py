@@ -9,6 +9,7 @@ field path, because a user fixing an offer wants the whole list at once.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 
@@ -156,16 +157,25 @@ def _validate_profile(
     if len(highs) != n:
         errors.append(FieldError(f"{path}.upper_kwh", f"{len(highs)} values for {n} slots"))
         return
+    sum_lo, sum_hi = sum(lows), sum(highs)
+    # the decoder refuses NaN and infinities; an offer built in memory (a planner's aggregate,
+    # an import) is checked here, where the sums show it in one pass (NaN compares false
+    # everywhere below and would slip through)
+    if not math.isfinite(sum_lo + sum_hi):
+        _not_finite(f"{path}.lower_kwh", lows, errors)
+        _not_finite(f"{path}.upper_kwh", highs, errors)
+        return
     if any(map(operator.gt, lows, highs)):
         for j, (lo_j, hi_j) in enumerate(zip(lows, highs, strict=True)):
             if lo_j > hi_j:
                 errors.append(
                     FieldError(f"{path}.lower_kwh[{j}]", f"{lo_j:g} > upper_kwh {hi_j:g}")
                 )
-    sum_lo, sum_hi = sum(lows), sum(highs)
     if p.total is not None:
         t = p.total
-        if t.lower > t.upper:
+        if not math.isfinite(t.lower) or not math.isfinite(t.upper):
+            errors.append(FieldError(f"{path}.total", f"[{t.lower}, {t.upper}] is not finite"))
+        elif t.lower > t.upper:
             errors.append(FieldError(f"{path}.total", f"lower {t.lower:g} > upper {t.upper:g}"))
         elif t.lower > sum_hi + EPS or t.upper < sum_lo - EPS:
             errors.append(
@@ -188,6 +198,10 @@ def _validate_profile(
                 errors.append(
                     FieldError(f"{path}.dependencies[{k}]", f"slot {d.slot} beyond the {n} slots")
                 )
+    if p.dependencies and not math.isfinite(sum(d.a + d.b + d.c for d in p.dependencies)):
+        for k, d in enumerate(p.dependencies):
+            if not (math.isfinite(d.a) and math.isfinite(d.b) and math.isfinite(d.c)):
+                errors.append(FieldError(f"{path}.dependencies[{k}]", "a value is not finite"))
     if p.polytope is not None:
         a, b = p.polytope.a, p.polytope.b
         if len(a) > MAX_POLYTOPE_ROWS:
@@ -202,6 +216,10 @@ def _validate_profile(
                     errors.append(
                         FieldError(f"{path}.polytope.a[{k}]", f"{len(row)} columns for {n} slots")
                     )
+            if not math.isfinite(sum(map(sum, a)) + sum(b)):
+                for k, row in enumerate(a):
+                    _not_finite(f"{path}.polytope.a[{k}]", row, errors)
+                _not_finite(f"{path}.polytope.b", b, errors)
     pa, pb = p.start_after, p.start_before
     for name, value in (("start_after", pa), ("start_before", pb)):
         if value is not None and value % r:
@@ -210,6 +228,14 @@ def _validate_profile(
         errors.append(
             FieldError(f"{path}.start_before", f"no start left in the offer's window [{lo}, {hi}]")
         )
+
+
+def _not_finite(path: str, values: list[float], errors: list[FieldError]) -> None:
+    errors.extend(
+        FieldError(f"{path}[{j}]", f"{v} is not finite")
+        for j, v in enumerate(values)
+        if not math.isfinite(v)
+    )
 
 
 def _validate_prices(offer: FlexOffer, errors: list[FieldError]) -> None:

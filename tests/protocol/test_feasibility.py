@@ -67,6 +67,13 @@ def test_slot_bounds():
     assert not ok(o, sched([0, 0.5]))  # wrong length
 
 
+def test_non_finite_energy_is_never_feasible():
+    # NaN compares false everywhere: no constraint may let it through, with or without a total
+    for o in (offer(flat()), offer(flat(dependencies=[Dependency(1, 1.0, -1.0, 0.5)]))):
+        for bad in ([0.5, float("nan"), 0.5], [float("nan")] * 3, [0.5, float("inf"), 0.5]):
+            assert not ok(o, sched(bad)), bad
+
+
 def test_total_bounds():
     o = offer(flat(total=Bounds(1.0, 2.0)))
     assert ok(o, sched([0.5, 0.5, 0.5]))

@@ -26,6 +26,9 @@ T = 1_767_225_600
 replace = msgspec.structs.replace
 
 
+NAN, INF = float("nan"), float("inf")
+
+
 def base() -> FlexOffer:
     return FlexOffer(
         id="o1",
@@ -136,10 +139,59 @@ def test_base_offer_is_valid():
         (with_profile(total=Bounds(0.0, 1.0)), "default.energy_kwh"),
         (with_profile(dependencies=[Dependency(2, 1.0, 0.0, 0.5)]), "default.energy_kwh[2]"),
         (with_profile(polytope=Polytope(a=[[1.0, -1.0, 1.0]], b=[0.1])), "default.energy_kwh"),
+        # implicit windows and two-mode times on the slot grid; price rows capped
+        (
+            replace(base(), start_before=None, start_before_duration_s=3700),
+            "start_before_duration_s",
+        ),
+        (
+            replace(
+                base(),
+                two_mode=TwoMode(
+                    prior_time=T + 3650, prior_portion=1, after_time=T + 3600, after_portion=1
+                ),
+            ),
+            "two_mode.prior_time",
+        ),
+        (
+            replace(base(), prices=Prices(slots=[PriceBounds(0.1, 0.2)] * 673)),
+            "prices.slots",
+        ),
+        # numbers must be finite: the decoder refuses NaN, an offer built in memory is checked
+        (with_profile(lower_kwh=[0.0, NAN, 0.0]), "profiles[0].lower_kwh[1]"),
+        (with_profile(upper_kwh=[1.0, 1.0, INF]), "profiles[0].upper_kwh[2]"),
+        (with_profile(total=Bounds(NAN, 2.0)), "profiles[0].total"),
+        (
+            with_profile(dependencies=[Dependency(0, 1.0, NAN, 1.0)]),
+            "profiles[0].dependencies[0]",
+        ),
+        (
+            with_profile(polytope=Polytope(a=[[1.0, INF, 1.0]], b=[3.0])),
+            "profiles[0].polytope.a[0][1]",
+        ),
+        (
+            with_profile(polytope=Polytope(a=[[1.0, 1.0, 1.0]], b=[NAN])),
+            "profiles[0].polytope.b[0]",
+        ),
+        (
+            replace(base(), default=DefaultSchedule(start=T + 3600, energy_kwh=[0.5, NAN, 0.5])),
+            "default.energy_kwh[1]",
+        ),
     ],
 )
 def test_rule_reported_with_path(offer, path):
     assert path in paths(offer)
+
+
+def test_reject_reasons_and_status_health_capped():
+    reject = protocol.Reject(
+        ref_kind="offer", ref_id="o1", revision=0, reasons=[protocol.Reason(code="x")] * 65
+    )
+    assert [e.path for e in protocol.validate(reject)] == ["reasons"]
+    status = protocol.Status(
+        agent="a1", state="online", since=T, health={f"k{i}": i for i in range(65)}
+    )
+    assert [e.path for e in protocol.validate(status)] == ["health"]
 
 
 def test_all_errors_reported_at_once():
