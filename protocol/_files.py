@@ -28,7 +28,7 @@ def detect_format(data: bytes) -> Format:
         return "msgpack"
     try:
         doc = msgspec.json.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return "json"  # reading it will report the JSON error with its position
     first = doc[0] if isinstance(doc, list) and doc else doc
     return "goflex" if is_goflex(first) else "json"
@@ -60,7 +60,7 @@ def _items(data: bytes, errors: list[FieldError]) -> list[tuple[str, Any]]:
         return _msgpack_items(data, errors)
     try:
         doc = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # strings must be UTF-8
         errors.append(FieldError("", f"not valid JSON: {exc}"))
         return []
     docs, many = (doc, True) if isinstance(doc, list) else ([doc], False)

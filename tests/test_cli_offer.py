@@ -75,6 +75,14 @@ def test_validate_reports_broken_files(tmp_path):
     path.write_text('{"id": ')
     result = atp("offer", "validate", str(path))
     assert result.returncode == 1 and "not valid JSON" in result.stdout
+    # strings that are not UTF-8, in JSON and in MessagePack: an error line, not a traceback
+    path.write_bytes(b'{"id": "\xff"}')
+    result = atp("offer", "validate", str(path))
+    assert result.returncode == 1 and "not valid JSON" in result.stdout, result.stderr
+    path = tmp_path / "broken.msgpack"
+    path.write_bytes(b"\x81\xa2\xff\xfe\x01")
+    result = atp("offer", "validate", str(path))
+    assert result.returncode == 1 and "MessagePack" in result.stdout, result.stderr
 
 
 def test_convert_goflex_to_json_and_back(tmp_path):

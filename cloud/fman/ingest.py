@@ -167,18 +167,20 @@ class Ingest:
 
     # -- decoding (pure) --------------------------------------------------------------------
 
-    def _decode(self, m: Incoming, answers: list[Outgoing], now: float) -> _Item | None:
+    def _decode(
+        self, m: Incoming, answers: list[Outgoing], now: float, counts: Counter[str]
+    ) -> _Item | None:
         where = split_topic(m.topic)
         if where is None and m.topic in self.series_topics:
-            return self._decode_series(m)
+            return self._decode_series(m, counts)
         if where is None:
-            self.stats["malformed.topic"] += 1
+            counts["malformed.topic"] += 1
             self._warn("?", "topic", f"unexpected topic {m.topic[:200]!r}")
             return None
         agent, channel = where
-        self.stats[f"received.{channel}"] += 1
+        counts[f"received.{channel}"] += 1
         if channel == "status" and not m.payload:
-            self.stats["status.cleared"] += 1  # a retained status removed: nothing to keep
+            counts["status.cleared"] += 1  # a retained status removed: nothing to keep
             return None
         kinds = CHANNELS[channel]
         try:
@@ -188,22 +190,22 @@ class Ingest:
                     [protocol.FieldError("kind", f"{msg.kind!r} is not sent on {channel}")]
                 )
         except DecodeError as exc:
-            self.stats[f"malformed.{channel}"] += 1
+            counts[f"malformed.{channel}"] += 1
             self._warn(agent, channel, str(exc))
             if channel in ANSWERED:
                 answers.append(self._refusal(agent, channel, m.payload, exc, now))
             return None
         return _Item(channel, agent, msg, m.payload)
 
-    def _decode_series(self, m: Incoming) -> _Item | None:
+    def _decode_series(self, m: Incoming, counts: Counter[str]) -> _Item | None:
         name = self.series_topics[m.topic]
         try:
             values = series.parse_json(m.payload)
         except series.SeriesError as exc:
-            self.stats[f"malformed.{name}"] += 1
+            counts[f"malformed.{name}"] += 1
             self._warn(m.topic, name, str(exc))
             return None
-        self.stats[f"received.{name}"] += 1
+        counts[f"received.{name}"] += 1
         return _Item(f"series:{name}", "", None, m.payload, values)
 
     def _refusal(
@@ -240,8 +242,12 @@ class Ingest:
         now = self.clock.now()
         wall = time.time()
         answers: list[Outgoing] = []
-        items = [it for m in batch if (it := self._decode(m, answers, now)) is not None]
+        # counted only once the batch is through: a batch that fails (a store error to retry,
+        # a poison message that makes the worker split it) is decoded again
+        counts: Counter[str] = Counter()
+        items = [it for m in batch if (it := self._decode(m, answers, now, counts)) is not None]
         if not items:
+            self.stats.update(counts)
             return answers
         d = self._decide(self.store, items, now, wall)
         try:
@@ -255,6 +261,7 @@ class Ingest:
             with self.store.write() as tx:
                 d = self._decide(tx, items, now, wall)
                 self._write(tx, d)
+        self.stats.update(counts)
         self.stats.update(d.stats)
         return answers + d.answers
 
@@ -552,7 +559,7 @@ def _peek_id(payload: bytes) -> str:
     """The envelope id of an otherwise unreadable message, or ``""``."""
     try:
         env = _PEEK.decode(payload)
-    except (msgspec.MsgspecError, RecursionError):
+    except (msgspec.MsgspecError, ValueError, RecursionError):  # invalid UTF-8 is a ValueError
         return ""
     value = env.get("id") if isinstance(env, dict) else None
     return value[:128] if isinstance(value, str) else ""

@@ -51,6 +51,7 @@ def undecodable() -> list[bytes]:
             {"v": "1.0", "kind": "offer", "id": "x", "ts": NOW, "body": {"id": "a/b#", "issuer": 7}}
         ),
         msgpack.packb([1, 2, 3]),
+        b"\x81\xa2\xff\xfe\x01",  # a map whose key is a string of invalid UTF-8
         "ünïcødé ☃".encode(),
     ]
 
@@ -111,12 +112,19 @@ def test_flood_of_bad_payloads_is_counted_and_survived(tmp_path, spawn):
         expected["offer.accepted"] = 1
         expected["malformed.target"] = len(bad)
         expected["received.target"] = 1
+        expected["failed"] = 0  # no payload broke the code (and was dropped unanswered)
 
         def counted() -> dict:
             s = stats(db).get("flood-w1", {})
             return {k: s.get(k, 0) for k in expected}
 
-        wait_for(lambda: counted() == expected, 30, f"counters {expected}", step=0.3)
+        try:
+            wait_for(lambda: counted() == expected, 30, "the counters", step=0.3)
+        except AssertionError as exc:
+            got = counted()
+            diff = {k: (got[k], v) for k, v in expected.items() if got[k] != v}
+            log = worker.log()[-3000:]
+            raise AssertionError(f"{exc}: (counted, expected) {diff}; {log}") from None
         assert worker.alive
         # the senders that can be told were told: every bad offer, withdrawal and batch
         evil_answers = [b for owner, b in observer.get("ack") if owner == "evil"]
