@@ -87,6 +87,8 @@ class AgentRuntime:
         self.version = agent_version()
         self.started_wall = time.monotonic()
         self.ticks = 0
+        #: monotonic time the main loop's current step began; None while it sleeps
+        self._step_began: float | None = None
         self.errors = 0
         self.reset_lag()
         self.store: Store | None = None
@@ -189,7 +191,9 @@ class AgentRuntime:
         name = self.config.id
         main = asyncio.create_task(self._loop(until), name=f"{name}-loop")
         uplink = asyncio.create_task(self.uplink.run(), name=f"{name}-uplink")
-        watchdog = asyncio.create_task(self.notifier.watchdog(), name=f"{name}-watchdog")
+        watchdog = asyncio.create_task(
+            self.notifier.watchdog(self.stuck_for), name=f"{name}-watchdog"
+        )
         waiting = {main, uplink}
         if stop is not None:
             waiting.add(asyncio.create_task(stop.wait(), name=f"{name}-stop"))
@@ -230,6 +234,7 @@ class AgentRuntime:
             if until is not None and now >= until:
                 return
             wake: float | None = None
+            self._step_began = time.monotonic()
             try:
                 t = int(now)
                 await self.ems.sample(now)
@@ -251,6 +256,7 @@ class AgentRuntime:
             except Exception:
                 self.errors += 1
                 log.exception("%s: step at %d failed", cfg.id, int(now))
+            self._step_began = None
             target = (math.floor(now / interval) + 1) * interval
             if wake is not None:
                 target = min(target, wake)
@@ -262,6 +268,11 @@ class AgentRuntime:
             self.lag_max_s = max(self.lag_max_s, lag)
             self.lag_total_s += lag
             self.lag_steps += 1
+
+    def stuck_for(self) -> float:
+        """Wall seconds the main loop has spent in its current step (0 while it sleeps)."""
+        began = self._step_began
+        return 0.0 if began is None else time.monotonic() - began
 
     def reset_lag(self) -> None:
         """Start measuring how late steps start afresh (the fleet does, once all have started)."""

@@ -5,8 +5,10 @@ The protocol is one datagram per notification to the Unix socket named by ``$NOT
 every call here does nothing.
 
 The watchdog is kicked from an asyncio task of the agent's own event loop, at half the
-interval systemd asks for (``$WATCHDOG_USEC``): if the loop hangs, the kicks stop and systemd
-restarts the service.
+interval systemd asks for (``$WATCHDOG_USEC``), and only while the agent's main loop is
+healthy: if the event loop hangs, or a control step has been stuck on one ``await`` for longer
+than the interval (a device call that never returns), the kicks stop and systemd restarts the
+service.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +58,21 @@ class Notifier:
     def status(self, text: str) -> bool:
         return self.notify(f"STATUS={text}")
 
-    async def watchdog(self) -> None:
-        """Kick the watchdog at half its interval, forever (run it as a task)."""
+    async def watchdog(self, stuck_for: Callable[[], float] = lambda: 0.0) -> None:
+        """Kick the watchdog at half its interval, forever (run it as a task), while
+        ``stuck_for()`` (seconds the main loop has spent in its current step) stays below the
+        interval."""
         if not self.address or self.watchdog_s is None:
             return
+        warned = False
         while True:
-            self.notify("WATCHDOG=1")
+            stuck = stuck_for()
+            if stuck < self.watchdog_s:
+                self.notify("WATCHDOG=1")
+                warned = False
+            elif not warned:
+                log.error("main loop stuck in one step for %.0f s: no watchdog kick", stuck)
+                warned = True
             await asyncio.sleep(self.watchdog_s / 2)
 
 

@@ -84,3 +84,30 @@ def test_ready_after_store_and_probe_then_watchdog_from_the_loop(listener, tmp_p
     ready, kicks = asyncio.run(scenario())
     assert ready.startswith(b"READY=1")
     assert kicks >= 3  # every 50 ms for about 0.6 s
+
+
+def test_the_kicks_stop_while_the_main_loop_is_stuck_in_a_step(listener):
+    # a device call that never returns keeps the event loop alive but the agent dead: systemd
+    # must see the kicks stop and restart the service
+    sock, address = listener
+    n = Notifier(environ={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"})
+    stuck = {"s": 0.0}
+    sock.settimeout(0.3)
+
+    def kicks_within(seconds: float) -> int:
+        async def run() -> None:
+            task = asyncio.create_task(n.watchdog(lambda: stuck["s"]))
+            await asyncio.sleep(seconds)
+            task.cancel()
+
+        asyncio.run(run())
+        got = 0
+        while True:
+            try:
+                got += sock.recv(4096).count(b"WATCHDOG=1")
+            except TimeoutError:
+                return got
+
+    assert kicks_within(0.5) >= 3  # every 100 ms while the loop makes progress
+    stuck["s"] = 0.25  # longer than the 0.2 s interval
+    assert kicks_within(0.5) == 0
