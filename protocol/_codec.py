@@ -109,7 +109,7 @@ def decode(data: bytes, *, expect: str | None = None, check: bool = True) -> Mes
     body = env.body
     kind = KIND_OF[type(body)]
     if check:
-        errors = validate(body)
+        errors = validate(body, types_checked=True)  # the decoder refused NaN and inf
         if errors:
             raise DecodeError(errors, context=kind)
     return Message(kind=kind, id=env.id, ts=env.ts, body=body, version=version)
@@ -178,7 +178,7 @@ def from_json(data: bytes | str, cls: type[T], *, check: bool = True) -> T:
     except _BAD_INPUT as exc:
         raise _mapped(exc, cls.__name__) from exc
     if check:
-        errors = validate(body)
+        errors = validate(body, types_checked=True)  # the decoder refused NaN and inf
         if errors:
             raise DecodeError(errors, context=cls.__name__)
     return body
@@ -191,7 +191,7 @@ def from_builtins(obj: Any, cls: type[T], *, check: bool = True) -> T:
     except _BAD_INPUT as exc:
         raise _mapped(exc, cls.__name__) from exc
     if check:
-        errors = validate(body)
+        errors = validate(body, types_checked=True)  # the decoder refused NaN and inf
         if errors:
             raise DecodeError(errors, context=cls.__name__)
     return body

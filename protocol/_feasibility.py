@@ -123,23 +123,29 @@ def check_assignment(
             )
         )
         return errors
-    # a feasible schedule (the common case) costs two C-level passes; only when they fail
-    # does the tolerant comparison run, slot by slot (NaN fails both, as it must)
-    if not (all(map(operator.le, lower, energy_kwh)) and all(map(operator.le, energy_kwh, upper))):
+    # a feasible schedule (the common case) costs C-level passes only: the exact comparison,
+    # then, if it fails, the tolerant one; a NaN or infinity (whose comparisons are all
+    # false, so min and max would skip it) shows in the sum and goes to the slot-by-slot check
+    total = sum(energy_kwh)
+    if not (
+        all(map(operator.le, lower, energy_kwh)) and all(map(operator.le, energy_kwh, upper))
+    ) and (
+        not math.isfinite(total)
+        or min(map(operator.sub, energy_kwh, lower), default=0.0) < -EPS
+        or max(map(operator.sub, energy_kwh, upper), default=0.0) > EPS
+    ):
         for i, (e, lo_i, hi_i) in enumerate(zip(energy_kwh, lower, upper, strict=True)):
             if not lo_i - EPS <= e <= hi_i + EPS:
                 errors.append(
                     FieldError(f"{path}energy_kwh[{i}]", f"{e:g} kWh outside [{lo_i:g}, {hi_i:g}]")
                 )
-    if prof.total is not None:
-        total = sum(energy_kwh)
-        if not prof.total.lower - EPS <= total <= prof.total.upper + EPS:
-            errors.append(
-                FieldError(
-                    f"{path}energy_kwh",
-                    f"total {total:g} kWh outside [{prof.total.lower:g}, {prof.total.upper:g}]",
-                )
+    if prof.total is not None and not prof.total.lower - EPS <= total <= prof.total.upper + EPS:
+        errors.append(
+            FieldError(
+                f"{path}energy_kwh",
+                f"total {total:g} kWh outside [{prof.total.lower:g}, {prof.total.upper:g}]",
             )
+        )
     if prof.dependencies:
         errors.extend(_check_dependencies(prof.dependencies, energy_kwh, path))
     if prof.polytope is not None:
