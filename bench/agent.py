@@ -342,7 +342,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one run of each, a short fleet")
     ap.add_argument("--agents", type=int, default=1000)
-    ap.add_argument("--speeds", default="60,180,360", help="fleet speeds, comma-separated")
+    ap.add_argument("--speeds", default="60,180,270", help="fleet speeds, comma-separated")
     ap.add_argument("--fleet-seconds", type=float, default=None, help="wall seconds per speed")
     ap.add_argument("--day-speed", type=float, default=3600.0)
     ap.add_argument("--no-fleet", action="store_true")
