@@ -44,8 +44,13 @@ def test_status(ran):
     assert report["outbox"]["waiting"] > 0 and report["outbox"]["by_kind"]["meter"] > 0
     assert sum(report["offers"].values()) >= 3
     assert report["last_readings"][0]["device"] == "d1"
+    # no FMAN answered: what runs is the device's default, for the offer of the current slot
+    (plan,) = report["in_force"]
+    assert plan["device"] == "d1" and plan["source"] == "default" and plan["version"] == 0
+    assert plan["offer_id"].startswith("cli-test.d1.") and plan["energy_kwh"] > 0
     text = invoke("status", "--config", str(ran))
     assert "connection   offline" in text and "outbox" in text and "reading      d1:" in text
+    assert f"in force     d1: {plan['offer_id']}" in text and "default" in text
 
 
 def test_offers_and_devices(ran):
