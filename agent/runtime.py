@@ -133,6 +133,7 @@ class AgentRuntime:
             clock=self.clock,
             handler=self._inbound,
             health=self.health,
+            devices=tuple(d.id for d in self.devices),
             version=self.version,
             window=self.uplink_window,
             rng=self.rng,

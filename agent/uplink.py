@@ -135,6 +135,7 @@ class Uplink:
         clock: Clock,
         handler: Inbound,
         health: Health = dict,
+        devices: tuple[str, ...] = (),
         version: str = "",
         window: int = 20,
         rng: random.Random | None = None,
@@ -145,6 +146,7 @@ class Uplink:
         self.clock = clock
         self.handler = handler
         self.health = health
+        self.devices = devices
         self.version = version
         self.window = window
         self.rng = rng or random.Random()
@@ -221,6 +223,7 @@ class Uplink:
             since=self._since if state == "online" else now,
             version=self.version,
             health=health,
+            devices=list(self.devices) if state == "online" else [],
         )
         return protocol.encode(body, ts=now)
 

@@ -267,6 +267,9 @@ class Status(_Struct, kw_only=True):
     since: Epoch | None = None
     version: Name = ""
     health: dict[str, int | float | str | bool] = {}
+    #: The ids of the devices the agent runs (protocol 1.2; empty: not said). FMAN refuses an
+    #: offer for a device the agent has not announced, as a plausibility check.
+    devices: list[Id] = []
 
 
 class Request(_Struct, kw_only=True):

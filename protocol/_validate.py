@@ -42,6 +42,8 @@ MAX_WINDOW_S = 7 * 86_400
 MAX_READINGS = 10_000
 #: Reasons in one reject, keys in one health summary.
 MAX_ITEMS = 64
+#: Devices one agent announces in its status (a factory's gateway may run hundreds).
+MAX_DEVICES = 4096
 MIN_RESOLUTION_S = 900
 _ID = re.compile(ID_PATTERN)
 MAX_RESOLUTION_S = 3600
@@ -295,9 +297,12 @@ def _validate_reject(reject: Reject) -> list[FieldError]:
 
 
 def _validate_status(status: Status) -> list[FieldError]:
+    errors = []
     if len(status.health) > MAX_ITEMS:
-        return [FieldError("health", f"{len(status.health)} keys > {MAX_ITEMS}")]
-    return []
+        errors.append(FieldError("health", f"{len(status.health)} keys > {MAX_ITEMS}"))
+    if len(status.devices) > MAX_DEVICES:
+        errors.append(FieldError("devices", f"{len(status.devices)} devices > {MAX_DEVICES}"))
+    return errors
 
 
 _VALIDATORS = {

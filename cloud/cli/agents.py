@@ -39,6 +39,7 @@ def list_(db: Path, broker: str | None, wait: float, as_json: bool) -> None:
             ("state", "STATUS"),
             ("since", "SINCE"),
             ("version", "VERSION"),
+            ("devices", "DEVICES"),
             ("offers", "OFFERS"),
             ("active", "ACTIVE"),
         ],
@@ -70,6 +71,7 @@ def _from_broker(url: str, wait: float) -> list[dict]:
             "state": st.state,
             "since": st.since,
             "version": st.version,
+            "devices": len(st.devices),
             "offers": None,
             "active": None,
         }

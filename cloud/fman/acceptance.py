@@ -51,12 +51,15 @@ def judge_offer(
     now: float,
     open_offers: int,
     contract: Contract,
+    announced: frozenset[str] | None = None,
     rules: AcceptanceSection,
     tolerance_s: float | None = None,
 ) -> Verdict:
     """Accept, recognise as duplicate, or reject an offer (insert or update) from ``sender``.
     ``tolerance_s`` (default ``rules.clock_skew_s``) is how far ahead an agent's clock may be
-    and how late an offer may arrive after its ``acceptance_before``."""
+    and how late an offer may arrive after its ``acceptance_before``. ``announced``: the
+    devices the agent named in its last status (``None`` if it never did); a new offer for
+    another device is implausible."""
     tol = rules.clock_skew_s if tolerance_s is None else tolerance_s
     if offer.issuer != sender:
         return _reject(
@@ -113,6 +116,14 @@ def judge_offer(
                 code="unknown_device",
                 field="device",
                 message=f"{offer.device!r} is not among the agent's registered devices",
+            )
+        )
+    elif stored is None and announced and offer.device not in announced:
+        reasons.append(
+            Reason(
+                code="unknown_device",
+                field="device",
+                message=f"{offer.device!r} is not among the devices the agent announced",
             )
         )
     reasons.extend(_contract_limits(offer, contract))

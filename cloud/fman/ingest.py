@@ -282,6 +282,7 @@ class Ingest:
             if it.channel == "offer" and it.msg.body.id not in heads  # type: ignore[union-attr]
         ]
         open_counts = tx.open_offer_counts(new_issuers) if new_issuers else {}
+        announced = tx.announced_devices(new_issuers) if new_issuers else {}
         log_rows = d.log_rows
         offer_rows = d.offer_rows
         state_rows = d.state_rows
@@ -319,6 +320,7 @@ class Ingest:
                     stored=stored,
                     now=now,
                     open_offers=open_counts.get(agent, 0),
+                    announced=announced.get(agent),
                     contract=self.config.contract(agent),
                     rules=self.config.acceptance,
                     tolerance_s=self.tolerance_s,
@@ -425,9 +427,11 @@ class Ingest:
                     self._warn(agent, "status", f"status of {st.agent!r} on this agent's topic")
                     continue
                 stats[f"status.{st.state}"] += 1
+                devices = json.dumps(st.devices) if st.devices else None
                 status_rows.append(
-                    (agent, st.state, st.since, msg.ts, now, st.version, json.dumps(st.health))
-                )
+                    (agent, st.state, st.since, msg.ts, now, st.version, json.dumps(st.health),
+                     devices)
+                )  # fmt: skip
 
             else:  # schedule/ack: the agent took or refused a schedule version
                 status = "acked" if isinstance(body, Ack) else "rejected"

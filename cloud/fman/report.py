@@ -117,6 +117,7 @@ def agents(store: Store) -> list[dict[str, Any]]:
     """Every agent seen, with its last retained status and its offers."""
     return store.query(
         "SELECT a.agent, a.state, a.since, a.seen_at, a.version, "
+        "coalesce(json_array_length(a.devices), 0) AS devices, "
         "(SELECT count(*) FROM offers o WHERE o.issuer = a.agent AND o.revision >= 0) AS offers, "
         "(SELECT count(*) FROM offers o WHERE o.issuer = a.agent "
         " AND o.state IN ('accepted','assigned','executing')) AS active "

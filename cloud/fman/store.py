@@ -172,9 +172,12 @@ def _schema(db: sqlite_utils.Database) -> None:
                 "seen_at": float,
                 "version": str,
                 "health": str,
+                "devices": str,
             },
             pk="agent",
         )
+    elif "devices" not in db["agents"].columns_dict:  # databases before protocol 1.2
+        db["agents"].add_column("devices", str)
     if "messages" not in db.table_names():
         # the ingest log: one row per message id and sender, so a redelivered message is
         # recognised and answered as before, and "processed twice" can be checked
@@ -397,16 +400,30 @@ class Store:
         )
 
     def put_statuses(self, rows: Iterable[tuple]) -> None:
-        """``(agent, state, since, status_ts, seen_at, version, health_json)``; a status older
-        than the stored one (reordered by the shared subscription) changes nothing."""
+        """``(agent, state, since, status_ts, seen_at, version, health_json, devices_json)``; a
+        status older than the stored one (reordered by the shared subscription) changes
+        nothing, and one that names no devices (the Last Will) keeps those last announced."""
         self._many(
-            "INSERT INTO agents(agent,state,since,status_ts,seen_at,version,health) "
-            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(agent) DO UPDATE SET state=excluded.state, "
+            "INSERT INTO agents(agent,state,since,status_ts,seen_at,version,health,devices) "
+            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(agent) DO UPDATE SET state=excluded.state, "
             "since=excluded.since, status_ts=excluded.status_ts, seen_at=excluded.seen_at, "
-            "version=excluded.version, health=excluded.health "
+            "version=excluded.version, health=excluded.health, "
+            "devices=coalesce(excluded.devices, agents.devices) "
             "WHERE excluded.status_ts >= agents.status_ts",
             rows,
         )
+
+    def announced_devices(self, agents: Sequence[str]) -> dict[str, frozenset[str]]:
+        """The devices each of ``agents`` last announced in its status (absent: never)."""
+        out: dict[str, frozenset[str]] = {}
+        for chunk in _chunks(list(set(agents)), 900):
+            for r in self._rows(
+                f"SELECT agent, devices FROM agents WHERE agent IN ({self._marks(len(chunk))}) "
+                "AND devices IS NOT NULL",
+                chunk,
+            ):
+                out[r["agent"]] = frozenset(json.loads(r["devices"]))
+        return out
 
     def answer_schedules(self, rows: Iterable[tuple]) -> int:
         """``(status, answered_at, reason, offer_id, version, issuer)``: the agent's answer to a

@@ -35,6 +35,7 @@ def make_uplink(store, broker, agent_id, handler=lambda t, p: None, **kw) -> Upl
         clock=RealClock(),
         handler=handler,
         health=lambda: {"devices": 3},
+        devices=("hp", "ev", "pv"),
         **kw,
     )
 
@@ -73,6 +74,9 @@ def test_online_status_then_last_will_on_a_lost_connection(broker, topic_root, t
     asyncio.run(scenario())
     online = next(r.msg.body for r in peer.of("status") if r.msg.body.state == "online")
     assert online.health == {"devices": 3} and online.since is not None
+    assert online.devices == ["hp", "ev", "pv"]  # announced with the online status only
+    offline = next(r.msg.body for r in peer.of("status") if r.msg.body.state == "offline")
+    assert offline.devices == []
     assert store.get("connected") == "0"
     peer.close()
     # both were retained: a subscriber arriving now learns the agent is offline

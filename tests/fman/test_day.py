@@ -205,4 +205,7 @@ def test_cli_lists_offers_schedules_and_agents(day):
     assert len(sched) == 1 and sched[0]["in_force"]
     agents = json.loads(_atp("agents", "list", "--db", db, "--json"))
     assert len(agents) == AGENTS
+    # each agent announced its devices in its status, and offered for none other
+    assert all(a["devices"] >= 1 for a in agents), agents
+    assert not query(day["db"], "SELECT id FROM offers WHERE reason LIKE '%unknown_device%'")
     assert "agent(s)" in _atp("agents", "list", "--db", db)

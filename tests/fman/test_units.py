@@ -63,6 +63,27 @@ def test_acceptance_accepts_a_good_offer_and_names_every_problem():
     ) == ["issuer_mismatch"]
 
 
+def test_acceptance_refuses_a_new_offer_for_a_device_the_agent_did_not_announce():
+    o = two_slot_offer(agent="a", now=NOW)  # device "plug"
+
+    def judge(announced, stored=None):
+        return judge_offer(
+            o,
+            sender="a",
+            stored=stored,
+            now=NOW,
+            open_offers=0,
+            contract=Contract(),
+            rules=RULES,
+            announced=announced,
+        )
+
+    assert judge(None).outcome == "accept"  # the agent never said: nothing to hold against it
+    assert judge(frozenset({"plug", "hp"})).outcome == "accept"
+    refused = judge(frozenset({"hp"}))
+    assert reasons(refused) == ["unknown_device"] and refused.reasons[0].field == "device"
+
+
 def test_acceptance_orders_revisions():
     o = replace(two_slot_offer(agent="a", now=NOW), revision=2)
     head = OfferHead(o.id, "a", 2, "accepted", o.assignment_before, 0)
