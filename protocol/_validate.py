@@ -91,7 +91,15 @@ def validate_offer(offer: FlexOffer, *, types_checked: bool = False) -> list[Fie
             FieldError("start_before", f"start window of {hi - lo} s exceeds {MAX_WINDOW_S} s")
         )
 
-    # deadlines come before the window closes
+    # deadlines come after the offer is made and before the window closes
+    if offer.acceptance_before < offer.created_at:
+        errors.append(
+            FieldError(
+                "acceptance_before",
+                f"{offer.acceptance_before} is before created_at {offer.created_at}: "
+                "the offer could never be answered in time",
+            )
+        )
     if offer.acceptance_before > offer.assignment_before:
         errors.append(
             FieldError(

@@ -8,6 +8,7 @@ dependency rows and polytope rows satisfied by it.
 from __future__ import annotations
 
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from protocol import (
     Bounds,
@@ -69,7 +70,7 @@ def offers(draw: st.DrawFn, *, allow_two_mode: bool = True) -> FlexOffer:
     width = r * draw(st.integers(0, 20))
     hi = lo + width
     assignment = draw(st.integers(created, hi))
-    acceptance = draw(st.integers(created - 1000, assignment))
+    acceptance = draw(st.integers(created, assignment))
     n_profiles = draw(st.integers(1, 3))
     runs = [draw(st.lists(kwh, min_size=1, max_size=12)) for _ in range(n_profiles)]
     profs = [draw(profiles_around(run)) for run in runs]
@@ -94,6 +95,20 @@ def offers(draw: st.DrawFn, *, allow_two_mode: bool = True) -> FlexOffer:
         default_profile = 2 * chosen + use_after
         k = two_mode.after_portion if use_after else two_mode.prior_portion
         energy = [e * k for e in runs[chosen]]
+    if draw(st.booleans()):
+        # profiles with start windows of their own, inside the offer's; the default's keeps
+        # the default's start
+        narrowed = []
+        for i, p in enumerate(profs):
+            if not draw(st.booleans()):
+                narrowed.append(p)
+                continue
+            a = draw(st.sampled_from(range(lo, hi + 1, r)))
+            b = draw(st.sampled_from(range(a, hi + 1, r)))
+            if i == chosen:
+                a, b = min(a, start), max(b, start)
+            narrowed.append(replace(p, start_after=a, start_before=b))
+        profs = narrowed
     mode = draw(st.sampled_from(["delegated", "direct"]))
     prices = None
     longest = max(len(run) for run in runs)

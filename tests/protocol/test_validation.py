@@ -70,6 +70,7 @@ def test_base_offer_is_valid():
         (replace(base(), start_after=T + 9000), "start_before"),
         (replace(base(), start_before=T + 3600 + 8 * 86_400), "start_before"),
         (replace(base(), acceptance_before=T + 2000), "acceptance_before"),
+        (replace(base(), acceptance_before=T - 1), "acceptance_before"),
         (replace(base(), assignment_before=T + 8000, acceptance_before=T), "assignment_before"),
         (replace(base(), profiles=[]), "profiles"),
         (replace(base(), profiles=[base().profiles[0]] * 17), "profiles"),
