@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import protocol
 from cloud.optim import OrToolsPlanner, PlanRequest
@@ -31,6 +32,30 @@ def _check(offers, result):
 def test_random_instances_are_feasible_and_above_their_bound(offers, target):
     offers = [o for o in offers if not protocol.validate_offer(o)]
     result = OrToolsPlanner().plan(PlanRequest(offers=offers, target_kwh=target, time_limit_s=5))
+    _check(offers, result)
+    assert {s.offer_id for s in result.schedules} | set(result.infeasible) == {o.id for o in offers}
+
+
+@st.composite
+def objectives(draw: st.DrawFn) -> dict:
+    """Cost, peak limits and weighted combinations, beside the balance above."""
+    slots = [T0 + t * RES for t in range(16)]
+    prices = {t: round(draw(st.floats(-0.1, 0.5)), 3) for t in slots}
+    kind = draw(st.sampled_from(["cost", "balance"]))
+    out: dict = {"objective": kind, "prices_eur_per_kwh": prices}
+    if draw(st.booleans()):
+        out["peak_kw_by_node"] = {"": draw(st.floats(0.5, 8.0))}
+    if draw(st.booleans()):
+        out["weights"] = {"balance": draw(st.floats(0.0, 2.0)), "cost": draw(st.floats(0.0, 2.0))}
+    return out
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(offers=portfolios(), target=targets(), objective=objectives())
+def test_random_objectives_are_feasible_and_above_their_bound(offers, target, objective):
+    offers = [o for o in offers if not protocol.validate_offer(o)]
+    request = PlanRequest(offers=offers, target_kwh=target, time_limit_s=5, **objective)
+    result = OrToolsPlanner().plan(request)
     _check(offers, result)
     assert {s.offer_id for s in result.schedules} | set(result.infeasible) == {o.id for o in offers}
 
