@@ -103,3 +103,20 @@ def test_plan_json_of_a_large_portfolio_is_clean(tmp_path: Path):
     doc = json.loads(out.stdout)
     assert len(doc["schedules"]) == len(offers)
     assert doc["bound"] <= doc["objective"] <= 1.01 * doc["bound"]
+
+
+def test_offers_that_cannot_be_planned_are_named_and_the_exit_status_says_so(tmp_path: Path):
+    offers = portfolio(3, seed=4)
+    # the same offer twice: the second cannot be planned as well (one schedule per offer)
+    (tmp_path / "o.json").write_bytes(protocol.write_offers([*offers, offers[0]], "json", ts=0))
+    rows = ["time,value"] + [f"{t},{v}" for t, v in solar_target(offers).items()]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    args = ("--offers", str(tmp_path / "o.json"), "--target", str(tmp_path / "t.csv"))
+    out = _run(*args, "--json")
+    assert out.returncode == 2, out.stderr
+    doc = json.loads(out.stdout)
+    assert list(doc["infeasible"]) == [offers[0].id]
+    assert "duplicate" in doc["infeasible"][offers[0].id]
+    assert {s["offer_id"] for s in doc["schedules"]} == {o.id for o in offers}
+    text = _run(*args)
+    assert text.returncode == 2 and f"infeasible: {offers[0].id}: duplicate" in text.stdout
