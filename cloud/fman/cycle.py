@@ -27,6 +27,7 @@ and deliver matters in simulated minutes.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -79,6 +80,7 @@ class Cycle:
         #: an agent refused a schedule in force: its offer needs a plan again, without
         #: waiting for the next planning interval
         self._refused = False
+        self._quick_replans: dict[str, int] = {}
         self._next_advance_wall = 0.0
         self._files: dict[str, float] = {}
         self.leading = False
@@ -519,11 +521,22 @@ class Cycle:
 
     def _after_refusals(self, now: float) -> None:
         """A refused current schedule: the agent keeps its last acknowledged version, or runs
-        its default; FMAN records the same."""
+        its default; FMAN records the same. Where a new plan can cure the refusal (planned
+        for a revision the agent has replaced, or a start that has begun), the offer is
+        planned again at once, a few times at most; other refusals wait for the next
+        planning interval, so an agent that refuses everything cannot make FMAN spin."""
         for s in self.store.refused_current():
             version = self.store.fall_back(s.offer_id, s.version)
             self.stats["schedules.refused"] += 1
-            self._refused = True
+            quick = self._quick_replans.get(s.offer_id, 0)
+            if (
+                s.status == "rejected"
+                and version == 0
+                and quick < QUICK_REPLANS
+                and _curable(s.reason)
+            ):
+                self._quick_replans[s.offer_id] = quick + 1
+                self._refused = True
             if version == 0:
                 offer = self._offer(self.store.offer_row(s.offer_id))
                 self.store.add_schedules(
@@ -533,6 +546,20 @@ class Cycle:
                     status="implicit",
                     states=("accepted", "assigned", "executing", "executed"),
                 )
+
+
+#: Immediate re-plans of one offer after refusals a new plan can cure.
+QUICK_REPLANS = 3
+#: Refusal codes a new plan can cure (see ``agent.core``).
+CURABLE = frozenset({"stale_revision", "infeasible", "start_passed"})
+
+
+def _curable(reason_json: str) -> bool:
+    try:
+        codes = {r.get("code") for r in json.loads(reason_json or "[]")}
+    except (ValueError, AttributeError):
+        return False
+    return bool(codes) and codes <= CURABLE
 
 
 def _default_row(offer: FlexOffer) -> tuple:

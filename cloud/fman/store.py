@@ -86,6 +86,8 @@ class StoredSchedule:
     offer_revision: int = 0
     #: the offer's ``assignment_before`` (where the query joins the offer; else 0)
     deadline: int = 0
+    #: the agent's reasons for refusing it (JSON), if it did
+    reason: str = ""
 
 
 def _schema(db: sqlite_utils.Database) -> None:
@@ -761,6 +763,7 @@ def _schedule(r: dict) -> StoredSchedule:
         status=r["status"],
         offer_revision=r.get("offer_revision") or 0,
         deadline=r.get("deadline") or 0,
+        reason=r.get("reason") or "",
     )
 
 

@@ -98,10 +98,13 @@ class MiniFleet:
         window_s: int = 6 * 3600,
         meter: bool = True,
         refuse_first: bool = False,
+        refuse_all: str = "",
     ) -> None:
         self.clock, self.meter = clock, meter
         #: refuse every offer's first schedule version (as an agent whose device changed would)
         self.refuse_first = refuse_first
+        #: refuse every schedule with this reason code (as an agent that lost its store would)
+        self.refuse_all = refuse_all
         rng = random.Random(seed)
         self.agents = [f"{prefix}-{i}" for i in range(agents)]
         self.offers: dict[str, Tracked] = {}
@@ -177,6 +180,14 @@ class MiniFleet:
                     ref_id=s.offer_id,
                     revision=s.version,
                     reasons=[Reason(code="late", message="after assignment_before")],
+                )
+            elif self.refuse_all:
+                tr.refused.append(s.version)
+                answer = Reject(
+                    ref_kind="schedule",
+                    ref_id=s.offer_id,
+                    revision=s.version,
+                    reasons=[Reason(code=self.refuse_all)],
                 )
             elif protocol.check_schedule(tr.offer, s) or (self.refuse_first and not tr.refused):
                 tr.refused.append(s.version)

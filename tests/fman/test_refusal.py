@@ -6,6 +6,8 @@ must not wait that long for another, as its deadline may come first.
 
 from __future__ import annotations
 
+import time
+
 from cloud.broker import Mosquitto
 from cloud.clock import SimClock
 
@@ -58,3 +60,41 @@ def test_a_refused_schedule_is_replanned_at_once(tmp_path, spawn):
         "AND s.version = o.schedule_version",
     )
     assert [r["status"] for r in rows] == ["acked"] * len(offers)
+
+
+def test_an_agent_that_refuses_everything_does_not_make_fmans_planner_spin(tmp_path, spawn):
+    # "unknown_offer" (the agent lost its store) is no refusal a new plan can cure: the offer
+    # waits for the next planning interval, 15 minutes away at this speed
+    with Mosquitto(workdir=tmp_path / "broker") as broker:
+        clock = SimClock(start=T0, speed=1.0)
+        db = tmp_path / "fman.db"
+        cfg = write_config(
+            tmp_path / "fman.toml",
+            broker,
+            db,
+            clock={"sim_start": str(T0), "speed": 1.0, "anchor": clock.anchor},
+        )
+        worker = spawn(cfg, "refusal-w2")
+        wait_ready(db, worker.id)
+        fleet = MiniFleet(
+            broker=broker,
+            clock=clock,
+            agents=2,
+            offers_per_agent=2,
+            span_s=900,
+            meter=False,
+            prefix="rg",
+            refuse_all="unknown_offer",
+        )
+        offers = list(fleet.offers.values())
+        fleet.start()
+        try:
+            wait_for(lambda: all(tr.refused for tr in offers), 30, "every first schedule refused")
+            time.sleep(5.0)  # time for many re-plans, were they made
+        finally:
+            fleet.close()
+            assert worker.stop() == 0, worker.log()[-2000:]
+    assert all(tr.refused == [1] for tr in offers), [(tr.offer.id, tr.refused) for tr in offers]
+    versions = query(db, "SELECT offer_id, max(version) AS v FROM schedules GROUP BY offer_id")
+    # the refused plan and FMAN's record that the agent fell back to its default
+    assert {r["v"] for r in versions} == {2}, versions
