@@ -126,6 +126,9 @@ class AgentConfig:
     retention_days: float = 7.0
     durability: str = "full"
     health_interval_s: int = 900
+    #: wall seconds one control step may take (device calls and their timeouts included)
+    #: before the agent counts as hung: the systemd watchdog kicks stop, systemd restarts it
+    step_timeout_s: int = 900
     log_level: str = "info"
     clock: ClockConfig | None = None
     source: Path | None = None
@@ -242,6 +245,7 @@ AGENT_KEYS = {
     "retention_days",
     "durability",
     "health_interval_s",
+    "step_timeout_s",
     "log_level",
 }
 BROKER_KEYS = {
@@ -368,6 +372,7 @@ def read_config(
             check=_one_of("full", "normal"),
         ),
         health_interval_s=r.value(agent, "agent", "health_interval_s", int, 900, check=_positive),
+        step_timeout_s=r.value(agent, "agent", "step_timeout_s", int, 900, check=_positive),
         log_level=r.value(
             agent,
             "agent",

@@ -193,7 +193,8 @@ class AgentRuntime:
         main = asyncio.create_task(self._loop(until), name=f"{name}-loop")
         uplink = asyncio.create_task(self.uplink.run(), name=f"{name}-uplink")
         watchdog = asyncio.create_task(
-            self.notifier.watchdog(self.stuck_for), name=f"{name}-watchdog"
+            self.notifier.watchdog(self.stuck_for, self.config.step_timeout_s),
+            name=f"{name}-watchdog",
         )
         waiting = {main, uplink}
         if stop is not None:

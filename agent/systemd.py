@@ -6,8 +6,9 @@ every call here does nothing.
 
 The watchdog is kicked from an asyncio task of the agent's own event loop, at half the
 interval systemd asks for (``$WATCHDOG_USEC``), and only while the agent's main loop is
-healthy: if the event loop hangs, or a control step has been stuck on one ``await`` for longer
-than the interval (a device call that never returns), the kicks stop and systemd restarts the
+healthy: if the event loop hangs, or a control step has run for longer than its limit (a
+device call that never returns; the limit, ``step_timeout_s``, is far above any device's own
+timeout, which is a device fault the agent handles), the kicks stop and systemd restarts the
 service.
 """
 
@@ -58,16 +59,18 @@ class Notifier:
     def status(self, text: str) -> bool:
         return self.notify(f"STATUS={text}")
 
-    async def watchdog(self, stuck_for: Callable[[], float] = lambda: 0.0) -> None:
+    async def watchdog(
+        self, stuck_for: Callable[[], float] = lambda: 0.0, limit_s: float = 900.0
+    ) -> None:
         """Kick the watchdog at half its interval, forever (run it as a task), while
-        ``stuck_for()`` (seconds the main loop has spent in its current step) stays below the
-        interval."""
+        ``stuck_for()`` (seconds the main loop has spent in its current step) stays below
+        ``limit_s``."""
         if not self.address or self.watchdog_s is None:
             return
         warned = False
         while True:
             stuck = stuck_for()
-            if stuck < self.watchdog_s:
+            if stuck < limit_s:
                 self.notify("WATCHDOG=1")
                 warned = False
             elif not warned:

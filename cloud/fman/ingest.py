@@ -283,6 +283,14 @@ class Ingest:
         ]
         open_counts = tx.open_offer_counts(new_issuers) if new_issuers else {}
         announced = tx.announced_devices(new_issuers) if new_issuers else {}
+        # a status in this very batch is newer than the stored one: an agent restarted with a
+        # new device announces it just before it sends the device's first offers
+        latest: dict[str, int] = {}
+        for it in items:
+            st = it.msg.body if it.channel == "status" and it.msg is not None else None
+            if st and st.devices and st.agent == it.agent and it.msg.ts >= latest.get(it.agent, 0):  # type: ignore[union-attr]
+                latest[it.agent] = it.msg.ts  # type: ignore[union-attr]
+                announced[it.agent] = frozenset(st.devices)
         log_rows = d.log_rows
         offer_rows = d.offer_rows
         state_rows = d.state_rows

@@ -96,7 +96,7 @@ def test_the_kicks_stop_while_the_main_loop_is_stuck_in_a_step(listener):
 
     def kicks_within(seconds: float) -> int:
         async def run() -> None:
-            task = asyncio.create_task(n.watchdog(lambda: stuck["s"]))
+            task = asyncio.create_task(n.watchdog(lambda: stuck["s"], limit_s=0.2))
             await asyncio.sleep(seconds)
             task.cancel()
 
@@ -109,5 +109,5 @@ def test_the_kicks_stop_while_the_main_loop_is_stuck_in_a_step(listener):
                 return got
 
     assert kicks_within(0.5) >= 3  # every 100 ms while the loop makes progress
-    stuck["s"] = 0.25  # longer than the 0.2 s interval
+    stuck["s"] = 0.25  # longer than the step limit
     assert kicks_within(0.5) == 0
