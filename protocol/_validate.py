@@ -127,6 +127,13 @@ def validate_offer(offer: FlexOffer, *, types_checked: bool = False) -> list[Fie
 
     tm = offer.two_mode
     if tm is not None:
+        if not types_checked:
+            for name in ("prior_portion", "after_portion"):
+                value = getattr(tm, name)
+                if not (math.isfinite(value) and value > 0):
+                    errors.append(
+                        FieldError(f"two_mode.{name}", f"{value} is not a positive number")
+                    )
         for name in ("prior_time", "after_time"):
             if getattr(tm, name) % r:
                 errors.append(
@@ -146,7 +153,7 @@ def validate_offer(offer: FlexOffer, *, types_checked: bool = False) -> list[Fie
             )
 
     if offer.prices is not None or offer.mode == "direct":
-        _validate_prices(offer, errors)
+        _validate_prices(offer, errors, not types_checked)
 
     # the default schedule must be executable, or the fallback itself would break the offer;
     # judged only on an otherwise valid offer, where its errors mean something
@@ -176,9 +183,12 @@ def _validate_profile(
     # an import) is checked here, where the sums show it in one pass (NaN compares false
     # everywhere below and would slip through)
     if finite and not math.isfinite(sum_lo + sum_hi):
+        # (finite values so large that their sum overflows are refused by the totals below)
+        before = len(errors)
         _not_finite(f"{path}.lower_kwh", lows, errors)
         _not_finite(f"{path}.upper_kwh", highs, errors)
-        return
+        if len(errors) > before:
+            return
     if any(map(operator.gt, lows, highs)):
         for j, (lo_j, hi_j) in enumerate(zip(lows, highs, strict=True)):
             if lo_j > hi_j:
@@ -253,8 +263,15 @@ def _not_finite(path: str, values: list[float], errors: list[FieldError]) -> Non
     )
 
 
-def _validate_prices(offer: FlexOffer, errors: list[FieldError]) -> None:
+def _validate_prices(offer: FlexOffer, errors: list[FieldError], finite: bool) -> None:
     prices = offer.prices or Prices()
+    if finite:
+        for j, pb in enumerate(prices.slots):
+            if not (math.isfinite(pb.min) and math.isfinite(pb.max)):
+                errors.append(FieldError(f"prices.slots[{j}]", "a price is not finite"))
+        dev = prices.deviation_eur_per_kwh
+        if dev is not None and not math.isfinite(dev):
+            errors.append(FieldError("prices.deviation_eur_per_kwh", f"{dev} is not finite"))
     longest = max((p.n_slots for p in effective_profiles(offer)), default=0)
     if offer.mode == "direct" and len(prices.slots) < longest:
         errors.append(

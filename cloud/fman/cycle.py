@@ -597,7 +597,8 @@ def _narrowed(offer: FlexOffer, earliest: int) -> FlexOffer | None:
     narrowed = replace(
         offer, start_after=earliest, default=replace(d, start=max(d.start, earliest))
     )
-    return None if protocol.validate_offer(narrowed) else narrowed
+    # built from a decoded offer: its numbers are known to be finite
+    return None if protocol.validate_offer(narrowed, types_checked=True) else narrowed
 
 
 def _planned(s: StoredSchedule) -> PlannedSchedule:

@@ -178,6 +178,23 @@ def test_base_offer_is_valid():
             replace(base(), default=DefaultSchedule(start=T + 3600, energy_kwh=[0.5, NAN, 0.5])),
             "default.energy_kwh[1]",
         ),
+        (
+            replace(
+                base(),
+                two_mode=TwoMode(
+                    prior_time=T + 3600, prior_portion=NAN, after_time=T + 3600, after_portion=1
+                ),
+            ),
+            "two_mode.prior_portion",
+        ),
+        (
+            replace(base(), prices=Prices(slots=[PriceBounds(0.1, INF)] * 3)),
+            "prices.slots[0]",
+        ),
+        (
+            with_profile(lower_kwh=[2.0, 0.0, 0.0], upper_kwh=[1.0, 1e308, 1e308]),
+            "profiles[0].lower_kwh[0]",  # a sum that overflows does not hide the other rules
+        ),
     ],
 )
 def test_rule_reported_with_path(offer, path):
