@@ -156,6 +156,7 @@ class Uplink:
         self._client: mqtt.Client | None = None
         self._closing = False
         self._since: int | None = None
+        self._will_ts = 0
         self._status_topic = topics.agent_topic(agent_id, "status")
         self._subscriptions = [
             (topics.agent_topic(agent_id, "ack"), 1),
@@ -238,10 +239,13 @@ class Uplink:
         )
         client.connect_timeout = s.connect_timeout_s
         client.max_inflight_messages_set(self.window)
+        # the session dates from its Will: FMAN takes a Will as newer than the session's
+        # health refreshes only if it is not older than the session's ``since``
+        self._will_ts = int(self.clock.now())
         will = Status(agent=self.agent_id, state="offline", version=self.version)
         client.will_set(
             self._status_topic,
-            protocol.encode(will, ts=int(self.clock.now())),
+            protocol.encode(will, ts=self._will_ts),
             qos=1,
             retain=True,
         )
@@ -274,7 +278,7 @@ class Uplink:
             except TimeoutError:
                 raise ConnectError("no CONNACK from the broker") from None
             self._client = client
-            self._since = int(self.clock.now())
+            self._since = self._will_ts
             self.connected.set()
             self.stats.connects += 1
             log.info(

@@ -404,14 +404,20 @@ class Store:
     def put_statuses(self, rows: Iterable[tuple]) -> None:
         """``(agent, state, since, status_ts, seen_at, version, health_json, devices_json)``; a
         status older than the stored one (reordered by the shared subscription) changes
-        nothing, and one that names no devices (the Last Will) keeps those last announced."""
+        nothing, and one that names no devices (the Last Will) keeps those last announced.
+
+        The Last Will is the exception to "older": the broker holds it from the connection's
+        start, so it carries that time, older than every health refresh of the session; it
+        counts if it is not older than the session's ``since`` (the agent dates its session
+        from the moment it made the Will). A Will of an earlier session stays out."""
         self._many(
             "INSERT INTO agents(agent,state,since,status_ts,seen_at,version,health,devices) "
             "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(agent) DO UPDATE SET state=excluded.state, "
             "since=excluded.since, status_ts=excluded.status_ts, seen_at=excluded.seen_at, "
             "version=excluded.version, health=excluded.health, "
             "devices=coalesce(excluded.devices, agents.devices) "
-            "WHERE excluded.status_ts >= agents.status_ts",
+            "WHERE excluded.status_ts >= agents.status_ts OR (excluded.state = 'offline' "
+            "AND agents.state = 'online' AND excluded.status_ts >= agents.since)",
             rows,
         )
 

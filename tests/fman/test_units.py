@@ -296,3 +296,22 @@ def test_an_equivalent_re_plan_changes_nothing_a_better_one_changes_what_differs
     )
     assert better.changed == better.changes_offered > 0 and better.gain > 0
     assert set(better.adopted) == {k for k in first if stability.differs(greedy[k], first[k], 0.01)}
+
+
+def test_a_last_will_counts_though_older_than_the_sessions_health_refreshes(tmp_path):
+    # the broker publishes the Will that the agent made when it connected (at its "since"),
+    # after the health refreshes of that session, which carry later times
+    store = Store(path=tmp_path / "fman.db")
+
+    def status(state, since, ts):
+        with store.write():
+            store.put_statuses([(ID, state, since, ts, ts, "1", "{}", None)])
+        return store.query("SELECT state, status_ts FROM agents")[0]
+
+    ID = "agent-w"
+    assert status("online", 1000, 1000)["state"] == "online"
+    assert status("online", 1000, 1900)["state"] == "online"  # a health refresh
+    assert status("offline", None, 1000)["state"] == "offline"  # the session's Will
+    assert status("online", 5000, 5000)["state"] == "online"  # the next session
+    assert status("offline", None, 1000)["state"] == "online"  # a Will of the session before
+    assert status("online", 5000, 4000)["state"] == "online"  # reordered: changes nothing
