@@ -210,6 +210,8 @@ def test_reject_reasons_and_status_health_capped():
         agent="a1", state="online", since=T, health={f"k{i}": i for i in range(65)}
     )
     assert [e.path for e in protocol.validate(status)] == ["health"]
+    crowded = protocol.Status(agent="a1", state="online", devices=[f"d{i}" for i in range(4097)])
+    assert [e.path for e in protocol.validate(crowded)] == ["devices"]
 
 
 def test_all_errors_reported_at_once():
