@@ -241,7 +241,8 @@ class Uplink:
         client.max_inflight_messages_set(self.window)
         # the session dates from its Will: FMAN takes a Will as newer than the session's
         # health refreshes only if it is not older than the session's ``since``
-        self._will_ts = int(self.clock.now())
+        # strictly later than the session before, so its Will never passes for this one's
+        self._will_ts = max(int(self.clock.now()), self._will_ts + 1)
         will = Status(agent=self.agent_id, state="offline", version=self.version)
         client.will_set(
             self._status_topic,

@@ -183,7 +183,8 @@ def _validate_profile(
     # an import) is checked here, where the sums show it in one pass (NaN compares false
     # everywhere below and would slip through)
     if finite and not math.isfinite(sum_lo + sum_hi):
-        # (finite values so large that their sum overflows are refused by the totals below)
+        # no value is NaN or infinite, only their sum overflowed: go on with the other rules
+        # (the decoder caps values at 1e6 kWh; an offer built in memory is not capped)
         before = len(errors)
         _not_finite(f"{path}.lower_kwh", lows, errors)
         _not_finite(f"{path}.upper_kwh", highs, errors)

@@ -80,7 +80,8 @@ class Cycle:
         #: an agent refused a schedule in force: its offer needs a plan again, without
         #: waiting for the next planning interval
         self._refused = False
-        self._quick_replans: dict[str, int] = {}
+        #: immediate re-plans per offer revision after curable refusals
+        self._quick_replans: dict[tuple[str, int], int] = {}
         self._next_advance_wall = 0.0
         self._files: dict[str, float] = {}
         self.leading = False
@@ -528,14 +529,12 @@ class Cycle:
         for s in self.store.refused_current():
             version = self.store.fall_back(s.offer_id, s.version)
             self.stats["schedules.refused"] += 1
-            quick = self._quick_replans.get(s.offer_id, 0)
-            if (
-                s.status == "rejected"
-                and version == 0
-                and quick < QUICK_REPLANS
-                and _curable(s.reason)
-            ):
-                self._quick_replans[s.offer_id] = quick + 1
+            key = (s.offer_id, s.offer_revision)
+            quick = self._quick_replans.get(key, 0)
+            if s.status == "rejected" and quick < QUICK_REPLANS and _curable(s.reason):
+                if len(self._quick_replans) > 100_000:  # offers long closed: start afresh
+                    self._quick_replans.clear()
+                self._quick_replans[key] = quick + 1
                 self._refused = True
             if version == 0:
                 offer = self._offer(self.store.offer_row(s.offer_id))

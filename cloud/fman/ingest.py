@@ -285,12 +285,12 @@ class Ingest:
         announced = tx.announced_devices(new_issuers) if new_issuers else {}
         # a status in this very batch is newer than the stored one: an agent restarted with a
         # new device announces it just before it sends the device's first offers
-        latest: dict[str, int] = {}
+        # (unless it is older: a redelivered status must not bring back a dropped device)
         for it in items:
             st = it.msg.body if it.channel == "status" and it.msg is not None else None
-            if st and st.devices and st.agent == it.agent and it.msg.ts >= latest.get(it.agent, 0):  # type: ignore[union-attr]
-                latest[it.agent] = it.msg.ts  # type: ignore[union-attr]
-                announced[it.agent] = frozenset(st.devices)
+            known = announced.get(it.agent, (frozenset(), 0))
+            if st and st.devices and st.agent == it.agent and it.msg.ts >= known[1]:  # type: ignore[union-attr]
+                announced[it.agent] = (frozenset(st.devices), it.msg.ts)  # type: ignore[union-attr]
         log_rows = d.log_rows
         offer_rows = d.offer_rows
         state_rows = d.state_rows
@@ -328,7 +328,7 @@ class Ingest:
                     stored=stored,
                     now=now,
                     open_offers=open_counts.get(agent, 0),
-                    announced=announced.get(agent),
+                    announced=announced[agent][0] if agent in announced else None,
                     contract=self.config.contract(agent),
                     rules=self.config.acceptance,
                     tolerance_s=self.tolerance_s,

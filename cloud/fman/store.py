@@ -413,24 +413,28 @@ class Store:
         self._many(
             "INSERT INTO agents(agent,state,since,status_ts,seen_at,version,health,devices) "
             "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(agent) DO UPDATE SET state=excluded.state, "
-            "since=excluded.since, status_ts=excluded.status_ts, seen_at=excluded.seen_at, "
+            "since=excluded.since, seen_at=excluded.seen_at, "
             "version=excluded.version, health=excluded.health, "
+            # a Will is older than the session's refreshes: a refresh of that session that
+            # arrives after it (redelivered) must not bring the agent back
+            "status_ts=max(agents.status_ts, excluded.status_ts), "
             "devices=coalesce(excluded.devices, agents.devices) "
             "WHERE excluded.status_ts >= agents.status_ts OR (excluded.state = 'offline' "
             "AND agents.state = 'online' AND excluded.status_ts >= agents.since)",
             rows,
         )
 
-    def announced_devices(self, agents: Sequence[str]) -> dict[str, frozenset[str]]:
-        """The devices each of ``agents`` last announced in its status (absent: never)."""
-        out: dict[str, frozenset[str]] = {}
+    def announced_devices(self, agents: Sequence[str]) -> dict[str, tuple[frozenset[str], int]]:
+        """The devices each of ``agents`` last announced in its status, with the time of that
+        status (absent: never announced)."""
+        out: dict[str, tuple[frozenset[str], int]] = {}
         for chunk in _chunks(list(set(agents)), 900):
             for r in self._rows(
-                f"SELECT agent, devices FROM agents WHERE agent IN ({self._marks(len(chunk))}) "
-                "AND devices IS NOT NULL",
+                f"SELECT agent, devices, status_ts FROM agents WHERE agent IN "
+                f"({self._marks(len(chunk))}) AND devices IS NOT NULL",
                 chunk,
             ):
-                out[r["agent"]] = frozenset(json.loads(r["devices"]))
+                out[r["agent"]] = (frozenset(json.loads(r["devices"])), r["status_ts"] or 0)
         return out
 
     def answer_schedules(self, rows: Iterable[tuple]) -> int:

@@ -312,6 +312,7 @@ def test_a_last_will_counts_though_older_than_the_sessions_health_refreshes(tmp_
     assert status("online", 1000, 1000)["state"] == "online"
     assert status("online", 1000, 1900)["state"] == "online"  # a health refresh
     assert status("offline", None, 1000)["state"] == "offline"  # the session's Will
+    assert status("online", 1000, 1500)["state"] == "offline"  # a refresh redelivered late
     assert status("online", 5000, 5000)["state"] == "online"  # the next session
     assert status("offline", None, 1000)["state"] == "online"  # a Will of the session before
     assert status("online", 5000, 4000)["state"] == "online"  # reordered: changes nothing
