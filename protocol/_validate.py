@@ -331,8 +331,8 @@ def _validate_status(status: Status) -> list[FieldError]:
     return errors
 
 
+#: The other message kinds (an offer takes ``types_checked`` as well: see :func:`validate`).
 _VALIDATORS = {
-    FlexOffer: validate_offer,
     Schedule: validate_schedule,
     MeterBatch: validate_meter_batch,
     Reject: _validate_reject,

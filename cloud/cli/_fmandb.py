@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from cloud.fman import Store, StoreError
+from cloud.optim.series import parse_instant
 
 DEFAULT_DB = Path(".atp/fman.db")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,14 +47,9 @@ def open_db(path: Path) -> Store:
 def parse_time(value: str) -> float:
     """Epoch seconds or ISO 8601 (UTC unless it says otherwise)."""
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither epoch seconds nor ISO 8601") from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+        return parse_instant(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 class TimeParam(click.ParamType):

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cloud.optim.errors import SeriesError as OptimSeriesError
-from cloud.optim.series import parse_series
+from cloud.optim.series import parse_instant, parse_series
 
 from ._errors import FmanError
 
@@ -34,14 +33,9 @@ def _epoch(value: Any, where: str) -> int:
         return int(value)
     if isinstance(value, str):
         try:
-            return int(float(value))
-        except ValueError:
-            pass
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            return int(parse_instant(value))
+        except (ValueError, OverflowError):
             raise SeriesError(f"{where}: {value!r} is not a time") from None
-        return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp())
     raise SeriesError(f"{where}: {value!r} is not a time")
 
 

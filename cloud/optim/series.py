@@ -1,7 +1,9 @@
 """``time,value`` series (targets, prices) read from CSV text.
 
-Times are epoch seconds or ISO 8601 in UTC (``2026-01-01T00:15:00Z``); a header row whose
-first field is not a time is skipped. Errors name the source and the row.
+Times are epoch seconds or ISO 8601 (``2026-01-01T00:15:00Z``; UTC unless the text names an
+offset); a header row whose first field is not a time is skipped. Errors name the source and
+the row. :func:`parse_instant` is the one reader of such times for the cloud side (FMAN's
+series, the ``atp`` options).
 """
 
 from __future__ import annotations
@@ -14,21 +16,27 @@ from datetime import UTC, datetime
 from .errors import SeriesError
 
 
-def _time(text: str) -> int | None:
+def parse_instant(text: str) -> float:
+    """Epoch seconds or ISO 8601 (UTC unless it names an offset); ``ValueError`` otherwise."""
     text = text.strip()
     try:
-        return int(text)
+        return float(text)
     except ValueError:
         pass
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
+        raise ValueError(f"{text!r} is neither epoch seconds nor ISO 8601") from None
+    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+
+
+def _time(text: str) -> int | None:
+    """A whole second, or ``None`` (a header, or not a time)."""
+    try:
+        ts = parse_instant(text)
+    except ValueError:
         return None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    if ts.utcoffset() != UTC.utcoffset(None):
-        return None
-    return int(ts.timestamp())
+    return int(ts) if math.isfinite(ts) and ts.is_integer() else None
 
 
 def parse_series(text: str, *, source: str = "", resolution_s: int = 900) -> dict[int, float]:
@@ -44,7 +52,7 @@ def parse_series(text: str, *, source: str = "", resolution_s: int = 900) -> dic
         if ts is None:
             if row_no == 1:
                 continue  # a header
-            raise SeriesError(where, f"time {row[0]!r} is neither epoch seconds nor ISO 8601 UTC")
+            raise SeriesError(where, f"time {row[0]!r} is neither epoch seconds nor ISO 8601")
         try:
             value = float(row[1])
         except ValueError:

@@ -1,21 +1,25 @@
 """A schedule the agent refuses is re-planned at once, not at the next planning interval.
 
 At real time a planning interval is a slot (15 minutes); an offer whose schedule was refused
-must not wait that long for another, as its deadline may come first.
+must not wait that long for another, as its deadline may come first. Both tests run the clock
+at real time, so the next planning interval is 15 minutes of wall time away.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from cloud.broker import Mosquitto
 from cloud.clock import SimClock
 
 from .harness import T0, query, wait_for, wait_ready, write_config
-from .minifleet import MiniFleet
+from .minifleet import MiniFleet, Tracked
 
 
-def test_a_refused_schedule_is_replanned_at_once(tmp_path, spawn):
+def _run(tmp_path: Path, spawn, wait: Callable[[list[Tracked]], None], **fleet) -> list[Tracked]:
+    """One worker and a refusing mini fleet at real-time speed until ``wait`` returns."""
     with Mosquitto(workdir=tmp_path / "broker") as broker:
         clock = SimClock(start=T0, speed=1.0)
         db = tmp_path / "fman.db"
@@ -25,37 +29,40 @@ def test_a_refused_schedule_is_replanned_at_once(tmp_path, spawn):
             db,
             clock={"sim_start": str(T0), "speed": 1.0, "anchor": clock.anchor},
         )
-        worker = spawn(cfg, "refusal-w1")
+        worker = spawn(cfg, f"{fleet['prefix']}-w1")
         wait_ready(db, worker.id)
-        fleet = MiniFleet(
-            broker=broker,
-            clock=clock,
-            agents=3,
-            offers_per_agent=2,
-            span_s=900,
-            meter=False,
-            prefix="rf",
-            refuse_first=True,
-        )
-        offers = list(fleet.offers.values())
-        fleet.start()
+        agents = MiniFleet(broker=broker, clock=clock, span_s=900, meter=False, **fleet)
+        offers = list(agents.offers.values())
+        agents.start()
         try:
-            # the first plan follows the offers' arrival; every first version is refused; the
-            # next planning interval is 15 minutes of wall time away at this speed
-            wait_for(
-                lambda: all(tr.schedule is not None for tr in offers),
-                30,
-                "a second schedule for every offer, taken",
-            )
+            wait(offers)
         finally:
-            fleet.close()
+            agents.close()
             assert worker.stop() == 0, worker.log()[-2000:]
+    return offers
+
+
+def test_a_refused_schedule_is_replanned_at_once(tmp_path, spawn):
+    offers = _run(
+        tmp_path,
+        spawn,
+        # the first plan follows the offers' arrival; every first version is refused
+        lambda offers: wait_for(
+            lambda: all(tr.schedule is not None for tr in offers),
+            30,
+            "a second schedule for every offer, taken",
+        ),
+        agents=3,
+        offers_per_agent=2,
+        prefix="rf",
+        refuse_first=True,
+    )
     # (version 2 is FMAN's record that the agent fell back to its default)
     assert all(tr.refused == [1] and tr.schedule.version == 3 for tr in offers), [
         (tr.offer.id, tr.refused, tr.schedule and tr.schedule.version) for tr in offers
     ]
     rows = query(
-        db,
+        tmp_path / "fman.db",
         "SELECT s.status FROM schedules s JOIN offers o ON o.id = s.offer_id "
         "AND s.version = o.schedule_version",
     )
@@ -64,37 +71,17 @@ def test_a_refused_schedule_is_replanned_at_once(tmp_path, spawn):
 
 def test_an_agent_that_refuses_everything_does_not_make_fmans_planner_spin(tmp_path, spawn):
     # "unknown_offer" (the agent lost its store) is no refusal a new plan can cure: the offer
-    # waits for the next planning interval, 15 minutes away at this speed
-    with Mosquitto(workdir=tmp_path / "broker") as broker:
-        clock = SimClock(start=T0, speed=1.0)
-        db = tmp_path / "fman.db"
-        cfg = write_config(
-            tmp_path / "fman.toml",
-            broker,
-            db,
-            clock={"sim_start": str(T0), "speed": 1.0, "anchor": clock.anchor},
-        )
-        worker = spawn(cfg, "refusal-w2")
-        wait_ready(db, worker.id)
-        fleet = MiniFleet(
-            broker=broker,
-            clock=clock,
-            agents=2,
-            offers_per_agent=2,
-            span_s=900,
-            meter=False,
-            prefix="rg",
-            refuse_all="unknown_offer",
-        )
-        offers = list(fleet.offers.values())
-        fleet.start()
-        try:
-            wait_for(lambda: all(tr.refused for tr in offers), 30, "every first schedule refused")
-            time.sleep(5.0)  # time for many re-plans, were they made
-        finally:
-            fleet.close()
-            assert worker.stop() == 0, worker.log()[-2000:]
+    # waits for the next planning interval
+    def wait(offers: list[Tracked]) -> None:
+        wait_for(lambda: all(tr.refused for tr in offers), 30, "every first schedule refused")
+        time.sleep(5.0)  # time for many re-plans, were they made
+
+    offers = _run(
+        tmp_path, spawn, wait, agents=2, offers_per_agent=2, prefix="rg", refuse_all="unknown_offer"
+    )
     assert all(tr.refused == [1] for tr in offers), [(tr.offer.id, tr.refused) for tr in offers]
-    versions = query(db, "SELECT offer_id, max(version) AS v FROM schedules GROUP BY offer_id")
+    versions = query(
+        tmp_path / "fman.db", "SELECT offer_id, max(version) AS v FROM schedules GROUP BY offer_id"
+    )
     # the refused plan and FMAN's record that the agent fell back to its default
     assert {r["v"] for r in versions} == {2}, versions
