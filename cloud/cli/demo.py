@@ -20,8 +20,9 @@ from pathlib import Path
 import click
 
 from cloud.broker import BrokerError, Mosquitto
-from cloud.fman import Store, report, series
+from cloud.fman import StoreError, open_reader, report, series
 from cloud.fman.config import dump_toml
+from cloud.fman.store import ACTIVE_STATES
 
 DAY_S = 86_400
 RES = 900
@@ -143,7 +144,7 @@ def demo(
         cfg.write_text(
             dump_toml(
                 {
-                    "worker": {"id": "demo-fman-1", "broker": broker.url, "db": str(db)},
+                    "worker": {"id": "demo-fman-1", "broker": broker.url, "store": str(db)},
                     "clock": {"sim_start": str(start), "speed": speed, "anchor": anchor},
                     "planning": {
                         "planner": planner,
@@ -203,13 +204,12 @@ def _wait_ready(db: Path, worker: subprocess.Popen[bytes], timeout: float = 30.0
     while time.time() < deadline:
         if worker.poll() is not None:
             raise click.ClickException(f"the FMAN worker stopped with code {worker.returncode}")
-        if db.exists():
-            s = Store(path=db)
-            try:
+        try:
+            with open_reader(db) as s:
                 if s.stats():
                     return
-            finally:
-                s.close()
+        except StoreError:
+            pass  # not created, or not migrated yet
         time.sleep(0.1)
     raise click.ClickException(f"the FMAN worker did not start within {timeout:g} s")
 
@@ -244,48 +244,38 @@ def _follow(
 
 def _status(db: Path) -> str:
     try:
-        s = Store(path=db)
-        c = report.counts(s)
-        s.close()
-    except Exception:
+        with open_reader(db) as s:
+            o = s.counts().offers
+    except StoreError:
         return ""
-    o = c["offers"]
     accepted = sum(o.get(k, 0) for k in ("accepted", "assigned", "executing", "executed"))
     return f"offers {accepted} accepted, {o.get('rejected', 0)} rejected"
 
 
 def _online(db: Path) -> int:
-    s = Store(path=db)
-    try:
-        return int(s.query("SELECT count(*) AS n FROM agents WHERE state = 'online'")[0]["n"])
-    finally:
-        s.close()
+    with open_reader(db) as s:
+        return s.counts().online
 
 
 def _open_offers(db: Path) -> int:
-    s = Store(path=db)
-    try:
-        return len(s.offers_in(("accepted", "assigned", "executing")))
-    finally:
-        s.close()
+    with open_reader(db) as s:
+        offers = s.counts().offers
+    return sum(offers.get(state, 0) for state in ACTIVE_STATES)
 
 
 def _summary(db: Path, out: Path, online: int) -> None:
     from cloud.fman.plot import plot_portfolio
 
-    s = Store(path=db)
-    p = report.portfolio(s)
+    with open_reader(db) as s:
+        p = report.portfolio(s)
+        counts = s.counts()
     c = p.summary
     o = c["offers"]
     sched = c["schedules_in_force"]
-    delivered = s.query(
-        "SELECT count(*) AS n FROM schedules WHERE status IN ('acked','superseded','sent')"
-    )[0]["n"]
-    refused = s.query("SELECT count(*) AS n FROM schedules WHERE status = 'rejected'")[0]["n"]
-    metered = s.query(
-        "SELECT count(*) AS n FROM offers WHERE state = 'executed' AND metered_slots > 0"
-    )[0]["n"]
-    s.close()
+    versions = counts.schedule_versions_by_status
+    delivered = sum(versions.get(k, 0) for k in ("acked", "superseded", "sent"))
+    refused = versions.get("rejected", 0)
+    metered = counts.executed_metered
     accepted = sum(o.get(k, 0) for k in ("accepted", "assigned", "executing", "executed"))
     plot = plot_portfolio(p, out / "portfolio.png", title="atp demo")
     before, after = p.imbalance_baseline_kwh, p.imbalance_scheduled_kwh

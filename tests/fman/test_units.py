@@ -14,7 +14,7 @@ from msgspec.structs import replace
 
 import protocol
 from cloud.clock import SimClock
-from cloud.fman import ConfigError, Store, config_from_dict, series, stability
+from cloud.fman import ConfigError, config_from_dict, open_reader, open_store, series, stability
 from cloud.fman.acceptance import judge_meter, judge_offer, judge_withdraw
 from cloud.fman.config import AcceptanceSection, Contract
 from cloud.fman.execution import check, metered_per_slot, per_slot
@@ -86,7 +86,14 @@ def test_acceptance_refuses_a_new_offer_for_a_device_the_agent_did_not_announce(
 
 def test_acceptance_orders_revisions():
     o = replace(two_slot_offer(agent="a", now=NOW), revision=2)
-    head = OfferHead(o.id, "a", 2, "accepted", o.assignment_before, 0)
+    head = OfferHead(
+        id=o.id,
+        issuer="a",
+        revision=2,
+        state="accepted",
+        assignment_before=o.assignment_before,
+        schedule_version=0,
+    )
 
     def judge(off, h):
         return judge_offer(
@@ -102,16 +109,32 @@ def test_acceptance_orders_revisions():
     assert judge(o, head).outcome == "duplicate"
     assert reasons(judge(replace(o, revision=1), head)) == ["superseded"]
     assert judge(replace(o, revision=3), head).outcome == "accept"
-    done = OfferHead(o.id, "a", 2, "executing", o.assignment_before, 1)
+    done = OfferHead(
+        id=o.id,
+        issuer="a",
+        revision=2,
+        state="executing",
+        assignment_before=o.assignment_before,
+        schedule_version=1,
+    )
     assert reasons(judge(replace(o, revision=3), done)) == ["not_updatable"]
-    other = OfferHead(o.id, "b", 0, "accepted", o.assignment_before, 0)
+    other = OfferHead(
+        id=o.id,
+        issuer="b",
+        revision=0,
+        state="accepted",
+        assignment_before=o.assignment_before,
+        schedule_version=0,
+    )
     assert reasons(judge(o, other)) == ["id_conflict"]
 
 
 def test_withdraw_and_meter_verdicts():
     wd = Withdraw(offer_id="x")
     assert judge_withdraw(wd, sender="a", stored=None).outcome == "accept"  # tombstone
-    head = OfferHead("x", "a", 0, "withdrawn", 0, 0)
+    head = OfferHead(
+        id="x", issuer="a", revision=0, state="withdrawn", assignment_before=0, schedule_version=0
+    )
     assert judge_withdraw(wd, sender="a", stored=head).outcome == "duplicate"
     assert reasons(judge_withdraw(wd, sender="b", stored=head)) == ["id_conflict"]
     batch = MeterBatch(
@@ -229,7 +252,7 @@ def test_config_errors_name_the_key(data, key):
 def _ingest(db) -> tuple[Ingest, Counter]:
     stats: Counter = Counter()
     return Ingest(
-        store=Store(path=db),
+        store=open_store(db),
         config=config_from_dict({}),
         clock=SimClock(start=NOW, speed=1.0),
         worker="t",
@@ -254,8 +277,9 @@ def test_ingest_is_idempotent_and_restores_order_across_connections(tmp_path):
         again[0].payload != late[0].payload and protocol.decode(again[0].payload).kind == "reject"
     )
     assert s1["duplicate"] == 1
-    rows = Store(path=db).query("SELECT revision, state FROM offers")
-    assert rows == [{"revision": 1, "state": "accepted"}]
+    with open_reader(db) as reader:
+        rows = reader.list_offers()
+    assert [(r.revision, r.state) for r in rows] == [(1, "accepted")]
     # a withdrawal before its offer leaves a tombstone the offer cannot revive
     o2 = two_slot_offer(agent="b", now=NOW)
     one.process(
@@ -296,23 +320,3 @@ def test_an_equivalent_re_plan_changes_nothing_a_better_one_changes_what_differs
     )
     assert better.changed == better.changes_offered > 0 and better.gain > 0
     assert set(better.adopted) == {k for k in first if stability.differs(greedy[k], first[k], 0.01)}
-
-
-def test_a_last_will_counts_though_older_than_the_sessions_health_refreshes(tmp_path):
-    # the broker publishes the Will that the agent made when it connected (at its "since"),
-    # after the health refreshes of that session, which carry later times
-    store = Store(path=tmp_path / "fman.db")
-
-    def status(state, since, ts):
-        with store.write():
-            store.put_statuses([(ID, state, since, ts, ts, "1", "{}", None)])
-        return store.query("SELECT state, status_ts FROM agents")[0]
-
-    ID = "agent-w"
-    assert status("online", 1000, 1000)["state"] == "online"
-    assert status("online", 1000, 1900)["state"] == "online"  # a health refresh
-    assert status("offline", None, 1000)["state"] == "offline"  # the session's Will
-    assert status("online", 1000, 1500)["state"] == "offline"  # a refresh redelivered late
-    assert status("online", 5000, 5000)["state"] == "online"  # the next session
-    assert status("offline", None, 1000)["state"] == "online"  # a Will of the session before
-    assert status("online", 5000, 4000)["state"] == "online"  # reordered: changes nothing

@@ -1,0 +1,243 @@
+"""The store on PostgreSQL (psycopg 3): for FMAN workers on several hosts.
+
+The same statements as SQLite (:mod:`._sql`), with these differences:
+
+- **Write transactions.** SQLite's single writer made every ingest batch atomic against
+  every other. Here a transaction takes advisory locks instead: ingest names the agents and
+  offers of its batch and takes a transaction-scoped lock on each (in one sorted order, so two
+  batches cannot deadlock) under a *shared* lock on the writers' key; everything else (the
+  planning cycle's writes, migrations) takes that key *exclusively*. So batches about
+  different agents commit side by side, while a decision and the write it leads to stay
+  atomic against every other writer of the same agent or offer and against the planner:
+  the ordering rules of ingest hold across hosts as they do in one file.
+- **The change counter** (``meta``), which every batch that changes offers bumps, is bumped
+  just before the commit, so concurrent batches queue on that one row only for the commit.
+- **The planner lease** expires by the database server's clock, so the hosts' clocks need
+  not agree; the fence of a schedule write reads the lease row ``FOR SHARE``, so a worker
+  taking over an expired lease waits until a write the old holder began has committed.
+- **Connections** are re-opened when the server dropped them (a restart, say): the failed
+  statement raises :class:`StoreError` (the worker retries the batch), the next one
+  reconnects.
+
+A reader (``readonly``) runs every statement in read-only transactions and never migrates.
+Nothing here logs or raises with the URL's password: :attr:`where` leaves it out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .._errors import StoreError
+from ._rows import LoggedMessage, MessageKey
+from ._sql import Row, SqlStore, _logged
+from ._url import describe
+
+#: Advisory lock keys (the two-int form; the one-int keys of agents and offers never meet it).
+_NAMESPACE = 0x41545046  # "ATPF"
+_WRITERS = 1
+
+
+def lock_key(kind: str, name: str) -> int:
+    """A stable 64-bit advisory lock key for an agent (``a``) or an offer (``o``)."""
+    digest = hashlib.blake2b(f"{kind}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresStore(SqlStore):
+    dialect = "postgresql"
+    _FENCE = " FOR SHARE"
+
+    def __init__(self, *, url: str, readonly: bool = False, connect_timeout_s: int = 10) -> None:
+        self._url = url
+        self.where = describe(url)
+        self.readonly = readonly
+        self.lock_wait_s = 0.0
+        self.lock_held_s = 0.0
+        self._in_tx = False
+        self._bumps: Counter[str] = Counter()
+        self._sql: dict[str, str] = {}
+        self._timeout = connect_timeout_s
+        self._conn: psycopg.Connection[Row] | None = None
+        try:
+            self._conn = self._connect()
+            if readonly:
+                self._check_version()
+            else:
+                self._migrate()
+        except StoreError:
+            self.close()
+            raise
+
+    def _connect(self) -> psycopg.Connection[Row]:
+        try:
+            conn = psycopg.connect(
+                self._url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=self._timeout,
+                application_name="atp-fman",
+            )
+            if self.readonly:
+                conn.execute("SET default_transaction_read_only = on")
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open the FMAN database {self.where}: {exc}") from None
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> psycopg.Connection[Row]:
+        """The connection, opened again if the server dropped it (outside transactions)."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            if self._in_tx:
+                raise StoreError(f"{self.where}: the connection was lost in a transaction")
+            conn = self._conn = self._connect()
+        return conn
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @contextmanager
+    def write(
+        self, *, agents: Collection[str] = (), offers: Collection[str] = ()
+    ) -> Iterator[PostgresStore]:
+        if self.readonly:
+            raise StoreError(f"{self.where}: opened read-only")
+        if self._in_tx:
+            yield self
+            return
+        conn = self.conn
+        t0 = time.perf_counter()
+        t1 = t0
+        try:
+            with conn.transaction():
+                if agents or offers:
+                    conn.execute(
+                        "SELECT pg_advisory_xact_lock_shared(%s, %s)", (_NAMESPACE, _WRITERS)
+                    )
+                    keys = sorted(
+                        {lock_key("a", a) for a in agents} | {lock_key("o", o) for o in offers}
+                    )
+                    conn.execute(
+                        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k",
+                        (keys,),
+                    )
+                else:
+                    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_NAMESPACE, _WRITERS))
+                t1 = time.perf_counter()
+                self.lock_wait_s += t1 - t0
+                self._in_tx = True
+                try:
+                    yield self
+                    self._flush_bumps()
+                finally:
+                    self._in_tx = False
+                    self._bumps.clear()
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.where}: {exc}") from exc
+        finally:
+            self.lock_held_s += time.perf_counter() - t1
+
+    def bump(self, key: str) -> None:
+        if self._in_tx:  # applied just before the commit: see the module docstring
+            self._bumps[key] += 1
+        else:
+            super().bump(key)
+
+    def _flush_bumps(self) -> None:
+        for key, n in sorted(self._bumps.items()):
+            self._exec(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                "SET value = meta.value + excluded.value",
+                (key, n),
+            )
+
+    # -- primitives ------------------------------------------------------------------------
+
+    def _q(self, sql: str) -> str:
+        out = self._sql.get(sql)
+        if out is None:
+            out = self._sql[sql] = sql.replace("?", "%s")
+        return out
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        try:
+            return self.conn.execute(self._q(sql), params).fetchall()  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.where}: {exc}") from exc
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
+        try:
+            return self.conn.execute(self._q(sql), params).rowcount  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.where}: {exc}") from exc
+
+    def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        rows = list(rows)
+        if not rows:
+            return 0
+        try:
+            with self.conn.cursor() as cur:
+                cur.executemany(self._q(sql), rows)  # type: ignore[arg-type]
+                return cur.rowcount
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.where}: {exc}") from exc
+
+    def _in(self, column: str, values: Collection[Any]) -> Iterator[tuple[str, list[Any]]]:
+        items = list(values)
+        if not items:
+            yield "1 = 0", []
+        else:
+            yield f"{column} = ANY(?)", [items]
+
+    def _db_now(self) -> float:
+        return float(
+            self._one("SELECT extract(epoch FROM clock_timestamp())::float8 AS now")["now"]
+        )
+
+    def _tables(self) -> set[str]:
+        return {
+            r["table_name"]
+            for r in self._rows(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()"
+            )
+        }
+
+    def _columns(self, table: str) -> set[str]:
+        return {
+            r["column_name"]
+            for r in self._rows(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = ?",
+                (table,),
+            )
+        }
+
+    # -- reads that one round trip serves better here ----------------------------------------
+
+    def seen_messages(self, keys: Collection[MessageKey]) -> dict[MessageKey, LoggedMessage]:
+        unique = list(set(keys))
+        if not unique:
+            return {}
+        rows = self._rows(
+            "SELECT m.* FROM messages m JOIN unnest(?::text[], ?::text[]) AS k(agent, msg_id) "
+            "ON m.agent = k.agent AND m.msg_id = k.msg_id",
+            ([k.agent for k in unique], [k.msg_id for k in unique]),
+        )
+        out: dict[MessageKey, LoggedMessage] = {}
+        for r in rows:
+            m = _logged(r)
+            out[m.key] = m
+        return out
