@@ -6,6 +6,8 @@ gets the share the broker kept for it."""
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
 import time
 
 from cloud.broker import Mosquitto
@@ -13,7 +15,7 @@ from cloud.clock import SimClock
 from cloud.fman import open_reader
 from cloud.fman.store import ACTIVE_STATES
 
-from .harness import T0, check_every_accepted_offer, stats, wait_for, wait_ready, write_config
+from .harness import ATP, T0, check_every_accepted_offer, stats, wait_for, wait_ready, write_config
 from .minifleet import MiniFleet, sleep_until
 
 SPEED = 900.0
@@ -109,6 +111,20 @@ def test_two_workers_on_postgresql_plan_one_at_a_time_and_a_sigkill_loses_nothin
     order = [w for w, _ in itertools.groupby(v.worker for v in sorted(versions, key=_issued))]
     assert order == [leader, successor], order
     assert "holds the planner lease" in workers[successor].log()
+
+    # the operator commands read the same database
+    for args in (["offers", "list"], ["portfolio"], ["agents", "list"]):
+        out = subprocess.run(
+            [ATP, *args, "--store", pg_url, "--json"], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        data = json.loads(out.stdout)
+        if args[0] == "offers":
+            assert sorted(r["id"] for r in data) == sorted(published)
+        elif args[0] == "portfolio":
+            assert data["offers"] == len(check_every_accepted_offer(pg_url, snapshot))
+        else:
+            assert len(data) == 30 and all(a["offers"] == 3 for a in data)
 
 
 def _issued(s) -> tuple[float, str, int]:

@@ -16,7 +16,7 @@ import protocol
 from cloud.clock import SimClock
 from cloud.fman import ConfigError, config_from_dict, open_reader, open_store, series, stability
 from cloud.fman.acceptance import judge_meter, judge_offer, judge_withdraw
-from cloud.fman.config import AcceptanceSection, Contract
+from cloud.fman.config import AcceptanceSection, Contract, with_overrides
 from cloud.fman.execution import check, metered_per_slot, per_slot
 from cloud.fman.greedy import GreedyPlanner
 from cloud.fman.ingest import Incoming, Ingest
@@ -241,12 +241,29 @@ def test_series_files_and_payloads(tmp_path):
         ({"worker": {"ca_file": "ca.crt"}}, "worker.ca_file"),
         ({"objective": {"kind": "cost"}}, "objective.prices"),
         ({"acceptance": {"agents": {"a": {"max_power_kw": "lots"}}}}, "acceptance.agents"),
+        ({"worker": {"store": "mysql://db.example/fman"}}, "worker.store"),
+        ({"worker": {"store": "postgresql://fman@db.example:5432/"}}, "worker.store"),
+        ({"worker": {"store": "postgresql://fman@db.example:port/fman"}}, "worker.store"),
+        ({"worker": {"store": ""}}, "worker.store"),
+        ({"worker": {"store": "a.db", "db": "b.db"}}, "worker.db"),
+        ({"planning": {"lease_ttl_s": 3, "time_limit_s": 5}}, "planning.lease_ttl_s"),
     ],
 )
 def test_config_errors_name_the_key(data, key):
     with pytest.raises(ConfigError) as err:
         config_from_dict(data)
     assert err.value.key.startswith(key), err.value
+
+
+def test_the_store_is_a_path_or_a_postgresql_url_and_db_is_its_older_name():
+    assert config_from_dict({"worker": {"db": "x/fman.db"}}).worker.store == "x/fman.db"
+    url = "postgresql://fman@db.example:5432/fman?passfile=/run/secrets/pgpass"
+    cfg = config_from_dict({"worker": {"store": url}})
+    assert cfg.worker.store == url
+    assert with_overrides(cfg, worker={"db": "y.db"}).worker.store == "y.db"
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"worker": {"store": "postgresql://fman:hunter2@db.example:x/fman"}})
+    assert "hunter2" not in str(err.value)
 
 
 def _ingest(db) -> tuple[Ingest, Counter]:
