@@ -184,6 +184,14 @@ class PgCluster:
     def drop_database(self, name: str) -> None:
         self._admin(f'DROP DATABASE IF EXISTS "{_checked(name)}" WITH (FORCE)')
 
+    def version(self) -> str:
+        """The server's version, e.g. ``15.14``."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=10) as c:
+            row = c.execute("SHOW server_version").fetchone()
+        return str(row[0]).split()[0] if row else "?"
+
     def _admin(self, sql: str) -> None:
         import psycopg  # the cloud extra; imported here so `cloud.pgcluster` imports light
 

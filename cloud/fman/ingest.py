@@ -262,16 +262,16 @@ class Ingest:
             self.stats.update(counts)
             return answers
         d = self._decide(self.store, items, now, wall)
-        agents, offers = _scope(items)
+        offers = _scope(items)
         try:
-            with self.store.write(agents=agents, offers=offers) as tx:
+            with self.store.write(offers=offers) as tx:
                 if not d.still_valid(tx):
                     self.stats["ingest.redecided"] += 1
                     d = self._decide(tx, items, now, wall)
                 self._write(tx, d)
         except _Conflict:
             self.stats["ingest.redecided"] += 1
-            with self.store.write(agents=agents, offers=offers) as tx:
+            with self.store.write(offers=offers) as tx:
                 d = self._decide(tx, items, now, wall)
                 self._write(tx, d)
         self.stats.update(counts)
@@ -628,19 +628,18 @@ def _log_row(
     )
 
 
-def _scope(items: Sequence[_Item]) -> tuple[set[str], set[str]]:
-    """The agents and offers a batch is about: what its write transaction locks (on a server
-    database, batches about other agents and offers commit alongside)."""
-    agents, offers = set(), set()
+def _scope(items: Sequence[_Item]) -> set[str]:
+    """The offers a batch decides about: what its write transaction locks (on a server
+    database, batches about other offers commit alongside)."""
+    offers = set()
     for it in items:
         if it.msg is None:
             continue
-        agents.add(it.agent)
         if it.channel == "offer":
             offers.add(it.msg.body.id)  # type: ignore[union-attr]
         elif it.channel == "offer/delete":
             offers.add(it.msg.body.offer_id)  # type: ignore[union-attr]
-    return agents, offers
+    return offers
 
 
 _PEEK = msgspec.msgpack.Decoder(dict)

@@ -661,10 +661,11 @@ def test_a_failed_transaction_leaves_nothing(store):
 # -- PostgreSQL: several hosts ------------------------------------------------------------------
 
 
-def test_postgres_batches_about_other_agents_commit_alongside_and_the_planner_waits(pg_url):
-    """Ingest on two hosts: a transaction about agent ``a`` does not hold up one about ``b``;
-    a second about ``a``, and the planner's (exclusive) writes, wait for it."""
-    first, other, same, planner = (open_store(pg_url) for _ in range(4))
+def test_postgres_batches_about_other_offers_commit_alongside_and_the_planner_waits(pg_url):
+    """Ingest on two hosts: a transaction about offer ``a1`` does not hold up one about
+    ``b1``, nor one about no offer at all (readings); a second about ``a1``, and the planner's
+    (exclusive) writes, wait for it."""
+    first, other, readings, same, planner = (open_store(pg_url) for _ in range(5))
     watcher = psycopg.connect(pg_url, autocommit=True)
 
     def waiting() -> int:
@@ -674,10 +675,10 @@ def test_postgres_batches_about_other_agents_commit_alongside_and_the_planner_wa
 
     done: list[str] = []
 
-    def write(store, name: str, **scope) -> threading.Thread:
+    def write(store, name: str, offers) -> threading.Thread:
         def run() -> None:
-            with store.write(**scope):
-                store.put_offers([offer_record(name, scope.get("agents", ["p"])[0])])
+            with store.write(offers=offers):
+                store.put_offers([offer_record(name)])
             done.append(name)
 
         t = threading.Thread(target=run)
@@ -688,8 +689,8 @@ def test_postgres_batches_about_other_agents_commit_alongside_and_the_planner_wa
     holding = threading.Event()
 
     def hold() -> None:
-        with first.write(agents=["a"], offers=["a1"]):
-            first.put_offers([offer_record("a1", "a")])
+        with first.write(offers=["a1"]):
+            first.put_offers([offer_record("a1")])
             holding.set()
             release.wait(30)
         done.append("a1")
@@ -697,17 +698,18 @@ def test_postgres_batches_about_other_agents_commit_alongside_and_the_planner_wa
     holder = threading.Thread(target=hold)
     holder.start()
     assert holding.wait(10)
-    t_other = write(other, "b1", agents=["b"], offers=["b1"])
-    t_other.join(10)
-    assert done == ["b1"]  # committed while "a" is held
-    t_same = write(same, "a2", agents=["a"], offers=["a2"])
-    t_planner = write(planner, "p1")
-    _poll(lambda: waiting() == 2, "the second writer of a and the planner to wait")
+    write(other, "b1", ["b1"]).join(10)
+    write(readings, "r1", []).join(10)
+    assert done == ["b1", "r1"]  # committed while "a1" is held
+    t_same = write(same, "a1-again", ["a1"])
+    t_planner = write(planner, "p1", None)
+    _poll(lambda: waiting() == 2, "the second writer of a1 and the planner to wait")
+    assert done == ["b1", "r1"]
     release.set()
     for t in (holder, t_same, t_planner):
         t.join(10)
-    assert done[:2] == ["b1", "a1"] and sorted(done[2:]) == ["a2", "p1"]
-    for s in (first, other, same, planner):
+    assert done[:3] == ["b1", "r1", "a1"] and sorted(done[3:]) == ["a1-again", "p1"]
+    for s in (first, other, readings, same, planner):
         s.close()
     watcher.close()
 

@@ -179,15 +179,13 @@ class Store(StoreReader, Protocol):
     lock_wait_s: float
     lock_held_s: float
 
-    def write(
-        self, *, agents: Collection[str] = (), offers: Collection[str] = ()
-    ) -> AbstractContextManager[Store]:
+    def write(self, *, offers: Collection[str] | None = None) -> AbstractContextManager[Store]:
         """A write transaction: commits on success, rolls back on any exception.
 
-        With neither ``agents`` nor ``offers``, it excludes every other writer. Ingest names
-        the agents and offers its batch is about: then it excludes only the writers of the
-        same agents or offers and the exclusive ones, so on a server database batches about
-        different agents commit side by side. (SQLite has one writer whatever is named.)"""
+        Without ``offers`` it excludes every other writer. Ingest names the offers its batch
+        decides about (none, for a batch of readings): then it excludes only the writers of
+        the same offers and the exclusive ones, so on a server database batches about other
+        offers commit side by side. (SQLite has one writer whatever is named.)"""
         ...
 
     # -- ingest ----------------------------------------------------------------------------

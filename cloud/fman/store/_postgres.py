@@ -27,16 +27,18 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from .._errors import StoreError
-from ._rows import LoggedMessage, MessageKey
+from ._rows import LoggedMessage, MessageKey, OfferRecord, Reading
 from ._sql import Row, SqlStore, _logged
 from ._url import describe
 
@@ -45,9 +47,38 @@ _NAMESPACE = 0x41545046  # "ATPF"
 _WRITERS = 1
 
 
-def lock_key(kind: str, name: str) -> int:
-    """A stable 64-bit advisory lock key for an agent (``a``) or an offer (``o``)."""
-    digest = hashlib.blake2b(f"{kind}:{name}".encode(), digest_size=8).digest()
+#: The offer columns and their types, for the array form of :meth:`PostgresStore.put_offers`.
+_OFFER_TYPES = tuple(
+    (name, "bigint" if kind == "int" else "float8" if kind == "float" else kind)
+    for name, kind in (
+        ("id", "text"),
+        ("issuer", "text"),
+        ("revision", "int"),
+        ("state", "text"),
+        ("reason", "text"),
+        ("received_at", "float"),
+        ("updated_at", "float"),
+        ("worker", "text"),
+        ("device", "text"),
+        ("load_type", "text"),
+        ("grid_node", "text"),
+        ("mode", "text"),
+        ("created_at", "int"),
+        ("acceptance_before", "int"),
+        ("assignment_before", "int"),
+        ("start_after", "int"),
+        ("start_before", "int"),
+        ("n_slots", "int"),
+        ("resolution_s", "int"),
+        ("payload", "bytea"),
+    )
+)
+assert [c for c, _ in _OFFER_TYPES] == [f.name for f in fields(OfferRecord)]
+
+
+def lock_key(offer_id: str) -> int:
+    """A stable 64-bit advisory lock key for an offer."""
+    digest = hashlib.blake2b(offer_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -63,6 +94,8 @@ class PostgresStore(SqlStore):
         self.lock_held_s = 0.0
         self._in_tx = False
         self._bumps: Counter[str] = Counter()
+        #: this connection's own row of each change counter (see the module docstring)
+        self._writer = uuid.uuid4().hex[:12]
         self._sql: dict[str, str] = {}
         self._timeout = connect_timeout_s
         self._conn: psycopg.Connection[Row] | None = None
@@ -109,9 +142,7 @@ class PostgresStore(SqlStore):
     # -- transactions ----------------------------------------------------------------------
 
     @contextmanager
-    def write(
-        self, *, agents: Collection[str] = (), offers: Collection[str] = ()
-    ) -> Iterator[PostgresStore]:
+    def write(self, *, offers: Collection[str] | None = None) -> Iterator[PostgresStore]:
         if self.readonly:
             raise StoreError(f"{self.where}: opened read-only")
         if self._in_tx:
@@ -122,17 +153,15 @@ class PostgresStore(SqlStore):
         t1 = t0
         try:
             with conn.transaction():
-                if agents or offers:
+                if offers is not None:
                     conn.execute(
                         "SELECT pg_advisory_xact_lock_shared(%s, %s)", (_NAMESPACE, _WRITERS)
                     )
-                    keys = sorted(
-                        {lock_key("a", a) for a in agents} | {lock_key("o", o) for o in offers}
-                    )
-                    conn.execute(
-                        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k",
-                        (keys,),
-                    )
+                    if offers:
+                        conn.execute(
+                            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%b::bigint[]) k",
+                            (sorted({lock_key(o) for o in offers}),),
+                        )
                 else:
                     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_NAMESPACE, _WRITERS))
                 t1 = time.perf_counter()
@@ -160,7 +189,7 @@ class PostgresStore(SqlStore):
             self._exec(
                 "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
                 "SET value = meta.value + excluded.value",
-                (key, n),
+                (f"{key}@{self._writer}", n),
             )
 
     # -- primitives ------------------------------------------------------------------------
@@ -224,6 +253,74 @@ class PostgresStore(SqlStore):
                 (table,),
             )
         }
+
+    # -- writes and reads that one statement serves better here ------------------------------
+    #
+    # A batch of hundreds of rows is one statement over arrays (``unnest``), not hundreds of
+    # statements: the time a batch holds its locks is mostly the server's per-statement work.
+
+    def _bulk(self, sql: str, columns: Sequence[tuple[str, list[Any]]]) -> int:
+        """Run ``sql`` with ``{rows}`` replaced by a ``SELECT`` of the given columns, each
+        ``(array type, values)``; returns the rows changed."""
+        if not columns or not columns[0][1]:
+            return 0
+        rows = "SELECT * FROM unnest(" + ", ".join(f"%b::{t}[]" for t, _ in columns) + ")"
+        try:
+            return self.conn.execute(  # type: ignore[arg-type]
+                sql.format(rows=rows), [values for _, values in columns]
+            ).rowcount
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.where}: {exc}") from exc
+
+    def log_messages(self, rows: Sequence[LoggedMessage]) -> int:
+        rows = sorted(rows, key=lambda m: (m.agent, m.msg_id))  # see put_offers
+        with self.write():
+            return self._bulk(
+                "INSERT INTO messages(agent, msg_id, channel, ref_id, revision, outcome, reasons, "
+                "worker, at) {rows} ON CONFLICT (agent, msg_id) DO NOTHING",
+                [
+                    ("text", [m.agent for m in rows]),
+                    ("text", [m.msg_id for m in rows]),
+                    ("text", [m.channel for m in rows]),
+                    ("text", [m.ref_id for m in rows]),
+                    ("bigint", [m.revision for m in rows]),
+                    ("text", [m.outcome for m in rows]),
+                    ("text", [m.reasons for m in rows]),
+                    ("text", [m.worker for m in rows]),
+                    ("float8", [m.at for m in rows]),
+                ],
+            )
+
+    def put_offers(self, rows: Iterable[OfferRecord]) -> None:
+        # one row per id (a later one wins), as one statement cannot update a row twice; in
+        # key order, as every writer inserts, so two cannot wait for each other's rows
+        latest = sorted({r.id: r for r in rows}.values(), key=lambda r: r.id)
+        updates = ", ".join(f"{c}=excluded.{c}" for c, _ in _OFFER_TYPES if c != "id")
+        with self.write():
+            self._bulk(
+                f"INSERT INTO offers({', '.join(c for c, _ in _OFFER_TYPES)}) {{rows}} "
+                f"ON CONFLICT (id) DO UPDATE SET {updates}",
+                [(t, [getattr(r, c) for r in latest]) for c, t in _OFFER_TYPES],
+            )
+
+    def put_readings(self, rows: Iterable[Reading]) -> None:
+        keyed = {(r.agent, r.device, r.start, r.duration_s): r for r in rows}
+        latest = [keyed[k] for k in sorted(keyed)]
+        with self.write():
+            self._bulk(
+                "INSERT INTO readings(agent, device, start, duration_s, energy_kwh, offer_id, "
+                "received_at) {rows} ON CONFLICT (agent, device, start, duration_s) DO UPDATE "
+                "SET energy_kwh=excluded.energy_kwh, offer_id=excluded.offer_id",
+                [
+                    ("text", [r.agent for r in latest]),
+                    ("text", [r.device for r in latest]),
+                    ("bigint", [r.start for r in latest]),
+                    ("bigint", [r.duration_s for r in latest]),
+                    ("float8", [r.energy_kwh for r in latest]),
+                    ("text", [r.offer_id for r in latest]),
+                    ("float8", [r.received_at for r in latest]),
+                ],
+            )
 
     # -- reads that one round trip serves better here ----------------------------------------
 

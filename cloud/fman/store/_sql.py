@@ -81,9 +81,7 @@ class SqlStore:
         """Run one statement per row; returns the rows changed in all."""
         raise NotImplementedError
 
-    def write(
-        self, *, agents: Collection[str] = (), offers: Collection[str] = ()
-    ) -> AbstractContextManager[Any]:
+    def write(self, *, offers: Collection[str] | None = None) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
     def _in(self, column: str, values: Collection[Any]) -> Iterator[tuple[str, list[Any]]]:
@@ -347,8 +345,12 @@ class SqlStore:
     # -- planning cycle: reads -------------------------------------------------------------
 
     def counter(self, key: str) -> int:
-        rows = self._rows("SELECT value FROM meta WHERE key=?", (key,))
-        return int(rows[0]["value"]) if rows else 0
+        # ``key`` itself, and ``key@writer`` where each writer counts in a row of its own
+        row = self._one(
+            "SELECT sum(value) AS n FROM meta WHERE key = ? OR substr(key, 1, ?) = ?",
+            (key, len(key) + 1, f"{key}@"),
+        )
+        return int(row["n"] or 0)
 
     def unscheduled_before(self, deadline: float) -> bool:
         return bool(

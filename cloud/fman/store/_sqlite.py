@@ -116,11 +116,9 @@ class SqliteStore(SqlStore):
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @contextmanager
-    def write(
-        self, *, agents: Collection[str] = (), offers: Collection[str] = ()
-    ) -> Iterator[SqliteStore]:
-        """An immediate (write-locked) transaction; SQLite has one writer, so ``agents`` and
-        ``offers`` change nothing here."""
+    def write(self, *, offers: Collection[str] | None = None) -> Iterator[SqliteStore]:
+        """An immediate (write-locked) transaction; SQLite has one writer, so ``offers``
+        changes nothing here."""
         if self.readonly:
             raise StoreError(f"{self.where}: opened read-only")
         if self._in_tx:
