@@ -13,8 +13,8 @@ its insert to another, so order is restored from the data itself rather than fro
 an offer is kept only if its ``revision`` is higher than the stored one (the older revision,
 arriving late, is answered ``superseded``); a withdrawal of an unknown offer leaves a
 tombstone that its late insert cannot revive; a status is kept only if its timestamp is newer.
-The check and the write share one ``BEGIN IMMEDIATE`` transaction, so two workers cannot
-interleave between them.
+The check and the write share one write transaction that excludes every other writer of the
+same offers (on SQLite, every other writer), so two workers cannot interleave between them.
 """
 
 from __future__ import annotations

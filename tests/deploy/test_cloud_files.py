@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cloud.fman.config import load_config
+
 REPO = Path(__file__).resolve().parents[2]
 CLOUD = REPO / "deploy" / "cloud"
 
@@ -65,9 +67,24 @@ def test_compose_runs_fman_workers_with_stable_distinct_ids_on_one_group(compose
     for s in workers.values():
         assert s["command"][:2] == ["fman", "run"]
         assert s["read_only"] is True and s["cap_drop"] == ["ALL"]
-        assert {x["source"] for x in s["secrets"]} == {"fman-credentials", "ca-cert"}
+        assert {x["source"] for x in s["secrets"]} == {"fman-credentials", "ca-cert", "fman-pgpass"}
+        assert s["depends_on"]["postgres"]["condition"] == "service_healthy"
     toml = (CLOUD / "fman.toml").read_text()
     assert 'group = "fman"' in toml and "mqtts://broker:8883" in toml
+
+
+def test_the_workers_share_one_postgresql_store_without_a_password_in_the_configuration(
+    compose,
+):
+    cfg = load_config(CLOUD / "fman.toml")
+    store = cfg.worker.store
+    assert store.startswith("postgresql://fman@postgres:5432/fman")
+    assert ":" not in store.split("://", 1)[1].split("@", 1)[0]  # no password in the URL
+    assert "passfile=/run/secrets/fman-pgpass" in store
+    pg = compose["services"]["postgres"]
+    assert pg["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/pg-password"
+    assert "ports" not in pg  # on the compose network only, until published on purpose
+    assert compose["secrets"]["fman-pgpass"]["file"].endswith("/services/fman/pgpass")
 
 
 def test_haproxy_config_is_valid():
