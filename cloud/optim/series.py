@@ -1,7 +1,8 @@
 """``time,value`` series (targets, prices) read from CSV text.
 
 Times are epoch seconds or ISO 8601 (``2026-01-01T00:15:00Z``; UTC unless the text names an
-offset); a header row whose first field is not a time is skipped. Errors name the source and
+offset); blank rows and rows starting with ``#`` are skipped, and so is a header: the first
+other row, when its first field is not a time. Errors name the source and
 the row. :func:`parse_instant` is the one reader of such times for the cloud side (FMAN's
 series, the ``atp`` options).
 """
@@ -42,15 +43,17 @@ def _time(text: str) -> int | None:
 def parse_series(text: str, *, source: str = "", resolution_s: int = 900) -> dict[int, float]:
     """The series in ``text`` keyed by slot start; times must be on the slot grid."""
     out: dict[int, float] = {}
+    first = True  # the first row that is not blank or a comment may be a header
     for row_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
+        header_allowed, first = first, False
         where = f"{source}:{row_no}" if source else f"row {row_no}"
         if len(row) != 2:
             raise SeriesError(where, f"expected 2 fields time,value, got {len(row)}")
         ts = _time(row[0])
         if ts is None:
-            if row_no == 1:
+            if header_allowed:
                 continue  # a header
             raise SeriesError(where, f"time {row[0]!r} is neither epoch seconds nor ISO 8601")
         try:
