@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from agent.errors import StoreError
+
 if TYPE_CHECKING:
     from agent.config import AgentConfig
     from agent.store import Store
@@ -217,6 +219,8 @@ def status(config_path: Path, store_path: Path | None, as_json: bool) -> None:
     store = _open_store(config_path, store_path)
     try:
         report = _status(store)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
     finally:
         store.close()
     if as_json:
@@ -333,6 +337,8 @@ def offers(config_path: Path, store_path: Path | None, as_json: bool, show_all: 
         states = None if show_all else ("offered", "accepted", "assigned", "executing")
         rows = store.offers(states=states)
         plans = store.plans(o.offer.id for o in rows)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
     finally:
         store.close()
     items = []
@@ -396,6 +402,8 @@ def devices(config_path: Path, store_path: Path | None, as_json: bool, probe: bo
                 }
                 for d in store.devices()
             ]
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from exc
         finally:
             store.close()
     if as_json:
@@ -403,6 +411,11 @@ def devices(config_path: Path, store_path: Path | None, as_json: bool, probe: bo
         return
     if not rows:
         click.echo("no devices recorded yet (has the agent run?)")
+        return
+    click.echo(
+        f"{'device':12} {'driver':24} {'generator':16} {'power':>9} {'energy':>13} "
+        f"{'setpoint':>8}  state  (measured)"
+    )
     for r in rows:
         power = "-" if r["power_w"] is None else f"{r['power_w']:.0f} W"
         energy = "-" if r["energy_kwh"] is None else f"{r['energy_kwh']:.3f} kWh"
