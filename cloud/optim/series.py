@@ -195,6 +195,4 @@ def _resample(
             if len(vs) == k:  # a slot only partly covered stays without a value
                 out[t] = sum(vs) if per_slot else sum(vs) / k
         return out
-    raise SeriesError(
-        source, f"one value every {step} s cannot be resampled onto {res} s slots"
-    )
+    raise SeriesError(source, f"one value every {step} s cannot be resampled onto {res} s slots")
