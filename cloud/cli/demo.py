@@ -275,13 +275,20 @@ def _day_start(given: int | None) -> int:
     return given
 
 
+def _legacy(out: Path) -> bool:
+    """A directory an earlier version of the demo made, before it marked its directories:
+    nothing but the demo's own files, among them those only the demo writes."""
+    names = {p.name for p in out.iterdir()}
+    return names <= set(OWN_FILES + OWN_DIRS) and {"fman.toml", "target.json", "fleet.log"} <= names
+
+
 def prepare_out(out: Path) -> None:
     """Make ``out`` the demo's directory, or refuse: a non-empty directory without the demo's
     mark is someone else's, and the demo writes nothing there. In its own directory, only the
     files a run writes are removed; anything else the user put there stays."""
     if out.exists() and not out.is_dir():
         raise click.ClickException(f"--out {out} is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARK).exists():
+    if out.is_dir() and any(out.iterdir()) and not (out / MARK).exists() and not _legacy(out):
         raise click.ClickException(
             f"--out {out} is not empty and was not made by `atp demo`: give a new or empty "
             "directory (the demo writes its database, logs and plot there)"
@@ -369,19 +376,32 @@ def follow(
                 bar.update(now_slot - done, None)
                 done = now_slot
             if code == 0:
+                fleet_done = time.time()
                 break
             if sim >= end and time.time() > anchor + DAY_S / speed + FLEET_STOP_WALL_S:
                 fleet.terminate()  # its agents should have stopped by now; the summary says
             time.sleep(0.2)
-        # the worker judges the last offers' execution once their readings are in
+        # the worker judges the last offers' execution once their readings are in, and its
+        # counters are written after the last offers arrived (the last line then shows the
+        # figure the summary prints)
         grace_until = time.time() + 3 * 1800 / speed + 2
-        while time.time() < grace_until and _open_offers(db):
-            if worker.poll() is not None:
+        while time.time() < grace_until and worker.poll() is None:
+            if not _open_offers(db) and _counted_since(db, fleet_done):
                 break
             bar.render_progress()
             time.sleep(0.3)
         bar.render_progress()
     return online, when
+
+
+def _counted_since(db: Path, t: float) -> bool:
+    """Whether every worker wrote its counters after wall time ``t``."""
+    s = Store(path=db)
+    try:
+        stats = s.stats()
+    finally:
+        s.close()
+    return bool(stats) and all(w.get("alive_at", 0.0) > t for w in stats.values())
 
 
 def _accepted(s: Store) -> int:

@@ -61,6 +61,23 @@ def test_its_own_directory_loses_only_the_demos_files(tmp_path: Path):
         demo.prepare_out(out / "notes.txt")
 
 
+def test_a_directory_an_earlier_demo_made_is_taken_but_not_a_lookalike(tmp_path: Path):
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("fman.db", "fman.toml", "target.json", "fleet.log", "portfolio.png"):
+        (old / name).write_text("earlier run, before the mark")
+    demo.prepare_out(old)
+    assert sorted(p.name for p in old.iterdir()) == [demo.MARK]
+    # an operator's own FMAN directory has the demo's file names, not its signature
+    ops = tmp_path / "ops"
+    ops.mkdir()
+    for name in ("fman.db", "fman.toml", "fman.log"):
+        (ops / name).write_text("production")
+    with pytest.raises(click.ClickException, match="not made by `atp demo`"):
+        demo.prepare_out(ops)
+    assert sorted(p.name for p in ops.iterdir()) == ["fman.db", "fman.log", "fman.toml"]
+
+
 def _sleeper() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 
