@@ -7,8 +7,9 @@ Rules (docs/settlement.md states the same):
    a market counts from the defaults it was offered) clamped to the direction of its part
    ``p_mi`` of the award and to at most ``|p_mi|`` (no reading: nothing). The award delivered
    ``D_i = sum_m d_mi``.
-2. The market pays slot ``i`` only if ``|A_i - D_i| <= margin_kwh + margin_rel * |A_i|``; then
-   it pays ``price_i * A_i`` (all of it: within the margin counts as delivered). The award's
+2. The market pays slot ``i`` only if ``|A_i - D_i| <= margin_kwh + margin_rel * |A_i|`` (plus
+   1 Wh per member for rounding); then it pays ``price_i * A_i`` (all of it: within the margin
+   counts as delivered). The award's
    revenue ``R`` is the sum over paid slots, rounded once to cents.
 3. ``R`` is split over the members by the largest-remainder method in proportion to the value
    they delivered on paid slots (``sum_i price_i * d_mi``, counted only in the direction of
@@ -30,7 +31,7 @@ from typing import Literal
 import msgspec
 
 from ._contract import Contract, DirectPrice, RevenueSharing
-from ._delivery import SlotRecord
+from ._delivery import ROUNDING_WH, SlotRecord
 from ._inputs import MarketAward
 from ._ledger import (
     Transaction,
@@ -115,6 +116,7 @@ def settle_award(
     slots = paid = awarded_wh = delivered_wh = 0
     revenue = Decimal(0)
     paid_slot = [False] * n
+    rounding = ROUNDING_WH * len(award.members)
     for i in range(n):
         t = award.start + i * res
         total = 0
@@ -133,7 +135,8 @@ def settle_award(
         slots += 1
         awarded_wh += abs(a)
         delivered_wh += abs(total)
-        if abs(a - total) <= award.margin_kwh * 1000 + award.margin_rel * abs(a):
+        slack = award.margin_kwh * 1000 + award.margin_rel * abs(a) + rounding
+        if abs(a - total) <= slack:
             paid += 1
             paid_slot[i] = True
             revenue += per_kwh(price[i], a)

@@ -24,7 +24,7 @@ that does not exist on a comparable day is simply not found there).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 
 from ._contract import Baseline
@@ -32,31 +32,59 @@ from ._meters import SlotWh
 from ._period import zone
 
 
-def characteristic(
-    history: SlotWh, *, slots: Sequence[int], rule: Baseline, tz: str = "UTC"
-) -> dict[int, int] | None:
-    """The characteristic baseline (Wh) for each of ``slots`` from a device's metered
-    ``history``, or ``None`` when some slot has fewer than ``rule.min_days`` comparable days."""
-    z = zone(tz)
-    out: dict[int, int] = {}
-    days_cache: dict[str, list[int]] = {}
-    for t in slots:
-        local = datetime.fromtimestamp(t, z)
-        day = local.date()
-        midnight = datetime(day.year, day.month, day.day, tzinfo=z)
-        offset = t - int(midnight.timestamp())
-        key = day.isoformat()
-        candidates = days_cache.get(key)
-        if candidates is None:
-            candidates = []
+class DayCalendar:
+    """Local midnights and comparable days in one time zone, cached for one run."""
+
+    def __init__(self, tz: str = "UTC") -> None:
+        self._zone = zone(tz)
+        self._midnights: dict[int, tuple[date, int]] = {}
+        self._days: dict[tuple[date, str, int], list[int]] = {}
+
+    def midnight(self, t: int) -> tuple[date, int]:
+        """The local day of ``t`` and the epoch of its midnight (zones' offsets are whole
+        quarter hours, so one look-up per quarter hour serves every second in it)."""
+        key = t // 900
+        found = self._midnights.get(key)
+        if found is None:
+            day = datetime.fromtimestamp(t, self._zone).date()
+            found = (day, self._start(day))
+            self._midnights[key] = found
+        return found
+
+    def comparable(self, day: date, rule: Baseline) -> list[int]:
+        """Midnights of the days comparable to ``day`` before it, nearest first."""
+        key = (day, rule.comparable, rule.lookback_days)
+        found = self._days.get(key)
+        if found is None:
+            found = []
             for back in range(1, rule.lookback_days + 1):
                 d = day - timedelta(days=back)
                 if _comparable(d.weekday(), day.weekday(), rule.comparable):
-                    start = int(datetime(d.year, d.month, d.day, tzinfo=z).timestamp())
-                    candidates.append(start)
-            days_cache[key] = candidates
+                    found.append(self._start(d))
+            self._days[key] = found
+        return found
+
+    def _start(self, d: date) -> int:
+        return int(datetime(d.year, d.month, d.day, tzinfo=self._zone).timestamp())
+
+
+def characteristic(
+    history: SlotWh,
+    *,
+    slots: Sequence[int],
+    rule: Baseline,
+    calendar: DayCalendar | None = None,
+) -> dict[int, int] | None:
+    """The characteristic baseline (Wh) for each of ``slots`` from a device's metered
+    ``history``, or ``None`` when some slot has fewer than ``rule.min_days`` comparable days.
+    ``calendar`` gives the time zone (UTC without one)."""
+    cal = calendar or DayCalendar()
+    out: dict[int, int] = {}
+    for t in slots:
+        day, midnight = cal.midnight(t)
+        offset = t - midnight
         found: list[int] = []
-        for day_start in candidates:
+        for day_start in cal.comparable(day, rule):
             e = history.get(day_start + offset)
             if e is not None:
                 found.append(e)

@@ -4,13 +4,14 @@ For each slot of an executed offer (the slots of its schedule and of its baselin
 
     requested  s = scheduled - baseline
     metered    m = metered - baseline
-    delivered  d = s                          if |metered - scheduled| <= tol + rel * |s|
+    delivered  d = s                          if |metered - scheduled| <= tol + rel * |s| + 1 Wh
                  = clamp(m, 0, s)             otherwise (0 when s = 0 or no reading)
 
 where ``clamp(m, 0, s)`` keeps ``m`` only in the direction of ``s`` and at most ``|s|``: a
 device that overshoots is paid for what was asked, one that moved the wrong way delivered
 nothing, and one that moved part of the way delivered that part. The undelivered deviation of
-a slot is ``|s| - |d|``. The tolerance (``tol``, ``rel``) is the contract's.
+a slot is ``|s| - |d|``. The tolerance (``tol``, ``rel``) is the contract's; the extra watt-hour
+absorbs rounding (metered and scheduled energy are each rounded to whole Wh).
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from collections.abc import Mapping
 import msgspec
 
 from ._contract import Delivery
-from ._inputs import ExecutedOffer
 from ._money import wh
+
+#: Energies are rounded to whole Wh one by one, so a delivery exact in kWh can differ from its
+#: schedule by a watt-hour; that much is always within tolerance.
+ROUNDING_WH = 1
 
 
 class SlotRecord(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -52,7 +56,7 @@ def delivered(
     s = scheduled - baseline
     if s == 0 or metered is None:
         return 0
-    if abs(metered - scheduled) <= tol_wh + tol_rel * abs(s):
+    if abs(metered - scheduled) <= tol_wh + tol_rel * abs(s) + ROUNDING_WH:
         return s
     m = metered - baseline
     return min(max(m, 0), s) if s > 0 else max(min(m, 0), s)
@@ -63,21 +67,19 @@ def profile_wh(start: int, energy_kwh: tuple[float, ...], res: int) -> dict[int,
 
 
 def offer_slots(
-    offer: ExecutedOffer,
+    offer_id: str,
+    res: int,
     *,
-    metered: Mapping[int, int],
+    default: Mapping[int, int],
+    scheduled: Mapping[int, int],
     baseline: Mapping[int, int] | None,
+    metered: Mapping[int, int],
     rule: Delivery,
 ) -> tuple[list[SlotRecord], list[int]]:
-    """The offer's slot records, and the slots that should deviate but have no reading (they
-    delivered nothing; the caller decides whether that holds the offer).
-
-    ``baseline`` is the characteristic baseline (``None``: the default schedule is the
-    baseline)."""
-    res = offer.resolution_s
-    default = profile_wh(offer.default.start, offer.default.energy_kwh, res)
-    ran = offer.ran
-    scheduled = default if ran is offer.default else profile_wh(ran.start, ran.energy_kwh, res)
+    """An offer's slot records from its default and schedule (Wh per slot), its metered
+    energy and, where the contract says so, its characteristic ``baseline`` (``None``: the
+    default is the baseline); and the slots that should deviate but have no reading (they
+    delivered nothing; the caller decides whether that holds the offer)."""
     base = default if baseline is None else baseline
     tol_wh, tol_rel = rule.tolerance_kwh * 1000, rule.tolerance_rel
     rows: list[SlotRecord] = []
@@ -87,5 +89,5 @@ def offer_slots(
         if m is None and s != b:
             missing.append(t)
         d = delivered(scheduled=s, baseline=b, metered=m, tol_wh=tol_wh, tol_rel=tol_rel)
-        rows.append(SlotRecord(offer.id, t, res, default.get(t, 0), b, s, m, d))
+        rows.append(SlotRecord(offer_id, t, res, default.get(t, 0), b, s, m, d))
     return rows, missing

@@ -34,6 +34,7 @@ class MeterIndex:
             self._devices_of[agent].append(device)
         self._tags: dict[tuple[str, str, int], dict[str, SlotWh]] = {}
         self._totals: dict[tuple[str, str, int], SlotWh] = {}
+        self._subs: dict[tuple[str, str, int], SlotWh] = {}
 
     def devices(self, agent: str) -> list[str]:
         return list(self._devices_of.get(agent, ()))
@@ -49,19 +50,34 @@ class MeterIndex:
             self._tags[key] = found
         return found
 
-    def offer(self, agent: str, device: str, offer_id: str, res: int) -> SlotWh:
-        """The offer's metered Wh per slot: its device's readings tagged with it or untagged;
-        a slot is present if some such reading covers part of it."""
+    def offer(
+        self, agent: str, device: str, offer_id: str, res: int, slots: Iterable[int]
+    ) -> SlotWh:
+        """The offer's metered Wh in ``slots``: its device's readings tagged with it or
+        untagged; a slot is present if some such reading covers part of it."""
         tags = self._by_tag(agent, device, res)
         own, untagged = tags.get(offer_id, {}), tags.get("", {})
-        if not own:
-            return untagged
-        if not untagged:
-            return own
-        out = dict(untagged)
-        for t, e in own.items():
-            out[t] = out.get(t, 0) + e
+        out: SlotWh = {}
+        for t in slots:
+            a, b = own.get(t), untagged.get(t)
+            if a is not None or b is not None:
+                out[t] = (a or 0) + (b or 0)
         return out
+
+    def submeters(self, agent: str, main_meter: str, res: int) -> SlotWh:
+        """Per slot, the sum of the readings of every device of ``agent`` but its main meter
+        (slots where none has a reading are absent)."""
+        key = (agent, main_meter, res)
+        found = self._subs.get(key)
+        if found is None:
+            found = {}
+            for d in self.devices(agent):
+                if d == main_meter:
+                    continue
+                for t, e in self.device(agent, d, res).items():
+                    found[t] = found.get(t, 0) + e
+            self._subs[key] = found
+        return found
 
     def device(self, agent: str, device: str, res: int) -> SlotWh:
         """All of a device's readings per slot, whatever their tag."""
@@ -124,13 +140,12 @@ def check_submeters(
     sub-meter has a reading and the main meter has none fails too (nothing to check against).
     ``None``: every slot passed."""
     main = meters.device(agent, main_meter, res)
-    subs = [meters.device(agent, d, res) for d in meters.devices(agent) if d != main_meter]
+    subs = meters.submeters(agent, main_meter, res)
     tol_wh = tolerance_kwh * 1000
     for t in slots:
-        present = [s[t] for s in subs if t in s]
-        if not present:
+        sub = subs.get(t)
+        if sub is None:
             continue
-        sub = sum(present)
         m = main.get(t)
         if m is None:
             return SubMeterFailure(slot=t, sub_wh=sub, main_wh=None)

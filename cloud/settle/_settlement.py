@@ -34,7 +34,7 @@ from typing import Literal
 import msgspec
 
 from ._awards import AwardSettlement, Member, MemberShare, settle_award
-from ._baseline import characteristic
+from ._baseline import DayCalendar, characteristic
 from ._book import ContractBook
 from ._contract import Contract, Delivery, DirectPrice, StrictRewards, terms_kind
 from ._delivery import SlotRecord, offer_slots, profile_wh
@@ -84,7 +84,9 @@ class OfferSettlement(msgspec.Struct, frozen=True, kw_only=True):
 
 class Settlement(msgspec.Struct, frozen=True, kw_only=True):
     """Everything one run decided. ``new`` is what to write to the ledger; ``settled_now`` the
-    offers to move from ``executed`` to ``settled``."""
+    offers to move from ``executed`` to ``settled``. ``offers``, ``slots`` and ``awards`` hold
+    what was evaluated in this run (a skipped offer keeps the rows of the run that settled
+    it)."""
 
     period: Period
     booked_at: int
@@ -96,6 +98,8 @@ class Settlement(msgspec.Struct, frozen=True, kw_only=True):
     due: tuple[Transaction, ...]
     new: tuple[Transaction, ...]
     settled_now: tuple[str, ...]
+    #: Settled offers not evaluated again (not in ``recheck``, carrying no award evaluated).
+    skipped: int = 0
 
     @property
     def held(self) -> list[OfferSettlement]:
@@ -119,15 +123,40 @@ def settle(
     existing: Iterable[Transaction] = (),
     booked_at: int,
     release: Collection[str] = (),
+    recheck: Collection[str] = (),
 ) -> Settlement:
-    """Settle ``period``; see the module's docstring for the rules."""
+    """Settle ``period``; see the module's docstring for the rules. ``recheck`` names settled
+    offers to evaluate again (readings arrived after they were settled); other settled offers
+    are skipped, and so are awards whose members are all skipped and whose revenue is in the
+    ledger."""
     offer_list = _checked_offers(offers)
-    award_list = _checked_awards(awards)
+    award_list = [a for a in _checked_awards(awards) if period.contains(a.start)]
+    existing = list(existing)
+    booked = {t.base for t in existing}
+    recheck = frozenset(recheck)
+    by_id = {o.id: o for o in offer_list}
+    todo = {o.id for o in offer_list if o.state == "executed" or o.id in recheck}
+    live_awards = []
+    for a in award_list:
+        ids = [m.offer_id for m in a.members]
+        if any(i in todo or i not in by_id for i in ids) or (
+            f"award:{a.key}:revenue" not in booked
+        ):
+            live_awards.append(a)
+            todo.update(i for i in ids if i in by_id)
     meters = MeterIndex(readings)
+    calendar = DayCalendar(period.tz)
     release = frozenset(release)
     evaluated = {
-        o.id: _evaluate(o, book=contracts, meters=meters, period=period, release=release)
-        for o in offer_list
+        oid: _evaluate(
+            by_id[oid],
+            book=contracts,
+            meters=meters,
+            period=period,
+            calendar=calendar,
+            release=release,
+        )
+        for oid in sorted(todo)
     }
     in_period = [e for e in evaluated.values() if period.contains(e.offer.delivery_start)]
     in_period.sort(key=lambda e: (e.offer.delivery_start, e.offer.id))
@@ -151,9 +180,7 @@ def settle(
         for oid, e in evaluated.items()
         if e.contract is not None
     }
-    for a in sorted(award_list, key=lambda a: (a.start, a.key)):
-        if not period.contains(a.start):
-            continue
+    for a in sorted(live_awards, key=lambda a: (a.start, a.key)):
         row, shares, txns = settle_award(
             a, members, day=period.day_of(a.start), booked_at=booked_at
         )
@@ -177,6 +204,7 @@ def settle(
             for e in in_period
             if e.result.status == "settled" and e.offer.state == "executed"
         ),
+        skipped=len(offer_list) - len(evaluated),
     )
 
 
@@ -206,33 +234,42 @@ def _evaluate(
     book: ContractBook,
     meters: MeterIndex,
     period: Period,
+    calendar: DayCalendar,
     release: frozenset[str],
 ) -> _Evaluated:
     t0 = offer.delivery_start
     contract = book.in_force(offer.agent, offer.device, t0)
     rule = contract.delivery if contract is not None else Delivery()
     res = offer.resolution_s
-    metered = meters.offer(offer.agent, offer.device, offer.id, res)
+    default = profile_wh(offer.default.start, offer.default.energy_kwh, res)
+    ran = offer.ran
+    scheduled = default if ran is offer.default else profile_wh(ran.start, ran.energy_kwh, res)
+    slots = sorted(default.keys() | scheduled.keys())
+    metered = meters.offer(offer.agent, offer.device, offer.id, res, slots)
     reasons: list[str] = []
     notes: list[str] = []
     baseline = None
     if contract is not None and contract.baseline.kind == "characteristic":
-        slots = sorted(
-            profile_wh(offer.default.start, offer.default.energy_kwh, res).keys()
-            | profile_wh(offer.ran.start, offer.ran.energy_kwh, res).keys()
-        )
         baseline = characteristic(
             meters.device(offer.agent, offer.device, res),
             slots=slots,
             rule=contract.baseline,
-            tz=period.tz,
+            calendar=calendar,
         )
         if baseline is None:
             notes.append(
                 f"baseline: fewer than {contract.baseline.min_days} comparable days metered; "
                 "the default schedule is the baseline"
             )
-    rows, missing = offer_slots(offer, metered=metered, baseline=baseline, rule=rule)
+    rows, missing = offer_slots(
+        offer.id,
+        res,
+        default=default,
+        scheduled=scheduled,
+        baseline=baseline,
+        metered=metered,
+        rule=rule,
+    )
     released = offer.id in release
     if contract is None:
         reasons.append(f"no_contract: none covers {offer.agent}/{offer.device} at {t0}")

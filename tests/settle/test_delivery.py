@@ -43,13 +43,14 @@ def test_readings_are_spread_over_slots_and_split_by_tag():
             Reading("a", "d", NOV_5 + Q, Q, 0.25, "o2"),
         ]
     )
-    assert index.offer("a", "d", "o1", Q) == {
+    quarter_hours = [NOV_5 + i * Q for i in range(6)]
+    assert index.offer("a", "d", "o1", Q, quarter_hours) == {
         NOV_5: 1500,
         NOV_5 + Q: 1000,
         NOV_5 + 2 * Q: 1000,
         NOV_5 + 3 * Q: 1000,
     }
-    assert index.offer("a", "d", "o2", Q)[NOV_5 + Q] == 1250
+    assert index.offer("a", "d", "o2", Q, quarter_hours)[NOV_5 + Q] == 1250
     assert index.device("a", "d", Q)[NOV_5 + Q] == 1250
     assert index.device("a", "d", 3600) == {NOV_5: 4750}
 

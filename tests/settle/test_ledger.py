@@ -7,9 +7,13 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace as with_
 
 from cloud.settle import (
+    AwardMember,
+    ContractBook,
     LedgerError,
+    MarketAward,
     Period,
     Posting,
     Transaction,
@@ -21,7 +25,7 @@ from cloud.settle import (
     split_cents,
 )
 
-from .build import DEC_1, at, book, offer, readings
+from .build import DEC_1, NOV_1, at, book, offer, readings
 
 NOVEMBER = Period.parse("2026-11")
 
@@ -147,3 +151,85 @@ def test_cents_rounds_half_to_even():
         33,
         200,
     ]
+
+
+def test_settled_offers_are_skipped_unless_rechecked():
+    first = _ev_case()
+    ev = offer(
+        "house-17.ev.1",
+        agent="house-17",
+        device="ev",
+        default=(at(18), [2.0, 2.0]),
+        schedule=(at(19), [2.0, 2.0]),
+        window=(at(18), at(22)),
+        state="settled",
+    )
+    late = readings("house-17", "ev", at(18), [0.0, 0.5, 0.0, 0.0, 2.1, 1.0])
+    late.append(readings("house-17", "ev", at(19.25), [0.9], "house-17.ev.1")[0])
+
+    def run(**kw):
+        return settle(
+            period=NOVEMBER,
+            offers=[ev],
+            readings=late,
+            contracts=book("strict-rewards.toml"),
+            existing=first.new,
+            booked_at=DEC_1 + 1,
+            **kw,
+        )
+
+    skipped = run()
+    assert (skipped.skipped, skipped.offers, skipped.new) == (1, (), ())
+    rechecked = run(recheck={"house-17.ev.1"})
+    assert rechecked.skipped == 0 and rechecked.settled_now == ()
+    assert {t.key for t in rechecked.new} == {
+        "offer:house-17.ev.1:reward#2",
+        "offer:house-17.ev.1:penalty#2",
+    }
+    assert with_(ev, state="executed") != ev
+
+
+def test_an_award_is_settled_with_members_settled_before():
+    # a heat pump that started on 31 October carries an award of 1 November
+    start = NOV_1 - 900
+    hp = offer(
+        "house-21.hp.1",
+        agent="house-21",
+        device="hp",
+        default=(start, [0.0, 0.0]),
+        schedule=(start, [1.0, 1.0]),
+        state="settled",
+    )
+    award = MarketAward(
+        market="m",
+        gate="g",
+        id="a",
+        start=NOV_1,
+        deviation_kwh=(1.0,),
+        price_eur_per_kwh=(Decimal("0.5"),),
+        members=(AwardMember(offer_id="house-21.hp.1", deviation_kwh=(1.0,)),),
+    )
+    c = book("revenue-sharing.toml").latest("c-house-21")
+    contracts = ContractBook([with_(c, valid_from=NOV_1 - 86_400)])
+    metered = readings("house-21", "hp", start, [1.0, 1.0])
+    result = settle(
+        period=NOVEMBER,
+        offers=[hp],
+        readings=metered,
+        awards=[award],
+        contracts=contracts,
+        booked_at=DEC_1,
+    )
+    assert result.offers == ()  # delivered in October: settled there
+    (a,) = result.awards
+    assert (a.status, a.revenue_cents, a.paid_out_cents) == ("paid", 50, 30)
+    again = settle(
+        period=NOVEMBER,
+        offers=[hp],
+        readings=[],
+        awards=[award],
+        contracts=contracts,
+        existing=result.new,
+        booked_at=DEC_1,
+    )
+    assert (again.skipped, again.awards, again.new) == (1, (), ())

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from cloud.settle import (
     AwardMember,
@@ -224,6 +225,10 @@ def test_bills_reconcile_to_the_cent(portfolio):
     # idempotent: a second run over the same data writes nothing; input order does not matter
     again = _run(book, offers, readings, awards, release, existing=ledger)
     assert again.new == ()
+    done = set(result.settled_now)
+    moved = [replace(o, state="settled") if o.id in done else o for o in offers]
+    skipping = _run(book, moved, readings, awards, release, existing=ledger)
+    assert skipping.new == () and skipping.skipped <= len(done)
     shuffled = _run(book, offers[::-1], readings[::-1], awards[::-1], release)
     assert sorted(t.key for t in shuffled.new) == sorted(t.key for t in ledger)
     assert balances(shuffled.new) == totals
