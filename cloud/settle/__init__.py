@@ -7,7 +7,16 @@ outputs. docs/settlement.md describes every rule with worked examples.
 """
 
 from ._awards import AwardSettlement, MemberShare
-from ._bill import AGGREGATOR, Bill, BillDay, BillLine, accounts_of, make_bill, parties
+from ._bill import (
+    AGGREGATOR,
+    Bill,
+    BillDay,
+    BillLine,
+    accounts_of,
+    make_bill,
+    make_bills,
+    parties,
+)
 from ._book import ContractBook
 from ._contract import (
     Acceptance,
@@ -108,6 +117,7 @@ __all__ = [
     "kwh_text",
     "load_contract",
     "make_bill",
+    "make_bills",
     "market_account",
     "parse_contract",
     "parties",

@@ -124,3 +124,14 @@ def test_json_csv_and_html(month):
 def test_html_escapes_what_it_shows(month):
     bill = make_bill("<b>x</b>", NOVEMBER, month.new, offers=month.offers, issued_at=DEC_1)
     assert "<b>x</b>" not in bill_html(bill) and "&lt;b&gt;" in bill_html(bill)
+
+
+def test_make_bills_is_make_bill_for_every_party(month):
+    from cloud.settle import make_bills
+
+    together = make_bills(NOVEMBER, month.new, offers=month.offers, issued_at=DEC_1)
+    one_by_one = [
+        make_bill(p, NOVEMBER, month.new, offers=month.offers, issued_at=DEC_1)
+        for p in parties(month.new)
+    ]
+    assert together == one_by_one and len(together) == 4

@@ -210,3 +210,14 @@ def test_two_contracts_may_not_cover_one_device_at_once():
     assert book.in_force("house-17", "ev", end).id == "c-other"
     with pytest.raises(ContractError, match="in the past"):
         book.ended("c-other", end + 1, now=end + 2)
+
+
+def test_every_example_in_the_docs_is_a_checked_file():
+    import re
+
+    text = (EXAMPLES.parents[1] / "docs" / "settlement.md").read_text()
+    blocks = re.findall(r"```(toml|json)\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
+    files = {p.read_text().strip() for p in EXAMPLE_FILES}
+    for _, body in blocks:
+        assert body.strip() in files
