@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Literal
 
 import msgspec
+from msgspec.structs import replace
 
 from ._contract import Contract, DirectPrice, RevenueSharing
 from ._delivery import ROUNDING_WH, SlotRecord
@@ -97,17 +98,18 @@ def settle_award(
     booked_at: int,
 ) -> tuple[AwardSettlement, list[MemberShare], list[Transaction]]:
     """Settle one award given its evaluated member offers (by offer id)."""
-    head = {
-        "key": award.key,
-        "market": award.market,
-        "gate": award.gate,
-        "order": award.id,
-        "day": day,
-        "start": award.start,
-    }
+    head = AwardSettlement(
+        key=award.key,
+        market=award.market,
+        gate=award.gate,
+        order=award.id,
+        day=day,
+        start=award.start,
+        status="held",
+    )
     reasons = _problems(award, members)
     if reasons:
-        return AwardSettlement(status="held", reasons=tuple(reasons), **head), [], []
+        return replace(head, reasons=tuple(reasons)), [], []
     n = len(award.deviation_kwh)
     res = award.resolution_s
     one_price = len(award.price_eur_per_kwh) == 1
@@ -227,7 +229,8 @@ def settle_award(
             )
         )
     status: Literal["paid", "unpaid"] = "paid" if paid else "unpaid"
-    result = AwardSettlement(
+    result = replace(
+        head,
         status=status,
         slots=slots,
         paid_slots=paid,
@@ -236,7 +239,6 @@ def settle_award(
         revenue_cents=r,
         paid_out_cents=paid_out,
         margin_cents=r - paid_out,
-        **head,
     )
     return result, shares, txns
 

@@ -126,8 +126,8 @@ def make_bill(
         for (day, kind, account), v in sorted(lines.items())
     )
     per_day_amount: dict[str, int] = defaultdict(int)
-    for line in bill_lines:
-        per_day_amount[line.day] += line.amount_cents
+    for bill_line in bill_lines:
+        per_day_amount[bill_line.day] += bill_line.amount_cents
     flex: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     held: list[str] = []
     for o in offers:
@@ -163,7 +163,7 @@ def make_bill(
         lines=bill_lines,
         days=bill_days,
         held=tuple(sorted(held)),
-        total_cents=sum(line.amount_cents for line in bill_lines),
+        total_cents=sum(b.amount_cents for b in bill_lines),
     )
 
 

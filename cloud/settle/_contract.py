@@ -40,7 +40,7 @@ class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=
     pass
 
 
-class Party(_Section, kw_only=True):
+class Party(_Section, kw_only=True, frozen=True):
     """The aggregator's counterparty."""
 
     #: The agent's id (its MQTT user name) for a prosumer; the DSO's account otherwise.
@@ -49,7 +49,7 @@ class Party(_Section, kw_only=True):
     name: str = ""
 
 
-class StrictRewards(_Section, kw_only=True, tag="strict_rewards", tag_field="kind"):
+class StrictRewards(_Section, kw_only=True, frozen=True, tag="strict_rewards", tag_field="kind"):
     """Delegated trading with fixed rewards; losses are possible (the penalty)."""
 
     #: Paid per kWh of delivered deviation from the baseline.
@@ -63,14 +63,14 @@ class StrictRewards(_Section, kw_only=True, tag="strict_rewards", tag_field="kin
     penalty_eur_per_kwh: Decimal = Decimal(0)
 
 
-class RevenueSharing(_Section, kw_only=True, tag="revenue_sharing", tag_field="kind"):
+class RevenueSharing(_Section, kw_only=True, frozen=True, tag="revenue_sharing", tag_field="kind"):
     """Delegated trading for a share of the market revenue; no losses are possible."""
 
     #: The prosumer's part of the market revenue its flexibility earned, 0 to 1.
     share: Decimal
 
 
-class DirectPrice(_Section, kw_only=True, tag="direct", tag_field="kind"):
+class DirectPrice(_Section, kw_only=True, frozen=True, tag="direct", tag_field="kind"):
     """Direct trading: the prosumer sells at its own asks, or at the market's clearing price."""
 
     price: Literal["asks", "clearing"] = "asks"
@@ -88,7 +88,7 @@ def terms_kind(terms: Terms) -> str:
     return "direct"
 
 
-class Delivery(_Section, kw_only=True):
+class Delivery(_Section, kw_only=True, frozen=True):
     """How delivered deviation is counted."""
 
     #: A slot counts as fully delivered when ``|metered - scheduled|`` is at most
@@ -100,7 +100,7 @@ class Delivery(_Section, kw_only=True):
     missing_readings: Literal["hold", "not_delivered"] = "hold"
 
 
-class Baseline(_Section, kw_only=True):
+class Baseline(_Section, kw_only=True, frozen=True):
     """What the device would have done without flexibility trading."""
 
     #: ``default``: the offer's default schedule. ``characteristic``: the device's metered
@@ -118,7 +118,7 @@ class Baseline(_Section, kw_only=True):
     min_days: PosInt = 3
 
 
-class Metering(_Section, kw_only=True):
+class Metering(_Section, kw_only=True, frozen=True):
     """Checks of uncertified sub-meters against the party's main meter."""
 
     #: The device id of the main meter; empty: the party has none and nothing is checked.
@@ -131,7 +131,7 @@ class Metering(_Section, kw_only=True):
     tolerance_rel: NonNegFloat = 0.02
 
 
-class Acceptance(_Section, kw_only=True):
+class Acceptance(_Section, kw_only=True, frozen=True):
     """What FMAN accepts from the party (the ``[acceptance]`` limits of FMAN's configuration
     today); the devices are the contract's ``devices``."""
 
@@ -149,7 +149,7 @@ class AcceptanceLimits(msgspec.Struct, kw_only=True, frozen=True):
     max_open_offers: int
 
 
-class Contract(_Section, kw_only=True):
+class Contract(_Section, kw_only=True, frozen=True):
     """One version of one contract."""
 
     id: Id

@@ -130,7 +130,7 @@ def parse_contract(text: str, *, fmt: Format, source: str = "") -> Contract:
 
 def contract_to_dict(c: Contract) -> dict[str, Any]:
     """The contract as plain data: times as ISO 8601 UTC, money as exact decimals."""
-    data = msgspec.to_builtins(c, builtin_types=(Decimal,))
+    data: dict[str, Any] = msgspec.to_builtins(c, builtin_types=(Decimal,))
     for key in ("valid_from", "valid_until"):
         if data.get(key) is not None:
             data[key] = datetime.fromtimestamp(data[key], UTC).isoformat().replace("+00:00", "Z")

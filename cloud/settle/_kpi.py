@@ -159,7 +159,9 @@ class _Hour:
         self.flex = self.metered_n = 0
 
 
-def _hours(slots: Iterable[SlotRecord], start: int, end: int) -> tuple[dict[int, _Hour], dict]:
+def _hours(
+    slots: Iterable[SlotRecord], start: int, end: int
+) -> tuple[dict[int, _Hour], dict[str, int]]:
     hours: dict[int, _Hour] = defaultdict(_Hour)
     totals = {"planned_abs": 0, "realised_abs": 0, "unmetered": 0}
     for r in slots:
@@ -352,7 +354,7 @@ def _revenues(
     )
 
 
-def _adaptation(window: Window, hours: dict[int, _Hour], totals: dict) -> Adaptation:
+def _adaptation(window: Window, hours: dict[int, _Hour], totals: dict[str, int]) -> Adaptation:
     rows = tuple(
         HourAdaptation(
             hour=h,
