@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from decimal import Decimal
 
 import msgspec
 
@@ -34,6 +35,8 @@ class BillLine(msgspec.Struct, frozen=True, kw_only=True):
     #: Summed over the line's transactions, in ``unit`` (Wh, s).
     quantity: int
     unit: str
+    #: The rate (EUR per kWh, per hour, per month; a share) if all its transactions had one.
+    rate: Decimal | None
     transactions: int
     corrections: int
     amount_cents: int
@@ -96,6 +99,7 @@ def make_bill(
         lambda: {"quantity": 0, "transactions": 0, "corrections": 0, "amount": 0}
     )
     units: dict[tuple[str, str, str], str] = {}
+    rates: dict[tuple[str, str, str], set[Decimal | None]] = defaultdict(set)
     seen_accounts: set[str] = set()
     for t in transactions:
         if t.day not in days:
@@ -111,6 +115,7 @@ def make_bill(
             line["corrections"] += int(t.correction)
             line["amount"] += p.amount_cents
             units[key] = t.unit
+            rates[key].add(t.rate)
     bill_lines = tuple(
         BillLine(
             day=day,
@@ -119,6 +124,9 @@ def make_bill(
             account=account,
             quantity=v["quantity"],
             unit=units[(day, kind, account)],
+            rate=next(iter(rates[(day, kind, account)]))
+            if len(rates[(day, kind, account)]) == 1
+            else None,
             transactions=v["transactions"],
             corrections=v["corrections"],
             amount_cents=v["amount"],

@@ -27,6 +27,7 @@ CSV_COLUMNS = (
     "account",
     "quantity",
     "unit",
+    "rate",
     "transactions",
     "corrections",
     "amount_eur",
@@ -41,38 +42,33 @@ def bill_json(bill: Bill) -> bytes:
 def bill_csv(bill: Bill) -> str:
     """One row per line and a last row with the total; amounts in EUR with two decimals."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    w = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
     for line in bill.lines:
         w.writerow(
-            (
-                bill.party,
-                bill.period,
-                line.day,
-                line.kind,
-                line.text,
-                line.account,
-                _quantity(line),
-                _unit(line.unit),
-                line.transactions,
-                line.corrections,
-                eur_text(line.amount_cents),
-            )
+            {
+                "party": bill.party,
+                "period": bill.period,
+                "day": line.day,
+                "kind": line.kind,
+                "text": line.text,
+                "account": line.account,
+                "quantity": _quantity(line),
+                "unit": _unit(line.unit),
+                "rate": "" if line.rate is None else str(line.rate),
+                "transactions": line.transactions,
+                "corrections": line.corrections,
+                "amount_eur": eur_text(line.amount_cents),
+            }
         )
     w.writerow(
-        (
-            bill.party,
-            bill.period,
-            "",
-            "total",
-            "total",
-            "",
-            "",
-            "",
-            "",
-            "",
-            eur_text(bill.total_cents),
-        )
+        {
+            "party": bill.party,
+            "period": bill.period,
+            "kind": "total",
+            "text": "total",
+            "amount_eur": eur_text(bill.total_cents),
+        }
     )
     return out.getvalue()
 
@@ -83,6 +79,13 @@ def _quantity(line: BillLine) -> str:
     if line.unit == "s":
         return str((Decimal(line.quantity) / 3600).quantize(Decimal("0.01")))
     return str(line.quantity) if line.quantity else ""
+
+
+def _rate(line: BillLine) -> str:
+    if line.kind in ("revenue_share",):
+        return f"{line.rate} of the revenue"
+    per = {"Wh": "kWh", "s": "month" if line.kind == "fee" else "h"}.get(line.unit, "")
+    return f"{line.rate} EUR/{per}" if per else f"{line.rate}"
 
 
 def _unit(unit: str) -> str:
@@ -134,6 +137,8 @@ def bill_html(bill: Bill) -> str:
     rows_lines = []
     for line in bill.lines:
         mark = " (with corrections)" if line.corrections else ""
+        if line.rate is not None:
+            mark = f", at {_rate(line)}{mark}"
         rows_lines.append(
             f"<tr><td>{escape(line.day)}</td><td>{escape(line.text)}{mark}</td>"
             f"<td class=n>{escape(_quantity(line))} {escape(_unit(line.unit))}</td>"

@@ -98,6 +98,7 @@ def test_json_csv_and_html(month):
     assert rows[-1]["kind"] == "total" and rows[-1]["amount_eur"] == "3.35"
     assert sum(Decimal(r["amount_eur"]) for r in rows[:-1]) == Decimal("3.35")
     assert {r["unit"] for r in rows[:-1]} == {"kWh", "h"}
+    assert {r["rate"] for r in rows if r["kind"] == "reward"} == {"0.05"}
     page = bill_html(bill)
 
     class Collect(HTMLParser):
@@ -117,7 +118,7 @@ def test_json_csv_and_html(month):
     assert "script" not in p.tags and "img" not in p.tags and "link" not in p.tags
     assert "src" not in p.attrs and "href" not in p.attrs
     text = " ".join(p.text)
-    for want in ("house-17", "2026-11-05", "2026-11-06", "3.000", "4.000", "3.35"):
+    for want in ("house-17", "2026-11-05", "2026-11-06", "3.000", "4.000", "3.35", "0.05 EUR/kWh"):
         assert want in text
 
 
