@@ -20,6 +20,10 @@ from typing import Any
 import pytest
 
 import protocol
+from agent.config import load_config as load_foa_config
+from cloud.fman.config import load_config as load_fman_config
+from cloud.optim.series import parse_series
+from cloud.settle import load_contract
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -62,8 +66,32 @@ def same_as_project_form(path: Path) -> None:
     assert content.schedules == expected
 
 
+def contract_file(path: Path) -> None:
+    """What ``atp contract add`` reads: every key known, every value checked."""
+    assert load_contract(path).id
+
+
+def foa_config(path: Path) -> None:
+    """What ``foa config check`` runs (``tests/test_examples_config.py`` runs the command too)."""
+    assert load_foa_config(path).devices
+
+
+def fman_config(path: Path) -> None:
+    """FMAN's configuration loader, unknown keys refused."""
+    assert load_fman_config(path).worker.broker
+
+
+def series_file(path: Path) -> None:
+    """The series reader ``atp plan`` and FMAN use: a value per 15-minute slot of a day."""
+    assert len(parse_series(path.read_text(), source=path.name, resolution_s=900)) == 96
+
+
 #: (pattern relative to ``examples/``, checker): every checker whose pattern matches a file runs
 CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
+    ("contracts/*", contract_file),
+    ("foa.toml", foa_config),
+    ("fman.toml", fman_config),
+    ("*.csv", series_file),
     ("offers/*.json", offer_file),
     ("offers/*.*.json", same_as_project_form),
     ("schedules/*.json", offer_file),
