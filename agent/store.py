@@ -198,6 +198,11 @@ class Store:
                 conn = sqlite3.connect(self.path, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+            try:
+                _check_kind(conn, self.path, readonly=readonly)
+            except BaseException:
+                conn.close()
+                raise
             self.db: sqlite_utils.Database = su.Database(conn, execute_plugins=False)
             if not readonly:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -209,6 +214,8 @@ class Store:
             raise self._error(exc) from exc
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
+        if type(exc) is sqlite3.DatabaseError and "not a database" in str(exc):
+            return StoreError(f"{self.path}: not an SQLite database (is it the right file?)")
         return StoreError(
             f"{self.path}: {exc}", transient=isinstance(exc, sqlite3.OperationalError)
         )
@@ -692,6 +699,35 @@ class Store:
 
 
 _PLAN_COLUMNS = "offer_id, device, version, start, resolution_s, profile, energy_kwh, source"
+
+
+#: Tables every agent store has had since schema 1; FMAN's database has other ones.
+_AGENT_TABLES = frozenset({"outbox", "offers", "meta"})
+_FMAN_TABLES = frozenset({"schedules", "messages", "lease"})
+
+
+def _check_kind(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
+    """Refuse a database that is not an agent's store before anything is written to it.
+
+    Pointed at FMAN's database (or any other), the daemon would otherwise add its tables to
+    it and a reader would fail on a missing column. An empty database is fine for the daemon
+    (it makes its store there), not for a reader."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        if readonly:
+            raise StoreError(f"{path}: has no tables: not an agent store (has the agent run yet?)")
+        return
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(offers)")}
+    if tables >= _AGENT_TABLES and "body" in columns:
+        return
+    hint = (
+        "it looks like an FMAN database; "
+        if tables >= _FMAN_TABLES and "payload" in columns
+        else f"its tables: {', '.join(sorted(tables)[:6])}; "
+    )
+    raise StoreError(
+        f"{path}: not an agent store ({hint}the agent's store is agent.store of foa.toml)"
+    )
 
 
 def _plan(row: tuple[Any, ...]) -> Plan:

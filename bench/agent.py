@@ -302,7 +302,7 @@ def bench_fleet(agents: int, speeds: list[float], wall_s: float) -> None:
                 out = subprocess.run(
                     [str(BIN / "atp"), "sim", "fleet", "--agents", str(agents),
                      "--broker", mq.url, "--speed", str(speed), "--duration",
-                     str(wall_s * speed), "--start", str(T0), "--dir", str(work / "stores"),
+                     str(wall_s * speed), "--sim-start", str(T0), "--dir", str(work / "stores"),
                      "--json", "--quiet"],
                     capture_output=True, text=True, timeout=wall_s * 4 + 300,
                 )  # fmt: skip

@@ -49,7 +49,7 @@ def test_fleet_runs_agents_against_the_broker_and_stops_after_its_duration(broke
     anchor = time.time() + 0.5
     proc = subprocess.run(
         [str(ATP), "sim", "fleet", "--agents", "6", "--broker", broker.url, "--speed", "3600",
-         "--seed", "5", "--start", str(T0), "--anchor", str(anchor), "--duration", "7200",
+         "--seed", "5", "--sim-start", str(T0), "--anchor", str(anchor), "--duration", "7200",
          "--prefix", "fleettest", "--dir", str(tmp_path), "--json", "--quiet"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
