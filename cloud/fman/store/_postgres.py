@@ -122,6 +122,9 @@ class PostgresStore(SqlStore):
                 connect_timeout=self._timeout,
                 application_name="atp-fman",
             )
+            # plan every statement for its parameters: a plan cached while a table was small
+            # (a new database) would scan it whole once it has grown
+            conn.execute("SET plan_cache_mode = force_custom_plan")
             if self.readonly:
                 conn.execute("SET default_transaction_read_only = on")
         except psycopg.Error as exc:

@@ -433,7 +433,8 @@ class SqlStore:
     # -- planning cycle: writes ------------------------------------------------------------
 
     def acquire_lease(self, name: str, holder: str, *, ttl_s: float) -> bool:
-        with self.write():
+        # one atomic statement on the lease's row: no need to hold other writers up
+        with self.write(offers=()):
             now = self._db_now()
             n = self._exec(
                 "INSERT INTO lease(name, holder, expires) VALUES (?,?,?) ON CONFLICT (name) DO "
@@ -444,7 +445,7 @@ class SqlStore:
         return n > 0
 
     def release_lease(self, name: str, holder: str) -> None:
-        with self.write():
+        with self.write(offers=()):
             self._exec("DELETE FROM lease WHERE name=? AND holder=?", (name, holder))
 
     def add_schedules(
@@ -614,7 +615,7 @@ class SqlStore:
     # -- counters --------------------------------------------------------------------------
 
     def put_stats(self, worker: str, values: Mapping[str, float], *, at: float) -> None:
-        with self.write():
+        with self.write(offers=()):  # the worker's own rows: alongside ingest
             self._many(
                 "INSERT INTO stats(worker, key, value, updated_at) VALUES (?,?,?,?) "
                 "ON CONFLICT (worker, key) DO UPDATE SET value=excluded.value, "
