@@ -79,6 +79,13 @@ def sim() -> None:
     default=None,
     help="Wall seconds over which agents start (default: 1 per 200 agents, at most 10).",
 )
+@click.option(
+    "--drain",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Wall seconds a clean stop waits for FMAN to answer what the agents still hold.",
+)
 @click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
@@ -100,6 +107,7 @@ def fleet(
     prefix: str,
     control_interval: int,
     ramp: float | None,
+    drain: float,
     ca_file: Path | None,
     as_json: bool,
     quiet: bool,
@@ -139,6 +147,7 @@ def fleet(
         control_interval_s=control_interval,
         ca_file=ca_file,
         ramp_s=ramp if ramp is not None else min(10.0, agents / 200),
+        drain_s=drain,
     )
     runner = Fleet(settings)
     try:

@@ -21,6 +21,12 @@ M = Measurement(ts=T0, power_w=0.0, energy_kwh=0.0)
 @pytest.fixture
 def setup(tmp_path):
     store = Store(path=tmp_path / "core.db", durability="normal")
+    # everything ever queued, also what an answer has since taken out of the outbox
+    store.db.execute("CREATE TABLE sent_log AS SELECT id, topic, payload FROM outbox WHERE 0")
+    store.db.execute(
+        "CREATE TRIGGER log_sent AFTER INSERT ON outbox BEGIN "
+        "INSERT INTO sent_log VALUES (new.id, new.topic, new.payload); END"
+    )
     clock = StepClock(T0 + 60)
     gone = tmp_path / "gone"
     gen = CycleOffer({"slots": 2, "cycle_s": 3600, "gone_file": str(gone)})
@@ -32,8 +38,10 @@ def setup(tmp_path):
 
 
 def sent(store: Store, channel: str) -> list[protocol.Message]:
+    """Every message queued on ``channel``, in order (answered ones included)."""
     topic = topics.agent_topic(AGENT, channel)
-    return [protocol.decode(r.payload) for r in store.outbox_after(0, 1000) if r.topic == topic]
+    rows = store.db.execute("SELECT payload FROM sent_log WHERE topic = ? ORDER BY id", [topic])
+    return [protocol.decode(payload) for (payload,) in rows.fetchall()]
 
 
 def schedule_payload(offer, *, version=1, start=None, energy=(0.3, 0.3), msg_id=None) -> bytes:
@@ -123,13 +131,18 @@ def test_feasible_schedule_is_taken_acked_and_redelivery_changes_nothing(setup):
     assert store.offer(offer.id).state == "accepted"
     payload = schedule_payload(offer, msg_id="s-1")
     deliver(core, "schedule", payload)
-    deliver(core, "schedule", payload)  # same message redelivered
-    deliver(core, "schedule", schedule_payload(offer, msg_id="s-1-again"))  # same content
+    deliver(core, "schedule", payload)  # redelivered while the first answer is still queued
     (ack,) = sent(store, "schedule/ack")
     assert isinstance(ack.body, Ack) and (ack.body.ref_id, ack.body.revision) == (offer.id, 1)
+    store.outbox_done([r.id for r in store.outbox_after(0, 100)])  # the answer went out
+    deliver(core, "schedule", payload)  # FMAN did not hear it: sent again, answered again
+    deliver(core, "schedule", schedule_payload(offer, msg_id="s-1-again"))  # same content
+    answers = sent(store, "schedule/ack")
+    assert [m.id for m in answers] == ["s-1.ack", "s-1.ack", "s-1-again.ack"]
+    assert all(m.body == ack.body for m in answers)
     assert store.offer(offer.id).state == "assigned"
     assert store.plan(offer.id).version == 1
-    assert core.stats.duplicates == 2
+    assert core.stats.duplicates == 3
 
 
 @pytest.mark.parametrize(
@@ -225,10 +238,11 @@ def test_fman_rejection_still_runs_the_default_and_keeps_its_time(setup):
 def test_state_survives_a_restart(setup, tmp_path):
     store, clock, core, _ = setup
     offer = first_offer(store, clock, core)
-    deliver(core, "schedule", schedule_payload(offer))
+    payload = schedule_payload(offer)
+    deliver(core, "schedule", payload)
     again = Core(agent_id=AGENT, store=store, clock=clock, sources=core.sources)
     assert again.tracked()[offer.id][1] == "assigned"
-    deliver(again, "schedule", schedule_payload(offer))  # redelivered after the restart
+    deliver(again, "schedule", payload)  # redelivered after the restart
     assert len(sent(store, "schedule/ack")) == 1
 
 

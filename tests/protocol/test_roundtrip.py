@@ -31,7 +31,7 @@ def test_offer_and_schedule_survive_the_wire(pair):
         assert (msg.kind, msg.id, msg.ts) == (kind, "m1", offer.created_at)
         # interoperability: the plain msgpack package reads every message
         plain = msgpack.unpackb(data, raw=False)
-        assert plain["v"] == "1.2" and plain["kind"] == kind and plain["id"] == "m1"
+        assert plain["v"] == "1.3" and plain["kind"] == kind and plain["id"] == "m1"
         assert plain["body"] == protocol.to_builtins(body)
     assert protocol.check_schedule(offer, schedule) == []
 
