@@ -359,3 +359,120 @@ def test_fman_rejection_after_the_default_took_force_keeps_it(setup):
     assert store.offer(offer.id).state == "rejected"
     assert store.plan(offer.id).source == "default"
     assert core.plans(offer.default.start)["d1"].version == 0
+
+
+# -- end-to-end delivery: FMAN's answers, late or not ----------------------------------------
+
+
+def held(store: Store) -> list[tuple[str, str, int]]:
+    return [(r.kind, r.ref, r.revision) for r in store.outbox_after(0, 1000)]
+
+
+def test_an_offer_stays_queued_until_fman_answers_it(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    store.outbox_sent([(r.id, 0.0) for r in store.outbox_after(0, 10)])  # the broker's PUBACK
+    assert held(store) == [("offer", offer.id, 0)]  # a PUBACK is not delivery
+    accept(core, offer, revision=1)  # an answer about another revision
+    assert held(store) == [("offer", offer.id, 0)]
+    accept(core, offer)
+    assert held(store) == [] and store.offer(offer.id).state == "accepted"
+    accept(core, offer)  # FMAN's answer again (the message was sent twice): nothing changes
+    assert store.offer(offer.id).state == "accepted" and core.stats.answers == 3
+
+
+@pytest.mark.parametrize("reached", ["executing", "executed"])
+def test_a_reject_after_the_default_began_records_the_offer_rejected(setup, reached):
+    """The offer reached FMAN late (an outage); the agent, without an answer, ran its default.
+    FMAN's reject, when it comes, is recorded: FMAN and the agent both say ``rejected``, and
+    the default the device runs (or ran) is what ``rejected`` means."""
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    core.advance(offer.assignment_before)
+    plan = store.plan(offer.id)
+    core.advance(plan.start)
+    if reached == "executed":
+        core.advance(plan.end)
+    assert store.offer(offer.id).state == reached
+    late = Reject(
+        ref_kind="offer",
+        ref_id=offer.id,
+        reasons=[protocol.Reason(code="acceptance_deadline", message="arrived 4200 s late")],
+    )
+    deliver(core, "ack", protocol.encode(late, ts=T0))
+    stored = store.offer(offer.id)
+    assert (stored.state, stored.fman_reason) == ("rejected", "arrived 4200 s late")
+    assert store.plan(offer.id) == plan and held(store) == []
+    if reached == "executing":
+        assert core.plans(plan.start)["d1"] == plan  # the device keeps running its default
+    assert core.stats.rejected_late == 1
+
+
+def test_a_reject_of_an_offer_forgotten_long_ago_is_still_recorded(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    core.advance(offer.assignment_before)
+    plan = store.plan(offer.id)
+    core.advance(plan.start)
+    core.advance(plan.end)
+    core.advance(plan.end + 2 * 86_400)  # out of memory
+    assert offer.id not in core.tracked()
+    reject = Reject(ref_kind="offer", ref_id=offer.id, reasons=[protocol.Reason(code="late")])
+    deliver(core, "ack", protocol.encode(reject, ts=T0))
+    assert store.offer(offer.id).state == "rejected" and held(store) == []
+
+
+def test_a_superseded_answer_changes_nothing_but_delivers(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    answer = Reject(ref_kind="offer", ref_id=offer.id, reasons=[protocol.Reason(code="superseded")])
+    deliver(core, "ack", protocol.encode(answer, ts=T0))
+    assert store.offer(offer.id).state == "offered" and held(store) == []
+
+
+def test_a_refused_withdrawal_is_known_to_the_agent(setup):
+    store, clock, core, gone = setup
+    offer = first_offer(store, clock, core)
+    accept(core, offer)
+    gone.touch()
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    assert held(store) == [("offer.delete", offer.id, 0)]
+    refused = Reject(
+        ref_kind="offer.delete",
+        ref_id=offer.id,
+        reasons=[protocol.Reason(code="not_withdrawable", message="offer is executing")],
+    )
+    deliver(core, "ack", protocol.encode(refused, ts=T0))
+    stored = store.offer(offer.id)
+    assert stored.state == "withdrawn"  # the device is gone: nothing runs
+    assert stored.fman_reason == "withdrawal refused: offer is executing"
+    assert held(store) == [] and core.stats.withdrawals_refused == 1
+
+
+def test_meter_answers_deliver_the_batch_and_mark_what_fman_quarantined(setup):
+    store, _clock, core, _ = setup
+    readings = [
+        protocol.MeterReading("d1", T0, 900, 0.2, ""),
+        protocol.MeterReading("d2", T0, 900, 900.0, ""),
+    ]
+    with store.transaction():
+        store.add_readings(readings)
+        store.mark_batched(readings, 4)
+        store.enqueue(topic="t", payload=b"b4", kind="meter", ref="4", revision=4,
+                      msg_id=f"{AGENT}.m4", now=T0)  # fmt: skip
+        store.enqueue(topic="t", payload=b"b5", kind="meter", ref="5", revision=5,
+                      msg_id=f"{AGENT}.m5", now=T0)  # fmt: skip
+    quarantined = protocol.QuarantinedReading(
+        device="d2", start=T0, code="implausible", message="900 kWh in 900 s"
+    )
+    ack = Ack(ref_kind="meter", ref_id=f"{AGENT}.m4", revision=4, quarantined=[quarantined])
+    deliver(core, "ack", protocol.encode(ack, ts=T0))
+    assert held(store) == [("meter", "5", 5)]
+    assert store.quarantined() == [(readings[1], "implausible: 900 kWh in 900 s")]
+    refused = Reject(
+        ref_kind="meter", ref_id=f"{AGENT}.m5", revision=5,
+        reasons=[protocol.Reason(code="agent_mismatch", message="not yours")],
+    )  # fmt: skip
+    deliver(core, "ack", protocol.encode(refused, ts=T0))
+    assert held(store) == [] and store.dead_letter_count() == 1
+    assert (core.stats.readings_quarantined, core.stats.meter_batches_refused) == (1, 1)
