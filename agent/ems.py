@@ -59,7 +59,8 @@ MAX_READING_S = 86_400
 MAX_BATCH = 5_000
 #: Slack when judging whether a register's change is one the device can make: absolute (kWh),
 #: and relative to the most it can take or give over the interval (power limits are set-point
-#: limits; a device's own draw may exceed them a little).
+#: limits; a device's own draw may exceed them a little). None below zero for a device that
+#: cannot produce: its register never goes down.
 RESET_SLACK_KWH = 0.01
 RESET_SLACK_REL = 0.1
 
@@ -446,5 +447,7 @@ def _plausible(limits: Limits, energy_kwh: float, span_s: float) -> bool:
     ``span_s`` seconds, with a little slack."""
     hours = max(span_s, 0.0) / 3600.0
     lo, hi = limits.min_power_w * hours / 1000.0, limits.max_power_w * hours / 1000.0
-    slack = RESET_SLACK_KWH + RESET_SLACK_REL * max(abs(lo), abs(hi))
-    return lo - slack <= energy_kwh <= hi + slack
+    # a register that only counts consumption never goes down, not even a little
+    below = RESET_SLACK_KWH + RESET_SLACK_REL * abs(lo) if lo < 0 else 0.0
+    above = RESET_SLACK_KWH + RESET_SLACK_REL * abs(hi)
+    return lo - below <= energy_kwh <= hi + above

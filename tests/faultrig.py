@@ -39,7 +39,7 @@ from typing import Any
 
 from agent.fleet.mix import site
 from cloud.broker import Mosquitto
-from tests.fman.harness import T0, WorkerProc, query, wait_ready, write_config
+from tests.fman.harness import T0, WorkerProc, query, stats, wait_ready, write_config
 
 ATP = str(Path(sys.executable).with_name("atp"))
 #: Generators whose devices only ever consume: a negative reading from one is a counter
@@ -75,7 +75,10 @@ class Run:
 
     events: list[tuple[float, str]] = field(default_factory=list)
     fleet_exit: int | None = None
+    #: the summary of the fleet process that ran to the end (the one started after the kill)
     fleet_summary: dict[str, Any] = field(default_factory=dict)
+    #: FMAN's counters, summed over its workers
+    fman_stats: dict[str, float] = field(default_factory=dict)
     worker_exits: list[int] = field(default_factory=list)
 
 
@@ -152,6 +155,10 @@ def run(
         out.fleet_summary = json.loads(stdout) if stdout.strip() else {}
         progress(f"{time.time() - anchor:6.1f} s  fleet done (exit {out.fleet_exit})")
         _settle(db)
+        time.sleep(0.5)  # the workers write their counters every 0.2 s
+        for values in stats(db).values():
+            for k, v in values.items():
+                out.fman_stats[k] = out.fman_stats.get(k, 0) + v
     finally:
         if fleet is not None and fleet.poll() is None:
             fleet.kill()
@@ -265,6 +272,7 @@ def audit(scenario: Scenario, work: Path) -> dict[str, Any]:
                 bad("offers_lost", f"{oid} r{o['revision']} ({state} at the agent)")
                 continue
             fman = fman_offers.get(oid)
+            c["agent_rejected"] += state == "rejected"
             if state == "withdrawn":
                 c["agent_withdrawals"] += 1
                 if ("offer.delete", oid) in held_keys:
@@ -321,6 +329,7 @@ def audit(scenario: Scenario, work: Path) -> dict[str, Any]:
             "agent_offers",
             "agent_withdrawals",
             "agent_readings",
+            "agent_rejected",
             "offers_lost",
             "withdrawals_lost",
             "readings_lost",

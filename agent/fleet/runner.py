@@ -83,6 +83,8 @@ class FleetStats:
     schedules_taken: int = 0
     schedules_rejected: int = 0
     readings: int = 0
+    #: energy registers found reset (a restarted device) or wrapped, not taken for energy
+    meter_resets: int = 0
     commands: int = 0
     sent: int = 0
     #: of ``sent``, messages sent again because FMAN had not answered them
@@ -275,6 +277,7 @@ class Fleet:
                     st.offers_by_state[state] = st.offers_by_state.get(state, 0) + n
             if rt.ems is not None:
                 st.readings += rt.ems.readings_made
+                st.meter_resets += rt.ems.meter_resets + rt.ems.meter_wraps
                 st.commands += rt.ems.commands_sent
                 st.faults += len(rt.ems.faults())
             if rt.store is not None:

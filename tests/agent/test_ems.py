@@ -112,6 +112,24 @@ def test_a_register_that_resets_never_reads_as_negative_consumption(rig, product
     assert ems.meter_resets == 1 and ems.meter_wraps == 0
 
 
+def test_a_register_reset_that_falls_only_a_little_is_a_reset_too(rig):
+    """A device that took little before it restarted: the register falls by less than the
+    device could take in the interval, but a consumption register never falls at all."""
+    make, clock, store, tmp = rig
+    ems = make(max_power_w=2000.0)
+
+    async def run():
+        await ems.open(clock.now())
+        await drive(ems, clock, plan(0.03, 0.03, 0.0, 0.0), T0 + 2 * SLOT + 60)
+        _reset_register(tmp, 0.001)  # a restart just after the boundary
+        await drive(ems, clock, plan(0.03, 0.03, 0.0, 0.0), T0 + 4 * SLOT + 60)
+
+    asyncio.run(run())
+    got = {r.start: r.energy_kwh for r in store.readings()}
+    assert got[T0 + 2 * SLOT] == pytest.approx(0.001) and min(got.values()) >= 0, got
+    assert ems.meter_resets == 1
+
+
 def test_a_register_that_wraps_reads_the_energy_across_the_wrap(rig):
     make, clock, store, tmp = rig
     ems = make(max_power_w=2000.0, wrap_kwh=100.0)
