@@ -520,14 +520,17 @@ class Store:
         """Rows the broker acknowledged that FMAN has not answered yet."""
         return int(self._exec("SELECT count(*) FROM outbox WHERE due IS NOT NULL").fetchone()[0])
 
-    def outbox_sent(self, sent: Sequence[tuple[int, float]]) -> None:
+    def outbox_sent(self, sent: Sequence[tuple[int, float]], *, resent: int = 0) -> None:
         """The broker acknowledged these rows, which wait for FMAN's answer: ``(row id,
-        when to send it again if none comes)``."""
+        when to send it again if none comes)``; ``resent`` of them were sends again (counted
+        in ``meta``, for ``foa status`` and audits)."""
         with self.transaction():
             self._many(
                 "UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
                 [(due, row_id) for row_id, due in sent],
             )
+            if resent:
+                self.set("resent", int(self.get("resent") or 0) + resent)
 
     def outbox_done(self, ids: Iterable[int]) -> None:
         """Delivered (the broker acknowledged rows nobody answers): forget them."""

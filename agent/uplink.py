@@ -374,10 +374,11 @@ class Uplink:
         acked, conn.acked = conn.acked, []
         if acked:
             wall = self.wall()
-            sent, done = [], []
+            sent, done, resent = [], [], 0
             for row_id in acked:
                 kind, attempts = conn.rows.pop(row_id, ("", 0))
                 if kind in ANSWERED_KINDS:
+                    resent += attempts > 0
                     delay = backoff_delay(
                         attempts,
                         initial=self.settings.answer_timeout_s,
@@ -388,7 +389,7 @@ class Uplink:
                 else:
                     done.append(row_id)
             if sent:
-                self.store.outbox_sent(sent)
+                self.store.outbox_sent(sent, resent=resent)
             if done:
                 self.store.outbox_done(done)
             self.stats.acked += len(acked)

@@ -257,6 +257,8 @@ def audit(scenario: Scenario, work: Path) -> dict[str, Any]:
             bad("agents_missing", agent)
             continue
         consumers = {d for d, t in site(scenario.seed, i).items() if t["generator"] in CONSUMERS}
+        meta = dict((r["key"], r["value"]) for r in _rows(path, "SELECT key, value FROM meta"))
+        c["agent_resent"] += int(meta.get("resent") or 0)
         held = _rows(path, "SELECT kind, ref FROM outbox")
         held_keys = {(r["kind"], r["ref"]) for r in held}
         c["held"] += sum(1 for r in held if r["kind"] in DELIVERED_KINDS)
@@ -330,6 +332,7 @@ def audit(scenario: Scenario, work: Path) -> dict[str, Any]:
             "agent_withdrawals",
             "agent_readings",
             "agent_rejected",
+            "agent_resent",
             "offers_lost",
             "withdrawals_lost",
             "readings_lost",
