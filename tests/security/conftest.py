@@ -144,6 +144,7 @@ def connect(prod_broker: Mosquitto, provisioned: Provisioned, request: pytest.Fi
         *,
         client_id: str | None = None,
         creds: Credentials | None = None,
+        session_expiry_s: int = 0,
         **kw,
     ) -> Client:
         if creds is None:
@@ -152,8 +153,8 @@ def connect(prod_broker: Mosquitto, provisioned: Provisioned, request: pytest.Fi
                 if account
                 else Credentials(None, None, provisioned.site.ca_cert)  # TLS, no username
             )
-        cid = client_id or f"{account or 'anon'}-{request.node.name}"[:64]
-        client = Client(prod_broker, cid, creds)
+        cid = client_id or account or f"anon-{request.node.name}"[:64]
+        client = Client(prod_broker, cid, creds, session_expiry_s=session_expiry_s)
         clients.append(client)
         return client
 

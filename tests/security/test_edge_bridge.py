@@ -31,9 +31,9 @@ def edge_world(tmp_path):
         config=edge_dir / "atp-edge.conf", files_dir=edge_dir, workdir=tmp_path / "edge"
     )
     edge.start()
-    fman_pw = (site.service_dir("fman") / "credentials").read_text().strip().partition(":")[2]
+    fman_pw = (site.service_dir("fman-1") / "credentials").read_text().strip().partition(":")[2]
     fman = Client(
-        cloud, "fman-edge", Credentials("fman", fman_pw, site.ca_cert), session_expiry_s=600
+        cloud, "fman-1", Credentials("fman-1", fman_pw, site.ca_cert), session_expiry_s=600
     )
     password = (site.device_dir(AGENT) / "password").read_text().strip()
     agent = Client(edge, AGENT, Credentials(AGENT, password, None), session_expiry_s=600)
