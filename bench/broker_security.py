@@ -115,8 +115,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         site = Site(root=Path(tmp) / "site")
         init_site(site, hostnames=["127.0.0.1"])
-        add_agent(site, "bench-agent")
-        add_service(site, "fman")
+        add_agent(site, "bench-agent", offline=True)
+        add_service(site, "fman", offline=True)
         agent = ("bench-agent", (site.device_dir("bench-agent") / "password").read_text().strip())
         fman = (
             "fman",

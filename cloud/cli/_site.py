@@ -38,10 +38,16 @@ def admin_option(func: F) -> F:
         type=click.Path(dir_okay=False, path_type=Path),
         envvar="ATP_BROKER_ADMIN",
         show_envvar=True,
-        help="The running broker's admin socket (default: site.toml's, "
-        "/run/mosquitto/atp-admin.sock). With no broker there, the change goes into the "
-        "site's broker/dynamic-security.json, which the broker reads when it starts.",
-    )(func)
+        help="The running broker's admin socket, where the change is applied at once "
+        "(default: site.toml's, /run/mosquitto/atp-admin.sock).",
+    )(
+        click.option(
+            "--offline",
+            is_flag=True,
+            help="The broker has never run: write the change into the site's "
+            "broker/dynamic-security.json, which the broker reads when it starts.",
+        )(func)
+    )
 
 
 def json_option(func: F) -> F:

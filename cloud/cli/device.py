@@ -15,7 +15,7 @@ from ._site import admin_option, json_option, report, reported, site_option
 def _applied(written: Written) -> str:
     if written.broker == ["live"]:
         return "applied to the running broker"
-    return "the broker applies it when it starts"
+    return "the broker reads it when it starts"
 
 
 @click.group()
@@ -52,6 +52,7 @@ def add(
     devices: Path | None,
     edge_bridge: bool,
     admin_socket: Path | None,
+    offline: bool,
     as_json: bool,
 ) -> None:
     """Create AGENT_ID's account at the broker, its credentials and a ready foa.toml under
@@ -66,6 +67,7 @@ def add(
         devices=devices,
         edge_bridge=edge_bridge,
         admin_socket=admin_socket,
+        offline=offline,
     )
     if devices is None:
         click.echo(
@@ -87,11 +89,13 @@ def add(
 @admin_option
 @json_option
 @reported
-def revoke_cmd(agent_id: str, site: Site, admin_socket: Path | None, as_json: bool) -> None:
+def revoke_cmd(
+    agent_id: str, site: Site, admin_socket: Path | None, offline: bool, as_json: bool
+) -> None:
     """Refuse AGENT_ID (or a service account) at once: with the broker running, its
     connections and persistent session end and its retained messages are cleared."""
     site.account(agent_id)  # a clear error for an unknown id, before anything changes
-    written = revoke(site, agent_id, admin_socket=admin_socket)
+    written = revoke(site, agent_id, admin_socket=admin_socket, offline=offline)
     report(
         written,
         as_json=as_json,

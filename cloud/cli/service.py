@@ -36,18 +36,25 @@ def add(
     client_cert: bool,
     rotate: bool,
     admin_socket: Path | None,
+    offline: bool,
     as_json: bool,
 ) -> None:
     """Create the account of one FMAN worker (or of FMAR), its password (and certificate)
     under the site's services/ACCOUNT/."""
     account = service_account(name, worker)
     written = add_service(
-        site, name, worker=worker, client_cert=client_cert, rotate=rotate, admin_socket=admin_socket
+        site,
+        name,
+        worker=worker,
+        client_cert=client_cert,
+        rotate=rotate,
+        admin_socket=admin_socket,
+        offline=offline,
     )
     applied = (
         "applied to the running broker"
         if written.broker == ["live"]
-        else ("the broker applies it when it starts")
+        else "the broker reads it when it starts"
     )
     report(
         written,

@@ -4,10 +4,12 @@ Every operation leaves the site consistent on disk and returns the paths it wrot
 secret: the only copies of a password are the 0600 files handed to the account's owner and
 the hashes the brokers check it against.
 
-The broker learns of a change at once when it runs: the change goes to it through its
-admin socket (:mod:`._admin`), and it saves its dynamic-security file itself. When no
-broker answers there, the same change is written into the site's
-``broker/dynamic-security.json``, which the broker reads when it starts.
+The broker learns of a change at once: the change goes to it through its admin socket
+(:mod:`._admin`), and it saves its dynamic-security file itself. Before the broker's first
+start (``offline``), the same change is written into the site's
+``broker/dynamic-security.json``, which the broker reads when it starts; once a broker has
+saved that file itself, it is the broker's, and offline changes are refused (they would be
+lost the next time the running broker saves its own state over them).
 
 An account's directory is built beside its final place and moved there last, so a failure
 at any step leaves no partial directory (and, with ``--rotate``, the previous one intact).
@@ -98,12 +100,30 @@ class _Staged:
 
 
 class _Broker:
-    """Where dynamic-security commands go: the running broker, else the site's file."""
+    """Where dynamic-security commands go: the running broker, or (``offline``, before its
+    first start) the site's file."""
 
-    def __init__(self, site: Site, socket_path: Path | None) -> None:
+    def __init__(self, site: Site, socket_path: Path | None, *, offline: bool = False) -> None:
         self.site = site
         self.socket = Path(socket_path) if socket_path else site.admin_socket()
-        self.live = _admin.running(self.socket)
+        running = _admin.running(self.socket)
+        if offline and running:
+            raise _admin.BrokerAdminError(
+                f"a broker answers on {self.socket}: change it there (leave out --offline)"
+            )
+        if not offline and not running:
+            raise _admin.BrokerAdminError(
+                f"no broker answers on its admin socket {self.socket}: start it (or give "
+                "its socket with --broker-admin / $ATP_BROKER_ADMIN); before the broker's "
+                "first start, pass --offline to write the change into "
+                f"{site.dynsec}"
+            )
+        if offline and _OFFLINE_MARK not in _read_dynsec(site):
+            raise SiteError(
+                f"{site.dynsec} has been saved by the broker itself: it is the running "
+                "broker's now; start the broker and make the change through it"
+            )
+        self.live = running
 
     def admin(self) -> _admin.BrokerAdmin:
         return _admin.BrokerAdmin(
@@ -125,11 +145,11 @@ class _Broker:
 
     def note(self, out: Written) -> None:
         out.broker.append("live" if self.live else "file")
-        if not self.live:
-            out.notes.append(
-                f"no broker answers on {self.socket}: the change is in "
-                f"{self.site.dynsec}, which the broker reads when it starts"
-            )
+
+
+#: A key the plugin ignores when it loads its file and drops when it saves it: present, the
+#: file has only ever been written by provisioning, and may still be changed offline.
+_OFFLINE_MARK = "atpWrittenOffline"
 
 
 def _read_dynsec(site: Site) -> _dynsec.Json:
@@ -145,7 +165,12 @@ def _read_dynsec(site: Site) -> _dynsec.Json:
 
 
 def _write_dynsec(site: Site, config: _dynsec.Json) -> None:
-    write_secret(site.dynsec, json.dumps(config, indent=2) + "\n")
+    marked = {
+        _OFFLINE_MARK: "by atp, before the broker's first start; the broker drops this key "
+        "when it saves the file, after which only the running broker changes it",
+        **{k: v for k, v in config.items() if k != _OFFLINE_MARK},
+    }
+    write_secret(site.dynsec, json.dumps(marked, indent=2) + "\n")
 
 
 def _ca(site: Site) -> _pki.Issued:
@@ -248,6 +273,7 @@ def _provision(
     client_cert: bool,
     rotate: bool,
     admin_socket: Path | None,
+    offline: bool,
     write_credentials: Callable[[_Staged, str], None],
 ) -> Written:
     """The steps every account shares: registry check, password, optional certificate, the
@@ -263,7 +289,7 @@ def _provision(
         )
     rotating = old is not None and old.active
     policy = _policy.load()
-    broker = _Broker(site, admin_socket)
+    broker = _Broker(site, admin_socket, offline=offline)
     now = now_s()
     out = Written()
     stage = _Staged(site.account_dir(Account(id=account_id, role=role, created=now)), out)
@@ -319,6 +345,7 @@ def add_agent(
     devices: Path | None = None,
     edge_bridge: bool = False,
     admin_socket: Path | None = None,
+    offline: bool = False,
 ) -> Written:
     """Credentials and a ready ``foa.toml`` for one agent, and its account at the broker;
     ``devices`` is a TOML file of ``[devices.<id>]`` tables to put in ``foa.toml``.
@@ -357,6 +384,7 @@ def add_agent(
         client_cert=client_cert,
         rotate=rotate,
         admin_socket=admin_socket,
+        offline=offline,
         write_credentials=credentials,
     )
 
@@ -369,6 +397,7 @@ def add_service(
     client_cert: bool = False,
     rotate: bool = False,
     admin_socket: Path | None = None,
+    offline: bool = False,
 ) -> Written:
     """Credentials of one service account: ``fman-<worker>`` for an FMAN worker (each worker
     has its own, so that the broker can pin it to its client id), or ``fmar``. Writes
@@ -406,11 +435,14 @@ def add_service(
         client_cert=client_cert,
         rotate=rotate,
         admin_socket=admin_socket,
+        offline=offline,
         write_credentials=credentials,
     )
 
 
-def revoke(site: Site, account_id: str, *, admin_socket: Path | None = None) -> Written:
+def revoke(
+    site: Site, account_id: str, *, admin_socket: Path | None = None, offline: bool = False
+) -> Written:
     """Refuse ``account_id`` from now on and end everything it holds at the broker.
 
     With the broker running: the account is deleted (the broker drops its connections),
@@ -423,7 +455,7 @@ def revoke(site: Site, account_id: str, *, admin_socket: Path | None = None) -> 
     account = registry.accounts.get(account_id)
     if account is None:
         raise AccountError(f"no account {account_id!r} in {site.registry_file}")
-    broker = _Broker(site, admin_socket)
+    broker = _Broker(site, admin_socket, offline=offline)
     if not account.active and not broker.live:
         raise AccountError(f"{account_id!r} was revoked already")
     out = Written()
@@ -436,9 +468,9 @@ def revoke(site: Site, account_id: str, *, admin_socket: Path | None = None) -> 
                 a.clear_retained(a.retained(f"atp/v1/a/{account_id}/#"))
     else:
         out.notes.append(
-            f"the broker is not running: the session and retained messages it keeps for "
-            f"{account_id} stay until you run `atp device revoke {account_id}` again with "
-            "the broker up"
+            f"revoked offline: if a broker ever ran with this account, the session and "
+            f"retained messages it keeps for {account_id} stay until you run "
+            f"`atp device revoke {account_id}` again with the broker up"
         )
     broker.note(out)
     if not account.active:

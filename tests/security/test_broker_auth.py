@@ -82,7 +82,7 @@ def test_the_sha512_scheme_for_a_vernemq_cluster_works_with_mosquitto_too(tmp_pa
 
     site = Site(root=tmp_path / "site")
     init_site(site, hostnames=["127.0.0.1"], password_hash="sha512")
-    add_agent(site, "vmq-agent")
+    add_agent(site, "vmq-agent", offline=True)
     entry = _passwd.read_entries(site.passwd)["vmq-agent"]
     assert entry.startswith("$6$") and entry.count("$") == 3  # vmq_passwd's exact shape
     # mosquitto_passwd's own sha512 lines and ours verify the same way

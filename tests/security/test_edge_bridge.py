@@ -20,11 +20,13 @@ AGENT = "edge-gw"
 def edge_world(tmp_path):
     site = Site(root=tmp_path / "site")
     init_site(site, hostnames=["127.0.0.1"])
-    add_service(site, "fman")
+    add_service(site, "fman", offline=True)  # before the broker's first start
     cloud = Mosquitto(
         config=CONFIG_DIR / "prod.conf", files_dir=site.broker_dir, workdir=tmp_path / "cloud"
     )
-    add_agent(site, AGENT, edge_bridge=True, broker_url=f"mqtts://127.0.0.1:{cloud.port}")
+    add_agent(
+        site, AGENT, edge_bridge=True, broker_url=f"mqtts://127.0.0.1:{cloud.port}", offline=True
+    )
     cloud.start()
     edge_dir = site.device_dir(AGENT) / "edge"
     edge = Mosquitto(
