@@ -15,7 +15,6 @@ import socket
 from pathlib import Path
 
 from cloud.broker import CONFIG_DIR, Mosquitto
-from cloud.provision import _admin
 
 REPO = Path(__file__).resolve().parents[2]
 DROP_IN = REPO / "deploy" / "systemd" / "mosquitto.service.d" / "atp.conf"
@@ -63,6 +62,8 @@ def test_idle_connections_past_the_cap_are_closed_and_the_admin_socket_still_ans
 ):
     """prod.conf with its public listener's cap lowered to 20, so that the test opens 30
     idle connections instead of 50,000."""
+    from cloud.provision import _admin
+
     text = (CONFIG_DIR / "prod.conf").read_text()
     text, n = re.subn(r"^max_connections 50000$", "max_connections 20", text, flags=re.M)
     assert n == 1
