@@ -165,7 +165,7 @@ def main() -> None:
     print(f"QoS 1, 200 B, paho -> paho (median of {a.runs} runs of {a.messages}):")
     print(f"  development (plain, anonymous): {out['qos1_msg_s_dev']:9.0f} msg/s")
     print(
-        f"  production (TLS, password, ACL): {out['qos1_msg_s_prod']:8.0f} msg/s"
+        f"  production (TLS, password, roles): {out['qos1_msg_s_prod']:6.0f} msg/s"
         f"  ({out['ratio_qos1_prod_vs_dev']:.2f} of the baseline)"
     )
     print(f"connections to CONNACK, one at a time (median of {a.runs} runs of {a.connects}):")
