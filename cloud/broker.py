@@ -227,6 +227,7 @@ class Mosquitto:
         if self._proc is not None and self._proc.poll() is None:
             return self
         conf = self._write_config()
+        admin = self.admin_socket
         self._proc = subprocess.Popen(
             [mosquitto_binary(), "-c", str(conf)],
             stdout=subprocess.DEVNULL,
@@ -243,7 +244,12 @@ class Mosquitto:
                 )
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
+                    pass
+                if admin is not None:  # opened after the network listener: wait for it too
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                        s.settimeout(0.2)
+                        s.connect(str(admin))
+                return self
             except OSError:
                 time.sleep(0.02)
         self.stop()
