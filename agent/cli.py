@@ -240,9 +240,12 @@ def status(config_path: Path, store_path: Path | None, as_json: bool) -> None:
     click.echo(f"heartbeat    {_when(report['heartbeat'])} (agent clock)")
     out = report["outbox"]
     kinds = ", ".join(f"{k} {n}" for k, n in out["by_kind"].items())
-    click.echo(f"outbox       {out['waiting']} waiting{f' ({kinds})' if kinds else ''}")
+    sent = f", {out['unanswered']} sent and not yet answered" if out["unanswered"] else ""
+    click.echo(f"outbox       {out['waiting']} waiting{f' ({kinds})' if kinds else ''}{sent}")
     if out["dead_letters"]:
-        click.echo(f"dead letters {out['dead_letters']} (refused by the broker)")
+        click.echo(f"dead letters {out['dead_letters']} (refused by the broker or by FMAN)")
+    if out["quarantined"]:
+        click.echo(f"quarantined  {out['quarantined']} reading(s) set aside by FMAN")
     states = ", ".join(f"{k} {n}" for k, n in sorted(report["offers"].items())) or "none"
     click.echo(f"offers       {states}")
     if not report["in_force"]:
@@ -289,7 +292,10 @@ def _status(store: Store) -> dict[str, Any]:
         "outbox": {
             "waiting": store.outbox_size(),
             "by_kind": store.outbox_kinds(),
+            "unanswered": store.outbox_awaiting(),
+            "resent": int(meta.get("resent") or 0),
             "dead_letters": store.dead_letter_count(),
+            "quarantined": len(store.quarantined()),
         },
         "offers": store.offer_counts(),
         "in_force": [

@@ -267,14 +267,29 @@ class Reason(_Struct, kw_only=True):
     message: Text = ""
 
 
+class QuarantinedReading(_Struct, kw_only=True):
+    """A reading of an acknowledged meter batch that the receiver set aside instead of
+    keeping (implausible, an unknown device, in the future), with why (protocol 1.3)."""
+
+    device: Annotated[str, Meta(min_length=1, max_length=128)]
+    start: Epoch
+    code: Name
+    message: Text = ""
+
+
 class Ack(_Struct, kw_only=True):
     """A message was accepted. ``ref_kind`` and ``ref_id`` name what is acknowledged
-    (an offer id and its revision, or a schedule's offer id and version)."""
+    (an offer id and its revision, or a schedule's offer id and version).
+
+    ``quarantined`` (protocol 1.3; empty from older senders) lists the readings of an
+    acknowledged meter batch that were set aside rather than kept: the batch's other
+    readings are kept, so one implausible reading no longer costs the whole batch."""
 
     ref_kind: Name
     ref_id: Id
     revision: NonNegInt = 0
     fman_id: Text = ""
+    quarantined: list[QuarantinedReading] = []
 
 
 class Reject(_Struct, kw_only=True):

@@ -19,6 +19,7 @@ from ._errors import FieldError
 from ._feasibility import EPS, check_assignment, effective_profiles, start_window
 from ._models import (
     ID_PATTERN,
+    Ack,
     FlexOffer,
     MeterBatch,
     Prices,
@@ -384,6 +385,12 @@ def validate_meter_batch(batch: MeterBatch) -> list[FieldError]:
     ]
 
 
+def _validate_ack(ack: Ack) -> list[FieldError]:
+    if len(ack.quarantined) > MAX_READINGS:
+        return [FieldError("quarantined", f"{len(ack.quarantined)} readings > {MAX_READINGS}")]
+    return []
+
+
 def _validate_reject(reject: Reject) -> list[FieldError]:
     if len(reject.reasons) > MAX_ITEMS:
         return [FieldError("reasons", f"{len(reject.reasons)} reasons > {MAX_ITEMS}")]
@@ -403,6 +410,7 @@ def _validate_status(status: Status) -> list[FieldError]:
 _VALIDATORS = {
     Schedule: validate_schedule,
     MeterBatch: validate_meter_batch,
+    Ack: _validate_ack,
     Reject: _validate_reject,
     Status: _validate_status,
 }

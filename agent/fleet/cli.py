@@ -93,6 +93,13 @@ def sim() -> None:
     help="Wall seconds over which agents start (default: 1 per 200 agents, at most 10).",
 )
 @click.option(
+    "--drain",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Wall seconds a clean stop waits for FMAN to answer what the agents still hold.",
+)
+@click.option(
     "--ca-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -120,6 +127,7 @@ def fleet(
     prefix: str,
     control_interval: int,
     ramp: float | None,
+    drain: float,
     ca_file: Path | None,
     as_json: bool,
     quiet: bool,
@@ -160,6 +168,7 @@ def fleet(
         control_interval_s=control_interval,
         ca_file=ca_file,
         ramp_s=ramp if ramp is not None else min(10.0, agents / 200),
+        drain_s=drain,
     )
     runner = Fleet(settings)
     try:

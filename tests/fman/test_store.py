@@ -14,9 +14,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 from msgspec.structs import replace
 
 import protocol
+from cloud.cli import main as cli_main
 from cloud.clock import SimClock
 from cloud.fman import StoreError, config_from_dict, open_reader, open_store
 from cloud.fman.ingest import Incoming, Ingest
@@ -29,12 +31,13 @@ from cloud.fman.store import (
     NewSchedule,
     OfferRecord,
     OfferStateChange,
+    Quarantined,
     Reading,
     ScheduleAnswer,
     ScheduleKey,
 )
 from cloud.fman.store._migrations import STEPS
-from protocol import Withdraw, topics
+from protocol import MeterBatch, MeterReading, Withdraw, topics
 from protocol.samples import NOW, two_slot_offer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -149,22 +152,36 @@ def _another(location: str, tmp_path: Path, n: int) -> str:
     return f"{base}/{name}_{n}"
 
 
-def _load_unversioned(location: str, tmp_path: Path) -> None:
-    """Put the fixture's tables and rows into ``location`` as the old store made them."""
+#: What the store of protocol 1.3 added to the fixture's schema (still unversioned): the
+#: quarantine table, as it made it, with a reading set aside.
+QUARANTINE_13 = """
+CREATE TABLE "quarantine" ("agent" TEXT, "device" TEXT, "start" INTEGER, "duration_s" INTEGER,
+   "energy_kwh" REAL, "offer_id" TEXT, "code" TEXT, "message" TEXT, "msg_id" TEXT,
+   "received_at" REAL, PRIMARY KEY ("agent", "device", "start", "duration_s"));
+CREATE INDEX "idx_quarantine_received_at" ON "quarantine" ("received_at");
+INSERT INTO "quarantine" VALUES('house-1','hp',1767225600,900,140.0,'','implausible',
+   '140 kWh in 900 s exceeds the contract''s 11 kW','m-9',1767226500.0);
+"""
+
+
+def _load_unversioned(location: str, tmp_path: Path, extra: str = "") -> None:
+    """Put the fixture's tables and rows (and ``extra``) into ``location`` as the old store
+    made them."""
     fixture = tmp_path / "unversioned.db"
-    sqlite3.connect(fixture).executescript(UNVERSIONED.read_text()).close()
+    sqlite3.connect(fixture).executescript(UNVERSIONED.read_text() + extra).close()
     if "://" not in location:
         fixture.rename(location)
         return
-    # PostgreSQL: the same three steps the old store's schema amounts to, no version table,
-    # then every row copied over
+    # PostgreSQL: the same three steps the old store's schema amounts to (and the quarantine
+    # table of protocol 1.3, if there), no version table, then every row copied over
     src = sqlite3.connect(fixture)
     with psycopg.connect(location, autocommit=True) as pg:
-        for step in STEPS[:3]:
-            for statement in step.statements("postgresql"):
-                pg.execute(statement)
         tables = [r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         assert "offers" in tables
+        steps = [*STEPS[:3], *(s for s in STEPS if s.version == 6 and "quarantine" in tables)]
+        for step in steps:
+            for statement in step.statements("postgresql"):
+                pg.execute(statement)
         for table in tables:
             cur = src.execute(f"SELECT * FROM {table}")
             cols = [d[0] for d in cur.description]
@@ -226,6 +243,20 @@ def test_a_store_made_before_versioned_migrations_is_upgraded_without_losing_dat
         assert s.counts().offers["accepted"] == 2
     with open_reader(location) as r:
         assert r.schema_version() == SCHEMA_VERSION
+
+
+def test_a_store_of_protocol_1_3_keeps_its_quarantined_readings_when_upgraded(location, tmp_path):
+    """The store of protocol 1.3 (still unversioned) made the quarantine table itself; the
+    step that makes it finds it there and leaves it, rows and all."""
+    _load_unversioned(location, tmp_path, QUARANTINE_13)
+    with open_store(location) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+        (aside,) = s.quarantined()
+        assert (aside.agent, aside.device, aside.energy_kwh, aside.msg_id) == (
+            "house-1", "hp", 140.0, "m-9"
+        )  # fmt: skip
+        assert aside.message.endswith("contract's 11 kW")
+        assert s.counts().offers == {"assigned": 2, "accepted": 1}
 
 
 def test_a_store_newer_than_the_code_is_refused(store, location):
@@ -338,6 +369,109 @@ def test_ingest_is_idempotent_and_restores_order_across_connections(location):
     assert s2["offer.rejected"] == 1
     one.store.close()
     two.store.close()
+
+
+def test_every_kind_sent_again_is_answered_as_before_and_stored_once(location):
+    """An agent sends again what it has no answer for (the answer, or the message, may have
+    been lost): offers, withdrawals and meter batches alike get the same answer and are kept
+    once. A meter batch with one implausible reading keeps its other readings, and the
+    operator finds the one set aside with ``atp readings quarantine``."""
+    ingest, stats = _ingest(location)
+    offer = two_slot_offer(agent="a", now=NOW)
+    batch = MeterBatch(
+        agent="a",
+        seq=9,
+        readings=[
+            MeterReading("plug", NOW - 900, 900, 0.3),
+            MeterReading("hp", NOW - 900, 900, 140.0),  # 560 kW: a counter reset, say
+        ],
+    )
+    messages = [
+        Incoming(topics.agent_topic("a", "offer"), protocol.encode(offer, ts=NOW, msg_id="o.r0")),
+        Incoming(
+            topics.agent_topic("a", "offer/delete"),
+            protocol.encode(Withdraw(offer_id="a.gone"), ts=NOW, msg_id="w1"),
+        ),
+        Incoming(topics.agent_topic("a", "meter"), protocol.encode(batch, ts=NOW, msg_id="a.m9")),
+    ]
+    first = [protocol.decode(a.payload).body for a in ingest.process(messages)]
+    again = [protocol.decode(a.payload).body for a in ingest.process(messages)]
+    ingest.store.close()
+    assert first == again and stats["duplicate"] == 3
+    ack_offer, ack_withdraw, ack_meter = first
+    assert (type(ack_offer), ack_offer.ref_id) == (protocol.Ack, offer.id)
+    assert (type(ack_withdraw), ack_withdraw.ref_kind) == (protocol.Ack, "offer.delete")
+    assert (ack_meter.ref_kind, ack_meter.ref_id, ack_meter.revision) == ("meter", "a.m9", 9)
+    assert [(q.device, q.start, q.code) for q in ack_meter.quarantined] == [
+        ("hp", NOW - 900, "implausible")
+    ]
+    assert (stats["meter.readings"], stats["meter.quarantined"]) == (1, 1)
+    with open_reader(location) as r:
+        assert r.ingest_log().messages == 3
+        assert sorted(h for h in r.offer_heads([offer.id, "a.gone"])) == ["a.gone", offer.id]
+        assert r.counts().readings == 1
+        tagged = r.readings_of(
+            offer_id="", agent="a", device="plug", start=NOW - 900, end=NOW
+        ).untagged
+        assert [(x.start, x.energy_kwh) for x in tagged] == [(NOW - 900, 0.3)]
+        (aside,) = r.quarantined()
+        assert (aside.agent, aside.device, aside.start, aside.energy_kwh, aside.code) == (
+            "a", "hp", NOW - 900, 140.0, "implausible"
+        )  # fmt: skip
+        assert aside.msg_id == "a.m9" and "exceeds the contract" in aside.message
+        assert r.quarantined(agent="b") == [] and r.quarantined(since=NOW + 1) == []
+        assert r.quarantined(agent="a", since=NOW) == [aside]
+    # the operator sees it
+    out = CliRunner().invoke(cli_main, ["readings", "quarantine", "--store", location])
+    assert out.exit_code == 0, out.output
+    assert "hp" in out.output and "implausible" in out.output
+    assert "1 quarantined reading(s)" in out.output
+    out = CliRunner().invoke(cli_main, ["readings", "quarantine", "--store", location, "--json"])
+    assert [(q["device"], q["code"]) for q in json.loads(out.output)] == [("hp", "implausible")]
+
+
+def test_a_quarantined_reading_sent_again_replaces_itself(store):
+    def aside(kwh: float, msg_id: str) -> Quarantined:
+        return Quarantined(
+            agent="a",
+            device="hp",
+            start=NOW,
+            duration_s=900,
+            energy_kwh=kwh,
+            offer_id="",
+            code="implausible",
+            message=f"{kwh} kWh",
+            msg_id=msg_id,
+            received_at=NOW,
+        )
+
+    store.put_quarantined([aside(140.0, "m1")])
+    store.put_quarantined([aside(150.0, "m2")])
+    assert store.quarantined() == [aside(150.0, "m2")]
+
+
+def test_a_withdrawal_that_comes_after_execution_began_is_refused_and_recorded(location):
+    ingest, _ = _ingest(location)
+    offer = two_slot_offer(agent="a", now=NOW)
+    ingest.process([Incoming(topics.agent_topic("a", "offer"), protocol.encode(offer, ts=NOW))])
+    ingest.store.mark_executing([offer.id], at=NOW)
+    (answer,) = ingest.process(
+        [
+            Incoming(
+                topics.agent_topic("a", "offer/delete"),
+                protocol.encode(Withdraw(offer_id=offer.id, reason="device left"), ts=NOW),
+            )
+        ]
+    )
+    ingest.store.close()
+    refusal = protocol.decode(answer.payload).body
+    assert [r.code for r in refusal.reasons] == ["not_withdrawable"]
+    with open_reader(location) as r:
+        stored = r.offer(offer.id)
+    assert stored is not None
+    assert stored.state == "executing"  # FMAN's record keeps what it planned...
+    assert stored.reason.startswith("withdrawn by the agent too late")  # ...and says why
+    assert stored.reason.endswith("device left")
 
 
 def test_the_ingest_log_keeps_the_first_answer_and_counts_what_is_new(store):
@@ -551,6 +685,44 @@ def test_schedules_go_out_come_back_answered_and_fall_back_when_refused(store):
     assert v3[0].version == 2  # after the refused version 1
     store.mark_late([v3[0].key], at=4.0)
     assert store.current_schedules(["o2"])["o2"].status == "late"
+
+
+def test_an_unanswered_schedule_goes_again_after_the_deadline_while_its_agent_is_online(store):
+    """After the offer's deadline a sent, unanswered schedule is sent again while the offer
+    is assigned or executing and its agent online: the agent answers it as the first time
+    (its answer was lost) or refuses one it never had, and FMAN learns what runs."""
+    store.put_offers([offer_record("o1"), offer_record("o2", "b"), offer_record("o3")])
+    sent = store.add_schedules(
+        [new_schedule("o1"), new_schedule("o2", "b"), new_schedule("o3")], now=NOW
+    )
+    store.mark_sent([s.key for s in sent], at=100.0)
+    after = NOW + 901  # every deadline has passed
+    assert store.unsent_schedules(resend_before=150.0, now=after) == []  # nobody online
+    store.put_statuses(
+        [
+            AgentStatus(agent=a, state="online", since=NOW, status_ts=NOW, seen_at=NOW, version="1")
+            for a in ("a", "b")
+        ]
+    )
+    store.put_statuses(
+        [
+            AgentStatus(
+                agent="b", state="offline", since=None, status_ts=NOW, seen_at=NOW, version=""
+            )
+        ]
+    )
+    store.mark_executing(["o3"], at=NOW + 900)
+    again = store.unsent_schedules(resend_before=150.0, now=after)
+    assert sorted(s.offer_id for s in again) == ["o1", "o3"]  # b is offline
+    assert all(s.status == "sent" and s.deadline == NOW + 900 for s in again)
+    assert store.unsent_schedules(resend_before=50.0, now=after) == []  # not due yet
+    store.answer_schedules(
+        [ScheduleAnswer(offer_id="o1", version=1, issuer="a", status="acked", reason="", at=2.0)]
+    )
+    store.set_offer_states(
+        [OfferStateChange(offer_id="o3", state="withdrawn", reason="gone", at=after)]
+    )
+    assert store.unsent_schedules(resend_before=150.0, now=after) == []  # answered; withdrawn
 
 
 def test_execution_moves_offers_along_and_keeps_the_check_per_slot(store):

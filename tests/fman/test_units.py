@@ -139,13 +139,23 @@ def test_withdraw_and_meter_verdicts():
     assert reasons(judge_withdraw(wd, sender="b", stored=head)) == ["id_conflict"]
     batch = MeterBatch(
         agent="a",
-        readings=[MeterReading("d", NOW, 900, 100.0), MeterReading("d", NOW + 7200, 900, 0.1)],
+        readings=[
+            MeterReading("d", NOW, 900, 100.0),
+            MeterReading("e", NOW, 900, 0.5),
+            MeterReading("d", NOW + 7200, 900, 0.1),
+        ],
     )
     v = judge_meter(
         batch, sender="a", now=NOW + 900, contract=Contract(max_power_kw=10), rules=RULES
     )
-    assert reasons(v) == ["implausible", "reading_in_future"]
-    assert [r.field for r in v.reasons] == ["readings[0].energy_kwh", "readings[1].start"]
+    # one implausible reading no longer costs the batch: the valid one is kept
+    assert v.outcome == "accept" and v.reasons == ()
+    assert [(i, r.code, r.field) for i, r in v.quarantined] == [
+        (0, "implausible", "readings[0].energy_kwh"),
+        (2, "reading_in_future", "readings[2].start"),
+    ]
+    other = judge_meter(batch, sender="b", now=NOW, contract=Contract(), rules=RULES)
+    assert reasons(other) == ["agent_mismatch"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -26,6 +26,7 @@ from ._rows import (
     OfferStateChange,
     OfferSummary,
     PortfolioOffer,
+    Quarantined,
     Reading,
     ReadingSpan,
     ScheduleAnswer,
@@ -102,8 +103,10 @@ class StoreReader(Protocol):
 
     def unsent_schedules(self, *, resend_before: float, now: float) -> list[StoredSchedule]:
         """Schedules in force not yet handed to the broker, or sent before ``resend_before``
-        (wall time) and unanswered while their offer's deadline is after ``now`` (the
-        worker's clock); with the deadline."""
+        (wall time) and unanswered: while their offer's deadline is after ``now`` (the
+        worker's clock), and after it while the offer is still assigned or executing and its
+        agent online (the agent took the schedule or not; its answer was lost, and FMAN must
+        hear it to agree with the agent on what runs). With the deadline."""
         ...
 
     def readings_of(
@@ -160,6 +163,13 @@ class StoreReader(Protocol):
         its device during its schedule in force."""
         ...
 
+    def quarantined(
+        self, *, agent: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[Quarantined]:
+        """Readings ingest set aside, newest first, optionally of one agent and received at
+        or after ``since`` (the worker's clock)."""
+        ...
+
     def counts(self) -> Counts: ...
 
     def ingest_log(self) -> IngestLog: ...
@@ -208,6 +218,10 @@ class Store(StoreReader, Protocol):
         ...
 
     def put_readings(self, rows: Iterable[Reading]) -> None: ...
+
+    def put_quarantined(self, rows: Iterable[Quarantined]) -> None:
+        """Keep readings set aside, with their reasons; one sent again replaces itself."""
+        ...
 
     def put_statuses(self, rows: Iterable[AgentStatus]) -> None:
         """Keep statuses: one older than the stored one changes nothing, except the Last Will,

@@ -114,6 +114,18 @@ STEPS: tuple[Step, ...] = (
         description="schedules.worker: the worker (planner lease holder) that issued it",
         sql=("ALTER TABLE schedules ADD COLUMN worker TEXT",),
     ),
+    Step(
+        version=6,
+        description="quarantine: readings ingest set aside, with the reason",
+        # IF NOT EXISTS: a store made before versions were recorded may have the table (the
+        # store of protocol 1.3 made it), with these very columns
+        sql=(
+            "CREATE TABLE IF NOT EXISTS quarantine (agent TEXT, device TEXT, start {int}, "
+            "duration_s {int}, energy_kwh {real}, offer_id TEXT, code TEXT, message TEXT, "
+            "msg_id TEXT, received_at {real}, PRIMARY KEY (agent, device, start, duration_s))",
+            "CREATE INDEX IF NOT EXISTS idx_quarantine_received_at ON quarantine (received_at)",
+        ),
+    ),
 )
 
 LATEST = STEPS[-1].version

@@ -215,6 +215,28 @@ class Reading:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Quarantined:
+    """A reading ingest set aside instead of keeping (implausible, an unknown device, in the
+    future), with the reason; the agent was told in its meter batch's ack. One sent again
+    replaces itself."""
+
+    agent: str
+    device: str
+    start: int
+    duration_s: int
+    energy_kwh: float
+    #: the offer the agent ran when it metered, empty if none
+    offer_id: str
+    #: the reason's code (``implausible``, ``unknown_device``, ``reading_in_future``)
+    code: str
+    message: str
+    #: the meter batch it came in
+    msg_id: str
+    #: when it came, on the worker's clock
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReadingSpan:
     """Energy over an interval: what the execution check and the portfolio sum per slot."""
 

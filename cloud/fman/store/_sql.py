@@ -35,6 +35,7 @@ from ._rows import (
     OfferStateChange,
     OfferSummary,
     PortfolioOffer,
+    Quarantined,
     Reading,
     ReadingSpan,
     ScheduleAnswer,
@@ -297,6 +298,31 @@ class SqlStore:
                 ],
             )
 
+    def put_quarantined(self, rows: Iterable[Quarantined]) -> None:
+        with self.write():
+            self._many(
+                "INSERT INTO quarantine(agent, device, start, duration_s, energy_kwh, offer_id, "
+                "code, message, msg_id, received_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (agent, device, start, duration_s) DO UPDATE SET "
+                "energy_kwh=excluded.energy_kwh, code=excluded.code, message=excluded.message, "
+                "msg_id=excluded.msg_id",
+                [
+                    (
+                        q.agent,
+                        q.device,
+                        q.start,
+                        q.duration_s,
+                        q.energy_kwh,
+                        q.offer_id,
+                        q.code,
+                        q.message,
+                        q.msg_id,
+                        q.received_at,
+                    )
+                    for q in rows
+                ],
+            )
+
     def put_statuses(self, rows: Iterable[AgentStatus]) -> None:
         with self.write():
             self._many(
@@ -400,7 +426,9 @@ class SqlStore:
         rows = self._rows(
             f"SELECT {_SCHEDULE_COLUMNS}, o.assignment_before AS deadline FROM schedules s "
             f"{_IN_FORCE} WHERE s.status = 'pending' "
-            "OR (s.status = 'sent' AND s.sent_at < ? AND o.assignment_before > ?)",
+            "OR (s.status = 'sent' AND s.sent_at < ? AND (o.assignment_before > ? OR "
+            "(o.state IN ('assigned', 'executing') AND EXISTS (SELECT 1 FROM agents a "
+            "WHERE a.agent = s.issuer AND a.state = 'online'))))",
             (resend_before, now),
         )
         return [_schedule(r) for r in rows]
@@ -774,6 +802,39 @@ class SqlStore:
             [*params, *params],
         )
         return [_span(r) for r in rows]
+
+    def quarantined(
+        self, *, agent: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[Quarantined]:
+        where, params = [], []
+        if agent is not None:
+            where.append("agent = ?")
+            params.append(agent)
+        if since is not None:
+            where.append("received_at >= ?")
+            params.append(since)
+        rows = self._rows(
+            "SELECT agent, device, start, duration_s, energy_kwh, offer_id, code, message, "
+            "msg_id, received_at FROM quarantine"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + " ORDER BY received_at DESC, agent, device, start LIMIT ?",
+            [*params, limit],
+        )
+        return [
+            Quarantined(
+                agent=r["agent"],
+                device=r["device"],
+                start=r["start"],
+                duration_s=r["duration_s"],
+                energy_kwh=r["energy_kwh"],
+                offer_id=r["offer_id"] or "",
+                code=r["code"] or "",
+                message=r["message"] or "",
+                msg_id=r["msg_id"] or "",
+                received_at=r["received_at"] or 0.0,
+            )
+            for r in rows
+        ]
 
     def counts(self) -> Counts:
         offers = {
