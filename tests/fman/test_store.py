@@ -310,6 +310,78 @@ def test_the_reader_creates_nothing_where_there_is_no_store(tmp_path, pg_cluster
         pg_cluster.drop_database("empty_for_reader")
 
 
+# -- the wrong file --------------------------------------------------------------------------
+
+
+def _agents_store(path: Path) -> Path:
+    """An agent's store as the agent leaves it: it has an ``offers`` table too."""
+    from agent.store import Store as AgentStore  # the tests may import both sides
+
+    with AgentStore(path=path) as s:
+        s.set("agent", "house-1")
+    return path
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["offers", "list"],
+        ["offers", "show", "x"],
+        ["schedules", "show"],
+        ["agents", "list", "--json"],
+        ["portfolio"],
+        ["readings", "quarantine"],
+        ["fman", "migrate"],
+    ],
+)
+def test_an_agents_store_is_refused_in_one_line_and_left_as_it_was(tmp_path, args):
+    """``atp offers list --db foa.db`` took an agent's store for an FMAN store made before
+    versions were recorded (both have ``offers``) and told the operator to migrate it, and
+    left SQLite's ``-wal`` and ``-shm`` files beside it; ``atp fman migrate`` began to."""
+    db = _agents_store(tmp_path / "foa.db")
+    before = _files(tmp_path)
+    result = CliRunner().invoke(cli_main, [*args, "--db", str(db)])
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert str(db) in line and "not an FMAN database" in line and "agent's store" in line
+    assert _files(tmp_path) == before  # not a byte changed, nothing created beside it
+
+
+def test_a_worker_refuses_a_file_that_is_not_its_store_before_writing(tmp_path):
+    db = _agents_store(tmp_path / "foa.db")
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).executescript("CREATE TABLE notes (line TEXT)").close()
+    text = tmp_path / "notes.txt"
+    text.write_text("shopping list\n")
+    before = _files(tmp_path)
+    with pytest.raises(StoreError, match=r"not an FMAN database \(it looks like an agent's store"):
+        open_store(db)
+    with pytest.raises(StoreError, match=r"not an FMAN database \(its tables: notes"):
+        open_store(other)
+    with pytest.raises(StoreError, match=r"not an FMAN database \(its tables: notes"):
+        open_reader(other)
+    for opener in (open_store, open_reader):
+        with pytest.raises(StoreError, match="not an SQLite database"):
+            opener(text)
+    assert _files(tmp_path) == before  # no lock file, no FMAN table, no write-ahead log
+
+
+def test_a_postgresql_database_of_something_else_is_refused_and_left_alone(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("CREATE TABLE invoices (id int)")
+    with pytest.raises(StoreError, match=r"not an FMAN database \(its tables: invoices"):
+        open_store(pg_url)
+    with pytest.raises(StoreError, match=r"not an FMAN database \(its tables: invoices"):
+        open_reader(pg_url)
+    with psycopg.connect(pg_url) as c:
+        tables = c.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'").fetchall()
+    assert tables == [("invoices",)]
+
+
 def test_a_password_never_appears_in_what_the_store_says(pg_cluster):
     url = pg_cluster.url("no_such_db").replace("atp@", "atp:s3cret-pw@")
     with pytest.raises(StoreError) as err:

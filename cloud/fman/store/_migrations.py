@@ -132,6 +132,24 @@ LATEST = STEPS[-1].version
 assert [s.version for s in STEPS] == list(range(1, LATEST + 1)), "steps must count up from 1"
 
 
+#: Tables every FMAN database has had since the first store, and the agent's store's own.
+FMAN_TABLES = frozenset({"offers", "schedules", "messages"})
+AGENT_TABLES = frozenset({"outbox", "offers", "meta"})
+
+
+def foreign_kind(tables: set[str], offer_columns: set[str]) -> str | None:
+    """What a database that is not FMAN's looks like, or ``None`` for FMAN's own or an empty
+    one. Checked before anything is written: a worker or ``atp fman migrate`` pointed at an
+    agent's store would otherwise add FMAN's tables to it, and a reader would misread its
+    ``offers`` as an FMAN store made before versions were recorded."""
+    tables = {t for t in tables if not t.startswith("sqlite_")}
+    if not tables or (tables >= FMAN_TABLES and "payload" in offer_columns):
+        return None
+    if tables >= AGENT_TABLES and "body" in offer_columns:
+        return "it looks like an agent's store"
+    return f"its tables: {', '.join(sorted(tables)[:6])}{', ...' if len(tables) > 6 else ''}"
+
+
 def unversioned_version(tables: set[str], columns: dict[str, set[str]]) -> int:
     """The version of a database made before versions were recorded, from what it has:
     0 for an empty one."""

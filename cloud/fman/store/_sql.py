@@ -15,7 +15,14 @@ from dataclasses import fields
 from typing import Any, ClassVar
 
 from .._errors import StoreError
-from ._migrations import LATEST, STEPS, Dialect, unversioned_version, version_table
+from ._migrations import (
+    LATEST,
+    STEPS,
+    Dialect,
+    foreign_kind,
+    unversioned_version,
+    version_table,
+)
 from ._rows import (
     ACCEPTED_STATES,
     ACTIVE_STATES,
@@ -125,9 +132,17 @@ class SqlStore:
                 return 0
             raise
 
+    def _check_kind(self) -> None:
+        """Refuse a database that is not FMAN's (an agent's store, say) before writing."""
+        tables = self._tables()
+        problem = foreign_kind(tables, self._columns("offers") if "offers" in tables else set())
+        if problem:
+            raise StoreError(not_fman(self.where, problem))
+
     def _migrate(self) -> None:
         """Bring the database to :data:`LATEST`, in one transaction (see ``_migrations``)."""
         with self.write():
+            self._check_kind()
             self._exec(version_table(self.dialect))
             current = self._one("SELECT max(version) AS v FROM schema_version")["v"]
             if current is None:
@@ -154,7 +169,8 @@ class SqlStore:
                 )
 
     def _check_version(self) -> None:
-        """For a reader: the database must be at the version this code reads."""
+        """For a reader: the database must be FMAN's, at the version this code reads."""
+        self._check_kind()
         version = self.schema_version()
         if version == 0:  # made before versions were recorded, or not an FMAN database
             version = unversioned_version(
@@ -887,6 +903,13 @@ class SqlStore:
             first_at=min(firsts) if firsts else None,
             last_at=max(lasts) if lasts else None,
         )
+
+
+def not_fman(where: str, problem: str) -> str:
+    return (
+        f"{where}: not an FMAN database ({problem}; FMAN's store is worker.store of fman.toml "
+        "or --store)"
+    )
 
 
 # -- rows from the database ------------------------------------------------------------------

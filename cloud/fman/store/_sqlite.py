@@ -13,6 +13,12 @@ while the other held it, and one in six starts failed with ``database is locked`
 A reader (``readonly``) opens the file with ``mode=ro``: it takes no lock, writes nothing
 (SQLite may create the ``-wal`` and ``-shm`` files of a WAL database beside it) and refuses a
 file that is missing or not at the schema version this code reads.
+
+A file that is not FMAN's (an agent's store, anything else) is refused before anything is
+written or created beside it, by a worker and a reader alike: a first look reads the file as
+it is on disk (``immutable``: no lock, no ``-wal`` or ``-shm``), and the check is made again
+on the real connection (what the first look cannot see, a database whose tables are still
+only in its write-ahead log, is a live one).
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import StoreError
-from ._sql import Row, SqlStore
+from ._migrations import foreign_kind
+from ._sql import Row, SqlStore, not_fman
 
 #: Most values in one ``IN (...)`` list (old SQLite builds allow 999 variables).
 _CHUNK = 900
@@ -68,6 +75,7 @@ class SqliteStore(SqlStore):
     def _open_readonly(self, timeout_s: float) -> None:
         if not self.path.is_file():
             raise StoreError(f"no FMAN database at {self.path}")
+        self._first_look()
         uri = self.path.resolve().as_uri() + "?mode=ro"
         self._conn = sqlite3.connect(
             uri, uri=True, timeout=timeout_s, isolation_level=None, check_same_thread=False
@@ -76,15 +84,44 @@ class SqliteStore(SqlStore):
 
     def _open(self, synchronous: str, timeout_s: float) -> None:
         if str(self.path) != ":memory:":
+            self._first_look()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         with self._file_lock():
             conn = self._conn = sqlite3.connect(
                 str(self.path), timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
+            self._check_kind()  # before the switch to WAL, which writes to the file
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
             self._migrate()
+
+    def _first_look(self) -> None:
+        """Refuse a file that is plainly not FMAN's database, creating nothing beside it."""
+        try:
+            if not self.path.is_file() or self.path.stat().st_size == 0:
+                return
+            with self.path.open("rb") as f:
+                header = f.read(16)
+        except OSError as exc:
+            raise StoreError(f"cannot open the FMAN database {self.path}: {exc}") from exc
+        if header != b"SQLite format 3\x00":
+            raise StoreError(f"{self.path}: not an SQLite database (is it the right file?)")
+        try:
+            uri = self.path.resolve().as_uri() + "?mode=ro&immutable=1"
+            conn = sqlite3.connect(uri, uri=True)
+            try:
+                tables = {
+                    r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                columns = {r[1] for r in conn.execute("PRAGMA table_info(offers)")}
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return  # a file in the middle of a write, say: the real connection decides
+        problem = foreign_kind(tables, columns)
+        if problem:
+            raise StoreError(not_fman(str(self.path), problem))
 
     def close(self) -> None:
         if self._conn is not None:
