@@ -86,7 +86,6 @@ def test_two_workers_on_postgresql_plan_one_at_a_time_and_a_sigkill_loses_nothin
             sent = len(fleet.readings_sent)
             wait_for(lambda: read(lambda r: r.counts().readings) >= sent, 20, f"{sent} readings")
             snapshot = fleet.snapshot()
-            time.sleep(0.5)  # anything that would be extra arrives
         finally:
             fleet.close()
             codes = [w.stop() for w in workers.values()]

@@ -4,6 +4,7 @@ the session's PostgreSQL. Every case that does not name a database runs on each.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import multiprocessing as mp
 import sqlite3
@@ -94,6 +95,32 @@ def new_schedule(offer_id: str, issuer: str = "a", *, revision: int = 0, start: 
         energy_kwh=[0.3, 0.4],
         kind="planned",
     )
+
+
+# -- the interface -----------------------------------------------------------------------------
+
+
+def test_both_databases_implement_every_method_of_the_interface_as_declared():
+    """Without a type checker in the suite, this is what keeps the two implementations and
+    the Protocol in step: every method, with the same parameters."""
+    from cloud.fman.store import Store
+    from cloud.fman.store._postgres import PostgresStore
+    from cloud.fman.store._sqlite import SqliteStore
+
+    declared = {
+        name: inspect.signature(member)
+        for name, member in inspect.getmembers(Store, inspect.isfunction)
+        if not name.startswith("_") or name in ("__enter__", "__exit__")
+    }
+    assert {"quarantined", "put_quarantined", "unsent_schedules", "add_schedules"} <= set(declared)
+    for cls in (SqliteStore, PostgresStore):
+        for name, signature in declared.items():
+            member = getattr(cls, name, None)
+            assert callable(member), f"{cls.__name__}.{name} is missing"
+            have = inspect.signature(member).parameters
+            want = signature.parameters
+            assert list(have) == list(want), f"{cls.__name__}.{name}{inspect.signature(member)}"
+            assert [p.kind for p in have.values()] == [p.kind for p in want.values()], name
 
 
 # -- schema ----------------------------------------------------------------------------------

@@ -1,11 +1,10 @@
 """The pure parts of FMAN: acceptance verdicts, the greedy planner, the execution check,
-series, configuration, and ingest against a real SQLite file (no broker)."""
+series and configuration. Ingest against a real store is in ``test_store.py``, on both
+databases."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,17 +12,15 @@ from hypothesis import strategies as st
 from msgspec.structs import replace
 
 import protocol
-from cloud.clock import SimClock
-from cloud.fman import ConfigError, config_from_dict, open_reader, open_store, series, stability
+from cloud.fman import ConfigError, config_from_dict, series, stability
 from cloud.fman.acceptance import judge_meter, judge_offer, judge_withdraw
 from cloud.fman.config import AcceptanceSection, Contract, with_overrides
 from cloud.fman.execution import check, metered_per_slot, per_slot
 from cloud.fman.greedy import GreedyPlanner
-from cloud.fman.ingest import Incoming, Ingest
 from cloud.fman.store import OfferHead
 from cloud.optim import OrToolsPlanner, PlanRequest
 from cloud.optim.instances import portfolio, solar_target
-from protocol import MeterBatch, MeterReading, Withdraw, topics
+from protocol import MeterBatch, MeterReading, Withdraw
 from protocol.samples import NOW, heat_pump_offer, two_slot_offer
 
 from ..protocol.strategies import offers as offer_strategy
@@ -274,52 +271,6 @@ def test_the_store_is_a_path_or_a_postgresql_url_and_db_is_its_older_name():
     with pytest.raises(ConfigError) as err:
         config_from_dict({"worker": {"store": "postgresql://fman:hunter2@db.example:x/fman"}})
     assert "hunter2" not in str(err.value)
-
-
-def _ingest(db) -> tuple[Ingest, Counter]:
-    stats: Counter = Counter()
-    return Ingest(
-        store=open_store(db),
-        config=config_from_dict({}),
-        clock=SimClock(start=NOW, speed=1.0),
-        worker="t",
-        stats=stats,
-    ), stats
-
-
-def test_ingest_is_idempotent_and_restores_order_across_connections(tmp_path):
-    db = tmp_path / "fman.db"
-    one, s1 = _ingest(db)
-    two, s2 = _ingest(db)  # a second worker on the same file
-    o = two_slot_offer(agent="a", now=NOW)
-    topic = topics.agent_topic("a", "offer")
-    insert = Incoming(topic, protocol.encode(o, ts=NOW, msg_id="m1"))
-    update = Incoming(topic, protocol.encode(replace(o, revision=1), ts=NOW, msg_id="m2"))
-    answers = two.process([update])  # the update overtakes its insert
-    assert protocol.decode(answers[0].payload).kind == "ack"
-    late = one.process([insert])
-    assert protocol.decode(late[0].payload).body.reasons[0].code == "superseded"
-    again = one.process([insert])  # a redelivery: the same answer, nothing stored twice
-    assert (
-        again[0].payload != late[0].payload and protocol.decode(again[0].payload).kind == "reject"
-    )
-    assert s1["duplicate"] == 1
-    with open_reader(db) as reader:
-        rows = reader.list_offers()
-    assert [(r.revision, r.state) for r in rows] == [(1, "accepted")]
-    # a withdrawal before its offer leaves a tombstone the offer cannot revive
-    o2 = two_slot_offer(agent="b", now=NOW)
-    one.process(
-        [
-            Incoming(
-                topics.agent_topic("b", "offer/delete"),
-                protocol.encode(Withdraw(offer_id=o2.id), ts=NOW),
-            )
-        ]
-    )
-    out = two.process([Incoming(topics.agent_topic("b", "offer"), protocol.encode(o2, ts=NOW))])
-    assert protocol.decode(out[0].payload).body.reasons[0].code == "not_updatable"
-    assert math.isclose(s2["offer.rejected"], 1)
 
 
 def test_an_equivalent_re_plan_changes_nothing_a_better_one_changes_what_differs():
