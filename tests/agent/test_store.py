@@ -182,6 +182,13 @@ def test_a_store_of_schema_2_is_upgraded_and_its_outbox_kept_for_the_answers(tmp
         "payload BLOB NOT NULL, kind TEXT NOT NULL, ref TEXT NOT NULL DEFAULT '', "
         "created INTEGER NOT NULL, retain INTEGER NOT NULL DEFAULT 0)"
     )
+    conn.execute(  # and the tables a schema-2 store had beside it (enough to be recognised)
+        "CREATE TABLE offers (id TEXT PRIMARY KEY, device TEXT NOT NULL, revision INTEGER, "
+        "state TEXT NOT NULL, body BLOB NOT NULL, assignment_before INTEGER, created_at INTEGER, "
+        "updated INTEGER, episode TEXT, accepted BLOB, locked INTEGER)"
+    )
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("INSERT INTO meta VALUES ('schema', '2')")
     update = protocol.encode(msgspec.structs.replace(offer, revision=2), ts=T0, msg_id="o.r2")
     conn.execute(
         "INSERT INTO outbox(topic, payload, kind, ref, created) VALUES (?, ?, ?, ?, ?)",
