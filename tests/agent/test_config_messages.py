@@ -278,3 +278,44 @@ def test_text_that_is_not_utf8(tmp_path):
             "invalid start byte",
         )
     ]
+
+
+def test_every_table_is_checked_even_when_others_are_wrong(tmp_path):
+    """One line per mistake from every table at once (a table's unknown keys first, then its
+    values); a value that both the driver and the generator read is wrong once, not twice."""
+    text = doc(
+        'id = "bad id!"\ncontro_interval_s = 60\n',
+        BROKER + "keepalive_s = 1\n",
+        {"ev": EV + "battery_kwh = 0\n", "x": 'driver = "sim"\nmodel = "rocket"\n'},
+        extra="[clock]\nsped = 60\n",
+    )
+    code, errors = check(tmp_path, text)
+    assert code == 1
+    assert errors == [
+        ("agent.contro_interval_s", "unknown key (did you mean 'control_interval_s'?)"),
+        ("agent.id", "letters, digits and _.:@- only (it is used in MQTT topics)"),
+        ("broker.keepalive_s", "5 to 65535"),
+        ("clock.sped", "unknown key (did you mean 'speed'?)"),
+        ("clock.start", "missing"),
+        ("devices.ev.battery_kwh", "0 is outside [1, 500]"),
+        ("devices.x.model", "'rocket' is not one of 'battery', 'boiler', 'ev', 'freezer', "
+         "'grid_asset', 'heat_pump', 'pv', 'wet_appliance'"),
+    ]  # fmt: skip
+
+
+def test_a_misspelt_device_key_is_not_silently_ignored(tmp_path):
+    """Driver and generator share the device's table; a key that neither reads is a typo
+    (``batery_kwh`` would otherwise leave the car at the default 60 kWh)."""
+    code, errors = check(tmp_path, dev(EV + "batery_kwh = 40\nseed = 3\n"))
+    assert code == 1
+    assert errors == [
+        (
+            "devices.ev.batery_kwh",
+            "unknown key for driver 'sim' and generator 'ev' (did you mean 'battery_kwh'?)",
+        )
+    ]
+
+
+def test_a_device_without_driver_is_told_so_once(tmp_path):
+    code, errors = check(tmp_path, dev('generator = "ev"\n'))
+    assert (code, errors) == (1, [("devices.ev.driver", "missing")])
