@@ -6,30 +6,59 @@ file. The broker password comes from ``password_file`` (a file only its owner ca
 0600) or, discouraged, from ``password``; it is held in a :class:`Secret`, whose text is never
 printed or logged. See ``docs/agent.md`` for the reference and an example.
 
-The checks that need plug-ins (does the driver exist, do the generator's parameters make
-sense) are in :func:`agent.plugins.check_config_file`; this module only reads and checks values.
+How it is read. Each table of the file is a frozen msgspec struct (:class:`AgentSection`,
+:class:`BrokerSection`, :class:`ClockConfig`, :class:`DeviceSection`), the declarative base
+FMAN's configuration uses too: one definition per key gives its default, its type, its range
+and, in ``Meta(description=...)``, the words of its error; unknown keys are refused. msgspec
+is already the agent's codec, converts a table in microseconds (the fleet simulator checks
+thousands of files) and gives values nobody can change afterwards. It reports only its first
+problem, at a JSON path; :func:`protocol.convert_table`, shared with FMAN, finds every problem
+and names each by its dotted key, with a "did you mean" for a misspelt one.
+
+What a struct cannot say is plain code below (:func:`read_config`): keys that depend on each
+other (``control_interval_s`` divides ``resolution_s``), the broker's URL taken apart, and what
+needs the file system (paths relative to the file, the password file and its mode). The result
+is :class:`AgentConfig`, the ``[agent]`` table with the other tables resolved. The checks that
+need plug-ins (does the driver exist, are the device's own keys right, and is every key of a
+device table read by its driver or generator) are in :func:`agent.plugins.check_config_file`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
-import re
 import ssl
 import stat
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from agent.errors import ConfigError, ConfigErrors
+import msgspec
+from msgspec import Meta
 
-T = TypeVar("T")
-_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+from agent.errors import ConfigError, ConfigErrors
+from protocol import FieldError, check_value, convert_table, salvage_table, unknown_key
+
+S = TypeVar("S", bound=msgspec.Struct)
+
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+RESOLUTION = "900 to 3600 s, dividing a day (900, 1200, 1800, 3600)"
+
+#: An agent or device id: it is part of every MQTT topic the agent uses.
+Id = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9_.:@-]{1,128}$",
+        description="letters, digits and _.:@- only (it is used in MQTT topics)",
+    ),
+]
+#: A finite number above zero (the upper bound refuses TOML's ``inf``).
+Positive = Annotated[float, Meta(gt=0, le=sys.float_info.max, description="must be positive")]
+PositiveInt = Annotated[int, Meta(gt=0, description="must be positive")]
+Mode = Literal["delegated", "direct"]
 
 
 class Secret:
@@ -55,27 +84,126 @@ class Secret:
         return hash(self._value)
 
 
-@dataclass(frozen=True, kw_only=True)
-class BrokerConfig:
+# -- the tables of the file -----------------------------------------------------------------
+
+
+class _Section(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A table of ``foa.toml``: every key declared, any other refused."""
+
+
+class AgentSection(_Section, kw_only=True):
+    """``[agent]``: who the agent is and how it runs."""
+
+    id: Id
+    #: The store (SQLite), relative to the file; empty: ``$STATE_DIRECTORY/foa.db`` under
+    #: systemd, else ``foa.db`` next to the file. :attr:`AgentConfig.store` is the path used.
+    store_file: str = msgspec.field(default="", name="store")
+    resolution_s: Annotated[int, Meta(ge=900, le=3600, description=RESOLUTION)] = 900
+    #: Copied into every offer (a device may override it).
+    grid_node: str = ""
+    trading_mode: Mode = "delegated"
+    #: Seconds between control steps; must divide ``resolution_s`` (checked in _agent_rules).
+    control_interval_s: int = 60
+    #: Publish readings every N slots.
+    meter_batch_slots: PositiveInt = 1
+    #: How long sent readings (and undelivered meter batches) are kept.
+    retention_days: Positive = 7.0
+    #: ``full``: fsync every commit (a power cut loses nothing); ``normal``: faster.
+    durability: Literal["full", "normal"] = "full"
+    #: How often the retained ``online`` status is refreshed.
+    health_interval_s: PositiveInt = 900
+    #: Wall seconds one control step may take (device calls and their timeouts included)
+    #: before the agent counts as hung: the systemd watchdog kicks, systemd restarts it.
+    step_timeout_s: PositiveInt = 900
+    #: Wall seconds a clean stop waits for FMAN to answer what the outbox still holds (what
+    #: is left is sent after the next start).
+    drain_s: Annotated[float, Meta(ge=0, le=3600, description="0 to 3600")] = 5.0
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class BrokerSection(_Section, kw_only=True):
+    """``[broker]`` as written; :class:`BrokerConfig` is what the uplink gets from it."""
+
+    url: str
+    username: str | None = None
+    #: Discouraged: ``password_file`` keeps the password out of the config.
+    password: str | None = None
+    password_file: str | None = None
+    #: Default: the system's CA store.
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    keepalive_s: Annotated[int, Meta(ge=5, le=65_535, description="5 to 65535")] = 30
+    session_expiry_s: Annotated[int, Meta(ge=86_400, description="at least 86400 (one day)")] = (
+        7 * 86_400
+    )
+    #: Reconnect backoff: doubles, jittered, capped at ``backoff_max_s``.
+    backoff_initial_s: Positive = 1.0
+    backoff_max_s: Positive = 60.0
+    #: Wall seconds before an offer, withdrawal or meter batch FMAN has not answered is sent
+    #: again (then doubling, jittered, up to ``answer_backoff_max_s``).
+    answer_timeout_s: Positive = 10.0
+    answer_backoff_max_s: Positive = 300.0
+    #: Most messages sent and not yet answered by FMAN; new ones wait beyond that.
+    max_unanswered: Annotated[int, Meta(ge=1, le=10_000, description="1 to 10000")] = 100
+    #: Needed for ``mqtt://`` to a host that is not loopback.
+    allow_plaintext: bool = False
+
+    def __repr__(self) -> str:  # it holds the password as written
+        return f"BrokerSection(url={self.url!r}, ...)"
+
+
+class ClockConfig(_Section, kw_only=True):
+    """``[clock]``, simulated time: ``start`` is the simulated epoch at wall time ``anchor``
+    (default: when the agent starts), and the clock runs ``speed`` times real time."""
+
+    speed: Positive = 1.0
+    start: Positive
+    anchor: Positive | None = None
+
+
+class DeviceSection(msgspec.Struct, kw_only=True, frozen=True):
+    """The agent's own keys of a ``[devices.<id>]`` table. The driver's and the generator's
+    keys sit beside them; the plug-ins check those (:mod:`agent.params`), and
+    :func:`agent.plugins.build_devices` refuses a key that none of them reads."""
+
+    driver: str
+    generator: str | None = None
+    #: Default: the agent's.
+    grid_node: str | None = None
+    #: Default: the agent's.
+    trading_mode: Mode | None = None
+
+
+#: The tables a file may have.
+TABLES = ("agent", "broker", "clock", "devices")
+#: The keys of a device table that belong to the agent rather than to a plug-in.
+DEVICE_KEYS = frozenset(f.encode_name for f in msgspec.structs.fields(DeviceSection))
+
+
+# -- what the agent uses ----------------------------------------------------------------------
+
+
+class BrokerConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """The broker as the uplink uses it: the URL taken apart, the password read, the paths
+    resolved. Defaults and ranges are :class:`BrokerSection`'s."""
+
     url: str
     host: str
     port: int
     tls: bool
-    username: str | None = None
-    password: Secret | None = None
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    keepalive_s: int = 30
-    session_expiry_s: int = 7 * 86_400
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 60.0
-    #: wall seconds before an offer, withdrawal or meter batch FMAN has not answered is sent
-    #: again (then doubling, jittered, up to ``answer_backoff_max_s``)
-    answer_timeout_s: float = 10.0
-    answer_backoff_max_s: float = 300.0
-    #: most messages sent and not yet answered by FMAN; new ones wait beyond that
-    max_unanswered: int = 100
+    username: str | None
+    password: Secret | None
+    ca_file: Path | None
+    cert_file: Path | None
+    key_file: Path | None
+    keepalive_s: int
+    session_expiry_s: int
+    backoff_initial_s: float
+    backoff_max_s: float
+    answer_timeout_s: float
+    answer_backoff_max_s: float
+    max_unanswered: int
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for ``mqtts://`` (``None`` for ``mqtt://``); ConfigError naming the
@@ -96,186 +224,33 @@ class BrokerConfig:
         return ctx
 
 
-@dataclass(frozen=True, kw_only=True)
-class ClockConfig:
-    """Simulated time: ``start`` is the simulated epoch at wall time ``anchor``."""
-
-    speed: float
-    start: float
-    anchor: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeviceConfig:
-    """One ``[devices.<id>]`` table. ``params`` is the whole table (driver and generator keys
-    included); drivers and generators read what they need from it."""
+class DeviceConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """One ``[devices.<id>]`` table with the agent's defaults filled in. ``params`` is the
+    whole table (driver and generator keys included); drivers and generators read what they
+    need from it."""
 
     id: str
     driver: str
     generator: str | None
     grid_node: str
-    trading_mode: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+    trading_mode: Mode
+    params: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, kw_only=True)
-class AgentConfig:
-    id: str
-    store: Path
+class AgentConfig(AgentSection, kw_only=True, frozen=True):
+    """The checked configuration: the ``[agent]`` table's keys as attributes (defaults and
+    ranges declared once, in :class:`AgentSection`), the other tables resolved."""
+
+    #: The store's path, from the file's ``store`` (:attr:`AgentSection.store_file`). An
+    #: AgentConfig is never encoded; the name only keeps it apart from that key.
+    store: Path = msgspec.field(name="store_path")
     broker: BrokerConfig
     devices: tuple[DeviceConfig, ...]
-    resolution_s: int = 900
-    grid_node: str = ""
-    trading_mode: str = "delegated"
-    control_interval_s: int = 60
-    meter_batch_slots: int = 1
-    retention_days: float = 7.0
-    durability: str = "full"
-    health_interval_s: int = 900
-    #: wall seconds one control step may take (device calls and their timeouts included)
-    #: before the agent counts as hung: the systemd watchdog kicks stop, systemd restarts it
-    step_timeout_s: int = 900
-    #: wall seconds a clean stop waits for FMAN to answer what the outbox still holds (what
-    #: is left is sent after the next start)
-    drain_s: float = 5.0
-    log_level: str = "info"
     clock: ClockConfig | None = None
     source: Path | None = None
 
 
-class _Reader:
-    """Reads typed values from a table, collecting every error with its dotted key."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.errors: list[ConfigError] = []
-
-    def error(self, key: str, message: str) -> None:
-        self.errors.append(ConfigError(key, message))
-
-    def table(self, data: Mapping[str, Any], key: str, *, required: bool = False) -> dict[str, Any]:
-        value = data.get(key)
-        if value is None:
-            if required:
-                self.error(key, "missing table")
-            return {}
-        if not isinstance(value, dict):
-            self.error(key, f"must be a table, not {type(value).__name__}")
-            return {}
-        return value
-
-    def unknown(self, table: Mapping[str, Any], prefix: str, known: set[str]) -> None:
-        for key in table:
-            if key not in known:
-                hint = _closest(key, known)
-                self.error(
-                    f"{prefix}.{key}" if prefix else key,
-                    "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""),
-                )
-
-    def value(
-        self,
-        table: Mapping[str, Any],
-        prefix: str,
-        key: str,
-        kind: type[T] | tuple[type, ...],
-        default: T | None = None,
-        *,
-        required: bool = False,
-        check: Callable[[Any], str | None] | None = None,
-    ) -> Any:
-        full = f"{prefix}.{key}"
-        if key not in table:
-            if required:
-                self.error(full, "missing")
-            return default
-        value = table[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            names = " or ".join(k.__name__ for k in kinds)
-            self.error(full, f"must be {names}, not {type(value).__name__} ({value!r})")
-            return default
-        if check is not None:
-            problem = check(value)
-            if problem:
-                self.error(full, problem)
-                return default
-        return value
-
-    def path(self, table: Mapping[str, Any], prefix: str, key: str) -> Path | None:
-        raw = self.value(table, prefix, key, str)
-        if raw is None:
-            return None
-        p = Path(os.path.expandvars(raw)).expanduser()
-        return p if p.is_absolute() else self.base / p
-
-
-def _closest(key: str, known: set[str]) -> str | None:
-    import difflib
-
-    matches = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-    return matches[0] if matches else None
-
-
-def _one_of(*choices: str) -> Callable[[str], str | None]:
-    def check(v: str) -> str | None:
-        return None if v in choices else "one of " + ", ".join(repr(c) for c in choices)
-
-    return check
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 and math.isfinite(v) else "must be positive"
-
-
-def _id_check(v: str) -> str | None:
-    return None if _ID.match(v) else "letters, digits and _.:@- only (it is used in MQTT topics)"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-AGENT_KEYS = {
-    "id",
-    "store",
-    "resolution_s",
-    "grid_node",
-    "trading_mode",
-    "control_interval_s",
-    "meter_batch_slots",
-    "retention_days",
-    "durability",
-    "health_interval_s",
-    "step_timeout_s",
-    "drain_s",
-    "log_level",
-}
-BROKER_KEYS = {
-    "url",
-    "username",
-    "password",
-    "password_file",
-    "ca_file",
-    "cert_file",
-    "key_file",
-    "keepalive_s",
-    "session_expiry_s",
-    "backoff_initial_s",
-    "backoff_max_s",
-    "answer_timeout_s",
-    "answer_backoff_max_s",
-    "max_unanswered",
-    "allow_plaintext",
-}
-CLOCK_KEYS = {"speed", "start", "anchor"}
+# -- reading ----------------------------------------------------------------------------------
 
 
 def parse_config(data: Mapping[str, Any], *, base: Path, source: str = "") -> AgentConfig:
@@ -290,254 +265,227 @@ def read_config(
     data: Mapping[str, Any], *, base: Path, source: str = ""
 ) -> tuple[AgentConfig | None, tuple[DeviceConfig, ...], list[ConfigError]]:
     """The config (``None`` if anything is wrong), the device tables that could be read (so
-    their plug-ins can be checked too) and every error found."""
-    r = _Reader(base)
-    r.unknown(data, "", {"agent", "broker", "clock", "devices"})
-    agent = r.table(data, "agent", required=True)
-    r.unknown(agent, "agent", AGENT_KEYS)
-    agent_id = r.value(agent, "agent", "id", str, required=True, check=_id_check)
-    resolution = r.value(
-        agent,
-        "agent",
-        "resolution_s",
-        int,
-        900,
-        check=lambda v: (
-            None
-            if 900 <= v <= 3600 and 86_400 % v == 0
-            else "900 to 3600 s, dividing a day (900, 1200, 1800, 3600)"
-        ),
-    )
-    interval = r.value(
-        agent,
-        "agent",
-        "control_interval_s",
-        int,
-        60,
-        check=lambda v: (
-            None if v > 0 and resolution % v == 0 else f"must divide resolution_s ({resolution})"
-        ),
-    )
-    mode = r.value(
-        agent,
-        "agent",
-        "trading_mode",
-        str,
-        "delegated",
-        check=_one_of("delegated", "direct"),
-    )
-    grid_node = r.value(agent, "agent", "grid_node", str, "")
-    store_path = r.path(agent, "agent", "store")
-    if store_path is None:
-        state_dir = os.environ.get("STATE_DIRECTORY")  # set by systemd's StateDirectory=
-        store_path = Path(state_dir.split(":")[0]) / "foa.db" if state_dir else base / "foa.db"
+    their plug-ins can be checked too) and every error found.
 
-    broker = _broker(r, r.table(data, "broker", required=True))
-    clock = _clock(r, r.table(data, "clock")) if "clock" in data else None
-
-    devices = []
-    raw_devices = r.table(data, "devices")
-    if not raw_devices:
-        r.error("devices", "no device configured (add a [devices.<id>] table)")
-    for dev_id, table in raw_devices.items():
-        prefix = f"devices.{dev_id}"
-        if _id_check(dev_id):
-            r.error(prefix, _id_check(dev_id) or "")
-        if not isinstance(table, dict):
-            r.error(prefix, f"must be a table, not {type(table).__name__}")
-            continue
-        devices.append(
-            DeviceConfig(
-                id=dev_id,
-                driver=r.value(table, prefix, "driver", str, "", required=True),
-                generator=r.value(table, prefix, "generator", str),
-                grid_node=r.value(table, prefix, "grid_node", str, grid_node),
-                trading_mode=r.value(
-                    table,
-                    prefix,
-                    "trading_mode",
-                    str,
-                    mode,
-                    check=_one_of("delegated", "direct"),
-                ),
-                params=dict(table),
-            )
-        )
-    if r.errors or broker is None:
-        return None, tuple(devices), r.errors
+    Each table is converted on its own, so a mistake in one does not hide another's; a
+    table's rules are checked with its right keys and the defaults of its wrong ones."""
+    found: list[FieldError] = [unknown_key(k, k, TABLES) for k in data if k not in TABLES]
+    agent = _table(data, "agent", AgentSection, found, required=True, fill={"id": "-"})
+    if agent is not None:
+        _agent_rules(agent, found)
+    broker_section = _table(data, "broker", BrokerSection, found, required=True, fill={"url": ""})
+    broker = _broker(broker_section, base, found) if broker_section is not None else None
+    clock = _table(data, "clock", ClockConfig, found) if "clock" in data else None
+    devices = _devices(data.get("devices"), agent, found)
+    errors = [ConfigError(e.path, e.message) for e in found]
+    if errors or agent is None or broker is None:
+        return None, devices, errors
     cfg = AgentConfig(
-        id=agent_id,
-        store=store_path,
+        **msgspec.structs.asdict(agent),
+        store=_store(agent, base),
         broker=broker,
-        devices=tuple(devices),
-        resolution_s=resolution,
-        grid_node=grid_node,
-        trading_mode=mode,
-        control_interval_s=interval,
-        meter_batch_slots=r.value(agent, "agent", "meter_batch_slots", int, 1, check=_positive),
-        retention_days=r.value(agent, "agent", "retention_days", float, 7.0, check=_positive),
-        durability=r.value(
-            agent,
-            "agent",
-            "durability",
-            str,
-            "full",
-            check=_one_of("full", "normal"),
-        ),
-        health_interval_s=r.value(agent, "agent", "health_interval_s", int, 900, check=_positive),
-        step_timeout_s=r.value(agent, "agent", "step_timeout_s", int, 900, check=_positive),
-        drain_s=r.value(
-            agent,
-            "agent",
-            "drain_s",
-            float,
-            5.0,
-            check=lambda v: None if 0 <= v <= 3600 else "0 to 3600",
-        ),
-        log_level=r.value(
-            agent,
-            "agent",
-            "log_level",
-            str,
-            "info",
-            check=_one_of("debug", "info", "warning", "error"),
-        ),
+        devices=devices,
         clock=clock,
         source=Path(source) if source else None,
     )
-    return cfg, cfg.devices, r.errors
+    return cfg, devices, []
 
 
-def _broker(r: _Reader, b: dict[str, Any]) -> BrokerConfig | None:
-    r.unknown(b, "broker", BROKER_KEYS)
-    url = r.value(b, "broker", "url", str, required=True)
-    host, port, tls = "", 0, False
-    if url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in DEFAULT_PORTS:
-            r.error("broker.url", f"scheme must be mqtt:// or mqtts://, not {parts.scheme!r}")
-        else:
-            tls = parts.scheme == "mqtts"
-            host = parts.hostname or ""
-            try:
-                port = parts.port or DEFAULT_PORTS[parts.scheme]
-            except ValueError:
-                r.error("broker.url", "bad port")
-            if not host:
-                r.error("broker.url", "no host")
-            if parts.username or parts.password:
-                r.error("broker.url", "put credentials in username and password_file, not the URL")
-    allow_plain = r.value(b, "broker", "allow_plaintext", bool, False)
-    username = r.value(b, "broker", "username", str)
+def _table(
+    data: Mapping[str, Any],
+    key: str,
+    cls: type[S],
+    found: list[FieldError],
+    *,
+    required: bool = False,
+    fill: Mapping[str, Any] | None = None,
+) -> S | None:
+    """Table ``key`` as ``cls``; with errors, what can still be checked (salvage_table, with
+    ``fill``'s stand-ins for wrong required keys). A missing or malformed table is read as
+    empty, so that its required keys are named too."""
+    raw = data.get(key)
+    if raw is None and required:
+        found.append(FieldError(key, "missing table"))
+    elif raw is not None and not isinstance(raw, dict):
+        found.append(FieldError(key, f"must be a table, not {type(raw).__name__}"))
+    if not isinstance(raw, dict):
+        raw = {}
+    value, errors = convert_table(raw, cls, path=key)
+    found += errors
+    return value if value is not None else salvage_table(raw, cls, errors, path=key, fill=fill)
+
+
+def _agent_rules(a: AgentSection, found: list[FieldError]) -> None:
+    resolution = a.resolution_s
+    if 86_400 % resolution:
+        found.append(FieldError("agent.resolution_s", RESOLUTION))
+        resolution = 900  # the interval is checked against the default
+    if not (a.control_interval_s > 0 and resolution % a.control_interval_s == 0):
+        found.append(
+            FieldError("agent.control_interval_s", f"must divide resolution_s ({resolution})")
+        )
+
+
+def _store(a: AgentSection, base: Path) -> Path:
+    if a.store_file:
+        return _path(a.store_file, base)
+    state_dir = os.environ.get("STATE_DIRECTORY")  # set by systemd's StateDirectory=
+    return Path(state_dir.split(":")[0]) / "foa.db" if state_dir else base / "foa.db"
+
+
+def _path(raw: str, base: Path) -> Path:
+    p = Path(os.path.expandvars(raw)).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _address(url: str, error: Callable[[str, str], None]) -> tuple[str, int, bool]:
+    """Host, port and whether TLS is used, from the broker's URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in DEFAULT_PORTS:
+        error("url", f"scheme must be mqtt:// or mqtts://, not {parts.scheme!r}")
+        return "", 0, False
+    host, port = parts.hostname or "", 0
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        error("url", "bad port")
+    if not host:
+        error("url", "no host")
+    if parts.username or parts.password:
+        error("url", "put credentials in username and password_file, not the URL")
+    return host, port, parts.scheme == "mqtts"
+
+
+def _broker(b: BrokerSection, base: Path, found: list[FieldError]) -> BrokerConfig | None:
+    def error(key: str, message: str) -> None:
+        found.append(FieldError(f"broker.{key}", message))
+
+    # an empty url is a missing or wrong one, said already
+    host, port, tls = _address(b.url, error) if b.url else ("", 0, False)
     password = None
-    if "password" in b and "password_file" in b:
-        r.error("broker.password", "give password or password_file, not both")
-    elif "password" in b:
-        raw = r.value(b, "broker", "password", str)
-        password = Secret(raw) if raw is not None else None
-    elif "password_file" in b:
-        path = r.path(b, "broker", "password_file")
-        if path is not None:
-            password = _read_secret(r, path)
-    if password is not None and username is None:
-        r.error("broker.username", "a password needs a username")
-    if host and not tls and not _is_loopback(host) and not allow_plain:
-        r.error(
-            "broker.url",
+    if b.password is not None and b.password_file is not None:
+        error("password", "give password or password_file, not both")
+    elif b.password is not None:
+        password = Secret(b.password)
+    elif b.password_file is not None:
+        password = _read_secret(_path(b.password_file, base), found)
+    if password is not None and b.username is None:
+        error("username", "a password needs a username")
+    if host and not tls and not _is_loopback(host) and not b.allow_plaintext:
+        error(
+            "url",
             f"plain mqtt:// to {host}, which is not loopback, would send everything in clear; "
             "use mqtts:// (or set allow_plaintext = true on a trusted network)",
         )
-    files = {k: r.path(b, "broker", k) for k in ("ca_file", "cert_file", "key_file")}
+    files = {
+        key: _path(raw, base) if raw is not None else None
+        for key, raw in (
+            ("ca_file", b.ca_file),
+            ("cert_file", b.cert_file),
+            ("key_file", b.key_file),
+        )
+    }
     for key, path in files.items():
         if path is not None and not path.is_file():
-            r.error(f"broker.{key}", f"{path} is not a readable file")
-    if files["key_file"] is not None and files["cert_file"] is None:
-        r.error("broker.key_file", "a key_file needs a cert_file")
-    if files["key_file"] is not None and files["key_file"].is_file():
-        _check_private(r, "broker.key_file", files["key_file"])
-    expiry = r.value(
-        b,
-        "broker",
-        "session_expiry_s",
-        int,
-        7 * 86_400,
-        check=lambda v: None if v >= 86_400 else "at least 86400 (one day)",
-    )
-    initial = r.value(b, "broker", "backoff_initial_s", float, 1.0, check=_positive)
-    cap = r.value(b, "broker", "backoff_max_s", float, 60.0, check=_positive)
-    if initial is not None and cap is not None and initial > cap:
-        r.error("broker.backoff_max_s", "must not be below backoff_initial_s")
-    answer = r.value(b, "broker", "answer_timeout_s", float, 10.0, check=_positive)
-    answer_cap = r.value(b, "broker", "answer_backoff_max_s", float, 300.0, check=_positive)
-    if answer is not None and answer_cap is not None and answer > answer_cap:
-        r.error("broker.answer_backoff_max_s", "must not be below answer_timeout_s")
-    unanswered = r.value(
-        b,
-        "broker",
-        "max_unanswered",
-        int,
-        100,
-        check=lambda v: None if 1 <= v <= 10_000 else "1 to 10000",
-    )
+            error(key, f"{path} is not a readable file")
+    key_file = files["key_file"]
+    if key_file is not None and files["cert_file"] is None:
+        error("key_file", "a key_file needs a cert_file")
+    if key_file is not None and key_file.is_file():
+        _check_private("broker.key_file", key_file, found)
+    if b.backoff_initial_s > b.backoff_max_s:
+        error("backoff_max_s", "must not be below backoff_initial_s")
+    if b.answer_timeout_s > b.answer_backoff_max_s:
+        error("answer_backoff_max_s", "must not be below answer_timeout_s")
     if not host:
         return None
     return BrokerConfig(
-        url=url,
+        url=b.url,
         host=host,
         port=port,
         tls=tls,
-        username=username,
+        username=b.username,
         password=password,
         ca_file=files["ca_file"],
         cert_file=files["cert_file"],
-        key_file=files["key_file"],
-        keepalive_s=r.value(
-            b,
-            "broker",
-            "keepalive_s",
-            int,
-            30,
-            check=lambda v: None if 5 <= v <= 65_535 else "5 to 65535",
-        ),
-        session_expiry_s=expiry,
-        backoff_initial_s=initial,
-        backoff_max_s=cap,
-        answer_timeout_s=answer,
-        answer_backoff_max_s=answer_cap,
-        max_unanswered=unanswered,
+        key_file=key_file,
+        keepalive_s=b.keepalive_s,
+        session_expiry_s=b.session_expiry_s,
+        backoff_initial_s=b.backoff_initial_s,
+        backoff_max_s=b.backoff_max_s,
+        answer_timeout_s=b.answer_timeout_s,
+        answer_backoff_max_s=b.answer_backoff_max_s,
+        max_unanswered=b.max_unanswered,
     )
 
 
-def _check_private(r: _Reader, key: str, path: Path) -> bool:
+def _check_private(key: str, path: Path, found: list[FieldError]) -> bool:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        r.error(key, f"{path} has mode {mode:04o}, readable by others; run chmod 600 {path}")
+        found.append(
+            FieldError(key, f"{path} has mode {mode:04o}, readable by others; run chmod 600 {path}")
+        )
         return False
     return True
 
 
-def _read_secret(r: _Reader, path: Path) -> Secret | None:
+def _read_secret(path: Path, found: list[FieldError]) -> Secret | None:
+    key = "broker.password_file"
     try:
-        if not _check_private(r, "broker.password_file", path):
+        if not _check_private(key, path, found):
             return None
         text = path.read_text().strip()
     except OSError as exc:
-        r.error("broker.password_file", f"cannot read {path}: {exc.strerror}")
+        found.append(FieldError(key, f"cannot read {path}: {exc.strerror}"))
         return None
     if not text:
-        r.error("broker.password_file", f"{path} is empty")
+        found.append(FieldError(key, f"{path} is empty"))
         return None
     return Secret(text)
 
 
-def _clock(r: _Reader, c: dict[str, Any]) -> ClockConfig | None:
-    r.unknown(c, "clock", CLOCK_KEYS)
-    speed = r.value(c, "clock", "speed", float, 1.0, check=_positive)
-    start = r.value(c, "clock", "start", float, required=True, check=_positive)
-    anchor = r.value(c, "clock", "anchor", float, check=_positive)
-    if speed is None or start is None:
-        return None
-    return ClockConfig(speed=speed, start=start, anchor=anchor)
+def _devices(
+    raw: Any, agent: AgentSection | None, found: list[FieldError]
+) -> tuple[DeviceConfig, ...]:
+    """Every device table whose agent keys could be read (its plug-ins are checked next)."""
+    if raw is not None and not isinstance(raw, dict):
+        found.append(FieldError("devices", f"must be a table, not {type(raw).__name__}"))
+        return ()
+    if not raw:
+        found.append(FieldError("devices", "no device configured (add a [devices.<id>] table)"))
+        return ()
+    grid_node = agent.grid_node if agent is not None else ""
+    mode: Mode = agent.trading_mode if agent is not None else "delegated"
+    devices = []
+    for dev_id, table in raw.items():
+        path = f"devices.{dev_id}"
+        found += check_value(dev_id, Id, path=path)
+        section, errors = convert_table(table, DeviceSection, path=path)
+        found += errors
+        if section is None:
+            section = salvage_table(table, DeviceSection, errors, path=path)
+        if section is None:
+            continue  # no driver named: nothing to check it with
+        devices.append(
+            DeviceConfig(
+                id=dev_id,
+                driver=section.driver,
+                generator=section.generator,
+                grid_node=grid_node if section.grid_node is None else section.grid_node,
+                trading_mode=section.trading_mode or mode,
+                params=dict(table),
+            )
+        )
+    return tuple(devices)
 
 
 def load_config(path: str | Path) -> AgentConfig:
@@ -547,7 +495,8 @@ def load_config(path: str | Path) -> AgentConfig:
 
 
 def read_toml(p: Path) -> dict[str, Any]:
-    """The parsed file, or :class:`ConfigErrors` saying why it cannot be read."""
+    """The parsed file, or :class:`ConfigErrors` saying why it cannot be read (a syntax error
+    with its line and column)."""
     try:
         return tomllib.loads(p.read_text())
     except OSError as exc:

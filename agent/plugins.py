@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.clock import Clock, RealClock
-from agent.config import AgentConfig, DeviceConfig, read_config, read_toml
+from agent.config import DEVICE_KEYS, AgentConfig, DeviceConfig, read_config, read_toml
 from agent.drivers.base import Driver
 from agent.errors import ConfigError, ConfigErrors
 from agent.generators.base import Generator
+from protocol import unknown_key
 
 DRIVERS = "atp.drivers"
 GENERATORS = "atp.generators"
@@ -132,15 +133,20 @@ class Device:
 def build_devices(devices: Sequence[DeviceConfig], *, clock: Clock) -> list[Device]:
     """Construct every device's driver and generator (nothing is opened or connected).
 
-    Raises :class:`ConfigErrors` with every problem, each keyed ``devices.<id>.<key>``."""
+    Raises :class:`ConfigErrors` with every problem, each keyed ``devices.<id>.<key>``. A key
+    of a device table that neither the driver nor the generator reads is refused, with a
+    "did you mean" among the keys they asked for: a misspelt ``batery_kwh`` must not leave
+    the battery at its default size."""
     errors: list[ConfigError] = []
     built = []
     for dev in devices:
         prefix = f"devices.{dev.id}."
+        before = len(errors)
+        table = _Reads(dev.params)
         driver = generator = None
         try:
             driver = build_driver(
-                dev.driver, device_id=dev.id, params=dev.params, clock=clock, key_prefix=prefix
+                dev.driver, device_id=dev.id, params=table, clock=clock, key_prefix=prefix
             )
         except ConfigError as exc:
             errors.extend(_keyed(exc, prefix))
@@ -148,18 +154,80 @@ def build_devices(devices: Sequence[DeviceConfig], *, clock: Clock) -> list[Devi
             errors.append(ConfigError(prefix.rstrip("."), f"driver {dev.driver!r}: {exc}"))
         if dev.generator:
             try:
-                generator = build_generator(dev.generator, params=dev.params, key_prefix=prefix)
+                generator = build_generator(dev.generator, params=table, key_prefix=prefix)
             except ConfigError as exc:
                 errors.extend(_keyed(exc, prefix))
             except Exception as exc:
                 errors.append(
                     ConfigError(prefix.rstrip("."), f"generator {dev.generator!r}: {exc}")
                 )
+        if len(errors) == before:  # a plug-in that failed may not have read all its keys
+            errors.extend(_unread(dev, table, prefix))
         if driver is not None:
             built.append(Device(config=dev, driver=driver, generator=generator))
     if errors:
-        raise ConfigErrors(errors)
+        raise ConfigErrors(_once(errors))
     return built
+
+
+class _Reads(Mapping[str, Any]):
+    """A device's table that notes every key its plug-ins ask for (present or not).
+
+    Plug-ins read their keys through :class:`~agent.params.Params` or the mapping itself
+    when they are built. One that walks the whole table (a Modbus register map takes every
+    key it does not know) has read everything, and nothing of its table is refused."""
+
+    def __init__(self, table: Mapping[str, Any]) -> None:
+        self._table = table
+        self.asked: set[str] = set()
+        self.walked = False
+
+    def __getitem__(self, key: str) -> Any:
+        self.asked.add(key)
+        return self._table[key]
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.asked.add(key)
+        return key in self._table
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return self._table.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        self.walked = True
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+def _unread(dev: DeviceConfig, table: _Reads, prefix: str) -> list[ConfigError]:
+    """The keys of ``dev``'s table that neither its driver nor its generator asked for."""
+    if table.walked:
+        return []
+    known = table.asked | DEVICE_KEYS
+    owners = f"driver {dev.driver!r}" + (
+        f" and generator {dev.generator!r}" if dev.generator else ""
+    )
+    errors = []
+    for key in dev.params:
+        if key not in known:
+            e = unknown_key(f"{prefix}{key}", key, known, what=f"unknown key for {owners}")
+            errors.append(ConfigError(e.path, e.message))
+    return errors
+
+
+def _once(errors: list[ConfigError]) -> list[ConfigError]:
+    """``errors`` without repeats: a key both plug-ins read and refuse is wrong once."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for e in errors:
+        if (e.key, e.message) not in seen:
+            seen.add((e.key, e.message))
+            out.append(e)
+    return out
 
 
 def check_config_file(path: Path) -> tuple[AgentConfig | None, list[ConfigError]]:

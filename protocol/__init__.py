@@ -66,6 +66,14 @@ from ._models import (
     Withdraw,
 )
 from ._spec import from_flexoffer_spec, is_flexoffer_spec, to_flexoffer_spec
+from ._tables import (
+    check_value,
+    closest_key,
+    convert_table,
+    field_error,
+    salvage_table,
+    unknown_key,
+)
 from ._validate import (
     MAX_PROFILES,
     MAX_SLOTS,
@@ -119,10 +127,14 @@ __all__ = [
     "can_transition",
     "check_assignment",
     "check_schedule",
+    "check_value",
+    "closest_key",
+    "convert_table",
     "decode",
     "detect_format",
     "effective_profiles",
     "encode",
+    "field_error",
     "from_builtins",
     "from_flexoffer_spec",
     "from_goflex",
@@ -135,6 +147,7 @@ __all__ = [
     "read_offer_file",
     "read_offers",
     "resolution_ok",
+    "salvage_table",
     "start_window",
     "to_builtins",
     "to_flexoffer_spec",
@@ -142,6 +155,7 @@ __all__ = [
     "to_json",
     "topics",
     "transition",
+    "unknown_key",
     "validate",
     "validate_meter_batch",
     "validate_offer",

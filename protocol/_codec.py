@@ -14,7 +14,6 @@ kind and validated. The output is standard MessagePack; the plain ``msgpack`` pa
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
@@ -23,6 +22,7 @@ import msgspec
 
 from ._errors import DecodeError, FieldError
 from ._models import KIND_OF, KINDS
+from ._tables import field_error
 from ._validate import validate
 
 PROTOCOL_VERSION = (1, 3)
@@ -73,7 +73,6 @@ _ENCODER = msgspec.msgpack.Encoder()
 _JSON_ENCODER = msgspec.json.Encoder()
 #: What msgspec raises on bad input (invalid UTF-8 in a string surfaces as UnicodeDecodeError).
 _BAD_INPUT = (msgspec.MsgspecError, UnicodeDecodeError)
-_AT = re.compile(r"^(.*) - at `\$(.*)`$", re.S)
 
 
 def kind_of(body: msgspec.Struct) -> str:
@@ -156,11 +155,7 @@ def _parse_version(v: str) -> tuple[int, int]:
 
 def _mapped(exc: Exception, context: str) -> DecodeError:
     """msgspec's ``"Expected int - at `$.a[0]`"`` becomes ``FieldError("a[0]", "Expected int")``."""
-    text = str(exc)
-    m = _AT.match(text)
-    if m is None:
-        return DecodeError([FieldError("", text)], context=context)
-    return DecodeError([FieldError(m.group(2).lstrip("."), m.group(1))], context=context)
+    return DecodeError([field_error(exc)], context=context)
 
 
 # -- the project's JSON form (files, CLI, REST-ish tools) ------------------------------------

@@ -2,12 +2,16 @@
 
 Every section has defaults, so an empty file (or none) runs a development worker against a
 broker on localhost. Unknown keys are refused: a misspelt ``intervall_s`` must not silently
-fall back to the default. An example with every key is in ``docs/fman.md``.
+fall back to the default, and the error says ``did you mean 'interval_s'?``. An example with
+every key is in ``docs/fman.md``.
+
+The sections are frozen msgspec structs, one definition per key for its default, type, range
+and error; :func:`protocol.convert_table` (shared with the agent's ``foa.toml``) lists every
+problem at its dotted key.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from pathlib import Path
@@ -16,12 +20,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from protocol import convert_table
+
 from ._errors import ConfigError
 from .store._url import check as check_location
 
-PosFloat = Annotated[float, Meta(gt=0)]
-NonNegFloat = Annotated[float, Meta(ge=0)]
-PosInt = Annotated[int, Meta(gt=0)]
+PosFloat = Annotated[float, Meta(gt=0, description="must be positive")]
+NonNegFloat = Annotated[float, Meta(ge=0, description="must not be negative")]
+PosInt = Annotated[int, Meta(gt=0, description="must be positive")]
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -164,19 +170,13 @@ class Config(_Section):
         return self.planning.interval_s or float(self.planning.resolution_s)
 
 
-_AT = re.compile(r"^(.*) - at `\$\.?(.*)`$", re.S)
-
-
 def config_from_dict(data: dict[str, Any]) -> Config:
-    """A :class:`Config` from parsed TOML, or :class:`ConfigError` naming the bad key."""
-    data = _older_keys(data)
-    try:
-        cfg = msgspec.convert(data, Config)
-    except msgspec.ValidationError as exc:
-        m = _AT.match(str(exc))
-        if m:
-            raise ConfigError(m.group(2), m.group(1)) from None
-        raise ConfigError("", str(exc)) from None
+    """A :class:`Config` from parsed TOML, or :class:`ConfigError` naming the first bad key
+    (and, after it, every other problem found)."""
+    cfg, errors = convert_table(_older_keys(data), Config)
+    if cfg is None:
+        first, *rest = errors
+        raise ConfigError(first.path, "; ".join([first.message, *map(str, rest)]))
     _check(cfg)
     return cfg
 
@@ -251,29 +251,8 @@ def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
 
 def dump_toml(data: dict[str, Any]) -> str:
     """TOML for a nested dict of scalars, lists and dicts (what :class:`Config` holds); the
-    demo writes its worker's configuration with it."""
-    lines: list[str] = []
+    demo writes its worker's configuration with it. The project's one TOML writer is
+    ``tomli_w`` (contracts and provisioning use it too)."""
+    import tomli_w
 
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-    def table(prefix: str, d: dict[str, Any]) -> None:
-        plain = {k: v for k, v in d.items() if not isinstance(v, dict)}
-        nested = {k: v for k, v in d.items() if isinstance(v, dict)}
-        if prefix and (plain or not nested):
-            lines.append(f"[{prefix}]")
-        for k, v in plain.items():
-            lines.append(f"{json.dumps(k)} = {scalar(v)}")
-        for k, v in nested.items():
-            table(f"{prefix}.{json.dumps(k)}" if prefix else json.dumps(k), v)
-
-    table("", data)
-    return "\n".join(lines) + "\n"
+    return tomli_w.dumps(data)

@@ -9,6 +9,8 @@ A series maps slot start (epoch seconds) to a value. Two forms are read:
   ``{"values": {"<epoch>": value, ...}}``.
 
 Pure: bytes or text in, a dict out, :class:`SeriesError` naming the line or key otherwise.
+It is :class:`cloud.optim.errors.SeriesError`, the one error for a series whoever reads it
+(``atp plan`` reads the same CSV with the same function).
 """
 
 from __future__ import annotations
@@ -18,14 +20,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cloud.optim.errors import SeriesError as OptimSeriesError
+from cloud.optim.errors import SeriesError
 from cloud.optim.series import parse_instant, parse_series
 
-from ._errors import FmanError
-
-
-class SeriesError(FmanError):
-    """A series file or payload cannot be read; the message says where."""
+__all__ = ["SeriesError", "load_file", "parse_csv", "parse_json", "to_json"]
 
 
 def _epoch(value: Any, where: str) -> int:
@@ -35,17 +33,17 @@ def _epoch(value: Any, where: str) -> int:
         try:
             return int(parse_instant(value))
         except (ValueError, OverflowError):
-            raise SeriesError(f"{where}: {value!r} is not a time") from None
-    raise SeriesError(f"{where}: {value!r} is not a time")
+            raise SeriesError(where, f"{value!r} is not a time") from None
+    raise SeriesError(where, f"{value!r} is not a time")
 
 
 def _number(value: Any, where: str) -> float:
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise SeriesError(f"{where}: {value!r} is not a number") from None
+        raise SeriesError(where, f"{value!r} is not a number") from None
     if not math.isfinite(x):
-        raise SeriesError(f"{where}: {value!r} is not finite")
+        raise SeriesError(where, f"{value!r} is not finite")
     return x
 
 
@@ -53,30 +51,27 @@ def parse_json(data: bytes | str) -> dict[int, float]:
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SeriesError(f"not JSON: {exc}") from None
+        raise SeriesError("", f"not JSON: {exc}") from None
     if not isinstance(doc, dict) or "values" not in doc:
-        raise SeriesError('expected an object with "values"')
+        raise SeriesError("", 'expected an object with "values"')
     values = doc["values"]
     if isinstance(values, dict):
         return {
             _epoch(k, f"values[{k!r}]"): _number(v, f"values[{k!r}]") for k, v in values.items()
         }
     if not isinstance(values, list):
-        raise SeriesError('"values" must be a list or an object')
+        raise SeriesError("values", "must be a list or an object")
     start = _epoch(doc.get("start"), "start")
     res = doc.get("resolution_s", 900)
     if not isinstance(res, int) or res <= 0:
-        raise SeriesError(f"resolution_s: {res!r} is not a positive integer")
+        raise SeriesError("resolution_s", f"{res!r} is not a positive integer")
     return {start + i * res: _number(v, f"values[{i}]") for i, v in enumerate(values)}
 
 
 def parse_csv(text: str) -> dict[int, float]:
     """CSV ``time,value`` rows: the form ``atp plan`` reads, parsed by the same function so
     that an operator's file means the same to both."""
-    try:
-        return parse_series(text, resolution_s=1)
-    except OptimSeriesError as exc:
-        raise SeriesError(str(exc)) from None
+    return parse_series(text, resolution_s=1)
 
 
 def load_file(path: str | Path) -> dict[int, float]:
@@ -84,11 +79,11 @@ def load_file(path: str | Path) -> dict[int, float]:
     try:
         text = p.read_text()
     except OSError as exc:
-        raise SeriesError(f"cannot read {p}: {exc.strerror}") from None
+        raise SeriesError(str(p), f"cannot read: {exc.strerror}") from None
     try:
         return parse_json(text) if p.suffix.lower() == ".json" else parse_csv(text)
     except SeriesError as exc:
-        raise SeriesError(f"{p}: {exc}") from None
+        raise SeriesError(f"{p}: {exc.where}" if exc.where else str(p), exc.message) from None
 
 
 def to_json(series: dict[int, float], resolution_s: int = 900) -> bytes:

@@ -1,7 +1,8 @@
 """The optimisation core's exception tree.
 
     OptimError                  anything this package refuses
-    ├── SeriesError             a target or price series that cannot be read (names row, field)
+    ├── SeriesError             a target or price series that cannot be read (names row, field);
+    │                           FMAN's series files and payloads raise it too
     └── SolverError             OR-Tools failed in a way no fallback can cover
 
 Infeasible offers are not exceptions: a plan names them in ``PlanResult.infeasible`` and

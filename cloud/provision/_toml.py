@@ -1,27 +1,17 @@
-"""Just enough TOML writing for the files provisioning makes (flat tables of strings and ints).
+"""The tables of the files provisioning writes (``site.toml``, ``foa.toml``, ``fman.toml``).
 
-Python reads TOML (``tomllib``) but does not write it; the files here are small fixed
-templates, so a quoting function is all they need. Strings are TOML basic strings, whose
-escapes JSON's encoder produces; every file written is read back with ``tomllib`` in tests.
+Python reads TOML (``tomllib``) but does not write it; ``tomli_w`` (the project's one TOML
+writer, which contracts and FMAN's configuration use too) does the quoting. The files are
+small templates with comments between their tables, so they are put together one table at
+a time; every file written is read back with ``tomllib`` in tests.
 """
 
 from __future__ import annotations
 
-import json
-
-
-def value(v: str | int | bool | list[str]) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(value(x) for x in v) + "]"
-    return json.dumps(v, ensure_ascii=False)
+import tomli_w
 
 
 def table(name: str, items: dict[str, str | int | bool | list[str] | None]) -> str:
     """``[name]`` followed by ``key = value`` lines; ``None`` values are left out."""
-    head = f"[{name}]\n" if name else ""
-    body = "".join(f"{k} = {value(v)}\n" for k, v in items.items() if v is not None)
-    return head + body
+    body = {k: v for k, v in items.items() if v is not None}
+    return tomli_w.dumps({name: body} if name else body)

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from agent.cli import main
 from agent.clock import RealClock
-from agent.config import load_config
+from agent.config import DeviceConfig, load_config
+from agent.drivers.sim.mix import grid_site, household
 from agent.errors import ConfigErrors
 from agent.plugins import build_devices
 from tests.agent.plugins import DRIVER, GENERATOR
@@ -131,3 +132,24 @@ def test_foa_config_check(tmp_path):
     broken.write_text("[agent\n")
     result = runner.invoke(main, ["config", "check", str(broken)])
     assert result.exit_code == 1 and "not valid TOML" in result.output
+
+
+def test_every_key_of_the_fleet_simulators_devices_is_read():
+    """A key that neither the driver nor the generator reads is refused, so every device the
+    fleet simulator makes must use all of its keys (all kinds appear in these sites)."""
+    sites = [household(seed) for seed in range(60)] + [grid_site(seed) for seed in range(10)]
+    devices = [
+        DeviceConfig(
+            id=dev_id,
+            driver=table["driver"],
+            generator=table.get("generator"),
+            grid_node="",
+            trading_mode="delegated",
+            params=table,
+        )
+        for site in sites
+        for dev_id, table in site.items()
+    ]
+    kinds = {d.generator for d in devices}
+    assert kinds >= {"ev", "heat_pump", "boiler", "freezer", "battery", "pv", "doms"}, kinds
+    assert len(build_devices(devices, clock=RealClock())) == len(devices)

@@ -176,13 +176,13 @@ def test_a_store_of_schema_2_is_upgraded_and_its_outbox_kept_for_the_answers(tmp
     FMAN's answer names, so the upgraded agent can match the answer to them."""
     path = tmp_path / "old.db"
     offer = two_slot_offer()
-    conn = sqlite3.connect(path)  # the outbox as schema 2 had it, beside its offers and meta
+    conn = sqlite3.connect(path)  # the outbox as schema 2 had it
     conn.execute(
         "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
         "payload BLOB NOT NULL, kind TEXT NOT NULL, ref TEXT NOT NULL DEFAULT '', "
         "created INTEGER NOT NULL, retain INTEGER NOT NULL DEFAULT 0)"
     )
-    conn.execute(
+    conn.execute(  # and the tables a schema-2 store had beside it (enough to be recognised)
         "CREATE TABLE offers (id TEXT PRIMARY KEY, device TEXT NOT NULL, revision INTEGER, "
         "state TEXT NOT NULL, body BLOB NOT NULL, assignment_before INTEGER, created_at INTEGER, "
         "updated INTEGER, episode TEXT, accepted BLOB, locked INTEGER)"

@@ -43,15 +43,32 @@ def _run(tmp_path: Path, spawn, wait: Callable[[list[Tracked]], None], **fleet) 
 
 
 def test_a_refused_schedule_is_replanned_at_once(tmp_path, spawn):
-    offers = _run(
-        tmp_path,
-        spawn,
+    def current_statuses() -> list[str]:
+        rows = query(
+            tmp_path / "fman.db",
+            "SELECT s.status FROM schedules s JOIN offers o ON o.id = s.offer_id "
+            "AND s.version = o.schedule_version",
+        )
+        return [r["status"] for r in rows]
+
+    def wait(offers: list[Tracked]) -> None:
         # the first plan follows the offers' arrival; every first version is refused
-        lambda offers: wait_for(
+        wait_for(
             lambda: all(tr.schedule is not None for tr in offers),
             30,
             "a second schedule for every offer, taken",
-        ),
+        )
+        # the agents' answers reach FMAN a moment later: wait for them, the agents still up
+        wait_for(
+            lambda: current_statuses() == ["acked"] * len(offers),
+            30,
+            "FMAN's record of every schedule in force as acknowledged",
+        )
+
+    offers = _run(
+        tmp_path,
+        spawn,
+        wait,
         agents=3,
         offers_per_agent=2,
         prefix="rf",
@@ -61,12 +78,7 @@ def test_a_refused_schedule_is_replanned_at_once(tmp_path, spawn):
     assert all(tr.refused == [1] and tr.schedule.version == 3 for tr in offers), [
         (tr.offer.id, tr.refused, tr.schedule and tr.schedule.version) for tr in offers
     ]
-    rows = query(
-        tmp_path / "fman.db",
-        "SELECT s.status FROM schedules s JOIN offers o ON o.id = s.offer_id "
-        "AND s.version = o.schedule_version",
-    )
-    assert [r["status"] for r in rows] == ["acked"] * len(offers)
+    assert current_statuses() == ["acked"] * len(offers)
 
 
 def test_an_agent_that_refuses_everything_does_not_make_fmans_planner_spin(tmp_path, spawn):
