@@ -45,7 +45,7 @@ from protocol import FlexOffer, Schedule, align_up, check_assignment, start_wind
 
 from ..optim import DefaultPlanner, PlannedSchedule, PlanRequest, PlanResult
 from . import execution, series, stability
-from .greedy import GreedyPlanner
+
 from .planners import load_planner
 from .store import (
     ACTIVE_STATES,
@@ -381,7 +381,7 @@ class Cycle:
 
     def _solve(self, request: PlanRequest, full: bool) -> PlanResult:
         t0 = time.perf_counter()
-        for planner in (self.planner, GreedyPlanner(), DefaultPlanner()):
+        for planner in (self.planner, DefaultPlanner()):
             try:
                 result = planner.plan(request)
                 break
