@@ -20,7 +20,6 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +29,7 @@ from ..clock import Clock
 from ._errors import StoreError
 from .bus import Bus
 from .config import Config
+from .counters import Counters
 from .ingest import Incoming, Ingest, series_topics
 from .store import Store, open_store
 
@@ -60,7 +60,7 @@ class Worker:
         self.config = config
         self.clock = clock
         self.id = config.worker.id
-        self.stats: Counter[str] = Counter()
+        self.stats = Counters()
         self._stop = threading.Event()
         self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self.store = self._open_store()
@@ -152,8 +152,8 @@ class Worker:
         answers = self._process(batch)
         if answers is None:
             return  # stopping with the batch unacknowledged: the broker redelivers it
-        self.stats["batches"] += 1
-        self.stats["messages"] += len(batch)
+        self.stats.add("batches")
+        self.stats.add("messages", len(batch))
         if not answers:
             self._ack(batch)
             return
@@ -191,7 +191,7 @@ class Worker:
             except Exception:
                 if len(batch) == 1:
                     log.exception("message on %s could not be processed; dropped", batch[0].topic)
-                    self.stats["failed"] += 1
+                    self.stats.add("failed")
                     return []
                 out: list = []
                 for m in batch:
@@ -213,7 +213,7 @@ class Worker:
             store = getattr(self, "_stats_store", None)
             if store is None:
                 store = self._stats_store = self._open_store()
-            values = dict(self.stats)
+            values = self.stats.snapshot()
             values["queue"] = self._queue.qsize()
             values["ingest.lock_wait_s"] = round(self.store.lock_wait_s, 3)
             values["ingest.lock_held_s"] = round(self.store.lock_held_s, 3)
@@ -232,6 +232,6 @@ class Worker:
             cycle.run(self._stop)
         except Exception:
             log.exception("planning cycle crashed; this worker keeps ingesting")
-            self.stats["cycle.crashed"] += 1
+            self.stats.add("cycle.crashed")
         finally:
             store.close()

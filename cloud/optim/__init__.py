@@ -20,10 +20,12 @@ from .fallback import FallbackPlanner
 from .problem import DefaultPlanner, PlannedSchedule, Planner, PlanRequest, PlanResult
 
 if TYPE_CHECKING:
+    from .aggregated import AggregatingPlanner
     from .greedy import GreedyPlanner
     from .planner import OrToolsPlanner
 
 __all__ = [
+    "AggregatingPlanner",
     "DefaultPlanner",
     "FallbackPlanner",
     "GreedyPlanner",
@@ -40,6 +42,10 @@ def __getattr__(name: str) -> Any:
         from .planner import OrToolsPlanner
 
         return OrToolsPlanner
+    if name == "AggregatingPlanner":
+        from .aggregated import AggregatingPlanner
+
+        return AggregatingPlanner
     if name == "GreedyPlanner":
         from .greedy import GreedyPlanner
 
