@@ -331,12 +331,13 @@ class Cycle:
         above = self.config.planning.aggregate_above
         if above and len(request.offers) > above:
             first = AggregatingPlanner(inner=first)
-            self.stats.add("plan.aggregated")
         return FallbackPlanner(stages=[first, GreedyPlanner()])
 
     def _solve(self, request: PlanRequest, full: bool) -> PlanResult:
         t0 = self.wall()
         chain = self.planners(request)
+        if type(chain.stages[0]).__name__ == "AggregatingPlanner":
+            self.stats.add("plan.aggregated")
         answer = chain.plan_chain(request)
         took = self.wall() - t0
         self.stats.add("plan.planner_failed", len(answer.failures))
