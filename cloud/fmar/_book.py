@@ -195,6 +195,13 @@ def validate_book(book: Book, *, offers_checked: bool = False) -> list[FieldErro
     if not 1 <= m.slots <= MAX_MARKET_SLOTS:
         errors.append(FieldError("market.slots", f"{m.slots}: 1 to {MAX_MARKET_SLOTS} allowed"))
         return errors
+    for i, order in enumerate(book.sell):
+        grid = order.offer.grid_node
+        if order.node is not None and grid and order.node != grid:
+            message = f"{order.node!r} differs from the offer's grid_node {grid!r}"
+            errors.append(FieldError(f"sell[{i}].node", message))
+    if errors:
+        return errors
     nodes = _check_network(book.network, errors)
     if book.network is None:
         named = {n for n in (_named_node(o) for o in book.sell) if n}
@@ -280,12 +287,6 @@ def _check_order(
             )
         )
         return
-    if order.node is not None and offer.grid_node and order.node != offer.grid_node:
-        errors.append(
-            FieldError(
-                f"{p}.node", f"{order.node!r} differs from the offer's grid_node {offer.grid_node!r}"
-            )
-        )
     node = order_node(book, order)
     if node not in nodes:
         where = f"{p}.node" if order.node is not None else f"{p}.offer.grid_node"

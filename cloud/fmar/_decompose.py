@@ -580,8 +580,11 @@ def decompose(
         assert sol2 is not None
         short = np.abs(sol2.slack) > 1e-7
         everything = bool(np.all(pick == default)) and not (aon[~num.req_partial] > 0).any()
-        if not short.any() or everything:
+        if everything or (not short.any() and -sol2.objective >= 0):
             break
+        if not short.any():  # balanced, but worse than every default: start from those
+            say("the rounded choices clear below the defaults' welfare: back to the defaults")
+            short[:] = True
         # rounding broke the balance: orders and requests it moved there go back to default
         moved = _moved(num, cat, pick, default, short)
         dropped = [

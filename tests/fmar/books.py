@@ -84,7 +84,9 @@ def book(
     ``network`` (2 or 3 nodes and links); ``batteries_only`` leaves out polytopes and general
     dependency rows (what the decomposition's compiled pricing takes)."""
     rng = random.Random(seed)
-    kinds = ("box", "total", "dep") if batteries_only else ("box", "total", "dep", "general", "poly")
+    kinds = (
+        ("box", "total", "dep") if batteries_only else ("box", "total", "dep", "general", "poly")
+    )
     nodes = ["a"] if kind != "network" else ["a", "b", "c"][: rng.randrange(2, 4)]
     sell = []
     for i in range(orders):

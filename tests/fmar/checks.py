@@ -89,7 +89,9 @@ def check_result(book: Book, result: Clearing, *, voll: float = 10.0) -> None:
             prices = result.prices[node]
             slot_pay = [prices[t] * acc.accepted_kwh[t] for t in range(h)]
             if req.partial:
-                want = sum(min(p, lim[t] * abs(acc.accepted_kwh[t])) for t, p in enumerate(slot_pay))
+                want = sum(
+                    min(p, lim[t] * abs(acc.accepted_kwh[t])) for t, p in enumerate(slot_pay)
+                )
             else:
                 want = min(sum(slot_pay), v)
             assert math.isclose(acc.paid_eur, want, abs_tol=1e-6), (acc.id, acc.paid_eur, want)
