@@ -299,7 +299,9 @@ def _check_order(
         if given is None:
             if offer_asks(m, offer) is None:
                 errors.append(
-                    FieldError(f"{p}.{name}", "not given, and the offer has no prices to take it from")
+                    FieldError(
+                        f"{p}.{name}", "not given, and the offer has no prices to take it from"
+                    )
                 )
             continue
         _check_prices(f"{p}.{name}", given, m.slots, "market slots", errors, what="an ask")

@@ -76,7 +76,9 @@ def clear(
         f"{num.n_orders} sell orders, {len(num.requests)} requests, {num.n_nodes} node(s), "
         f"{num.n_links} link(s), {num.slots} slots"
     )
-    outcome = _solve(num, deadline=deadline, relative_gap=relative_gap, exact_vars=exact_vars, say=say)
+    outcome = _solve(
+        num, deadline=deadline, relative_gap=relative_gap, exact_vars=exact_vars, say=say
+    )
     return _result(num, outcome, pricing=pricing, say=say)
 
 
@@ -107,7 +109,11 @@ class _Outcome:
 
 
 def _default_outcome(num: Numeric, bound: float) -> _Outcome:
-    blocks, starts = zip(*(num.default_item(i) for i in range(num.n_orders)), strict=True) if num.n_orders else ((), ())
+    blocks, starts = (
+        zip(*(num.default_item(i) for i in range(num.n_orders)), strict=True)
+        if num.n_orders
+        else ((), ())
+    )
     return _Outcome(
         blocks=list(blocks),
         starts=list(starts),
@@ -204,12 +210,12 @@ def _result(num: Numeric, out: _Outcome, *, pricing: Pricing, say: Progress) -> 
     bound = out.bound
     if bound < w and w - bound <= 1e-6 * max(1.0, abs(w)):
         bound = w  # a bound just below an achieved welfare is solver tolerance
-    gap_ok = math.isfinite(bound) and bound - w <= max(
-        OPTIMAL_GAP * max(abs(bound), abs(w)), 1e-6
-    )
+    gap_ok = math.isfinite(bound) and bound - w <= max(OPTIMAL_GAP * max(abs(bound), abs(w)), 1e-6)
     prices = out.prices.copy()
     prices[np.abs(prices) < 1e-12] = 0.0
-    s = settle(num, deviation=dev, accepted=out.accepted, flows=out.flows, prices=prices, pricing=pricing)
+    s = settle(
+        num, deviation=dev, accepted=out.accepted, flows=out.flows, prices=prices, pricing=pricing
+    )
     awards = []
     for i, o in enumerate(num.orders):
         moved = bool(np.abs(dev[i]).max(initial=0.0) > 1e-9)
@@ -241,7 +247,11 @@ def _result(num: Numeric, out: _Outcome, *, pricing: Pricing, say: Progress) -> 
         for j, r in enumerate(num.requests)
     ]
     flows = [
-        Flow(source=num.nodes[num.link_src[k]], target=num.nodes[num.link_dst[k]], kwh=_r(out.flows[k], 9))
+        Flow(
+            source=num.nodes[num.link_src[k]],
+            target=num.nodes[num.link_dst[k]],
+            kwh=_r(out.flows[k], 9),
+        )
         for k in range(num.n_links)
     ]
     return Clearing(

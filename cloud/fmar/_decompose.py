@@ -66,6 +66,9 @@ LP_TOLERANCE = 1e-5
 SAMPLE_ABOVE = 3000
 SAMPLE = 1000
 SAMPLE_TIME = 0.25
+#: Phase one stops at this many times the asked gap (its bound is improved after phase two,
+#: from phase two's prices): the few orders the master splits are known long before.
+COARSE = 0.5
 #: The rounding MIP may take this share of the time left.
 ROUNDING_TIME = 0.25
 #: Half-width of the box step around the best prices so far, EUR/kWh (widened as needed).
@@ -137,7 +140,9 @@ def clusters_of(num: Numeric) -> tuple[np.ndarray, np.ndarray]:
         n = int(num.order_node[i])
         kinds = per_node.setdefault(n, {})
         kind = kinds.setdefault(o.offer.load_type, len(kinds)) % MAX_CLUSTERS
-        first = (min(b.first_start for b in num.views[i].blocks) - num.market.start) // num.market.resolution_s
+        first = (
+            min(b.first_start for b in num.views[i].blocks) - num.market.start
+        ) // num.market.resolution_s
         part = min(first * SPLIT // num.slots, SPLIT - 1)
         cluster[i] = keys.setdefault((n, f"{kind}.{part}"), len(keys))
     node = np.empty(len(keys), dtype=np.int64)
@@ -332,7 +337,8 @@ class _Search:
         while True:
             rnd += 1
             self.master.set_box(
-                np.maximum(self.center - step, -self.wide), np.minimum(self.center + step, self.wide)
+                np.maximum(self.center - step, -self.wide),
+                np.minimum(self.center + step, self.wide),
             )
             sol = self.master.solve()
             for k in np.flatnonzero(sol.weights > 1e-12).tolist():
@@ -369,7 +375,9 @@ class _Search:
                 step = min(2 * step, self.wide)  # a better point at the box's edge: widen
             if rnd % 10 == 0:
                 self._forget(rnd)
-        self.master.set_box(np.full_like(self.center, -self.wide), np.full_like(self.center, self.wide))
+        self.master.set_box(
+            np.full_like(self.center, -self.wide), np.full_like(self.center, self.wide)
+        )
         sol = self.master.solve()
         value = -sol.objective
         self.say(
@@ -414,8 +422,13 @@ def _sample_prices(num: Numeric, *, wide: float, deadline: float, gap: float) ->
     cat = applies(sub)
     assert cat is not None  # a part of a catalogue is one
     search = _Search(
-        sub, cat, aon=np.where(num.req_partial, 1.0, np.nan), wide=wide, step=STEP,
-        deadline=deadline, say=lambda _: None,
+        sub,
+        cat,
+        aon=np.where(num.req_partial, 1.0, np.nan),
+        wide=wide,
+        step=STEP,
+        deadline=deadline,
+        say=lambda _: None,
     )
     search.add_placement(*_defaults(sub, cat))
     search.run(
@@ -506,7 +519,11 @@ def decompose(
     # phase 1 gets most of the time; what it leaves, phase 2 uses
     share = 0.5
     dearest = float(
-        max(num.ask_up.max(initial=0.0), num.ask_down.max(initial=0.0), num.req_limit.max(initial=0.0))
+        max(
+            num.ask_up.max(initial=0.0),
+            num.ask_down.max(initial=0.0),
+            num.req_limit.max(initial=0.0),
+        )
     )
     wide = SLACK_FACTOR * max(dearest, 1.0)
     free = np.where(num.req_partial, 1.0, np.nan)
@@ -531,10 +548,11 @@ def decompose(
             )
         )
         say(f"prices from a sample of about {SAMPLE} orders")
-    sol = one.run(goal=relative_gap / 2, scale=lambda: max(abs(one.best_bound), 1e-6), guesses=guesses)
+    coarse = max(COARSE * relative_gap, relative_gap / 2)
+    sol = one.run(goal=coarse, scale=lambda: max(abs(one.best_bound), 1e-6), guesses=guesses)
     bound = one.best_bound
     say(f"phase 1: bound {bound:.6g}, master {-sol.objective:.6g}")
-    sol, left = _branch(one, sol, goal=relative_gap / 2, scale=max(abs(bound), 1e-6), say=say)
+    sol, left = _branch(one, sol, goal=coarse, scale=max(abs(bound), 1e-6), say=say)
     pick, layout = one.recover(sol.weights)
     aon = np.where(sol.aon > 0.5, 1.0, 0.0)
     aon[num.req_partial] = 1.0

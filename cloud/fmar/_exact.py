@@ -196,9 +196,7 @@ def solve_mip(num: Numeric, *, deadline: float, relative_gap: float) -> Exact:
     bound = -sol.bound if np.isfinite(sol.bound) else np.inf
     if sol.values is None:
         return Exact(solved=None, bound=bound, proven=False)
-    return Exact(
-        solved=read(num, model, sol.values), bound=bound, proven=sol.outcome == "optimal"
-    )
+    return Exact(solved=read(num, model, sol.values), bound=bound, proven=sol.outcome == "optimal")
 
 
 def fixed_prices(

@@ -137,9 +137,7 @@ def request_value(num: Numeric, accepted: np.ndarray) -> np.ndarray:
     return (num.req_limit * np.abs(accepted)).sum(axis=1)
 
 
-def welfare(
-    num: Numeric, deviation: np.ndarray, accepted: np.ndarray, flows: np.ndarray
-) -> float:
+def welfare(num: Numeric, deviation: np.ndarray, accepted: np.ndarray, flows: np.ndarray) -> float:
     """Requests' value minus the asks' cost minus transport cost (docs/market.md)."""
     return float(
         request_value(num, accepted).sum()

@@ -248,7 +248,11 @@ def _request(rd: _Reader, raw: Any, p: str) -> Request | None:
     node = None if r.get("node") is None else rd.str(r["node"], f"{p}.node")
     start = rd.int(r["start"], f"{p}.start")
     kwh = rd.nums(r["kwh"], f"{p}.kwh")
-    limit = None if r["limit_eur_per_kwh"] is None else rd.price(r["limit_eur_per_kwh"], f"{p}.limit_eur_per_kwh")
+    limit = (
+        None
+        if r["limit_eur_per_kwh"] is None
+        else rd.price(r["limit_eur_per_kwh"], f"{p}.limit_eur_per_kwh")
+    )
     partial = r.get("partial", True)
     if not isinstance(partial, bool):
         rd.fail(f"{p}.partial", f"expected true or false, got {_kind(partial)}")

@@ -59,9 +59,7 @@ def round_choices(
     mass = np.bincount(items.ravel(), weights=share.ravel(), minlength=len(cat.item_blk))
     top = mass[pick]
     split = np.flatnonzero(top < 1 - 1e-6)
-    whole_aon = [
-        r for r in np.flatnonzero(~num.req_partial) if np.isnan(search.aon[r])
-    ]
+    whole_aon = [r for r in np.flatnonzero(~num.req_partial) if np.isnan(search.aon[r])]
     if not len(split) and not whole_aon:
         return None
     split = split[np.argsort(top[split], kind="stable")][:MAX_SPLIT]
@@ -108,8 +106,15 @@ def round_choices(
         cost = np.zeros(n_clusters)
         mask_pick = np.where(in_f, -1, pick)
         deviation_columns(
-            cat.layout, mask_pick, cat.x, num.default * (~in_f)[:, None], num.ask_up,
-            num.ask_down, search.cluster, dev, cost,
+            cat.layout,
+            mask_pick,
+            cat.x,
+            num.default * (~in_f)[:, None],
+            num.ask_up,
+            num.ask_down,
+            search.cluster,
+            dev,
+            cost,
         )
         for c in sorted(set(clusters)):
             nz = np.flatnonzero(np.abs(dev[c]) > 1e-9)
@@ -224,9 +229,7 @@ def round_choices(
     )
     if ints:
         idx = np.asarray(ints, dtype=np.int32)
-        lp.changeColsIntegrality(
-            len(idx), idx, np.full(len(idx), highspy.HighsVarType.kInteger)
-        )
+        lp.changeColsIntegrality(len(idx), idx, np.full(len(idx), highspy.HighsVarType.kInteger))
     lp.run()
     if lp.getInfo().primal_solution_status != 2:  # no feasible solution
         return None

@@ -277,5 +277,7 @@ def deviation_of(values: np.ndarray, layout: DeviationLayout, i: int) -> np.ndar
     a, e = int(layout.reach0[i]), int(layout.reach1[i])
     out = np.zeros(layout.slots)
     n = e - a
-    out[a:e] = values[layout.up0[i] : layout.up0[i] + n] - values[layout.down0[i] : layout.down0[i] + n]
+    out[a:e] = (
+        values[layout.up0[i] : layout.up0[i] + n] - values[layout.down0[i] : layout.down0[i] + n]
+    )
     return out
