@@ -30,6 +30,8 @@ bench: setup
 	$(PY) bench/fman.py
 	$(PY) bench/plan.py
 	$(PY) bench/broker_security.py
+	$(PY) bench/settle.py
+	$(PY) bench/faults.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

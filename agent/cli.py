@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from agent.errors import StoreError
+
 if TYPE_CHECKING:
     from agent.config import AgentConfig
     from agent.store import Store
@@ -49,6 +51,27 @@ def _json_option(f: Any) -> Any:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
 
 
+class InstantParam(click.ParamType):
+    """A time given as epoch seconds or ISO 8601 (``2026-01-01``, ``2026-01-01T06:00Z``)."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        from agent.clock import parse_instant
+
+        try:
+            return parse_instant(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+INSTANT = InstantParam()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="atp-flex", prog_name="foa")
 def main() -> None:
@@ -66,11 +89,38 @@ def main() -> None:
     default=None,
     help="Override agent.log_level of the config.",
 )
-def run(config_path: Path, log_level: str | None) -> None:
+@click.option(
+    "--sim-start",
+    type=INSTANT,
+    default=None,
+    help="Run on simulated time from this instant (epoch seconds or ISO 8601, UTC); "
+    "overrides clock.start of the config.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Simulated seconds per wall second; overrides clock.speed.",
+)
+@click.option(
+    "--anchor",
+    type=float,
+    default=None,
+    help="Wall-clock UNIX time at which the simulated clock reads its start; overrides "
+    "clock.anchor (default: when the agent starts). Give FMAN the same one.",
+)
+def run(
+    config_path: Path,
+    log_level: str | None,
+    sim_start: float | None,
+    speed: float | None,
+    anchor: float | None,
+) -> None:
     """Run the agent daemon until SIGTERM or Ctrl-C.
 
     Under systemd (Type=notify) it reports READY=1 once the store is open and the devices
-    are probed, and kicks the watchdog if WatchdogSec= is set."""
+    are probed, and kicks the watchdog if WatchdogSec= is set. --sim-start, --speed and
+    --anchor run it on simulated time, as `atp fman run` takes them (demos, a local trial)."""
     import asyncio
     import logging
     import signal
@@ -86,11 +136,19 @@ def run(config_path: Path, log_level: str | None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if cfg.clock is None:
+    start = sim_start if sim_start is not None else (cfg.clock.start if cfg.clock else None)
+    if start is None:
+        if speed is not None or anchor is not None:
+            raise click.UsageError("--speed and --anchor need --sim-start or [clock] in the config")
         clock: RealClock | SimClock = RealClock()
     else:
-        anchor = cfg.clock.anchor if cfg.clock.anchor is not None else time.time()
-        clock = SimClock.anchored(start=cfg.clock.start, speed=cfg.clock.speed, anchor=anchor)
+        if speed is None:
+            speed = cfg.clock.speed if cfg.clock else 1.0
+        if anchor is None:
+            anchor = cfg.clock.anchor if cfg.clock and cfg.clock.anchor is not None else None
+        clock = SimClock.anchored(
+            start=start, speed=speed, anchor=anchor if anchor is not None else time.time()
+        )
 
     async def main_task() -> None:
         stop = asyncio.Event()
@@ -161,6 +219,8 @@ def status(config_path: Path, store_path: Path | None, as_json: bool) -> None:
     store = _open_store(config_path, store_path)
     try:
         report = _status(store)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
     finally:
         store.close()
     if as_json:
@@ -180,9 +240,12 @@ def status(config_path: Path, store_path: Path | None, as_json: bool) -> None:
     click.echo(f"heartbeat    {_when(report['heartbeat'])} (agent clock)")
     out = report["outbox"]
     kinds = ", ".join(f"{k} {n}" for k, n in out["by_kind"].items())
-    click.echo(f"outbox       {out['waiting']} waiting{f' ({kinds})' if kinds else ''}")
+    sent = f", {out['unanswered']} sent and not yet answered" if out["unanswered"] else ""
+    click.echo(f"outbox       {out['waiting']} waiting{f' ({kinds})' if kinds else ''}{sent}")
     if out["dead_letters"]:
-        click.echo(f"dead letters {out['dead_letters']} (refused by the broker)")
+        click.echo(f"dead letters {out['dead_letters']} (refused by the broker or by FMAN)")
+    if out["quarantined"]:
+        click.echo(f"quarantined  {out['quarantined']} reading(s) set aside by FMAN")
     states = ", ".join(f"{k} {n}" for k, n in sorted(report["offers"].items())) or "none"
     click.echo(f"offers       {states}")
     if not report["in_force"]:
@@ -229,7 +292,10 @@ def _status(store: Store) -> dict[str, Any]:
         "outbox": {
             "waiting": store.outbox_size(),
             "by_kind": store.outbox_kinds(),
+            "unanswered": store.outbox_awaiting(),
+            "resent": int(meta.get("resent") or 0),
             "dead_letters": store.dead_letter_count(),
+            "quarantined": len(store.quarantined()),
         },
         "offers": store.offer_counts(),
         "in_force": [
@@ -277,6 +343,8 @@ def offers(config_path: Path, store_path: Path | None, as_json: bool, show_all: 
         states = None if show_all else ("offered", "accepted", "assigned", "executing")
         rows = store.offers(states=states)
         plans = store.plans(o.offer.id for o in rows)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
     finally:
         store.close()
     items = []
@@ -340,6 +408,8 @@ def devices(config_path: Path, store_path: Path | None, as_json: bool, probe: bo
                 }
                 for d in store.devices()
             ]
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from exc
         finally:
             store.close()
     if as_json:
@@ -347,6 +417,11 @@ def devices(config_path: Path, store_path: Path | None, as_json: bool, probe: bo
         return
     if not rows:
         click.echo("no devices recorded yet (has the agent run?)")
+        return
+    click.echo(
+        f"{'device':12} {'driver':24} {'generator':16} {'power':>9} {'energy':>13} "
+        f"{'setpoint':>8}  state  (measured)"
+    )
     for r in rows:
         power = "-" if r["power_w"] is None else f"{r['power_w']:.0f} W"
         energy = "-" if r["energy_kwh"] is None else f"{r['energy_kwh']:.3f} kWh"

@@ -8,8 +8,28 @@ the demo and the tests), :class:`RealClock` is wall time.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from datetime import UTC, datetime
 from typing import Protocol
+
+
+def parse_instant(text: str) -> float:
+    """Epoch seconds or ISO 8601 (a date, or a date and time; UTC unless the text names an
+    offset): how every ``--sim-start`` of the agent's commands reads a simulated start.
+    ``ValueError`` with the text otherwise."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{text!r} is neither epoch seconds nor ISO 8601") from None
+        value = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{text!r} is not a time after 1970")
+    return value
 
 
 class Clock(Protocol):

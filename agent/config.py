@@ -70,6 +70,12 @@ class BrokerConfig:
     session_expiry_s: int = 7 * 86_400
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
+    #: wall seconds before an offer, withdrawal or meter batch FMAN has not answered is sent
+    #: again (then doubling, jittered, up to ``answer_backoff_max_s``)
+    answer_timeout_s: float = 10.0
+    answer_backoff_max_s: float = 300.0
+    #: most messages sent and not yet answered by FMAN; new ones wait beyond that
+    max_unanswered: int = 100
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for ``mqtts://`` (``None`` for ``mqtt://``); ConfigError naming the
@@ -129,6 +135,9 @@ class AgentConfig:
     #: wall seconds one control step may take (device calls and their timeouts included)
     #: before the agent counts as hung: the systemd watchdog kicks stop, systemd restarts it
     step_timeout_s: int = 900
+    #: wall seconds a clean stop waits for FMAN to answer what the outbox still holds (what
+    #: is left is sent after the next start)
+    drain_s: float = 5.0
     log_level: str = "info"
     clock: ClockConfig | None = None
     source: Path | None = None
@@ -246,6 +255,7 @@ AGENT_KEYS = {
     "durability",
     "health_interval_s",
     "step_timeout_s",
+    "drain_s",
     "log_level",
 }
 BROKER_KEYS = {
@@ -260,6 +270,9 @@ BROKER_KEYS = {
     "session_expiry_s",
     "backoff_initial_s",
     "backoff_max_s",
+    "answer_timeout_s",
+    "answer_backoff_max_s",
+    "max_unanswered",
     "allow_plaintext",
 }
 CLOCK_KEYS = {"speed", "start", "anchor"}
@@ -373,6 +386,14 @@ def read_config(
         ),
         health_interval_s=r.value(agent, "agent", "health_interval_s", int, 900, check=_positive),
         step_timeout_s=r.value(agent, "agent", "step_timeout_s", int, 900, check=_positive),
+        drain_s=r.value(
+            agent,
+            "agent",
+            "drain_s",
+            float,
+            5.0,
+            check=lambda v: None if 0 <= v <= 3600 else "0 to 3600",
+        ),
         log_level=r.value(
             agent,
             "agent",
@@ -446,6 +467,18 @@ def _broker(r: _Reader, b: dict[str, Any]) -> BrokerConfig | None:
     cap = r.value(b, "broker", "backoff_max_s", float, 60.0, check=_positive)
     if initial is not None and cap is not None and initial > cap:
         r.error("broker.backoff_max_s", "must not be below backoff_initial_s")
+    answer = r.value(b, "broker", "answer_timeout_s", float, 10.0, check=_positive)
+    answer_cap = r.value(b, "broker", "answer_backoff_max_s", float, 300.0, check=_positive)
+    if answer is not None and answer_cap is not None and answer > answer_cap:
+        r.error("broker.answer_backoff_max_s", "must not be below answer_timeout_s")
+    unanswered = r.value(
+        b,
+        "broker",
+        "max_unanswered",
+        int,
+        100,
+        check=lambda v: None if 1 <= v <= 10_000 else "1 to 10000",
+    )
     if not host:
         return None
     return BrokerConfig(
@@ -469,6 +502,9 @@ def _broker(r: _Reader, b: dict[str, Any]) -> BrokerConfig | None:
         session_expiry_s=expiry,
         backoff_initial_s=initial,
         backoff_max_s=cap,
+        answer_timeout_s=answer,
+        answer_backoff_max_s=answer_cap,
+        max_unanswered=unanswered,
     )
 
 

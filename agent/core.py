@@ -13,12 +13,38 @@ later than those of the revision before. An offer that is assigned, executing or
 revised. An offer whose generator says nothing any more (the device left) is withdrawn, up to
 the moment it starts executing.
 
-FMAN's answers. An ``Ack`` of the current revision makes the offer ``accepted``. A ``Reject``
-of an offer FMAN never accepted makes it ``rejected``: final, never revised again; its default
-still runs (the device needs its energy as it would without the platform), and the device's
-next offer for that time, once the default has run, gets a new id. A ``Reject`` of an update
-leaves FMAN with the revision it accepted before: the agent goes back to that revision (it is
-what FMAN plans and what the default executes) and revises the offer no more.
+FMAN's answers. Every offer, withdrawal and meter batch stays in the outbox until FMAN's answer
+for it is handled here, in the transaction that records what the answer means (the uplink
+sends it again, with backoff, until then): delivery is end to end, a broker's PUBACK is not
+delivery. An ``Ack`` of the current revision makes the offer ``accepted``. A ``Reject`` of an
+offer FMAN never accepted makes it ``rejected``: final, never revised again; its default still
+runs (the device needs its energy as it would without the platform), and the device's next
+offer for that time, once the default has run, gets a new id. A ``Reject`` of an update leaves
+FMAN with the revision it accepted before: the agent goes back to that revision (it is what
+FMAN plans and what the default executes) and revises the offer no more.
+
+Agreeing with FMAN on an offer's state. FMAN's verdict on an offer is final whenever it
+arrives, and the agent records it; what the device runs follows from it:
+
+- an answer that comes after the agent, hearing nothing by ``assignment_before``, took the
+  offer's default into force changes nothing the device does. An ``Ack`` is recorded (FMAN
+  records the same default, as an implicit schedule, for an offer it accepted and could not
+  schedule in time). A ``Reject`` makes the offer ``rejected`` even though it is already
+  ``executing``, ``executed`` or ``expired`` at the agent: it is the ``offered -> rejected``
+  step of the lifecycle arriving late (the one state change not checked by
+  :func:`protocol.transition`, which knows no late verdicts), and ``rejected`` means exactly
+  what ran: the default, outside the platform. FMAN's reasons are kept with the offer;
+- a withdrawal FMAN refuses (the offer had begun executing at FMAN before the withdrawal
+  arrived, or was final there) leaves the offer ``withdrawn`` at the agent (the device is gone
+  and runs nothing), with FMAN's refusal recorded on it; FMAN records the refusal on its side
+  and its execution check shows the slots not run;
+- a reject of an offer revision FMAN already holds a newer revision of (``superseded``) says
+  nothing about the offer and changes nothing.
+
+Meter answers. An ``Ack`` of a batch may name readings FMAN quarantined (implausible, an
+unknown device): the agent marks them with FMAN's reason and keeps them; the rest of the batch
+is delivered. A batch refused whole goes to ``dead_letters`` with the reason and its readings
+are marked (sending it again would be refused again).
 
 Schedules. One is taken (``assigned``, acknowledged on ``schedule/ack``) only if it concerns a
 known offer that is still waiting (not withdrawn, not executing, not final), arrives before
@@ -30,14 +56,16 @@ refused with a :class:`protocol.Reject` whose reasons say why (code ``malformed`
 ``too_late``, ``start_passed``, ``stale_revision`` (planned for an older revision, and it does
 not fit the current one; the ``infeasible`` reasons follow) or ``infeasible``, with the field
 path). A message handled once (same message id, or the same offer and version with the same
-content) changes nothing the second time.
+content) changes nothing the second time and is answered as the first time (FMAN sends a
+schedule again until it hears the answer: the first answer may have been lost).
 
 Deadlines. With no schedule by ``assignment_before`` the default schedule is taken into force
 (shifted to the current slot if its start has already passed and the shift keeps it
 feasible). When a plan's first slot begins the offer is ``executing``, after its last slot
 ``executed``; an offer whose plan ended while the agent was not running is ``expired``.
-Every state change goes through :func:`protocol.transition`, and every plan taken into force
-passes :func:`protocol.check_assignment` against the offer as FMAN knows it.
+Every state change goes through :func:`protocol.transition` (except FMAN's late reject, above),
+and every plan taken into force passes :func:`protocol.check_assignment` against the offer as
+FMAN knows it.
 
 Every decision is written to the store together with the message that announces it, in one
 transaction, before the triggering message is acknowledged to the broker. The in-memory view
@@ -58,7 +86,7 @@ from agent import revision
 from agent.clock import Clock
 from agent.drivers.base import Measurement
 from agent.generators.base import Generator, OfferContext
-from agent.store import LIVE_STATES, Plan, Store
+from agent.store import ANSWERED_KINDS, LIVE_STATES, OutMessage, Plan, Store
 from protocol import (
     Ack,
     DecodeError,
@@ -117,6 +145,13 @@ class CoreStats:
     duplicates: int = 0
     malformed: int = 0
     generator_errors: int = 0
+    #: FMAN's answers to offers, withdrawals and meter batches handled
+    answers: int = 0
+    #: offers FMAN rejected after the agent had begun running their default
+    rejected_late: int = 0
+    withdrawals_refused: int = 0
+    readings_quarantined: int = 0
+    meter_batches_refused: int = 0
 
 
 class Core:
@@ -303,7 +338,10 @@ class Core:
     ) -> None:
         with self.store.transaction():
             self.store.save_offer(offer, "offered", now, episode=episode, accepted=accepted)
-            self._send(offer, "offer", f"{offer.id}.r{offer.revision}", now, ref=offer.id)
+            self._send(
+                offer, "offer", f"{offer.id}.r{offer.revision}", now, ref=offer.id,
+                revision=offer.revision,
+            )  # fmt: skip
         self._tracked[offer.id] = _Tracked(offer, "offered", None, episode, accepted)
         log.info("%s: offer %s revision %d", self.agent_id, offer.id, offer.revision)
 
@@ -324,14 +362,26 @@ class Core:
                 self._withdraw(t, now, reason)
         self.on_outbox()
 
-    def _send(self, body: msgspec.Struct, channel: str, msg_id: str, now: int, ref: str) -> None:
+    def _send(
+        self,
+        body: msgspec.Struct,
+        channel: str,
+        msg_id: str,
+        now: int,
+        ref: str,
+        revision: int = 0,
+    ) -> bytes:
+        payload = protocol.encode(body, ts=now, msg_id=msg_id)
         self.store.enqueue(
             topic=topics.agent_topic(self.agent_id, channel),
-            payload=protocol.encode(body, ts=now, msg_id=msg_id),
+            payload=payload,
             kind=protocol.kind_of(body),
             ref=ref,
             now=now,
+            msg_id=msg_id,
+            revision=revision,
         )
+        return payload
 
     # -- deadlines ----------------------------------------------------------------------------
 
@@ -406,31 +456,123 @@ class Core:
             self._on_ack(payload, now)
 
     def _on_ack(self, payload: bytes, now: int) -> None:
+        """FMAN's answer to an offer, a withdrawal or a meter batch: the message leaves the
+        outbox (delivered), and what the answer means is recorded, in one transaction."""
         try:
             msg = protocol.decode(payload)
         except DecodeError as exc:
             self._malformed("ack", exc)
             return
         body = msg.body
-        if not isinstance(body, Ack | Reject) or body.ref_kind != "offer":
+        if not isinstance(body, Ack | Reject) or body.ref_kind not in ANSWERED_KINDS:
             return
-        t = self._tracked.get(body.ref_id)
-        if t is None or body.revision != t.offer.revision:
+        kind = body.ref_kind
+        why = "" if isinstance(body, Ack) else _why(body.reasons)
+        dead = f"refused by FMAN: {why}" if kind == "meter" and why else None
+        with self.store.transaction():
+            rows = self.store.outbox_answered(kind, body.ref_id, body.revision, dead_reason=dead)
+            # an answer to a message FMAN could not even decode names the message id
+            ref, revision = body.ref_id, body.revision
+            if rows:
+                ref, revision = rows[0].ref, rows[0].revision
+            if kind == "offer":
+                self._offer_answer(body, ref, revision, now, why)
+            elif kind == "offer.delete":
+                self._withdraw_answer(body, ref, now, why)
+            else:
+                self._meter_answer(body, rows, why)
+        self.stats.answers += 1
+        if rows:
+            self.on_outbox()  # room for the next message under the uplink's bound
+
+    def _offer_answer(
+        self, body: Ack | Reject, offer_id: str, revision: int, now: int, why: str
+    ) -> None:
+        t = self._tracked.get(offer_id)
+        if t is None:
+            self._untracked_answer(body, offer_id, revision, now, why)
+            return
+        if revision != t.offer.revision:
             return  # about another revision (an answer repeated late): nothing to do
         if isinstance(body, Ack):
             if t.state == "offered":
                 self._save(t, protocol.transition(t.state, "accepted"), now, accepted=t.offer)
             elif t.accepted is None or t.accepted.revision < t.offer.revision:
-                self._save(t, t.state, now, accepted=t.offer)  # implied by a schedule before
+                self._save(t, t.state, now, accepted=t.offer)  # implied, or the default runs
             return
-        codes = {r.code for r in body.reasons}
-        if "superseded" in codes:
+        if "superseded" in {r.code for r in body.reasons}:
             return  # FMAN holds a newer revision than this one: it says nothing about it
-        why = "; ".join(r.message or r.code for r in body.reasons)
         if t.accepted is not None and t.state in ("offered", "assigned"):
             self._update_refused(t, now, why)
+        elif t.accepted is not None:
+            # the update's default has begun to run meanwhile: FMAN keeps the revision it
+            # accepted; the device finishes what it began, and the offer is revised no more
+            self._save(t, t.state, now, locked=True)
+            self.store.note_refusal(t.offer.id, why, now)
+            self.stats.updates_refused += 1
         elif t.state == "offered":
             self._rejected(t, now, why)
+        elif t.state in ("executing", "executed", "expired"):
+            self._rejected_late(t, now, why)
+
+    def _untracked_answer(
+        self, body: Ack | Reject, offer_id: str, revision: int, now: int, why: str
+    ) -> None:
+        """An answer about an offer no longer in memory (finished long ago, the answer held
+        up by an outage): a reject is recorded all the same."""
+        stored = self.store.offer(offer_id)
+        if stored is None or stored.offer.revision != revision or isinstance(body, Ack):
+            return
+        if "superseded" in {r.code for r in body.reasons}:
+            return
+        if stored.accepted is None and stored.state in ("executing", "executed", "expired"):
+            self.store.set_offer_state(offer_id, "rejected", now)
+            self.stats.rejected_late += 1
+            log.warning(
+                "%s: FMAN rejected %s after it had %s on its default: %s",
+                self.agent_id, offer_id, stored.state, why,
+            )  # fmt: skip
+        self.store.note_refusal(offer_id, why, now)
+
+    def _rejected_late(self, t: _Tracked, now: int, why: str) -> None:
+        """FMAN's reject reached an offer whose default the agent had already taken into force
+        without an answer: recorded as ``rejected`` (what runs, or ran, is that default)."""
+        was = t.state
+        with self.store.transaction():
+            self.store.set_offer_state(t.offer.id, "rejected", now)
+            self.store.note_refusal(t.offer.id, why, now)
+        t.state = "rejected"
+        self.stats.rejected_late += 1
+        log.warning(
+            "%s: FMAN rejected %s after it was %s on its default: %s",
+            self.agent_id, t.offer.id, was, why,
+        )  # fmt: skip
+
+    def _withdraw_answer(self, body: Ack | Reject, offer_id: str, now: int, why: str) -> None:
+        if isinstance(body, Ack):
+            return
+        self.store.note_refusal(offer_id, f"withdrawal refused: {why}", now)
+        self.stats.withdrawals_refused += 1
+        log.warning("%s: FMAN refused the withdrawal of %s: %s", self.agent_id, offer_id, why)
+
+    def _meter_answer(self, body: Ack | Reject, rows: list[OutMessage], why: str) -> None:
+        if isinstance(body, Reject):
+            for row in rows:
+                self.store.quarantine_batch(int(row.ref), f"refused by FMAN: {why}")
+            self.stats.meter_batches_refused += len(rows)
+            self._warn("meter", f"FMAN refused meter batch {body.ref_id}: {why}")
+            return
+        if body.quarantined:
+            n = self.store.quarantine(
+                [(q.device, q.start, f"{q.code}: {q.message}") for q in body.quarantined]
+            )
+            self.stats.readings_quarantined += n
+            q = body.quarantined[0]
+            self._warn(
+                "quarantine",
+                f"FMAN quarantined {len(body.quarantined)} reading(s) of batch {body.ref_id}, "
+                f"e.g. {q.device} at {q.start}: {q.code} {q.message}",
+            )
 
     def _save(
         self,
@@ -458,6 +600,7 @@ class Core:
         plan = t.plan
         with self.store.transaction():
             self.store.set_offer_state(t.offer.id, state, now)
+            self.store.note_refusal(t.offer.id, why, now)
             if plan is None:
                 plan = self._default_plan(t.offer, now // self.resolution_s * self.resolution_s)
                 self.store.save_plan(plan, now)
@@ -474,6 +617,7 @@ class Core:
         replan = t.plan is not None and t.plan.source == "default"
         with self.store.transaction():
             self.store.save_offer(back, state, now, episode=t.episode, accepted=back, locked=True)
+            self.store.note_refusal(back.id, why, now)
             if replan:  # the refused revision's default had taken force meanwhile
                 plan = self._default_plan(back, now // self.resolution_s * self.resolution_s)
                 self.store.save_plan(plan, now)
@@ -498,14 +642,21 @@ class Core:
             return
         if self.store.seen(msg.id):
             self.stats.duplicates += 1
+            self._answer_again(msg.id, now)
             return
         sch: Schedule = msg.body
         t = self._tracked.get(sch.offer_id)
         if t is not None and t.plan is not None and _same(sch, t.plan):
-            # the schedule in force, again under another message id: nothing changes
+            # the schedule in force, again under another message id: nothing changes, and
+            # FMAN hears again that it is taken
             self.stats.duplicates += 1
+            ack = Ack(ref_kind="schedule", ref_id=sch.offer_id, revision=sch.version)
             with self.store.transaction():
-                self.store.remember(msg.id, now)
+                reply = self._send(
+                    ack, "schedule/ack", f"{msg.id[:200]}.ack", now, ref=sch.offer_id
+                )
+                self.store.remember(msg.id, now, reply)
+            self.on_outbox()
             return
         reasons = self._judge(sch, t, now)
         if reasons or t is None:
@@ -531,10 +682,10 @@ class Core:
         state = protocol.transition(state, "assigned")
         ack = Ack(ref_kind="schedule", ref_id=sch.offer_id, revision=sch.version)
         with self.store.transaction():
-            self.store.remember(msg_id, now)
             self.store.save_plan(plan, now)
             self.store.set_offer_state(t.offer.id, state, now)
-            self._send(ack, "schedule/ack", f"{msg_id[:200]}.ack", now, ref=sch.offer_id)
+            reply = self._send(ack, "schedule/ack", f"{msg_id[:200]}.ack", now, ref=sch.offer_id)
+            self.store.remember(msg_id, now, reply)
         t.state, t.plan = state, plan
         self.stats.schedules_taken += 1
         log.info("%s: schedule %s v%d taken", self.agent_id, sch.offer_id, sch.version)
@@ -547,8 +698,10 @@ class Core:
             reasons=reasons[:_MAX_REASONS],
         )
         with self.store.transaction():
-            self.store.remember(msg_id, now)
-            self._send(reject, "schedule/ack", f"{msg_id[:200]}.reject", now, ref=sch.offer_id)
+            reply = self._send(
+                reject, "schedule/ack", f"{msg_id[:200]}.reject", now, ref=sch.offer_id
+            )
+            self.store.remember(msg_id, now, reply)
         self.stats.schedules_rejected += 1
         log.warning(
             "%s: rejected schedule %s v%d: %s",
@@ -615,6 +768,7 @@ class Core:
         version = body.get("version")
         msg_id = env.get("id") if isinstance(env.get("id"), str) else ""
         if msg_id and self.store.seen(msg_id):
+            self._answer_again(msg_id, now)
             return
         reasons = [_reason("malformed", e.path, e.message) for e in exc.errors] or [
             _reason("malformed", "", str(exc))
@@ -627,10 +781,33 @@ class Core:
         )
         reply_id = f"{msg_id[:200]}.reject" if msg_id else None
         with self.store.transaction():
+            reply = self._send(
+                reject, "schedule/ack", reply_id or _random_id(), now, ref=ref[:_TEXT]
+            )
             if msg_id:
-                self.store.remember(msg_id, now)
-            self._send(reject, "schedule/ack", reply_id or _random_id(), now, ref=ref[:_TEXT])
+                self.store.remember(msg_id, now, reply)
         self.stats.schedules_rejected += 1
+        self.on_outbox()
+
+    def _answer_again(self, msg_id: str, now: int) -> None:
+        """A schedule handled before came again: FMAN sends one again until it hears the
+        answer, so the first answer is sent again (unless it has not even left yet)."""
+        reply = self.store.reply_to(msg_id)
+        if reply is None:
+            return
+        reply_id = _peek(reply).get("id")
+        if not isinstance(reply_id, str) or self.store.outbox_holds(reply_id):
+            return
+        body = protocol.decode(reply, check=False).body
+        with self.store.transaction():
+            self.store.enqueue(
+                topic=topics.agent_topic(self.agent_id, "schedule/ack"),
+                payload=reply,
+                kind=protocol.kind_of(body),
+                ref=body.ref_id,
+                now=now,
+                msg_id=reply_id,
+            )
         self.on_outbox()
 
     def _malformed(self, what: str, exc: DecodeError) -> None:
@@ -653,6 +830,10 @@ class Core:
         for t in self._tracked.values():
             out[t.state] = out.get(t.state, 0) + 1
         return out
+
+
+def _why(reasons: Sequence[Reason]) -> str:
+    return "; ".join(r.message or r.code for r in reasons)[:_TEXT]
 
 
 def _reason(code: str, field: str, message: str) -> Reason:

@@ -15,8 +15,23 @@ Metering. A device with an energy register (``Measurement.energy_kwh``) is meter
 register's difference between consecutive slot boundaries. The last boundary value is kept
 in the store (``meter_cursor``), so after a restart or a device fault the next boundary
 closes one reading that spans the whole gap: nothing is lost, nothing counted twice, and a
-value that could not be read is never republished as fresh. A device without a register is
-metered by integrating its power samples; a slot in which a sample failed gets no reading.
+value that could not be read is never republished as fresh.
+
+Counter resets and wraps. A register restarts at zero when its device restarts (a simulated
+device when the fleet restarts, many meters after a power cut) and wraps past its largest
+value. A difference the device could not have made in the time it covers (below
+``min_power_w`` or above ``max_power_w`` of its :class:`Limits` over that time, with a small
+slack) is never taken for energy: if the measurement names the register's wrap
+(``Measurement.energy_wrap_kwh``, an unsigned Modbus register's range) and the difference
+plus the wrap is plausible, the register wrapped and that is the energy; otherwise the
+register was reset, and the reading is the register's value, the energy counted since the
+reset (what the device took between the last boundary and the reset cannot be known and is
+not invented), or no reading at all when even that is implausible. Either way the cursor moves
+on to the new value, and the event is counted (``meter_resets``, ``meter_wraps``). So a
+consumption-only register (``min_power_w >= 0``) never yields a negative reading.
+
+A device without a register is metered by integrating its power samples; a slot in which a
+sample failed gets no reading.
 Readings are buffered in the store and published as :class:`protocol.MeterBatch` every
 ``meter_batch_slots`` slots, in the same transaction.
 """
@@ -42,6 +57,12 @@ KWH_TO_WS = 3_600_000.0
 MAX_READING_S = 86_400
 #: Readings per MeterBatch message (protocol limit is 10,000).
 MAX_BATCH = 5_000
+#: Slack when judging whether a register's change is one the device can make: absolute (kWh),
+#: and relative to the most it can take or give over the interval (power limits are set-point
+#: limits; a device's own draw may exceed them a little). None below zero for a device that
+#: cannot produce: its register never goes down.
+RESET_SLACK_KWH = 0.01
+RESET_SLACK_REL = 0.1
 
 
 @dataclass(slots=True)
@@ -120,6 +141,8 @@ class Ems:
         self._slot: int | None = None
         self.readings_made = 0
         self.commands_sent = 0
+        self.meter_resets = 0
+        self.meter_wraps = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -177,12 +200,40 @@ class Ems:
             elif boundary and slot > d.cursor[0]:
                 start, before = d.cursor
                 # net register: it goes down while the device produces (PV, a battery)
-                readings += self._split(d.id, start, slot, m.energy_kwh - before)
+                energy = self._metered(d, m, before, now - start)
+                if energy is not None:
+                    readings += self._split(d.id, start, slot, energy)
                 d.cursor = (slot, m.energy_kwh)
                 cursors.append(d)
         self._slot = slot
         if boundary or cursors:
             self._commit(now, slot, readings, cursors)
+
+    def _metered(self, d: _Dev, m: Measurement, before: float, span_s: float) -> float | None:
+        """The energy a register moving from ``before`` to ``m.energy_kwh`` over at most
+        ``span_s`` seconds stands for, with resets and wraps told apart from energy."""
+        assert m.energy_kwh is not None
+        delta = m.energy_kwh - before
+        if d.limits is None:
+            return delta
+
+        def plausible(e: float) -> bool:
+            return _plausible(d.limits, e, span_s)
+
+        if plausible(delta):
+            return delta
+        wrap = m.energy_wrap_kwh
+        if wrap and plausible(delta + wrap):
+            self.meter_wraps += 1
+            log.info("%s: energy register of %s wrapped", self.agent_id, d.id)
+            return delta + wrap
+        self.meter_resets += 1
+        log.warning(
+            "%s: energy register of %s went from %.3f to %.3f kWh, which the device cannot do "
+            "in %.0f s: taken as a reset, counting from zero",
+            self.agent_id, d.id, before, m.energy_kwh, span_s,
+        )  # fmt: skip
+        return m.energy_kwh if plausible(m.energy_kwh) else None
 
     async def _read(self, d: _Dev, now: float) -> None:
         if not d.opened:
@@ -274,12 +325,15 @@ class Ems:
             chunk = pending[i : i + MAX_BATCH]
             seq = self.store.next_counter("meter_seq")
             batch = MeterBatch(agent=self.agent_id, seq=seq, readings=chunk)
+            msg_id = f"{self.agent_id}.m{seq}"
             self.store.enqueue(
                 topic=topics.agent_topic(self.agent_id, "meter"),
-                payload=protocol.encode(batch, ts=now, msg_id=f"{self.agent_id}.m{seq}"),
+                payload=protocol.encode(batch, ts=now, msg_id=msg_id),
                 kind="meter",
                 ref=str(seq),
                 now=now,
+                msg_id=msg_id,
+                revision=seq,
             )
             self.store.mark_batched(chunk, seq)
         self._pending = []
@@ -320,7 +374,11 @@ class Ems:
         m = d.measurement
         if d.fresh and m is not None and m.energy_kwh is not None:
             if d.cursor is not None and d.cursor[0] == slot:
-                return m.energy_kwh - d.cursor[1]
+                taken = m.energy_kwh - d.cursor[1]
+                # a register reset or wrapped within the slot: what it took is unknown
+                if d.limits is not None and not _plausible(d.limits, taken, now - slot):
+                    return None
+                return taken
             return None
         if d.integ_slot == slot and d.integ_ok and d.last_sample is not None:
             t0, p0 = d.last_sample
@@ -382,3 +440,14 @@ class Ems:
 
     def faults(self) -> dict[str, str]:
         return {d.id: d.fault for d in self.devs if d.fault}
+
+
+def _plausible(limits: Limits, energy_kwh: float, span_s: float) -> bool:
+    """Whether a device within ``limits`` can take (or give) ``energy_kwh`` in at most
+    ``span_s`` seconds, with a little slack."""
+    hours = max(span_s, 0.0) / 3600.0
+    lo, hi = limits.min_power_w * hours / 1000.0, limits.max_power_w * hours / 1000.0
+    # a register that only counts consumption never goes down, not even a little
+    below = RESET_SLACK_KWH + RESET_SLACK_REL * abs(lo) if lo < 0 else 0.0
+    above = RESET_SLACK_KWH + RESET_SLACK_REL * abs(hi)
+    return lo - below <= energy_kwh <= hi + above

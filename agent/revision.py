@@ -96,13 +96,19 @@ def material_change(
 
 
 def _two_mode_change(cur: FlexOffer, new: FlexOffer, tol: Tolerance) -> str | None:
-    """Two-mode operation: its portions are energy factors (compared with the relative
-    tolerance); its split times lie inside the start window and follow it as it moves with
-    time, so like the window's start they are not compared."""
+    """Two-mode operation: its portions are shares of energy (compared with the relative
+    tolerance). Energy moved around an intervention: the prior and after windows are part of
+    the profile, so a different length is material. The start-scaled form: its split times
+    lie inside the start window and follow it as it moves with time, so like the window's
+    start they are not compared."""
     a, b = cur.two_mode, new.two_mode
     if (a is None) != (b is None):
         return "two-mode operation changed"
     if a is not None and b is not None:
+        if a.start_scaled != b.start_scaled:
+            return "two-mode operation changed"
+        if (a.prior_s, a.after_s) != (b.prior_s, b.after_s):
+            return "two-mode windows changed"
         for x, y in ((a.prior_portion, b.prior_portion), (a.after_portion, b.after_portion)):
             if abs(x - y) > tol.rel * max(abs(x), 1.0):
                 return "two-mode portions changed"

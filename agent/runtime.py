@@ -10,7 +10,8 @@ slot grid (so a step falls on every slot boundary), plus the exact moments a dut
 
 The uplink runs beside it as its own task: everything the loop produces is in the store's
 outbox first, so the loop never waits for the network and keeps working while the broker is
-away. ``READY=1`` goes to systemd once the store is open and every device has been probed;
+away. A clean stop gives FMAN up to ``drain_s`` wall seconds to answer what is still out.
+``READY=1`` goes to systemd once the store is open and every device has been probed;
 the watchdog is kicked from another task of the same loop.
 
 Several agents can share one event loop (the fleet simulator runs a thousand).
@@ -128,6 +129,9 @@ class AgentRuntime:
                 session_expiry_s=cfg.broker.session_expiry_s,
                 backoff_initial_s=cfg.broker.backoff_initial_s,
                 backoff_max_s=cfg.broker.backoff_max_s,
+                answer_timeout_s=cfg.broker.answer_timeout_s,
+                answer_backoff_max_s=cfg.broker.answer_backoff_max_s,
+                max_unanswered=cfg.broker.max_unanswered,
             ),
             store=store,
             clock=self.clock,
@@ -212,6 +216,11 @@ class AgentRuntime:
             await _settle(main)
             if self.ems is not None:
                 await self.ems.shutdown()
+            if self.config.drain_s > 0 and not uplink.done():
+                # nothing new is made any more: let FMAN answer what is out (what it does
+                # not answer in time stays in the outbox and goes again after the next start)
+                with contextlib.suppress(Exception):
+                    await self.uplink.drain(self.config.drain_s)
             with contextlib.suppress(Exception):
                 await self.uplink.close()  # "offline", then a clean DISCONNECT
             uplink.cancel()
@@ -290,6 +299,7 @@ class AgentRuntime:
             out["readings"] = self.ems.readings_made
         if self.store is not None:
             out["outbox"] = self.store.outbox_size()
+            out["unanswered"] = self.store.outbox_awaiting()
         if self.core is not None:
             for state, n in sorted(self.core.counts().items()):
                 out[f"offers_{state}"] = n

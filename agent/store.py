@@ -3,9 +3,12 @@
 Everything the agent produces or accepts is written here, in one transaction with whatever it
 implies, before anything else happens: an offer and the outbox row that publishes it; a
 schedule, the offer's new state and the schedule ack; a slot's meter readings. The uplink only
-ever sends what is in the outbox, in the order of its ids, and deletes a row when the broker
-has acknowledged it (PUBACK). So a crash at any moment leaves either the whole step or none of
-it, and after a restart the unsent messages go out in the order they were produced.
+ever sends what is in the outbox, in the order of its ids. A row that FMAN answers (an offer,
+a withdrawal, a meter batch) stays until FMAN's own answer for it has been handled, in the
+transaction that handles it; the broker's PUBACK only marks it sent and sets when to send it
+again if no answer comes (``due``). Other rows (answers to schedules) are deleted on their
+PUBACK. So a crash at any moment leaves either the whole step or none of it, and after a
+restart the messages not answered go out again in the order they were produced.
 
 Durability: WAL journal, ``synchronous=FULL`` by default (each commit is on the disk before it
 returns; power loss loses nothing committed). ``durability="normal"`` skips the per-commit
@@ -15,11 +18,13 @@ simulator uses it for its thousand stores; the daemon does not.
 Readers in other processes (``foa status``) open the file read-only with :meth:`Store.reader`;
 WAL lets them read while the daemon writes.
 
-Tables (``sqlite3 foa.db .schema`` shows them): ``outbox`` (messages not yet acknowledged by
-the broker), ``dead_letters`` (refused by the broker for good), ``inbox`` (ids of messages
-handled, so a redelivery changes nothing), ``offers`` (every revision's current body and
-lifecycle state), ``plans`` (schedules received and defaults taken into force), ``readings``
-(metered energy per device and interval, kept ``retention_s``), ``meter_cursor`` (each
+Tables (``sqlite3 foa.db .schema`` shows them): ``outbox`` (messages not yet delivered: not
+acknowledged by the broker, or not yet answered by FMAN), ``dead_letters`` (refused for good,
+by the broker or by FMAN, with the reason), ``inbox`` (ids of messages handled, with the answer
+given, so a redelivery changes nothing and is answered as before), ``offers`` (every revision's
+current body, lifecycle state and FMAN's last refusal), ``plans`` (schedules received and
+defaults taken into force), ``readings`` (metered energy per device and interval, kept
+``retention_s``, with FMAN's reason where it quarantined one), ``meter_cursor`` (each
 device's last metered register value, so a restart continues metering where it stopped),
 ``devices`` (last measurement and fault of each device) and ``meta`` (counters, connection
 state, heartbeat).
@@ -32,7 +37,7 @@ import logging
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,13 +54,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_RETENTION_S = 7 * 86_400
 Durability = Literal["full", "normal"]
+#: Outbox kinds FMAN answers: such a row stays until the answer arrives (a PUBACK is not delivery).
+ANSWERED_KINDS = frozenset({"offer", "offer.delete", "meter"})
 #: Offer states in which an offer still concerns its device.
 LIVE_STATES: tuple[OfferState, ...] = ("offered", "accepted", "assigned", "executing")
 
 _OFFER_ENCODER = msgspec.msgpack.Encoder()
+_ENVELOPE = msgspec.msgpack.Decoder(dict[str, Any])
 _OFFER_DECODER = msgspec.msgpack.Decoder(FlexOffer)
 _FLOATS = msgspec.json.Decoder(list[float])
 _IMPORT_LOCK = threading.Lock()
@@ -86,7 +94,12 @@ def _import_sqlite_utils() -> ModuleType:
 
 @dataclass(frozen=True, slots=True)
 class OutMessage:
-    """One outbox row: a wire message waiting for the broker's PUBACK."""
+    """One outbox row: a wire message waiting for the broker's PUBACK or FMAN's answer.
+
+    ``ref`` and ``revision`` name what FMAN's answer will name (an offer id and revision, a
+    withdrawn offer's id, a meter batch's sequence number); ``due`` is the wall-clock time at
+    which a row the broker acknowledged but FMAN has not answered is sent again (``None``:
+    not acknowledged by the broker yet); ``attempts`` counts those acknowledged sends."""
 
     id: int
     topic: str
@@ -94,6 +107,11 @@ class OutMessage:
     kind: str
     ref: str
     retain: bool = False
+    msg_id: str = ""
+    revision: int = 0
+    due: float | None = None
+    attempts: int = 0
+    created: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +128,9 @@ class StoredOffer:
     episode: str = ""
     accepted: FlexOffer | None = None
     locked: bool = False
+    #: FMAN's reasons the last time it refused something about the offer (the offer, an
+    #: update or the withdrawal); empty if it never did
+    fman_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +219,11 @@ class Store:
                 conn = sqlite3.connect(self.path, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+            try:
+                _check_kind(conn, self.path, readonly=readonly)
+            except BaseException:
+                conn.close()
+                raise
             self.db: sqlite_utils.Database = su.Database(conn, execute_plugins=False)
             if not readonly:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -209,6 +235,8 @@ class Store:
             raise self._error(exc) from exc
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
+        if type(exc) is sqlite3.DatabaseError and "not a database" in str(exc):
+            return StoreError(f"{self.path}: not an SQLite database (is it the right file?)")
         return StoreError(
             f"{self.path}: {exc}", transient=isinstance(exc, sqlite3.OperationalError)
         )
@@ -229,6 +257,14 @@ class Store:
                 "ref TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL, "
                 "retain INTEGER NOT NULL DEFAULT 0)"
             )
+            self._add_columns(
+                "outbox",
+                {"msg_id": "TEXT NOT NULL DEFAULT ''", "revision": "INTEGER NOT NULL DEFAULT 0",
+                 "due": "REAL", "attempts": "INTEGER NOT NULL DEFAULT 0"},
+                then=self._backfill_outbox,
+            )  # fmt: skip
+            db["outbox"].create_index(["due"], if_not_exists=True)
+            db["outbox"].create_index(["kind", "ref", "revision"], if_not_exists=True)
             db["dead_letters"].create(
                 {
                     "id": int,
@@ -243,6 +279,7 @@ class Store:
                 if_not_exists=True,
             )
             db["inbox"].create({"msg_id": str, "received": int}, pk="msg_id", if_not_exists=True)
+            self._add_columns("inbox", {"reply": "BLOB"})
             db["offers"].create(
                 {
                     "id": str,
@@ -263,6 +300,7 @@ class Store:
             for name, kind in (("episode", str), ("accepted", bytes), ("locked", int)):
                 if name not in columns:  # added in schema 2
                     db["offers"].add_column(name, kind)
+            self._add_columns("offers", {"fman_reason": "TEXT NOT NULL DEFAULT ''"})
             db["plans"].create(
                 {
                     "offer_id": str,
@@ -291,6 +329,7 @@ class Store:
                 if_not_exists=True,
             )
             db["readings"].create_index(["batch"], if_not_exists=True)
+            self._add_columns("readings", {"quarantine": "TEXT"})
             db["meter_cursor"].create(
                 {"device": str, "ts": int, "energy_kwh": float}, pk="device", if_not_exists=True
             )
@@ -318,6 +357,32 @@ class Store:
                     f"{self.path}: schema version {version} is newer than this agent's "
                     f"({SCHEMA_VERSION}); upgrade the agent"
                 )
+
+    def _add_columns(
+        self, table: str, columns: dict[str, str], then: Callable[[], None] | None = None
+    ) -> None:
+        """Add the columns a later schema brought, to a table made by an earlier one."""
+        have = self.db[table].columns_dict
+        missing = {name: sql for name, sql in columns.items() if name not in have}
+        for name, sql in missing.items():
+            self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql}")
+        if missing and then is not None:
+            then()
+
+    def _backfill_outbox(self) -> None:
+        """Rows queued by schema 2 get the message id and revision FMAN's answer names."""
+        for row_id, payload in self._rows("SELECT id, payload FROM outbox"):
+            try:
+                env = _ENVELOPE.decode(payload)
+                body = env.get("body")
+                msg_id = str(env.get("id") or "")
+                revision = int(body.get("revision") or 0) if isinstance(body, dict) else 0
+            except (msgspec.MsgspecError, ValueError, TypeError, AttributeError):
+                continue
+            self._exec(
+                "UPDATE outbox SET msg_id = ?, revision = ? WHERE id = ?",
+                (msg_id, revision, row_id),
+            )
 
     def close(self) -> None:
         try:
@@ -404,30 +469,107 @@ class Store:
         now: int,
         ref: str = "",
         retain: bool = False,
+        msg_id: str = "",
+        revision: int = 0,
     ) -> int:
-        """Queue a message for the broker; it goes out after every row queued before it."""
+        """Queue a message for the broker; it goes out after every row queued before it.
+        ``ref`` and ``revision`` are what FMAN's answer to it will name (kinds in
+        :data:`ANSWERED_KINDS`)."""
         cur = self._exec(
-            "INSERT INTO outbox(topic, payload, kind, ref, created, retain) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (topic, payload, kind, ref, now, int(retain)),
+            "INSERT INTO outbox(topic, payload, kind, ref, created, retain, msg_id, revision) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (topic, payload, kind, ref, now, int(retain), msg_id, revision),
         )
         return int(cur.lastrowid or 0)
 
-    def outbox_after(self, after_id: int, limit: int) -> list[OutMessage]:
-        """Up to ``limit`` queued messages with an id above ``after_id``, oldest first."""
+    def _outbox(self, where: str, params: Sequence[Any]) -> list[OutMessage]:
         return [
-            OutMessage(id=r[0], topic=r[1], payload=r[2], kind=r[3], ref=r[4], retain=bool(r[5]))
+            OutMessage(
+                id=r[0],
+                topic=r[1],
+                payload=r[2],
+                kind=r[3],
+                ref=r[4],
+                retain=bool(r[5]),
+                msg_id=r[6],
+                revision=r[7],
+                due=r[8],
+                attempts=r[9],
+                created=r[10],
+            )
             for r in self._rows(
-                "SELECT id, topic, payload, kind, ref, retain FROM outbox WHERE id > ? "
-                "ORDER BY id LIMIT ?",
-                (after_id, limit),
+                "SELECT id, topic, payload, kind, ref, retain, msg_id, revision, due, attempts, "
+                f"created FROM outbox WHERE {where}",
+                params,
             )
         ]
 
+    def outbox_after(self, after_id: int, limit: int) -> list[OutMessage]:
+        """Up to ``limit`` queued messages with an id above ``after_id``, oldest first."""
+        return self._outbox("id > ? ORDER BY id LIMIT ?", (after_id, limit))
+
+    def outbox_unsent(self, after_id: int, limit: int) -> list[OutMessage]:
+        """Up to ``limit`` rows above ``after_id`` the broker has not acknowledged, oldest
+        first."""
+        return self._outbox("id > ? AND due IS NULL ORDER BY id LIMIT ?", (after_id, limit))
+
+    def outbox_due(self, wall: float, limit: int) -> list[OutMessage]:
+        """Up to ``limit`` rows sent but not answered whose time to be sent again has come
+        (``due <= wall``), oldest first."""
+        return self._outbox("due <= ? ORDER BY id LIMIT ?", (wall, limit))
+
+    def outbox_next_due(self) -> float | None:
+        """The earliest time a row sent but not answered is due to be sent again."""
+        value = self._exec("SELECT min(due) FROM outbox").fetchone()[0]
+        return None if value is None else float(value)
+
+    def outbox_awaiting(self) -> int:
+        """Rows the broker acknowledged that FMAN has not answered yet."""
+        return int(self._exec("SELECT count(*) FROM outbox WHERE due IS NOT NULL").fetchone()[0])
+
+    def outbox_sent(self, sent: Sequence[tuple[int, float]], *, resent: int = 0) -> None:
+        """The broker acknowledged these rows, which wait for FMAN's answer: ``(row id,
+        when to send it again if none comes)``; ``resent`` of them were sends again (counted
+        in ``meta``, for ``foa status`` and audits)."""
+        with self.transaction():
+            self._many(
+                "UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
+                [(due, row_id) for row_id, due in sent],
+            )
+            if resent:
+                self.set("resent", int(self.get("resent") or 0) + resent)
+
     def outbox_done(self, ids: Iterable[int]) -> None:
-        """The broker acknowledged these rows: forget them."""
+        """Delivered (the broker acknowledged rows nobody answers): forget them."""
         with self.transaction():
             self._many("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def outbox_answered(
+        self, kind: str, ref_id: str, revision: int, *, dead_reason: str | None = None
+    ) -> list[OutMessage]:
+        """FMAN answered the message of ``kind`` about ``ref_id`` at ``revision`` (or with
+        message id ``ref_id``): its rows leave the outbox, for ``dead_letters`` with the reason
+        if ``dead_reason`` is given (refused: sending it again would not help). Returns them."""
+        rows = self._outbox(
+            "kind = ? AND ((ref = ? AND revision = ?) OR (msg_id != '' AND msg_id = ?))",
+            (kind, ref_id, revision, ref_id),
+        )
+        if rows:
+            with self.transaction():
+                if dead_reason is not None:
+                    self._many(
+                        "INSERT OR REPLACE INTO dead_letters(id, topic, payload, kind, ref, "
+                        "created, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(r.id, r.topic, r.payload, r.kind, r.ref, r.created, dead_reason)
+                         for r in rows],
+                    )  # fmt: skip
+                self._many("DELETE FROM outbox WHERE id = ?", [(r.id,) for r in rows])
+        return rows
+
+    def outbox_holds(self, msg_id: str) -> bool:
+        """Whether a message with this id is still in the outbox."""
+        row = self._exec("SELECT 1 FROM outbox WHERE msg_id = ? LIMIT 1", (msg_id,)).fetchone()
+        return row is not None
 
     def outbox_dead(self, row_id: int, reason: str) -> None:
         """The broker refused this row for good: keep it aside with the reason."""
@@ -453,8 +595,18 @@ class Store:
     def seen(self, msg_id: str) -> bool:
         return self._exec("SELECT 1 FROM inbox WHERE msg_id = ?", (msg_id,)).fetchone() is not None
 
-    def remember(self, msg_id: str, now: int) -> None:
-        self._exec("INSERT OR IGNORE INTO inbox(msg_id, received) VALUES (?, ?)", (msg_id, now))
+    def reply_to(self, msg_id: str) -> bytes | None:
+        """The answer given to a message handled before (``None``: none, or not handled)."""
+        row = self._exec("SELECT reply FROM inbox WHERE msg_id = ?", (msg_id,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def remember(self, msg_id: str, now: int, reply: bytes | None = None) -> None:
+        """``msg_id`` is handled; ``reply`` is the answer it got, to give again if it comes
+        again (the sender did not hear the first one)."""
+        self._exec(
+            "INSERT OR IGNORE INTO inbox(msg_id, received, reply) VALUES (?, ?, ?)",
+            (msg_id, now, reply),
+        )
 
     # -- offers --------------------------------------------------------------------------
 
@@ -494,6 +646,12 @@ class Store:
 
     def set_offer_state(self, offer_id: str, state: OfferState, now: int) -> None:
         self._exec("UPDATE offers SET state = ?, updated = ? WHERE id = ?", (state, now, offer_id))
+
+    def note_refusal(self, offer_id: str, reason: str, now: int) -> None:
+        """Record FMAN's reasons for refusing something about the offer."""
+        self._exec(
+            "UPDATE offers SET fman_reason = ?, updated = ? WHERE id = ?", (reason, now, offer_id)
+        )
 
     def offer(self, offer_id: str) -> StoredOffer | None:
         row = self._exec(
@@ -580,6 +738,32 @@ class Store:
             for r in self._rows(
                 "SELECT device, start, duration_s, energy_kwh, offer_id FROM readings "
                 "WHERE batch IS NULL ORDER BY start, device"
+            )
+        ]
+
+    def quarantine(self, items: Sequence[tuple[str, int, str]]) -> int:
+        """FMAN set these readings aside, ``(device, start, reason)``: they stay here, marked
+        with the reason, and count no more as delivered. Returns how many were known."""
+        before = self.db.conn.total_changes
+        self._many(
+            "UPDATE readings SET quarantine = ? WHERE device = ? AND start = ?",
+            [(reason, device, start) for device, start, reason in items],
+        )
+        return self.db.conn.total_changes - before
+
+    def quarantine_batch(self, seq: int, reason: str) -> int:
+        """FMAN refused meter batch ``seq`` whole: its readings are marked with the reason."""
+        return self._exec(
+            "UPDATE readings SET quarantine = ? WHERE batch = ?", (reason, seq)
+        ).rowcount
+
+    def quarantined(self) -> list[tuple[MeterReading, str]]:
+        """Readings FMAN set aside, with its reason, oldest first."""
+        return [
+            (MeterReading(*r[:5]), r[5])
+            for r in self._rows(
+                "SELECT device, start, duration_s, energy_kwh, offer_id, quarantine FROM readings "
+                "WHERE quarantine IS NOT NULL ORDER BY start, device"
             )
         ]
 
@@ -694,6 +878,35 @@ class Store:
 _PLAN_COLUMNS = "offer_id, device, version, start, resolution_s, profile, energy_kwh, source"
 
 
+#: Tables every agent store has had since schema 1; FMAN's database has other ones.
+_AGENT_TABLES = frozenset({"outbox", "offers", "meta"})
+_FMAN_TABLES = frozenset({"schedules", "messages", "lease"})
+
+
+def _check_kind(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
+    """Refuse a database that is not an agent's store before anything is written to it.
+
+    Pointed at FMAN's database (or any other), the daemon would otherwise add its tables to
+    it and a reader would fail on a missing column. An empty database is fine for the daemon
+    (it makes its store there), not for a reader."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        if readonly:
+            raise StoreError(f"{path}: has no tables: not an agent store (has the agent run yet?)")
+        return
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(offers)")}
+    if tables >= _AGENT_TABLES and "body" in columns:
+        return
+    hint = (
+        "it looks like an FMAN database; "
+        if tables >= _FMAN_TABLES and "payload" in columns
+        else f"its tables: {', '.join(sorted(tables)[:6])}; "
+    )
+    raise StoreError(
+        f"{path}: not an agent store ({hint}the agent's store is agent.store of foa.toml)"
+    )
+
+
 def _plan(row: tuple[Any, ...]) -> Plan:
     return Plan(
         offer_id=row[0],
@@ -707,7 +920,7 @@ def _plan(row: tuple[Any, ...]) -> Plan:
     )
 
 
-_OFFER_COLUMNS = "body, state, updated, episode, accepted, locked"
+_OFFER_COLUMNS = "body, state, updated, episode, accepted, locked, fman_reason"
 
 
 def _stored(row: tuple[Any, ...]) -> StoredOffer:
@@ -719,4 +932,5 @@ def _stored(row: tuple[Any, ...]) -> StoredOffer:
         episode=row[3] or offer.id,
         accepted=None if row[4] is None else _OFFER_DECODER.decode(row[4]),
         locked=bool(row[5]),
+        fman_reason=row[6] or "",
     )

@@ -17,16 +17,31 @@ registered with the event loop (``add_reader``/``add_writer`` calling ``loop_rea
 holds a thousand sessions (the fleet simulator). Only the blocking ``connect()`` (TCP and TLS
 handshake) runs on the default executor, as in aiomqtt.
 
-Outbox
-------
+Outbox: delivered means answered
+--------------------------------
 A fresh paho client is made for every connection, so paho never keeps messages of its own
 across connections: the store's outbox is the only queue. The feeder hands at most ``window``
-rows to paho at a time, in id order; a row is deleted when its PUBACK comes (acks are deleted
-in batches, one transaction per wake-up). After a disconnection, or a restart, sending starts
-again from the oldest row not acknowledged, so messages leave in the order they were produced;
-one that reached the broker but whose PUBACK was lost is sent again (at least once; every
-message carries an id and consumers are idempotent). A PUBACK with an MQTT v5 failure reason
-moves the row to ``dead_letters`` with the reason (it would fail again).
+rows to paho at a time, in id order. A broker's PUBACK is not delivery: Mosquitto 2.0
+acknowledges and drops what arrives for a shared subscription it has not restored after a
+restart. So a row FMAN answers (an offer, a withdrawal, a meter batch) stays in the outbox
+until FMAN's own answer for it has been handled (:class:`agent.core.Core` deletes it in the
+transaction that handles the answer); its PUBACK only marks it *sent* and sets when it is due
+again: ``answer_timeout_s`` wall seconds later, doubling with each send up to
+``answer_backoff_max_s``, with "equal jitter" (:func:`backoff_delay`), so a fleet whose
+messages a restart dropped does not send them all again at the same moment. Rows nobody
+answers (the answers to schedules) are deleted on their PUBACK; FMAN sends a schedule again
+until it hears the answer, and the core answers a repeated schedule as it did the first time.
+
+Each wake-up the feeder hands paho, in id order, the rows due again and the rows never
+acknowledged by the broker, so the messages of one agent leave in the order they were made
+(an update after its insert; FMAN also restores order from revisions, so a resend overtaken
+by a newer message changes nothing). At most ``max_unanswered`` rows may be sent and not yet
+answered: beyond that, new rows wait (in order) until answers come; resends of rows already
+out always go. After a disconnection, or a restart, the rows the broker had not acknowledged
+go out again from the oldest, and those waiting for an answer keep their due times. A PUBACK
+with an MQTT v5 failure reason moves the row to ``dead_letters`` with the reason (it would
+fail again). Every message carries a stable id and FMAN's ingest log answers a repeated one
+without storing it twice.
 
 The session
 -----------
@@ -48,6 +63,7 @@ import logging
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +77,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 import protocol
 from agent.clock import Clock
 from agent.errors import StoreError
-from agent.store import Store
+from agent.store import ANSWERED_KINDS, Store
 from protocol import Status, topics
 
 log = logging.getLogger(__name__)
@@ -89,12 +105,19 @@ class BrokerSettings:
     connect_timeout_s: float = 10.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
+    answer_timeout_s: float = 10.0
+    answer_backoff_max_s: float = 300.0
+    max_unanswered: int = 100
 
     def __post_init__(self) -> None:
         if self.session_expiry_s < MIN_SESSION_EXPIRY_S:
             raise ValueError(f"session_expiry_s must be at least {MIN_SESSION_EXPIRY_S}")
         if not 0 < self.backoff_initial_s <= self.backoff_max_s:
             raise ValueError("need 0 < backoff_initial_s <= backoff_max_s")
+        if not 0 < self.answer_timeout_s <= self.answer_backoff_max_s:
+            raise ValueError("need 0 < answer_timeout_s <= answer_backoff_max_s")
+        if self.max_unanswered < 1:
+            raise ValueError("max_unanswered must be at least 1")
 
     @property
     def url(self) -> str:
@@ -116,10 +139,16 @@ class ConnectError(Exception):
 @dataclass
 class UplinkStats:
     connects: int = 0
+    #: rows handed to the broker, first sends and resends
     sent: int = 0
+    #: of those, resends of a row FMAN had not answered
+    resent: int = 0
+    #: PUBACKs from the broker
     acked: int = 0
     received: int = 0
     dead: int = 0
+    #: times new rows waited because ``max_unanswered`` were out
+    throttled: int = 0
     last_error: str = ""
 
 
@@ -139,6 +168,7 @@ class Uplink:
         version: str = "",
         window: int = 20,
         rng: random.Random | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.agent_id = agent_id
         self.settings = settings
@@ -150,6 +180,8 @@ class Uplink:
         self.version = version
         self.window = window
         self.rng = rng or random.Random()
+        #: wall-clock time, for the resend schedule (kept in the store across restarts)
+        self.wall = wall
         self.stats = UplinkStats()
         self.connected = asyncio.Event()
         self._wake = asyncio.Event()
@@ -195,6 +227,21 @@ class Uplink:
         client = self._client
         if client is not None and self.connected.is_set():
             client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
+
+    def undelivered(self) -> int:
+        """Rows FMAN has not answered yet (sent or not)."""
+        kinds = self.store.outbox_kinds()
+        return sum(n for kind, n in kinds.items() if kind in ANSWERED_KINDS)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` wall seconds for FMAN to answer everything in the outbox
+        (while connected: resends go out as due); ``True`` if nothing is left."""
+        self.kick()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.undelivered():
+                    await asyncio.sleep(0.05)
+        return not self.undelivered()
 
     async def close(self, timeout: float = 3.0) -> None:
         """Say ``offline`` (retained), disconnect cleanly and stop :meth:`run`."""
@@ -305,9 +352,7 @@ class Uplink:
             conn.close()
             if conn.acked:  # acknowledged before the connection ended: not sent again
                 with contextlib.suppress(StoreError):
-                    self.store.outbox_done(conn.acked)
-                self.stats.acked += len(conn.acked)
-                conn.acked = []
+                    self._settle(conn)
             if was_connected:
                 self._mark(connected=False)
                 if not self._closing:
@@ -323,33 +368,84 @@ class Uplink:
         except StoreError as exc:
             log.error("%s: %s", self.agent_id, exc)
 
+    def _settle(self, conn: _Connection) -> None:
+        """Put the PUBACKs and refusals that came in into the store: a row FMAN answers is
+        now sent, due again if no answer comes; any other row is delivered."""
+        acked, conn.acked = conn.acked, []
+        if acked:
+            wall = self.wall()
+            sent, done, resent = [], [], 0
+            for row_id in acked:
+                kind, attempts = conn.rows.pop(row_id, ("", 0))
+                if kind in ANSWERED_KINDS:
+                    resent += attempts > 0
+                    delay = backoff_delay(
+                        attempts,
+                        initial=self.settings.answer_timeout_s,
+                        cap=self.settings.answer_backoff_max_s,
+                        rng=self.rng,
+                    )
+                    sent.append((row_id, wall + delay))
+                else:
+                    done.append(row_id)
+            if sent:
+                self.store.outbox_sent(sent, resent=resent)
+            if done:
+                self.store.outbox_done(done)
+            self.stats.acked += len(acked)
+        for row_id, reason in conn.refused:
+            log.error(
+                "%s: broker refused outbox row %d for good: %s", self.agent_id, row_id, reason
+            )
+            conn.rows.pop(row_id, None)
+            self.store.outbox_dead(row_id, reason)
+            self.stats.dead += 1
+        conn.refused.clear()
+
     async def _feed(self, conn: _Connection) -> None:
-        """Hand outbox rows to paho in id order, at most ``window`` unacknowledged."""
-        last_id = 0
+        """Hand outbox rows to paho in id order: those due again and those the broker never
+        acknowledged; at most ``window`` waiting for a PUBACK and ``max_unanswered`` sent
+        and not answered."""
+        last_id = 0  # the highest row never acknowledged that was handed in this connection
         while True:
             self._wake.clear()
-            if conn.acked:
-                done, conn.acked = conn.acked, []
-                self.store.outbox_done(done)
-                self.stats.acked += len(done)
-            for row_id, reason in conn.refused:
-                log.error(
-                    "%s: broker refused outbox row %d for good: %s", self.agent_id, row_id, reason
-                )
-                self.store.outbox_dead(row_id, reason)
-                self.stats.dead += 1
-            conn.refused.clear()
+            self._settle(conn)
             free = self.window - len(conn.inflight)
+            wall = self.wall()
             if free > 0:
-                for row in self.store.outbox_after(last_id, free):
+                handed = set(conn.inflight.values())
+                due = [
+                    r for r in self.store.outbox_due(wall, free + len(handed)) if r.id not in handed
+                ]
+                room = self.settings.max_unanswered - self.store.outbox_awaiting()
+                # first sends still waiting for their PUBACK count too
+                room -= sum(1 for k, n in conn.rows.values() if k in ANSWERED_KINDS and n == 0)
+                new = []
+                for row in self.store.outbox_unsent(last_id, free):
+                    if row.kind in ANSWERED_KINDS:
+                        if room <= 0:
+                            self.stats.throttled += 1
+                            break  # in order: nothing newer goes before it
+                        room -= 1
+                    new.append(row)
+                for row in sorted(due[:free] + new, key=lambda r: r.id)[:free]:
                     info = conn.client.publish(row.topic, row.payload, qos=1, retain=row.retain)
                     if info.rc != mqtt.MQTT_ERR_SUCCESS:
                         conn.fail(f"publish failed: {mqtt.error_string(info.rc)}")
                         return
                     conn.inflight[info.mid] = row.id
-                    last_id = row.id
+                    conn.rows[row.id] = (row.kind, row.attempts)
                     self.stats.sent += 1
-            await self._wake.wait()
+                    if row.due is None:
+                        last_id = max(last_id, row.id)
+                    else:
+                        self.stats.resent += 1
+            # sleep until woken (a PUBACK, new rows, an answer) or the next resend is due
+            nxt = self.store.outbox_next_due()
+            timeout = None if nxt is None else min(60.0, max(0.05, nxt - self.wall()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _deliver(self, conn: _Connection, msg: mqtt.MQTTMessage) -> None:
         """An incoming message: handle it, then acknowledge it (stored before acknowledged)."""
@@ -382,6 +478,8 @@ class _Connection:
         self.lost: asyncio.Future[None] = loop.create_future()
         self.reason = ""
         self.inflight: dict[int, int] = {}  # paho mid -> outbox row id
+        #: outbox row id -> (kind, acknowledged sends before this one), while handed to paho
+        self.rows: dict[int, tuple[str, int]] = {}
         self.acked: list[int] = []
         self.refused: list[tuple[int, str]] = []
         self._suback: dict[int, asyncio.Future[list[ReasonCode]]] = {}

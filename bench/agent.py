@@ -118,7 +118,8 @@ def bench_help(runs: int) -> None:
 
 
 class FmanStandIn(threading.Thread):
-    """Accepts every offer revision and assigns it its default schedule (always feasible)."""
+    """Accepts every offer revision and assigns it its default schedule (always feasible);
+    acknowledges every meter batch (the agent keeps what FMAN has not answered)."""
 
     def __init__(self, mq: Mosquitto, agent: str) -> None:
         super().__init__(daemon=True)
@@ -127,9 +128,16 @@ class FmanStandIn(threading.Thread):
         self.client.on_message = self._offer
         self.client.connect(mq.host, mq.port)
         self.client.subscribe(topics.agent_topic(agent, "offer"), qos=1)
+        self.client.subscribe(topics.agent_topic(agent, "meter"), qos=1)
         self.agent = agent
 
     def _offer(self, client: mqtt.Client, _u: object, m: mqtt.MQTTMessage) -> None:
+        if m.topic.endswith("/meter"):
+            msg = protocol.decode(m.payload, expect="meter")
+            ack = Ack(ref_kind="meter", ref_id=msg.id, revision=msg.body.seq)
+            payload = protocol.encode(ack, ts=msg.ts)
+            client.publish(topics.agent_topic(self.agent, "ack"), payload, qos=1)
+            return
         o = protocol.decode(m.payload, expect="offer").body
         if (o.id, o.revision) in self.done:
             return
@@ -302,7 +310,7 @@ def bench_fleet(agents: int, speeds: list[float], wall_s: float) -> None:
                 out = subprocess.run(
                     [str(BIN / "atp"), "sim", "fleet", "--agents", str(agents),
                      "--broker", mq.url, "--speed", str(speed), "--duration",
-                     str(wall_s * speed), "--start", str(T0), "--dir", str(work / "stores"),
+                     str(wall_s * speed), "--sim-start", str(T0), "--dir", str(work / "stores"),
                      "--json", "--quiet"],
                     capture_output=True, text=True, timeout=wall_s * 4 + 300,
                 )  # fmt: skip

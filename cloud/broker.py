@@ -29,8 +29,13 @@ INSTALL_HINT = (
 
 #: Where ``mosquitto/prod.conf`` expects the site's broker files (see ``cloud.provision``).
 PROD_FILES_DIR = "/etc/mosquitto/atp"
+#: Where ``prod.conf`` puts its admin socket (Debian's unit makes this directory, mode 0740).
+PROD_RUN_DIR = "/run/mosquitto"
+#: A Unix socket's path must fit ``sun_path`` (108 bytes, with the final NUL).
+_SOCKET_PATH_MAX = 107
 
 _LISTENER = re.compile(r"^\s*listener\s", re.MULTILINE)
+_UNIX_LISTENER = re.compile(r"^\s*listener\s+0\s+(/\S+)\s*$", re.MULTILINE)
 _USER = re.compile(r"^\s*user\s", re.MULTILINE)
 
 
@@ -39,8 +44,18 @@ class BrokerError(RuntimeError):
 
 
 def declares_listener(config_text: str) -> bool:
-    """Whether a configuration has its own ``listener`` line (``prod.conf`` does)."""
-    return _LISTENER.search(config_text) is not None
+    """Whether a configuration has its own network listener (``prod.conf`` does)."""
+    return any(not _UNIX_LISTENER.match(m) for m in _listener_lines(config_text))
+
+
+def _listener_lines(config_text: str) -> list[str]:
+    return [line for line in config_text.splitlines() if _LISTENER.match(line)]
+
+
+def unix_socket(config_text: str) -> Path | None:
+    """The path of a configuration's Unix-socket listener (prod.conf's admin socket)."""
+    m = _UNIX_LISTENER.search(config_text)
+    return Path(m.group(1)) if m else None
 
 
 def localize(
@@ -50,19 +65,25 @@ def localize(
     port: int,
     files_dir: Path | None = None,
     listener_options: str = "",
+    run_dir: Path | None = None,
 ) -> str:
     """A configuration moved onto ``host:port``, with its files under ``files_dir``.
 
-    A configuration that declares its listener (``prod.conf``: port 8883 on every address,
-    TLS options below it) gets that one listener line rewritten to ``host port`` and
-    ``listener_options`` inserted right under it, so its TLS options keep applying to it and
-    no plain-text listener is ever added; paths under ``/etc/mosquitto/atp`` move to
-    ``files_dir``. Nothing else changes: a trial on one machine and the tests run the
-    production policy itself."""
+    A configuration that declares its network listener (``prod.conf``: port 8883 on every
+    address, TLS options below it) gets that one listener line rewritten to ``host port``
+    and ``listener_options`` inserted right under it, so its TLS options keep applying to it
+    and no plain-text listener is ever added; paths under ``/etc/mosquitto/atp`` move to
+    ``files_dir`` and paths under ``/run/mosquitto`` (the admin socket) to ``run_dir``.
+    Nothing else changes: a trial on one machine and the tests run the production policy
+    itself."""
     lines = config_text.splitlines()
-    listeners = [i for i, line in enumerate(lines) if _LISTENER.match(line)]
+    listeners = [
+        i
+        for i, line in enumerate(lines)
+        if _LISTENER.match(line) and not _UNIX_LISTENER.match(line)
+    ]
     if len(listeners) > 1:
-        raise BrokerError("a configuration run on loopback may declare one listener only")
+        raise BrokerError("a configuration run on loopback may declare one network listener only")
     if listeners:
         extra = [o for o in listener_options.splitlines() if o.strip()]
         i = listeners[0]
@@ -70,6 +91,14 @@ def localize(
     text = "\n".join(lines) + "\n"
     if files_dir is not None:
         text = text.replace(f"{PROD_FILES_DIR}/", f"{Path(files_dir).resolve()}/")
+    if run_dir is not None:
+        text = text.replace(f"{PROD_RUN_DIR}/", f"{Path(run_dir).resolve()}/")
+    sock = unix_socket(text)
+    if sock is not None and len(str(sock)) > _SOCKET_PATH_MAX:
+        raise BrokerError(
+            f"the admin socket's path {sock} is longer than a Unix socket allows "
+            f"({_SOCKET_PATH_MAX} bytes): use a shorter data directory"
+        )
     return text
 
 
@@ -97,8 +126,14 @@ class Mosquitto:
     sessions and queued messages, as a real one does.
 
     A ``config`` with a listener of its own (``prod.conf``) is run through :func:`localize`:
-    its listener moves to ``host:port`` and ``files_dir`` stands in for
-    ``/etc/mosquitto/atp`` (a site's ``broker/`` directory)."""
+    its listener moves to ``host:port``, ``files_dir`` stands in for ``/etc/mosquitto/atp``
+    (a site's ``broker/`` directory) and ``workdir`` for ``/run/mosquitto`` (so the admin
+    socket is :attr:`admin_socket`).
+
+    The broker runs as ``user`` (a ``user`` line), by default as whoever launches it, unless
+    the configuration names one. As root that means a broker running as root, which suits a
+    test on a throw-away machine only; ``atp broker up`` run by root passes
+    ``user="mosquitto"`` and hands its directories to that user."""
 
     def __init__(
         self,
@@ -109,6 +144,7 @@ class Mosquitto:
         workdir: Path | None = None,
         listener_options: str = "",
         files_dir: Path | None = None,
+        user: str | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -117,6 +153,7 @@ class Mosquitto:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="atp-mosquitto-"))
         self.listener_options = listener_options
         self.files_dir = files_dir
+        self.user = user
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -134,19 +171,35 @@ class Mosquitto:
     def log_path(self) -> Path:
         return self.workdir / "mosquitto.log"
 
+    @property
+    def admin_socket(self) -> Path | None:
+        """The admin socket of a configuration that has one (``prod.conf``), moved into the
+        working directory."""
+        sock = unix_socket(self.config.read_text())
+        if sock is None:
+            return None
+        if str(sock).startswith(f"{PROD_RUN_DIR}/"):
+            return self.workdir.resolve() / sock.relative_to(PROD_RUN_DIR)
+        return sock
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def _write_config(self) -> Path:
         conf_dir = self.workdir / "conf.d"
         shutil.rmtree(conf_dir, ignore_errors=True)  # a reused workdir: only this config
         conf_dir.mkdir(parents=True)
         text = self.config.read_text()
         own_listener = declares_listener(text)
-        if own_listener or self.files_dir is not None:
+        if own_listener or self.files_dir is not None or unix_socket(text) is not None:
             text = localize(
                 text,
                 host=self.host,
                 port=self.port,
                 files_dir=self.files_dir,
                 listener_options=self.listener_options,
+                run_dir=self.workdir,
             )
         (conf_dir / self.config.name).write_text(text)
         data = self.workdir / "data"
@@ -154,11 +207,12 @@ class Mosquitto:
         main = self.workdir / "mosquitto.conf"
         listener = "" if own_listener else f"listener {self.port} {self.host}\n"
         options = "" if own_listener else f"{self.listener_options}\n"
-        # Started as root, Mosquitto switches to the `mosquitto` user, which can write neither
-        # this directory (no log, no persistence file) nor read 0600 files; a broker launched
-        # from here runs as whoever launched it, unless its configuration names a user.
+        # Started as root without a `user` line, Mosquitto switches to the `mosquitto` user,
+        # which can write neither this directory (no log, no persistence file) nor read 0600
+        # files; so the broker runs as `self.user`, by default whoever launched it, unless its
+        # configuration names a user.
         own_user = _USER.search(text) or _USER.search(self.listener_options)
-        user = "" if own_user else f"user {getpass.getuser()}\n"
+        user = "" if own_user else f"user {self.user or getpass.getuser()}\n"
         main.write_text(
             f"{listener}"
             f"{options}"
@@ -173,6 +227,7 @@ class Mosquitto:
         if self._proc is not None and self._proc.poll() is None:
             return self
         conf = self._write_config()
+        admin = self.admin_socket
         self._proc = subprocess.Popen(
             [mosquitto_binary(), "-c", str(conf)],
             stdout=subprocess.DEVNULL,
@@ -189,7 +244,12 @@ class Mosquitto:
                 )
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
+                    pass
+                if admin is not None:  # opened after the network listener: wait for it too
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                        s.settimeout(0.2)
+                        s.connect(str(admin))
+                return self
             except OSError:
                 time.sleep(0.02)
         self.stop()

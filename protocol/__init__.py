@@ -29,7 +29,15 @@ from ._feasibility import (
     profile_window,
     start_window,
 )
-from ._files import detect_format, read_offers, write_offers
+from ._files import (
+    FORMATS,
+    OfferFile,
+    detect_format,
+    read_offer_file,
+    read_offers,
+    write_offer_file,
+    write_offers,
+)
 from ._goflex import from_goflex, is_goflex, to_goflex
 from ._lifecycle import FINAL_STATES, TRANSITIONS, can_transition, transition
 from ._models import (
@@ -46,6 +54,7 @@ from ._models import (
     PriceBounds,
     Prices,
     Profile,
+    QuarantinedReading,
     Reason,
     Reject,
     Request,
@@ -56,6 +65,7 @@ from ._models import (
     TwoMode,
     Withdraw,
 )
+from ._spec import from_flexoffer_spec, is_flexoffer_spec, to_flexoffer_spec
 from ._validate import (
     MAX_PROFILES,
     MAX_SLOTS,
@@ -69,6 +79,7 @@ from ._validate import (
 __all__ = [
     "EPS",
     "FINAL_STATES",
+    "FORMATS",
     "KINDS",
     "MAX_PAYLOAD_BYTES",
     "MAX_PROFILES",
@@ -87,12 +98,14 @@ __all__ = [
     "Message",
     "MeterBatch",
     "MeterReading",
+    "OfferFile",
     "OfferState",
     "Polytope",
     "PriceBounds",
     "Prices",
     "Profile",
     "ProtocolError",
+    "QuarantinedReading",
     "Reason",
     "Reject",
     "Request",
@@ -111,16 +124,20 @@ __all__ = [
     "effective_profiles",
     "encode",
     "from_builtins",
+    "from_flexoffer_spec",
     "from_goflex",
     "from_json",
     "is_feasible",
+    "is_flexoffer_spec",
     "is_goflex",
     "kind_of",
     "profile_window",
+    "read_offer_file",
     "read_offers",
     "resolution_ok",
     "start_window",
     "to_builtins",
+    "to_flexoffer_spec",
     "to_goflex",
     "to_json",
     "topics",
@@ -129,5 +146,6 @@ __all__ = [
     "validate_meter_batch",
     "validate_offer",
     "validate_schedule",
+    "write_offer_file",
     "write_offers",
 ]

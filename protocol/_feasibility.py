@@ -1,7 +1,8 @@
 """Does a schedule satisfy an offer? The one answer that the agent, FMAN, FMAR and the tests use.
 
 Everything that decides feasibility lives here: the resolved start window, the expansion of
-two-mode operation into exclusive-or profiles, and the check of every constraint kind. Energy
+two-mode operation (into polytope rows, or for its start-scaled form into exclusive-or
+profiles), and the check of every constraint kind. Energy
 comparisons allow :data:`EPS` kWh of slack so that a planner's floating-point sums do not
 flip a feasible schedule into an infeasible one.
 """
@@ -41,19 +42,24 @@ def start_window(offer: FlexOffer) -> tuple[int, int]:
 def effective_profiles(offer: FlexOffer) -> list[Profile]:
     """The exclusive-or profiles a schedule chooses from.
 
-    Without two-mode operation these are ``offer.profiles``. With it, base profile ``i``
-    becomes profile ``2*i`` (the prior mode: energy scaled by ``prior_portion``, start no
+    Without two-mode operation these are ``offer.profiles``. With energy moved around an
+    intervention (:class:`protocol.TwoMode`), profile ``i`` stays profile ``i`` and gains the
+    polytope rows that return the moved energy before and after the intervention (see
+    :func:`intervention_rows`). With the start-scaled form of protocol 1.0 to 1.2, base profile
+    ``i`` becomes profile ``2*i`` (the prior mode: energy scaled by ``prior_portion``, start no
     later than ``prior_time``) and ``2*i + 1`` (the after mode: scaled by ``after_portion``,
     start no earlier than ``after_time``)."""
     tm = offer.two_mode
     if tm is None:
         return offer.profiles
+    if not tm.start_scaled:
+        return [_with_returns(offer, p) for p in offer.profiles]
+    prior_time = tm.prior_time if tm.prior_time is not None else 0
+    after_time = tm.after_time if tm.after_time is not None else 0
     out: list[Profile] = []
     for p in offer.profiles:
-        prior_before = (
-            tm.prior_time if p.start_before is None else min(p.start_before, tm.prior_time)
-        )
-        after_after = tm.after_time if p.start_after is None else max(p.start_after, tm.after_time)
+        prior_before = prior_time if p.start_before is None else min(p.start_before, prior_time)
+        after_after = after_time if p.start_after is None else max(p.start_after, after_time)
         out.append(
             _scaled(p, tm.prior_portion, start_after=p.start_after, start_before=prior_before)
         )
@@ -61,6 +67,66 @@ def effective_profiles(offer: FlexOffer) -> list[Profile]:
             _scaled(p, tm.after_portion, start_after=after_after, start_before=p.start_before)
         )
     return out
+
+
+def intervention_slots(offer: FlexOffer, n_slots: int) -> tuple[range, range, range]:
+    """``(prior, intervention, after)`` slot ranges of a profile of ``n_slots`` slots under
+    the offer's two-mode operation (energy moved around an intervention)."""
+    tm = offer.two_mode
+    r = offer.resolution_s
+    k = (tm.prior_s or 0) // r if tm is not None else 0
+    m = (tm.after_s or 0) // r if tm is not None else 0
+    return range(0, k), range(k, max(k, n_slots - m)), range(max(k, n_slots - m), n_slots)
+
+
+def intervention_rows(offer: FlexOffer, profile: Profile) -> tuple[list[list[float]], list[float]]:
+    """The rows ``A x <= b`` that return moved energy around the intervention of ``profile``.
+
+    With ``d`` the default's energy (the baseline, by profile slot), ``x`` the schedule, ``I``
+    the intervention slots and ``W`` the prior (or after) slots with portion ``q``, the energy
+    moved out of the intervention is ``M = sum_I (d - x)`` and the window must take
+    ``sum_W (x - d) = q M`` more than its baseline, that is
+    ``sum_W x + q sum_I x = sum_W d + q sum_I d``: two rows, ``<=`` and ``>=``, per window
+    that has slots."""
+    tm = offer.two_mode
+    n = profile.n_slots
+    base = offer.default.energy_kwh
+    if tm is None or tm.start_scaled or len(base) != n:
+        return [], []
+    prior, mid, after = intervention_slots(offer, n)
+    if not mid:
+        return [], []
+    rows: list[list[float]] = []
+    rhs: list[float] = []
+    mid_base = math.fsum(base[j] for j in mid)
+    for window, q in ((prior, tm.prior_portion), (after, tm.after_portion)):
+        if not window:
+            continue
+        row = [0.0] * n
+        for j in window:
+            row[j] = 1.0
+        for j in mid:
+            row[j] = q
+        c = math.fsum(base[j] for j in window) + q * mid_base
+        rows += [row, [0.0 - v for v in row]]
+        rhs += [c, -c]
+    return rows, rhs
+
+
+def _with_returns(offer: FlexOffer, p: Profile) -> Profile:
+    rows, rhs = intervention_rows(offer, p)
+    if not rows:
+        return p
+    a, b = (p.polytope.a, p.polytope.b) if p.polytope is not None else ([], [])
+    return Profile(
+        lower_kwh=p.lower_kwh,
+        upper_kwh=p.upper_kwh,
+        total=p.total,
+        dependencies=p.dependencies,
+        polytope=Polytope(a=[*a, *rows], b=[*b, *rhs]),
+        start_after=p.start_after,
+        start_before=p.start_before,
+    )
 
 
 def _scaled(p: Profile, k: float, *, start_after: int | None, start_before: int | None) -> Profile:
@@ -148,8 +214,45 @@ def check_assignment(
         )
     if prof.dependencies:
         errors.extend(_check_dependencies(prof.dependencies, energy_kwh, path))
-    if prof.polytope is not None:
+    tm = offer.two_mode
+    if tm is not None and not tm.start_scaled:
+        # the same profile without the returns' rows, whose breaches get their own message
+        own = offer.profiles[profile].polytope
+        if own is not None:
+            errors.extend(_check_polytope(own, energy_kwh, path))
+        errors.extend(_check_returns(offer, energy_kwh, path))
+    elif prof.polytope is not None:
         errors.extend(_check_polytope(prof.polytope, energy_kwh, path))
+    return errors
+
+
+def _check_returns(offer: FlexOffer, energy: list[float], path: str) -> list[FieldError]:
+    """The rows of :func:`intervention_rows`, explained: what a window returns against what
+    the energy moved out of the intervention asks of it."""
+    tm = offer.two_mode
+    base = offer.default.energy_kwh
+    n = len(energy)
+    if tm is None or len(base) != n:
+        return []
+    prior, mid, after = intervention_slots(offer, n)
+    if not mid:
+        return []
+    moved = math.fsum(base[j] - energy[j] for j in mid)
+    errors = []
+    for name, window, q in (("prior", prior, tm.prior_portion), ("after", after, tm.after_portion)):
+        if not window:
+            continue
+        got = math.fsum(energy[j] - base[j] for j in window)
+        need = q * moved
+        if abs(got - need) > EPS * (len(window) + q * len(mid) + 1.0):
+            errors.append(
+                FieldError(
+                    f"{path}energy_kwh",
+                    f"the {name} window (slots {window.start} to {window.stop - 1}) takes "
+                    f"{got:+.6g} kWh against the default, {need:+.6g} expected: "
+                    f"{q:g} of the {moved:.6g} kWh moved out of the intervention",
+                )
+            )
     return errors
 
 

@@ -37,8 +37,8 @@ Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
 Name = Annotated[str, Meta(max_length=64)]
 Text = Annotated[str, Meta(max_length=1024)]
 NonNegInt = Annotated[int, Meta(ge=0, le=2**53)]
-#: A multiplier of a profile's energy (1.0 = as offered), not a percentage.
-Portion = Annotated[float, Meta(gt=0.0, le=10.0)]
+#: A share of an energy as a fraction (0.5 = half; 1.0 = all of it), not a percentage.
+Share = Annotated[float, Meta(ge=0.0, le=10.0)]
 
 TradingMode = Literal["delegated", "direct"]
 OfferState = Literal[
@@ -120,17 +120,44 @@ class Profile(_Struct, kw_only=True):
 
 
 class TwoMode(_Struct, kw_only=True):
-    """Two-mode conditional operation, a convenience that expands into exclusive-or profiles.
+    """Two-mode conditional operation: energy moved before and after an intervention.
 
-    A start at or before ``prior_time`` runs every profile scaled by ``prior_portion``; a
-    start at or after ``after_time`` runs it scaled by ``after_portion``. A building that is
-    pre-heated early needs less energy than one heated late, for example. See
-    :func:`protocol.effective_profiles` for the expansion and its profile numbering."""
+    The offer's profiles describe the intervention (a freezer's shed, a heat pump's pause) with
+    the ``prior_s`` seconds before it and the ``after_s`` seconds after it: a profile of ``n``
+    slots is ``prior_s / resolution_s`` prior slots, then the intervention, then
+    ``after_s / resolution_s`` after slots. The default schedule is the baseline, slot by
+    profile slot. The energy a schedule moves out of the intervention (the default's energy
+    there minus the schedule's) comes back: ``prior_portion`` of it in the prior slots
+    (pre-cooling) and ``after_portion`` of it in the after slots (recovery), on top of the
+    baseline there. The two modes are "no intervention" (nothing moved, nothing returned) and
+    "intervention" (energy moved, portions returned); because what returns is proportional to
+    what moves, one profile with two linear rows per window holds both.
+    :func:`protocol.effective_profiles` adds those rows as polytope rows.
 
-    prior_time: Epoch
-    prior_portion: Portion
-    after_time: Epoch
-    after_portion: Portion
+    The start-scaled form of protocol 1.0 to 1.2 is still read (an agent in the field may send
+    it; the boiler generator uses it for its start-dependent reheat energy): ``prior_time`` and
+    ``after_time`` are epochs, a start at or before ``prior_time`` runs every profile scaled by
+    ``prior_portion``, a start at or after ``after_time`` scaled by ``after_portion``, and
+    profile ``i`` expands into the exclusive-or profiles ``2i`` and ``2i + 1``. The two forms
+    are told apart by their fields: durations ``prior_s``/``after_s`` or epochs
+    ``prior_time``/``after_time``, never both (see :attr:`start_scaled`)."""
+
+    prior_portion: Share
+    after_portion: Share
+    #: Seconds before the intervention in which ``prior_portion`` returns (protocol 1.3).
+    prior_s: Seconds | None = None
+    #: Seconds after the intervention in which ``after_portion`` returns (protocol 1.3).
+    after_s: Seconds | None = None
+    #: Start-scaled form: latest start of the prior mode.
+    prior_time: Epoch | None = None
+    #: Start-scaled form: earliest start of the after mode.
+    after_time: Epoch | None = None
+
+    @property
+    def start_scaled(self) -> bool:
+        """``True`` for the start-scaled form of protocol 1.0 to 1.2 (``prior_time``,
+        ``after_time``), ``False`` for energy moved around an intervention."""
+        return self.prior_time is not None or self.after_time is not None
 
 
 class DefaultSchedule(_Struct, kw_only=True):
@@ -240,14 +267,29 @@ class Reason(_Struct, kw_only=True):
     message: Text = ""
 
 
+class QuarantinedReading(_Struct, kw_only=True):
+    """A reading of an acknowledged meter batch that the receiver set aside instead of
+    keeping (implausible, an unknown device, in the future), with why (protocol 1.3)."""
+
+    device: Annotated[str, Meta(min_length=1, max_length=128)]
+    start: Epoch
+    code: Name
+    message: Text = ""
+
+
 class Ack(_Struct, kw_only=True):
     """A message was accepted. ``ref_kind`` and ``ref_id`` name what is acknowledged
-    (an offer id and its revision, or a schedule's offer id and version)."""
+    (an offer id and its revision, or a schedule's offer id and version).
+
+    ``quarantined`` (protocol 1.3; empty from older senders) lists the readings of an
+    acknowledged meter batch that were set aside rather than kept: the batch's other
+    readings are kept, so one implausible reading no longer costs the whole batch."""
 
     ref_kind: Name
     ref_id: Id
     revision: NonNegInt = 0
     fman_id: Text = ""
+    quarantined: list[QuarantinedReading] = []
 
 
 class Reject(_Struct, kw_only=True):

@@ -19,6 +19,7 @@ from ._errors import FieldError
 from ._feasibility import EPS, check_assignment, effective_profiles, start_window
 from ._models import (
     ID_PATTERN,
+    Ack,
     FlexOffer,
     MeterBatch,
     Prices,
@@ -115,7 +116,8 @@ def validate_offer(offer: FlexOffer, *, types_checked: bool = False) -> list[Fie
         )
 
     # profiles
-    n_prof = len(offer.profiles) * (2 if offer.two_mode is not None else 1)
+    tm = offer.two_mode
+    n_prof = len(offer.profiles) * (2 if tm is not None and tm.start_scaled else 1)
     if not offer.profiles:
         errors.append(FieldError("profiles", "at least one profile is required"))
     elif n_prof > MAX_PROFILES:
@@ -125,32 +127,18 @@ def validate_offer(offer: FlexOffer, *, types_checked: bool = False) -> list[Fie
     for i, p in enumerate(offer.profiles):
         _validate_profile(p, f"profiles[{i}]", lo, hi, r, errors, not types_checked)
 
-    tm = offer.two_mode
     if tm is not None:
         if not types_checked:
             for name in ("prior_portion", "after_portion"):
                 value = getattr(tm, name)
-                if not (math.isfinite(value) and value > 0):
+                if not (math.isfinite(value) and value >= 0):
                     errors.append(
-                        FieldError(f"two_mode.{name}", f"{value} is not a positive number")
+                        FieldError(f"two_mode.{name}", f"{value} is not a non-negative number")
                     )
-        for name in ("prior_time", "after_time"):
-            if getattr(tm, name) % r:
-                errors.append(
-                    FieldError(f"two_mode.{name}", f"not a multiple of resolution_s ({r})")
-                )
-        if tm.prior_time < lo:
-            errors.append(
-                FieldError(
-                    "two_mode.prior_time", f"before the earliest start {lo}: prior mode impossible"
-                )
-            )
-        if tm.after_time > hi:
-            errors.append(
-                FieldError(
-                    "two_mode.after_time", f"after the latest start {hi}: after mode impossible"
-                )
-            )
+        if tm.start_scaled:
+            _validate_start_scaled(offer, lo, hi, errors)
+        else:
+            _validate_intervention(offer, errors)
 
     if offer.prices is not None or offer.mode == "direct":
         _validate_prices(offer, errors, not types_checked)
@@ -165,6 +153,87 @@ def validate_offer(offer: FlexOffer, *, types_checked: bool = False) -> list[Fie
             )
         )
     return errors
+
+
+def _validate_intervention(offer: FlexOffer, errors: list[FieldError]) -> None:
+    """Energy moved around an intervention: durations on the grid, room for the intervention
+    in every profile, and the default (the baseline) as long as every profile."""
+    tm = offer.two_mode
+    assert tm is not None
+    r = offer.resolution_s
+    if tm.prior_s is None and tm.after_s is None:
+        errors.append(FieldError("two_mode", "give prior_s and after_s (seconds before and after)"))
+        return
+    for name in ("prior_s", "after_s"):
+        value = getattr(tm, name)
+        if value is not None and value % r:
+            errors.append(
+                FieldError(f"two_mode.{name}", f"{value} is not a multiple of resolution_s ({r})")
+            )
+    for window, portion in (("prior", tm.prior_portion), ("after", tm.after_portion)):
+        if portion > 0 and not getattr(tm, f"{window}_s"):
+            errors.append(
+                FieldError(
+                    f"two_mode.{window}_portion",
+                    f"{portion:g} of the moved energy must return {window} the intervention, "
+                    f"but {window}_s gives it no time",
+                )
+            )
+    window_slots = ((tm.prior_s or 0) + (tm.after_s or 0)) // r
+    n_default = len(offer.default.energy_kwh)
+    for i, p in enumerate(offer.profiles):
+        if p.n_slots <= window_slots:
+            errors.append(
+                FieldError(
+                    f"profiles[{i}]",
+                    f"{p.n_slots} slots leave none for the intervention after "
+                    f"{window_slots} prior and after slots",
+                )
+            )
+        elif p.n_slots != n_default:
+            errors.append(
+                FieldError(
+                    f"profiles[{i}]",
+                    f"{p.n_slots} slots, but the default (the baseline of two-mode "
+                    f"operation) has {n_default}",
+                )
+            )
+
+
+def _validate_start_scaled(offer: FlexOffer, lo: int, hi: int, errors: list[FieldError]) -> None:
+    """The start-scaled form of protocol 1.0 to 1.2: split times on the grid, in the window."""
+    tm = offer.two_mode
+    assert tm is not None
+    r = offer.resolution_s
+    if tm.prior_s is not None or tm.after_s is not None:
+        errors.append(
+            FieldError(
+                "two_mode",
+                "give prior_s/after_s (energy moved around an intervention) or "
+                "prior_time/after_time (the start-scaled form), not both",
+            )
+        )
+    for name in ("prior_time", "after_time"):
+        value = getattr(tm, name)
+        if value is None:
+            errors.append(FieldError(f"two_mode.{name}", "missing (start-scaled form)"))
+        elif value % r:
+            errors.append(FieldError(f"two_mode.{name}", f"not a multiple of resolution_s ({r})"))
+    for name in ("prior_portion", "after_portion"):
+        if getattr(tm, name) == 0:
+            errors.append(
+                FieldError(f"two_mode.{name}", "a scaling of the profile must be positive")
+            )
+    if tm.prior_time is not None and tm.prior_time < lo:
+        errors.append(
+            FieldError(
+                "two_mode.prior_time", f"before the earliest start {lo}: prior mode impossible"
+            )
+        )
+    if tm.after_time is not None and tm.after_time > hi:
+        errors.append(
+            FieldError("two_mode.after_time", f"after the latest start {hi}: after mode impossible")
+        )
 
 
 def _validate_profile(
@@ -316,6 +385,12 @@ def validate_meter_batch(batch: MeterBatch) -> list[FieldError]:
     ]
 
 
+def _validate_ack(ack: Ack) -> list[FieldError]:
+    if len(ack.quarantined) > MAX_READINGS:
+        return [FieldError("quarantined", f"{len(ack.quarantined)} readings > {MAX_READINGS}")]
+    return []
+
+
 def _validate_reject(reject: Reject) -> list[FieldError]:
     if len(reject.reasons) > MAX_ITEMS:
         return [FieldError("reasons", f"{len(reject.reasons)} reasons > {MAX_ITEMS}")]
@@ -335,6 +410,7 @@ def _validate_status(status: Status) -> list[FieldError]:
 _VALIDATORS = {
     Schedule: validate_schedule,
     MeterBatch: validate_meter_batch,
+    Ack: _validate_ack,
     Reject: _validate_reject,
     Status: _validate_status,
 }

@@ -39,14 +39,17 @@ class Measurement:
     """One fresh reading of a device.
 
     ``energy_kwh`` is the device's cumulative energy register (consumption positive) when it
-    has one; ``state`` carries device-specific quantities the generators use (``soc_kwh``,
-    ``temp_c``, ``plugged``, …)."""
+    has one; ``energy_wrap_kwh`` the amount after which that register wraps to zero, when the
+    driver knows it (an unsigned Modbus register's range times its scale), so the EMS can
+    tell a wrap from a reset; ``state`` carries device-specific quantities the generators use
+    (``soc_kwh``, ``temp_c``, ``plugged``, …)."""
 
     ts: float
     power_w: float | None = None
     energy_kwh: float | None = None
     on: bool | None = None
     state: Mapping[str, float] = field(default_factory=dict)
+    energy_wrap_kwh: float | None = None
 
 
 class Driver(ABC):

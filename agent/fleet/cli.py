@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from agent.cli import INSTANT
+
 if TYPE_CHECKING:
     from agent.fleet.runner import FleetStats
 
@@ -40,18 +42,29 @@ def sim() -> None:
 )
 @click.option("--seed", default=1, show_default=True, help="Seed of the fleet's mix and devices.")
 @click.option(
-    "--start",
-    type=float,
+    "--sim-start",
+    "sim_start",
+    type=INSTANT,
     default=None,
-    help="Simulated UNIX time at --anchor (default: now, rounded down to the hour).",
+    help="Simulated time at --anchor: epoch seconds or ISO 8601, UTC (default: now, rounded "
+    "down to the hour).",
+)
+@click.option(
+    "--start",
+    "start_deprecated",
+    type=INSTANT,
+    default=None,
+    hidden=True,
+    deprecated="use --sim-start",
+    help="Deprecated spelling of --sim-start.",
 )
 @click.option(
     "--anchor",
     type=float,
     default=None,
-    help="Wall-clock UNIX time at which the simulated time is --start (default: when the "
-    "agents start). Give FMAN the same --start, --anchor and --speed and both read the same "
-    "simulated time.",
+    help="Wall-clock UNIX time at which the simulated time is --sim-start (default: when the "
+    "agents start). Give FMAN the same --sim-start, --anchor and --speed and both read the "
+    "same simulated time.",
 )
 @click.option(
     "--duration",
@@ -79,7 +92,19 @@ def sim() -> None:
     default=None,
     help="Wall seconds over which agents start (default: 1 per 200 agents, at most 10).",
 )
-@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--drain",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Wall seconds a clean stop waits for FMAN to answer what the agents still hold.",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="CA certificate(s), PEM, to verify an mqtts:// broker with (default: the system's).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option(
@@ -87,19 +112,22 @@ def sim() -> None:
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="warning",
     show_default=True,
+    help="Least severity of the log lines printed to standard error.",
 )
 def fleet(
     agents: int,
     broker: str,
     speed: float,
     seed: int,
-    start: float | None,
+    sim_start: float | None,
+    start_deprecated: float | None,
     anchor: float | None,
     duration: float | None,
     directory: Path | None,
     prefix: str,
     control_interval: int,
     ramp: float | None,
+    drain: float,
     ca_file: Path | None,
     as_json: bool,
     quiet: bool,
@@ -124,6 +152,7 @@ def fleet(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     now = time.time()
+    start = sim_start if sim_start is not None else start_deprecated
     own_dir = directory is None
     work = Path(tempfile.mkdtemp(prefix="atp-fleet-")) if directory is None else directory
     settings = FleetSettings(
@@ -139,6 +168,7 @@ def fleet(
         control_interval_s=control_interval,
         ca_file=ca_file,
         ramp_s=ramp if ramp is not None else min(10.0, agents / 200),
+        drain_s=drain,
     )
     runner = Fleet(settings)
     try:

@@ -54,6 +54,8 @@ class FleetSettings:
     ca_file: Path | None = None
     #: Wall seconds over which the agents start, so they do not all connect at once.
     ramp_s: float = 5.0
+    #: Wall seconds a clean stop waits for FMAN to answer what the agents still hold.
+    drain_s: float = 10.0
 
     @property
     def until(self) -> float | None:
@@ -81,11 +83,17 @@ class FleetStats:
     schedules_taken: int = 0
     schedules_rejected: int = 0
     readings: int = 0
+    #: energy registers found reset (a restarted device) or wrapped, not taken for energy
+    meter_resets: int = 0
     commands: int = 0
     sent: int = 0
+    #: of ``sent``, messages sent again because FMAN had not answered them
+    resent: int = 0
     acked: int = 0
     received: int = 0
     outbox: int = 0
+    #: messages the broker acknowledged that FMAN has not answered yet
+    unanswered: int = 0
     faults: int = 0
     errors: int = 0
     #: How late control steps started once all agents ran, in simulated seconds (worst, and
@@ -139,6 +147,7 @@ class Fleet:
                 "grid_node": grid_node(index),
                 "durability": "normal",
                 "health_interval_s": 3600,
+                "drain_s": s.drain_s,
                 "log_level": "warning",
             },
             "broker": broker,
@@ -254,6 +263,7 @@ class Fleet:
                 up = rt.uplink.stats
                 st.connected += rt.uplink.connected.is_set()
                 st.sent += up.sent
+                st.resent += up.resent
                 st.acked += up.acked
                 st.received += up.received
             if rt.core is not None:
@@ -267,11 +277,13 @@ class Fleet:
                     st.offers_by_state[state] = st.offers_by_state.get(state, 0) + n
             if rt.ems is not None:
                 st.readings += rt.ems.readings_made
+                st.meter_resets += rt.ems.meter_resets + rt.ems.meter_wraps
                 st.commands += rt.ems.commands_sent
                 st.faults += len(rt.ems.faults())
             if rt.store is not None:
                 with contextlib.suppress(Exception):
                     st.outbox += rt.store.outbox_size()
+                    st.unanswered += rt.store.outbox_awaiting()
         st.lag_mean_s = st.lag_mean_s / steps if steps else 0.0
         self._peak = st.connected_peak = max(self._peak, st.connected)
         return st

@@ -7,13 +7,16 @@ element that converts all of its ``power_kw`` and that its own thermostat cuts a
 tank cools freely; the offer is the reheat that brings it to ``t_target_c`` at ``D``.
 
 Heat put in earlier has longer to leak away, so the energy needed depends on the start: this
-is what two-mode operation (``protocol.TwoMode``) expresses. The base profile is sized for the
-earliest start ``s0`` (energy ``E(s0)``: continuous full power from ``s0``, the most leakage
-of any placement in its slots); a start at or after ``after_time`` (the middle of the window)
-runs the profile scaled by ``E(after_time) / E(s0)``. Any start within a mode needs no more
-than its mode's energy, because later heat leaks less. The total's upper bound is what the
-tank can take before its thermostat cuts out (losses during heating ignored, so the bound is
-on the safe side).
+is what the start-scaled form of two-mode operation (``protocol.TwoMode`` with ``prior_time``
+and ``after_time``, the form of protocol 1.0 to 1.2, which every reader still takes) expresses.
+The energy moved around an intervention, the other form, does not fit a reheat: nothing is
+shed and returned, the whole run just needs less the later it starts. The base profile is
+sized for the earliest start ``s0`` (energy ``E(s0)``: continuous full power from ``s0``, the
+most leakage of any placement in its slots); a start at or after ``after_time`` (the middle
+of the window) runs the profile scaled by ``E(after_time) / E(s0)``. Any start within a mode
+needs no more than its mode's energy, because later heat leaks less. The total's upper bound
+is what the tank can take before its thermostat cuts out (losses during heating ignored, so
+the bound is on the safe side).
 
 Per slot the element takes 0 to ``power_kw * dt`` (the EMS meets a slot's energy by duty
 cycle). The default schedule is the plain boiler: full power from ``s0`` until the
@@ -113,7 +116,8 @@ class Boiler(Generator):
         if latest >= s0 + r:
             prior = s0 + (latest - s0) // r // 2 * r
             after = prior + r
-            # portions are factors on the profile's energies (see protocol.effective_profiles)
+            # start-scaled form: portions are factors on the profile's energies (see
+            # protocol.effective_profiles)
             portion = self.energy_needed(temp, ctx.now, after, deadline, r)[0] / need0
             two_mode = TwoMode(
                 prior_time=prior,

@@ -30,6 +30,26 @@ def site_option(func: F) -> F:
     )(func)
 
 
+def admin_option(func: F) -> F:
+    """``--broker-admin PATH`` (or ``$ATP_BROKER_ADMIN``): the running broker's admin socket."""
+    return click.option(
+        "--broker-admin",
+        "admin_socket",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="ATP_BROKER_ADMIN",
+        show_envvar=True,
+        help="The running broker's admin socket, where the change is applied at once "
+        "(default: site.toml's, /run/mosquitto/atp-admin.sock).",
+    )(
+        click.option(
+            "--offline",
+            is_flag=True,
+            help="The broker has never run: write the change into the site's "
+            "broker/dynamic-security.json, which the broker reads when it starts.",
+        )(func)
+    )
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(func)
 
@@ -48,12 +68,16 @@ def reported(func: F) -> F:
 
 
 def report(written: Written, *, as_json: bool, title: str, extra: dict[str, Any]) -> None:
-    """List what was written (paths only: secrets never reach the terminal)."""
+    """List what was written (paths only: secrets never reach the terminal), and what the
+    operator must still do (on stderr)."""
+    for note in written.notes:
+        click.echo(f"note: {note}", err=True)
     if as_json:
         click.echo(
             json.dumps(
                 {
                     **extra,
+                    "broker": written.broker[0] if written.broker else None,
                     "files": [str(p) for p in written.files],
                     "secret_files": [str(p) for p in written.secrets],
                 }

@@ -5,29 +5,66 @@ worker (``atp fman run``) and a simulated fleet of agents (``atp sim fleet``, fr
 side; ``cloud`` never imports ``agent``). All share one simulated timeline: the same start,
 speed and wall-clock anchor. The demo follows the day with a progress bar, then prints what
 happened and writes a plot of the portfolio against the target.
+
+What a seed fixes and what it cannot: the seed fixes the fleet (which devices each agent has,
+their sizes and their random use) and the target. The processes run on a clock anchored to the
+wall clock, where at 900 times real speed a wall second is 15 simulated minutes; how late each
+agent's control step runs on a busy event loop, and when FMAN's planning runs come, decide what
+is offered and scheduled next, so the counts of two runs of one seed differ by a few percent
+and the energy figures by more.
+The demo prints that, with the fleet's own measure of lateness, rather than claim otherwise.
+
+The output directory is the demo's own: it marks it (``.atp-demo``) and replaces only its own
+files there on the next run; a directory with other files and no mark is refused.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
+import protocol
 from cloud.broker import BrokerError, Mosquitto
-from cloud.fman import Store, report, series
+from cloud.fman import Store, execution, report, series
 from cloud.fman.config import dump_toml
+from cloud.fman.store import ACCEPTED_STATES
+
+from ._fmandb import TIME
 
 DAY_S = 86_400
 RES = 900
 #: Seconds between starting the processes and simulated midnight: time to start up (the
 #: worker first, so that it is subscribed before the first agent speaks).
 LEAD_WALL_S = 8.0
+#: Marks a directory the demo made; the demo replaces its own files only in such a directory.
+MARK = ".atp-demo"
+#: What the demo writes into its directory (and removes there before a new run).
+OWN_FILES = (
+    "fman.db",
+    "fman.db-wal",
+    "fman.db-shm",
+    "fman.db.lock",
+    "fman.log",
+    "fman.toml",
+    "fleet.log",
+    "fleet.json",
+    "target.json",
+    "portfolio.png",
+)
+OWN_DIRS = ("broker",)
+#: How long (wall seconds) the fleet may take to stop its agents after the day before the
+#: demo stops it.
+FLEET_STOP_WALL_S = 30.0
 
 
 def _atp() -> str:
@@ -62,12 +99,13 @@ def fleet_command(
         str(speed),
         "--seed",
         str(seed),
-        "--start",
+        "--sim-start",
         str(start),
         "--duration",
         str(duration),
         "--anchor",
         f"{anchor:.3f}",
+        "--json",
     ]
 
 
@@ -85,9 +123,29 @@ def _fleet_available() -> bool:
     show_default=True,
     help="Simulated seconds per wall second (900: a day in 96 s).",
 )
-@click.option("--seed", default=1, show_default=True, help="Seed of the fleet's randomness.")
 @click.option(
-    "--start", "start_day", default=None, help="Simulated day (YYYY-MM-DD, UTC); default today."
+    "--seed",
+    default=1,
+    show_default=True,
+    help="Seed of the fleet (its devices and their use) and of the target; see the summary "
+    "for what varies between runs of one seed.",
+)
+@click.option(
+    "--sim-start",
+    "sim_start",
+    type=TIME,
+    default=None,
+    help="The simulated day: a date (2026-01-01) or its midnight as epoch seconds or ISO "
+    "8601, UTC; default today.",
+)
+@click.option(
+    "--start",
+    "start_deprecated",
+    type=TIME,
+    default=None,
+    hidden=True,
+    deprecated="use --sim-start",
+    help="Deprecated spelling of --sim-start.",
 )
 @click.option(
     "--planner",
@@ -103,7 +161,9 @@ def _fleet_available() -> bool:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".atp/demo"),
     show_default=True,
-    help="Directory for the database, logs and the plot (emptied first).",
+    help="Directory for the database, logs and the plot. Made and marked by the demo; a "
+    "later run replaces only the demo's own files there. A non-empty directory the demo did "
+    "not make is refused.",
 )
 @click.option(
     "--target-kwh",
@@ -115,7 +175,8 @@ def demo(
     agents: int,
     speed: float,
     seed: int,
-    start_day: str | None,
+    sim_start: int | None,
+    start_deprecated: int | None,
     planner: str,
     out: Path,
     target_kwh: float,
@@ -126,10 +187,8 @@ def demo(
             "the fleet simulator `atp sim fleet` is not installed (it comes with the agent "
             "package): run `make setup` from a checkout that has it"
         )
-    day = datetime.fromisoformat(start_day) if start_day else datetime.now(UTC)
-    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    start = _day_start(sim_start if sim_start is not None else start_deprecated)
+    prepare_out(out)
     db = out / "fman.db"
     (out / "target.json").write_bytes(series.to_json(target_series(start, agents, target_kwh)))
     try:
@@ -176,14 +235,19 @@ def demo(
                     anchor=anchor,
                 ),
                 out / "fleet.log",
+                stdout=out / "fleet.json",
             )
         )
         click.echo(f"fleet of {agents} simulated agents started (log {out / 'fleet.log'})")
-        _follow(db, procs, start=start, anchor=anchor, speed=speed)
-        online = _online(db)
-        grace_until = time.time() + 3 * 1800 / speed + 2
-        while time.time() < grace_until and _open_offers(db):
-            time.sleep(0.3)  # the worker judges the last offers' execution
+        online, when = follow(
+            db,
+            worker=procs[0],
+            fleet=procs[1],
+            logs=(out / "fman.log", out / "fleet.log"),
+            start=start,
+            anchor=anchor,
+            speed=speed,
+        )
     finally:
         for p in reversed(procs):
             if p.poll() is None:
@@ -194,7 +258,51 @@ def demo(
             except subprocess.TimeoutExpired:
                 p.kill()
         broker.close()
-    _summary(db, out, online)
+    _summary(db, out, online, when, start=start, fleet=_fleet_summary(out / "fleet.json"))
+
+
+def _day_start(given: int | None) -> int:
+    """Midnight (UTC) of the simulated day: the one given (a date, or a midnight) or today's."""
+    if given is None:
+        now = datetime.now(UTC)
+        return int(datetime(now.year, now.month, now.day, tzinfo=UTC).timestamp())
+    if given % DAY_S:
+        raise click.BadParameter(
+            f"{datetime.fromtimestamp(given, UTC):%Y-%m-%d %H:%M} UTC is not a midnight: the "
+            "demo runs one whole day, give its date (2026-01-01)",
+            param_hint="--sim-start",
+        )
+    return given
+
+
+def _legacy(out: Path) -> bool:
+    """A directory an earlier version of the demo made, before it marked its directories:
+    nothing but the demo's own files, among them those only the demo writes."""
+    names = {p.name for p in out.iterdir()}
+    return names <= set(OWN_FILES + OWN_DIRS) and {"fman.toml", "target.json", "fleet.log"} <= names
+
+
+def prepare_out(out: Path) -> None:
+    """Make ``out`` the demo's directory, or refuse: a non-empty directory without the demo's
+    mark is someone else's, and the demo writes nothing there. In its own directory, only the
+    files a run writes are removed; anything else the user put there stays."""
+    if out.exists() and not out.is_dir():
+        raise click.ClickException(f"--out {out} is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARK).exists() and not _legacy(out):
+        raise click.ClickException(
+            f"--out {out} is not empty and was not made by `atp demo`: give a new or empty "
+            "directory (the demo writes its database, logs and plot there)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OWN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for name in OWN_DIRS:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    (out / MARK).write_text(
+        "Made by `atp demo`. A later run replaces the demo's own files here "
+        f"({', '.join(OWN_FILES + OWN_DIRS)}) and leaves everything else.\n"
+    )
 
 
 def _wait_ready(db: Path, worker: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -214,43 +322,105 @@ def _wait_ready(db: Path, worker: subprocess.Popen[bytes], timeout: float = 30.0
     raise click.ClickException(f"the FMAN worker did not start within {timeout:g} s")
 
 
-def _spawn(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as f:
-        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+def _spawn(cmd: list[str], log: Path, *, stdout: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` with its output in ``log`` (its standard output in ``stdout`` if given)."""
+    with log.open("wb") as err:
+        if stdout is None:
+            return subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT)
+        with stdout.open("wb") as out:
+            return subprocess.Popen(cmd, stdout=out, stderr=err)
 
 
-def _follow(
-    db: Path, procs: list[subprocess.Popen[bytes]], *, start: int, anchor: float, speed: float
-) -> None:
+def follow(
+    db: Path,
+    *,
+    worker: subprocess.Popen[bytes],
+    fleet: subprocess.Popen[bytes],
+    logs: tuple[Path, Path],
+    start: int,
+    anchor: float,
+    speed: float,
+) -> tuple[int, int]:
+    """Follow the simulated day with a progress bar until the fleet has finished it and the
+    worker has judged the last offers' execution (or a grace period passed).
+
+    The fleet stops by itself when its day is over (``--duration``): its exit with code 0 then
+    is the day's end, not a failure. The worker stopping, the fleet failing, or the fleet
+    stopping long before the end is an error naming the log. Returns the agents online at
+    the last look before the day's end, and that simulated time."""
     slots = DAY_S // RES
+    end = start + DAY_S
     done = 0
+    online, when = 0, start
     with click.progressbar(
         length=slots, label="simulated day", show_eta=True, item_show_func=lambda _: _status(db)
     ) as bar:
-        while done < slots:
-            for p in procs:
-                if p.poll() is not None:
-                    raise click.ClickException(
-                        f"{' '.join(p.args[:3])} stopped with code {p.returncode}; "  # type: ignore[index]
-                        "see its log"
-                    )
+        while True:
             sim = start + (time.time() - anchor) * speed
-            now_slot = min(slots, max(0, int((sim - start) // RES)))
+            if worker.poll() is not None:
+                raise click.ClickException(
+                    f"the FMAN worker stopped with code {worker.returncode}; see {logs[0]}"
+                )
+            code = fleet.poll()
+            if code is not None and code != 0:
+                raise click.ClickException(f"the fleet stopped with code {code}; see {logs[1]}")
+            if code == 0 and sim < end - 2 * RES:
+                raise click.ClickException(
+                    f"the fleet stopped at {datetime.fromtimestamp(sim, UTC):%H:%M} of the "
+                    f"simulated day, before its end; see {logs[1]}"
+                )
+            if code is None and sim < end:
+                online, when = _online(db), int(sim)
+            now_slot = slots if code == 0 else min(slots, max(0, int((sim - start) // RES)))
             if now_slot > done:
                 bar.update(now_slot - done, None)
                 done = now_slot
+            if code == 0:
+                fleet_done = time.time()
+                break
+            if sim >= end and time.time() > anchor + DAY_S / speed + FLEET_STOP_WALL_S:
+                fleet.terminate()  # its agents should have stopped by now; the summary says
             time.sleep(0.2)
+        # the worker judges the last offers' execution once their readings are in, and its
+        # counters are written after the last offers arrived (the last line then shows the
+        # figure the summary prints)
+        grace_until = time.time() + 3 * 1800 / speed + 2
+        while time.time() < grace_until and worker.poll() is None:
+            if not _open_offers(db) and _counted_since(db, fleet_done):
+                break
+            bar.render_progress()
+            time.sleep(0.3)
+        bar.render_progress()
+    return online, when
+
+
+def _counted_since(db: Path, t: float) -> bool:
+    """Whether every worker wrote its counters after wall time ``t``."""
+    s = Store(path=db)
+    try:
+        stats = s.stats()
+    finally:
+        s.close()
+    return bool(stats) and all(w.get("alive_at", 0.0) > t for w in stats.values())
+
+
+def _accepted(s: Store) -> int:
+    """Offers FMAN accepted so far (the workers' counter: it only grows, while offers that
+    were accepted move on to other states, withdrawn among them)."""
+    return int(sum(w.get("offer.accepted", 0) for w in s.stats().values()))
 
 
 def _status(db: Path) -> str:
     try:
         s = Store(path=db)
-        c = report.counts(s)
-        s.close()
+        try:
+            c = report.counts(s)
+            accepted = _accepted(s)
+        finally:
+            s.close()
     except Exception:
         return ""
     o = c["offers"]
-    accepted = sum(o.get(k, 0) for k in ("accepted", "assigned", "executing", "executed"))
     return f"offers {accepted} accepted, {o.get('rejected', 0)} rejected"
 
 
@@ -270,11 +440,60 @@ def _open_offers(db: Path) -> int:
         s.close()
 
 
-def _summary(db: Path, out: Path, online: int) -> None:
+def _fleet_summary(path: Path) -> dict[str, Any]:
+    """The fleet's own summary (``atp sim fleet --json``), or nothing if it wrote none."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def grid_assets(
+    s: Store, *, start: int, end: int, grid_s: int = RES
+) -> tuple[int, dict[int, float], dict[int, float]]:
+    """The grid-asset bids (DOMS) among the accepted offers: how many, their energy per slot
+    as scheduled (or their default where nothing was scheduled), and the least energy their
+    profiles allow in each slot at the scheduled start: what no plan can go below."""
+    rows = [r for r in s.offers_in(ACCEPTED_STATES) if r["load_type"] == "doms"]
+    in_force = s.current_schedules([r["id"] for r in rows])
+    scheduled: dict[int, float] = {}
+    floor: dict[int, float] = {}
+    for r in rows:
+        o = protocol.decode(r["payload"], expect="offer", check=False).body
+        sched = in_force.get(o.id)
+        if sched is not None and sched.status != "implicit":
+            at, profile, energy = sched.start, sched.profile, sched.energy_kwh
+        else:
+            at, profile, energy = o.default.start, o.default.profile, o.default.energy_kwh
+        lower = protocol.effective_profiles(o)[profile].lower_kwh
+        for out, values in ((scheduled, energy), (floor, lower)):
+            for t, e in execution.per_slot(at, values, o.resolution_s, grid_s).items():
+                if start <= t < end:
+                    out[t] = out.get(t, 0.0) + e
+    return len(rows), scheduled, floor
+
+
+def _above(floor: Mapping[int, float], p: report.Portfolio) -> int:
+    """Slots where the grid-asset bids' least energy alone is above the target."""
+    return sum(
+        1 for x in p.slots if x.target_kwh is not None and floor.get(x.start, 0.0) > x.target_kwh
+    )
+
+
+def _summary(
+    db: Path,
+    out: Path,
+    online: int,
+    when: int,
+    *,
+    start: int,
+    fleet: Mapping[str, Any],
+) -> None:
     from cloud.fman.plot import plot_portfolio
 
     s = Store(path=db)
-    p = report.portfolio(s)
+    p = report.portfolio(s, start=start, end=start + DAY_S)
     c = p.summary
     o = c["offers"]
     sched = c["schedules_in_force"]
@@ -285,15 +504,36 @@ def _summary(db: Path, out: Path, online: int) -> None:
     metered = s.query(
         "SELECT count(*) AS n FROM offers WHERE state = 'executed' AND metered_slots > 0"
     )[0]["n"]
+    accepted = _accepted(s)
+    sites, grid_kwh, floor = grid_assets(s, start=start, end=start + DAY_S)
     s.close()
-    accepted = sum(o.get(k, 0) for k in ("accepted", "assigned", "executing", "executed"))
-    plot = plot_portfolio(p, out / "portfolio.png", title="atp demo")
+    above = _above(floor, p)
+    slots_with_target = sum(1 for x in p.slots if x.target_kwh is not None)
+    day = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d")
+    why = (
+        f"grid-asset bids (DOMS, {sites} offers): {sum(grid_kwh.values()):.0f} kWh of the "
+        f"schedule; they can move only in their delivery hours, and in {above} of the "
+        f"{slots_with_target} slots their least energy alone is above the target, so no plan "
+        "reaches the target there"
+        if sites
+        else ""
+    )
+    plot = plot_portfolio(
+        p,
+        out / "portfolio.png",
+        title=f"atp demo, {day} (UTC)",
+        parts={"of which grid-asset bids (DOMS), scheduled": grid_kwh} if sites else None,
+        note=why[0].upper() + why[1:] + "." if why else "",
+    )
     before, after = p.imbalance_baseline_kwh, p.imbalance_scheduled_kwh
     click.echo("")
-    click.echo(f"agents: {c['agents']} ({online} online at the end of the day)")
     click.echo(
-        f"offers: {accepted} accepted, {o.get('rejected', 0)} rejected, "
-        f"{o.get('withdrawn', 0)} withdrawn"
+        f"agents: {c['agents']} ({online} online at "
+        f"{datetime.fromtimestamp(when, UTC):%H:%M}, the last look before the day's end)"
+    )
+    click.echo(
+        f"offers: {accepted} accepted, {o.get('rejected', 0)} rejected; "
+        f"{o.get('withdrawn', 0)} withdrawn by their agents"
     )
     click.echo(
         f"schedules: {delivered} delivered and taken by agents, {refused} refused; "
@@ -314,5 +554,20 @@ def _summary(db: Path, out: Path, online: int) -> None:
             else ""
         )
     )
+    if why:
+        click.echo(why)
     click.echo(f"energy shifted in time: {p.shifted_kwh:.0f} kWh")
+    lag = fleet.get("lag_max_s")
+    click.echo(
+        "what varies between runs of one seed: the seed fixes the fleet and the target, but "
+        "agents and FMAN are separate processes on a clock tied to the wall clock"
+        + (
+            f" (here agents' control steps ran up to {lag:.0f} simulated s late, "
+            f"{fleet.get('lag_mean_s', 0.0):.1f} s on average)"
+            if isinstance(lag, int | float)
+            else ""
+        )
+        + ": what is offered and planned differs from run to run, the counts above by a few "
+        "percent, the energy figures by more"
+    )
     click.echo(f"plot: {plot}   database: {db} (try `atp offers list --db {db}`)")

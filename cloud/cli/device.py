@@ -7,11 +7,15 @@ from pathlib import Path
 
 import click
 
-from cloud.provision import Site, add_agent, revoke
+from cloud.provision import Site, Written, add_agent, revoke
 
-from ._site import json_option, report, reported, site_option
+from ._site import admin_option, json_option, report, reported, site_option
 
-RELOAD_HINT = "reload the broker to apply: systemctl reload mosquitto (or send it SIGHUP)"
+
+def _applied(written: Written) -> str:
+    if written.broker == ["live"]:
+        return "applied to the running broker"
+    return "the broker reads it when it starts"
 
 
 @click.group()
@@ -36,6 +40,7 @@ def device() -> None:
     help="The agent talks to a Mosquitto on its gateway, bridged to the cloud "
     "(store-and-forward); also writes that broker's configuration under edge/.",
 )
+@admin_option
 @json_option
 @reported
 def add(
@@ -46,9 +51,13 @@ def add(
     rotate: bool,
     devices: Path | None,
     edge_bridge: bool,
+    admin_socket: Path | None,
+    offline: bool,
     as_json: bool,
 ) -> None:
-    """Create AGENT_ID's credentials and a ready foa.toml under the site's devices/."""
+    """Create AGENT_ID's account at the broker, its credentials and a ready foa.toml under
+    the site's devices/. AGENT_ID: letters, digits and _.@- (starting with a letter or a
+    digit, at most 128 characters)."""
     written = add_agent(
         site,
         agent_id,
@@ -57,6 +66,8 @@ def add(
         rotate=rotate,
         devices=devices,
         edge_bridge=edge_bridge,
+        admin_socket=admin_socket,
+        offline=offline,
     )
     if devices is None:
         click.echo(
@@ -67,7 +78,7 @@ def add(
     report(
         written,
         as_json=as_json,
-        title=f"agent {agent_id}: credentials written; {RELOAD_HINT}",
+        title=f"agent {agent_id}: credentials written; {_applied(written)}",
         extra={"agent": agent_id, "directory": str(site.device_dir(agent_id))},
     )
 
@@ -75,16 +86,20 @@ def add(
 @device.command("revoke")
 @click.argument("agent_id")
 @site_option
+@admin_option
 @json_option
 @reported
-def revoke_cmd(agent_id: str, site: Site, as_json: bool) -> None:
-    """Refuse AGENT_ID at the broker (after its next reload)."""
+def revoke_cmd(
+    agent_id: str, site: Site, admin_socket: Path | None, offline: bool, as_json: bool
+) -> None:
+    """Refuse AGENT_ID (or a service account) at once: with the broker running, its
+    connections and persistent session end and its retained messages are cleared."""
     site.account(agent_id)  # a clear error for an unknown id, before anything changes
-    written = revoke(site, agent_id)
+    written = revoke(site, agent_id, admin_socket=admin_socket, offline=offline)
     report(
         written,
         as_json=as_json,
-        title=f"agent {agent_id}: revoked; {RELOAD_HINT}",
+        title=f"account {agent_id}: revoked; {_applied(written)}",
         extra={"agent": agent_id, "revoked": True},
     )
 

@@ -45,7 +45,11 @@ def fman() -> None:
 @click.option("--id", "worker_id", help="Worker id: MQTT client id, keep it stable.")
 @click.option("--group", help="Shared-subscription group.")
 @click.option("--planner", help="default, greedy, ortools or package.module:Class.")
-@click.option("--sim-start", help="Run on simulated time from this instant (epoch or ISO).")
+@click.option(
+    "--sim-start",
+    help="Run on simulated time from this instant (epoch seconds or ISO 8601, UTC); "
+    "overrides clock.sim_start.",
+)
 @click.option("--speed", type=float, help="Simulated seconds per wall second.")
 @click.option("--anchor", type=float, help="Wall epoch at which simulated time is --sim-start.")
 @click.option("--ingest-only", is_flag=True, help="Never plan (take no planner lease).")
@@ -54,6 +58,7 @@ def fman() -> None:
     default="INFO",
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Least severity of the log lines printed to standard error.",
 )
 def run(
     config_path: Path | None,

@@ -65,6 +65,19 @@ def _fail(lines: list[str]) -> None:
     show_default=True,
     help="Aggregate before planning, disaggregate after.",
 )
+@click.option(
+    "--resample",
+    is_flag=True,
+    help="Put a --target or --prices series of another step (hourly, say) on the offers' "
+    "slots: a target is split or summed, prices repeated or averaged. Without it such a "
+    "series is an error.",
+)
+@click.option(
+    "--fill",
+    is_flag=True,
+    help="Count slots of the plan that a series has no value for as 0 (a target of 0, a "
+    "price of 0). Without it such a series is an error.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(
     offers_file: Path,
@@ -75,16 +88,22 @@ def plan(
     time_limit_s: float,
     relative_gap: float,
     aggregate: bool,
+    resample: bool,
+    fill: bool,
     as_json: bool,
 ) -> None:
     """Plan the offers in --offers: balance them to --target, or minimise cost under --prices,
     within --peak per grid node. Prints every offer's start, profile and energy (per slot with
-    --json), the objective and a proven lower bound on it; progress goes to standard error."""
+    --json), the objective and a proven lower bound on it; progress goes to standard error.
+
+    A series must have a value for every slot the offers can reach (--resample, --fill
+    otherwise). --time-limit bounds the whole run of the planner, model building and its
+    fallback included, with an overshoot of a fraction of a second at most."""
     from cloud.optim import OrToolsPlanner, PlanRequest
     from cloud.optim.aggregate import Aggregator, total_loss
     from cloud.optim.disaggregate import disaggregate
     from cloud.optim.errors import OptimError, SeriesError
-    from cloud.optim.series import parse_series
+    from cloud.optim.series import fit_to_slots, parse_series
 
     try:
         offers = protocol.read_offers(_read(offers_file))
@@ -93,16 +112,27 @@ def plan(
     if not offers:
         _fail([f"{offers_file}: no offers"])
     resolution = offers[0].resolution_s
+    slots = _slots(offers, resolution)
     series: dict[str, dict[int, float]] = {}
+    notes: list[str] = []
     for name, path in (("target", target_file), ("prices", prices_file)):
         if path is None:
             continue
         try:
-            series[name] = parse_series(
-                _read(path).decode("utf-8"), source=str(path), resolution_s=resolution
+            fitted = fit_to_slots(
+                parse_series(_read(path).decode("utf-8"), source=str(path), resolution_s=1),
+                slots,
+                source=str(path),
+                per_slot=name == "target",
+                resample=resample,
+                fill=fill,
             )
         except (SeriesError, UnicodeDecodeError) as exc:
             _fail([str(exc)])
+        series[name] = fitted.values
+        notes.extend(fitted.notes)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     objective = objective or ("balance" if "target" in series else "cost")
     if objective == "cost" and "prices" not in series:
         _fail(["--objective cost needs --prices"])
@@ -148,6 +178,8 @@ def plan(
             "objective": result.objective,
             "bound": result.bound,
             "status": result.status,
+            "status_detail": result.detail,
+            "notes": notes,
             "schedules": [
                 {
                     "offer_id": s.offer_id,
@@ -176,6 +208,8 @@ def plan(
             f"{len(schedules)} schedules, objective {result.objective:.6g} ({objective}), "
             f"bound {result.bound:.6g}, gap {100 * gap:.3g} %, {result.status}, {elapsed:.2f} s"
         )
+        if result.detail:
+            click.echo(f"{result.status}: {result.detail}")
         if loss is not None:
             click.echo(
                 f"aggregation lost {loss.time_flexibility_s / 3600:.1f} h of time flexibility, "
@@ -186,3 +220,18 @@ def plan(
             click.echo(f"infeasible: {oid}: {reason}")
     if result.infeasible:
         sys.exit(2)
+
+
+def _slots(offers: list[protocol.FlexOffer], resolution: int) -> range:
+    """The slots the offers of the plan's resolution can reach: the span a series must cover."""
+    from cloud.optim.blocks import view
+
+    spans = [
+        (b.first_start, b.last_start + b.n * resolution)
+        for o in offers
+        if o.resolution_s == resolution
+        for b in view(o).blocks
+    ]
+    if not spans:
+        return range(0, 0, resolution)
+    return range(min(a for a, _ in spans), max(b for _, b in spans), resolution)

@@ -1,32 +1,64 @@
-"""``atp service``: broker credentials of the FMAN and FMAR service accounts."""
+"""``atp service``: broker accounts of the FMAN workers and of FMAR."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from cloud.provision import SERVICE_ROLES, Site, add_service
+from cloud.provision import SERVICE_ROLES, Site, add_service, service_account
 
-from ._site import json_option, report, reported, site_option
+from ._site import admin_option, json_option, report, reported, site_option
 
 
 @click.group()
 def service() -> None:
-    """Service accounts (fman, fmar): every worker of a service shares its account."""
+    """Service accounts: one per FMAN worker (fman-<worker>), one for FMAR."""
 
 
 @service.command("add")
 @click.argument("name", type=click.Choice(SERVICE_ROLES))
+@click.option(
+    "--worker",
+    help="FMAN only: the worker's name (systemd's atp-fman@WORKER), default 1; its account "
+    "and MQTT client id are fman-WORKER. One command per worker.",
+)
 @site_option
 @click.option("--client-cert", is_flag=True, help="Also issue a TLS client certificate.")
-@click.option("--rotate", is_flag=True, help="Replace the service's credentials.")
+@click.option("--rotate", is_flag=True, help="Replace the account's credentials.")
+@admin_option
 @json_option
 @reported
-def add(name: str, site: Site, client_cert: bool, rotate: bool, as_json: bool) -> None:
-    """Create NAME's password (and certificate) under the site's services/."""
-    written = add_service(site, name, client_cert=client_cert, rotate=rotate)
+def add(
+    name: str,
+    worker: str | None,
+    site: Site,
+    client_cert: bool,
+    rotate: bool,
+    admin_socket: Path | None,
+    offline: bool,
+    as_json: bool,
+) -> None:
+    """Create the account of one FMAN worker (or of FMAR), its password (and certificate)
+    under the site's services/ACCOUNT/."""
+    account = service_account(name, worker)
+    written = add_service(
+        site,
+        name,
+        worker=worker,
+        client_cert=client_cert,
+        rotate=rotate,
+        admin_socket=admin_socket,
+        offline=offline,
+    )
+    applied = (
+        "applied to the running broker"
+        if written.broker == ["live"]
+        else "the broker reads it when it starts"
+    )
     report(
         written,
         as_json=as_json,
-        title=f"service {name}: credentials written; reload the broker to apply",
-        extra={"service": name, "directory": str(site.service_dir(name))},
+        title=f"service account {account}: credentials written; {applied}",
+        extra={"service": name, "account": account, "directory": str(site.service_dir(account))},
     )

@@ -7,7 +7,8 @@ here needs FMAN's knowledge: the sender, deadlines against our clock, the offer'
 agent's contract.
 
 Each function returns a :class:`Verdict`: ``accept``, ``duplicate`` (the same revision again:
-answer as before, change nothing), or ``reject`` with every reason found.
+answer as before, change nothing), or ``reject`` with every reason found. A meter batch is
+judged reading by reading: an accepted batch may carry readings to quarantine, with why.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ _SLACK_KWH = 1e-6
 class Verdict:
     outcome: Literal["accept", "duplicate", "reject"]
     reasons: Sequence[Reason] = field(default_factory=tuple)
+    #: of an accepted meter batch: the readings (by index) set aside, each with its reason
+    quarantined: Sequence[tuple[int, Reason]] = field(default_factory=tuple)
 
     @property
     def accepted(self) -> bool:
@@ -179,36 +182,33 @@ def judge_meter(
     rules: AcceptanceSection,
     tolerance_s: float | None = None,
 ) -> Verdict:
-    """All or nothing: a batch with an implausible reading is refused whole, with every
-    offending reading named, so an agent never has to guess which part was kept."""
+    """Reading by reading: the plausible readings are kept, the others quarantined with the
+    first reason found (a device not in the contract, more energy than the contract's power
+    allows over the interval, an interval ending in the future). One implausible reading no
+    longer costs the valid readings of the household's other devices. Only a batch sent on
+    another agent's topic is refused whole."""
     if batch.agent != sender:
         return _reject("agent_mismatch", "agent", f"batch of {batch.agent!r} on {sender!r}'s topic")
-    reasons: list[Reason] = []
+    tol = rules.clock_skew_s if tolerance_s is None else tolerance_s
+    quarantined: list[tuple[int, Reason]] = []
     for i, r in enumerate(batch.readings):
-        if contract.devices and r.device not in contract.devices:
-            reasons.append(
-                Reason(code="unknown_device", field=f"readings[{i}].device", message=r.device)
-            )
+        reason = None
         limit = contract.max_power_kw * r.duration_s / 3600 + _SLACK_KWH
-        if abs(r.energy_kwh) > limit:
-            reasons.append(
-                Reason(
-                    code="implausible",
-                    field=f"readings[{i}].energy_kwh",
-                    message=f"{r.energy_kwh:g} kWh in {r.duration_s} s exceeds the contract's "
-                    f"{contract.max_power_kw:g} kW",
-                )
+        if contract.devices and r.device not in contract.devices:
+            reason = Reason(code="unknown_device", field=f"readings[{i}].device", message=r.device)
+        elif abs(r.energy_kwh) > limit:
+            reason = Reason(
+                code="implausible",
+                field=f"readings[{i}].energy_kwh",
+                message=f"{r.energy_kwh:g} kWh in {r.duration_s} s exceeds the contract's "
+                f"{contract.max_power_kw:g} kW",
             )
-        if r.start + r.duration_s > now + (
-            rules.clock_skew_s if tolerance_s is None else tolerance_s
-        ):
-            reasons.append(
-                Reason(
-                    code="reading_in_future",
-                    field=f"readings[{i}].start",
-                    message=f"interval ends {r.start + r.duration_s - now:.0f} s ahead of FMAN",
-                )
+        elif r.start + r.duration_s > now + tol:
+            reason = Reason(
+                code="reading_in_future",
+                field=f"readings[{i}].start",
+                message=f"interval ends {r.start + r.duration_s - now:.0f} s ahead of FMAN",
             )
-        if len(reasons) >= 16:
-            break
-    return Verdict("reject", tuple(reasons)) if reasons else ACCEPT
+        if reason is not None:
+            quarantined.append((i, reason))
+    return Verdict("accept", quarantined=tuple(quarantined)) if quarantined else ACCEPT

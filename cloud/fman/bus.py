@@ -10,6 +10,12 @@ stays the same across restarts: the broker keeps the worker's subscriptions and 
 had sent but not yet seen acknowledged, and hands it over again when the worker comes back,
 SIGKILLed or not.
 
+Subscriptions are made again on every connection, whatever the CONNACK's session-present flag
+says: Mosquitto 2.0.11 restores an offline persistent session after a restart but not its
+*shared* subscriptions, so until the worker subscribes again the broker acknowledges and drops
+what agents send to the group. Reconnection waits at most ``RECONNECT_MAX_S``, to keep that
+window short (agents send again whatever FMAN does not answer, so it costs a delay, not data).
+
 Publishing is bounded: at most ``max_in_flight`` messages wait for the broker's PUBACK (paho's
 message ids wrap at 65,535), so a slow broker slows the caller instead of growing a queue.
 """
@@ -36,6 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Subscription identifier of the retained-message sweep.
 SWEEP_ID = 7
+#: Longest wait between reconnection attempts (a worker is one of few clients: the broker can
+#: take its attempts; a long wait is time in which the group's share is dropped).
+RECONNECT_MAX_S = 5
 
 
 def parse_url(url: str) -> tuple[str, int, bool]:
@@ -83,7 +92,7 @@ class Bus:
         # ``max_in_flight`` bounds what is outstanding instead
         c.max_inflight_messages_set(0)
         c.max_queued_messages_set(0)
-        c.reconnect_delay_set(min_delay=1, max_delay=30)
+        c.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
         if tls:
             c.tls_set_context(tls_context(ca_file))
         if credentials_file:
@@ -132,6 +141,8 @@ class Bus:
             return
         log.info("connected to %s (session present: %s)", self.url, flags.session_present)
         self.connected.set()
+        # always, even with a session present: a restarted Mosquitto 2.0 keeps the session but
+        # not its shared subscriptions
         opts = SubscribeOptions(qos=1)
         client.subscribe([(f, opts) for f in self.subscriptions])
 

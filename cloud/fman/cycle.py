@@ -13,8 +13,9 @@ One worker of a group runs it at a time, the holder of the ``planner`` lease in 
    default too. A schedule is stored as a new version only if it differs from the one in
    force, so re-planning does not flood agents with copies.
 2. **deliver** schedules not yet handed to the broker (a worker killed in between resends them
-   after its restart) and resend those an agent has not answered for a while; the agent treats
-   a repeated version as a no-op.
+   after its restart) and resend those an agent has not answered for a while, also after the
+   offer's deadline while it runs: the agent answers a repeated version as the first time
+   (its answer may have been lost), and refuses one it never had, which FMAN then records.
 3. **advance** offers in time: ``executing`` from the schedule's start, ``executed`` once the
    last slot plus a grace period has passed, with the execution check (:mod:`.execution`)
    written per slot. A schedule the agent refused leaves the previous acknowledged version in
@@ -405,12 +406,13 @@ class Cycle:
             key = (s.offer_id, s.version)
             if key in self._in_flight:
                 continue
-            if s.deadline <= in_time:
+            if s.deadline <= in_time and s.status == "pending":
                 # it would reach the agent after the deadline, to be refused: the agent keeps
                 # the version before (or runs its default), and FMAN records the same
-                if s.status == "pending":
-                    late.append(key)
+                late.append(key)
                 continue
+            # (a schedule sent and never answered goes again even after the deadline: the
+            # agent answers it as it did the first time, or refuses it if it never had it)
             if s.status == "sent":
                 self.stats["schedules.resent"] += 1
             payload = protocol.encode(

@@ -8,6 +8,11 @@ broker and publish the answers returned here: a message is never acknowledged be
 stored, and a crash in between makes the broker redeliver it, which the ingest log turns into
 the same answer again, never a second row.
 
+Answers are what end-to-end delivery rests on: an agent keeps an offer, a withdrawal or a meter
+batch until it hears the answer for that message, and sends it again until then. A message
+sent again is found in the ingest log (agent, message id) and answered exactly as the first
+time, quarantined readings of a meter batch included, without a second row.
+
 Ordering across workers: the shared subscription may hand an offer's update to one worker and
 its insert to another, so order is restored from the data itself rather than from delivery:
 an offer is kept only if its ``revision`` is higher than the stored one (the older revision,
@@ -38,6 +43,7 @@ from protocol import (
     DecodeError,
     FlexOffer,
     MeterBatch,
+    QuarantinedReading,
     Reason,
     Reject,
     Status,
@@ -92,6 +98,7 @@ class _Decisions:
     offer_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     state_rows: list[tuple[str, str, float, str]] = field(default_factory=list)
     reading_rows: list[tuple] = field(default_factory=list)
+    quarantine_rows: list[tuple] = field(default_factory=list)
     status_rows: list[tuple] = field(default_factory=list)
     schedule_rows: list[tuple] = field(default_factory=list)
     series: list[tuple[str, dict[int, float]]] = field(default_factory=list)
@@ -398,6 +405,15 @@ class Ingest:
                     )
                 elif verdict.outcome == "reject":
                     stats["withdraw.rejected"] += 1
+                    ran = ("executing", "executed", "settled")
+                    if stored is not None and stored.issuer == agent and stored.state in ran:
+                        # the offer keeps its state; its record says the agent withdrew it
+                        why = "; ".join(r.message or r.code for r in verdict.reasons)
+                        note = f"withdrawn by the agent too late ({why}): {wd.reason}"
+                        if wd.offer_id in offer_rows:
+                            offer_rows[wd.offer_id].update(reason=note[:1024])
+                        else:
+                            state_rows.append((stored.state, note[:1024], now, wd.offer_id))
                 answers.append(self._answer(agent, "offer.delete", wd.offer_id, 0, verdict, now))
                 log_rows.append(
                     _log_row(
@@ -415,18 +431,41 @@ class Ingest:
                     rules=self.config.acceptance,
                     tolerance_s=self.tolerance_s,
                 )
+                quarantined: list[QuarantinedReading] = []
                 if verdict.accepted:
-                    stats["meter.readings"] += len(mb.readings)
-                    reading_rows.extend(
-                        (agent, r.device, r.start, r.duration_s, r.energy_kwh, r.offer_id, now)
-                        for r in mb.readings
-                    )
+                    aside = dict(verdict.quarantined)
+                    for i, r in enumerate(mb.readings):
+                        why = aside.get(i)
+                        if why is None:
+                            reading_rows.append(
+                                (agent, r.device, r.start, r.duration_s, r.energy_kwh,
+                                 r.offer_id, now)
+                            )  # fmt: skip
+                            continue
+                        quarantined.append(
+                            QuarantinedReading(
+                                device=r.device, start=r.start, code=why.code, message=why.message
+                            )
+                        )
+                        d.quarantine_rows.append(
+                            (agent, r.device, r.start, r.duration_s, r.energy_kwh, r.offer_id,
+                             why.code, why.message, msg.id, now)
+                        )  # fmt: skip
+                    stats["meter.readings"] += len(mb.readings) - len(quarantined)
+                    stats["meter.quarantined"] += len(quarantined)
                 else:
                     stats["meter.rejected"] += 1
-                answers.append(self._answer(agent, "meter", msg.id[:128], mb.seq, verdict, now))
-                log_rows.append(
-                    _log_row(agent, msg.id, "meter", "", mb.seq, verdict, self.worker, wall)
+                answers.append(
+                    self._answer(
+                        agent, "meter", msg.id[:128], mb.seq, verdict, now, quarantined=quarantined
+                    )
                 )
+                log_rows.append(
+                    _log_row(
+                        agent, msg.id, "meter", "", mb.seq, verdict, self.worker, wall,
+                        quarantined=quarantined,
+                    )
+                )  # fmt: skip
 
             elif it.channel == "status":
                 st: Status = body
@@ -461,6 +500,8 @@ class Ingest:
             tx.bump("offers")
         if d.reading_rows:
             tx.put_readings(d.reading_rows)
+        if d.quarantine_rows:
+            tx.put_quarantined(d.quarantine_rows)
         if d.status_rows:
             tx.put_statuses(d.status_rows)
         if d.schedule_rows:
@@ -471,7 +512,15 @@ class Ingest:
     # -- answers -----------------------------------------------------------------------------
 
     def _answer(
-        self, agent: str, kind: str, ref: str, revision: int, verdict: Verdict, now: float
+        self,
+        agent: str,
+        kind: str,
+        ref: str,
+        revision: int,
+        verdict: Verdict,
+        now: float,
+        *,
+        quarantined: Sequence[QuarantinedReading] = (),
     ) -> Outgoing:
         body: Ack | Reject
         if verdict.outcome == "reject":
@@ -479,7 +528,13 @@ class Ingest:
                 ref_kind=kind, ref_id=ref, revision=revision, reasons=list(verdict.reasons)
             )
         else:
-            body = Ack(ref_kind=kind, ref_id=ref, revision=revision, fman_id=self.fman_id)
+            body = Ack(
+                ref_kind=kind,
+                ref_id=ref,
+                revision=revision,
+                fman_id=self.fman_id,
+                quarantined=list(quarantined),
+            )
         msg_id = f"{self._id_prefix}{next(self._ids)}"
         return Outgoing(
             topics.agent_topic(agent, "ack"), protocol.encode(body, ts=int(now), msg_id=msg_id)
@@ -488,13 +543,18 @@ class Ingest:
     def _repeat(self, agent: str, row: dict, now: float) -> Outgoing:
         """The answer a redelivered message got the first time."""
         kind = ANSWERED.get(row["channel"], row["channel"])
+        quarantined: list[QuarantinedReading] = []
         if row["outcome"] == "reject":
             reasons = tuple(msgspec.convert(json.loads(row["reasons"]), list[Reason]))
             verdict = Verdict("reject", reasons)
         else:
             verdict = Verdict("accept")
+            if row["channel"] == "meter" and row["reasons"]:
+                quarantined = msgspec.json.decode(row["reasons"], type=list[QuarantinedReading])
         ref = row["ref_id"] or row["msg_id"][:128]
-        return self._answer(agent, kind, ref, row["revision"], verdict, now)
+        return self._answer(
+            agent, kind, ref, row["revision"], verdict, now, quarantined=quarantined
+        )
 
 
 # -- rows ------------------------------------------------------------------------------------
@@ -558,9 +618,15 @@ def _log_row(
     verdict: Verdict,
     worker: str,
     wall: float,
+    *,
+    quarantined: Sequence[QuarantinedReading] = (),
 ) -> tuple:
+    """The ingest-log row; an accepted meter batch keeps its quarantined readings where a
+    refusal keeps its reasons, so a repeated batch gets the very same answer."""
     outcome = "reject" if verdict.outcome == "reject" else "ack"
     reasons = _reasons_json(verdict.reasons) if verdict.reasons else ""
+    if quarantined:
+        reasons = msgspec.json.encode(list(quarantined)).decode()
     return (agent, msg_id, channel, ref, revision, outcome, reasons, worker, wall)
 
 

@@ -1,22 +1,65 @@
-"""The portfolio as a PNG: target, baseline, scheduled and metered energy per slot."""
+"""The portfolio as a PNG: target, baseline, scheduled and metered energy per slot.
+
+The axis says the dates and the slot length, so a plot read on its own says what it shows;
+``parts`` shades a share of the scheduled energy (the demo: the grid-asset bids) and ``note``
+explains under the plot what the curves cannot (why the schedule leaves the target where it
+does).
+"""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .report import Portfolio
 
+_PART_COLOURS = ("tab:green", "tab:purple", "tab:brown")
 
-def plot_portfolio(p: Portfolio, path: Path, *, title: str = "FMAN portfolio") -> Path:
+
+def slot_length_s(p: Portfolio, default: int = 900) -> int:
+    """The portfolio's slot length: the smallest step between its slots."""
+    starts = [s.start for s in p.slots]
+    steps = [b - a for a, b in itertools.pairwise(starts) if b > a]
+    return min(steps) if steps else default
+
+
+def _span(p: Portfolio, res: int) -> str:
+    if not p.slots:
+        return "no slots"
+    first = datetime.fromtimestamp(p.slots[0].start, UTC)
+    last = datetime.fromtimestamp(p.slots[-1].start + res, UTC)
+    return f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+
+
+def plot_portfolio(
+    p: Portfolio,
+    path: Path,
+    *,
+    title: str = "FMAN portfolio",
+    parts: Mapping[str, Mapping[int, float]] | None = None,
+    note: str = "",
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
+    res = slot_length_s(p)
     t = [datetime.fromtimestamp(s.start, UTC) for s in p.slots]
-    fig, ax = plt.subplots(figsize=(11, 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(11, 5.6 if note else 5), dpi=110)
+    for colour, (label, values) in zip(_PART_COLOURS, (parts or {}).items(), strict=False):
+        ax.fill_between(
+            t,
+            [values.get(s.start, 0.0) for s in p.slots],
+            step="post",
+            alpha=0.25,
+            color=colour,
+            linewidth=0,
+            label=label,
+        )
     if any(s.target_kwh is not None for s in p.slots):
         ax.step(
             t,
@@ -51,17 +94,22 @@ def plot_portfolio(p: Portfolio, path: Path, *, title: str = "FMAN portfolio") -
             color="tab:orange",
             alpha=0.8,
         )
-    ax.set_ylabel("kWh per slot")
+    minutes = res // 60
+    ax.set_ylabel(f"kWh per {minutes}-minute slot" if res % 60 == 0 else f"kWh per {res} s slot")
     ax.set_title(
-        f"{title}: {p.offers} offers, imbalance {p.imbalance_baseline_kwh:.0f} -> "
+        f"{title}: {p.offers} offers in the portfolio, imbalance "
+        f"{p.imbalance_baseline_kwh:.0f} -> "
         f"{p.imbalance_scheduled_kwh:.0f} kWh, shifted {p.shifted_kwh:.0f} kWh"
     )
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
-    ax.set_xlabel("time (UTC)")
+    locator = mdates.AutoDateLocator(tz=UTC)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+    ax.set_xlabel(f"time (UTC), {_span(p, res)}, slots of {minutes} minutes")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    ax.legend(loc="upper left", fontsize="small")
+    if note:
+        fig.text(0.01, 0.01, note, fontsize="small", wrap=True, va="bottom", ha="left")
+    fig.tight_layout(rect=(0, 0.07 if note else 0, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

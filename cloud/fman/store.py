@@ -164,6 +164,25 @@ def _schema(db: sqlite_utils.Database) -> None:
         )
         db["readings"].create_index(["offer_id"])
         db["readings"].create_index(["start"])
+    if "quarantine" not in db.table_names():
+        # readings an agent sent that ingest set aside (implausible, an unknown device, in the
+        # future), with the reason, for the operator; the agent was told in its ack
+        db["quarantine"].create(
+            {
+                "agent": str,
+                "device": str,
+                "start": int,
+                "duration_s": int,
+                "energy_kwh": float,
+                "offer_id": str,
+                "code": str,
+                "message": str,
+                "msg_id": str,
+                "received_at": float,
+            },
+            pk=("agent", "device", "start", "duration_s"),
+        )
+        db["quarantine"].create_index(["received_at"])
     if "agents" not in db.table_names():
         db["agents"].create(
             {
@@ -400,6 +419,35 @@ class Store:
             "energy_kwh=excluded.energy_kwh, offer_id=excluded.offer_id",
             rows,
         )
+
+    def put_quarantined(self, rows: Iterable[tuple]) -> None:
+        """``(agent, device, start, duration_s, energy_kwh, offer_id, code, message, msg_id,
+        received_at)``: readings set aside; one sent again replaces itself."""
+        self._many(
+            "INSERT INTO quarantine(agent,device,start,duration_s,energy_kwh,offer_id,code,"
+            "message,msg_id,received_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(agent,device,"
+            "start,duration_s) DO UPDATE SET energy_kwh=excluded.energy_kwh, code=excluded.code, "
+            "message=excluded.message, msg_id=excluded.msg_id",
+            rows,
+        )
+
+    def quarantined(
+        self, *, agent: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[dict]:
+        """Quarantined readings, newest first, optionally of one agent and received since
+        ``since`` (the worker's clock)."""
+        where, params = [], []
+        if agent is not None:
+            where.append("agent=?")
+            params.append(agent)
+        if since is not None:
+            where.append("received_at>=?")
+            params.append(since)
+        sql = "SELECT * FROM quarantine"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return self._rows(sql + " ORDER BY received_at DESC, agent, device, start LIMIT ?",
+                          [*params, limit])  # fmt: skip
 
     def put_statuses(self, rows: Iterable[tuple]) -> None:
         """``(agent, state, since, status_ts, seen_at, version, health_json, devices_json)``; a
@@ -638,12 +686,16 @@ class Store:
 
     def unsent_schedules(self, *, resend_before: float, now: float) -> list[StoredSchedule]:
         """Current schedules not yet handed to the broker, or sent before ``resend_before``
-        (wall time) and still unanswered while their offer's assignment deadline (``now``
-        is the worker's clock) has not passed."""
+        (wall time) and still unanswered: while their offer's assignment deadline (``now``
+        is the worker's clock) has not passed, and after it while the offer is still assigned
+        or executing and its agent online (the agent took the schedule or not; its answer
+        was lost, and FMAN must hear it to agree with the agent on what runs)."""
         rows = self._rows(
             "SELECT s.*, o.assignment_before AS deadline FROM schedules s JOIN offers o "
             "ON o.id = s.offer_id AND o.schedule_version = s.version WHERE s.status = 'pending' "
-            "OR (s.status = 'sent' AND s.sent_at < ? AND o.assignment_before > ?)",
+            "OR (s.status = 'sent' AND s.sent_at < ? AND (o.assignment_before > ? OR "
+            "(o.state IN ('assigned', 'executing') AND EXISTS (SELECT 1 FROM agents a "
+            "WHERE a.agent = s.issuer AND a.state = 'online'))))",
             (resend_before, now),
         )
         return [_schedule(r) for r in rows]

@@ -24,6 +24,13 @@ How a plan is made (see docs/optim.md for the measurements behind these choices)
 6. Every schedule passes ``protocol.check_assignment`` before it is returned; one that does
    not (never seen, but a solver's tolerance is not a proof) is replaced by its greedy
    placement. The objective is computed from the returned schedules.
+
+The time limit bounds the whole call. Every phase after the greedy placement checks the
+deadline (pricing between offers, each solver call gets what is left), and the final check of
+every schedule has time set aside for it (about 40 us an offer); what runs over is at most one
+step of a phase: one offer's pricing, one LP, one master. When the method found nothing better
+than the greedy placement, the result says so (``status="fallback"``) and ``detail`` says
+which method fell back and why (the time limit, the solver, or no better plan).
 """
 
 from __future__ import annotations
@@ -65,6 +72,9 @@ class _Plan:
     solved: bool
     #: the multipliers of the slot rows that prove ``bound``, where known
     duals: np.ndarray | None = None
+    #: the method that ran, and why it found no plan (``solved`` False), for the result
+    method: str = "the planner"
+    why: str = ""
 
 
 class OrToolsPlanner:
@@ -87,8 +97,12 @@ class OrToolsPlanner:
             self.progress(message)
 
     def plan(self, request: PlanRequest) -> PlanResult:
-        deadline = time.monotonic() + request.time_limit_s
+        started = time.monotonic()
         views, infeasible = _plannable(request)
+        # the final feasibility check of every schedule takes about 40 us an offer
+        reserve = min(5e-5 * len(views), 0.3 * request.time_limit_s)
+        deadline = started + request.time_limit_s - reserve
+        limit = f"the {request.time_limit_s:g} s time limit"
         terms = terms_for(request, views)
         self._say(f"{len(views)} offers over {terms.slots} slots")
         placements, _ = greedy(views, terms)
@@ -100,19 +114,21 @@ class OrToolsPlanner:
             bound, self._lam0 = -math.inf, None
         found = _Plan(placements=list(placements), bound=bound, solved=False)
         try:
-            if small:
+            if time.monotonic() >= deadline:
+                found.why = f"{limit} ran out in the greedy placement and the first bound"
+            elif small:
                 self._say("solving the compact MIP")
+                found.method = "the compact MIP (HiGHS)"
                 self._exact(views, terms, found, request, deadline)
             elif cat is not None:
                 self._say("cutting planes on the Lagrangian dual")
-                # the final feasibility check of every schedule takes about 40 us an offer
-                reserve = min(5e-5 * len(views), 0.3 * request.time_limit_s)
+                found.method = "the cutting planes"
                 answer = plan_portfolio(
                     views,
                     terms,
                     cat,
                     placements,
-                    deadline=deadline - reserve,
+                    deadline=deadline,
                     relative_gap=request.relative_gap,
                     say=self._say,
                 )
@@ -120,13 +136,28 @@ class OrToolsPlanner:
                 found.bound = max(found.bound, answer.bound)
                 found.solved = answer.solved
                 found.duals = answer.duals
+                if not answer.solved:
+                    found.why = f"no plan better than the greedy one within {limit}"
             else:
+                found.method = "column generation"
                 self._column_generation(views, terms, found, request, deadline)
+                if not found.solved and not found.why:
+                    found.why = (
+                        f"{limit} ran out first"
+                        if time.monotonic() >= deadline
+                        else "no plan better than the greedy one"
+                    )
         except SolverError as exc:
             self._say(f"solver failed ({exc}); answering with the greedy plan")
             if not math.isfinite(bound):  # the cutting planes skipped the envelope
                 bound = envelope(views, terms)[0]
-            found = _Plan(placements=list(placements), bound=bound, solved=False)
+            found = _Plan(
+                placements=list(placements),
+                bound=bound,
+                solved=False,
+                method=found.method,
+                why=f"the solver failed ({exc})",
+            )
         for i, v in enumerate(views):
             if found.placements[i] is None and placements[i] is None:
                 infeasible[v.offer.id] = "no schedule satisfies the profile constraints"
@@ -143,14 +174,23 @@ class OrToolsPlanner:
         deadline: float,
     ) -> None:
         problem, layout = build(views, terms, integer=True)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            found.why = "the time limit ran out while building the model"
+            return
         sol = lp.solve(
             problem,
-            time_limit_s=deadline - time.monotonic(),
+            time_limit_s=left,
             relative_gap=request.relative_gap,
             engine=self.engine,
         )
         found.bound = max(found.bound, sol.bound)
         if sol.values is None:
+            found.why = (
+                "HiGHS found no solution within the time limit"
+                if sol.outcome == "timeout"
+                else f"HiGHS answered {sol.outcome}"
+            )
             return
         values = sol.values
         picks: list[tuple[int, int, np.ndarray | None]] = []
@@ -184,26 +224,54 @@ class OrToolsPlanner:
         coupled = [i for i, v in enumerate(views) if not is_boxed(v)]
         batteries = {(i, k): as_battery(b) for i in coupled for k, b in enumerate(views[i].blocks)}
         columns: dict[int, list[Column]] = {}
-        for i in coupled:
+
+        zero = np.zeros((len(terms.groups), terms.slots))
+        # identical profiles at one start price alike under one price vector: solve once
+        memos: dict[object, dict[tuple[bytes, int, int], tuple[float, np.ndarray] | None]] = {}
+
+        def out_of_time(doing: str, done: int) -> bool:
+            if time.monotonic() < deadline:
+                return False
+            found.why = (
+                f"the time limit ran out while {doing} ({done} of {len(coupled)} coupled "
+                "offers priced)"
+            )
+            return True
+
+        for n, i in enumerate(coupled):
             p = found.placements[i]
             if p is not None:
                 columns[i] = [Column(block=p.block, start=p.start, energy=p.energy)]
-            else:  # no known schedule: ask the oracle for any
-                col = self._price(
-                    views[i], i, np.zeros((len(terms.groups), terms.slots)), terms, batteries
-                )
-                if col is not None:
-                    columns[i] = [col[1]]
+                continue
+            if out_of_time("finding a first schedule for each offer", n):
+                return
+            # no known schedule: ask the oracle for any
+            col = self._price(
+                views[i],
+                i,
+                zero,
+                terms,
+                batteries,
+                deadline=deadline,
+                memo=memos.setdefault("zero", {}),
+            )
+            if col is not None:
+                columns[i] = [col[1]]
         best_value = evaluate(terms, _loads(views, terms, found.placements))
         # warm start: each offer's cheapest schedules under prices that reward moving towards
         # the target where the greedy plan misses it, and the opposite
         miss = np.sign(terms.target - _loads(views, terms, found.placements).sum(axis=0))
-        for lam0 in (miss, 0.5 * miss):
+        for rnd, scale in enumerate((1.0, 0.5), start=1):
             lam0 = np.broadcast_to(
-                lam0 * max(terms.w_balance, 1e-3), (len(terms.groups), terms.slots)
+                scale * miss * max(terms.w_balance, 1e-3), (len(terms.groups), terms.slots)
             )
-            for i in coupled:
-                priced = self._price(views[i], i, lam0, terms, batteries)
+            memo = memos.setdefault(scale, {})
+            for n, i in enumerate(coupled):
+                if out_of_time(f"pricing the offers for a warm start (round {rnd} of 2)", n):
+                    return
+                priced = self._price(
+                    views[i], i, lam0, terms, batteries, deadline=deadline, memo=memo
+                )
                 if priced is not None:
                     columns.setdefault(i, []).append(priced[1])
         relaxed = _RelaxedFrame(views, terms)
@@ -214,9 +282,14 @@ class OrToolsPlanner:
         if self._lam0 is not None and g_count == 1:
             # the envelope LP's slot values: a first dual point, its schedules and its bound
             lam = self._lam0.reshape(1, h)
-            lagrangian = relaxed.value(lam)
-            for i in coupled:
-                priced = self._price(views[i], i, lam, terms, batteries)
+            lagrangian = relaxed.value(lam, time_limit_s=deadline - time.monotonic())
+            memo = {}
+            for n, i in enumerate(coupled):
+                if out_of_time("pricing the offers at the envelope's prices", n):
+                    return
+                priced = self._price(
+                    views[i], i, lam, terms, batteries, deadline=deadline, memo=memo
+                )
                 if priced is None:
                     lagrangian = -math.inf
                     continue
@@ -256,9 +329,12 @@ class OrToolsPlanner:
             added = 0
             for alpha in (0.5, 0.0) if center is not None else (0.0,):
                 lam = lam_m if alpha == 0.0 else alpha * center + (1 - alpha) * lam_m
-                lagrangian = relaxed.value(lam)
+                lagrangian = relaxed.value(lam, time_limit_s=deadline - time.monotonic())
+                memo = {}
                 for i in coupled:
-                    priced = self._price(views[i], i, lam, terms, batteries)
+                    priced = self._price(
+                        views[i], i, lam, terms, batteries, deadline=deadline, memo=memo
+                    )
                     if priced is None:
                         continue
                     cheapest_value, col = priced
@@ -325,17 +401,36 @@ class OrToolsPlanner:
         lam: np.ndarray,
         terms: Terms,
         batteries: dict[tuple[int, int], object],
+        *,
+        deadline: float = math.inf,
+        memo: dict[tuple[bytes, int, int], tuple[float, np.ndarray] | None] | None = None,
     ) -> tuple[float, Column] | None:
-        """The offer's schedule with the least ``-lam . x`` over all its choices."""
+        """The offer's schedule with the least ``-lam . x`` over all its choices (over those
+        tried before ``deadline``, once it has passed). ``memo`` keeps LP answers under this
+        ``lam`` by profile, start and node, for the offers' identical profiles."""
         g = terms.group_of(v)
         res = terms.resolution_s
         best: tuple[float, Column] | None = None
         for k, b in enumerate(v.blocks):
             bat = batteries.get((i, k))
+            bkey = _block_key(b) if bat is None and memo is not None else b""
             for start in range(b.first_start, b.last_start + 1, res):
                 s0 = terms.slot_of(start)
                 cost = -lam[g, s0 : s0 + b.n]
-                got = cheapest(bat, cost) if bat is not None else _lp_cheapest(b, cost)
+                if bat is not None:
+                    got = cheapest(bat, cost)
+                else:
+                    key = (bkey, start, g)
+                    if memo is not None and key in memo:
+                        got = memo[key]
+                        got = None if got is None else (got[0], got[1].copy())
+                    else:
+                        left = deadline - time.monotonic()
+                        if left <= 0 and best is not None:
+                            return best
+                        got = _lp_cheapest(b, cost, time_limit_s=min(10.0, max(left, 0.01)))
+                        if memo is not None:
+                            memo[key] = None if got is None else (got[0], got[1].copy())
                 if got is None:
                     continue
                 value, x = got
@@ -374,9 +469,11 @@ class _RelaxedFrame:
         self.row_lb[p.node_row0 : p.node_row0 + size] = -np.inf
         self.row_ub[p.node_row0 : p.node_row0 + size] = np.inf
 
-    def value(self, lam: np.ndarray) -> float:
+    def value(self, lam: np.ndarray, *, time_limit_s: float = 30.0) -> float:
         if self.closed:
             return self._closed(lam[0])
+        if time_limit_s <= 0:
+            return -math.inf  # no bound from this point
         p = self.problem
         obj = p.obj.copy()
         np.subtract.at(obj, self.node_cols, self.node_vals * lam.ravel()[self.node_rows])
@@ -392,7 +489,7 @@ class _RelaxedFrame:
             vals=p.vals,
             offset=p.offset,
         )
-        sol = lp.solve(relaxed, time_limit_s=30.0, integer=False, engine="glop")
+        sol = lp.solve(relaxed, time_limit_s=time_limit_s, integer=False, engine="glop")
         return sol.objective if sol.outcome == "optimal" else -math.inf
 
     def _closed(self, lam: np.ndarray) -> float:
@@ -446,6 +543,13 @@ def _plannable(request: PlanRequest) -> tuple[list[OfferView], dict[str, str]]:
     return views, infeasible
 
 
+def _block_key(b: Block) -> bytes:
+    """The constraints of a profile as bytes: equal keys, equal feasible sets."""
+    parts = [b.lower, b.upper, b.deps, b.poly_a, b.poly_b]
+    head = repr((b.n, b.total, [None if a is None else a.shape for a in parts])).encode()
+    return head + b"".join(np.ascontiguousarray(a).tobytes() for a in parts if a is not None)
+
+
 def _compact_size(views: Sequence[OfferView]) -> int:
     size = 0
     for v in views:
@@ -455,7 +559,9 @@ def _compact_size(views: Sequence[OfferView]) -> int:
     return size
 
 
-def _lp_cheapest(b: Block, cost: np.ndarray) -> tuple[float, np.ndarray] | None:
+def _lp_cheapest(
+    b: Block, cost: np.ndarray, *, time_limit_s: float = 10.0
+) -> tuple[float, np.ndarray] | None:
     tpl = _template(b, single=True)
     obj = np.zeros(tpl.n_cols)
     np.add.at(obj, tpl.node_col, tpl.node_val * cost[tpl.node_slot])
@@ -470,7 +576,7 @@ def _lp_cheapest(b: Block, cost: np.ndarray) -> tuple[float, np.ndarray] | None:
         cols=tpl.cols,
         vals=tpl.vals,
     )
-    sol = lp.solve(problem, time_limit_s=10.0, integer=False)
+    sol = lp.solve(problem, time_limit_s=time_limit_s, integer=False)
     if sol.values is None:
         return None
     x = np.zeros(b.n)
@@ -574,6 +680,7 @@ def _result(
     infeasible: dict[str, str],
 ) -> PlanResult:
     placements = list(found.placements)
+    replaced = 0
     for i, v in enumerate(views):
         p = placements[i]
         if p is None:
@@ -586,6 +693,7 @@ def _result(
             v.offer, start=p.start, profile=b.profile, energy_kwh=energy.tolist()
         ):
             placements[i] = fallback[i]
+            replaced += p is not fallback[i]
         else:
             placements[i] = Placement(p.block, p.start, energy)
     schedules = [
@@ -603,12 +711,22 @@ def _result(
     # a bound above an achieved objective can only be solver tolerance
     if bound > objective:
         bound = objective if bound - objective <= 1e-6 * max(1.0, abs(objective)) else bound
+    details = []
     if not found.solved:
         status = "fallback"
+        details.append(
+            f"{found.method} fell back to the greedy placement of every offer: "
+            f"{found.why or 'it found no plan'}"
+        )
     elif objective - bound <= 1e-6 * max(1.0, abs(objective)):
         status = "optimal"
     else:
         status = "feasible"
+    if replaced:
+        details.append(
+            f"{replaced} schedule(s) failed the protocol's check (solver tolerance) and were "
+            "replaced by their greedy placement"
+        )
     values = {}
     if found.duals is not None:
         values = {terms.t0 + t * terms.resolution_s: float(v) for t, v in enumerate(found.duals)}
@@ -619,4 +737,5 @@ def _result(
         status=status,
         infeasible=infeasible,
         slot_values=values,
+        detail="; ".join(details),
     )

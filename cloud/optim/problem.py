@@ -49,8 +49,9 @@ class PlannedSchedule:
 class PlanResult:
     """Schedules for every plannable offer, the objective value they reach and a proven lower
     bound on the optimum (``bound <= objective``). ``status`` is ``optimal``, ``feasible``
-    (stopped at the time limit or gap) or ``fallback`` (a heuristic answered). Offers that
-    cannot be planned at all are listed in ``infeasible`` with the reason.
+    (stopped at the time limit or gap) or ``fallback`` (a heuristic answered); ``detail``
+    says, for a fallback, what fell back to what and why. Offers that cannot be planned at
+    all are listed in ``infeasible`` with the reason.
 
     ``slot_values`` (keyed by slot start, objective units per kWh) are the Lagrange
     multipliers of the portfolio's energy per slot that prove ``bound``, where the planner
@@ -63,6 +64,7 @@ class PlanResult:
     status: Literal["optimal", "feasible", "fallback"]
     infeasible: Mapping[str, str] = field(default_factory=dict)
     slot_values: Mapping[int, float] = field(default_factory=dict)
+    detail: str = ""
 
 
 class Planner(Protocol):
@@ -85,5 +87,9 @@ class DefaultPlanner:
             for o in request.offers
         ]
         return PlanResult(
-            schedules=schedules, objective=float("nan"), bound=float("-inf"), status="fallback"
+            schedules=schedules,
+            objective=float("nan"),
+            bound=float("-inf"),
+            status="fallback",
+            detail="every offer runs its default schedule (no planner)",
         )

@@ -3,6 +3,8 @@
 The committed file is complete but for four lines, written there as comments
 (``#address CLOUD_HOST:8883`` …); Mosquitto reads a bridge's address and credentials only from
 the bridge's own section, so they are filled in here rather than included from elsewhere.
+Its ``topic`` lines name every agent (``atp/v1/a/+/...``) and are narrowed here to the one
+agent, whose cloud account may subscribe to its own filters only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from ._errors import ProvisionError
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "mosquitto" / "edge-bridge.conf"
 _SLOTS = ("#address ", "#remote_clientid ", "#remote_username ", "#remote_password ")
+
+
+def _own(line: str, agent_id: str) -> str:
+    """A bridge ``topic`` line narrowed to the agent's own topics: the cloud lets an agent
+    subscribe to exactly its own downlink filters and nothing wider."""
+    if line.startswith("topic atp/v1/a/+/"):
+        return line.replace("atp/v1/a/+/", f"atp/v1/a/{agent_id}/", 1)
+    return line
 
 
 def render_edge_config(*, agent_id: str, cloud_url: str, password: str) -> str:
@@ -29,8 +39,10 @@ def render_edge_config(*, agent_id: str, cloud_url: str, password: str) -> str:
     }
     lines = TEMPLATE.read_text().splitlines()
     filled = [
-        values.get(next((s for s in _SLOTS if line.startswith(s)), ""), line) for line in lines
+        values.get(next((s for s in _SLOTS if line.startswith(s)), ""), _own(line, agent_id))
+        for line in lines
     ]
-    if sum(a != b for a, b in zip(lines, filled, strict=True)) != len(_SLOTS):
+    slots = sum(a.startswith(_SLOTS) and a != b for a, b in zip(lines, filled, strict=True))
+    if slots != len(_SLOTS):
         raise ProvisionError(f"{TEMPLATE}: expected the four per-agent lines {_SLOTS}")
     return "\n".join(filled) + "\n"

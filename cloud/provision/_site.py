@@ -5,10 +5,13 @@
       accounts.json      every account: role, created, revoked, client-certificate serial
       pki/ca.key         the CA's private key (0600): stays on the operator's machine
       pki/ca.crt
+      pki/broker-admin   the passwords of the broker's admin-socket accounts (0600)
       broker/            what Mosquitto reads, i.e. /etc/mosquitto/atp on the broker host
-        ca.crt  server.crt  server.key (0600)  passwd (0600)  acl  crl.pem
+        ca.crt  server.crt  server.key (0600)  crl.pem
+        dynamic-security.json (0600)   accounts and roles; the running broker keeps it
+        passwd (0600)  acl             the same accounts and policy for a VerneMQ cluster
       devices/AGENT/     foa.toml (0600, holds the password), ca.crt, client.crt, client.key
-      services/NAME/     credentials of a service account (fman, fmar)
+      services/ACCOUNT/  credentials of a service account (fman-<worker>, fmar)
 
 ``mosquitto/prod.conf`` names its files under ``/etc/mosquitto/atp``; ``broker/`` is that
 directory, so deploying the broker's side is one copy (or a symlink on a single machine).
@@ -25,8 +28,11 @@ from pathlib import Path
 from ._errors import AccountError, SiteError
 from ._files import write_file
 
-#: Accounts that are not agents. The ACL names them; no agent may take these ids.
+#: Services, each a role of the policy (``mosquitto/acl``'s ``user`` blocks) and a group of
+#: accounts: ``fman-<worker>`` for every FMAN worker, ``fmar``.
 SERVICE_ROLES = ("fman", "fmar")
+#: Where a running broker's admin socket is, unless ``site.toml`` or ``--broker-admin`` say.
+DEFAULT_ADMIN_SOCKET = "/run/mosquitto/atp-admin.sock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,37 @@ class Site:
     @property
     def crl(self) -> Path:
         return self.broker_dir / "crl.pem"
+
+    @property
+    def dynsec(self) -> Path:
+        return self.broker_dir / "dynamic-security.json"
+
+    @property
+    def acl(self) -> Path:
+        return self.broker_dir / "acl"
+
+    @property
+    def admin_credentials(self) -> Path:
+        return self.root / "pki" / "broker-admin"
+
+    def admin_passwords(self) -> dict[str, str]:
+        """``{account: password}`` of the admin-socket accounts (``pki/broker-admin``)."""
+        try:
+            text = self.admin_credentials.read_text()
+        except FileNotFoundError as exc:
+            raise SiteError(
+                f"{self.admin_credentials} is missing: this site predates the broker's "
+                "dynamic-security accounts; make a new site with `atp pki init`"
+            ) from exc
+        except OSError as exc:
+            raise SiteError(f"{self.admin_credentials}: {exc.strerror}") from exc
+        pairs = (line.partition(":") for line in text.splitlines() if line.strip())
+        return {user: pw for user, _, pw in pairs}
+
+    def admin_socket(self) -> Path:
+        return Path(
+            str(self.settings().get("broker", {}).get("admin_socket", DEFAULT_ADMIN_SOCKET))
+        )
 
     def device_dir(self, agent_id: str) -> Path:
         return self.root / "devices" / agent_id

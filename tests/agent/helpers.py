@@ -82,10 +82,22 @@ class Received:
 
 class Peer:
     """The FMAN side of one agent, on the real broker: records what the agent sends (decoded,
-    in arrival order) and can answer with acks and schedules. Persistent session, QoS 1."""
+    in arrival order) and can answer with acks and schedules. Persistent session, QoS 1.
 
-    def __init__(self, *, host: str, port: int, agent_id: str, client_id: str | None = None):
+    ``answer`` names the channels (``offer``, ``offer/delete``, ``meter``) whose messages it
+    acknowledges at once, as FMAN does, so the agent's outbox lets them go."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        agent_id: str,
+        client_id: str | None = None,
+        answer: tuple[str, ...] = (),
+    ):
         self.agent_id = agent_id
+        self.answer = answer
         self.received: list[Received] = []
         self.lock = threading.RLock()
         self.arrived = threading.Condition(self.lock)
@@ -117,6 +129,16 @@ class Peer:
         with self.arrived:
             self.received.append(Received(m.topic, channel, msg, m.payload))
             self.arrived.notify_all()
+        if channel in self.answer:
+            body = msg.body
+            if channel == "offer":
+                ack = protocol.Ack(ref_kind="offer", ref_id=body.id, revision=body.revision)
+            elif channel == "offer/delete":
+                ack = protocol.Ack(ref_kind="offer.delete", ref_id=body.offer_id)
+            else:
+                ack = protocol.Ack(ref_kind="meter", ref_id=msg.id, revision=body.seq)
+            topic = topics.agent_topic(self.agent_id, "ack")
+            client.publish(topic, protocol.encode(ack, ts=msg.ts), qos=1)
 
     def of(self, channel: str, *, unique: bool = True) -> list[Received]:
         """Messages on a channel in arrival order; ``unique`` drops redeliveries (same id)."""

@@ -3,7 +3,9 @@
 ``FileMeter`` is a load with an energy register that lives in a JSON file, outside the agent
 process, as a real meter does: killing the agent does not reset it, and the file records every
 command the agent sent (so a test can tell what was done, and how often). Touching the file
-named by ``fail_file`` makes the device stop answering.
+named by ``fail_file`` makes the device stop answering; writing the file's ``energy_kwh``
+resets the register as a restarted meter would; ``wrap_kwh`` makes it wrap to zero at that
+value, as a Modbus counter does, and says so in its measurements.
 
 ``CycleOffer`` offers, for each ``cycle_s`` period, a run of ``slots`` slots that may start
 in the first two slots of the next period, to be assigned ``deadline_s`` before it;
@@ -43,6 +45,7 @@ class FileMeter(Driver):
         self.path = Path(params["state_file"])
         self.fail_file = Path(params["fail_file"]) if "fail_file" in params else None
         self.register = bool(params.get("register", True))  # False: it reports power only
+        self.wrap = float(params["wrap_kwh"]) if "wrap_kwh" in params else None
         self._limits = Limits(
             max_power_w=float(params.get("max_power_w", 2000.0)),
             min_power_w=float(params.get("min_power_w", 0.0)),
@@ -64,6 +67,8 @@ class FileMeter(Driver):
         s = self._load()
         now = self.clock.now()
         s["energy_kwh"] += s["power_w"] * max(0.0, now - s["ts"]) / 3.6e6
+        if self.wrap is not None:
+            s["energy_kwh"] %= self.wrap
         s["ts"] = now
         return s
 
@@ -77,7 +82,11 @@ class FileMeter(Driver):
         self._save(s)
         energy = s["energy_kwh"] if self.register else None
         return Measurement(
-            ts=s["ts"], power_w=s["power_w"], energy_kwh=energy, on=s["power_w"] != 0
+            ts=s["ts"],
+            power_w=s["power_w"],
+            energy_kwh=energy,
+            on=s["power_w"] != 0,
+            energy_wrap_kwh=self.wrap,
         )
 
     async def set_power(self, power_w: float) -> None:

@@ -64,6 +64,12 @@ def test_offers_and_devices(ran):
     assert probed[0]["energy_kwh"] == pytest.approx(dev["energy_kwh"], abs=0.5)
 
 
+def test_devices_table_has_a_header(ran):
+    header, *rows = invoke("devices", "--config", str(ran)).splitlines()
+    assert header.split()[:6] == ["device", "driver", "generator", "power", "energy", "setpoint"]
+    assert rows and rows[0].startswith("d1 ")
+
+
 def test_status_without_a_store_says_so(tmp_path):
     result = CliRunner().invoke(main, ["status", "--store", str(tmp_path / "none.db")])
     assert result.exit_code == 1 and "no such database" in result.output

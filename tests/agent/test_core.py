@@ -21,6 +21,12 @@ M = Measurement(ts=T0, power_w=0.0, energy_kwh=0.0)
 @pytest.fixture
 def setup(tmp_path):
     store = Store(path=tmp_path / "core.db", durability="normal")
+    # everything ever queued, also what an answer has since taken out of the outbox
+    store.db.execute("CREATE TABLE sent_log AS SELECT id, topic, payload FROM outbox WHERE 0")
+    store.db.execute(
+        "CREATE TRIGGER log_sent AFTER INSERT ON outbox BEGIN "
+        "INSERT INTO sent_log VALUES (new.id, new.topic, new.payload); END"
+    )
     clock = StepClock(T0 + 60)
     gone = tmp_path / "gone"
     gen = CycleOffer({"slots": 2, "cycle_s": 3600, "gone_file": str(gone)})
@@ -32,8 +38,10 @@ def setup(tmp_path):
 
 
 def sent(store: Store, channel: str) -> list[protocol.Message]:
+    """Every message queued on ``channel``, in order (answered ones included)."""
     topic = topics.agent_topic(AGENT, channel)
-    return [protocol.decode(r.payload) for r in store.outbox_after(0, 1000) if r.topic == topic]
+    rows = store.db.execute("SELECT payload FROM sent_log WHERE topic = ? ORDER BY id", [topic])
+    return [protocol.decode(payload) for (payload,) in rows.fetchall()]
 
 
 def schedule_payload(offer, *, version=1, start=None, energy=(0.3, 0.3), msg_id=None) -> bytes:
@@ -123,13 +131,18 @@ def test_feasible_schedule_is_taken_acked_and_redelivery_changes_nothing(setup):
     assert store.offer(offer.id).state == "accepted"
     payload = schedule_payload(offer, msg_id="s-1")
     deliver(core, "schedule", payload)
-    deliver(core, "schedule", payload)  # same message redelivered
-    deliver(core, "schedule", schedule_payload(offer, msg_id="s-1-again"))  # same content
+    deliver(core, "schedule", payload)  # redelivered while the first answer is still queued
     (ack,) = sent(store, "schedule/ack")
     assert isinstance(ack.body, Ack) and (ack.body.ref_id, ack.body.revision) == (offer.id, 1)
+    store.outbox_done([r.id for r in store.outbox_after(0, 100)])  # the answer went out
+    deliver(core, "schedule", payload)  # FMAN did not hear it: sent again, answered again
+    deliver(core, "schedule", schedule_payload(offer, msg_id="s-1-again"))  # same content
+    answers = sent(store, "schedule/ack")
+    assert [m.id for m in answers] == ["s-1.ack", "s-1.ack", "s-1-again.ack"]
+    assert all(m.body == ack.body for m in answers)
     assert store.offer(offer.id).state == "assigned"
     assert store.plan(offer.id).version == 1
-    assert core.stats.duplicates == 2
+    assert core.stats.duplicates == 3
 
 
 @pytest.mark.parametrize(
@@ -225,10 +238,11 @@ def test_fman_rejection_still_runs_the_default_and_keeps_its_time(setup):
 def test_state_survives_a_restart(setup, tmp_path):
     store, clock, core, _ = setup
     offer = first_offer(store, clock, core)
-    deliver(core, "schedule", schedule_payload(offer))
+    payload = schedule_payload(offer)
+    deliver(core, "schedule", payload)
     again = Core(agent_id=AGENT, store=store, clock=clock, sources=core.sources)
     assert again.tracked()[offer.id][1] == "assigned"
-    deliver(again, "schedule", schedule_payload(offer))  # redelivered after the restart
+    deliver(again, "schedule", payload)  # redelivered after the restart
     assert len(sent(store, "schedule/ack")) == 1
 
 
@@ -345,3 +359,120 @@ def test_fman_rejection_after_the_default_took_force_keeps_it(setup):
     assert store.offer(offer.id).state == "rejected"
     assert store.plan(offer.id).source == "default"
     assert core.plans(offer.default.start)["d1"].version == 0
+
+
+# -- end-to-end delivery: FMAN's answers, late or not ----------------------------------------
+
+
+def held(store: Store) -> list[tuple[str, str, int]]:
+    return [(r.kind, r.ref, r.revision) for r in store.outbox_after(0, 1000)]
+
+
+def test_an_offer_stays_queued_until_fman_answers_it(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    store.outbox_sent([(r.id, 0.0) for r in store.outbox_after(0, 10)])  # the broker's PUBACK
+    assert held(store) == [("offer", offer.id, 0)]  # a PUBACK is not delivery
+    accept(core, offer, revision=1)  # an answer about another revision
+    assert held(store) == [("offer", offer.id, 0)]
+    accept(core, offer)
+    assert held(store) == [] and store.offer(offer.id).state == "accepted"
+    accept(core, offer)  # FMAN's answer again (the message was sent twice): nothing changes
+    assert store.offer(offer.id).state == "accepted" and core.stats.answers == 3
+
+
+@pytest.mark.parametrize("reached", ["executing", "executed"])
+def test_a_reject_after_the_default_began_records_the_offer_rejected(setup, reached):
+    """The offer reached FMAN late (an outage); the agent, without an answer, ran its default.
+    FMAN's reject, when it comes, is recorded: FMAN and the agent both say ``rejected``, and
+    the default the device runs (or ran) is what ``rejected`` means."""
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    core.advance(offer.assignment_before)
+    plan = store.plan(offer.id)
+    core.advance(plan.start)
+    if reached == "executed":
+        core.advance(plan.end)
+    assert store.offer(offer.id).state == reached
+    late = Reject(
+        ref_kind="offer",
+        ref_id=offer.id,
+        reasons=[protocol.Reason(code="acceptance_deadline", message="arrived 4200 s late")],
+    )
+    deliver(core, "ack", protocol.encode(late, ts=T0))
+    stored = store.offer(offer.id)
+    assert (stored.state, stored.fman_reason) == ("rejected", "arrived 4200 s late")
+    assert store.plan(offer.id) == plan and held(store) == []
+    if reached == "executing":
+        assert core.plans(plan.start)["d1"] == plan  # the device keeps running its default
+    assert core.stats.rejected_late == 1
+
+
+def test_a_reject_of_an_offer_forgotten_long_ago_is_still_recorded(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    core.advance(offer.assignment_before)
+    plan = store.plan(offer.id)
+    core.advance(plan.start)
+    core.advance(plan.end)
+    core.advance(plan.end + 2 * 86_400)  # out of memory
+    assert offer.id not in core.tracked()
+    reject = Reject(ref_kind="offer", ref_id=offer.id, reasons=[protocol.Reason(code="late")])
+    deliver(core, "ack", protocol.encode(reject, ts=T0))
+    assert store.offer(offer.id).state == "rejected" and held(store) == []
+
+
+def test_a_superseded_answer_changes_nothing_but_delivers(setup):
+    store, clock, core, _ = setup
+    offer = first_offer(store, clock, core)
+    answer = Reject(ref_kind="offer", ref_id=offer.id, reasons=[protocol.Reason(code="superseded")])
+    deliver(core, "ack", protocol.encode(answer, ts=T0))
+    assert store.offer(offer.id).state == "offered" and held(store) == []
+
+
+def test_a_refused_withdrawal_is_known_to_the_agent(setup):
+    store, clock, core, gone = setup
+    offer = first_offer(store, clock, core)
+    accept(core, offer)
+    gone.touch()
+    core.refresh(int(clock.now()) + 300, {"d1": M})
+    assert held(store) == [("offer.delete", offer.id, 0)]
+    refused = Reject(
+        ref_kind="offer.delete",
+        ref_id=offer.id,
+        reasons=[protocol.Reason(code="not_withdrawable", message="offer is executing")],
+    )
+    deliver(core, "ack", protocol.encode(refused, ts=T0))
+    stored = store.offer(offer.id)
+    assert stored.state == "withdrawn"  # the device is gone: nothing runs
+    assert stored.fman_reason == "withdrawal refused: offer is executing"
+    assert held(store) == [] and core.stats.withdrawals_refused == 1
+
+
+def test_meter_answers_deliver_the_batch_and_mark_what_fman_quarantined(setup):
+    store, _clock, core, _ = setup
+    readings = [
+        protocol.MeterReading("d1", T0, 900, 0.2, ""),
+        protocol.MeterReading("d2", T0, 900, 900.0, ""),
+    ]
+    with store.transaction():
+        store.add_readings(readings)
+        store.mark_batched(readings, 4)
+        store.enqueue(topic="t", payload=b"b4", kind="meter", ref="4", revision=4,
+                      msg_id=f"{AGENT}.m4", now=T0)  # fmt: skip
+        store.enqueue(topic="t", payload=b"b5", kind="meter", ref="5", revision=5,
+                      msg_id=f"{AGENT}.m5", now=T0)  # fmt: skip
+    quarantined = protocol.QuarantinedReading(
+        device="d2", start=T0, code="implausible", message="900 kWh in 900 s"
+    )
+    ack = Ack(ref_kind="meter", ref_id=f"{AGENT}.m4", revision=4, quarantined=[quarantined])
+    deliver(core, "ack", protocol.encode(ack, ts=T0))
+    assert held(store) == [("meter", "5", 5)]
+    assert store.quarantined() == [(readings[1], "implausible: 900 kWh in 900 s")]
+    refused = Reject(
+        ref_kind="meter", ref_id=f"{AGENT}.m5", revision=5,
+        reasons=[protocol.Reason(code="agent_mismatch", message="not yours")],
+    )  # fmt: skip
+    deliver(core, "ack", protocol.encode(refused, ts=T0))
+    assert held(store) == [] and store.dead_letter_count() == 1
+    assert (core.stats.readings_quarantined, core.stats.meter_batches_refused) == (1, 1)

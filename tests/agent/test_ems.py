@@ -78,6 +78,73 @@ def test_modulating_load_follows_its_plan_within_limits(rig):
     assert got[T0 + 2 * SLOT] == pytest.approx(0.1, abs=1e-6)
 
 
+def _reset_register(tmp, value: float = 0.0) -> None:
+    state = json.loads((tmp / "dev.json").read_text())
+    state["energy_kwh"] = value
+    (tmp / "dev.json").write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize("production", [False, True])
+def test_a_register_that_resets_never_reads_as_negative_consumption(rig, production):
+    """A device restarts and its register begins again at zero (the fleet's simulated devices
+    after a fleet restart, a meter after a power cut): the slot in which it happened reads the
+    energy counted since the reset, never the register's fall. Also for a device that can
+    produce: a register that falls further than the device can produce in that time reset."""
+    make, clock, store, tmp = rig
+    ems = make(max_power_w=2000.0, min_power_w=-1000.0 if production else 0.0)
+
+    async def run():
+        await ems.open(clock.now())
+        await drive(ems, clock, plan(0.4, 0.4, 0.4, 0.4), T0 + 2 * SLOT + 60)
+        _reset_register(tmp)  # mid-slot: the device restarted
+        clock.t += 300
+        await drive(ems, clock, plan(0.4, 0.4, 0.4, 0.4), T0 + 4 * SLOT + 60)
+
+    asyncio.run(run())
+    got = {r.start: r.energy_kwh for r in store.readings()}
+    assert sorted(got) == [T0 + i * SLOT for i in range(4)]
+    assert all(e >= 0 for e in got.values()), got
+    assert got[T0] == pytest.approx(0.4) and got[T0 + 3 * SLOT] == pytest.approx(0.4)
+    register = json.loads((tmp / "dev.json").read_text())["energy_kwh"]
+    # the reset slot holds what the register counted since the reset (no more, no less)
+    assert 0 < got[T0 + 2 * SLOT] <= 0.4 + 1e-6
+    assert got[T0 + 2 * SLOT] + got[T0 + 3 * SLOT] == pytest.approx(register - 0.0, abs=0.05)
+    assert ems.meter_resets == 1 and ems.meter_wraps == 0
+
+
+def test_a_register_reset_that_falls_only_a_little_is_a_reset_too(rig):
+    """A device that took little before it restarted: the register falls by less than the
+    device could take in the interval, but a consumption register never falls at all."""
+    make, clock, store, tmp = rig
+    ems = make(max_power_w=2000.0)
+
+    async def run():
+        await ems.open(clock.now())
+        await drive(ems, clock, plan(0.03, 0.03, 0.0, 0.0), T0 + 2 * SLOT + 60)
+        _reset_register(tmp, 0.001)  # a restart just after the boundary
+        await drive(ems, clock, plan(0.03, 0.03, 0.0, 0.0), T0 + 4 * SLOT + 60)
+
+    asyncio.run(run())
+    got = {r.start: r.energy_kwh for r in store.readings()}
+    assert got[T0 + 2 * SLOT] == pytest.approx(0.001) and min(got.values()) >= 0, got
+    assert ems.meter_resets == 1
+
+
+def test_a_register_that_wraps_reads_the_energy_across_the_wrap(rig):
+    make, clock, store, tmp = rig
+    ems = make(max_power_w=2000.0, wrap_kwh=100.0)
+
+    async def run():
+        await ems.open(clock.now())
+        _reset_register(tmp, 99.7)  # 0.3 kWh before the register wraps
+        await drive(ems, clock, plan(0.4, 0.4, 0.4), T0 + 3 * SLOT + 60)
+
+    asyncio.run(run())
+    got = {r.start: r.energy_kwh for r in store.readings()}
+    assert [got[T0 + i * SLOT] for i in range(3)] == pytest.approx([0.4] * 3)
+    assert ems.meter_wraps == 1 and ems.meter_resets == 0
+
+
 def test_an_hourly_plan_is_spread_over_the_quarter_hours(rig):
     # an hourly DOMS bid on a quarter-hour agent: a quarter of each hour's energy per quarter,
     # not the whole hour's energy crammed into the first quarter at the device's limit

@@ -66,7 +66,7 @@ def test_sigkill_mid_run_loses_nothing_and_does_nothing_twice(own_broker, topic_
         clock={"speed": SPEED, "start": T0, "anchor": anchor},
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    peer = Peer(host=broker.host, port=broker.port, agent_id=agent)
+    peer = Peer(host=broker.host, port=broker.port, agent_id=agent, answer=("meter",))
     fman = Fman(peer)
     fman.start()
 

@@ -66,3 +66,29 @@ def test_totals_and_spans():
     assert span(offer) == (T0 + 1800, T0 + 36_000)
     assert overlaps(span(offer), (T0 + 35_100, T0 + 40_000))
     assert not overlaps(span(offer), (T0 + 36_000, T0 + 40_000))
+
+
+def test_a_sheds_returns_are_terms_of_trade():
+    from pathlib import Path
+
+    import protocol
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "offers" / "freezer-shed.json"
+    shed = protocol.from_json(path.read_bytes(), protocol.FlexOffer)
+    tm = shed.two_mode
+    replace = msgspec.structs.replace
+    assert material_change(shed, replace(shed, two_mode=replace(tm, after_portion=0.701))) is None
+    longer = replace(shed, two_mode=replace(tm, after_s=2700))
+    assert material_change(shed, longer) == "two-mode windows changed"
+    dearer = replace(shed, two_mode=replace(tm, after_portion=0.9))
+    assert material_change(shed, dearer) == "two-mode portions changed"
+    scaled = replace(
+        shed,
+        two_mode=protocol.TwoMode(
+            prior_time=shed.start_after,
+            prior_portion=1.0,
+            after_time=shed.start_before,
+            after_portion=1.0,
+        ),
+    )
+    assert material_change(shed, scaled) == "two-mode operation changed"

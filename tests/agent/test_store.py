@@ -6,8 +6,10 @@ import sqlite3
 import subprocess
 import sys
 
+import msgspec
 import pytest
 
+import protocol
 from agent.errors import StoreError
 from agent.store import Plan, Store
 from protocol import MeterReading
@@ -166,4 +168,47 @@ def test_a_store_of_schema_1_is_upgraded_in_place(tmp_path):
     with Store(path=path) as s:
         (old,) = s.offers()
         assert (old.offer, old.state, old.episode) == (two_slot_offer(), "accepted", old.offer.id)
-        assert s.get("schema") == "2"
+        assert s.get("schema") == "3"
+
+
+def test_a_store_of_schema_2_is_upgraded_and_its_outbox_kept_for_the_answers(tmp_path):
+    """Rows queued by schema 2 (deleted on PUBACK then) learn the message id and revision
+    FMAN's answer names, so the upgraded agent can match the answer to them."""
+    path = tmp_path / "old.db"
+    offer = two_slot_offer()
+    conn = sqlite3.connect(path)  # the outbox as schema 2 had it
+    conn.execute(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
+        "payload BLOB NOT NULL, kind TEXT NOT NULL, ref TEXT NOT NULL DEFAULT '', "
+        "created INTEGER NOT NULL, retain INTEGER NOT NULL DEFAULT 0)"
+    )
+    update = protocol.encode(msgspec.structs.replace(offer, revision=2), ts=T0, msg_id="o.r2")
+    conn.execute(
+        "INSERT INTO outbox(topic, payload, kind, ref, created) VALUES (?, ?, ?, ?, ?)",
+        ("t", update, "offer", offer.id, T0),
+    )
+    conn.commit()
+    conn.close()
+    with Store(path=path) as s:
+        (row,) = s.outbox_after(0, 10)
+        assert (row.msg_id, row.revision, row.due, row.attempts) == ("o.r2", 2, None, 0)
+        assert s.outbox_answered("offer", offer.id, 1) == []  # another revision's answer
+        assert [r.id for r in s.outbox_answered("offer", offer.id, 2)] == [row.id]
+        assert s.outbox_size() == 0 and s.get("schema") == "3"
+
+
+def test_an_answered_kind_waits_for_its_answer_after_the_puback(tmp_path):
+    with Store(path=tmp_path / "s.db") as s:
+        a = s.enqueue(topic="t", payload=b"m", kind="meter", ref="7", revision=7,
+                      msg_id="ag.m7", now=T0)  # fmt: skip
+        b = s.enqueue(topic="t", payload=b"a", kind="ack", now=T0)
+        assert [r.id for r in s.outbox_unsent(0, 10)] == [a, b]
+        s.outbox_sent([(a, 1000.0)])  # acknowledged by the broker, due again at 1000
+        s.outbox_done([b])
+        assert [r.id for r in s.outbox_unsent(0, 10)] == []
+        assert s.outbox_due(999.0, 10) == [] and s.outbox_awaiting() == 1
+        (due,) = s.outbox_due(1000.0, 10)
+        assert (due.id, due.attempts, s.outbox_next_due()) == (a, 1, 1000.0)
+        # FMAN's answer names the message id of a meter batch; a refusal keeps it aside
+        assert [r.id for r in s.outbox_answered("meter", "ag.m7", 7, dead_reason="no")] == [a]
+        assert s.outbox_size() == 0 and s.dead_letter_count() == 1

@@ -38,7 +38,7 @@ def test_broker_outage_loses_nothing_and_keeps_order(own_broker, topic_root, tmp
             agent={"control_interval_s": 300, "meter_batch_slots": 1},
         )
     )
-    peer = Peer(host=broker.host, port=broker.port, agent_id=agent)
+    peer = Peer(host=broker.host, port=broker.port, agent_id=agent, answer=("offer", "meter"))
     clock = SimClock(start=T0 + 30, speed=SPEED)
     runtime = AgentRuntime(config=cfg, clock=clock)
     seen: dict[str, int] = {}

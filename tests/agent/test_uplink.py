@@ -7,8 +7,10 @@ import asyncio
 import os
 import random
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import protocol
@@ -18,6 +20,7 @@ from agent.store import Store
 from agent.uplink import BrokerSettings, Uplink, backoff_delay
 from cloud.broker import Mosquitto
 from protocol import Schedule, topics
+from protocol.samples import two_slot_offer
 from tests.agent.helpers import T0, Peer
 
 
@@ -267,5 +270,83 @@ def test_a_message_that_can_never_be_stored_is_not_redelivered_forever(
 
     asyncio.run(scenario())
     assert len(calls) == 1
+    peer.close()
+    store.close()
+
+
+def _queue_offers(store: Store, agent: str, n: int) -> None:
+    topic = topics.agent_topic(agent, "offer")
+    for i in range(n):
+        offer = msgspec.structs.replace(two_slot_offer(), id=f"o{i}", issuer=agent)
+        store.enqueue(topic=topic, payload=protocol.encode(offer, ts=T0, msg_id=f"o{i}.r0"),
+                      kind="offer", ref=offer.id, now=T0, msg_id=f"o{i}.r0")  # fmt: skip
+
+
+def _answers(store: Store, up_ref: list) -> Callable[[str, bytes], None]:
+    """What the core does with FMAN's answers: the answered row leaves the outbox."""
+
+    def handler(topic: str, payload: bytes) -> None:
+        body = protocol.decode(payload).body
+        store.outbox_answered(body.ref_kind, body.ref_id, body.revision)
+        up_ref[0].kick()
+
+    return handler
+
+
+def test_a_message_the_broker_dropped_is_sent_again_until_fman_answers(
+    broker, topic_root, tmp_path
+):
+    """Nobody listens at first: the broker acknowledges the offers and drops them (as Mosquitto
+    does for a shared subscription it has not restored). They stay in the outbox and go again,
+    with backoff, until an answer comes."""
+    store = Store(path=tmp_path / "s.db", durability="normal")
+    _queue_offers(store, topic_root, 3)
+    ref: list = []
+    up = make_uplink(
+        store, broker, topic_root, _answers(store, ref),
+        settings={"answer_timeout_s": 0.3, "answer_backoff_max_s": 1.0},
+    )  # fmt: skip
+    ref.append(up)
+    peers: list[Peer] = []
+
+    async def scenario() -> None:
+        task = asyncio.create_task(up.run())
+        await until(lambda: store.outbox_awaiting() == 3)  # PUBACKed, dropped, kept
+        assert store.outbox_size() == 3
+        peers.append(
+            await asyncio.to_thread(
+                Peer, host=broker.host, port=broker.port, agent_id=topic_root, answer=("offer",)
+            )
+        )
+        await until(lambda: store.outbox_size() == 0, timeout=15)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert up.stats.resent >= 3
+    (peer,) = peers
+    assert sorted(r.msg.id for r in peer.of("offer")) == ["o0.r0", "o1.r0", "o2.r0"]
+    peer.close()
+    store.close()
+
+
+def test_at_most_max_unanswered_messages_are_out_at_once(broker, topic_root, tmp_path):
+    store = Store(path=tmp_path / "s.db", durability="normal")
+    _queue_offers(store, topic_root, 10)
+    peer = Peer(host=broker.host, port=broker.port, agent_id=topic_root)  # never answers
+    up = make_uplink(store, broker, topic_root, settings={"max_unanswered": 3})
+
+    async def scenario() -> None:
+        task = asyncio.create_task(up.run())
+        await until(lambda: store.outbox_awaiting() == 3)
+        await asyncio.to_thread(peer.wait_for, lambda p: len(p.of("offer")) == 3)
+        await until(lambda: up.stats.throttled > 0)  # the next one waits for an answer
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert [r.msg.id for r in peer.of("offer")] == ["o0.r0", "o1.r0", "o2.r0"]
+    assert up.stats.sent - up.stats.resent == 3 and up.stats.throttled > 0
+    assert store.outbox_size() == 10
     peer.close()
     store.close()

@@ -62,10 +62,16 @@ def test_compose_runs_fman_workers_with_stable_distinct_ids_on_one_group(compose
     assert len(workers) >= 2
     ids = [s["command"][s["command"].index("--id") + 1] for s in workers.values()]
     assert len(set(ids)) == len(ids) == len(workers)
-    for s in workers.values():
+    for name, s in workers.items():
         assert s["command"][:2] == ["fman", "run"]
+        assert s["command"][s["command"].index("--id") + 1] == name  # its account's pinned id
         assert s["read_only"] is True and s["cap_drop"] == ["ALL"]
-        assert {x["source"] for x in s["secrets"]} == {"fman-credentials", "ca-cert"}
+        by_target = {x.get("target", x["source"]): x["source"] for x in s["secrets"]}
+        # each worker its own account, under the one name fman.toml reads
+        assert by_target == {"fman-credentials": f"{name}-credentials", "ca-cert": "ca-cert"}
+        assert compose["secrets"][f"{name}-credentials"]["file"].endswith(
+            f"/services/{name}/credentials"
+        )
     toml = (CLOUD / "fman.toml").read_text()
     assert 'group = "fman"' in toml and "mqtts://broker:8883" in toml
 
@@ -116,6 +122,10 @@ def test_the_cluster_keeps_the_single_broker_security_and_limits():
     assert vmq["listener.tcp.default"] == "off"  # TLS only
     assert vmq["listener.ssl.default"].endswith(":8883")
     assert prod["tls_version"] == vmq["listener.ssl.tls_version"] == "tlsv1.2"
+    assert prod["ciphers"] == vmq["listener.ssl.ciphers"]
+    assert all(
+        c.endswith(("GCM-SHA256", "GCM-SHA384", "POLY1305")) for c in prod["ciphers"].split(":")
+    )
     assert vmq["vmq_acl.acl_file"] == "/etc/atp-broker/acl"
     assert vmq["vmq_passwd.password_file"] == "/etc/atp-broker/passwd"
     assert prod["max_inflight_messages"] == vmq["max_inflight_messages"]

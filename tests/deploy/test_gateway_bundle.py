@@ -63,7 +63,7 @@ def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("gateway")
     site = Site(root=base / "site")
     init_site(site, hostnames=["localhost", "127.0.0.1"])
-    add_service(site, "fman")
+    add_service(site, "fman", offline=True)  # before the broker's first start
     broker = Mosquitto(
         config=CONFIG_DIR / "prod.conf", files_dir=site.broker_dir, workdir=base / "broker"
     )
@@ -71,8 +71,13 @@ def world(tmp_path_factory):
     # The box's device, from the installer's survey (a simulated boiler here).
     survey = base / "devices.toml"
     survey.write_text('[devices.boiler]\ndriver = "sim"\nmodel = "boiler"\ngenerator = "boiler"\n')
-    add_agent(site, AGENT, broker_url=f"mqtts://localhost:{broker.port}", devices=survey)
-    broker.reload()  # as after any provisioning: `systemctl reload mosquitto`
+    add_agent(
+        site,
+        AGENT,
+        broker_url=f"mqtts://localhost:{broker.port}",
+        devices=survey,
+        admin_socket=broker.admin_socket,  # the running broker takes it at once
+    )
     out = base / "out"
     proc = subprocess.run(
         [
@@ -184,12 +189,12 @@ def test_the_installed_unit_passes_systemd_analyze_verify(installed):
 def test_the_installed_agent_starts_and_reaches_the_broker_over_tls(world, installed, tmp_path):
     """``foa run`` from the installed venv, with the installed foa.toml and credentials."""
     site, broker = world["site"], world["broker"]
-    fman_creds = site.service_dir("fman")
+    fman_creds = site.service_dir("fman-1")
     watcher = Client(
         broker,
-        "fman-watch-gw",
+        "fman-1",
         Credentials(
-            "fman",
+            "fman-1",
             (fman_creds / "credentials").read_text().strip().partition(":")[2],
             fman_creds / "ca.crt",
         ),

@@ -61,7 +61,7 @@ def day(tmp_path_factory):
                     str(SPEED),
                     "--seed",
                     "7",
-                    "--start",
+                    "--sim-start",
                     str(T0),
                     "--anchor",
                     str(anchor),

@@ -97,3 +97,46 @@ def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(tmp_path, spawn):
     # offers whose acceptance deadline passed during the outage are rightly refused
     assert len(accepted) >= 0.3 * len(published)
     assert "holds the planner lease" in worker.log()
+
+
+def test_after_a_broker_restart_the_worker_subscribes_again(tmp_path, spawn):
+    """Mosquitto 2.0.11 restores the worker's persistent session after a restart (from its
+    persistence file) but not its shared subscriptions (the CONNACK says "session present"
+    all the same): until the worker subscribes again, the broker acknowledges what agents
+    send and drops it. The worker subscribes on every connection; an agent that sends its
+    offer until it hears an answer (as the agent does) gets one, and the offer is stored
+    once."""
+    import protocol
+    from protocol import topics
+    from protocol.samples import two_slot_offer
+
+    from .harness import client
+
+    with Mosquitto(workdir=tmp_path / "broker") as broker:
+        db = tmp_path / "fman.db"
+        cfg = write_config(tmp_path / "fman.toml", broker, db, clock={"speed": 1.0})
+        worker = spawn(cfg, "resub-w1")
+        wait_ready(db, "resub-w1")
+        broker.stop()  # a clean stop saves the sessions
+        broker.start()
+        observer = Observer(broker)
+        agent = client(broker, "resub-agent")
+        offer = two_slot_offer(agent="resub-a", now=int(time.time()) // 900 * 900 + 900)
+        payload = protocol.encode(offer, ts=offer.created_at, msg_id="resub.r0")
+
+        def answered() -> bool:
+            if any(b.ref_id == offer.id for _, b in observer.get("ack")):
+                return True
+            agent.publish(topics.agent_topic("resub-a", "offer"), payload, qos=1)
+            return False
+
+        try:
+            wait_for(answered, 30, "an answer to the offer after the restart", step=1.0)
+        finally:
+            agent.loop_stop()
+            observer.close()
+        log = worker.log()
+        assert worker.stop() == 0, log[-2000:]
+    assert "session present: True" in log  # the case Mosquitto gets wrong
+    assert query(db, "SELECT count(*) AS n FROM offers")[0]["n"] == 1
+    assert query(db, "SELECT count(*) AS n FROM messages")[0]["n"] == 1

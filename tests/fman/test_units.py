@@ -4,6 +4,7 @@ series, configuration, and ingest against a real SQLite file (no broker)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections import Counter
 
@@ -116,13 +117,23 @@ def test_withdraw_and_meter_verdicts():
     assert reasons(judge_withdraw(wd, sender="b", stored=head)) == ["id_conflict"]
     batch = MeterBatch(
         agent="a",
-        readings=[MeterReading("d", NOW, 900, 100.0), MeterReading("d", NOW + 7200, 900, 0.1)],
+        readings=[
+            MeterReading("d", NOW, 900, 100.0),
+            MeterReading("e", NOW, 900, 0.5),
+            MeterReading("d", NOW + 7200, 900, 0.1),
+        ],
     )
     v = judge_meter(
         batch, sender="a", now=NOW + 900, contract=Contract(max_power_kw=10), rules=RULES
     )
-    assert reasons(v) == ["implausible", "reading_in_future"]
-    assert [r.field for r in v.reasons] == ["readings[0].energy_kwh", "readings[1].start"]
+    # one implausible reading no longer costs the batch: the valid one is kept
+    assert v.outcome == "accept" and v.reasons == ()
+    assert [(i, r.code, r.field) for i, r in v.quarantined] == [
+        (0, "implausible", "readings[0].energy_kwh"),
+        (2, "reading_in_future", "readings[2].start"),
+    ]
+    other = judge_meter(batch, sender="b", now=NOW, contract=Contract(), rules=RULES)
+    assert reasons(other) == ["agent_mismatch"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -316,3 +327,82 @@ def test_a_last_will_counts_though_older_than_the_sessions_health_refreshes(tmp_
     assert status("online", 5000, 5000)["state"] == "online"  # the next session
     assert status("offline", None, 1000)["state"] == "online"  # a Will of the session before
     assert status("online", 5000, 4000)["state"] == "online"  # reordered: changes nothing
+
+
+def test_every_kind_sent_again_is_answered_as_before_and_stored_once(tmp_path):
+    """An agent sends again what it has no answer for (the answer, or the message, may have
+    been lost): offers, withdrawals and meter batches alike get the same answer and are kept
+    once. A meter batch with one implausible reading keeps its other readings."""
+    db = tmp_path / "fman.db"
+    ingest, stats = _ingest(db)
+    offer = two_slot_offer(agent="a", now=NOW)
+    batch = MeterBatch(
+        agent="a",
+        seq=9,
+        readings=[
+            MeterReading("plug", NOW - 900, 900, 0.3),
+            MeterReading("hp", NOW - 900, 900, 140.0),  # 560 kW: a counter reset, say
+        ],
+    )
+    messages = [
+        Incoming(topics.agent_topic("a", "offer"), protocol.encode(offer, ts=NOW, msg_id="o.r0")),
+        Incoming(
+            topics.agent_topic("a", "offer/delete"),
+            protocol.encode(Withdraw(offer_id="a.gone"), ts=NOW, msg_id="w1"),
+        ),
+        Incoming(topics.agent_topic("a", "meter"), protocol.encode(batch, ts=NOW, msg_id="a.m9")),
+    ]
+    first = [protocol.decode(a.payload).body for a in ingest.process(messages)]
+    again = [protocol.decode(a.payload).body for a in ingest.process(messages)]
+    assert first == again and stats["duplicate"] == 3
+    ack_offer, ack_withdraw, ack_meter = first
+    assert (type(ack_offer), ack_offer.ref_id) == (protocol.Ack, offer.id)
+    assert (type(ack_withdraw), ack_withdraw.ref_kind) == (protocol.Ack, "offer.delete")
+    assert (ack_meter.ref_kind, ack_meter.ref_id, ack_meter.revision) == ("meter", "a.m9", 9)
+    assert [(q.device, q.start, q.code) for q in ack_meter.quarantined] == [
+        ("hp", NOW - 900, "implausible")
+    ]
+    store = Store(path=db)
+    assert store.query("SELECT count(*) AS n FROM messages")[0]["n"] == 3
+    assert store.query("SELECT id FROM offers ORDER BY id") == [{"id": "a.gone"}, {"id": offer.id}]
+    readings = store.query("SELECT device, energy_kwh FROM readings")
+    assert readings == [{"device": "plug", "energy_kwh": 0.3}]
+    (aside,) = store.quarantined()
+    assert (aside["agent"], aside["device"], aside["energy_kwh"], aside["code"]) == (
+        "a", "hp", 140.0, "implausible"
+    )  # fmt: skip
+    assert "exceeds the contract" in aside["message"] and store.quarantined(agent="b") == []
+    assert (stats["meter.readings"], stats["meter.quarantined"]) == (1, 1)
+    # the operator sees it
+    from click.testing import CliRunner
+
+    from cloud.cli import main
+
+    out = CliRunner().invoke(main, ["readings", "quarantine", "--db", str(db)])
+    assert out.exit_code == 0, out.output
+    assert "hp" in out.output and "implausible" in out.output
+    assert "1 quarantined reading(s)" in out.output
+    out = CliRunner().invoke(main, ["readings", "quarantine", "--db", str(db), "--json"])
+    assert [r["device"] for r in json.loads(out.output)] == ["hp"]
+
+
+def test_a_withdrawal_that_comes_after_execution_began_is_refused_and_recorded(tmp_path):
+    db = tmp_path / "fman.db"
+    ingest, _ = _ingest(db)
+    offer = two_slot_offer(agent="a", now=NOW)
+    ingest.process([Incoming(topics.agent_topic("a", "offer"), protocol.encode(offer, ts=NOW))])
+    Store(path=db).set_states([("executing", NOW, offer.id, ("accepted",))])
+    (answer,) = ingest.process(
+        [
+            Incoming(
+                topics.agent_topic("a", "offer/delete"),
+                protocol.encode(Withdraw(offer_id=offer.id, reason="device left"), ts=NOW),
+            )
+        ]
+    )
+    refusal = protocol.decode(answer.payload).body
+    assert [r.code for r in refusal.reasons] == ["not_withdrawable"]
+    row = Store(path=db).offer_row(offer.id)
+    assert row["state"] == "executing"  # FMAN's record keeps what it planned...
+    assert row["reason"].startswith("withdrawn by the agent too late")  # ...and says why
+    assert row["reason"].endswith("device left")

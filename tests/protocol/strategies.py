@@ -71,15 +71,37 @@ def offers(draw: st.DrawFn, *, allow_two_mode: bool = True) -> FlexOffer:
     hi = lo + width
     assignment = draw(st.integers(created, hi))
     acceptance = draw(st.integers(created, assignment))
-    n_profiles = draw(st.integers(1, 3))
-    runs = [draw(st.lists(kwh, min_size=1, max_size=12)) for _ in range(n_profiles)]
+    two_mode_form = (
+        draw(st.sampled_from(["scaled", "intervention", None])) if allow_two_mode else None
+    )
+    if two_mode_form == "intervention":
+        # energy moved around an intervention: the default is every profile's baseline, so
+        # the profiles share its length; it moves nothing, so it returns nothing
+        n = draw(st.integers(2, 12))
+        n_profiles = draw(st.integers(1, 2))
+        runs = [draw(st.lists(kwh, min_size=n, max_size=n)) for _ in range(n_profiles)]
+    else:
+        n_profiles = draw(st.integers(1, 3))
+        runs = [draw(st.lists(kwh, min_size=1, max_size=12)) for _ in range(n_profiles)]
     profs = [draw(profiles_around(run)) for run in runs]
     chosen = draw(st.integers(0, n_profiles - 1))
     start = lo + r * draw(st.integers(0, width // r))
     two_mode = None
     default_profile = chosen
     energy = runs[chosen]
-    if allow_two_mode and draw(st.booleans()):
+    if two_mode_form == "intervention":
+        k = draw(st.integers(0, len(runs[0]) - 1))
+        m = draw(st.integers(0, len(runs[0]) - 1 - k))
+        share = st.floats(0, 2, allow_nan=False)
+        two_mode = TwoMode(
+            prior_s=k * r,
+            prior_portion=draw(share) if k else 0.0,
+            after_s=m * r,
+            after_portion=draw(share) if m else 0.0,
+        )
+        chosen = default_profile = 0
+        energy = runs[0]
+    elif two_mode_form == "scaled":
         prior = draw(st.sampled_from(range(lo, hi + 1, r)))
         after = draw(st.sampled_from(range(lo, hi + 1, r)))
         two_mode = TwoMode(

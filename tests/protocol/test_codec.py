@@ -127,3 +127,30 @@ def test_msgpack_package_decodes_and_encodes_compatible_messages():
     # a message produced by another implementation with the plain package is read back
     again = protocol.decode(msgpack.packb(plain))
     assert again.body == offer
+
+
+def test_an_ack_of_a_1_2_sender_decodes_without_quarantined_readings():
+    data = raw_message(
+        {"ref_kind": "meter", "ref_id": "a.m7", "revision": 7, "fman_id": "fman"},
+        v="1.2",
+        kind="ack",
+    )
+    msg = protocol.decode(data)
+    assert msg.version == (1, 2) and msg.body.quarantined == []
+
+
+def test_quarantined_readings_travel_with_the_ack_and_plain_msgpack_reads_them():
+    aside = protocol.QuarantinedReading(
+        device="hp", start=NOW, code="implausible", message="140 kWh in 900 s"
+    )
+    ack = Ack(ref_kind="meter", ref_id="a.m7", revision=7, quarantined=[aside])
+    data = protocol.encode(ack, ts=NOW)
+    assert protocol.decode(data).body == ack
+    plain = msgpack.unpackb(data, raw=False)
+    assert plain["v"] == "1.3"
+    assert plain["body"]["quarantined"] == [
+        {"device": "hp", "start": NOW, "code": "implausible", "message": "140 kWh in 900 s"}
+    ]
+    too_many = Ack(ref_kind="meter", ref_id="a.m7", quarantined=[aside] * 10_001)
+    with pytest.raises(DecodeError, match="quarantined"):
+        protocol.decode(protocol.encode(too_many, ts=NOW))

@@ -215,3 +215,40 @@ def test_extensions_carry_what_goflex_cannot_express():
     assert doc["state"] == "Assigned"
     assert len(doc["atpExtensions"]["profiles"]) == 2
     assert protocol.from_goflex(doc)[0] == offer
+
+
+SWISS = SAMPLE.with_name("SampleFO_Swiss.json")
+
+
+def test_an_assigned_sample_keeps_its_schedule_through_every_form():
+    data = SWISS.read_bytes()
+    content = protocol.read_offer_file(data)
+    (offer,), (schedule,) = content.offers, content.schedules
+    assert schedule.offer_id == offer.id and schedule.version == 1  # updateId 0 reads as 1
+    assert schedule.start == 1582833600 and schedule.energy_kwh == [24.78495]
+    assert protocol.check_schedule(offer, schedule) == []
+    for fmt in protocol.FORMATS:
+        written = protocol.write_offer_file(content, fmt, ts=offer.created_at)
+        again = protocol.read_offer_file(written)
+        assert (again.offers, again.schedules) == (content.offers, content.schedules), fmt
+    assert protocol.to_goflex(offer, schedule)["flexOfferSchedule"]["scheduleSlices"] == [
+        {"duration": 1, "energyAmount": 24.78495, "tariff": 0}
+    ]
+
+
+def test_a_schedule_that_breaks_its_offer_is_reported_where_it_is():
+    doc = json.loads(SWISS.read_text())
+    doc["flexOfferSchedule"]["scheduleSlices"][0]["energyAmount"] = 30.0
+    with pytest.raises(DecodeError) as info:
+        protocol.read_offer_file(json.dumps([doc]).encode())
+    assert [e.path for e in info.value.errors] == ["[0].flexOfferSchedule.energy_kwh[0]"]
+
+
+def test_several_energy_entries_of_a_slice_are_its_parts():
+    doc = sample()
+    doc["flexOfferProfileConstraints"][0]["energyConstraintList"] = [
+        {"lower": 0, "upper": 0.3},
+        {"lower": 0, "upper": 0.2354},
+    ]
+    offer, _ = protocol.from_goflex(doc)
+    assert offer.profiles[0].upper_kwh == pytest.approx([0.5354])

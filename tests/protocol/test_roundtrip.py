@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 
 import protocol
 from protocol import FlexOffer, start_window
-from tests.protocol.strategies import meter_batches, offers, offers_with_schedule
+from tests.protocol.strategies import T0, meter_batches, offers, offers_with_schedule
 
+VERSION = "{}.{}".format(*protocol.PROTOCOL_VERSION)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -31,7 +32,7 @@ def test_offer_and_schedule_survive_the_wire(pair):
         assert (msg.kind, msg.id, msg.ts) == (kind, "m1", offer.created_at)
         # interoperability: the plain msgpack package reads every message
         plain = msgpack.unpackb(data, raw=False)
-        assert plain["v"] == "1.2" and plain["kind"] == kind and plain["id"] == "m1"
+        assert plain["v"] == VERSION and plain["kind"] == kind and plain["id"] == "m1"
         assert plain["body"] == protocol.to_builtins(body)
     assert protocol.check_schedule(offer, schedule) == []
 
@@ -82,3 +83,32 @@ def test_goflex_roundtrip_keeps_meaning(pair):
     # and through the JSON text, as a file would carry it
     again, _ = protocol.from_goflex(json.loads(json.dumps(doc)))
     assert _meaning(again) == _meaning(offer)
+
+
+@SETTINGS
+@given(offers_with_schedule())
+def test_flexoffer_specification_roundtrip_keeps_meaning(pair):
+    offer, schedule = pair
+    doc = protocol.to_flexoffer_spec([offer], [schedule])
+    (back,), (back_schedule,) = protocol.from_flexoffer_spec(json.loads(json.dumps(doc)))
+    assert _meaning(back) == _meaning(offer)
+    assert back_schedule == schedule
+    # a schedule alone travels as a response
+    assert protocol.from_flexoffer_spec(protocol.to_flexoffer_spec([], [schedule])) == (
+        [],
+        [schedule],
+    )
+
+
+@SETTINGS
+@given(offers_with_schedule())
+def test_offer_files_keep_offer_and_schedule_in_every_form(pair):
+    offer, schedule = pair
+    content = protocol.OfferFile(offers=(offer,), schedules=(schedule,))
+    for fmt in protocol.FORMATS:
+        again = protocol.read_offer_file(protocol.write_offer_file(content, fmt, ts=T0))
+        if fmt in ("json", "msgpack"):
+            assert (again.offers, again.schedules) == (content.offers, content.schedules)
+        else:
+            assert [_meaning(o) for o in again.offers] == [_meaning(offer)]
+            assert again.schedules == content.schedules

@@ -47,6 +47,7 @@ class Client:
         self._acks: queue.Queue[list[ReasonCode]] = queue.Queue()
         self._connack: queue.Queue[ReasonCode | None] = queue.Queue()
         self.disconnected = False
+        self.disconnect_reason: str | None = None
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if creds.ca_file is not None:
             c.tls_set(
@@ -57,7 +58,13 @@ class Client:
             )
         if creds.username is not None:
             c.username_pw_set(creds.username, creds.password)
-        c.on_connect = lambda _c, _u, _f, rc, _p: self._connack.put(rc)
+        self.session_present: bool | None = None
+
+        def on_connect(_c, _u, flags, rc, _p) -> None:
+            self.session_present = bool(flags.session_present)
+            self._connack.put(rc)
+
+        c.on_connect = on_connect
         c.on_message = lambda _c, _u, m: self._messages.put((m.topic, m.payload))
         c.on_subscribe = lambda _c, _u, _mid, rcs, _p: self._acks.put(rcs)
         c.on_disconnect = self._on_disconnect
@@ -89,19 +96,23 @@ class Client:
 
     def _on_disconnect(self, _c, _u, _flags, rc, _props) -> None:
         self.disconnected = True
+        self.disconnect_reason = str(rc)
         self._connack.put(None)
 
     @property
     def connected(self) -> bool:
         return self.connack is not None and not self.connack.is_failure and self._c.is_connected()
 
-    def subscribe(self, *filters: str) -> None:
+    def subscribe(self, *filters: str) -> list[str]:
+        """Subscribe to each filter; the broker's answers, e.g. ``["Granted QoS 1"]``."""
+        answers = []
         for f in filters:
             self._c.subscribe(f, qos=1)
-            self._acks.get(timeout=5)
+            answers += [str(rc) for rc in self._acks.get(timeout=5)]
+        return answers
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        self._c.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
+        self._c.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(5)
 
     def received(self, *, wait: float = 0.5) -> list[tuple[str, bytes]]:
         """Everything that arrived, waiting ``wait`` seconds for stragglers first."""
@@ -120,6 +131,21 @@ class Client:
             except queue.Empty:
                 pass
         return False
+
+    def received_until(self, topic: str, payload: bytes, *, timeout: float = 5.0) -> list:
+        """Everything that arrived up to and including ``(topic, payload)``; empty if that
+        never came. A message asked for last is a positive signal that what was asked for
+        before it has all arrived (one connection delivers in order)."""
+        out: list[tuple[str, bytes]] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                out.append(self._messages.get(timeout=0.1))
+            except queue.Empty:
+                continue
+            if out[-1] == (topic, payload):
+                return out
+        return []
 
     def wait_disconnected(self, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -3,6 +3,9 @@
 A denied publish is dropped silently (the publisher still gets its PUBACK), so every "cannot"
 below is shown by a subscriber that is allowed to see the topic and never does, while the
 same subscriber does see the allowed message sent right after (so it was listening).
+A subscription the policy does not allow is refused outright (SUBACK "Not authorized").
+Every FMAN worker has its own account (fman-1, fman-2, ...): the broker pins a client id
+to its account, so two connections of one account would take each other's place.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ DOWNLINK = ("ack", "schedule")
 
 @pytest.fixture
 def fman(connect):
-    client = connect("fman", client_id="fman-worker-1")
+    client = connect("fman-1")
     assert client.connected
     client.subscribe(
         *(topics.shared("fman", topics.all_agents(ch)) for ch in UPLINK),
@@ -29,7 +32,9 @@ def fman(connect):
 def test_an_agent_cannot_publish_on_another_agents_topics(connect, fman):
     a, b = connect("agent-a"), connect("agent-b")
     b.subscribe(*(topics.agent_topic("agent-b", ch) for ch in DOWNLINK))
-    b.subscribe("atp/v1/a/agent-b/resp/+")
+    assert b.subscribe("atp/v1/a/agent-b/resp/#") == [
+        "Granted QoS 1"
+    ]  # exactly the policy's filter
     forged = b"forged by agent-a"
     for ch in (*UPLINK, *DOWNLINK):
         a.publish(topics.agent_topic("agent-b", ch), forged)
@@ -44,25 +49,24 @@ def test_an_agent_cannot_publish_on_another_agents_topics(connect, fman):
 
 def test_an_agent_cannot_receive_another_agents_schedules(connect):
     a = connect("agent-a")
-    # Mosquitto 2.0 grants the SUBSCRIBE (the ACL is applied per delivered message) ...
-    a.subscribe(
-        topics.agent_topic("agent-b", "schedule"),
-        topics.all_agents("schedule"),
-        "atp/v1/#",
-        "#",
-    )
-    fman = connect("fman", client_id="fman-scheduler")
+    # Every wider subscription is refused outright ...
+    wide = (topics.agent_topic("agent-b", "schedule"), topics.all_agents("schedule"), "atp/v1/#")
+    assert a.subscribe(*wide, "#") == ["Not authorized"] * 4
+    assert a.subscribe(topics.agent_topic("agent-a", "schedule")) == ["Granted QoS 1"]
+    fman = connect("fman-2")
     fman.publish(topics.agent_topic("agent-b", "schedule"), b"for b only")
     fman.publish(topics.agent_topic("agent-a", "schedule"), b"for a")
-    # ... but delivers agent-a its own schedule (once per matching filter), never b's.
-    got = a.received(wait=1.0)
-    assert (topics.agent_topic("agent-a", "schedule"), b"for a") in got
-    assert all(payload != b"for b only" for _, payload in got)
+    # ... and agent-a gets its own schedule, never b's.
+    assert a.wait_for(topics.agent_topic("agent-a", "schedule"), b"for a")
+    assert all(payload != b"for b only" for _, payload in a.received())
 
 
 def test_an_agent_cannot_read_the_fleets_uplink(connect):
     a, b = connect("agent-a"), connect("agent-b")
-    a.subscribe(topics.all_agents("offer"), topics.shared("fman", topics.all_agents("meter")))
+    refused = a.subscribe(
+        topics.all_agents("offer"), topics.shared("fman", topics.all_agents("meter"))
+    )
+    assert refused == ["Not authorized"] * 2
     b.publish(topics.agent_topic("agent-b", "offer"), b"b's offer")
     b.publish(topics.agent_topic("agent-b", "meter"), b"b's readings")
     assert a.received(wait=1.0) == []
@@ -71,7 +75,9 @@ def test_an_agent_cannot_read_the_fleets_uplink(connect):
 def test_fman_receives_every_agents_uplink_and_reaches_every_agent(connect, fman):
     a, b = connect("agent-a"), connect("agent-b")
     b.subscribe(topics.agent_topic("agent-b", "schedule"), topics.agent_topic("agent-b", "ack"))
-    b.subscribe("atp/v1/a/agent-b/resp/+")
+    assert b.subscribe("atp/v1/a/agent-b/resp/#") == [
+        "Granted QoS 1"
+    ]  # exactly the policy's filter
     # FMAN receives B's uplink (through its shared subscription) ...
     b.publish(topics.agent_topic("agent-b", "offer"), b"offer")
     b.publish(topics.request_topic("agent-b", "bill"), b"request")
@@ -85,7 +91,7 @@ def test_fman_receives_every_agents_uplink_and_reaches_every_agent(connect, fman
     assert b.wait_for(topics.agent_topic("agent-b", "ack"), b"ack")
     assert b.wait_for(topics.response_topic("agent-b", "t1"), b"response")
     # ... and may read B's schedules too (a second worker or an operator's monitor).
-    monitor = connect("fman", client_id="fman-monitor")
+    monitor = connect("fman-2")
     monitor.subscribe(topics.all_agents("schedule"))
     fman.publish(topics.agent_topic("agent-b", "schedule"), b"v2")
     assert monitor.wait_for(topics.agent_topic("agent-b", "schedule"), b"v2")
@@ -93,7 +99,7 @@ def test_fman_receives_every_agents_uplink_and_reaches_every_agent(connect, fman
 
 
 def test_fman_cannot_forge_an_agents_uplink(connect, fman):
-    other = connect("fman", client_id="fman-rogue")
+    other = connect("fman-2")
     other.publish(topics.agent_topic("agent-b", "offer"), b"forged by fman")
     other.publish(topics.agent_topic("agent-b", "meter"), b"forged by fman")
     assert fman.received(wait=1.0) == []
@@ -102,14 +108,13 @@ def test_fman_cannot_forge_an_agents_uplink(connect, fman):
 def test_the_market_topics_belong_to_fman_and_fmar(connect):
     fmar, fman, agent = (
         connect("fmar"),
-        connect("fman", client_id="fman-bidder"),
+        connect("fman-2"),
         connect("agent-a"),
     )
     fmar.subscribe(topics.market_topic("day-ahead", "bid"))
     fman.subscribe(topics.market_topic("day-ahead", "result"))
-    agent.subscribe(
-        topics.market_topic("day-ahead", "bid"), topics.market_topic("day-ahead", "result")
-    )
+    market = (topics.market_topic("day-ahead", "bid"), topics.market_topic("day-ahead", "result"))
+    assert agent.subscribe(*market) == ["Not authorized"] * 2
     agent.publish(topics.market_topic("day-ahead", "bid"), b"agent bid")
     fman.publish(topics.market_topic("day-ahead", "bid"), b"fman bid")
     fmar.publish(topics.market_topic("day-ahead", "result"), b"cleared")
@@ -120,7 +125,7 @@ def test_the_market_topics_belong_to_fman_and_fmar(connect):
 
 
 def test_a_shared_subscription_splits_the_fleet_between_fman_workers(connect):
-    w1, w2 = connect("fman", client_id="fman-w1"), connect("fman", client_id="fman-w2")
+    w1, w2 = connect("fman-1"), connect("fman-2")
     shared = topics.shared("fman-split", topics.all_agents("meter"))
     w1.subscribe(shared)
     w2.subscribe(shared)

@@ -69,7 +69,9 @@ def test_mosquitto_passwd_and_our_hashes_agree(tmp_path):
 
 
 def test_the_sha512_scheme_for_a_vernemq_cluster_works_with_mosquitto_too(tmp_path):
-    """A site made with ``--password-hash sha512`` ($6$, the one VerneMQ reads)."""
+    """A site made with ``--password-hash sha512`` ($6$, the one VerneMQ reads) writes its
+    password file for VerneMQ, while Mosquitto checks the dynamic-security plugin's own
+    PBKDF2 hashes of the same passwords."""
     import subprocess
     import tomllib
 
@@ -80,7 +82,7 @@ def test_the_sha512_scheme_for_a_vernemq_cluster_works_with_mosquitto_too(tmp_pa
 
     site = Site(root=tmp_path / "site")
     init_site(site, hostnames=["127.0.0.1"], password_hash="sha512")
-    add_agent(site, "vmq-agent")
+    add_agent(site, "vmq-agent", offline=True)
     entry = _passwd.read_entries(site.passwd)["vmq-agent"]
     assert entry.startswith("$6$") and entry.count("$") == 3  # vmq_passwd's exact shape
     # mosquitto_passwd's own sha512 lines and ours verify the same way
@@ -103,3 +105,41 @@ def test_the_sha512_scheme_for_a_vernemq_cluster_works_with_mosquitto_too(tmp_pa
         bad = Client(broker, "vmq-agent-2", Credentials("vmq-agent", "nope", device / "ca.crt"))
         assert good.connected and not bad.connected
         good.close()
+
+
+def _handshake(broker, ca_file, *, version, ciphers: str | None = None) -> str | None:
+    """The cipher suite the broker agreed to, or ``None`` when it refused the handshake."""
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    ctx.minimum_version = ctx.maximum_version = version
+    if ciphers:
+        ctx.set_ciphers(f"{ciphers}:@SECLEVEL=0")
+    try:
+        with (
+            socket.create_connection((broker.host, broker.port), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            return tls.cipher()[0]
+    except ssl.SSLError:
+        return None
+
+
+def test_tls_offers_aead_suites_only(prod_broker, provisioned):
+    import ssl
+
+    ca, v12 = provisioned.site.ca_cert, ssl.TLSVersion.TLSv1_2
+    for cbc in (
+        "ECDHE-ECDSA-AES128-SHA",  # CBC with a SHA-1 MAC
+        "ECDHE-ECDSA-AES256-SHA",
+        "ECDHE-ECDSA-AES128-SHA256",  # CBC
+        "ECDHE-ECDSA-AES256-SHA384",
+    ):
+        assert _handshake(prod_broker, ca, version=v12, ciphers=cbc) is None, cbc
+    assert _handshake(prod_broker, ca, version=v12) in (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+    )
+    assert _handshake(prod_broker, ca, version=ssl.TLSVersion.TLSv1_3) is not None

@@ -20,20 +20,22 @@ AGENT = "edge-gw"
 def edge_world(tmp_path):
     site = Site(root=tmp_path / "site")
     init_site(site, hostnames=["127.0.0.1"])
-    add_service(site, "fman")
+    add_service(site, "fman", offline=True)  # before the broker's first start
     cloud = Mosquitto(
         config=CONFIG_DIR / "prod.conf", files_dir=site.broker_dir, workdir=tmp_path / "cloud"
     )
-    add_agent(site, AGENT, edge_bridge=True, broker_url=f"mqtts://127.0.0.1:{cloud.port}")
+    add_agent(
+        site, AGENT, edge_bridge=True, broker_url=f"mqtts://127.0.0.1:{cloud.port}", offline=True
+    )
     cloud.start()
     edge_dir = site.device_dir(AGENT) / "edge"
     edge = Mosquitto(
         config=edge_dir / "atp-edge.conf", files_dir=edge_dir, workdir=tmp_path / "edge"
     )
     edge.start()
-    fman_pw = (site.service_dir("fman") / "credentials").read_text().strip().partition(":")[2]
+    fman_pw = (site.service_dir("fman-1") / "credentials").read_text().strip().partition(":")[2]
     fman = Client(
-        cloud, "fman-edge", Credentials("fman", fman_pw, site.ca_cert), session_expiry_s=600
+        cloud, "fman-1", Credentials("fman-1", fman_pw, site.ca_cert), session_expiry_s=600
     )
     password = (site.device_dir(AGENT) / "password").read_text().strip()
     agent = Client(edge, AGENT, Credentials(AGENT, password, None), session_expiry_s=600)

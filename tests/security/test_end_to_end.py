@@ -41,13 +41,12 @@ def test_agent_and_fman_run_end_to_end_over_tls(provisioned, prod_broker, tmp_pa
         "--broker-url",
         f"mqtts://localhost:{prod_broker.port}",
     )
-    prod_broker.reload()  # systemctl reload mosquitto, after provisioning
     anchor = time.time() + 3.0
     config = site.device_dir("agent-e2e") / "foa.toml"
     config.write_text(
         config.read_text() + f"\n[clock]\nspeed = {SPEED}\nstart = {T0}\nanchor = {anchor}\n"
     )
-    fman_dir = site.service_dir("fman")
+    fman_dir = site.service_dir("fman-1")
     db = tmp_path / "fman.db"
     logs = {name: tmp_path / f"{name}.log" for name in ("fman", "foa")}
     procs = []
@@ -62,7 +61,7 @@ def test_agent_and_fman_run_end_to_end_over_tls(provisioned, prod_broker, tmp_pa
                         "--config",
                         fman_dir / "fman.toml",
                         "--id",
-                        "fman-e2e",
+                        "fman-1",
                         "--db",
                         db,
                         "--broker",
@@ -118,7 +117,7 @@ def test_agent_and_fman_run_end_to_end_over_tls(provisioned, prod_broker, tmp_pa
     assert "holds the planner lease (planner ortools)" in fman_log
     broker_log = prod_broker.log_path.read_text()
     assert "as agent-e2e (p5" in broker_log and "u'agent-e2e'" in broker_log
-    assert "as fman-e2e (p5" in broker_log and "u'fman'" in broker_log
+    assert "as fman-1 (p5" in broker_log and "u'fman-1'" in broker_log
     # No secret in any log of the run, nor in what the provisioning commands printed.
     secrets = provisioned.known_secrets | set(provisioned.secrets())
     everything = "\n".join([foa_log, fman_log, broker_log, *provisioned.output])

@@ -27,7 +27,9 @@ def test_secret_files_are_mode_0600_and_public_ones_are_not_secret(provisioned):
         site.device_dir("agent-a") / "foa.toml",
         site.device_dir("agent-a") / "password",
         site.device_dir("agent-cert") / "client.key",
-        site.service_dir("fman") / "credentials",
+        site.service_dir("fman-1") / "credentials",
+        site.dynsec,
+        site.admin_credentials,
     ]
     for path in secrets:
         assert _mode(path) == 0o600, path
@@ -38,9 +40,11 @@ def test_secret_files_are_mode_0600_and_public_ones_are_not_secret(provisioned):
 
 def test_the_fman_toml_names_the_credentials_and_the_ca_file(provisioned):
     site = provisioned.site
-    fman = tomllib.loads((site.service_dir("fman") / "fman.toml").read_text())["worker"]
+    fman = tomllib.loads((site.service_dir("fman-2") / "fman.toml").read_text())["worker"]
     assert (fman["credentials_file"], fman["ca_file"]) == ("credentials", "ca.crt")
-    assert (site.service_dir("fman") / "ca.crt").read_bytes() == site.ca_cert.read_bytes()
+    assert fman["id"] == "fman-2"  # the client id the broker pins this account to
+    assert (site.service_dir("fman-2") / "credentials").read_text().startswith("fman-2:")
+    assert (site.service_dir("fman-2") / "ca.crt").read_bytes() == site.ca_cert.read_bytes()
 
 
 def test_foa_toml_is_ready_for_the_agent(provisioned):
@@ -61,7 +65,7 @@ def test_foa_toml_is_ready_for_the_agent(provisioned):
 def test_the_password_file_holds_one_pbkdf2_entry_per_active_account(provisioned):
     lines = provisioned.site.passwd.read_text().splitlines()
     users = [line.split(":")[0] for line in lines]
-    assert {"agent-a", "agent-b", "fman", "fmar"} <= set(users)
+    assert {"agent-a", "agent-b", "fman-1", "fman-2", "fmar"} <= set(users)
     assert len(users) == len(set(users))
     assert all(line.split(":", 1)[1].startswith("$7$101$") for line in lines)
 
@@ -70,16 +74,17 @@ def test_device_list_is_json_for_scripts(provisioned):
     rows = json.loads(provisioned.run("device", "list", "--json").stdout)
     by_id = {r["id"]: r for r in rows}
     assert by_id["agent-a"]["role"] == "agent" and by_id["agent-a"]["revoked"] is None
-    assert by_id["fman"]["role"] == "fman"
+    assert by_id["fman-1"]["role"] == "fman"
     assert by_id["agent-cert"]["client_cert"] is True
 
 
 @pytest.mark.parametrize(
     ("agent_id", "message"),
     [
-        ("a/b", "cannot be used in a topic"),
-        ("a+", "cannot be used in a topic"),
+        ("a/b", "is not allowed"),
+        ("a+", "is not allowed"),
         ("fman", "service account"),
+        ("fman-9", "service account"),
         ("agent-a", "provisioned already"),
     ],
 )
@@ -118,3 +123,56 @@ def test_the_server_certificate_names_the_broker_and_chains_to_the_ca(provisione
     san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "localhost" in san.get_values_for_type(x509.DNSName)
     assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+
+
+BAD_IDS = ["house:1", "house-1\n", "house 1", ".hidden", "..", "house\t1", "$house", "h\u00e9"]
+
+
+@pytest.mark.parametrize("n", range(len(BAD_IDS)))
+def test_ids_that_would_corrupt_a_shared_file_are_refused(provisioned, n):
+    agent_id = BAD_IDS[n]
+    """':' ends a password-file user name, a newline starts a new entry: either corrupted
+    the file, after which every add, revoke and rotation failed."""
+    site = provisioned.site
+    shared = [site.passwd, site.registry_file, site.broker_dir / "dynamic-security.json"]
+    before = [f.read_text() for f in shared if f.exists()]
+    proc = provisioned.run("device", "add", agent_id, check=False)
+    assert proc.returncode == 1
+    assert "is not allowed" in proc.stderr and "Traceback" not in proc.stderr
+    assert [f.read_text() for f in shared if f.exists()] == before
+    assert sorted(p.name for p in (site.root / "devices").iterdir()) == sorted(
+        p.name for p in (site.root / "devices").iterdir() if not p.name.startswith(".")
+    )
+    # ... and the site still works
+    assert provisioned.run("device", "add", f"agent-ok-{n}").returncode == 0
+
+
+def test_a_failed_add_leaves_no_partial_directory_and_no_account(provisioned, connect):
+    site = provisioned.site
+    before = sorted(p.name for p in (site.root / "devices").iterdir())
+    # the edge broker's configuration needs an mqtts:// URL: this fails half-way through
+    proc = provisioned.run(
+        "device", "add", "agent-half", "--edge-bridge", "--broker-url", "mqtt://h:1", check=False
+    )
+    assert proc.returncode == 1 and "mqtts://" in proc.stderr
+    assert sorted(p.name for p in (site.root / "devices").iterdir()) == before
+    assert "agent-half" not in site.registry().accounts
+    assert "agent-half:" not in site.passwd.read_text()
+
+
+def test_a_failed_rotation_keeps_the_previous_credentials(provisioned, connect):
+    device = provisioned.site.device_dir("agent-b")
+    old = {p.name: p.read_bytes() for p in device.iterdir()}
+    proc = provisioned.run(
+        "device",
+        "add",
+        "agent-b",
+        "--rotate",
+        "--edge-bridge",
+        "--broker-url",
+        "mqtt://h:1",
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert {p.name: p.read_bytes() for p in device.iterdir()} == old
+    assert connect("agent-b").connected  # the old password still works

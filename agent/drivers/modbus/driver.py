@@ -76,6 +76,8 @@ class ModbusDriver(Driver):
         self.retries = p.integer("retries", 0, min=0, max=5)
         self.min_interval_s = p.number("min_interval_s", 0.05, min=0.0, max=10.0)
         self._blocks = self.map.blocks()
+        energy_reg = next((r for r in self.map.reads if r.name == "energy_kwh"), None)
+        self._energy_wrap = None if energy_reg is None else energy_reg.wrap
         self._client: ModbusBaseClient | None = None
         self._lock = asyncio.Lock()
         self._last_exchange = -math.inf
@@ -194,6 +196,7 @@ class ModbusDriver(Driver):
             energy_kwh=None if energy is None else float(energy),
             on=None if on is None else bool(on),
             state={k: float(v) for k, v in values.items() if k not in MEASUREMENT_FIELDS},
+            energy_wrap_kwh=self._energy_wrap,
         )
 
     # -- writing ------------------------------------------------------------------------

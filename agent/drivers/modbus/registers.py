@@ -77,6 +77,14 @@ class Register:
             return 1
         return int(TYPES[self.type].value[1])
 
+    @property
+    def wrap(self) -> float | None:
+        """The change in value after which an unsigned integer register wraps to zero (its
+        range times the scale); ``None`` for other types."""
+        if self.table in BIT_TABLES or not self.type.startswith("uint"):
+            return None
+        return float(2 ** (16 * self.count)) * abs(self.scale)
+
     def decode(self, words: Sequence[int] | Sequence[bool]) -> float | bool:
         """The value of this register from its raw words (or bits)."""
         if self.table in BIT_TABLES:

@@ -1,0 +1,200 @@
+"""``atp demo``: its output directory is never someone else's, a fleet that finished its day is
+not a failure, and a short day runs to its summary and plot.
+
+The end-to-end test runs the real command (Mosquitto, an FMAN worker and a fleet as separate
+processes) with two agents at 14400 times real speed: a day in 6 seconds, the kind of run that
+used to end in "atp sim fleet stopped with code 0" without a summary.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+
+from cloud.cli import demo
+from cloud.fman import Store
+
+ATP = [sys.executable, "-c", "from cloud.cli import main; main()"]
+DAY = 1_767_225_600  # 2026-01-01T00:00Z
+
+
+def test_a_directory_the_demo_did_not_make_is_refused_and_left_alone(tmp_path: Path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    (mine / "fman.db").write_text("not the demo's either")
+    out = subprocess.run(
+        [*ATP, "demo", "--out", str(mine), "--agents", "1", "--speed", "14400"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "not empty and was not made by `atp demo`" in out.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["fman.db", "thesis.tex"]
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert (mine / "fman.db").read_text() == "not the demo's either"
+
+
+def test_its_own_directory_loses_only_the_demos_files(tmp_path: Path):
+    out = tmp_path / "demo"
+    demo.prepare_out(out)  # a fresh directory: made and marked
+    assert (out / demo.MARK).exists()
+    for name in ("fman.db", "fman.log", "portfolio.png"):
+        (out / name).write_text("old run")
+    (out / "broker").mkdir()
+    (out / "broker" / "mosquitto.log").write_text("old run")
+    (out / "notes.txt").write_text("the user's")
+    demo.prepare_out(out)
+    assert sorted(p.name for p in out.iterdir()) == [demo.MARK, "notes.txt"]
+    assert (out / "notes.txt").read_text() == "the user's"
+    # an empty directory is fine too; a file is not
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    demo.prepare_out(empty)
+    with pytest.raises(click.ClickException, match="is a file"):
+        demo.prepare_out(out / "notes.txt")
+
+
+def test_a_directory_an_earlier_demo_made_is_taken_but_not_a_lookalike(tmp_path: Path):
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("fman.db", "fman.toml", "target.json", "fleet.log", "portfolio.png"):
+        (old / name).write_text("earlier run, before the mark")
+    demo.prepare_out(old)
+    assert sorted(p.name for p in old.iterdir()) == [demo.MARK]
+    # an operator's own FMAN directory has the demo's file names, not its signature
+    ops = tmp_path / "ops"
+    ops.mkdir()
+    for name in ("fman.db", "fman.toml", "fman.log"):
+        (ops / name).write_text("production")
+    with pytest.raises(click.ClickException, match="not made by `atp demo`"):
+        demo.prepare_out(ops)
+    assert sorted(p.name for p in ops.iterdir()) == ["fman.db", "fman.log", "fman.toml"]
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def _exits(code: int) -> subprocess.Popen[bytes]:
+    p = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
+    p.wait(timeout=30)
+    return p
+
+
+@pytest.fixture
+def fman_db(tmp_path: Path) -> Path:
+    path = tmp_path / "fman.db"
+    Store(path=path).close()
+    return path
+
+
+def test_a_fleet_that_finished_its_day_ends_the_day(fman_db: Path, tmp_path: Path):
+    """The fleet stops by itself at the end of its day: exit code 0 then is the end of the
+    day, however quickly after the last slot it comes (at 7200x the last slot lasts an
+    eighth of a wall second)."""
+    worker = _sleeper()
+    try:
+        speed = 7200.0
+        anchor = time.time() - (86_400 - 400) / speed  # 400 s before the day's end
+        started = time.monotonic()
+        online, when = demo.follow(
+            fman_db,
+            worker=worker,
+            fleet=_exits(0),
+            logs=(tmp_path / "fman.log", tmp_path / "fleet.log"),
+            start=DAY,
+            anchor=anchor,
+            speed=speed,
+        )
+        assert time.monotonic() - started < 10
+        assert online == 0 and DAY <= when < DAY + 86_400
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_a_worker_or_fleet_that_stops_early_is_an_error_naming_its_log(
+    fman_db: Path, tmp_path: Path
+):
+    logs = (tmp_path / "fman.log", tmp_path / "fleet.log")
+    mid_day = time.time() - 43_200 / 900.0  # noon at 900x
+    sleeper = _sleeper()
+    try:
+        with pytest.raises(click.ClickException, match=r"fleet stopped at 12:\d\d.*fleet\.log"):
+            demo.follow(
+                fman_db,
+                worker=sleeper,
+                fleet=_exits(0),
+                logs=logs,
+                start=DAY,
+                anchor=mid_day,
+                speed=900.0,
+            )
+        with pytest.raises(click.ClickException, match=r"fleet stopped with code 3.*fleet\.log"):
+            demo.follow(
+                fman_db,
+                worker=sleeper,
+                fleet=_exits(3),
+                logs=logs,
+                start=DAY,
+                anchor=mid_day,
+                speed=900.0,
+            )
+        with pytest.raises(click.ClickException, match=r"FMAN worker stopped.*fman\.log"):
+            demo.follow(
+                fman_db,
+                worker=_exits(1),
+                fleet=sleeper,
+                logs=logs,
+                start=DAY,
+                anchor=mid_day,
+                speed=900.0,
+            )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_short_fast_day_ends_in_a_summary_and_a_plot(tmp_path: Path):
+    out = tmp_path / "demo"
+    run = subprocess.run(
+        [
+            *ATP,
+            "demo",
+            "--agents",
+            "2",
+            "--speed",
+            "14400",
+            "--sim-start",
+            "2026-01-01",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr + (out / "fman.log").read_text()
+    text = run.stdout
+    assert "agents: 2 (2 online at 23:" in text
+    assert "offers: " in text and "accepted" in text
+    assert "imbalance against the target" in text
+    assert "what varies between runs of one seed" in text and "late" in text
+    assert (out / "portfolio.png").stat().st_size > 10_000
+    # the accepted figure is the workers' counter: it includes offers since withdrawn, so it
+    # is never below the offers in an accepted state now
+    accepted = int(text.split("offers: ")[1].split(" accepted")[0])
+    s = Store(path=out / "fman.db")
+    try:
+        counter = sum(w.get("offer.accepted", 0) for w in s.stats().values())
+        now_accepted = len(s.offers_in(("accepted", "assigned", "executing", "executed")))
+    finally:
+        s.close()
+    assert accepted == counter >= now_accepted > 0

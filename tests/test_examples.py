@@ -1,0 +1,167 @@
+"""Every example the documentation shows is a file under ``examples/``, and every file there is
+checked by the code its command runs, so examples and docs cannot drift apart or go stale.
+
+To add a kind of example (an agent's ``foa.toml``, an ``fman.toml``, a target CSV, a market
+book, a contract): put the file under ``examples/``, add its pattern and a checker to
+:data:`CHECKERS` (a file without one fails :func:`test_every_example_is_checked`), and if the
+docs show it in a fenced block of a new language, add a parser for that language to
+:data:`FENCES`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import protocol
+from agent.config import load_config as load_foa_config
+from cloud.fman.config import load_config as load_fman_config
+from cloud.optim.series import parse_series
+from cloud.settle import load_contract
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+# -- checkers: one per kind of example ----------------------------------------------------------
+
+
+def offer_file(path: Path) -> None:
+    """What ``atp offer validate`` runs: every offer and schedule valid, and some there."""
+    content = protocol.read_offer_file(path.read_bytes())
+    assert content.offers or content.schedules
+
+
+def schedule_fits_its_offer(path: Path) -> None:
+    """``schedules/NAME.json`` is a schedule for the offer of ``offers/NAME.json``."""
+    (offer,) = protocol.read_offers((EXAMPLES / "offers" / path.name).read_bytes())
+    schedules = protocol.read_offer_file(path.read_bytes()).schedules
+    assert schedules
+    for s in schedules:
+        assert protocol.check_schedule(offer, s) == []
+
+
+def same_as_project_form(path: Path) -> None:
+    """``offers/NAME.FORM.json`` is ``offers/NAME.json`` in another form;
+    ``offers/NAME-assigned.FORM.json`` also carries ``schedules/NAME.json``."""
+    name = path.name.split(".")[0]
+    base = name.removesuffix("-assigned")
+    content = protocol.read_offer_file(path.read_bytes())
+    assert content.format == path.name.split(".")[1]
+    assert list(content.offers) == protocol.read_offers(
+        (EXAMPLES / "offers" / f"{base}.json").read_bytes()
+    )
+    expected = ()
+    if name != base:
+        expected = protocol.read_offer_file(
+            (EXAMPLES / "schedules" / f"{base}.json").read_bytes()
+        ).schedules
+    assert content.schedules == expected
+
+
+def contract_file(path: Path) -> None:
+    """What ``atp contract add`` reads: every key known, every value checked."""
+    assert load_contract(path).id
+
+
+def foa_config(path: Path) -> None:
+    """What ``foa config check`` runs (``tests/test_examples_config.py`` runs the command too)."""
+    assert load_foa_config(path).devices
+
+
+def fman_config(path: Path) -> None:
+    """FMAN's configuration loader, unknown keys refused."""
+    assert load_fman_config(path).worker.broker
+
+
+def series_file(path: Path) -> None:
+    """The series reader ``atp plan`` and FMAN use: a value per 15-minute slot of a day."""
+    assert len(parse_series(path.read_text(), source=path.name, resolution_s=900)) == 96
+
+
+#: (pattern relative to ``examples/``, checker): every checker whose pattern matches a file runs
+CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
+    ("contracts/*", contract_file),
+    ("foa.toml", foa_config),
+    ("fman.toml", fman_config),
+    ("*.csv", series_file),
+    ("offers/*.json", offer_file),
+    ("offers/*.*.json", same_as_project_form),
+    ("schedules/*.json", offer_file),
+    ("schedules/*.json", schedule_fits_its_offer),
+]
+
+#: fenced-block language in the docs -> (parser, suffix of the example files it is compared with)
+FENCES: dict[str, tuple[Callable[[str], Any], str]] = {
+    "json": (json.loads, ".json"),
+}
+
+
+def _examples() -> list[Path]:
+    return sorted(p for p in EXAMPLES.rglob("*") if p.is_file() and p.name != "README.md")
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(EXAMPLES).as_posix()
+
+
+@pytest.mark.parametrize("path", _examples(), ids=_rel)
+def test_every_example_is_checked(path):
+    checkers = [check for pattern, check in CHECKERS if fnmatch(_rel(path), pattern)]
+    assert checkers, f"no checker for examples/{_rel(path)}: add one to CHECKERS"
+    for check in checkers:
+        check(path)
+
+
+def test_there_are_examples():
+    assert len(_examples()) >= 7
+
+
+# -- the docs show examples, not copies of them --------------------------------------------------
+
+_FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
+
+
+def _blocks() -> list[tuple[Path, int, str, str]]:
+    found = []
+    for md in DOCS:
+        text = md.read_text()
+        for m in _FENCE.finditer(text):
+            if m.group(1) in FENCES:
+                line = text.count("\n", 0, m.start()) + 1
+                found.append((md, line, m.group(1), m.group(2)))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("md", "line", "lang", "block"),
+    _blocks(),
+    ids=[f"{md.name}:{line}" for md, line, _, _ in _blocks()],
+)
+def test_each_example_shown_is_a_file_whose_path_the_page_states(md, line, lang, block):
+    parse, suffix = FENCES[lang]
+    shown = parse(block)
+    files = [p for p in _examples() if p.suffix == suffix and parse(p.read_text()) == shown]
+    assert files, f"{md.name}:{line}: this {lang} example is no file under examples/"
+    assert any(f"examples/{_rel(p)}" in md.read_text() for p in files), (
+        f"{md.name}:{line}: the page does not say this is examples/{_rel(files[0])}"
+    )
+
+
+def test_the_docs_show_examples():
+    shown = {(md.name, lang) for md, _, lang, _ in _blocks()}
+    assert ("README.md", "json") in shown
+
+
+def test_the_readme_offer_is_valid():
+    """The offer the README shows first passes ``atp offer validate``."""
+    _, _, _, block = next(b for b in _blocks() if b[0].name == "README.md")
+    (offer,) = protocol.read_offers(block.encode())
+    assert offer.id == "house-17.ev.1767225600"
