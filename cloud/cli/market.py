@@ -6,8 +6,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from cloud.fmar import Book, Clearing
 
 _FILE = click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
 
@@ -17,14 +21,20 @@ def market() -> None:
     """Flexibility markets (FMAR): clear order books of sell orders and requests."""
 
 
-def _fail(lines: list[str]) -> None:
+def _fail(lines: list[str]) -> NoReturn:
     for line in lines:
         click.echo(line, err=True)
     sys.exit(1)
 
 
 @market.command()
-@click.option("--book", "book_file", type=_FILE, required=True, help="The order book (JSON).")
+@click.option(
+    "--book",
+    "book_file",
+    type=_FILE,
+    required=True,
+    help="The order book (JSON, docs/market.md); - reads standard input.",
+)
 @click.option(
     "--pricing",
     type=click.Choice(["uniform", "pay-as-bid"]),
@@ -38,7 +48,7 @@ def _fail(lines: list[str]) -> None:
     type=click.FloatRange(min=0.1),
     default=10.0,
     show_default=True,
-    help="Seconds.",
+    help="Seconds the search may take (the prices are computed after it).",
 )
 @click.option(
     "--voll",
@@ -71,7 +81,10 @@ def clear(
     error, with its field path)."""
     from cloud.fmar import BookError, MarketError, clear, read_book, to_builtins
 
-    data = sys.stdin.buffer.read() if str(book_file) == "-" else book_file.read_bytes()
+    try:
+        data = sys.stdin.buffer.read() if str(book_file) == "-" else book_file.read_bytes()
+    except OSError as exc:
+        _fail([f"{book_file}: {exc.strerror or exc}"])
     try:
         book = read_book(data)
     except BookError as exc:
@@ -97,10 +110,7 @@ def clear(
     _print(result, book, elapsed)
 
 
-def _print(result: object, book: object, elapsed: float) -> None:
-    from cloud.fmar import Book, Clearing
-
-    assert isinstance(result, Clearing) and isinstance(book, Book)
+def _print(result: Clearing, book: Book, elapsed: float) -> None:
     res = book.market.resolution_s
 
     def when(ts: int) -> str:

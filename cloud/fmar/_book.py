@@ -407,12 +407,13 @@ def _check_request(
 
 
 def sorted_book(book: Book) -> Book:
-    """The book in its canonical order (orders and requests by id, links by their ends): the
-    clearing reads it in this order, so a book clears the same whatever order it lists things."""
+    """The book in its canonical order (orders and requests by id, nodes by name, links by
+    their ends): the clearing reads it in this order, so a book clears the same whatever order
+    it lists things."""
     network = book.network
     if network is not None:
         network = Network(
-            nodes=network.nodes,
+            nodes=tuple(sorted(network.nodes)),
             links=tuple(sorted(network.links, key=lambda k: (k.source, k.target))),
         )
     return Book(

@@ -357,9 +357,10 @@ class _Search:
                     break
                 step = min(2 * step, self.wide)
             if rnd % 25 == 0:
+                pct = 100 * gap / max(abs(self.best_bound), 1e-9)
                 self.say(
                     f"round {rnd}: master {value:.6g}{'' if free else ' (in a box)'}, bound "
-                    f"{self.best_bound:.6g} (gap {100 * gap / max(abs(self.best_bound), 1e-9):.3g} %)"
+                    f"{self.best_bound:.6g} (gap {pct:.3g} %)"
                 )
             inner = self.center
             before = self.best_bound
@@ -636,7 +637,7 @@ def decompose(
     bound = min(bound, max([one.best_bound, *left]))
     say(f"bound {bound:.6g}, clearing {value:.6g}")
     # the orders' schedules: the phase-two master's mix of each order's schedules
-    final_pick, final = two.recover(sol2.weights)
+    _, final = two.recover(sol2.weights)
     res = num.market.resolution_s
     blocks, starts, energies = [], [], []
     for i in range(n):

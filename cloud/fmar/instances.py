@@ -9,9 +9,9 @@ time-flexible. Asks are 1 to 10 cents per kWh each way, three in ten varying ove
 Requests are sized against the flexibility at their node (the room between each order's
 default and its bounds, per slot): a DSO's congestion relief (down, in the evening peak), a
 BRP's imbalance (up or down, an hour or three anywhere), an aggregator's solar absorption (up,
-around noon); limits of 4 to 30 cents per kWh, one in four all-or-nothing. Several nodes get
-a ring of links both ways plus XX of a fraction of a node's
-flexibility and transport costs of 0.2 to 2 cents per kWh.
+around noon); limits of 4 to 30 cents per kWh, one in four all-or-nothing. Several nodes form
+a radial grid (each node hangs off an earlier one) with a link each way, of a capacity of 10 to
+40 % of the mean room per slot at its two ends and a transport cost of 0.2 to 2 cents per kWh.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import random
 
 import msgspec
 
+import protocol
 from cloud.optim import instances as homes
 from protocol import FlexOffer
 
@@ -68,7 +69,7 @@ def _room(offers: list[FlexOffer]) -> tuple[list[float], list[float]]:
     down = [0.0] * SLOTS
     for o in offers:
         d = o.default
-        p = o.profiles[d.profile] if o.two_mode is None else o.profiles[d.profile // 2]
+        p = protocol.effective_profiles(o)[d.profile]
         s = (d.start - DAY_START) // RES
         for j, e in enumerate(d.energy_kwh):
             up[s + j] += max(p.upper_kwh[j] - e, 0.0)

@@ -23,7 +23,7 @@ from cloud.fmar import (
 from .books import book as random_book
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = json.loads((ROOT / "examples" / "market" / "book.json").read_text())
+EXAMPLE = json.loads((ROOT / "examples" / "markets" / "feeder-1.json").read_text())
 
 
 def _refused(doc) -> list[str]:

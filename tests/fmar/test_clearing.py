@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud.fmar import Book, Request, clear, read_book, to_builtins
+import protocol
+from cloud.fmar import Book, Market, Request, SellOrder, clear, read_book, to_builtins
 
 from .books import book
 from .checks import check_result
@@ -74,9 +75,15 @@ def test_the_same_book_in_any_order_clears_the_same():
     rng = random.Random(1)
     sell = list(b.sell)
     reqs = list(b.requests)
+    nodes = list(b.network.nodes)
+    links = list(b.network.links)
     rng.shuffle(sell)
     rng.shuffle(reqs)
-    shuffled = dataclasses.replace(b, sell=tuple(sell), requests=tuple(reqs))
+    rng.shuffle(nodes)
+    rng.shuffle(links)
+    network = dataclasses.replace(b.network, nodes=tuple(nodes), links=tuple(links))
+    assert network != b.network
+    shuffled = dataclasses.replace(b, network=network, sell=tuple(sell), requests=tuple(reqs))
     first = to_builtins(clear(b))
     assert first == to_builtins(clear(shuffled))
     assert first == to_builtins(clear(b))
@@ -102,7 +109,7 @@ def test_a_fixed_demand_is_covered_where_sellers_can_and_says_how_much():
 
 def test_requests_at_one_node_net_against_each_other():
     """Rule 1: an up and a down request at one node and slot match without any seller."""
-    base = read_book((ROOT / "examples" / "market" / "book.json").read_bytes())
+    base = read_book((ROOT / "examples" / "markets" / "feeder-1.json").read_bytes())
     start = base.market.start
     netting = Book(
         market=base.market,
@@ -119,9 +126,9 @@ def test_requests_at_one_node_net_against_each_other():
 
 
 def test_the_worked_example_of_the_docs():
-    path = ROOT / "examples" / "market"
-    result = to_builtins(clear(read_book((path / "book.json").read_bytes())))
-    expected = json.loads((path / "result.json").read_text())
+    path = ROOT / "examples" / "markets"
+    result = to_builtins(clear(read_book((path / "feeder-1.json").read_bytes())))
+    expected = json.loads((path / "feeder-1.result.json").read_text())
     assert result.keys() == expected.keys()
     assert json.dumps(result, sort_keys=True) == json.dumps(expected, sort_keys=True)
     # the numbers docs/market.md works out by hand
@@ -133,7 +140,7 @@ def test_the_worked_example_of_the_docs():
     )
     washer = next(a for a in result["awards"] if a["offer_id"] == "house-3.washer")
     assert washer["start"] == 1767225600 and washer["deviation_kwh"] == [1.0, -1.0]
-    book_ = read_book((path / "book.json").read_bytes())
+    book_ = read_book((path / "feeder-1.json").read_bytes())
     bid = clear(book_, pricing="pay-as-bid")
     check_result(book_, bid)
     assert {a.offer_id: a.paid_eur for a in bid.awards} == pytest.approx(
@@ -154,3 +161,69 @@ def test_an_all_or_nothing_request_is_made_whole_from_the_uplift():
             found += 1
             assert result.uplift_eur >= 0
     assert found > 0
+
+
+def test_the_two_node_example_of_the_docs():
+    """docs/market.md, example 2: a congested link, prices that differ by more than the
+    transport cost, and the congestion rent in the surplus."""
+    b = read_book((ROOT / "examples" / "markets" / "two-nodes.json").read_bytes())
+    result = clear(b)
+    check_result(b, result)
+    assert result.status == "optimal"
+    assert result.welfare_eur == pytest.approx(2 * 0.3 - 0.05 - 0.15 - 0.01)
+    assert result.prices.keys() == {"feeder-a", "feeder-b"}
+    assert result.prices["feeder-a"] == pytest.approx((0.05,))
+    assert result.prices["feeder-b"] == pytest.approx((0.15,))
+    assert [f.kwh for f in result.flows] == [pytest.approx((1.0,))]
+    assert {a.offer_id: a.paid_eur for a in result.awards} == pytest.approx(
+        {"house-5.heat_pump": 0.05, "house-6.heater": 0.15}
+    )
+    assert result.requests[0].paid_eur == pytest.approx(0.30)
+    assert result.transport_eur == pytest.approx(0.01)
+    # what the buyer pays beyond what the sellers receive: transport plus the congestion
+    # rent (0.15 - 0.05 - 0.01) x 1 kWh
+    assert result.surplus_eur == pytest.approx(0.10)
+    assert result.uplift_eur == 0.0
+
+
+def test_a_two_mode_offer_of_protocol_1_3_against_the_reference():
+    """A freezer's shed (energy moved out of the intervention returns before and after it)
+    sold into a congestion request during the shed and a request for more consumption around
+    it (none during the shed, so the two requests cannot net against each other): the
+    clearing finds the reference's optimum and the award passes check_schedule."""
+    (offer,) = protocol.read_offers((ROOT / "examples/offers/freezer-shed.json").read_bytes())
+    assert offer.two_mode is not None and not offer.two_mode.start_scaled
+    res = offer.resolution_s
+    t0 = offer.default.start
+    market = Market(start=t0 - 8 * res, slots=32, resolution_s=res)
+    b = Book(
+        market=market,
+        sell=(SellOrder(offer=offer),),  # asks from the offer's deviation price
+        requests=(
+            Request(
+                id="dso",
+                node=offer.grid_node,
+                start=t0 + 2 * res,
+                kwh=(-0.05,) * 4,
+                limit_eur_per_kwh=0.2,
+                partial=True,
+            ),
+            Request(
+                id="brp",
+                node=offer.grid_node,
+                start=t0,
+                kwh=(0.1, 0.1, 0.0, 0.0, 0.0, 0.0, 0.1, 0.1, 0.1, 0.1),
+                limit_eur_per_kwh=0.1,
+                partial=True,
+            ),
+        ),
+    )
+    result = clear(b)
+    check_result(b, result)
+    best = reference_welfare(b)
+    assert best > 0.01
+    assert result.status == "optimal"
+    assert _rel(result.welfare_eur, best) <= 1e-4
+    (award,) = result.awards
+    shed = sum(-v for v in award.deviation_kwh if v < 0)
+    assert shed > 0.1  # the freezer sheds, and the energy comes back around the shed

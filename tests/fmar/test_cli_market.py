@@ -13,7 +13,7 @@ from .books import book
 from .checks import check_result
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "market" / "book.json"
+EXAMPLE = ROOT / "examples" / "markets" / "feeder-1.json"
 ATP = [sys.executable, "-c", "from cloud.cli import main; main()"]
 
 
@@ -31,7 +31,7 @@ def test_json_output_is_the_documented_contract():
     out = _run("--book", str(EXAMPLE), "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert doc == json.loads((ROOT / "examples" / "market" / "result.json").read_text())
+    assert doc == json.loads((ROOT / "examples" / "markets" / "feeder-1.result.json").read_text())
     assert out.stderr == ""  # no progress lines with --json
 
 

@@ -3,6 +3,8 @@ accepted request pays more than its limit (nor any seller receives less than its
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +15,7 @@ from .books import book
 from .checks import check_result
 
 _SETTINGS = settings(
-    max_examples=int(__import__("os").environ.get("FMAR_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("FMAR_EXAMPLES", "40")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
