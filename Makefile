@@ -31,6 +31,7 @@ bench: setup
 	$(PY) bench/plan.py
 	$(PY) bench/broker_security.py
 	$(PY) bench/settle.py
+	$(PY) bench/market.py
 	$(PY) bench/faults.py
 
 clean:

@@ -22,6 +22,7 @@ import pytest
 import protocol
 from agent.config import load_config as load_foa_config
 from cloud.fman.config import load_config as load_fman_config
+from cloud.fmar import clear, read_book, to_builtins
 from cloud.optim.series import parse_series
 from cloud.settle import load_contract
 
@@ -86,6 +87,19 @@ def series_file(path: Path) -> None:
     assert len(parse_series(path.read_text(), source=path.name, resolution_s=900)) == 96
 
 
+def market_file(path: Path) -> None:
+    """What ``atp market clear`` runs: ``markets/NAME.json`` is a book that meets every rule;
+    ``markets/NAME.result.json`` is what ``atp market clear --book NAME.json --json`` prints
+    (default options)."""
+    if path.name.endswith(".result.json"):
+        book_file = path.with_name(path.name.removesuffix(".result.json") + ".json")
+        cleared = clear(read_book(book_file.read_bytes()))
+        assert to_builtins(cleared) == json.loads(path.read_text())
+    else:
+        book = read_book(path.read_bytes())
+        assert book.sell and book.requests
+
+
 #: (pattern relative to ``examples/``, checker): every checker whose pattern matches a file runs
 CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("contracts/*", contract_file),
@@ -96,6 +110,7 @@ CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("offers/*.*.json", same_as_project_form),
     ("schedules/*.json", offer_file),
     ("schedules/*.json", schedule_fits_its_offer),
+    ("markets/*.json", market_file),
 ]
 
 #: fenced-block language in the docs -> (parser, suffix of the example files it is compared with)
