@@ -238,6 +238,8 @@ def status(config_path: Path, store_path: Path | None, as_json: bool) -> None:
     else:
         click.echo(f"connection   offline since {_when(c['since'])}")
     click.echo(f"heartbeat    {_when(report['heartbeat'])} (agent clock)")
+    if report["web"]:
+        click.echo(f"web page     {report['web']}")
     out = report["outbox"]
     kinds = ", ".join(f"{k} {n}" for k, n in out["by_kind"].items())
     sent = f", {out['unanswered']} sent and not yet answered" if out["unanswered"] else ""
@@ -266,69 +268,10 @@ def status(config_path: Path, store_path: Path | None, as_json: bool) -> None:
 
 
 def _status(store: Store) -> dict[str, Any]:
-    meta = store.meta()
-    live = store.offers(states=("offered", "accepted", "assigned", "executing", "rejected"))
-    plans = store.plans(o.offer.id for o in live)
+    from agent.report import status_report
 
-    def num(key: str) -> int | None:
-        return int(meta[key]) if meta.get(key, "").lstrip("-").isdigit() else None
-
-    connected = meta.get("connected") == "1"
-    pid = num("pid")
-    running = pid is not None and _alive(pid)
-    return {
-        "agent": meta.get("agent", ""),
-        "store": str(store.path),
-        "daemon": {"pid": pid, "running": running},
-        "connection": {
-            "connected": connected and running,
-            "broker": meta.get("broker", ""),
-            # a daemon that died connected has no disconnection time: its last heartbeat
-            "since": num("connected_since")
-            if connected and running
-            else num("heartbeat" if connected else "disconnected_since"),
-        },
-        "heartbeat": num("heartbeat"),
-        "outbox": {
-            "waiting": store.outbox_size(),
-            "by_kind": store.outbox_kinds(),
-            "unanswered": store.outbox_awaiting(),
-            "resent": int(meta.get("resent") or 0),
-            "dead_letters": store.dead_letter_count(),
-            "quarantined": len(store.quarantined()),
-        },
-        "offers": store.offer_counts(),
-        "in_force": [
-            {
-                "device": p.device,
-                "offer_id": p.offer_id,
-                "state": o.state,
-                "source": p.source,
-                "version": p.version,
-                "start": p.start,
-                "end": p.end,
-                "energy_kwh": sum(p.energy_kwh),
-            }
-            for o in live
-            if (p := plans.get(o.offer.id)) is not None
-        ],
-        "last_readings": [
-            {
-                "device": r.device,
-                "start": r.start,
-                "duration_s": r.duration_s,
-                "energy_kwh": r.energy_kwh,
-                "offer_id": r.offer_id,
-            }
-            for r in store.last_readings()
-        ],
-        "faults": [
-            {"device": d.id, "fault": d.fault, "since": d.fault_since}
-            for d in store.devices()
-            if d.fault
-        ],
-        "dropped_meter_batches": num("dropped_meter_batches") or 0,
-    }
+    pid = store.get("pid") or ""
+    return status_report(store, running=pid.isdigit() and _alive(int(pid)))
 
 
 @main.command()
@@ -338,34 +281,15 @@ def _status(store: Store) -> dict[str, Any]:
 @click.option("--all", "show_all", is_flag=True, help="Include finished offers.")
 def offers(config_path: Path, store_path: Path | None, as_json: bool, show_all: bool) -> None:
     """The agent's offers with their state and the plan in force."""
+    from agent.report import offers_report
+
     store = _open_store(config_path, store_path)
     try:
-        states = None if show_all else ("offered", "accepted", "assigned", "executing")
-        rows = store.offers(states=states)
-        plans = store.plans(o.offer.id for o in rows)
+        items = offers_report(store, show_all=show_all)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         store.close()
-    items = []
-    for s in rows:
-        o, p = s.offer, plans.get(s.offer.id)
-        items.append(
-            {
-                "id": o.id,
-                "device": o.device,
-                "load_type": o.load_type,
-                "revision": o.revision,
-                "state": s.state,
-                "start_after": o.start_after,
-                "start_before": o.start_before,
-                "assignment_before": o.assignment_before,
-                "slots": o.profiles[0].n_slots,
-                "plan": None
-                if p is None
-                else {"source": p.source, "version": p.version, "start": p.start, "end": p.end},
-            }
-        )
     if as_json:
         click.echo(json.dumps(items, indent=2))
         return
@@ -393,21 +317,11 @@ def devices(config_path: Path, store_path: Path | None, as_json: bool, probe: bo
     if probe:
         rows = _probe(_load(config_path))
     else:
+        from agent.report import devices_report
+
         store = _open_store(config_path, store_path)
         try:
-            rows = [
-                {
-                    "device": d.id,
-                    "driver": d.driver,
-                    "generator": d.generator,
-                    "ts": d.last_ts,
-                    "power_w": d.power_w,
-                    "energy_kwh": d.energy_kwh,
-                    "setpoint": d.setpoint,
-                    "fault": d.fault,
-                }
-                for d in store.devices()
-            ]
+            rows = devices_report(store)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from exc
         finally:
