@@ -207,6 +207,49 @@ def config_check(file: Path, as_json: bool) -> None:
         sys.exit(1)
 
 
+# -- foa web password ---------------------------------------------------------------------------
+
+
+@main.group()
+def web() -> None:
+    """The agent's local page ([web] in foa.toml)."""
+
+
+@web.command("password")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--stdin",
+    "from_stdin",
+    is_flag=True,
+    help="Read the password from standard input (its first line) instead of asking for it.",
+)
+def web_password(file: Path, from_stdin: bool) -> None:
+    """Write the page's password to FILE, hashed (PBKDF2-SHA256), readable by its owner only.
+
+    Name the file as password_file in the [web] table of foa.toml; the page then asks for
+    the password. The file may also hold the password itself (mode 0600), but a hash does
+    not give it away to whoever reads a backup."""
+    import os
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise click.ClickException("the password needs at least 8 characters")
+    from agent.web import hash_password
+
+    text = hash_password(password).encode() + "\n"
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(text)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {file}: {exc.strerror}") from exc
+    click.echo(f'{file}: written (mode 0600); in foa.toml: [web] password_file = "{file}"')
+
+
 # -- foa status / offers / devices --------------------------------------------------------------
 
 

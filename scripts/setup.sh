@@ -47,6 +47,15 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     fi
 fi
 
+# The page tests drive Debian's Chromium headless (playwright, in the dev extra, uses this
+# browser as it is: nothing is downloaded). Without recommends: they pull avahi-daemon, whose
+# set-up fails in containers and makes apt exit 100.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "setup: installing Chromium for the page tests" >&2
+    apt_install --no-install-recommends chromium \
+        || echo "setup: could not install Chromium; run: sudo apt-get install --no-install-recommends chromium" >&2
+fi
+
 # The deployment tests check the systemd units with `systemd-analyze verify`, the cloud
 # compose file with `docker-compose config` and the load balancer with `haproxy -c`; none of
 # them needs a running service, only the tools.

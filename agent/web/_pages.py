@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from agent.store import MeterReading, Plan
+from agent.store import Plan
 from agent.web._edit import DeviceForm, EditResult, field_name, show
 from agent.web._svg import Segment, Series, legend, step_chart
+from protocol import MeterReading
 
 STATES = ("offered", "accepted", "assigned", "executing", "rejected", "executed", "expired")
 

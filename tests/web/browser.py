@@ -1,15 +1,25 @@
 """A real headless Chromium for the page tests and ``make screens``: Debian's ``chromium``,
 driven by playwright (the Python client only; no browser is downloaded).
 
-:func:`launch` starts it, or fails with what to do when it is missing (these tests never
-skip). :class:`Watch` records what a page does wrong while a test uses it: console errors,
-uncaught exceptions, requests that failed or were answered with an error status.
+:func:`launch` starts it and drives it for as long as a block runs (``make screens``).
+The tests keep one browser for the whole session instead, :class:`ChromiumProcess`, and
+each test module connects to it (:func:`connect`): playwright's synchronous client keeps an
+event loop marked running on its thread while it is connected, which would break every later
+test that calls ``asyncio.run``; connecting per module leaves the thread as it found it.
+Both fail with what to do when the browser is missing (these tests never skip).
+
+:class:`Watch` records what a page does wrong while a test uses it: console errors and
+warnings, uncaught exceptions, requests that failed or were answered with an error status.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,18 +47,73 @@ class BrowserMissing(RuntimeError):
     pass
 
 
-@contextmanager
-def launch() -> Iterator[object]:
-    """The browser (a playwright ``Browser``) for as long as the block runs."""
+def _check() -> None:
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         found = shutil.which("chromium")
-        raise BrowserMissing(MISSING.format(path=CHROMIUM) + (f" (one is at {found})" if found else ""))
+        extra = f" (one is at {found})" if found else ""
+        raise BrowserMissing(MISSING.format(path=CHROMIUM) + extra)
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError as exc:
         raise BrowserMissing(
             "the playwright package is missing: run `make setup` (it is in the dev extra)"
         ) from exc
+
+
+class ChromiumProcess:
+    """Chromium running headless with its DevTools endpoint open (on loopback, a free port);
+    :attr:`endpoint` is what :func:`connect` takes."""
+
+    def __init__(self) -> None:
+        _check()
+        self._dir = tempfile.TemporaryDirectory(prefix="atp-chromium-")
+        log_path = Path(self._dir.name) / "chromium.log"
+        with log_path.open("wb") as log:
+            self._proc = subprocess.Popen(
+                [str(CHROMIUM), *ARGS, "--remote-debugging-address=127.0.0.1",
+                 "--remote-debugging-port=0", f"--user-data-dir={self._dir.name}/profile",
+                 "about:blank"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            m = re.search(r"DevTools listening on (ws://\S+)", log_path.read_text(errors="replace"))
+            if m:
+                self.endpoint = m.group(1)
+                return
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise BrowserMissing(
+                    f"{CHROMIUM} did not start: {log_path.read_text(errors='replace')[-2000:]}"
+                )
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._dir.cleanup()
+
+
+@contextmanager
+def connect(endpoint: str) -> Iterator[object]:
+    """A playwright ``Browser`` connected to a :class:`ChromiumProcess` for the block."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p.chromium.connect_over_cdp(endpoint)
+
+
+@contextmanager
+def launch() -> Iterator[object]:
+    """The browser (a playwright ``Browser``) for as long as the block runs."""
+    _check()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:

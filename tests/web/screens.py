@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from tests.web.browser import BrowserMissing, Watch, launch
-from tests.web.sites import SITES, ROOT
+from tests.web.sites import ROOT, SITES
 
 
 def main(argv: list[str] | None = None) -> int:

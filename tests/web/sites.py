@@ -202,7 +202,9 @@ def _heartbeat(db: Path) -> float:
     return float(row[0]) if row else 0.0
 
 
-def _wait(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen[bytes]) -> Any:
+def _wait(
+    what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen[bytes]
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -273,14 +275,16 @@ def run_agent(
                 _wait("the warm-up", lambda: _heartbeat(work / "foa.db") >= target, 60, proc)
             start = int(_heartbeat(work / "foa.db")) // 900 * 900 + 900
         proc = stack.enter_context(
-            _daemon(work, "--sim-start", str(start + 5), "--speed", "1", "--anchor", str(time.time()))
+            _daemon(
+                work, "--sim-start", str(start + 5), "--speed", "1", "--anchor", str(time.time())
+            )
         )
-        base = _wait(
-            "the page's address",
-            lambda: foa_json("status", "-c", "foa.toml", cwd=work)["web"],
-            60,
-            proc,
-        )
+
+        def address() -> str:
+            out = foa("status", "-c", "foa.toml", "--json", cwd=work)
+            return json.loads(out.stdout)["web"] if out.returncode == 0 else ""  # no store yet
+
+        base = _wait("the page's address", address, 60, proc)
         if password is not None:
             base = base.replace("0.0.0.0", "127.0.0.1")
 
