@@ -1,5 +1,8 @@
 """A real headless Chromium for the page tests and ``make screens``: Debian's ``chromium``,
-driven by playwright (the Python client only; no browser is downloaded).
+driven by playwright's Python client. Where the distribution has no Chromium package that
+runs headless (Ubuntu ships it as a snap only), ``make setup`` installs playwright's own
+build instead and :func:`chromium_path` finds it; ``ATP_CHROMIUM`` names any other.
+``python -m tests.web.browser`` prints the browser found (exit status 1: none).
 
 :func:`launch` starts it and drives it for as long as a block runs (``make screens``).
 The tests keep one browser for the whole session instead, :class:`ChromiumProcess`, and
@@ -16,8 +19,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CHROMIUM = Path(os.environ.get("ATP_CHROMIUM", "/usr/bin/chromium"))
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
     "--headless",
@@ -37,8 +40,9 @@ ARGS = [
     "--disable-sync",
 ]
 MISSING = (
-    "headless Chromium is needed for the page tests and was not found at {path}: run "
-    "`make setup` (it installs Debian's chromium with --no-install-recommends), or set "
+    "headless Chromium is needed for the page tests and none was found (not at {path}, nor "
+    "playwright's own): run `make setup` (it installs Debian's chromium, or elsewhere "
+    "playwright's with `python -m playwright install --with-deps chromium`), or set "
     "ATP_CHROMIUM to the browser's path"
 )
 
@@ -47,17 +51,39 @@ class BrowserMissing(RuntimeError):
     pass
 
 
-def _check() -> None:
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        found = shutil.which("chromium")
-        extra = f" (one is at {found})" if found else ""
-        raise BrowserMissing(MISSING.format(path=CHROMIUM) + extra)
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def chromium_path(*, debian: Path = DEBIAN_CHROMIUM) -> Path | None:
+    """The browser to drive: ``$ATP_CHROMIUM``, else Debian's, else the one ``playwright
+    install chromium`` put in its cache; ``None`` if there is none."""
+    if os.environ.get("ATP_CHROMIUM"):
+        return Path(os.environ["ATP_CHROMIUM"])
+    if _executable(debian):
+        return debian
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    with sync_playwright() as p:
+        own = Path(p.chromium.executable_path)
+    return own if _executable(own) else None
+
+
+def _check(*, debian: Path = DEBIAN_CHROMIUM) -> Path:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError as exc:
         raise BrowserMissing(
             "the playwright package is missing: run `make setup` (it is in the dev extra)"
         ) from exc
+    path = chromium_path(debian=debian)
+    if path is None:
+        raise BrowserMissing(MISSING.format(path=debian))
+    if not _executable(path):
+        raise BrowserMissing(f"ATP_CHROMIUM is {path}, which is not an executable file")
+    return path
 
 
 class ChromiumProcess:
@@ -65,12 +91,12 @@ class ChromiumProcess:
     :attr:`endpoint` is what :func:`connect` takes."""
 
     def __init__(self) -> None:
-        _check()
+        self.path = _check()
         self._dir = tempfile.TemporaryDirectory(prefix="atp-chromium-")
         log_path = Path(self._dir.name) / "chromium.log"
         with log_path.open("wb") as log:
             self._proc = subprocess.Popen(
-                [str(CHROMIUM), *ARGS, "--remote-debugging-address=127.0.0.1",
+                [str(self.path), *ARGS, "--remote-debugging-address=127.0.0.1",
                  "--remote-debugging-port=0", f"--user-data-dir={self._dir.name}/profile",
                  "about:blank"],
                 stdout=log, stderr=subprocess.STDOUT,
@@ -84,7 +110,7 @@ class ChromiumProcess:
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self.close()
                 raise BrowserMissing(
-                    f"{CHROMIUM} did not start: {log_path.read_text(errors='replace')[-2000:]}"
+                    f"{self.path} did not start: {log_path.read_text(errors='replace')[-2000:]}"
                 )
             time.sleep(0.05)
 
@@ -111,11 +137,11 @@ def connect(endpoint: str) -> Iterator[object]:
 @contextmanager
 def launch() -> Iterator[object]:
     """The browser (a playwright ``Browser``) for as long as the block runs."""
-    _check()
+    path = _check()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = p.chromium.launch(executable_path=str(path), args=ARGS)
         try:
             yield browser
         finally:
@@ -158,3 +184,9 @@ class Watch:
 
     def clear(self) -> None:
         self.problems.clear()
+
+
+if __name__ == "__main__":
+    found = chromium_path()
+    print(found or "no Chromium for the page tests")
+    sys.exit(0 if found is not None and _executable(found) else 1)

@@ -287,3 +287,20 @@ def test_a_port_in_use_leaves_the_agent_running_without_its_page(tmp_path, broke
 
         asyncio.run(run())
         assert rt.ticks >= 2 and rt.web is None
+
+
+# -- the browser the page tests drive ------------------------------------------------------------
+
+
+def test_without_any_chromium_the_page_tests_say_what_to_run(tmp_path, monkeypatch):
+    """Neither Debian's browser nor playwright's: a failure naming the commands, not a skip."""
+    from tests.web.browser import BrowserMissing, _check, chromium_path
+
+    monkeypatch.delenv("ATP_CHROMIUM", raising=False)
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path / "no-browsers"))
+    assert chromium_path(debian=tmp_path / "chromium") is None
+    with pytest.raises(BrowserMissing, match=r"make setup.*playwright install --with-deps"):
+        _check(debian=tmp_path / "chromium")
+    monkeypatch.setenv("ATP_CHROMIUM", str(tmp_path / "chrome"))
+    with pytest.raises(BrowserMissing, match="not an executable file"):
+        _check()
