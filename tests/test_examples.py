@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from collections.abc import Callable
 from fnmatch import fnmatch
 from pathlib import Path
@@ -77,6 +78,17 @@ def foa_config(path: Path) -> None:
     assert load_foa_config(path).devices
 
 
+def foa_web_config(path: Path) -> None:
+    """An agent with its local page: what ``foa config check`` runs, the page on, and the
+    settings it shows are ones the page edits."""
+    from agent.web._edit import forms
+
+    cfg = load_foa_config(path)
+    assert cfg.web.enabled and cfg.web.loopback and cfg.web.password is None
+    shown = forms(tomllib.loads(path.read_text()))
+    assert shown and all(any(f.values.values()) for f in shown)
+
+
 def fman_config(path: Path) -> None:
     """FMAN's configuration loader, unknown keys refused."""
     assert load_fman_config(path).worker.broker
@@ -104,6 +116,7 @@ def market_file(path: Path) -> None:
 CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("contracts/*", contract_file),
     ("foa.toml", foa_config),
+    ("foa-web.toml", foa_web_config),
     ("fman.toml", fman_config),
     ("*.csv", series_file),
     ("offers/*.json", offer_file),
