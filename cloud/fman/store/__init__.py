@@ -42,6 +42,7 @@ from ._rows import (
     AgentStatus,
     AgentSummary,
     Announcement,
+    ContractVersion,
     Counts,
     ExecutionSlot,
     IngestLog,
@@ -62,10 +63,29 @@ from ._rows import (
     StoredOffer,
     StoredSchedule,
 )
+from ._rows import (
+    LedgerTransaction,
+    OfferVerdict,
+    PostingRow,
+    ReviewItem,
+    SettlementRun,
+    SettlementSlot,
+    SettlementWrite,
+    StoredBill,
+)
 from ._url import check as check_location
 from ._url import describe, is_postgres
 
 __all__ = [
+    "ContractVersion",
+    "LedgerTransaction",
+    "OfferVerdict",
+    "PostingRow",
+    "ReviewItem",
+    "SettlementRun",
+    "SettlementSlot",
+    "SettlementWrite",
+    "StoredBill",
     "ACCEPTED_STATES",
     "ACTIVE_STATES",
     "OPEN_STATES",
