@@ -25,6 +25,7 @@ from decimal import Decimal
 import msgspec
 
 import protocol
+from cloud.settle import Bill as SettleBill
 from cloud.settle import (
     Contract,
     ContractBook,
@@ -47,7 +48,6 @@ from cloud.settle import (
     readings_window,
     settle,
 )
-from cloud.settle import Bill as SettleBill
 
 from .store import (
     ContractVersion,
@@ -263,9 +263,14 @@ def run_settlement(
     settled despite their holds."""
     run_id = f"{period.label}@{now}-{uuid.uuid4().hex[:8]}"
     with store.write():
-        result, offers = _evaluate(store, period, now=now, release=release)
+        result = _evaluate(store, period, now=now, release=release)
         stored = {v.offer_id: v for v in store.offer_verdicts(period=period.label)}
-        verdicts = [_verdict(o, result, period, run_id, now) for o in result.offers]
+        by_offer: dict[str, list[SlotRecord]] = {}
+        for s in result.slots:
+            by_offer.setdefault(s.offer_id, []).append(s)
+        verdicts = [
+            _verdict(o, by_offer.get(o.offer_id, []), period, run_id, now) for o in result.offers
+        ]
         changed = [
             v
             for v in verdicts
@@ -340,9 +345,7 @@ def run_settlement(
     )
 
 
-def _evaluate(
-    store: Store, period: Period, *, now: int, release: Collection[str]
-) -> tuple[Settlement, list[ExecutedOffer]]:
+def _evaluate(store: Store, period: Period, *, now: int, release: Collection[str]) -> Settlement:
     book = contract_book(store)
     rows = store.delivered_offers(start=period.start, end=period.end)
     schedules = store.current_schedules([r.id for r in rows]) if rows else {}
@@ -365,7 +368,7 @@ def _evaluate(
             Reading(q.agent, q.device, q.start, q.duration_s, q.energy_kwh, q.offer_id)
             for q in store.quarantined_between(start=start, end=end, agents=agents)
         ]
-    result = settle(
+    return settle(
         period=period,
         offers=offers,
         readings=readings,
@@ -376,13 +379,11 @@ def _evaluate(
         recheck=recheck,
         quarantined=quarantined,
     )
-    return result, offers
 
 
 def _verdict(
-    o: OfferSettlement, result: Settlement, period: Period, run_id: str, now: int
+    o: OfferSettlement, mine: list[SlotRecord], period: Period, run_id: str, now: int
 ) -> OfferVerdict:
-    mine = [s for s in result.slots if s.offer_id == o.offer_id]
     first = mine[0].start if mine else o.delivery_start
     end = mine[-1].start + mine[-1].resolution_s if mine else o.delivery_start
     return OfferVerdict(

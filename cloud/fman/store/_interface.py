@@ -27,6 +27,7 @@ from ._rows import (
     OfferRecord,
     OfferStateChange,
     OfferSummary,
+    OfferVerdict,
     PortfolioOffer,
     Quarantined,
     Reading,
@@ -40,7 +41,6 @@ from ._rows import (
     StoredBill,
     StoredOffer,
     StoredSchedule,
-    OfferVerdict,
 )
 
 
