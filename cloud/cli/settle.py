@@ -127,6 +127,7 @@ def bill() -> None:
     type=click.Choice(["text", "json", "csv", "html"]),
     default="text",
     show_default=True,
+    help="text for a person, json (cents and Wh), csv (EUR), html (a page that prints on A4).",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
 @now_option
