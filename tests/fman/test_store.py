@@ -1025,3 +1025,18 @@ def test_the_fixture_is_the_old_stores_schema():
 
     assert columns(old) == columns(new)
     assert json.loads(old.execute("SELECT devices FROM agents LIMIT 1").fetchone()[0])
+
+
+def test_counts_say_how_many_a_listing_without_a_limit_would_list(store):
+    store.put_offers([offer_record(f"o{i}") for i in range(5)] + [offer_record("p", "b")])
+    assert store.count_offers() == 6
+    assert store.count_offers(agent="a") == 5 and store.count_offers(states=["withdrawn"]) == 0
+    assert store.count_offers(start_from=NOW + 10 * 900) == 0
+    assert len(store.list_offers(limit=2)) == 2
+    assert store.acquire_lease("planner", "w", ttl_s=60)
+    store.add_schedules([new_schedule(f"o{i}") for i in range(5)], now=NOW, holder="w")
+    store.add_schedules([new_schedule("o0", start=NOW + 1800)], now=NOW, holder="w")
+    assert store.count_schedules() == 5
+    assert store.count_schedules(all_versions=True) == 6
+    assert store.count_schedules(offer_id="o0", all_versions=True) == 2
+    assert store.count_schedules(agent="b") == 0 and store.count_schedules(status="pending") == 5

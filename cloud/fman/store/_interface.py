@@ -136,6 +136,17 @@ class StoreReader(Protocol):
         ``start_to`` keep those whose start window overlaps ``[start_from, start_to]``."""
         ...
 
+    def count_offers(
+        self,
+        *,
+        agent: str | None = None,
+        states: Collection[str] = (),
+        start_from: int | None = None,
+        start_to: int | None = None,
+    ) -> int:
+        """How many offers :meth:`list_offers` would list without a limit."""
+        ...
+
     def schedules(
         self,
         *,
@@ -146,6 +157,17 @@ class StoreReader(Protocol):
         limit: int = 1000,
     ) -> list[StoredSchedule]:
         """Schedules in force (or every version), by start, offer and version."""
+        ...
+
+    def count_schedules(
+        self,
+        *,
+        offer_id: str | None = None,
+        agent: str | None = None,
+        status: str | None = None,
+        all_versions: bool = False,
+    ) -> int:
+        """How many schedules :meth:`schedules` would list without a limit."""
         ...
 
     def execution_of(self, offer_id: str) -> list[ExecutionSlot]:

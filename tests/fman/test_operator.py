@@ -1,0 +1,52 @@
+"""The operator's commands on a store: what they list, what they say when a listing is cut
+short, and how they answer for something that is not there. Each runs on both databases."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from cloud.cli import main as cli_main
+from cloud.fman import open_store
+from protocol.samples import NOW
+
+from .test_store import location, new_schedule, offer_record
+
+__all__ = ["location"]  # the fixture, shared with the store's tests
+
+
+def atp(*args: str):
+    return CliRunner().invoke(cli_main, list(args))
+
+
+def _offers(location: str, n: int) -> None:
+    with open_store(location) as s:
+        s.put_offers([offer_record(f"o{i:02}") for i in range(n)])
+        assert s.acquire_lease("planner", "w", ttl_s=60)
+        s.add_schedules([new_schedule(f"o{i:02}") for i in range(n)], now=NOW, holder="w")
+
+
+def test_a_listing_cut_at_its_limit_says_how_many_there_are(location):
+    """``atp offers list`` stopped at 1,000 rows with no word that there were more."""
+    _offers(location, 5)
+    for args, what in ((["offers", "list"], "offers"), (["schedules", "show"], "schedules")):
+        for fmt in ([], ["--json"]):
+            out = atp(*args, "--store", location, "--limit", "3", *fmt)
+            assert out.exit_code == 0, out.output
+            assert out.stderr.strip() == f"showing 3 of 5 {what}; pass --limit 5 to list them all"
+            if fmt:
+                assert len(json.loads(out.stdout)) == 3
+        whole = atp(*args, "--store", location, "--limit", "5")
+        assert whole.exit_code == 0 and whole.stderr == ""
+
+
+def test_schedules_of_an_offer_that_is_not_there_is_an_error(location):
+    """``atp schedules show nope`` exited 0 with an empty table; ``offers show nope`` exits 1."""
+    _offers(location, 1)
+    for args in (["schedules", "show", "nope"], ["offers", "show", "nope"]):
+        out = atp(*args, "--store", location)
+        assert out.exit_code == 1
+        (line,) = out.output.strip().splitlines()
+        assert "no offer 'nope'" in line
+    assert atp("schedules", "show", "o00", "--store", location).exit_code == 0
