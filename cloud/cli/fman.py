@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -142,3 +144,43 @@ def migrate(config_path: Path | None, db: str | None) -> None:
     click.echo(
         f"{describe(cfg.worker.store)}: schema version {version} (this atp: {SCHEMA_VERSION})"
     )
+
+
+@fman.group("config")
+def config() -> None:
+    """Check a worker's configuration."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def config_check(file: Path, as_json: bool) -> None:
+    """Check FILE: every key's value and the rules that span keys, without starting anything.
+
+    Prints every error with its key and exits with status 1 if there is any."""
+    from cloud.fman.config import check_config_file
+
+    cfg, errors = check_config_file(file)
+    if as_json:
+        doc = {
+            "file": str(file),
+            "ok": not errors,
+            "errors": [{"key": e.key, "message": e.message} for e in errors],
+        }
+        click.echo(json.dumps(doc, indent=2))
+    elif errors:
+        click.echo(f"{file}: {len(errors)} error(s)", err=True)
+        for e in errors:
+            click.echo(f"  {e.key or '(file)'}: {e.message}", err=True)
+    else:
+        assert cfg is not None
+        target = cfg.objective.target.file or cfg.objective.target.topic
+        click.echo(
+            f"{file}: OK (worker {cfg.worker.id}, store {cfg.worker.store}, broker "
+            f"{cfg.worker.broker}, planner {cfg.planning.planner}, objective "
+            f"{cfg.objective.kind}"
+            + (f" to {target}" if cfg.objective.kind == "balance" and target else "")
+            + ")"
+        )
+    if errors:
+        sys.exit(1)
