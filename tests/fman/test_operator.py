@@ -50,3 +50,35 @@ def test_schedules_of_an_offer_that_is_not_there_is_an_error(location):
         (line,) = out.output.strip().splitlines()
         assert "no offer 'nope'" in line
     assert atp("schedules", "show", "o00", "--store", location).exit_code == 0
+
+
+def test_atp_readings_lists_what_fman_kept(location):
+    """Readings reached FMAN, but no command listed them (``atp portfolio`` showed ``-``)."""
+    from cloud.fman.store import Reading
+
+    with open_store(location) as s:
+        s.put_readings(
+            [
+                Reading(
+                    agent="a",
+                    device=d,
+                    start=NOW + i * 900,
+                    duration_s=900,
+                    energy_kwh=0.25,
+                    offer_id="o00" if d == "plug" else "",
+                    received_at=NOW,
+                )
+                for d in ("hp", "plug")
+                for i in range(3)
+            ]
+        )
+    out = atp("readings", "list", "--store", location, "--device", "plug", "--json")
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.stdout)
+    assert [(r["device"], r["start"], r["offer_id"]) for r in rows] == [
+        ("plug", NOW + i * 900, "o00") for i in range(3)
+    ]
+    out = atp("readings", "list", "--store", location, "--from", str(NOW + 900), "--limit", "2")
+    assert out.exit_code == 0, out.output
+    assert "2 reading(s), 0.500 kWh" in out.stdout
+    assert out.stderr.strip() == "showing 2 of 4 readings; pass --limit 4 to list them all"

@@ -1040,3 +1040,28 @@ def test_counts_say_how_many_a_listing_without_a_limit_would_list(store):
     assert store.count_schedules(all_versions=True) == 6
     assert store.count_schedules(offer_id="o0", all_versions=True) == 2
     assert store.count_schedules(agent="b") == 0 and store.count_schedules(status="pending") == 5
+
+
+def test_readings_are_listed_by_agent_device_and_window(store):
+    store.put_readings(
+        [
+            _reading("a", "plug", NOW + 900, 0.2, offer_id="o1"),
+            _reading("a", "plug", NOW + 1800, 0.3, offer_id=""),
+            _reading("a", "hp", NOW + 900, 1.5, offer_id=""),
+            _reading("b", "plug", NOW, 0.1, offer_id=""),
+        ]
+    )
+    every = store.readings()
+    assert [(r.agent, r.device, r.start) for r in every] == [
+        ("a", "hp", NOW + 900),
+        ("a", "plug", NOW + 900),
+        ("a", "plug", NOW + 1800),
+        ("b", "plug", NOW),
+    ]
+    assert every[1].offer_id == "o1" and every[1].energy_kwh == 0.2
+    assert [r.agent for r in store.readings(device="plug", start=NOW + 900)] == ["a", "a"]
+    assert [r.start for r in store.readings(agent="a", device="plug", end=NOW + 1800)] == [
+        NOW + 900
+    ]
+    assert len(store.readings(limit=2)) == 2 and store.count_readings() == 4
+    assert store.count_readings(agent="b") == 1 and store.count_readings(start=NOW + 9000) == 0

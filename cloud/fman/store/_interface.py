@@ -185,6 +185,30 @@ class StoreReader(Protocol):
         its device during its schedule in force."""
         ...
 
+    def readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 1000,
+    ) -> list[Reading]:
+        """Readings kept, by agent, device and start, optionally of one agent or device and
+        starting in ``[start, end)``."""
+        ...
+
+    def count_readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> int:
+        """How many readings :meth:`readings` would list without a limit."""
+        ...
+
     def quarantined(
         self, *, agent: str | None = None, since: float | None = None, limit: int = 1000
     ) -> list[Quarantined]:

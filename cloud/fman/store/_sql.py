@@ -845,6 +845,45 @@ class SqlStore:
         )
         return [_span(r) for r in rows]
 
+    def readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 1000,
+    ) -> list[Reading]:
+        where, params = _reading_filter(agent, device, start, end)
+        rows = self._rows(
+            "SELECT agent, device, start, duration_s, energy_kwh, offer_id, received_at "
+            f"FROM readings WHERE {where} ORDER BY agent, device, start LIMIT ?",
+            [*params, limit],
+        )
+        return [
+            Reading(
+                agent=r["agent"],
+                device=r["device"],
+                start=int(r["start"]),
+                duration_s=int(r["duration_s"]),
+                energy_kwh=float(r["energy_kwh"]),
+                offer_id=r["offer_id"] or "",
+                received_at=float(r["received_at"] or 0.0),
+            )
+            for r in rows
+        ]
+
+    def count_readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> int:
+        where, params = _reading_filter(agent, device, start, end)
+        return int(self._one(f"SELECT count(*) AS n FROM readings WHERE {where}", params)["n"])
+
     def quarantined(
         self, *, agent: str | None = None, since: float | None = None, limit: int = 1000
     ) -> list[Quarantined]:
@@ -929,6 +968,22 @@ class SqlStore:
             first_at=min(firsts) if firsts else None,
             last_at=max(lasts) if lasts else None,
         )
+
+
+def _reading_filter(
+    agent: str | None, device: str | None, start: int | None, end: int | None
+) -> tuple[str, list[Any]]:
+    where, params = ["1 = 1"], []
+    for cond, value in (
+        ("agent = ?", agent),
+        ("device = ?", device),
+        ("start >= ?", start),
+        ("start < ?", end),
+    ):
+        if value is not None:
+            where.append(cond)
+            params.append(value)
+    return " AND ".join(where), params
 
 
 def _schedule_filter(
