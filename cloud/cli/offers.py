@@ -8,6 +8,7 @@ import click
 
 import protocol
 from cloud.fman import report
+from cloud.fman.export import offer_body
 from cloud.fman.store import describe
 
 from ._fmandb import (
@@ -69,13 +70,19 @@ def list_(
             start_to=start_to,
             limit=limit,
         )
+        bodies = store.offer_payloads([r["id"] for r in rows]) if as_json else {}
         total = (
             store.count_offers(agent=agent, states=states, start_from=start_from, start_to=start_to)
             if len(rows) >= limit
             else len(rows)
         )
-    if as_json:
-        emit_json(rows)
+    if as_json:  # with each offer's body, so that `atp plan --offers` reads the listing
+        emit_json(
+            [
+                {**r, "offer": offer_body(bodies[r["id"]]) if r["id"] in bodies else None}
+                for r in rows
+            ]
+        )
         more_note(len(rows), total, "offers")
         return
     table(

@@ -82,3 +82,47 @@ def test_atp_readings_lists_what_fman_kept(location):
     assert out.exit_code == 0, out.output
     assert "2 reading(s), 0.500 kWh" in out.stdout
     assert out.stderr.strip() == "showing 2 of 4 readings; pass --limit 4 to list them all"
+
+
+def _planned(tmp_path, offers_file, *target_args: str) -> set[str]:
+    out = atp("plan", "--offers", str(offers_file), *target_args, "--time-limit", "2", "--json")
+    assert out.exit_code == 0, out.output
+    return {s["offer_id"] for s in json.loads(out.stdout)["schedules"]}
+
+
+def test_export_feeds_plan_and_validate_in_one_go(location, tmp_path):
+    """Feeding ``atp plan`` from a store took one ``offers show --json`` per offer;
+    ``offers list --json`` and the demo's ``target.json`` were refused by ``atp plan``."""
+    from cloud.fman import series
+
+    _offers(location, 4)
+    target = {NOW + i * 900: 0.5 for i in range(-96, 192)}
+    with open_store(location) as s:
+        s.put_series("target", target)
+    ids = {f"o{i:02}" for i in range(4)}
+    offers_file, target_file = tmp_path / "offers.json", tmp_path / "target.csv"
+    out = atp("export", "--store", location, "--out", str(offers_file))
+    assert out.exit_code == 0, out.output
+    assert out.stderr.strip() == f"wrote 4 offer(s) to {offers_file}"
+    out = atp("export", "--store", location, "--what", "series", "--out", str(target_file))
+    assert out.exit_code == 0, out.output
+    assert _planned(tmp_path, offers_file, "--target", str(target_file)) == ids
+    # the file is not replaced unless asked
+    again = atp("export", "--store", location, "--out", str(offers_file))
+    assert again.exit_code == 1 and "--force" in again.output
+    # what `offers list --json` prints, and the JSON series form the demo writes
+    listing, demo_target = tmp_path / "listing.json", tmp_path / "target.json"
+    out = atp("offers", "list", "--store", location, "--json")
+    listing.write_text(out.stdout)
+    demo_target.write_bytes(series.to_json(target))
+    assert _planned(tmp_path, listing, "--target", str(demo_target)) == ids
+    # offers with their schedules in force: validate checks each schedule against its offer
+    both = tmp_path / "both.json"
+    assert atp("export", "--store", location, "--what", "all", "--out", str(both)).exit_code == 0
+    out = atp("offer", "validate", str(both), "--json")
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    assert sorted(report["offers"]) == sorted(ids) and len(report["schedules"]) == 4
+    assert all(s["checked_against_offer"] for s in report["schedules"])
+    out = atp("export", "--store", location, "--what", "schedules", "--agent", "nobody")
+    assert out.exit_code == 0 and json.loads(out.stdout) == []

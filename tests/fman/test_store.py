@@ -1065,3 +1065,11 @@ def test_readings_are_listed_by_agent_device_and_window(store):
     ]
     assert len(store.readings(limit=2)) == 2 and store.count_readings() == 4
     assert store.count_readings(agent="b") == 1 and store.count_readings(start=NOW + 9000) == 0
+
+
+def test_offer_payloads_are_read_by_id(store):
+    store.put_offers([offer_record("o1"), offer_record("o2")])
+    got = store.offer_payloads(["o1", "o2", "nope"])
+    assert sorted(got) == ["o1", "o2"]
+    assert protocol.decode(got["o2"], expect="offer").body.id == "o2"
+    assert store.offer_payloads([]) == {}

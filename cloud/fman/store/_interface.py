@@ -91,6 +91,10 @@ class StoreReader(Protocol):
 
     def offer(self, offer_id: str) -> StoredOffer | None: ...
 
+    def offer_payloads(self, ids: Collection[str]) -> dict[str, bytes]:
+        """The encoded offer message of each of ``ids`` that has one (tombstones do not)."""
+        ...
+
     def current_schedules(
         self, offer_ids: Collection[str] | None = None
     ) -> dict[str, StoredSchedule]:

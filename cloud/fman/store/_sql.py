@@ -413,6 +413,14 @@ class SqlStore:
             params = [*params, deadline_after]
         return [_stored_offer(r) for r in self._rows(sql, params)]
 
+    def offer_payloads(self, ids: Collection[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for cond, params in self._in("id", tuple(ids)):
+            for r in self._rows(f"SELECT id, payload FROM offers WHERE {cond}", params):
+                if r["payload"]:
+                    out[r["id"]] = bytes(r["payload"])
+        return out
+
     def offer(self, offer_id: str) -> StoredOffer | None:
         rows = self._rows("SELECT * FROM offers WHERE id=?", (offer_id,))
         return _stored_offer(rows[0]) if rows else None
