@@ -126,3 +126,74 @@ def test_export_feeds_plan_and_validate_in_one_go(location, tmp_path):
     assert all(s["checked_against_offer"] for s in report["schedules"])
     out = atp("export", "--store", location, "--what", "schedules", "--agent", "nobody")
     assert out.exit_code == 0 and json.loads(out.stdout) == []
+
+
+def _portfolio_store(location: str, target: dict[int, float] | None = None) -> None:
+    """o1 scheduled half an hour later than its default, o2 at its default (0.4 kWh in each
+    of its two slots from NOW + 900)."""
+    with open_store(location) as s:
+        s.put_offers([offer_record("o1"), offer_record("o2")])
+        s.add_schedules([new_schedule("o1", start=NOW + 1800)], now=NOW)
+        if target:
+            s.put_series("target", target)
+
+
+def test_portfolio_without_a_target_says_it_balances_to_zero(location):
+    """It reported a baseline imbalance of 0.0 and named no objective."""
+    from cloud.fman import open_reader, report
+
+    _portfolio_store(location)
+    with open_reader(location) as r:
+        p = report.portfolio(r)
+    assert p.objective == report.BALANCE_TO_ZERO
+    assert (round(p.imbalance_baseline_kwh, 6), round(p.imbalance_scheduled_kwh, 6)) == (1.6, 1.5)
+    out = atp("portfolio", "--store", location)
+    assert out.exit_code == 0, out.output
+    assert "objective: balance to zero (no target series in the store)" in out.stdout
+    assert "imbalance against zero" in out.stdout and "baseline 1.6 kWh" in out.stdout
+
+
+def test_portfolio_in_a_window_counts_only_the_window(location):
+    """With --from/--to, the offers and the energy shifted were those of the whole store."""
+    from cloud.fman import open_reader, report
+
+    _portfolio_store(location)
+    with open_reader(location) as r:
+        p = report.portfolio(r, start=NOW + 2700, end=NOW + 3600)
+    assert [s.start for s in p.slots] == [NOW + 2700]
+    assert p.offers == 1  # o2 has no energy in the window
+    assert round(p.shifted_kwh, 6) == 0.2  # o1's 0.4 kWh moved into it, counted half
+    assert (p.imbalance_baseline_kwh, round(p.imbalance_scheduled_kwh, 6)) == (0.0, 0.4)
+
+
+def test_portfolio_hourly_sums_the_quarter_hour_target(location):
+    """``--resolution 3600`` set 15-minute target rows against hourly sums."""
+    from cloud.fman import open_reader, report
+
+    _portfolio_store(location, {NOW + i * 900: 0.25 for i in range(8)})
+    with open_reader(location) as r:
+        p = report.portfolio(r, resolution_s=3600)
+    assert [(s.start, s.target_kwh, round(s.baseline_kwh, 6)) for s in p.slots] == [
+        (NOW, 1.0, 1.6),
+        (NOW + 3600, 1.0, 0.0),
+    ]
+    assert p.objective == report.BALANCE_TO_TARGET
+    assert round(p.imbalance_baseline_kwh, 6) == 1.6  # |1.6 - 1| + |0 - 1|
+
+
+def test_the_plot_of_a_window_shows_its_last_slot(location, tmp_path):
+    """The steps ended at the last slot's start, so the last slot of a window was missing."""
+    from cloud.fman import open_reader, report
+    from cloud.fman.plot import slot_edges
+
+    _portfolio_store(location)
+    with open_reader(location) as r:
+        p = report.portfolio(r, start=NOW + 900, end=NOW + 3600)
+    edges = slot_edges(p, 900)
+    assert len(edges) == len(p.slots) + 1 == 4
+    assert edges[-1].timestamp() == NOW + 3600
+    png = tmp_path / "p.png"
+    out = atp("portfolio", "--store", location, "--from", str(NOW + 900), "--to", str(NOW + 3600),
+              "--plot", str(png))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
