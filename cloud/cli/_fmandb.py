@@ -95,6 +95,16 @@ def table(
             click.echo("  ".join("-" * w for w in widths))
 
 
+def more_note(shown: int, total: int, what: str) -> None:
+    """Say on standard error that a listing stopped at its ``--limit`` (stdout stays the rows
+    alone, for scripts and ``--json``)."""
+    if total > shown:
+        click.echo(
+            f"showing {shown} of {total} {what}; pass --limit {total} to list them all",
+            err=True,
+        )
+
+
 def _plain(v: Any) -> str:
     if v is None:
         return "-"

@@ -1332,3 +1332,51 @@ def test_a_reading_that_arrives_after_its_offer_was_settled_names_it_for_a_reche
     assert store.late_readings("2026-01") == []
     store.put_readings([late])
     assert store.late_readings("2026-01") == ["o1"]
+
+
+def test_counts_say_how_many_a_listing_without_a_limit_would_list(store):
+    store.put_offers([offer_record(f"o{i}") for i in range(5)] + [offer_record("p", "b")])
+    assert store.count_offers() == 6
+    assert store.count_offers(agent="a") == 5 and store.count_offers(states=["withdrawn"]) == 0
+    assert store.count_offers(start_from=NOW + 10 * 900) == 0
+    assert len(store.list_offers(limit=2)) == 2
+    assert store.acquire_lease("planner", "w", ttl_s=60)
+    store.add_schedules([new_schedule(f"o{i}") for i in range(5)], now=NOW, holder="w")
+    store.add_schedules([new_schedule("o0", start=NOW + 1800)], now=NOW, holder="w")
+    assert store.count_schedules() == 5
+    assert store.count_schedules(all_versions=True) == 6
+    assert store.count_schedules(offer_id="o0", all_versions=True) == 2
+    assert store.count_schedules(agent="b") == 0 and store.count_schedules(status="pending") == 5
+
+
+def test_readings_are_listed_by_agent_device_and_window(store):
+    store.put_readings(
+        [
+            _reading("a", "plug", NOW + 900, 0.2, offer_id="o1"),
+            _reading("a", "plug", NOW + 1800, 0.3, offer_id=""),
+            _reading("a", "hp", NOW + 900, 1.5, offer_id=""),
+            _reading("b", "plug", NOW, 0.1, offer_id=""),
+        ]
+    )
+    every = store.readings()
+    assert [(r.agent, r.device, r.start) for r in every] == [
+        ("a", "hp", NOW + 900),
+        ("a", "plug", NOW + 900),
+        ("a", "plug", NOW + 1800),
+        ("b", "plug", NOW),
+    ]
+    assert every[1].offer_id == "o1" and every[1].energy_kwh == 0.2
+    assert [r.agent for r in store.readings(device="plug", start=NOW + 900)] == ["a", "a"]
+    assert [r.start for r in store.readings(agent="a", device="plug", end=NOW + 1800)] == [
+        NOW + 900
+    ]
+    assert len(store.readings(limit=2)) == 2 and store.count_readings() == 4
+    assert store.count_readings(agent="b") == 1 and store.count_readings(start=NOW + 9000) == 0
+
+
+def test_offer_payloads_are_read_by_id(store):
+    store.put_offers([offer_record("o1"), offer_record("o2")])
+    got = store.offer_payloads(["o1", "o2", "nope"])
+    assert sorted(got) == ["o1", "o2"]
+    assert protocol.decode(got["o2"], expect="offer").body.id == "o2"
+    assert store.offer_payloads([]) == {}

@@ -99,6 +99,10 @@ class StoreReader(Protocol):
 
     def offer(self, offer_id: str) -> StoredOffer | None: ...
 
+    def offer_payloads(self, ids: Collection[str]) -> dict[str, bytes]:
+        """The encoded offer message of each of ``ids`` that has one (tombstones do not)."""
+        ...
+
     def current_schedules(
         self, offer_ids: Collection[str] | None = None
     ) -> dict[str, StoredSchedule]:
@@ -144,6 +148,17 @@ class StoreReader(Protocol):
         ``start_to`` keep those whose start window overlaps ``[start_from, start_to]``."""
         ...
 
+    def count_offers(
+        self,
+        *,
+        agent: str | None = None,
+        states: Collection[str] = (),
+        start_from: int | None = None,
+        start_to: int | None = None,
+    ) -> int:
+        """How many offers :meth:`list_offers` would list without a limit."""
+        ...
+
     def schedules(
         self,
         *,
@@ -154,6 +169,17 @@ class StoreReader(Protocol):
         limit: int = 1000,
     ) -> list[StoredSchedule]:
         """Schedules in force (or every version), by start, offer and version."""
+        ...
+
+    def count_schedules(
+        self,
+        *,
+        offer_id: str | None = None,
+        agent: str | None = None,
+        status: str | None = None,
+        all_versions: bool = False,
+    ) -> int:
+        """How many schedules :meth:`schedules` would list without a limit."""
         ...
 
     def execution_of(self, offer_id: str) -> list[ExecutionSlot]:
@@ -169,6 +195,30 @@ class StoreReader(Protocol):
     def portfolio_readings(self, states: Collection[str] = ACCEPTED_STATES) -> list[ReadingSpan]:
         """Readings of the offers in ``states``: tagged with the offer, or untagged ones of
         its device during its schedule in force."""
+        ...
+
+    def readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 1000,
+    ) -> list[Reading]:
+        """Readings kept, by agent, device and start, optionally of one agent or device and
+        starting in ``[start, end)``."""
+        ...
+
+    def count_readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> int:
+        """How many readings :meth:`readings` would list without a limit."""
         ...
 
     def quarantined(

@@ -422,6 +422,14 @@ class SqlStore:
             params = [*params, deadline_after]
         return [_stored_offer(r) for r in self._rows(sql, params)]
 
+    def offer_payloads(self, ids: Collection[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for cond, params in self._in("id", tuple(ids)):
+            for r in self._rows(f"SELECT id, payload FROM offers WHERE {cond}", params):
+                if r["payload"]:
+                    out[r["id"]] = bytes(r["payload"])
+        return out
+
     def offer(self, offer_id: str) -> StoredOffer | None:
         rows = self._rows("SELECT * FROM offers WHERE id=?", (offer_id,))
         return _stored_offer(rows[0]) if rows else None
@@ -693,22 +701,9 @@ class SqlStore:
         start_to: int | None = None,
         limit: int = 1000,
     ) -> list[OfferSummary]:
-        where, params = ["revision >= 0"], []
-        if agent:
-            where.append("issuer = ?")
-            params.append(agent)
-        if states:
-            ((cond, state_params),) = self._in("state", tuple(states))
-            where.append(cond)
-            params.extend(state_params)
-        if start_from is not None:
-            where.append("start_before >= ?")
-            params.append(start_from)
-        if start_to is not None:
-            where.append("start_after <= ?")
-            params.append(start_to)
+        where, params = self._offer_filter(agent, states, start_from, start_to)
         rows = self._rows(
-            f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM offers WHERE {' AND '.join(where)} "
+            f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM offers WHERE {where} "
             "ORDER BY start_after DESC, id LIMIT ?",
             [*params, limit],
         )
@@ -725,6 +720,40 @@ class SqlStore:
             for r in rows
         ]
 
+    def count_offers(
+        self,
+        *,
+        agent: str | None = None,
+        states: Collection[str] = (),
+        start_from: int | None = None,
+        start_to: int | None = None,
+    ) -> int:
+        where, params = self._offer_filter(agent, states, start_from, start_to)
+        return int(self._one(f"SELECT count(*) AS n FROM offers WHERE {where}", params)["n"])
+
+    def _offer_filter(
+        self,
+        agent: str | None,
+        states: Collection[str],
+        start_from: int | None,
+        start_to: int | None,
+    ) -> tuple[str, list[Any]]:
+        where, params = ["revision >= 0"], []
+        if agent:
+            where.append("issuer = ?")
+            params.append(agent)
+        if states:
+            ((cond, state_params),) = self._in("state", tuple(states))
+            where.append(cond)
+            params.extend(state_params)
+        if start_from is not None:
+            where.append("start_before >= ?")
+            params.append(start_from)
+        if start_to is not None:
+            where.append("start_after <= ?")
+            params.append(start_to)
+        return " AND ".join(where), params
+
     def schedules(
         self,
         *,
@@ -734,27 +763,32 @@ class SqlStore:
         all_versions: bool = False,
         limit: int = 1000,
     ) -> list[StoredSchedule]:
-        where, params = [], []
-        if not all_versions:
-            where.append("s.version = o.schedule_version")
-        if offer_id:
-            where.append("s.offer_id = ?")
-            params.append(offer_id)
-        if agent:
-            where.append("s.issuer = ?")
-            params.append(agent)
-        if status:
-            where.append("s.status = ?")
-            params.append(status)
+        where, params = _schedule_filter(offer_id, agent, status, all_versions)
         rows = self._rows(
             f"SELECT {_SCHEDULE_COLUMNS}, o.assignment_before AS deadline, "
             "s.version = o.schedule_version AS in_force "
-            "FROM schedules s JOIN offers o ON o.id = s.offer_id"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY s.start, s.offer_id, s.version LIMIT ?",
+            f"FROM schedules s JOIN offers o ON o.id = s.offer_id WHERE {where}"
+            " ORDER BY s.start, s.offer_id, s.version LIMIT ?",
             [*params, limit],
         )
         return [_schedule(r) for r in rows]
+
+    def count_schedules(
+        self,
+        *,
+        offer_id: str | None = None,
+        agent: str | None = None,
+        status: str | None = None,
+        all_versions: bool = False,
+    ) -> int:
+        where, params = _schedule_filter(offer_id, agent, status, all_versions)
+        return int(
+            self._one(
+                "SELECT count(*) AS n FROM schedules s JOIN offers o ON o.id = s.offer_id "
+                f"WHERE {where}",
+                params,
+            )["n"]
+        )
 
     def execution_of(self, offer_id: str) -> list[ExecutionSlot]:
         return [
@@ -827,6 +861,45 @@ class SqlStore:
             [*params, *params],
         )
         return [_span(r) for r in rows]
+
+    def readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 1000,
+    ) -> list[Reading]:
+        where, params = _reading_filter(agent, device, start, end)
+        rows = self._rows(
+            "SELECT agent, device, start, duration_s, energy_kwh, offer_id, received_at "
+            f"FROM readings WHERE {where} ORDER BY agent, device, start LIMIT ?",
+            [*params, limit],
+        )
+        return [
+            Reading(
+                agent=r["agent"],
+                device=r["device"],
+                start=int(r["start"]),
+                duration_s=int(r["duration_s"]),
+                energy_kwh=float(r["energy_kwh"]),
+                offer_id=r["offer_id"] or "",
+                received_at=float(r["received_at"] or 0.0),
+            )
+            for r in rows
+        ]
+
+    def count_readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> int:
+        where, params = _reading_filter(agent, device, start, end)
+        return int(self._one(f"SELECT count(*) AS n FROM readings WHERE {where}", params)["n"])
 
     def quarantined(
         self, *, agent: str | None = None, since: float | None = None, limit: int = 1000
@@ -1288,6 +1361,40 @@ class SqlStore:
                 "WHERE offer_id=? AND status='held'",
                 [(at, note, oid) for oid in offer_ids],
             )
+
+
+def _reading_filter(
+    agent: str | None, device: str | None, start: int | None, end: int | None
+) -> tuple[str, list[Any]]:
+    where, params = ["1 = 1"], []
+    for cond, value in (
+        ("agent = ?", agent),
+        ("device = ?", device),
+        ("start >= ?", start),
+        ("start < ?", end),
+    ):
+        if value is not None:
+            where.append(cond)
+            params.append(value)
+    return " AND ".join(where), params
+
+
+def _schedule_filter(
+    offer_id: str | None, agent: str | None, status: str | None, all_versions: bool
+) -> tuple[str, list[Any]]:
+    where, params = ["1 = 1"], []
+    if not all_versions:
+        where.append("s.version = o.schedule_version")
+    if offer_id:
+        where.append("s.offer_id = ?")
+        params.append(offer_id)
+    if agent:
+        where.append("s.issuer = ?")
+        params.append(agent)
+    if status:
+        where.append("s.status = ?")
+        params.append(status)
+    return " AND ".join(where), params
 
 
 def not_fman(where: str, problem: str) -> str:
