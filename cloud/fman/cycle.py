@@ -43,7 +43,7 @@ from protocol import FlexOffer, Schedule, align_up, check_assignment, start_wind
 
 from ..clock import Clock
 from ..optim import FallbackPlanner, Planner, PlanRequest, PlanResult
-from . import execution, planning, series
+from . import execution, planning, refusals, series
 from .config import Config
 from .counters import Counters
 from .planners import load_planner
@@ -286,15 +286,32 @@ class Cycle:
             in_time=self.clock.now() + margin,
         )
         self.stats.add("plan.too_late", out.too_late)
+        issued: list[StoredSchedule] = []
+        implicit: list[StoredSchedule] = []
         if out.send:
-            stored = self.store.add_schedules(out.send, now=now, holder=self.worker_id)
-            self.stats.add("schedules.issued", len(stored))
-            self.stats.add("schedules.default", sum(1 for s in stored if s.kind == "default"))
+            issued = self.store.add_schedules(out.send, now=now, holder=self.worker_id)
+            self.stats.add("schedules.issued", len(issued))
+            self.stats.add("schedules.default", sum(1 for s in issued if s.kind == "default"))
         if out.implicit:
-            stored = self.store.add_schedules(
+            implicit = self.store.add_schedules(
                 out.implicit, now=now, holder=self.worker_id, status="implicit"
             )
-            self.stats.add("schedules.implicit", len(stored))
+            self.stats.add("schedules.implicit", len(implicit))
+        if sel.plannable:
+            log.info(
+                "plan (%s): %d offers, objective %.6g (%s), %s in %.2f s; %d schedules issued "
+                "(%d defaults), %d recorded as run by the agent, %d could not be placed",
+                "full" if full else "incremental",
+                len(sel.plannable),
+                result.objective,
+                _objective_words(request),
+                result.status,
+                self.stats[f"plan.{'full' if full else 'incremental'}_last_ms"] / 1000,
+                len(issued),
+                sum(1 for s in issued if s.kind == "default"),
+                len(implicit),
+                len(result.infeasible),
+            )
 
     def _rebase(self, rows: list[NewSchedule]) -> list[NewSchedule]:
         """Schedules planned for a revision that its agent has replaced while the planner ran:
@@ -517,6 +534,7 @@ class Cycle:
         for s in self.store.refused_current():
             version = self.store.fall_back(s.offer_id, s.version)
             self.stats.add("schedules.refused")
+            self.stats.add(refusals.key("schedule", refusals.first_code(s.reason)))
             key = (s.offer_id, s.offer_revision)
             quick = self._quick_replans.get(key, 0)
             if s.status == "rejected" and quick < QUICK_REPLANS and curable(s.reason):
@@ -538,3 +556,11 @@ class Cycle:
 
 #: Immediate re-plans of one offer after refusals a new plan can cure.
 QUICK_REPLANS = 3
+
+
+def _objective_words(request: PlanRequest) -> str:
+    """The objective in force, as the log says it: balancing without a target balances the
+    portfolio to zero, which an operator who forgot the target must be told."""
+    if request.objective == "balance" and not request.target_kwh:
+        return "balance to zero: no target series"
+    return request.objective
