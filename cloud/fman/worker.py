@@ -20,7 +20,6 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ from . import refusals
 from ._errors import StoreError
 from .bus import Bus
 from .config import Config
+from .counters import Counters
 from .ingest import Incoming, Ingest, series_topics
 from .store import Store, open_store
 
@@ -61,7 +61,7 @@ class Worker:
         self.config = config
         self.clock = clock
         self.id = config.worker.id
-        self.stats: Counter[str] = Counter()
+        self.stats = Counters()
         #: the counters as the last refusal summary left them
         self._refusals_said: dict[str, float] = {}
         self._stop = threading.Event()
@@ -155,8 +155,8 @@ class Worker:
         answers = self._process(batch)
         if answers is None:
             return  # stopping with the batch unacknowledged: the broker redelivers it
-        self.stats["batches"] += 1
-        self.stats["messages"] += len(batch)
+        self.stats.add("batches")
+        self.stats.add("messages", len(batch))
         if not answers:
             self._ack(batch)
             return
@@ -194,7 +194,7 @@ class Worker:
             except Exception:
                 if len(batch) == 1:
                     log.exception("message on %s could not be processed; dropped", batch[0].topic)
-                    self.stats["failed"] += 1
+                    self.stats.add("failed")
                     return []
                 out: list = []
                 for m in batch:
@@ -216,7 +216,7 @@ class Worker:
             store = getattr(self, "_stats_store", None)
             if store is None:
                 store = self._stats_store = self._open_store()
-            values = dict(self.stats)
+            values = self.stats.snapshot()
             values["queue"] = self._queue.qsize()
             values["ingest.lock_wait_s"] = round(self.store.lock_wait_s, 3)
             values["ingest.lock_held_s"] = round(self.store.lock_held_s, 3)
@@ -239,6 +239,6 @@ class Worker:
             cycle.run(self._stop)
         except Exception:
             log.exception("planning cycle crashed; this worker keeps ingesting")
-            self.stats["cycle.crashed"] += 1
+            self.stats.add("cycle.crashed")
         finally:
             store.close()

@@ -10,7 +10,6 @@ import multiprocessing as mp
 import sqlite3
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -22,6 +21,7 @@ import protocol
 from cloud.cli import main as cli_main
 from cloud.clock import SimClock
 from cloud.fman import StoreError, config_from_dict, open_reader, open_store
+from cloud.fman.counters import Counters
 from cloud.fman.ingest import Incoming, Ingest
 from cloud.fman.store import (
     SCHEMA_VERSION,
@@ -435,8 +435,8 @@ def test_a_password_never_appears_in_what_the_store_says(pg_cluster):
 # -- ingest ------------------------------------------------------------------------------------
 
 
-def _ingest(location: str) -> tuple[Ingest, Counter]:
-    stats: Counter = Counter()
+def _ingest(location: str) -> tuple[Ingest, Counters]:
+    stats = Counters()
     return Ingest(
         store=open_store(location),
         config=config_from_dict({}),
