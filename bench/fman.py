@@ -1,35 +1,40 @@
-"""FMAN ingest throughput and offer-to-ack latency, against a bare paho subscriber.
+"""FMAN ingest throughput and offer-to-ack latency, on SQLite and on PostgreSQL, against a
+bare paho subscriber.
 
-Prints, each as the median of ``--runs`` runs on a fresh broker:
+Prints, each as the median of ``--runs`` runs on a fresh broker and a fresh store:
 
 1. the rate of a bare paho-mqtt QoS 1 subscriber (shared subscription, acknowledges on
    receipt, does nothing else): the ceiling of the pipeline on this machine;
-2. the rate of one ``atp fman run`` worker: decode, validate, acceptance control, one SQLite
-   transaction per batch, PUBACK after the commit, an ack message back to every agent;
-3. the same with two workers on one database;
+2. the rate of one ``atp fman run`` worker on each store: decode, validate, acceptance
+   control, one transaction per batch, PUBACK after the commit, an ack message back to every
+   agent; with the worker's CPU per offer (and, on PostgreSQL, the server's);
+3. draining a backlog: one and two workers on SQLite, one, two and four on PostgreSQL;
 4. the latency from an offer's publication to its ack at the agent, p50 and p99, with offers
-   published at a steady 1,000 per second.
+   published at a steady 1,000 per second, one worker on each store.
 
 Throughput is measured two ways. *Live*: the consumer runs while the publisher publishes as
 fast as it can, as in the reference figures of ``DESIGN.md``; on two cores the publisher and
 the broker take most of the machine, so this is the pipeline's rate. *Backlog drain*: the
 publisher first fills the consumers' persistent sessions in the broker, then the consumers
 start and drain them with the machine to themselves and the broker; this is the consumers'
-own capacity, and it is where a second worker can show. Publisher, broker, subscriber and
-workers are separate processes. Workers run with ``--ingest-only``: the figure is ingest.
+own capacity, and it is where more workers can show. Publisher, broker, subscriber, workers
+and PostgreSQL are separate processes. Workers run with ``--ingest-only``: the figure is
+ingest. PostgreSQL is a throwaway cluster of Debian's packages (``cloud.pgcluster``) with the
+server's defaults: ``fsync`` and ``synchronous_commit`` on, so a commit waits for the disk,
+where SQLite (``synchronous = normal``, WAL) does not.
 
-    .venv/bin/python bench/fman.py            # all of it, about two minutes
+    .venv/bin/python bench/fman.py            # all of it, about ten minutes
     .venv/bin/python bench/fman.py --quick    # one run each, fewer messages
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
 import platform
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -48,6 +53,8 @@ sys.path.insert(0, str(REPO))
 
 import protocol  # noqa: E402
 from cloud.broker import Mosquitto  # noqa: E402
+from cloud.fman import StoreError, open_reader  # noqa: E402
+from cloud.pgcluster import PgCluster  # noqa: E402
 from protocol import topics  # noqa: E402
 from protocol.samples import two_slot_offer  # noqa: E402
 
@@ -179,12 +186,22 @@ def bare_rate(n: int, backlog: bool) -> float:
         return r["n"] / (r["last"] - r["first"])
 
 
-def _start_workers(
-    b: Mosquitto, db: Path, count: int, tmp: str, fresh: bool = True
-) -> list[subprocess.Popen]:
-    if not fresh:
-        with sqlite3.connect(db) as c:
-            c.execute("DELETE FROM stats")
+class Stores:
+    """Fresh stores for the runs: an SQLite file in a temporary directory, or a new database
+    on the benchmark's PostgreSQL cluster."""
+
+    def __init__(self, pg: PgCluster) -> None:
+        self.pg = pg
+        self._n = itertools.count()
+
+    def new(self, kind: str, tmp: str) -> str:
+        if kind == "sqlite":
+            return str(Path(tmp, "fman.db"))
+        return self.pg.create_database(f"bench{next(self._n)}")
+
+
+def _start_workers(b: Mosquitto, store: str, count: int, tmp: str) -> list[subprocess.Popen]:
+    since = time.time()
     procs = []
     for k in range(count):
         procs.append(
@@ -195,8 +212,8 @@ def _start_workers(
                     "run",
                     "--broker",
                     b.url,
-                    "--db",
-                    str(db),
+                    "--store",
+                    store,
                     "--id",
                     f"bench-w{k}",
                     "--ingest-only",
@@ -206,26 +223,27 @@ def _start_workers(
                 cwd=tmp,
             )
         )
-    # ready when every worker has written its counters once
-    deadline = time.time() + 30
+    # ready when every worker has written its counters since it started
+    deadline = time.time() + 60
     while time.time() < deadline:
         try:
-            with sqlite3.connect(db) as c:
-                n = c.execute("SELECT count(DISTINCT worker) FROM stats").fetchone()[0]
-            if n >= count:
+            with open_reader(store) as r:
+                stats = r.stats()
+            alive = [w for w, v in stats.items() if v.get("alive_at", 0) > since]
+            if len(alive) >= count:
                 time.sleep(0.5)
                 return procs
-        except sqlite3.Error:
+        except StoreError:
             pass
         time.sleep(0.1)
     raise TimeoutError("workers did not start")
 
 
-def _wait_count(db: Path, n: int, timeout: float) -> None:
+def _wait_count(store: str, n: int, timeout: float) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        with sqlite3.connect(db) as c:
-            if c.execute("SELECT count(*) FROM messages").fetchone()[0] >= n:
+        with open_reader(store) as r:
+            if r.ingest_log().messages >= n:
                 return
         time.sleep(0.2)
     raise TimeoutError(f"workers stored fewer than {n} messages in {timeout} s")
@@ -238,51 +256,72 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         p.wait(timeout=30)
 
 
-def _cpu_s(procs: list[subprocess.Popen]) -> float:
+def _cpu_s(pids: list[int]) -> float:
     """User plus system CPU seconds the processes have used so far (Linux)."""
     total = 0
-    for p in procs:
-        fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def worker_rate(n: int, workers: int, backlog: bool) -> tuple[float, dict[str, int], float]:
-    """Offers per second, offers per worker, and (live only) worker CPU microseconds per
-    offer: the cost that decides how far more workers go once they have cores of their own."""
-    cpu_us = math.nan
+def _server_pids(pg: PgCluster) -> list[int]:
+    """The PostgreSQL server's processes: the postmaster and its children."""
+    postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+    out = [postmaster]
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int(d.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    out.append(int(d.name))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+    return out
+
+
+def worker_rate(
+    stores: Stores, kind: str, n: int, workers: int, backlog: bool
+) -> tuple[float, dict[str, int], float, float]:
+    """Offers per second, offers per worker, and (live only) worker and PostgreSQL server CPU
+    microseconds per offer: the cost that decides how far more workers go once they have
+    cores of their own."""
+    cpu_us = server_us = math.nan
     with Mosquitto() as b, tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp, "fman.db")
-        procs = _start_workers(b, db, workers, tmp)
+        store = stores.new(kind, tmp)
+        procs = _start_workers(b, store, workers, tmp)
         try:
             if backlog:  # stop them (their sessions stay), fill the sessions, restart them
                 _stop(procs)
                 _publish(b, n, tmp, "w")
-                procs = _start_workers(b, db, workers, tmp, fresh=False)
-                _wait_count(db, n, 300)
+                procs = _start_workers(b, store, workers, tmp)
+                _wait_count(store, n, 600)
             else:
-                cpu0 = _cpu_s(procs)
+                server = _server_pids(stores.pg) if kind == "postgresql" else []
+                cpu0, srv0 = _cpu_s([p.pid for p in procs]), _cpu_s(server)
                 _publish(b, n, tmp, "w")
-                _wait_count(db, n, 300)
-                cpu_us = (_cpu_s(procs) - cpu0) / n * 1e6
+                _wait_count(store, n, 600)
+                cpu_us = (_cpu_s([p.pid for p in procs]) - cpu0) / n * 1e6
+                if server:
+                    server_us = (_cpu_s(server) - srv0) / n * 1e6
         finally:
             _stop(procs)
-        with sqlite3.connect(db) as c:
-            first, last, count = c.execute(
-                "SELECT min(at), max(at), count(*) FROM messages"
-            ).fetchone()
-            per_worker = dict(c.execute("SELECT worker, count(*) FROM messages GROUP BY worker"))
-            accepted = c.execute("SELECT count(*) FROM offers WHERE state='accepted'").fetchone()[0]
+        with open_reader(store) as r:
+            log = r.ingest_log()
+            accepted = r.counts().offers.get("accepted", 0)
         if accepted != n:
             raise AssertionError(f"{accepted} of {n} offers accepted")
-        return count / (last - first), per_worker, cpu_us
+        assert log.first_at is not None and log.last_at is not None
+        return log.messages / (log.last_at - log.first_at), log.per_worker, cpu_us, server_us
 
 
-def latency(n: int, rate: float) -> tuple[float, float]:
+def latency(stores: Stores, kind: str, n: int, rate: float) -> tuple[float, float]:
     """Publication-to-ack latency (ms) at ``rate`` offers/s through one worker."""
     with Mosquitto() as b, tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp, "fman.db")
-        procs = _start_workers(b, db, 1, tmp)
+        store = stores.new(kind, tmp)
+        procs = _start_workers(b, store, 1, tmp)
         got: dict[str, float] = {}
         done = threading.Event()
 
@@ -317,6 +356,11 @@ def latency(n: int, rate: float) -> tuple[float, float]:
         return lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1]
 
 
+def _median(xs: list[float]) -> float:
+    xs = [x for x in xs if not math.isnan(x)]
+    return statistics.median(xs) if xs else math.nan
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -325,49 +369,94 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.runs, args.n = 1, 10_000
+    load = os.getloadavg()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {args.n} offers per run, median of {args.runs}"
+        f"Python {platform.python_version()}, load average {load[0]:.1f} at the start; "
+        f"{args.n} offers per run, median of {args.runs}",
+        flush=True,
     )
-    for backlog in (False, True):
-        mode = "backlog drain" if backlog else "live"
-        bare, one, two, cpu1, cpu2 = [], [], [], [], []
-        for _ in range(args.runs):
-            bare.append(bare_rate(args.n, backlog))
-            rate1, _, c1 = worker_rate(args.n, 1, backlog)
-            rate2, split, c2 = worker_rate(args.n, 2, backlog)
-            one.append(rate1)
-            two.append(rate2)
-            cpu1.append(c1)
-            cpu2.append(c2)
+    with PgCluster() as pg:
+        stores = Stores(pg)
+        print(f"PostgreSQL: {pg.version()} with the server's defaults", flush=True)
+        live(stores, args)
+        drain(stores, args)
+        for kind in ("sqlite", "postgresql"):
+            p50s, p99s = [], []
+            for _ in range(args.runs):
+                p50, p99 = latency(stores, kind, 10_000 if not args.quick else 5000, 1000.0)
+                p50s.append(p50)
+                p99s.append(p99)
             print(
-                f"  {mode} run: bare {bare[-1]:,.0f}/s, one worker {one[-1]:,.0f}/s, two "
-                f"workers {two[-1]:,.0f}/s (split {sorted(split.values())})",
+                f"offer-to-ack latency at 1,000 offers/s, one worker on {kind}: p50 "
+                f"{statistics.median(p50s):.1f} ms, p99 {statistics.median(p99s):.1f} ms "
+                "(target p99 < 200 ms)",
                 flush=True,
             )
-        b, o, t = (statistics.median(x) for x in (bare, one, two))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+def live(stores: Stores, args: argparse.Namespace) -> None:
+    bare: list[float] = []
+    rates: dict[str, list[float]] = {"sqlite": [], "postgresql": []}
+    cpu: dict[str, list[float]] = {"sqlite": [], "postgresql": []}
+    server: list[float] = []
+    for _ in range(args.runs):
+        bare.append(bare_rate(args.n, backlog=False))
+        for kind in rates:
+            rate, _, c, srv = worker_rate(stores, kind, args.n, 1, backlog=False)
+            rates[kind].append(rate)
+            cpu[kind].append(c)
+            if kind == "postgresql":
+                server.append(srv)
         print(
-            f"{mode}: bare paho QoS 1 subscriber {b:,.0f} msg/s; one FMAN worker {o:,.0f} "
-            f"offers/s (ratio {o / b:.2f}, target >= 0.5); two workers {t:,.0f} offers/s "
-            f"(ratio {t / b:.2f}, {t / o:.2f}x one worker)",
+            f"  live run: bare {bare[-1]:,.0f}/s, one worker on SQLite "
+            f"{rates['sqlite'][-1]:,.0f}/s, on PostgreSQL {rates['postgresql'][-1]:,.0f}/s",
             flush=True,
         )
-        if not backlog:
-            c1, c2 = statistics.median(cpu1), statistics.median(cpu2)
-            print(
-                f"worker CPU per offer: one worker {c1:.0f} us, two workers {c2:.0f} us "
-                f"together (a worker with a core of its own: about {1e6 / c1:,.0f} offers/s)",
-                flush=True,
-            )
-    p50s, p99s = [], []
+    b = statistics.median(bare)
+    print(f"live: bare paho QoS 1 subscriber {b:,.0f} msg/s", flush=True)
+    for kind, name in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        r = statistics.median(rates[kind])
+        extra = f", PostgreSQL server {_median(server):.0f} us" if kind == "postgresql" else ""
+        print(
+            f"live: one FMAN worker on {name} {r:,.0f} offers/s (ratio {r / b:.2f}, target "
+            f">= 0.5); CPU per offer: worker {_median(cpu[kind]):.0f} us{extra}",
+            flush=True,
+        )
+
+
+def drain(stores: Stores, args: argparse.Namespace) -> None:
+    cases = [("sqlite", 1), ("sqlite", 2), ("postgresql", 1), ("postgresql", 2), ("postgresql", 4)]
+    bare: list[float] = []
+    rates: dict[tuple[str, int], list[float]] = {c: [] for c in cases}
     for _ in range(args.runs):
-        p50, p99 = latency(10_000 if not args.quick else 5000, 1000.0)
-        p50s.append(p50)
-        p99s.append(p99)
-    print(
-        f"offer-to-ack latency at 1,000 offers/s: p50 {statistics.median(p50s):.1f} ms, "
-        f"p99 {statistics.median(p99s):.1f} ms (target p99 < 200 ms)"
-    )
+        bare.append(bare_rate(args.n, backlog=True))
+        splits = {}
+        for kind, workers in cases:
+            rate, split, _, _ = worker_rate(stores, kind, args.n, workers, backlog=True)
+            rates[(kind, workers)].append(rate)
+            splits[(kind, workers)] = sorted(split.values())
+        print(
+            f"  backlog run: bare {bare[-1]:,.0f}/s; "
+            + "; ".join(
+                f"{k} x{w} {rates[(k, w)][-1]:,.0f}/s (split {splits[(k, w)]})" for k, w in cases
+            ),
+            flush=True,
+        )
+    b = statistics.median(bare)
+    print(f"backlog drain: bare paho QoS 1 subscriber {b:,.0f} msg/s", flush=True)
+    for kind, name in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        one = statistics.median(rates[(kind, 1)])
+        parts = [f"one worker {one:,.0f} offers/s (ratio {one / b:.2f})"]
+        for workers in (2, 4):
+            if (kind, workers) in rates:
+                r = statistics.median(rates[(kind, workers)])
+                target = ", target >= 1.8x" if (kind, workers) == ("postgresql", 2) else ""
+                parts.append(
+                    f"{workers} workers {r:,.0f} offers/s ({r / one:.2f}x one worker{target})"
+                )
+        print(f"backlog drain on {name}: " + "; ".join(parts), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything `make test` and `make demo` need on a Debian/Ubuntu machine:
-# a virtual environment with the project and its extras, and Mosquitto.
+# a virtual environment with the project and its extras, Mosquitto and PostgreSQL.
 # Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +43,17 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     echo "setup: installing Mosquitto" >&2
     if ! apt_install mosquitto mosquitto-clients; then
         echo "setup: Mosquitto is missing; install it with: sudo apt-get install mosquitto mosquitto-clients" >&2
+        exit 1
+    fi
+fi
+
+# The store's tests run against a throwaway PostgreSQL cluster (cloud/pgcluster.py starts
+# Debian's initdb and pg_ctl from /usr/lib/postgresql/*/bin; the system's own cluster, if the
+# package starts one, is not used).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+    echo "setup: installing PostgreSQL" >&2
+    if ! apt_install postgresql; then
+        echo "setup: PostgreSQL is missing; install it with: sudo apt-get install postgresql" >&2
         exit 1
     fi
 fi

@@ -1,4 +1,4 @@
-"""What the FMAN operator commands share: the database option, times, tables, JSON."""
+"""What the FMAN operator commands share: the store option, times, tables, JSON."""
 
 from __future__ import annotations
 
@@ -10,21 +10,24 @@ from typing import Any, TypeVar
 
 import click
 
-from cloud.fman import Store, StoreError
+from cloud.fman import StoreError, StoreReader, open_reader
+from cloud.fman.store import is_postgres
 from cloud.optim.series import parse_instant
 
-DEFAULT_DB = Path(".atp/fman.db")
+DEFAULT_DB = ".atp/fman.db"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def db_option(f: F) -> F:
     return click.option(
+        "--store",
         "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
+        "db",
         default=DEFAULT_DB,
-        envvar="ATP_FMAN_DB",
+        envvar=["ATP_FMAN_STORE", "ATP_FMAN_DB"],
         show_default=True,
-        help="FMAN database (env ATP_FMAN_DB).",
+        metavar="PATH|URL",
+        help="FMAN store: an SQLite file or a postgresql:// URL (env ATP_FMAN_STORE).",
     )(f)
 
 
@@ -32,14 +35,15 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
 
 
-def open_db(path: Path) -> Store:
-    if not path.exists():
+def open_db(location: str) -> StoreReader:
+    """The store, read-only: a listing never takes the write lock or changes the database."""
+    if not is_postgres(location) and not Path(location).exists():
         raise click.ClickException(
-            f"no FMAN database at {path}: pass --db, or start a worker with "
-            f"`atp fman run --db {path}`"
+            f"no FMAN database at {location}: pass --store, or start a worker with "
+            f"`atp fman run --store {location}`"
         )
     try:
-        return Store(path=path)
+        return open_reader(location)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import click
 
@@ -26,7 +25,7 @@ def agents() -> None:
 )
 @click.option("--wait", default=2.0, show_default=True, help="Seconds to collect (--broker).")
 @json_option
-def list_(db: Path, broker: str | None, wait: float, as_json: bool) -> None:
+def list_(db: str, broker: str | None, wait: float, as_json: bool) -> None:
     """Agents with their status (online or offline) and their offers."""
     rows = _from_broker(broker, wait) if broker else report.agents(open_db(db))
     if as_json:

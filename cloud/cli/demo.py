@@ -35,9 +35,9 @@ import click
 
 import protocol
 from cloud.broker import BrokerError, Mosquitto
-from cloud.fman import Store, execution, report, series
+from cloud.fman import StoreError, StoreReader, execution, open_reader, report, series
 from cloud.fman.config import dump_toml
-from cloud.fman.store import ACCEPTED_STATES
+from cloud.fman.store import ACCEPTED_STATES, ACTIVE_STATES
 
 from ._fmandb import TIME
 
@@ -202,7 +202,7 @@ def demo(
         cfg.write_text(
             dump_toml(
                 {
-                    "worker": {"id": "demo-fman-1", "broker": broker.url, "db": str(db)},
+                    "worker": {"id": "demo-fman-1", "broker": broker.url, "store": str(db)},
                     "clock": {"sim_start": str(start), "speed": speed, "anchor": anchor},
                     "planning": {
                         "planner": planner,
@@ -311,13 +311,12 @@ def _wait_ready(db: Path, worker: subprocess.Popen[bytes], timeout: float = 30.0
     while time.time() < deadline:
         if worker.poll() is not None:
             raise click.ClickException(f"the FMAN worker stopped with code {worker.returncode}")
-        if db.exists():
-            s = Store(path=db)
-            try:
+        try:
+            with open_reader(db) as s:
                 if s.stats():
                     return
-            finally:
-                s.close()
+        except StoreError:
+            pass  # not created, or not migrated yet
         time.sleep(0.1)
     raise click.ClickException(f"the FMAN worker did not start within {timeout:g} s")
 
@@ -396,15 +395,12 @@ def follow(
 
 def _counted_since(db: Path, t: float) -> bool:
     """Whether every worker wrote its counters after wall time ``t``."""
-    s = Store(path=db)
-    try:
+    with open_reader(db) as s:
         stats = s.stats()
-    finally:
-        s.close()
     return bool(stats) and all(w.get("alive_at", 0.0) > t for w in stats.values())
 
 
-def _accepted(s: Store) -> int:
+def _accepted(s: StoreReader) -> int:
     """Offers FMAN accepted so far (the workers' counter: it only grows, while offers that
     were accepted move on to other states, withdrawn among them)."""
     return int(sum(w.get("offer.accepted", 0) for w in s.stats().values()))
@@ -412,32 +408,24 @@ def _accepted(s: Store) -> int:
 
 def _status(db: Path) -> str:
     try:
-        s = Store(path=db)
-        try:
+        with open_reader(db) as s:
             c = report.counts(s)
             accepted = _accepted(s)
-        finally:
-            s.close()
-    except Exception:
+    except StoreError:
         return ""
     o = c["offers"]
     return f"offers {accepted} accepted, {o.get('rejected', 0)} rejected"
 
 
 def _online(db: Path) -> int:
-    s = Store(path=db)
-    try:
-        return int(s.query("SELECT count(*) AS n FROM agents WHERE state = 'online'")[0]["n"])
-    finally:
-        s.close()
+    with open_reader(db) as s:
+        return s.counts().online
 
 
 def _open_offers(db: Path) -> int:
-    s = Store(path=db)
-    try:
-        return len(s.offers_in(("accepted", "assigned", "executing")))
-    finally:
-        s.close()
+    with open_reader(db) as s:
+        offers = s.counts().offers
+    return sum(offers.get(state, 0) for state in ACTIVE_STATES)
 
 
 def _fleet_summary(path: Path) -> dict[str, Any]:
@@ -450,17 +438,17 @@ def _fleet_summary(path: Path) -> dict[str, Any]:
 
 
 def grid_assets(
-    s: Store, *, start: int, end: int, grid_s: int = RES
+    s: StoreReader, *, start: int, end: int, grid_s: int = RES
 ) -> tuple[int, dict[int, float], dict[int, float]]:
     """The grid-asset bids (DOMS) among the accepted offers: how many, their energy per slot
     as scheduled (or their default where nothing was scheduled), and the least energy their
     profiles allow in each slot at the scheduled start: what no plan can go below."""
-    rows = [r for r in s.offers_in(ACCEPTED_STATES) if r["load_type"] == "doms"]
-    in_force = s.current_schedules([r["id"] for r in rows])
+    rows = [r for r in s.offers_in(ACCEPTED_STATES) if r.load_type == "doms" and r.payload]
+    in_force = s.current_schedules([r.id for r in rows])
     scheduled: dict[int, float] = {}
     floor: dict[int, float] = {}
     for r in rows:
-        o = protocol.decode(r["payload"], expect="offer", check=False).body
+        o = protocol.decode(r.payload, expect="offer", check=False).body  # type: ignore[arg-type]
         sched = in_force.get(o.id)
         if sched is not None and sched.status != "implicit":
             at, profile, energy = sched.start, sched.profile, sched.energy_kwh
@@ -492,21 +480,18 @@ def _summary(
 ) -> None:
     from cloud.fman.plot import plot_portfolio
 
-    s = Store(path=db)
-    p = report.portfolio(s, start=start, end=start + DAY_S)
+    with open_reader(db) as s:
+        p = report.portfolio(s, start=start, end=start + DAY_S)
+        counts = s.counts()
+        accepted = _accepted(s)
+        sites, grid_kwh, floor = grid_assets(s, start=start, end=start + DAY_S)
     c = p.summary
     o = c["offers"]
     sched = c["schedules_in_force"]
-    delivered = s.query(
-        "SELECT count(*) AS n FROM schedules WHERE status IN ('acked','superseded','sent')"
-    )[0]["n"]
-    refused = s.query("SELECT count(*) AS n FROM schedules WHERE status = 'rejected'")[0]["n"]
-    metered = s.query(
-        "SELECT count(*) AS n FROM offers WHERE state = 'executed' AND metered_slots > 0"
-    )[0]["n"]
-    accepted = _accepted(s)
-    sites, grid_kwh, floor = grid_assets(s, start=start, end=start + DAY_S)
-    s.close()
+    versions = counts.schedule_versions_by_status
+    delivered = sum(versions.get(k, 0) for k in ("acked", "superseded", "sent"))
+    refused = versions.get("rejected", 0)
+    metered = counts.executed_metered
     above = _above(floor, p)
     slots_with_target = sum(1 for x in p.slots if x.target_kwh is not None)
     day = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d")
@@ -570,4 +555,4 @@ def _summary(
         + ": what is offered and planned differs from run to run, the counts above by a few "
         "percent, the energy figures by more"
     )
-    click.echo(f"plot: {plot}   database: {db} (try `atp offers list --db {db}`)")
+    click.echo(f"plot: {plot}   store: {db} (try `atp offers list --store {db}`)")

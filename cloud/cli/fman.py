@@ -41,7 +41,14 @@ def fman() -> None:
 )
 @click.option("--broker", help="Broker URL, e.g. mqtt://127.0.0.1:1883.")
 @click.option("--ca-file", help="CA certificate(s), PEM, to verify an mqtts:// broker with.")
-@click.option("--db", help="Database file (shared by the workers of one group).")
+@click.option(
+    "--store",
+    "--db",
+    "db",
+    metavar="PATH|URL",
+    help="Store shared by the workers of one group: an SQLite file (one host) or a "
+    "postgresql:// URL (several hosts).",
+)
 @click.option("--id", "worker_id", help="Worker id: MQTT client id, keep it stable.")
 @click.option("--group", help="Shared-subscription group.")
 @click.option("--planner", help="default, greedy, ortools or package.module:Class.")
@@ -76,7 +83,7 @@ def run(
 ) -> None:
     """Run one FMAN worker until SIGTERM or Ctrl-C.
 
-    Start several with different --id on the same --db and broker to share the load."""
+    Start several with different --id on the same --store and broker to share the load."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -86,7 +93,7 @@ def run(
             worker={
                 "broker": broker,
                 "ca_file": ca_file,
-                "db": db,
+                "store": db,
                 "id": worker_id,
                 "group": group,
             },
@@ -107,3 +114,31 @@ def run(
         worker.run(stop)
     except FmanError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@fman.command("migrate")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Worker configuration (TOML) naming the store.",
+)
+@click.option("--store", "--db", "db", metavar="PATH|URL", help="The store (overrides -c).")
+def migrate(config_path: Path | None, db: str | None) -> None:
+    """Create the store, or bring its schema to this version of atp.
+
+    A worker does the same when it starts; run this first where the read-only commands
+    (`atp offers`, ...) should work on a store no worker has opened since an upgrade."""
+    from cloud.fman.store import SCHEMA_VERSION, describe, open_store
+
+    try:
+        cfg = with_overrides(load_config(config_path), worker={"store": db})
+        store = open_store(cfg.worker.store)
+        version = store.schema_version()
+        store.close()
+    except FmanError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{describe(cfg.worker.store)}: schema version {version} (this atp: {SCHEMA_VERSION})"
+    )

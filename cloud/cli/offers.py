@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import typing
-from pathlib import Path
 
 import click
 
 import protocol
 from cloud.fman import report
+from cloud.fman.store import describe
 
 from ._fmandb import TIME, db_option, emit_json, json_option, open_db, table, when
 
@@ -36,7 +36,7 @@ def offers() -> None:
 @click.option("--limit", default=1000, show_default=True, help="At most this many rows.")
 @json_option
 def list_(
-    db: Path,
+    db: str,
     agent: str | None,
     states: tuple[str, ...],
     start_from: int | None,
@@ -78,11 +78,11 @@ def list_(
 @db_option
 @click.argument("offer_id")
 @json_option
-def show(db: Path, offer_id: str, as_json: bool) -> None:
+def show(db: str, offer_id: str, as_json: bool) -> None:
     """One offer: its body, every schedule version and the execution check per slot."""
     detail = report.offer_detail(open_db(db), offer_id)
     if detail is None:
-        raise click.ClickException(f"no offer {offer_id!r} in {db}")
+        raise click.ClickException(f"no offer {offer_id!r} in {describe(db)}")
     if as_json:
         emit_json(detail)
         return

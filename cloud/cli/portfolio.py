@@ -27,7 +27,7 @@ from ._fmandb import TIME, db_option, emit_json, json_option, open_db, table, wh
 )
 @json_option
 def portfolio(
-    db: Path,
+    db: str,
     start: int | None,
     end: int | None,
     plot: Path | None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import asdict
 
 import click
 
@@ -20,11 +20,12 @@ def readings() -> None:
 @click.option("--since", type=TIME, help="Received at or after (epoch or ISO 8601, UTC).")
 @click.option("--limit", default=100, show_default=True, help="At most this many, newest first.")
 @json_option
-def quarantine(db: Path, agent: str | None, since: int | None, limit: int, as_json: bool) -> None:
+def quarantine(db: str, agent: str | None, since: int | None, limit: int, as_json: bool) -> None:
     """Readings ingest set aside instead of keeping (implausible, an unknown device, in the
     future), with the reason; the agent was told in its meter batch's ack, and the batch's
     other readings were kept."""
-    rows = open_db(db).quarantined(agent=agent, since=since, limit=limit)
+    with open_db(db) as store:
+        rows = [asdict(q) for q in store.quarantined(agent=agent, since=since, limit=limit)]
     if as_json:
         emit_json(rows)
         return

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from cloud.fman import report
@@ -29,7 +27,7 @@ def schedules() -> None:
 @click.option("--limit", default=1000, show_default=True)
 @json_option
 def show(
-    db: Path,
+    db: str,
     offer_id: str | None,
     agent: str | None,
     status: str | None,

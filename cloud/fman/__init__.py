@@ -11,7 +11,7 @@ starts one.
 
 from ._errors import BusError, ConfigError, FmanError, StoreError
 from .config import Config, config_from_dict, load_config
-from .store import Store
+from .store import Store, StoreReader, open_reader, open_store
 
 __all__ = [
     "BusError",
@@ -20,6 +20,9 @@ __all__ = [
     "FmanError",
     "Store",
     "StoreError",
+    "StoreReader",
     "config_from_dict",
     "load_config",
+    "open_reader",
+    "open_store",
 ]

@@ -2,7 +2,7 @@
 
     FmanError              anything the aggregator service refuses or cannot do
     ├── ConfigError        the worker's configuration is wrong (names the key)
-    ├── StoreError         the database cannot be opened or written (wraps sqlite3 errors)
+    ├── StoreError         the store cannot be opened or written (wraps sqlite3 and psycopg)
     └── BusError           the broker cannot be reached or refused us (wraps paho's codes)
 
 Bad *messages* are not exceptions here: ingest answers them with a reject and counts them, and

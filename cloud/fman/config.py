@@ -23,6 +23,7 @@ from msgspec import Meta
 from protocol import convert_table
 
 from ._errors import ConfigError
+from .store._url import check as check_location
 
 PosFloat = Annotated[float, Meta(gt=0, description="must be positive")]
 NonNegFloat = Annotated[float, Meta(ge=0, description="must not be negative")]
@@ -40,7 +41,11 @@ class WorkerSection(_Section):
     broker: str = "mqtt://127.0.0.1:1883"
     #: Shared-subscription group: workers of one group share the load.
     group: str = "fman"
-    db: str = ".atp/fman.db"
+    #: Where the store is: a file path (SQLite; the workers of one host share the file) or
+    #: ``postgresql://user@host:port/database`` (workers on several hosts). The older key
+    #: ``db`` is read as this one. Keep a password out of the URL: libpq's ``passfile``
+    #: parameter (``?passfile=/run/secrets/pgpass``, mode 0600) or ``PGPASSFILE`` does it.
+    store: str = ".atp/fman.db"
     #: How long the broker keeps a dead worker's session and queues its share of messages.
     session_expiry_s: PosInt = 3600
     #: File holding ``username:password`` for the broker (mode 0600); empty for anonymous.
@@ -51,7 +56,8 @@ class WorkerSection(_Section):
     ca_file: str = ""
     #: Most messages decided and committed in one transaction.
     batch_max: PosInt = 1000
-    #: ``normal`` survives a crash of the worker (WAL); ``full`` also a power cut, slower.
+    #: SQLite: ``normal`` survives a crash of the worker (WAL); ``full`` also a power cut,
+    #: slower. (PostgreSQL's durability is the server's ``synchronous_commit``.)
     synchronous: Literal["normal", "full"] = "normal"
     #: Quality of service of acks and schedules sent to agents.
     qos: Literal[0, 1] = 1
@@ -120,6 +126,10 @@ class PlanningSection(_Section):
     full_interval_s: NonNegFloat = 0.0
     horizon_s: PosInt = 86_400
     time_limit_s: PosFloat = 5.0
+    #: Wall seconds the planner lease lasts unless renewed: how soon another worker takes
+    #: over planning when the planning worker dies. 0: ``max(10, 3 * time_limit_s)``. A
+    #: lease shorter than a plan would pass to another worker in the middle of one.
+    lease_ttl_s: NonNegFloat = 0.0
     #: A schedule must reach the agent this long before the offer's ``assignment_before``.
     deadline_margin_s: NonNegFloat = 60.0
     #: ...plus this many *wall* seconds, so a fast simulated clock leaves time to deliver.
@@ -163,7 +173,7 @@ class Config(_Section):
 def config_from_dict(data: dict[str, Any]) -> Config:
     """A :class:`Config` from parsed TOML, or :class:`ConfigError` naming the first bad key
     (and, after it, every other problem found)."""
-    cfg, errors = convert_table(data, Config)
+    cfg, errors = convert_table(_older_keys(data), Config)
     if cfg is None:
         first, *rest = errors
         raise ConfigError(first.path, "; ".join([first.message, *map(str, rest)]))
@@ -184,12 +194,33 @@ def load_config(path: Path | None) -> Config:
     return config_from_dict(data)
 
 
+def _older_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``worker.db``, the store's older name, read as ``worker.store``."""
+    worker = data.get("worker")
+    if not isinstance(worker, dict) or "db" not in worker:
+        return data
+    if "store" in worker:
+        raise ConfigError("worker.db", "give worker.store or worker.db (its older name), not both")
+    worker = {k: v for k, v in worker.items() if k != "db"} | {"store": worker["db"]}
+    return {**data, "worker": worker}
+
+
 def _check(cfg: Config) -> None:
     """Rules that span fields."""
+    problem = check_location(cfg.worker.store)
+    if problem:
+        raise ConfigError("worker.store", problem)
     if not cfg.worker.broker.startswith(("mqtt://", "mqtts://")):
         raise ConfigError("worker.broker", f"{cfg.worker.broker!r} is not an mqtt:// URL")
     if cfg.worker.ca_file and not cfg.worker.broker.startswith("mqtts://"):
         raise ConfigError("worker.ca_file", f"set, but {cfg.worker.broker!r} does not use TLS")
+    pc = cfg.planning
+    if pc.lease_ttl_s and pc.lease_ttl_s < 2 * pc.time_limit_s:
+        raise ConfigError(
+            "planning.lease_ttl_s",
+            f"{pc.lease_ttl_s:g} s is shorter than a plan may take (twice time_limit_s, "
+            f"{2 * pc.time_limit_s:g} s): another worker would take over in mid-plan",
+        )
     r = cfg.planning.resolution_s
     if not 900 <= r <= 3600 or 86_400 % r:
         raise ConfigError("planning.resolution_s", f"{r} s: use 900 to 3600 s dividing a day")
@@ -211,7 +242,10 @@ def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
     the command line uses it so flags and file agree on one checked result."""
     data = msgspec.to_builtins(cfg)
     for name, values in sections.items():
-        data.setdefault(name, {}).update({k: v for k, v in values.items() if v is not None})
+        given = {k: v for k, v in values.items() if v is not None}
+        if name == "worker" and "db" in given:  # the older name of the store
+            given["store"] = given.pop("db")
+        data.setdefault(name, {}).update(given)
     return config_from_dict(data)
 
 

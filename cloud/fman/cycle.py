@@ -35,6 +35,7 @@ import os
 import threading
 import time
 from collections import deque
+from dataclasses import replace as replace_row
 from typing import TYPE_CHECKING, Any
 
 from msgspec.structs import replace
@@ -46,7 +47,15 @@ from ..optim import DefaultPlanner, PlannedSchedule, PlanRequest, PlanResult
 from . import execution, series, stability
 from .greedy import GreedyPlanner
 from .planners import load_planner
-from .store import Store, StoredSchedule
+from .store import (
+    ACTIVE_STATES,
+    ExecutionSlot,
+    NewSchedule,
+    ScheduleKey,
+    Store,
+    StoredOffer,
+    StoredSchedule,
+)
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -68,8 +77,8 @@ class Cycle:
         self.store = store
         self.stats = worker.stats
         self.planner = load_planner(self.config.planning.planner)
-        self._sent: deque[tuple[str, int]] = deque()
-        self._in_flight: set[tuple[str, int]] = set()
+        self._sent: deque[ScheduleKey] = deque()
+        self._in_flight: set[ScheduleKey] = set()
         self._offers: dict[tuple[str, int], FlexOffer] = {}
         self._change_seen: int | None = None
         #: wall seconds the planner recently took, for full and for other plans (a schedule
@@ -94,12 +103,13 @@ class Cycle:
 
     @property
     def lease_ttl_s(self) -> float:
-        return max(10.0, 3 * self.config.planning.time_limit_s)
+        pc = self.config.planning
+        return pc.lease_ttl_s or max(10.0, 3 * pc.time_limit_s)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                if self.store.acquire_lease(LEASE, self.worker.id, time.time(), self.lease_ttl_s):
+                if self.store.acquire_lease(LEASE, self.worker.id, ttl_s=self.lease_ttl_s):
                     if not self.leading:
                         log.info(
                             "worker %s holds the planner lease (planner %s)",
@@ -177,11 +187,12 @@ class Cycle:
                     log.error("objective %s: %s", name, exc)
                     self._files[name] = -1.0
 
-    def _offer(self, row: dict[str, Any]) -> FlexOffer:
-        key = (row["id"], row["revision"])
+    def _offer(self, row: StoredOffer) -> FlexOffer:
+        key = (row.id, row.revision)
         offer = self._offers.get(key)
         if offer is None:
-            offer = protocol.decode(row["payload"], expect="offer", check=False).body
+            assert row.payload is not None, "an offer in an active state has its payload"
+            offer = protocol.decode(row.payload, expect="offer", check=False).body
             if len(self._offers) > 200_000:
                 self._offers.clear()
             self._offers[key] = offer
@@ -205,18 +216,18 @@ class Cycle:
         solve_s = self.clock.speed * self._solve_wall_s[full]
         earliest = align_up(int(now + margin + solve_s), res)
         originals: dict[str, FlexOffer] = {}
-        rows = self.store.offers_in(("accepted", "assigned", "executing"))
+        rows = self.store.offers_in(ACTIVE_STATES)
         current = self.store.current_schedules()
         plannable: list[FlexOffer] = []
         in_force: dict[str, PlannedSchedule] = {}
         fixed: dict[int, float] = {}
         fixed_by_node: dict[str, dict[int, float]] = {}
-        new_rows: list[tuple] = []
+        new_rows: list[NewSchedule] = []
         for row in rows:
             offer = self._offer(row)
             sched = current.get(offer.id)
-            open_ = row["state"] in ("accepted", "assigned")
-            deadline = row["assignment_before"]
+            open_ = row.state in ("accepted", "assigned")
+            deadline = row.assignment_before or 0
             if (
                 open_
                 and earliest <= deadline <= now + pc.horizon_s
@@ -283,19 +294,18 @@ class Cycle:
             for oid, s in choice.adopted.items():
                 offer = originals[oid]
                 old = current.get(oid)
-                kind = "default" if oid in defaulted else "planned"
-                row = (
-                    oid,
-                    offer.issuer,
-                    offer.revision,
-                    s.start,
-                    s.profile,
-                    [float(e) for e in s.energy_kwh],
-                    kind,
+                new = NewSchedule(
+                    offer_id=oid,
+                    issuer=offer.issuer,
+                    offer_revision=offer.revision,
+                    start=s.start,
+                    profile=s.profile,
+                    energy_kwh=[float(e) for e in s.energy_kwh],
+                    kind="default" if oid in defaulted else "planned",
                 )
-                if old is not None and _same(old, row):
+                if old is not None and _same(old, new):
                     continue
-                new_rows.append(row)
+                new_rows.append(new)
             self.stats["plan.runs"] += 1
             self.stats["plan.full" if full else "plan.incremental"] += 1
             self.stats["plan.offers"] = len(plannable)
@@ -303,11 +313,11 @@ class Cycle:
         # default the agent then runs by itself is recorded as such
         new_rows = self._rebase(new_rows)
         in_time = self.clock.now() + margin
-        deadlines = {r["id"]: r["assignment_before"] for r in rows}
-        send = [r for r in new_rows if deadlines[r[0]] > in_time]
-        late = [r for r in new_rows if deadlines[r[0]] <= in_time]
-        self.stats["plan.too_late"] += sum(1 for r in late if r[6] != "default")
-        late = [r for r in late if r[6] == "default"]
+        deadlines = {r.id: r.assignment_before or 0 for r in rows}
+        send = [r for r in new_rows if deadlines[r.offer_id] > in_time]
+        late = [r for r in new_rows if deadlines[r.offer_id] <= in_time]
+        self.stats["plan.too_late"] += sum(1 for r in late if r.kind != "default")
+        late = [r for r in late if r.kind == "default"]
         if send:
             stored = self.store.add_schedules(send, now=now, holder=self.worker.id)
             self.stats["schedules.issued"] += len(stored)
@@ -318,24 +328,27 @@ class Cycle:
             )
             self.stats["schedules.implicit"] += len(stored)
 
-    def _rebase(self, rows: list[tuple]) -> list[tuple]:
+    def _rebase(self, rows: list[NewSchedule]) -> list[NewSchedule]:
         """Schedules planned for a revision that its agent has replaced while the planner ran:
         kept, for the new revision, if they fit it (the agent takes a schedule that fits its
         current revision); dropped otherwise (the next plan takes the new revision)."""
-        heads = self.store.offer_heads([r[0] for r in rows])
+        heads = self.store.offer_heads([r.offer_id for r in rows])
         out = []
         for r in rows:
-            head = heads.get(r[0])
-            if head is None or head.revision == r[2]:
+            head = heads.get(r.offer_id)
+            if head is None or head.revision == r.offer_revision:
                 out.append(r)  # (an offer that left is skipped where the row is stored)
                 continue
             if head.state not in ("accepted", "assigned"):
                 continue
-            offer = self._offer(self.store.offer_row(r[0]))
+            stored = self.store.offer(r.offer_id)
+            if stored is None or stored.payload is None:
+                continue
+            offer = self._offer(stored)
             if offer.revision == head.revision and not check_assignment(
-                offer, start=r[3], profile=r[4], energy_kwh=r[5]
+                offer, start=r.start, profile=r.profile, energy_kwh=r.energy_kwh
             ):
-                out.append((r[0], r[1], head.revision, *r[3:]))
+                out.append(replace_row(r, offer_revision=head.revision))
                 self.stats["plan.rebased"] += 1
             else:
                 self.stats["plan.outdated"] += 1
@@ -403,7 +416,7 @@ class Cycle:
         in_time = now + self.margin_s()
         late = []
         for s in self.store.unsent_schedules(resend_before=resend_before, now=now):
-            key = (s.offer_id, s.version)
+            key = s.key
             if key in self._in_flight:
                 continue
             if s.deadline <= in_time and s.status == "pending":
@@ -452,10 +465,10 @@ class Cycle:
         grace = self.config.execution.grace_s
         current = self.store.current_schedules()
         starting, finished = [], []
-        for row in self.store.offers_in(("accepted", "assigned", "executing")):
+        for row in self.store.offers_in(ACTIVE_STATES):
             offer = self._offer(row)
             sched = current.get(offer.id)
-            if sched is None and now >= row["assignment_before"]:
+            if sched is None and now >= (row.assignment_before or 0):
                 # no schedule by the deadline (the worker was down): the agent runs its default
                 self.store.add_schedules(
                     [_default_row(offer)], now=now, holder=self.worker.id, status="implicit"
@@ -464,16 +477,14 @@ class Cycle:
                 sched = self.store.current_schedules([offer.id]).get(offer.id)
             start = sched.start if sched else offer.default.start
             n = len(sched.energy_kwh) if sched else len(offer.default.energy_kwh)
-            if row["state"] != "executing" and now >= start:
+            if row.state != "executing" and now >= start:
                 starting.append(offer.id)
             # judged once the grace for late readings has passed since the schedule ended
             # and since this worker took over (readings queued meanwhile arrive first)
             if now >= max(start + n * offer.resolution_s, self._since) + grace:
                 finished.append((offer, sched))
         if starting:
-            self.store.set_states(
-                [("executing", now, oid, ("accepted", "assigned")) for oid in starting]
-            )
+            self.store.mark_executing(starting, at=now)
         for offer, sched in finished:
             self._check(offer, sched, now=now)
         self.stats["offers.executed"] += len(finished)
@@ -485,14 +496,19 @@ class Cycle:
         energy = sched.energy_kwh if sched else d.energy_kwh
         n = len(energy)
         window_end = max(start, start_window(offer)[1]) + (n + 4) * res
-        tagged, untagged = self.store.readings_of(
-            offer.id, offer.issuer, offer.device, start, start + n * res
+        found = self.store.readings_of(
+            offer_id=offer.id,
+            agent=offer.issuer,
+            device=offer.device,
+            start=start,
+            end=start + n * res,
         )
+        tagged, untagged = found.tagged, found.untagged
         moved = None
         if (sched is None or sched.status == "implicit") and tagged:
             # a default the agent took on its own: it may have shifted it to the slot it was
             # in; its readings, tagged with the offer, show where it really ran
-            first = min(t for t, _, _ in tagged) // res * res
+            first = min(r.start for r in tagged) // res * res
             if (
                 first != start
                 and first <= window_end
@@ -501,14 +517,20 @@ class Cycle:
                 )
             ):
                 moved, start = first, first
-                _, untagged = self.store.readings_of(
-                    offer.id, offer.issuer, offer.device, start, start + n * res
-                )
+                untagged = self.store.readings_of(
+                    offer_id=offer.id,
+                    agent=offer.issuer,
+                    device=offer.device,
+                    start=start,
+                    end=start + n * res,
+                ).untagged
         scheduled = execution.per_slot(start, energy, res)
         rows = execution.check(
             scheduled=scheduled,
             baseline=execution.per_slot(d.start, d.energy_kwh, res),
-            metered=execution.metered_per_slot(tagged + untagged, res),
+            metered=execution.metered_per_slot(
+                ((r.start, r.duration_s, r.energy_kwh) for r in tagged + untagged), res
+            ),
             tolerance_kwh=ex.tolerance_kwh,
             tolerance_rel=ex.tolerance_rel,
         )
@@ -516,8 +538,20 @@ class Cycle:
         flagged = sum(1 for r in rows if r.flagged)
         with self.store.write():
             if moved is not None and sched is not None:
-                self.store.move_schedule(offer.id, sched.version, moved)
-            self.store.put_execution(offer.id, [r.row() for r in rows])
+                self.store.move_schedule(sched.key, moved)
+            self.store.put_execution(
+                offer.id,
+                [
+                    ExecutionSlot(
+                        slot=r.slot,
+                        scheduled_kwh=r.scheduled_kwh,
+                        baseline_kwh=r.baseline_kwh,
+                        metered_kwh=r.metered_kwh,
+                        flagged=r.flagged,
+                    )
+                    for r in rows
+                ],
+            )
             self.store.set_execution_summary(
                 offer.id, metered=metered, flagged=flagged, executed_at=now
             )
@@ -538,8 +572,9 @@ class Cycle:
                     self._quick_replans.clear()
                 self._quick_replans[key] = quick + 1
                 self._refused = True
-            if version == 0:
-                offer = self._offer(self.store.offer_row(s.offer_id))
+            stored = self.store.offer(s.offer_id) if version == 0 else None
+            if stored is not None and stored.payload is not None:
+                offer = self._offer(stored)
                 self.store.add_schedules(
                     [_default_row(offer)],
                     now=now,
@@ -563,26 +598,25 @@ def _curable(reason_json: str) -> bool:
     return bool(codes) and codes <= CURABLE
 
 
-def _default_row(offer: FlexOffer) -> tuple:
+def _default_row(offer: FlexOffer) -> NewSchedule:
     d = offer.default
-    return (
-        offer.id,
-        offer.issuer,
-        offer.revision,
-        d.start,
-        d.profile,
-        list(d.energy_kwh),
-        "default",
+    return NewSchedule(
+        offer_id=offer.id,
+        issuer=offer.issuer,
+        offer_revision=offer.revision,
+        start=d.start,
+        profile=d.profile,
+        energy_kwh=list(d.energy_kwh),
+        kind="default",
     )
 
 
-def _same(old: StoredSchedule, row: tuple) -> bool:
-    _, _, _, start, profile, energy, _ = row
+def _same(old: StoredSchedule, new: NewSchedule) -> bool:
     return (
-        old.start == start
-        and old.profile == profile
-        and len(old.energy_kwh) == len(energy)
-        and all(abs(a - b) <= 1e-6 for a, b in zip(old.energy_kwh, energy, strict=True))
+        old.start == new.start
+        and old.profile == new.profile
+        and len(old.energy_kwh) == len(new.energy_kwh)
+        and all(abs(a - b) <= 1e-6 for a, b in zip(old.energy_kwh, new.energy_kwh, strict=True))
     )
 
 

@@ -24,15 +24,6 @@ class SlotCheck:
     metered_kwh: float | None
     flagged: bool
 
-    def row(self) -> tuple[int, float, float, float | None, int]:
-        return (
-            self.slot,
-            self.scheduled_kwh,
-            self.baseline_kwh,
-            self.metered_kwh,
-            int(self.flagged),
-        )
-
 
 def per_slot(
     start: int, energy_kwh: Sequence[float], resolution_s: int, grid_s: int | None = None

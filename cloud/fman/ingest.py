@@ -18,8 +18,8 @@ its insert to another, so order is restored from the data itself rather than fro
 an offer is kept only if its ``revision`` is higher than the stored one (the older revision,
 arriving late, is answered ``superseded``); a withdrawal of an unknown offer leaves a
 tombstone that its late insert cannot revive; a status is kept only if its timestamp is newer.
-The check and the write share one ``BEGIN IMMEDIATE`` transaction, so two workers cannot
-interleave between them.
+The check and the write share one write transaction that excludes every other writer of the
+same offers (on SQLite, every other writer), so two workers cannot interleave between them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -56,7 +56,20 @@ from ..clock import Clock
 from . import series
 from .acceptance import Verdict, judge_meter, judge_offer, judge_withdraw
 from .config import Config
-from .store import OfferHead, Store
+from .store import (
+    AgentStatus,
+    Announcement,
+    LoggedMessage,
+    MessageKey,
+    OfferHead,
+    OfferRecord,
+    OfferStateChange,
+    Quarantined,
+    Reading,
+    ScheduleAnswer,
+    Store,
+    StoreReader,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +107,18 @@ class _Decisions:
     heads the decisions were based on."""
 
     read: dict[str, OfferHead | None] = field(default_factory=dict)
-    log_rows: list[tuple] = field(default_factory=list)
-    offer_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
-    state_rows: list[tuple[str, str, float, str]] = field(default_factory=list)
-    reading_rows: list[tuple] = field(default_factory=list)
-    quarantine_rows: list[tuple] = field(default_factory=list)
-    status_rows: list[tuple] = field(default_factory=list)
-    schedule_rows: list[tuple] = field(default_factory=list)
+    log_rows: list[LoggedMessage] = field(default_factory=list)
+    offer_rows: dict[str, OfferRecord] = field(default_factory=dict)
+    state_rows: list[OfferStateChange] = field(default_factory=list)
+    reading_rows: list[Reading] = field(default_factory=list)
+    quarantine_rows: list[Quarantined] = field(default_factory=list)
+    status_rows: list[AgentStatus] = field(default_factory=list)
+    schedule_rows: list[ScheduleAnswer] = field(default_factory=list)
     series: list[tuple[str, dict[int, float]]] = field(default_factory=list)
     answers: list[Outgoing] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
 
-    def still_valid(self, tx: Store) -> bool:
+    def still_valid(self, tx: StoreReader) -> bool:
         """Whether every offer decided on is still as it was read (issuer, revision, state)."""
         if not self.read:
             return True
@@ -257,25 +270,30 @@ class Ingest:
             self.stats.update(counts)
             return answers
         d = self._decide(self.store, items, now, wall)
+        offers = _scope(items)
         try:
-            with self.store.write() as tx:
+            with self.store.write(offers=offers) as tx:
                 if not d.still_valid(tx):
                     self.stats["ingest.redecided"] += 1
                     d = self._decide(tx, items, now, wall)
                 self._write(tx, d)
         except _Conflict:
             self.stats["ingest.redecided"] += 1
-            with self.store.write() as tx:
+            with self.store.write(offers=offers) as tx:
                 d = self._decide(tx, items, now, wall)
                 self._write(tx, d)
         self.stats.update(counts)
         self.stats.update(d.stats)
         return answers + d.answers
 
-    def _decide(self, tx: Store, items: list[_Item], now: float, wall: float) -> _Decisions:
+    def _decide(self, tx: StoreReader, items: list[_Item], now: float, wall: float) -> _Decisions:
         d = _Decisions()
         logged = [it for it in items if it.channel in ANSWERED]
-        seen = tx.seen_messages([(it.agent, it.msg.id) for it in logged]) if logged else {}  # type: ignore[union-attr]
+        seen = (
+            tx.seen_messages([MessageKey(agent=it.agent, msg_id=it.msg.id) for it in logged])  # type: ignore[union-attr]
+            if logged
+            else {}
+        )
         offer_ids = [
             it.msg.body.id if it.channel == "offer" else it.msg.body.offer_id  # type: ignore[union-attr]
             for it in logged
@@ -295,9 +313,11 @@ class Ingest:
         # (unless it is older: a redelivered status must not bring back a dropped device)
         for it in items:
             st = it.msg.body if it.channel == "status" and it.msg is not None else None
-            known = announced.get(it.agent, (frozenset(), 0))
-            if st and st.devices and st.agent == it.agent and it.msg.ts >= known[1]:  # type: ignore[union-attr]
-                announced[it.agent] = (frozenset(st.devices), it.msg.ts)  # type: ignore[union-attr]
+            known = announced.get(it.agent, Announcement(devices=frozenset(), status_ts=0))
+            if st and st.devices and st.agent == it.agent and it.msg.ts >= known.status_ts:  # type: ignore[union-attr]
+                announced[it.agent] = Announcement(
+                    devices=frozenset(st.devices), status_ts=it.msg.ts
+                )  # type: ignore[union-attr]
         log_rows = d.log_rows
         offer_rows = d.offer_rows
         state_rows = d.state_rows
@@ -306,7 +326,7 @@ class Ingest:
         schedule_rows = d.schedule_rows
         answers = d.answers
         stats = d.stats
-        batch_seen: set[tuple[str, str]] = set()
+        batch_seen: set[MessageKey] = set()
 
         for it in items:
             msg = it.msg
@@ -317,7 +337,7 @@ class Ingest:
             body: Any = msg.body
             agent = it.agent
             if it.channel in ANSWERED:
-                key = (agent, msg.id)
+                key = MessageKey(agent=agent, msg_id=msg.id)
                 previous = seen.get(key)
                 if previous is not None or key in batch_seen:
                     stats["duplicate"] += 1
@@ -335,7 +355,7 @@ class Ingest:
                     stored=stored,
                     now=now,
                     open_offers=open_counts.get(agent, 0),
-                    announced=announced[agent][0] if agent in announced else None,
+                    announced=announced[agent].devices if agent in announced else None,
                     contract=self.config.contract(agent),
                     rules=self.config.acceptance,
                     tolerance_s=self.tolerance_s,
@@ -346,12 +366,12 @@ class Ingest:
                         offer, state, "", it.payload, now, self.worker
                     )
                     heads[offer.id] = OfferHead(
-                        offer.id,
-                        agent,
-                        offer.revision,
-                        state,
-                        offer.assignment_before,
-                        stored.schedule_version if stored else 0,
+                        id=offer.id,
+                        issuer=agent,
+                        revision=offer.revision,
+                        state=state,
+                        assignment_before=offer.assignment_before,
+                        schedule_version=stored.schedule_version if stored else 0,
                     )
                     if stored is None:
                         open_counts[agent] = open_counts.get(agent, 0) + 1
@@ -364,7 +384,12 @@ class Ingest:
                             offer, "rejected", reason, it.payload, now, self.worker
                         )
                         heads[offer.id] = OfferHead(
-                            offer.id, agent, offer.revision, "rejected", offer.assignment_before, 0
+                            id=offer.id,
+                            issuer=agent,
+                            revision=offer.revision,
+                            state="rejected",
+                            assignment_before=offer.assignment_before,
+                            schedule_version=0,
                         )
                 else:  # the same revision again, in a new message: answer as before
                     stats["offer.repeated"] += 1
@@ -392,16 +417,22 @@ class Ingest:
                             wd.offer_id, agent, reason, now, self.worker
                         )
                     elif wd.offer_id in offer_rows:  # inserted earlier in this very batch
-                        offer_rows[wd.offer_id].update(state="withdrawn", reason=reason)
+                        offer_rows[wd.offer_id] = replace(
+                            offer_rows[wd.offer_id], state="withdrawn", reason=reason
+                        )
                     else:
-                        state_rows.append(("withdrawn", reason, now, wd.offer_id))
+                        state_rows.append(
+                            OfferStateChange(
+                                offer_id=wd.offer_id, state="withdrawn", reason=reason, at=now
+                            )
+                        )
                     heads[wd.offer_id] = OfferHead(
-                        wd.offer_id,
-                        agent,
-                        -1,
-                        "withdrawn",
-                        0,
-                        stored.schedule_version if stored else 0,
+                        id=wd.offer_id,
+                        issuer=agent,
+                        revision=-1,
+                        state="withdrawn",
+                        assignment_before=0,
+                        schedule_version=stored.schedule_version if stored else 0,
                     )
                 elif verdict.outcome == "reject":
                     stats["withdraw.rejected"] += 1
@@ -411,9 +442,18 @@ class Ingest:
                         why = "; ".join(r.message or r.code for r in verdict.reasons)
                         note = f"withdrawn by the agent too late ({why}): {wd.reason}"
                         if wd.offer_id in offer_rows:
-                            offer_rows[wd.offer_id].update(reason=note[:1024])
+                            offer_rows[wd.offer_id] = replace(
+                                offer_rows[wd.offer_id], reason=note[:1024]
+                            )
                         else:
-                            state_rows.append((stored.state, note[:1024], now, wd.offer_id))
+                            state_rows.append(
+                                OfferStateChange(
+                                    offer_id=wd.offer_id,
+                                    state=stored.state,
+                                    reason=note[:1024],
+                                    at=now,
+                                )
+                            )
                 answers.append(self._answer(agent, "offer.delete", wd.offer_id, 0, verdict, now))
                 log_rows.append(
                     _log_row(
@@ -438,9 +478,16 @@ class Ingest:
                         why = aside.get(i)
                         if why is None:
                             reading_rows.append(
-                                (agent, r.device, r.start, r.duration_s, r.energy_kwh,
-                                 r.offer_id, now)
-                            )  # fmt: skip
+                                Reading(
+                                    agent=agent,
+                                    device=r.device,
+                                    start=r.start,
+                                    duration_s=r.duration_s,
+                                    energy_kwh=r.energy_kwh,
+                                    offer_id=r.offer_id,
+                                    received_at=now,
+                                )
+                            )
                             continue
                         quarantined.append(
                             QuarantinedReading(
@@ -448,9 +495,19 @@ class Ingest:
                             )
                         )
                         d.quarantine_rows.append(
-                            (agent, r.device, r.start, r.duration_s, r.energy_kwh, r.offer_id,
-                             why.code, why.message, msg.id, now)
-                        )  # fmt: skip
+                            Quarantined(
+                                agent=agent,
+                                device=r.device,
+                                start=r.start,
+                                duration_s=r.duration_s,
+                                energy_kwh=r.energy_kwh,
+                                offer_id=r.offer_id,
+                                code=why.code,
+                                message=why.message,
+                                msg_id=msg.id,
+                                received_at=now,
+                            )
+                        )
                     stats["meter.readings"] += len(mb.readings) - len(quarantined)
                     stats["meter.quarantined"] += len(quarantined)
                 else:
@@ -474,16 +531,32 @@ class Ingest:
                     self._warn(agent, "status", f"status of {st.agent!r} on this agent's topic")
                     continue
                 stats[f"status.{st.state}"] += 1
-                devices = json.dumps(st.devices) if st.devices else None
                 status_rows.append(
-                    (agent, st.state, st.since, msg.ts, now, st.version, json.dumps(st.health),
-                     devices)
-                )  # fmt: skip
+                    AgentStatus(
+                        agent=agent,
+                        state=st.state,
+                        since=st.since,
+                        status_ts=msg.ts,
+                        seen_at=now,
+                        version=st.version,
+                        health=dict(st.health),
+                        devices=list(st.devices) if st.devices else None,
+                    )
+                )
 
             else:  # schedule/ack: the agent took or refused a schedule version
                 status = "acked" if isinstance(body, Ack) else "rejected"
                 reason = "" if isinstance(body, Ack) else _reasons_json(body.reasons)
-                schedule_rows.append((status, wall, reason, body.ref_id, body.revision, agent))
+                schedule_rows.append(
+                    ScheduleAnswer(
+                        offer_id=body.ref_id,
+                        version=body.revision,
+                        issuer=agent,
+                        status=status,
+                        reason=reason,
+                        at=wall,
+                    )
+                )
 
         return d
 
@@ -540,21 +613,19 @@ class Ingest:
             topics.agent_topic(agent, "ack"), protocol.encode(body, ts=int(now), msg_id=msg_id)
         )
 
-    def _repeat(self, agent: str, row: dict, now: float) -> Outgoing:
+    def _repeat(self, agent: str, row: LoggedMessage, now: float) -> Outgoing:
         """The answer a redelivered message got the first time."""
-        kind = ANSWERED.get(row["channel"], row["channel"])
+        kind = ANSWERED.get(row.channel, row.channel)
         quarantined: list[QuarantinedReading] = []
-        if row["outcome"] == "reject":
-            reasons = tuple(msgspec.convert(json.loads(row["reasons"]), list[Reason]))
+        if row.outcome == "reject":
+            reasons = tuple(msgspec.convert(json.loads(row.reasons), list[Reason]))
             verdict = Verdict("reject", reasons)
         else:
             verdict = Verdict("accept")
-            if row["channel"] == "meter" and row["reasons"]:
-                quarantined = msgspec.json.decode(row["reasons"], type=list[QuarantinedReading])
-        ref = row["ref_id"] or row["msg_id"][:128]
-        return self._answer(
-            agent, kind, ref, row["revision"], verdict, now, quarantined=quarantined
-        )
+            if row.channel == "meter" and row.reasons:
+                quarantined = msgspec.json.decode(row.reasons, type=list[QuarantinedReading])
+        ref = row.ref_id or row.msg_id[:128]
+        return self._answer(agent, kind, ref, row.revision, verdict, now, quarantined=quarantined)
 
 
 # -- rows ------------------------------------------------------------------------------------
@@ -569,44 +640,44 @@ def _reasons_json(reasons: Sequence[Reason]) -> str:
 
 def _offer_row(
     o: FlexOffer, state: str, reason: str, payload: bytes, now: float, worker: str
-) -> dict[str, Any]:
+) -> OfferRecord:
     lo, hi = start_window(o)
-    return {
-        "id": o.id,
-        "issuer": o.issuer,
-        "device": o.device,
-        "load_type": o.load_type,
-        "grid_node": o.grid_node,
-        "mode": o.mode,
-        "revision": o.revision,
-        "state": state,
-        "created_at": o.created_at,
-        "acceptance_before": o.acceptance_before,
-        "assignment_before": o.assignment_before,
-        "start_after": lo,
-        "start_before": hi,
-        "n_slots": max(p.n_slots for p in o.profiles),
-        "resolution_s": o.resolution_s,
-        "payload": payload,
-        "reason": reason,
-        "received_at": now,
-        "updated_at": now,
-        "worker": worker,
-    }
+    return OfferRecord(
+        id=o.id,
+        issuer=o.issuer,
+        device=o.device,
+        load_type=o.load_type,
+        grid_node=o.grid_node,
+        mode=o.mode,
+        revision=o.revision,
+        state=state,
+        created_at=o.created_at,
+        acceptance_before=o.acceptance_before,
+        assignment_before=o.assignment_before,
+        start_after=lo,
+        start_before=hi,
+        n_slots=max(p.n_slots for p in o.profiles),
+        resolution_s=o.resolution_s,
+        payload=payload,
+        reason=reason,
+        received_at=now,
+        updated_at=now,
+        worker=worker,
+    )
 
 
-def _tombstone(offer_id: str, agent: str, reason: str, now: float, worker: str) -> dict[str, Any]:
+def _tombstone(offer_id: str, agent: str, reason: str, now: float, worker: str) -> OfferRecord:
     """What a withdrawal of a not (yet) known offer leaves: revision -1, state withdrawn."""
-    return {
-        "id": offer_id,
-        "issuer": agent,
-        "revision": -1,
-        "state": "withdrawn",
-        "reason": reason,
-        "received_at": now,
-        "updated_at": now,
-        "worker": worker,
-    }
+    return OfferRecord(
+        id=offer_id,
+        issuer=agent,
+        revision=-1,
+        state="withdrawn",
+        reason=reason,
+        received_at=now,
+        updated_at=now,
+        worker=worker,
+    )
 
 
 def _log_row(
@@ -620,14 +691,38 @@ def _log_row(
     wall: float,
     *,
     quarantined: Sequence[QuarantinedReading] = (),
-) -> tuple:
+) -> LoggedMessage:
     """The ingest-log row; an accepted meter batch keeps its quarantined readings where a
     refusal keeps its reasons, so a repeated batch gets the very same answer."""
     outcome = "reject" if verdict.outcome == "reject" else "ack"
     reasons = _reasons_json(verdict.reasons) if verdict.reasons else ""
     if quarantined:
         reasons = msgspec.json.encode(list(quarantined)).decode()
-    return (agent, msg_id, channel, ref, revision, outcome, reasons, worker, wall)
+    return LoggedMessage(
+        agent=agent,
+        msg_id=msg_id,
+        channel=channel,
+        ref_id=ref,
+        revision=revision,
+        outcome=outcome,
+        reasons=reasons,
+        worker=worker,
+        at=wall,
+    )
+
+
+def _scope(items: Sequence[_Item]) -> set[str]:
+    """The offers a batch decides about: what its write transaction locks (on a server
+    database, batches about other offers commit alongside)."""
+    offers = set()
+    for it in items:
+        if it.msg is None:
+            continue
+        if it.channel == "offer":
+            offers.add(it.msg.body.id)  # type: ignore[union-attr]
+        elif it.channel == "offer/delete":
+            offers.add(it.msg.body.offer_id)  # type: ignore[union-attr]
+    return offers
 
 
 _PEEK = msgspec.msgpack.Decoder(dict)

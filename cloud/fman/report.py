@@ -1,8 +1,9 @@
 """What operators ask the store: offers, schedules, agents and the portfolio per slot.
 
-Read-only queries shared by the ``atp`` commands and the demo's summary; each returns plain
-dicts (rows a table or ``--json`` prints). The indexes they rely on are created with the
-schema in :mod:`.store`: offers by ``(issuer, state)``, ``(state, assignment_before)`` and
+Built on the store's named reads (a read-only reader is enough), shared by the ``atp``
+commands and the demo's summary; each returns plain dicts (rows a table or ``--json`` prints)
+or, for the portfolio, a value object. The indexes the reads rely on come with the schema
+(:mod:`.store`): offers by ``(issuer, state)``, ``(state, assignment_before)`` and
 ``start_after``; schedules by ``status``; readings by ``offer_id`` and ``start``.
 """
 
@@ -16,16 +17,11 @@ from typing import Any
 import protocol
 
 from . import execution
-from .store import ACCEPTED_STATES, Store
-
-_LIST_COLUMNS = (
-    "id, issuer, device, load_type, grid_node, state, revision, start_after, start_before, "
-    "assignment_before, schedule_version, metered_slots, flagged_slots, reason"
-)
+from .store import StoreReader
 
 
 def list_offers(
-    store: Store,
+    store: StoreReader,
     *,
     agent: str | None = None,
     states: Sequence[str] = (),
@@ -35,33 +31,19 @@ def list_offers(
 ) -> list[dict[str, Any]]:
     """Offers, newest window first; ``start_from``/``start_to`` keep offers whose start
     window overlaps ``[start_from, start_to]``."""
-    where, params = ["revision >= 0"], []
-    if agent:
-        where.append("issuer = ?")
-        params.append(agent)
-    if states:
-        where.append(f"state IN ({','.join('?' * len(states))})")
-        params.extend(states)
-    if start_from is not None:
-        where.append("start_before >= ?")
-        params.append(start_from)
-    if start_to is not None:
-        where.append("start_after <= ?")
-        params.append(start_to)
-    sql = (
-        f"SELECT {_LIST_COLUMNS} FROM offers WHERE {' AND '.join(where)} "
-        "ORDER BY start_after DESC, id LIMIT ?"
+    rows = store.list_offers(
+        agent=agent, states=states, start_from=start_from, start_to=start_to, limit=limit
     )
-    return store.query(sql, [*params, limit])
+    return [asdict(r) for r in rows]
 
 
-def offer_detail(store: Store, offer_id: str) -> dict[str, Any] | None:
+def offer_detail(store: StoreReader, offer_id: str) -> dict[str, Any] | None:
     """One offer with its body (project JSON form), every schedule version and the
     execution check per slot."""
-    rows = store.query("SELECT * FROM offers WHERE id = ?", (offer_id,))
-    if not rows:
+    stored = store.offer(offer_id)
+    if stored is None:
         return None
-    row = rows[0]
+    row = asdict(stored)
     payload = row.pop("payload")
     row["reason"] = json.loads(row["reason"]) if row["reason"].startswith("[") else row["reason"]
     if payload:
@@ -69,16 +51,12 @@ def offer_detail(store: Store, offer_id: str) -> dict[str, Any] | None:
             protocol.decode(payload, expect="offer", check=False).body
         )
     row["schedules"] = schedules(store, offer_id=offer_id, all_versions=True)
-    row["execution"] = store.query(
-        "SELECT slot, scheduled_kwh, baseline_kwh, metered_kwh, flagged FROM execution "
-        "WHERE offer_id = ? ORDER BY slot",
-        (offer_id,),
-    )
+    row["execution"] = [asdict(r) for r in store.execution_of(offer_id)]
     return row
 
 
 def schedules(
-    store: Store,
+    store: StoreReader,
     *,
     offer_id: str | None = None,
     agent: str | None = None,
@@ -87,42 +65,19 @@ def schedules(
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
     """Schedules in force (or every version), with the agent's answer."""
-    where, params = [], []
-    if not all_versions:
-        where.append("s.version = o.schedule_version")
-    if offer_id:
-        where.append("s.offer_id = ?")
-        params.append(offer_id)
-    if agent:
-        where.append("s.issuer = ?")
-        params.append(agent)
-    if status:
-        where.append("s.status = ?")
-        params.append(status)
-    sql = (
-        "SELECT s.offer_id, s.version, s.issuer, s.start, s.profile, s.kind, s.status, "
-        "s.energy_kwh, s.reason, s.version = o.schedule_version AS in_force "
-        "FROM schedules s JOIN offers o ON o.id = s.offer_id"
-        + (f" WHERE {' AND '.join(where)}" if where else "")
-        + " ORDER BY s.start, s.offer_id, s.version LIMIT ?"
+    rows = store.schedules(
+        offer_id=offer_id, agent=agent, status=status, all_versions=all_versions, limit=limit
     )
-    out = store.query(sql, [*params, limit])
-    for r in out:
-        r["energy_kwh"] = json.loads(r["energy_kwh"])
-        r["in_force"] = bool(r["in_force"])
-    return out
+    keys = ("offer_id", "version", "issuer", "start", "profile", "kind", "status", "energy_kwh")
+    return [
+        {**{k: getattr(r, k) for k in keys}, "reason": r.reason, "in_force": r.in_force}
+        for r in rows
+    ]
 
 
-def agents(store: Store) -> list[dict[str, Any]]:
+def agents(store: StoreReader) -> list[dict[str, Any]]:
     """Every agent seen, with its last retained status and its offers."""
-    return store.query(
-        "SELECT a.agent, a.state, a.since, a.seen_at, a.version, "
-        "coalesce(json_array_length(a.devices), 0) AS devices, "
-        "(SELECT count(*) FROM offers o WHERE o.issuer = a.agent AND o.revision >= 0) AS offers, "
-        "(SELECT count(*) FROM offers o WHERE o.issuer = a.agent "
-        " AND o.state IN ('accepted','assigned','executing')) AS active "
-        "FROM agents a ORDER BY a.agent"
-    )
+    return [asdict(a) for a in store.agents()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,27 +110,25 @@ class Portfolio:
 
 
 def portfolio(
-    store: Store, *, start: int | None = None, end: int | None = None, resolution_s: int = 900
+    store: StoreReader,
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    resolution_s: int = 900,
 ) -> Portfolio:
     """The portfolio per slot of ``resolution_s`` (the planning resolution; offers of another
     resolution are spread over it)."""
-    marks = ",".join("?" * len(ACCEPTED_STATES))
-    offers = store.query(
-        "SELECT o.id, o.payload, s.start AS s_start, s.energy_kwh AS s_energy "
-        "FROM offers o LEFT JOIN schedules s ON s.offer_id = o.id "
-        f"AND s.version = o.schedule_version WHERE o.state IN ({marks})",
-        ACCEPTED_STATES,
-    )
+    offers = store.portfolio_offers()
     baseline: dict[int, float] = {}
     scheduled: dict[int, float] = {}
     shifted = 0.0
     grid = resolution_s
     for row in offers:
-        o = protocol.decode(row["payload"], expect="offer", check=False).body
+        o = protocol.decode(row.payload, expect="offer", check=False).body
         res = o.resolution_s
         base = execution.per_slot(o.default.start, o.default.energy_kwh, res, grid)
-        if row["s_start"] is not None:
-            plan = execution.per_slot(row["s_start"], json.loads(row["s_energy"]), res, grid)
+        if row.schedule_start is not None and row.schedule_energy_kwh is not None:
+            plan = execution.per_slot(row.schedule_start, row.schedule_energy_kwh, res, grid)
         else:
             plan = base
         for t, e in base.items():
@@ -183,7 +136,9 @@ def portfolio(
         for t, e in plan.items():
             scheduled[t] = scheduled.get(t, 0.0) + e
         shifted += 0.5 * sum(abs(plan.get(t, 0.0) - base.get(t, 0.0)) for t in base.keys() | plan)
-    metered = execution.metered_per_slot(_portfolio_readings(store), grid)
+    metered = execution.metered_per_slot(
+        ((r.start, r.duration_s, r.energy_kwh) for r in store.portfolio_readings()), grid
+    )
     target = store.series("target")
     slots_all = sorted(baseline.keys() | scheduled.keys() | metered.keys() | target.keys())
     if start is not None:
@@ -211,45 +166,6 @@ def portfolio(
     )
 
 
-def _portfolio_readings(store: Store) -> list[tuple[int, int, float]]:
-    """Readings of accepted offers: tagged with the offer, or of its device during the
-    schedule in force."""
-    marks = ",".join("?" * len(ACCEPTED_STATES))
-    rows = store.query(
-        "SELECT r.start, r.duration_s, r.energy_kwh FROM readings r JOIN offers o "
-        f"ON o.id = r.offer_id WHERE o.state IN ({marks}) UNION ALL "
-        "SELECT r.start, r.duration_s, r.energy_kwh FROM offers o "
-        "JOIN schedules s ON s.offer_id = o.id AND s.version = o.schedule_version "
-        "JOIN readings r ON r.agent = o.issuer AND r.device = o.device "
-        "AND r.start >= s.start "
-        "AND r.start < s.start + json_array_length(s.energy_kwh) * o.resolution_s "
-        f"WHERE (r.offer_id IS NULL OR r.offer_id = '') AND o.state IN ({marks})",
-        [*ACCEPTED_STATES, *ACCEPTED_STATES],
-    )
-    return [(r["start"], r["duration_s"], r["energy_kwh"]) for r in rows]
-
-
-def counts(store: Store) -> dict[str, Any]:
+def counts(store: StoreReader) -> dict[str, Any]:
     """Headline numbers: offers per state, schedules per status, readings, agents."""
-    offers = {
-        r["state"]: r["n"]
-        for r in store.query(
-            "SELECT state, count(*) AS n FROM offers WHERE revision >= 0 GROUP BY state"
-        )
-    }
-    scheds = {
-        r["status"]: r["n"]
-        for r in store.query(
-            "SELECT s.status, count(*) AS n FROM schedules s JOIN offers o ON o.id = s.offer_id "
-            "AND s.version = o.schedule_version GROUP BY s.status"
-        )
-    }
-    one = store.query(
-        "SELECT (SELECT count(*) FROM readings) AS readings, "
-        "(SELECT count(*) FROM schedules) AS schedule_versions, "
-        "(SELECT count(*) FROM agents) AS agents, "
-        "(SELECT count(*) FROM agents WHERE state = 'online') AS online, "
-        "(SELECT count(*) FROM messages WHERE outcome = 'reject' AND channel = 'offer') "
-        "AS offer_rejects"
-    )[0]
-    return {"offers": offers, "schedules_in_force": scheds, **one}
+    return asdict(store.counts())

@@ -10,8 +10,8 @@ Threads, and why each exists:
   only while this worker holds the ``planner`` lease in the store: every worker ingests, one
   plans. If the planning worker dies, another takes the lease when it expires.
 
-Every worker of a group must open the same database (the store's docstring says why and how a
-multi-host deployment differs).
+Every worker of a group must open the same store: one SQLite file for the workers of one host,
+or one PostgreSQL database for workers on several hosts (:mod:`.store` says why and how).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ._errors import StoreError
 from .bus import Bus
 from .config import Config
 from .ingest import Incoming, Ingest, series_topics
-from .store import Store
+from .store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Worker:
         self.ready = threading.Event()
 
     def _open_store(self) -> Store:
-        return Store(path=self.config.worker.db, synchronous=self.config.worker.synchronous)
+        return open_store(self.config.worker.store, synchronous=self.config.worker.synchronous)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -99,7 +99,7 @@ class Worker:
         self.bus.start()
         self._sweep_statuses()
         self.ready.set()
-        log.info("worker %s ingesting from %s into %s", self.id, self.bus.url, self.store.path)
+        log.info("worker %s ingesting from %s into %s", self.id, self.bus.url, self.store.where)
 
     def stop(self) -> None:
         self._stop.set()
@@ -218,7 +218,7 @@ class Worker:
             values["ingest.lock_wait_s"] = round(self.store.lock_wait_s, 3)
             values["ingest.lock_held_s"] = round(self.store.lock_held_s, 3)
             values["alive_at"] = time.time()
-            store.put_stats(self.id, values)
+            store.put_stats(self.id, values, at=time.time())
         except StoreError as exc:
             log.warning("could not write counters: %s", exc)
 

@@ -17,11 +17,11 @@ from click.testing import CliRunner
 from agent.cli import main
 from agent.errors import StoreError
 from agent.store import Store
-from cloud.fman import Store as FmanStore
+from cloud.fman import open_store
 
 
 def _fman_db(path: Path) -> Path:
-    FmanStore(path=path).close()
+    open_store(path).close()
     return path
 
 

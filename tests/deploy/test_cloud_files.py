@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cloud.fman.config import load_config
+
 REPO = Path(__file__).resolve().parents[2]
 CLOUD = REPO / "deploy" / "cloud"
 
@@ -67,13 +69,32 @@ def test_compose_runs_fman_workers_with_stable_distinct_ids_on_one_group(compose
         assert s["command"][s["command"].index("--id") + 1] == name  # its account's pinned id
         assert s["read_only"] is True and s["cap_drop"] == ["ALL"]
         by_target = {x.get("target", x["source"]): x["source"] for x in s["secrets"]}
-        # each worker its own account, under the one name fman.toml reads
-        assert by_target == {"fman-credentials": f"{name}-credentials", "ca-cert": "ca-cert"}
+        # each worker its own account, under the one name fman.toml reads; the store's passfile
+        assert by_target == {
+            "fman-credentials": f"{name}-credentials",
+            "ca-cert": "ca-cert",
+            "fman-pgpass": "fman-pgpass",
+        }
         assert compose["secrets"][f"{name}-credentials"]["file"].endswith(
             f"/services/{name}/credentials"
         )
+        assert s["depends_on"]["postgres"]["condition"] == "service_healthy"
     toml = (CLOUD / "fman.toml").read_text()
     assert 'group = "fman"' in toml and "mqtts://broker:8883" in toml
+
+
+def test_the_workers_share_one_postgresql_store_without_a_password_in_the_configuration(
+    compose,
+):
+    cfg = load_config(CLOUD / "fman.toml")
+    store = cfg.worker.store
+    assert store.startswith("postgresql://fman@postgres:5432/fman")
+    assert ":" not in store.split("://", 1)[1].split("@", 1)[0]  # no password in the URL
+    assert "passfile=/run/secrets/fman-pgpass" in store
+    pg = compose["services"]["postgres"]
+    assert pg["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/pg-password"
+    assert "ports" not in pg  # on the compose network only, until published on purpose
+    assert compose["secrets"]["fman-pgpass"]["file"].endswith("/postgres/pgpass")
 
 
 def test_haproxy_config_is_valid():

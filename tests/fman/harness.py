@@ -18,6 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 import protocol
+from cloud.fman import StoreError, open_reader
 from cloud.fman.config import dump_toml
 from protocol import topics
 
@@ -42,9 +43,10 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, step: float = 0
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def write_config(path: Path, broker, db: Path, **sections: dict) -> Path:
+def write_config(path: Path, broker, db: Path | str, **sections: dict) -> Path:
+    """A worker configuration; ``db`` is the store: an SQLite file or a postgresql:// URL."""
     data: dict[str, Any] = {
-        "worker": {"broker": broker.url, "db": str(db), "stats_interval_s": 0.2},
+        "worker": {"broker": broker.url, "store": str(db), "stats_interval_s": 0.2},
         # these tests run the clock thousands of times faster than real time, where a
         # solver's wall second is simulated minutes: the greedy planner answers in
         # milliseconds (the security end-to-end test runs the optimiser, the default)
@@ -98,6 +100,7 @@ class WorkerProc:
 
 
 def query(db: Path, sql: str, params: tuple = ()) -> list[dict]:
+    """A look straight into an SQLite store (the tests of the store's own rows)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
         cur = conn.execute(sql, params)
@@ -107,18 +110,17 @@ def query(db: Path, sql: str, params: tuple = ()) -> list[dict]:
         conn.close()
 
 
-def stats(db: Path) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = defaultdict(dict)
+def stats(db: Path | str) -> dict[str, dict[str, float]]:
+    """Every worker's counters (empty while the store does not exist yet)."""
     try:
-        for r in query(db, "SELECT worker, key, value FROM stats"):
-            out[r["worker"]][r["key"]] = r["value"]
-    except sqlite3.Error:
-        pass
-    return dict(out)
+        with open_reader(db) as r:
+            return r.stats()
+    except StoreError:
+        return {}
 
 
-def wait_ready(db: Path, worker_id: str, timeout: float = 20.0) -> None:
-    wait_for(lambda: db.exists() and worker_id in stats(db), timeout, f"worker {worker_id}")
+def wait_ready(db: Path | str, worker_id: str, timeout: float = 20.0) -> None:
+    wait_for(lambda: worker_id in stats(db), timeout, f"worker {worker_id}")
 
 
 class Observer:
@@ -158,31 +160,26 @@ def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, default=str)[:4000]
 
 
-def check_every_accepted_offer(db: Path, fleet: dict) -> set[str]:
+def check_every_accepted_offer(db: Path | str, fleet: dict) -> set[str]:
     """Every offer FMAN accepted is executed, with exactly one schedule in force: the version
     its agent holds (or, if the agent holds none, FMAN's explicit record that the default ran),
     metered in every slot. Returns the accepted offer ids."""
     accepted = {oid for oid, tr in fleet.items() if tr.answer == "ack"}
-    rows = {r["id"]: r for r in query(db, "SELECT * FROM offers WHERE revision >= 0")}
-    executed = {oid for oid, r in rows.items() if r["state"] == "executed"}
+    assert accepted
+    with open_reader(db) as r:
+        rows = {o.id: o for o in r.list_offers(limit=1_000_000)}
+        in_force = r.current_schedules()  # one per offer: (offer_id, version) is the key
+    executed = {oid for oid, o in rows.items() if o.state == "executed"}
     assert executed == accepted, (sorted(executed ^ accepted)[:5], len(executed), len(accepted))
-    in_force = {
-        r["offer_id"]: r
-        for r in query(
-            db,
-            "SELECT s.* FROM schedules s JOIN offers o ON o.id = s.offer_id "
-            "AND s.version = o.schedule_version",
-        )
-    }
     for oid in accepted:
-        s = in_force[oid]  # one at most: (offer_id, version) is the table's key
+        s = in_force[oid]
         agent_side = fleet[oid].schedule
-        if s["status"] == "acked":
-            assert agent_side is not None and agent_side.version == s["version"], (oid, s)
-            assert agent_side.energy_kwh == json.loads(s["energy_kwh"])
+        if s.status == "acked":
+            assert agent_side is not None and agent_side.version == s.version, (oid, s)
+            assert agent_side.energy_kwh == s.energy_kwh
         else:
-            assert s["status"] == "implicit" and s["kind"] == "default", (oid, s)
+            assert s.status == "implicit" and s.kind == "default", (oid, s)
             assert agent_side is None, (oid, s, agent_side)
-        n = len(json.loads(s["energy_kwh"]))
-        assert rows[oid]["metered_slots"] == n, (oid, rows[oid]["metered_slots"], n)
+        n = len(s.energy_kwh)
+        assert rows[oid].metered_slots == n, (oid, rows[oid].metered_slots, n)
     return accepted

@@ -115,6 +115,8 @@ class MiniFleet:
                 o = make_offer(a, n, created, rng, lead_s=lead_s, window_s=window_s)
                 self.offers[o.id] = Tracked(o)
         self.lock = threading.Lock()
+        #: every reading published: (agent, device, start)
+        self.readings_sent: set[tuple[str, str, int]] = set()
         self.stop_event = threading.Event()
         self.c = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"minifleet-{prefix}", protocol=mqtt.MQTTv5
@@ -225,6 +227,7 @@ class MiniFleet:
                         batches.setdefault(o.issuer, []).append(
                             MeterReading(o.device, slot, RES, e, o.id)
                         )
+                        self.readings_sent.add((o.issuer, o.device, slot))
                         tr.metered_until = slot + RES
             for agent, readings in batches.items():
                 self.publish(agent, "meter", MeterBatch(agent=agent, readings=readings))

@@ -17,7 +17,7 @@ import click
 import pytest
 
 from cloud.cli import demo
-from cloud.fman import Store
+from cloud.fman import open_reader, open_store
 
 ATP = [sys.executable, "-c", "from cloud.cli import main; main()"]
 DAY = 1_767_225_600  # 2026-01-01T00:00Z
@@ -91,7 +91,7 @@ def _exits(code: int) -> subprocess.Popen[bytes]:
 @pytest.fixture
 def fman_db(tmp_path: Path) -> Path:
     path = tmp_path / "fman.db"
-    Store(path=path).close()
+    open_store(path).close()
     return path
 
 
@@ -191,10 +191,7 @@ def test_a_short_fast_day_ends_in_a_summary_and_a_plot(tmp_path: Path):
     # the accepted figure is the workers' counter: it includes offers since withdrawn, so it
     # is never below the offers in an accepted state now
     accepted = int(text.split("offers: ")[1].split(" accepted")[0])
-    s = Store(path=out / "fman.db")
-    try:
+    with open_reader(out / "fman.db") as s:
         counter = sum(w.get("offer.accepted", 0) for w in s.stats().values())
         now_accepted = len(s.offers_in(("accepted", "assigned", "executing", "executed")))
-    finally:
-        s.close()
     assert accepted == counter >= now_accepted > 0

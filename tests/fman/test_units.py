@@ -1,12 +1,10 @@
 """The pure parts of FMAN: acceptance verdicts, the greedy planner, the execution check,
-series, configuration, and ingest against a real SQLite file (no broker)."""
+series and configuration. Ingest against a real store is in ``test_store.py``, on both
+databases."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,17 +12,15 @@ from hypothesis import strategies as st
 from msgspec.structs import replace
 
 import protocol
-from cloud.clock import SimClock
-from cloud.fman import ConfigError, Store, config_from_dict, series, stability
+from cloud.fman import ConfigError, config_from_dict, series, stability
 from cloud.fman.acceptance import judge_meter, judge_offer, judge_withdraw
-from cloud.fman.config import AcceptanceSection, Contract
+from cloud.fman.config import AcceptanceSection, Contract, with_overrides
 from cloud.fman.execution import check, metered_per_slot, per_slot
 from cloud.fman.greedy import GreedyPlanner
-from cloud.fman.ingest import Incoming, Ingest
 from cloud.fman.store import OfferHead
 from cloud.optim import OrToolsPlanner, PlanRequest
 from cloud.optim.instances import portfolio, solar_target
-from protocol import MeterBatch, MeterReading, Withdraw, topics
+from protocol import MeterBatch, MeterReading, Withdraw
 from protocol.samples import NOW, heat_pump_offer, two_slot_offer
 
 from ..protocol.strategies import offers as offer_strategy
@@ -87,7 +83,14 @@ def test_acceptance_refuses_a_new_offer_for_a_device_the_agent_did_not_announce(
 
 def test_acceptance_orders_revisions():
     o = replace(two_slot_offer(agent="a", now=NOW), revision=2)
-    head = OfferHead(o.id, "a", 2, "accepted", o.assignment_before, 0)
+    head = OfferHead(
+        id=o.id,
+        issuer="a",
+        revision=2,
+        state="accepted",
+        assignment_before=o.assignment_before,
+        schedule_version=0,
+    )
 
     def judge(off, h):
         return judge_offer(
@@ -103,16 +106,32 @@ def test_acceptance_orders_revisions():
     assert judge(o, head).outcome == "duplicate"
     assert reasons(judge(replace(o, revision=1), head)) == ["superseded"]
     assert judge(replace(o, revision=3), head).outcome == "accept"
-    done = OfferHead(o.id, "a", 2, "executing", o.assignment_before, 1)
+    done = OfferHead(
+        id=o.id,
+        issuer="a",
+        revision=2,
+        state="executing",
+        assignment_before=o.assignment_before,
+        schedule_version=1,
+    )
     assert reasons(judge(replace(o, revision=3), done)) == ["not_updatable"]
-    other = OfferHead(o.id, "b", 0, "accepted", o.assignment_before, 0)
+    other = OfferHead(
+        id=o.id,
+        issuer="b",
+        revision=0,
+        state="accepted",
+        assignment_before=o.assignment_before,
+        schedule_version=0,
+    )
     assert reasons(judge(o, other)) == ["id_conflict"]
 
 
 def test_withdraw_and_meter_verdicts():
     wd = Withdraw(offer_id="x")
     assert judge_withdraw(wd, sender="a", stored=None).outcome == "accept"  # tombstone
-    head = OfferHead("x", "a", 0, "withdrawn", 0, 0)
+    head = OfferHead(
+        id="x", issuer="a", revision=0, state="withdrawn", assignment_before=0, schedule_version=0
+    )
     assert judge_withdraw(wd, sender="a", stored=head).outcome == "duplicate"
     assert reasons(judge_withdraw(wd, sender="b", stored=head)) == ["id_conflict"]
     batch = MeterBatch(
@@ -229,6 +248,12 @@ def test_series_files_and_payloads(tmp_path):
         ({"worker": {"ca_file": "ca.crt"}}, "worker.ca_file"),
         ({"objective": {"kind": "cost"}}, "objective.prices"),
         ({"acceptance": {"agents": {"a": {"max_power_kw": "lots"}}}}, "acceptance.agents"),
+        ({"worker": {"store": "mysql://db.example/fman"}}, "worker.store"),
+        ({"worker": {"store": "postgresql://fman@db.example:5432/"}}, "worker.store"),
+        ({"worker": {"store": "postgresql://fman@db.example:port/fman"}}, "worker.store"),
+        ({"worker": {"store": ""}}, "worker.store"),
+        ({"worker": {"store": "a.db", "db": "b.db"}}, "worker.db"),
+        ({"planning": {"lease_ttl_s": 3, "time_limit_s": 5}}, "planning.lease_ttl_s"),
     ],
 )
 def test_config_errors_name_the_key(data, key):
@@ -237,49 +262,15 @@ def test_config_errors_name_the_key(data, key):
     assert err.value.key.startswith(key), err.value
 
 
-def _ingest(db) -> tuple[Ingest, Counter]:
-    stats: Counter = Counter()
-    return Ingest(
-        store=Store(path=db),
-        config=config_from_dict({}),
-        clock=SimClock(start=NOW, speed=1.0),
-        worker="t",
-        stats=stats,
-    ), stats
-
-
-def test_ingest_is_idempotent_and_restores_order_across_connections(tmp_path):
-    db = tmp_path / "fman.db"
-    one, s1 = _ingest(db)
-    two, s2 = _ingest(db)  # a second worker on the same file
-    o = two_slot_offer(agent="a", now=NOW)
-    topic = topics.agent_topic("a", "offer")
-    insert = Incoming(topic, protocol.encode(o, ts=NOW, msg_id="m1"))
-    update = Incoming(topic, protocol.encode(replace(o, revision=1), ts=NOW, msg_id="m2"))
-    answers = two.process([update])  # the update overtakes its insert
-    assert protocol.decode(answers[0].payload).kind == "ack"
-    late = one.process([insert])
-    assert protocol.decode(late[0].payload).body.reasons[0].code == "superseded"
-    again = one.process([insert])  # a redelivery: the same answer, nothing stored twice
-    assert (
-        again[0].payload != late[0].payload and protocol.decode(again[0].payload).kind == "reject"
-    )
-    assert s1["duplicate"] == 1
-    rows = Store(path=db).query("SELECT revision, state FROM offers")
-    assert rows == [{"revision": 1, "state": "accepted"}]
-    # a withdrawal before its offer leaves a tombstone the offer cannot revive
-    o2 = two_slot_offer(agent="b", now=NOW)
-    one.process(
-        [
-            Incoming(
-                topics.agent_topic("b", "offer/delete"),
-                protocol.encode(Withdraw(offer_id=o2.id), ts=NOW),
-            )
-        ]
-    )
-    out = two.process([Incoming(topics.agent_topic("b", "offer"), protocol.encode(o2, ts=NOW))])
-    assert protocol.decode(out[0].payload).body.reasons[0].code == "not_updatable"
-    assert math.isclose(s2["offer.rejected"], 1)
+def test_the_store_is_a_path_or_a_postgresql_url_and_db_is_its_older_name():
+    assert config_from_dict({"worker": {"db": "x/fman.db"}}).worker.store == "x/fman.db"
+    url = "postgresql://fman@db.example:5432/fman?passfile=/run/secrets/pgpass"
+    cfg = config_from_dict({"worker": {"store": url}})
+    assert cfg.worker.store == url
+    assert with_overrides(cfg, worker={"db": "y.db"}).worker.store == "y.db"
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"worker": {"store": "postgresql://fman:hunter2@db.example:x/fman"}})
+    assert "hunter2" not in str(err.value)
 
 
 def test_an_equivalent_re_plan_changes_nothing_a_better_one_changes_what_differs():
@@ -307,102 +298,3 @@ def test_an_equivalent_re_plan_changes_nothing_a_better_one_changes_what_differs
     )
     assert better.changed == better.changes_offered > 0 and better.gain > 0
     assert set(better.adopted) == {k for k in first if stability.differs(greedy[k], first[k], 0.01)}
-
-
-def test_a_last_will_counts_though_older_than_the_sessions_health_refreshes(tmp_path):
-    # the broker publishes the Will that the agent made when it connected (at its "since"),
-    # after the health refreshes of that session, which carry later times
-    store = Store(path=tmp_path / "fman.db")
-
-    def status(state, since, ts):
-        with store.write():
-            store.put_statuses([(ID, state, since, ts, ts, "1", "{}", None)])
-        return store.query("SELECT state, status_ts FROM agents")[0]
-
-    ID = "agent-w"
-    assert status("online", 1000, 1000)["state"] == "online"
-    assert status("online", 1000, 1900)["state"] == "online"  # a health refresh
-    assert status("offline", None, 1000)["state"] == "offline"  # the session's Will
-    assert status("online", 1000, 1500)["state"] == "offline"  # a refresh redelivered late
-    assert status("online", 5000, 5000)["state"] == "online"  # the next session
-    assert status("offline", None, 1000)["state"] == "online"  # a Will of the session before
-    assert status("online", 5000, 4000)["state"] == "online"  # reordered: changes nothing
-
-
-def test_every_kind_sent_again_is_answered_as_before_and_stored_once(tmp_path):
-    """An agent sends again what it has no answer for (the answer, or the message, may have
-    been lost): offers, withdrawals and meter batches alike get the same answer and are kept
-    once. A meter batch with one implausible reading keeps its other readings."""
-    db = tmp_path / "fman.db"
-    ingest, stats = _ingest(db)
-    offer = two_slot_offer(agent="a", now=NOW)
-    batch = MeterBatch(
-        agent="a",
-        seq=9,
-        readings=[
-            MeterReading("plug", NOW - 900, 900, 0.3),
-            MeterReading("hp", NOW - 900, 900, 140.0),  # 560 kW: a counter reset, say
-        ],
-    )
-    messages = [
-        Incoming(topics.agent_topic("a", "offer"), protocol.encode(offer, ts=NOW, msg_id="o.r0")),
-        Incoming(
-            topics.agent_topic("a", "offer/delete"),
-            protocol.encode(Withdraw(offer_id="a.gone"), ts=NOW, msg_id="w1"),
-        ),
-        Incoming(topics.agent_topic("a", "meter"), protocol.encode(batch, ts=NOW, msg_id="a.m9")),
-    ]
-    first = [protocol.decode(a.payload).body for a in ingest.process(messages)]
-    again = [protocol.decode(a.payload).body for a in ingest.process(messages)]
-    assert first == again and stats["duplicate"] == 3
-    ack_offer, ack_withdraw, ack_meter = first
-    assert (type(ack_offer), ack_offer.ref_id) == (protocol.Ack, offer.id)
-    assert (type(ack_withdraw), ack_withdraw.ref_kind) == (protocol.Ack, "offer.delete")
-    assert (ack_meter.ref_kind, ack_meter.ref_id, ack_meter.revision) == ("meter", "a.m9", 9)
-    assert [(q.device, q.start, q.code) for q in ack_meter.quarantined] == [
-        ("hp", NOW - 900, "implausible")
-    ]
-    store = Store(path=db)
-    assert store.query("SELECT count(*) AS n FROM messages")[0]["n"] == 3
-    assert store.query("SELECT id FROM offers ORDER BY id") == [{"id": "a.gone"}, {"id": offer.id}]
-    readings = store.query("SELECT device, energy_kwh FROM readings")
-    assert readings == [{"device": "plug", "energy_kwh": 0.3}]
-    (aside,) = store.quarantined()
-    assert (aside["agent"], aside["device"], aside["energy_kwh"], aside["code"]) == (
-        "a", "hp", 140.0, "implausible"
-    )  # fmt: skip
-    assert "exceeds the contract" in aside["message"] and store.quarantined(agent="b") == []
-    assert (stats["meter.readings"], stats["meter.quarantined"]) == (1, 1)
-    # the operator sees it
-    from click.testing import CliRunner
-
-    from cloud.cli import main
-
-    out = CliRunner().invoke(main, ["readings", "quarantine", "--db", str(db)])
-    assert out.exit_code == 0, out.output
-    assert "hp" in out.output and "implausible" in out.output
-    assert "1 quarantined reading(s)" in out.output
-    out = CliRunner().invoke(main, ["readings", "quarantine", "--db", str(db), "--json"])
-    assert [r["device"] for r in json.loads(out.output)] == ["hp"]
-
-
-def test_a_withdrawal_that_comes_after_execution_began_is_refused_and_recorded(tmp_path):
-    db = tmp_path / "fman.db"
-    ingest, _ = _ingest(db)
-    offer = two_slot_offer(agent="a", now=NOW)
-    ingest.process([Incoming(topics.agent_topic("a", "offer"), protocol.encode(offer, ts=NOW))])
-    Store(path=db).set_states([("executing", NOW, offer.id, ("accepted",))])
-    (answer,) = ingest.process(
-        [
-            Incoming(
-                topics.agent_topic("a", "offer/delete"),
-                protocol.encode(Withdraw(offer_id=offer.id, reason="device left"), ts=NOW),
-            )
-        ]
-    )
-    refusal = protocol.decode(answer.payload).body
-    assert [r.code for r in refusal.reasons] == ["not_withdrawable"]
-    row = Store(path=db).offer_row(offer.id)
-    assert row["state"] == "executing"  # FMAN's record keeps what it planned...
-    assert row["reason"].startswith("withdrawn by the agent too late")  # ...and says why
-    assert row["reason"].endswith("device left")
