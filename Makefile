@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo lint fmt bench clean
+.PHONY: setup test demo lint fmt bench screens clean
 
 setup:
 	@./scripts/setup.sh
@@ -31,7 +31,12 @@ bench: setup
 	$(PY) bench/plan.py
 	$(PY) bench/broker_security.py
 	$(PY) bench/settle.py
+	$(PY) bench/market.py
 	$(PY) bench/faults.py
+
+# A screenshot of every page of every site (tests/web/sites.py) under .atp/screens/.
+screens: setup
+	$(PY) -m tests.web.screens --out .atp/screens
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

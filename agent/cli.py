@@ -207,6 +207,49 @@ def config_check(file: Path, as_json: bool) -> None:
         sys.exit(1)
 
 
+# -- foa web password ---------------------------------------------------------------------------
+
+
+@main.group()
+def web() -> None:
+    """The agent's local page ([web] in foa.toml)."""
+
+
+@web.command("password")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--stdin",
+    "from_stdin",
+    is_flag=True,
+    help="Read the password from standard input (its first line) instead of asking for it.",
+)
+def web_password(file: Path, from_stdin: bool) -> None:
+    """Write the page's password to FILE, hashed (PBKDF2-SHA256), readable by its owner only.
+
+    Name the file as password_file in the [web] table of foa.toml; the page then asks for
+    the password. The file may also hold the password itself (mode 0600), but a hash does
+    not give it away to whoever reads a backup."""
+    import os
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise click.ClickException("the password needs at least 8 characters")
+    from agent.web import hash_password
+
+    text = hash_password(password).encode() + "\n"
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(text)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {file}: {exc.strerror}") from exc
+    click.echo(f'{file}: written (mode 0600); in foa.toml: [web] password_file = "{file}"')
+
+
 # -- foa status / offers / devices --------------------------------------------------------------
 
 
@@ -238,6 +281,8 @@ def status(config_path: Path, store_path: Path | None, as_json: bool) -> None:
     else:
         click.echo(f"connection   offline since {_when(c['since'])}")
     click.echo(f"heartbeat    {_when(report['heartbeat'])} (agent clock)")
+    if report["web"]:
+        click.echo(f"web page     {report['web']}")
     out = report["outbox"]
     kinds = ", ".join(f"{k} {n}" for k, n in out["by_kind"].items())
     sent = f", {out['unanswered']} sent and not yet answered" if out["unanswered"] else ""
@@ -266,69 +311,10 @@ def status(config_path: Path, store_path: Path | None, as_json: bool) -> None:
 
 
 def _status(store: Store) -> dict[str, Any]:
-    meta = store.meta()
-    live = store.offers(states=("offered", "accepted", "assigned", "executing", "rejected"))
-    plans = store.plans(o.offer.id for o in live)
+    from agent.report import status_report
 
-    def num(key: str) -> int | None:
-        return int(meta[key]) if meta.get(key, "").lstrip("-").isdigit() else None
-
-    connected = meta.get("connected") == "1"
-    pid = num("pid")
-    running = pid is not None and _alive(pid)
-    return {
-        "agent": meta.get("agent", ""),
-        "store": str(store.path),
-        "daemon": {"pid": pid, "running": running},
-        "connection": {
-            "connected": connected and running,
-            "broker": meta.get("broker", ""),
-            # a daemon that died connected has no disconnection time: its last heartbeat
-            "since": num("connected_since")
-            if connected and running
-            else num("heartbeat" if connected else "disconnected_since"),
-        },
-        "heartbeat": num("heartbeat"),
-        "outbox": {
-            "waiting": store.outbox_size(),
-            "by_kind": store.outbox_kinds(),
-            "unanswered": store.outbox_awaiting(),
-            "resent": int(meta.get("resent") or 0),
-            "dead_letters": store.dead_letter_count(),
-            "quarantined": len(store.quarantined()),
-        },
-        "offers": store.offer_counts(),
-        "in_force": [
-            {
-                "device": p.device,
-                "offer_id": p.offer_id,
-                "state": o.state,
-                "source": p.source,
-                "version": p.version,
-                "start": p.start,
-                "end": p.end,
-                "energy_kwh": sum(p.energy_kwh),
-            }
-            for o in live
-            if (p := plans.get(o.offer.id)) is not None
-        ],
-        "last_readings": [
-            {
-                "device": r.device,
-                "start": r.start,
-                "duration_s": r.duration_s,
-                "energy_kwh": r.energy_kwh,
-                "offer_id": r.offer_id,
-            }
-            for r in store.last_readings()
-        ],
-        "faults": [
-            {"device": d.id, "fault": d.fault, "since": d.fault_since}
-            for d in store.devices()
-            if d.fault
-        ],
-        "dropped_meter_batches": num("dropped_meter_batches") or 0,
-    }
+    pid = store.get("pid") or ""
+    return status_report(store, running=pid.isdigit() and _alive(int(pid)))
 
 
 @main.command()
@@ -338,34 +324,15 @@ def _status(store: Store) -> dict[str, Any]:
 @click.option("--all", "show_all", is_flag=True, help="Include finished offers.")
 def offers(config_path: Path, store_path: Path | None, as_json: bool, show_all: bool) -> None:
     """The agent's offers with their state and the plan in force."""
+    from agent.report import offers_report
+
     store = _open_store(config_path, store_path)
     try:
-        states = None if show_all else ("offered", "accepted", "assigned", "executing")
-        rows = store.offers(states=states)
-        plans = store.plans(o.offer.id for o in rows)
+        items = offers_report(store, show_all=show_all)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         store.close()
-    items = []
-    for s in rows:
-        o, p = s.offer, plans.get(s.offer.id)
-        items.append(
-            {
-                "id": o.id,
-                "device": o.device,
-                "load_type": o.load_type,
-                "revision": o.revision,
-                "state": s.state,
-                "start_after": o.start_after,
-                "start_before": o.start_before,
-                "assignment_before": o.assignment_before,
-                "slots": o.profiles[0].n_slots,
-                "plan": None
-                if p is None
-                else {"source": p.source, "version": p.version, "start": p.start, "end": p.end},
-            }
-        )
     if as_json:
         click.echo(json.dumps(items, indent=2))
         return
@@ -393,21 +360,11 @@ def devices(config_path: Path, store_path: Path | None, as_json: bool, probe: bo
     if probe:
         rows = _probe(_load(config_path))
     else:
+        from agent.report import devices_report
+
         store = _open_store(config_path, store_path)
         try:
-            rows = [
-                {
-                    "device": d.id,
-                    "driver": d.driver,
-                    "generator": d.generator,
-                    "ts": d.last_ts,
-                    "power_w": d.power_w,
-                    "energy_kwh": d.energy_kwh,
-                    "setpoint": d.setpoint,
-                    "fault": d.fault,
-                }
-                for d in store.devices()
-            ]
+            rows = devices_report(store)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from exc
         finally:

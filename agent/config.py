@@ -162,6 +162,22 @@ class ClockConfig(_Section, kw_only=True):
     anchor: Positive | None = None
 
 
+class WebSection(_Section, kw_only=True):
+    """``[web]``: the agent's local page (:mod:`agent.web`), off unless ``enabled``.
+
+    On loopback it may go without a password (anyone who can reach the gateway's loopback
+    already holds the gateway); on any other address ``password_file`` is required."""
+
+    enabled: bool = False
+    #: An IP address to listen on: ``127.0.0.1`` (this machine only), ``0.0.0.0`` (every
+    #: interface, needs ``password_file``), or one interface's address.
+    listen: str = "127.0.0.1"
+    #: 0: any free port (the page's address is then in ``foa status``).
+    port: Annotated[int, Meta(ge=0, le=65_535, description="0 to 65535")] = 8765
+    #: The page's password (mode 0600), as text or as written by ``foa web password``.
+    password_file: str | None = None
+
+
 class DeviceSection(msgspec.Struct, kw_only=True, frozen=True):
     """The agent's own keys of a ``[devices.<id>]`` table. The driver's and the generator's
     keys sit beside them; the plug-ins check those (:mod:`agent.params`), and
@@ -176,7 +192,7 @@ class DeviceSection(msgspec.Struct, kw_only=True, frozen=True):
 
 
 #: The tables a file may have.
-TABLES = ("agent", "broker", "clock", "devices")
+TABLES = ("agent", "broker", "clock", "web", "devices")
 #: The keys of a device table that belong to the agent rather than to a plug-in.
 DEVICE_KEYS = frozenset(f.encode_name for f in msgspec.structs.fields(DeviceSection))
 
@@ -224,6 +240,21 @@ class BrokerConfig(msgspec.Struct, kw_only=True, frozen=True):
         return ctx
 
 
+class WebConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """The local page as :mod:`agent.web` serves it: the address checked, the password read
+    (``None``: no login, which only a loopback address allows)."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1"
+    port: int = 8765
+    password_file: Path | None = None
+    password: Secret | None = None
+
+    @property
+    def loopback(self) -> bool:
+        return _is_loopback(self.listen)
+
+
 class DeviceConfig(msgspec.Struct, kw_only=True, frozen=True):
     """One ``[devices.<id>]`` table with the agent's defaults filled in. ``params`` is the
     whole table (driver and generator keys included); drivers and generators read what they
@@ -247,6 +278,7 @@ class AgentConfig(AgentSection, kw_only=True, frozen=True):
     broker: BrokerConfig
     devices: tuple[DeviceConfig, ...]
     clock: ClockConfig | None = None
+    web: WebConfig = WebConfig()
     source: Path | None = None
 
 
@@ -276,6 +308,8 @@ def read_config(
     broker_section = _table(data, "broker", BrokerSection, found, required=True, fill={"url": ""})
     broker = _broker(broker_section, base, found) if broker_section is not None else None
     clock = _table(data, "clock", ClockConfig, found) if "clock" in data else None
+    web_section = _table(data, "web", WebSection, found) if "web" in data else WebSection()
+    web = _web(web_section, base, found) if web_section is not None else None
     devices = _devices(data.get("devices"), agent, found)
     errors = [ConfigError(e.path, e.message) for e in found]
     if errors or agent is None or broker is None:
@@ -286,6 +320,7 @@ def read_config(
         broker=broker,
         devices=devices,
         clock=clock,
+        web=web or WebConfig(),
         source=Path(source) if source else None,
     )
     return cfg, devices, []
@@ -438,8 +473,35 @@ def _check_private(key: str, path: Path, found: list[FieldError]) -> bool:
     return True
 
 
-def _read_secret(path: Path, found: list[FieldError]) -> Secret | None:
-    key = "broker.password_file"
+def _web(w: WebSection, base: Path, found: list[FieldError]) -> WebConfig | None:
+    """The ``[web]`` table resolved; checked whether or not it is enabled, so that turning it
+    on later cannot expose the page without a password."""
+    try:
+        ipaddress.ip_address(w.listen)
+    except ValueError:
+        found.append(
+            FieldError("web.listen", f"{w.listen!r} is not an IP address (127.0.0.1, 0.0.0.0, ...)")
+        )
+        return None
+    path = _path(w.password_file, base) if w.password_file is not None else None
+    password = _read_secret(path, found, key="web.password_file") if path is not None else None
+    if path is None and not _is_loopback(w.listen):
+        found.append(
+            FieldError(
+                "web.password_file",
+                f"required when the page listens on {w.listen}, which is not loopback "
+                "(write one with: foa web password FILE)",
+            )
+        )
+        return None
+    return WebConfig(
+        enabled=w.enabled, listen=w.listen, port=w.port, password_file=path, password=password
+    )
+
+
+def _read_secret(
+    path: Path, found: list[FieldError], *, key: str = "broker.password_file"
+) -> Secret | None:
     try:
         if not _check_private(key, path, found):
             return None

@@ -29,6 +29,7 @@ import random
 import ssl
 import time
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from agent.clock import Clock
 from agent.config import AgentConfig
@@ -39,6 +40,9 @@ from agent.plugins import Device, build_devices
 from agent.store import Store
 from agent.systemd import Notifier
 from agent.uplink import BrokerSettings, Uplink
+
+if TYPE_CHECKING:
+    from agent.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,8 @@ class AgentRuntime:
         self.core: Core | None = None
         self.ems: Ems | None = None
         self.uplink: Uplink | None = None
+        #: the local page ([web] of the config), when enabled and running
+        self.web: WebServer | None = None
 
     # -- start and stop -------------------------------------------------------------------------
 
@@ -205,12 +211,17 @@ class AgentRuntime:
             waiting.add(asyncio.create_task(stop.wait(), name=f"{name}-stop"))
         helpers = [watchdog, *(waiting - {main, uplink})]
         try:
+            await self._start_web()
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             for task in done & {main, uplink}:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
             self.notifier.stopping()
+            if self.web is not None:
+                with contextlib.suppress(Exception):
+                    await self.web.close()
+                self.web = None
             for task in (main, *helpers):
                 task.cancel()
             await _settle(main)
@@ -230,6 +241,28 @@ class AgentRuntime:
                 # which other agents of a fleet may share
                 store, self.store = self.store, None
                 await asyncio.to_thread(store.close)
+
+    async def _start_web(self) -> None:
+        """The local page, if the config enables it. It is imported only then (an agent
+        without it loads none of its code), and a page that cannot listen (the port taken)
+        is logged and left off: the agent's work does not depend on it."""
+        if not self.config.web.enabled:
+            return
+        from agent.web import WebServer
+
+        web = WebServer(runtime=self, config=self.config.web)
+        try:
+            await web.start()
+        except OSError as exc:
+            log.error(
+                "%s: local page not started: cannot listen on %s port %d: %s",
+                self.config.id,
+                self.config.web.listen,
+                self.config.web.port,
+                exc.strerror or exc,
+            )
+            return
+        self.web = web
 
     # -- the main loop --------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@
 * one agent: ``foa run`` as the real daemon process with 10 simulated devices, answered by a
   small FMAN stand-in, through a simulated day: resident memory at the end of the day (target
   at most 40 MB on x86-64) and its peak, against a bare Python interpreter; CPU per day;
+  with ``--web``, the same with its local page on, each page fetched every few seconds as a
+  person looking at it would;
 * a fleet of N agents (``atp sim fleet``, default 1000) against one Mosquitto, at each speed:
   CPU and memory per agent, messages per second, how late control steps start (the sign of a
   fleet that no longer keeps up), Mosquitto's CPU; against one paho client publishing QoS 1 as
@@ -162,7 +164,9 @@ class FmanStandIn(threading.Thread):
         self.client.disconnect()
 
 
-def one_day(mq: Mosquitto, tmp: Path, speed: float, timeout: float) -> dict[str, float] | None:
+def one_day(
+    mq: Mosquitto, tmp: Path, speed: float, timeout: float, *, web: bool = False
+) -> dict[str, float] | None:
     agent = f"bench-{int(time.time() * 1000) % 10**8}"
     lines = [
         "[agent]",
@@ -175,6 +179,8 @@ def one_day(mq: Mosquitto, tmp: Path, speed: float, timeout: float) -> dict[str,
         f"start = {T0}",
         f"anchor = {time.time() + 1.0}",
     ]
+    if web:
+        lines += ["[web]", "enabled = true", "port = 0"]
     for dev, table in TEN_DEVICES.items():
         lines += [f"[devices.{dev}]", 'driver = "sim"']
         lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
@@ -186,10 +192,15 @@ def one_day(mq: Mosquitto, tmp: Path, speed: float, timeout: float) -> dict[str,
         cwd=tmp,
     )
     end = time.time() + 1.0 + DAY / speed
+    pages = 0
+    next_look = time.time() + 2.0
     try:
         while time.time() < end:
             if proc.poll() is not None or time.time() > end + timeout:
                 return None
+            if web and time.time() >= next_look:
+                pages += look_at_pages(tmp / "foa.db")
+                next_look = time.time() + 3.0
             time.sleep(0.2)
         if heartbeat(tmp / "foa.db") < T0 + DAY - 3600:
             return None  # alive but stuck: its loop stopped beating
@@ -198,6 +209,7 @@ def one_day(mq: Mosquitto, tmp: Path, speed: float, timeout: float) -> dict[str,
             "peak_mb": proc_status(proc.pid, "VmHWM"),
             "cpu_s": proc_cpu_s(proc.pid),
             "offers": len(fman.done),
+            "pages": pages,
         }
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -206,6 +218,27 @@ def one_day(mq: Mosquitto, tmp: Path, speed: float, timeout: float) -> dict[str,
         if proc.poll() is None:
             proc.kill()
         fman.stop()
+
+
+def look_at_pages(db: Path) -> int:
+    """Fetch each page of the agent's local page once; how many answered 200."""
+    import sqlite3
+    import urllib.request
+
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'web_url'").fetchone()
+        conn.close()
+    except sqlite3.Error:
+        return 0
+    if not row or not row[0]:
+        return 0
+    ok = 0
+    for path in ("", "offers", "config", "static/app.css", "static/sort.js"):
+        with urllib.request.urlopen(row[0] + path, timeout=10) as r:
+            r.read()
+            ok += r.status == 200
+    return ok
 
 
 def heartbeat(db: Path) -> float:
@@ -234,8 +267,9 @@ def bare_python_rss() -> float:
     return float("nan")
 
 
-def bench_one_agent(runs: int, speed: float) -> None:
-    print(f"one agent, 10 simulated devices, one simulated day at {speed:g}x (foa run)")
+def bench_one_agent(runs: int, speed: float, *, web: bool = False) -> None:
+    page = ", its local page on and looked at" if web else ""
+    print(f"one agent, 10 simulated devices{page}, one simulated day at {speed:g}x (foa run)")
     results = []
     with tempfile.TemporaryDirectory() as d:
         mq = broker(Path(d) / "broker")
@@ -243,7 +277,7 @@ def bench_one_agent(runs: int, speed: float) -> None:
             for i in range(runs):
                 run_dir = Path(d) / f"run{i}"
                 run_dir.mkdir()
-                r = one_day(mq, run_dir, speed, timeout=60)
+                r = one_day(mq, run_dir, speed, timeout=60, web=web)
                 if r is None:
                     print(f"  run {i + 1}: the agent did not finish its day (exited or hung)")
                     continue
@@ -258,6 +292,8 @@ def bench_one_agent(runs: int, speed: float) -> None:
     print(f"  peak resident       {median([r['peak_mb'] for r in results]):7.1f} MB")
     print(f"  CPU for the day     {median([r['cpu_s'] for r in results]):7.2f} s")
     print(f"  offer revisions     {median([r['offers'] for r in results]):7.0f}")
+    if web:
+        print(f"  page requests       {median([r['pages'] for r in results]):7.0f} (all 200)")
 
 
 # -- a fleet ------------------------------------------------------------------------------------
@@ -354,11 +390,14 @@ def main() -> None:
     ap.add_argument("--fleet-seconds", type=float, default=None, help="wall seconds per speed")
     ap.add_argument("--day-speed", type=float, default=3600.0)
     ap.add_argument("--no-fleet", action="store_true")
+    ap.add_argument("--web", action="store_true", help="one agent with its local page on, too")
     args = ap.parse_args()
     runs = 1 if args.quick else 3
     print(f"machine: {machine()}")
     bench_help(5 if args.quick else 15)
     bench_one_agent(runs, args.day_speed)
+    if args.web:
+        bench_one_agent(runs, args.day_speed, web=True)
     if not args.no_fleet:
         speeds = [float(s) for s in args.speeds.split(",") if s]
         bench_fleet(args.agents, speeds, args.fleet_seconds or (30.0 if args.quick else 90.0))

@@ -43,6 +43,10 @@ class BrokerError(RuntimeError):
     """Mosquitto is missing, or did not start; the message says why (with its log)."""
 
 
+class PortInUse(BrokerError):
+    """Another program listens on the broker's port already."""
+
+
 def declares_listener(config_text: str) -> bool:
     """Whether a configuration has its own network listener (``prod.conf`` does)."""
     return any(not _UNIX_LISTENER.match(m) for m in _listener_lines(config_text))
@@ -107,6 +111,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something listens on ``host:port`` already. Mosquitto binds with
+    ``SO_REUSEADDR`` too, so a port a stopped broker left in ``TIME_WAIT`` counts as free."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def mosquitto_binary() -> str:
@@ -226,6 +242,13 @@ class Mosquitto:
     def start(self, timeout: float = 10.0) -> Mosquitto:
         if self._proc is not None and self._proc.poll() is None:
             return self
+        # Checked first: the readiness probe below would connect to the other program and
+        # call this broker started, moments before it exits unable to bind.
+        if port_in_use(self.host, self.port):
+            raise PortInUse(
+                f"port {self.port} on {self.host} is in use by another program (a broker "
+                "already running?): stop it or choose another port"
+            )
         conf = self._write_config()
         admin = self.admin_socket
         self._proc = subprocess.Popen(

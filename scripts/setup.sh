@@ -58,6 +58,22 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
     fi
 fi
 
+# The page tests drive a headless Chromium with playwright (in the dev extra): Debian's
+# chromium, installed without recommends (they pull avahi-daemon, whose set-up fails in
+# containers and makes apt exit 100). Where there is no such package (Ubuntu has Chromium
+# only as a snap, which does not run in containers), playwright's own build, downloaded once
+# into its cache with the libraries it needs. `python -m tests.web.browser` says which is used.
+if [[ ",$EXTRAS," == *,dev,* ]] && ! "$VENV/bin/python" -m tests.web.browser >/dev/null 2>&1; then
+    echo "setup: installing Chromium for the page tests" >&2
+    if ! apt_install --no-install-recommends chromium; then
+        echo "setup: no chromium package here; installing playwright's Chromium" >&2
+        if as_root true; then with_deps="--with-deps"; else with_deps=""; fi
+        # shellcheck disable=SC2086  # empty or one option
+        "$VENV/bin/python" -m playwright install $with_deps chromium >/dev/null \
+            || echo "setup: could not install Chromium; run: sudo apt-get install --no-install-recommends chromium (Debian) or $VENV/bin/python -m playwright install --with-deps chromium" >&2
+    fi
+fi
+
 # The deployment tests check the systemd units with `systemd-analyze verify`, the cloud
 # compose file with `docker-compose config` and the load balancer with `haproxy -c`; none of
 # them needs a running service, only the tools.

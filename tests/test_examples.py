@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from collections.abc import Callable
 from fnmatch import fnmatch
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 import protocol
 from agent.config import load_config as load_foa_config
 from cloud.fman.config import load_config as load_fman_config
+from cloud.fmar import clear, read_book, to_builtins
 from cloud.optim.series import parse_series
 from cloud.settle import load_contract
 
@@ -76,6 +78,17 @@ def foa_config(path: Path) -> None:
     assert load_foa_config(path).devices
 
 
+def foa_web_config(path: Path) -> None:
+    """An agent with its local page: what ``foa config check`` runs, the page on, and the
+    settings it shows are ones the page edits."""
+    from agent.web._edit import forms
+
+    cfg = load_foa_config(path)
+    assert cfg.web.enabled and cfg.web.loopback and cfg.web.password is None
+    shown = forms(tomllib.loads(path.read_text()))
+    assert shown and all(any(f.values.values()) for f in shown)
+
+
 def fman_config(path: Path) -> None:
     """FMAN's configuration loader, unknown keys refused."""
     assert load_fman_config(path).worker.broker
@@ -86,16 +99,31 @@ def series_file(path: Path) -> None:
     assert len(parse_series(path.read_text(), source=path.name, resolution_s=900)) == 96
 
 
+def market_file(path: Path) -> None:
+    """What ``atp market clear`` runs: ``markets/NAME.json`` is a book that meets every rule;
+    ``markets/NAME.result.json`` is what ``atp market clear --book NAME.json --json`` prints
+    (default options)."""
+    if path.name.endswith(".result.json"):
+        book_file = path.with_name(path.name.removesuffix(".result.json") + ".json")
+        cleared = clear(read_book(book_file.read_bytes()))
+        assert to_builtins(cleared) == json.loads(path.read_text())
+    else:
+        book = read_book(path.read_bytes())
+        assert book.sell and book.requests
+
+
 #: (pattern relative to ``examples/``, checker): every checker whose pattern matches a file runs
 CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("contracts/*", contract_file),
     ("foa.toml", foa_config),
+    ("foa-web.toml", foa_web_config),
     ("fman.toml", fman_config),
     ("*.csv", series_file),
     ("offers/*.json", offer_file),
     ("offers/*.*.json", same_as_project_form),
     ("schedules/*.json", offer_file),
     ("schedules/*.json", schedule_fits_its_offer),
+    ("markets/*.json", market_file),
 ]
 
 #: fenced-block language in the docs -> (parser, suffix of the example files it is compared with)

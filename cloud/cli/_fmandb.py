@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from cloud.fman import StoreError, StoreReader, open_reader
-from cloud.fman.store import is_postgres
+from cloud.fman.store import Store, is_postgres, open_store
 from cloud.optim.series import parse_instant
 
 DEFAULT_DB = ".atp/fman.db"
@@ -95,9 +95,72 @@ def table(
             click.echo("  ".join("-" * w for w in widths))
 
 
+def more_note(shown: int, total: int, what: str) -> None:
+    """Say on standard error that a listing stopped at its ``--limit`` (stdout stays the rows
+    alone, for scripts and ``--json``)."""
+    if total > shown:
+        click.echo(
+            f"showing {shown} of {total} {what}; pass --limit {total} to list them all",
+            err=True,
+        )
+
+
 def _plain(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
         return f"{v:.3f}"
     return str(v)
+
+
+# -- commands that write the store (settlement, contracts) -------------------------------------
+
+
+def store_options(f: F) -> F:
+    """``--store/--db`` and ``--config`` (a worker's fman.toml, whose ``worker.store`` names
+    the store); ``--store`` wins, then the environment, then the configuration."""
+    f = click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Worker configuration (TOML) naming the store.",
+    )(f)
+    return click.option(
+        "--store",
+        "--db",
+        "db",
+        envvar=["ATP_FMAN_STORE", "ATP_FMAN_DB"],
+        metavar="PATH|URL",
+        help=f"FMAN store: an SQLite file or a postgresql:// URL (env ATP_FMAN_STORE; "
+        f"default: worker.store of --config, else {DEFAULT_DB}).",
+    )(f)
+
+
+def store_location(db: str | None, config_path: Path | None) -> str:
+    if db:
+        return db
+    if config_path is not None:
+        from cloud.fman import ConfigError, load_config
+
+        try:
+            return str(load_config(config_path).worker.store)
+        except ConfigError as exc:
+            raise click.ClickException(f"{config_path}: {exc}") from None
+    return DEFAULT_DB
+
+
+def open_writer(location: str) -> Store:
+    """The store for a command that writes (created or migrated if need be)."""
+    try:
+        return open_store(location)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def now_option(f: F) -> F:
+    return click.option(
+        "--now",
+        type=TIME,
+        help="Act as of this time (epoch or ISO 8601, UTC); default: the clock.",
+    )(f)

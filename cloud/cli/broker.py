@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from cloud.broker import CONFIG_DIR, BrokerError, Mosquitto
+from cloud.broker import CONFIG_DIR, BrokerError, Mosquitto, PortInUse
 
 
 @click.group()
@@ -67,6 +67,8 @@ def up(port: int, config: Path, data_dir: Path, site: Path | None) -> None:
                         raise click.ClickException(f"mosquitto stopped:\n{m.log_tail()}")
             except KeyboardInterrupt:
                 pass
+    except PortInUse as exc:
+        raise click.ClickException(f"{exc} (--port)") from None
     except BrokerError as exc:
         hint = (
             f"\n(the broker runs as {user}: it must be able to reach {data_dir.resolve()}"

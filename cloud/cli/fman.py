@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -12,8 +14,9 @@ import click
 from cloud.clock import Clock, RealClock, SimClock
 from cloud.fman import FmanError
 from cloud.fman.config import Config, load_config, with_overrides
+from cloud.fman.store import describe
 
-from ._fmandb import parse_time
+from ._fmandb import db_option, emit_json, json_option, open_db, parse_time, table
 
 
 def make_clock(config: Config) -> Clock:
@@ -142,3 +145,83 @@ def migrate(config_path: Path | None, db: str | None) -> None:
     click.echo(
         f"{describe(cfg.worker.store)}: schema version {version} (this atp: {SCHEMA_VERSION})"
     )
+
+
+@fman.group("config")
+def config() -> None:
+    """Check a worker's configuration."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def config_check(file: Path, as_json: bool) -> None:
+    """Check FILE: every key's value and the rules that span keys, without starting anything.
+
+    Prints every error with its key and exits with status 1 if there is any."""
+    from cloud.fman.config import check_config_file
+
+    cfg, errors = check_config_file(file)
+    if as_json:
+        doc = {
+            "file": str(file),
+            "ok": not errors,
+            "errors": [{"key": e.key, "message": e.message} for e in errors],
+        }
+        click.echo(json.dumps(doc, indent=2))
+    elif errors:
+        click.echo(f"{file}: {len(errors)} error(s)", err=True)
+        for e in errors:
+            click.echo(f"  {e.key or '(file)'}: {e.message}", err=True)
+    else:
+        assert cfg is not None
+        target = cfg.objective.target.file or cfg.objective.target.topic
+        click.echo(
+            f"{file}: OK (worker {cfg.worker.id}, store {cfg.worker.store}, broker "
+            f"{cfg.worker.broker}, planner {cfg.planning.planner}, objective "
+            f"{cfg.objective.kind}"
+            + (f" to {target}" if cfg.objective.kind == "balance" and target else "")
+            + ")"
+        )
+    if errors:
+        sys.exit(1)
+
+
+@fman.command("stats")
+@db_option
+@click.option("--worker", help="Only this worker's counters.")
+@json_option
+def stats(db: str, worker: str | None, as_json: bool) -> None:
+    """Each worker's counters as it last wrote them (every second while it runs): messages
+    received and refused per reason, offers, plans, schedules issued, sent and refused.
+
+    A counter counts since its worker started; ``refused.<what>.<code>`` are the refusals
+    per reason that the worker's log summarises."""
+    with open_db(db) as store:
+        counters = store.stats()
+    if worker is not None:
+        if worker not in counters:
+            raise click.ClickException(
+                f"no counters of worker {worker!r} in {describe(db)} "
+                f"(workers: {', '.join(sorted(counters)) or 'none'})"
+            )
+        counters = {worker: counters[worker]}
+    if as_json:
+        emit_json(counters)
+        return
+    if not counters:
+        click.echo(f"no worker has written counters to {describe(db)} yet")
+        return
+    workers = sorted(counters)
+    keys = sorted({k for c in counters.values() for k in c})
+    rows = [{"key": k, **{w: counters[w].get(k) for w in workers}} for k in keys]
+    table(rows, [("key", "COUNTER"), *((w, w.upper()) for w in workers)], _formats(workers))
+
+
+def _formats(workers: list[str]) -> dict:
+    def value(v: float | None) -> str:
+        if v is None:
+            return "-"
+        return f"{int(v)}" if float(v).is_integer() else f"{v:.3f}"
+
+    return dict.fromkeys(workers, value)

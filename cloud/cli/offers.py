@@ -8,9 +8,19 @@ import click
 
 import protocol
 from cloud.fman import report
+from cloud.fman.export import offer_body
 from cloud.fman.store import describe
 
-from ._fmandb import TIME, db_option, emit_json, json_option, open_db, table, when
+from ._fmandb import (
+    TIME,
+    db_option,
+    emit_json,
+    json_option,
+    more_note,
+    open_db,
+    table,
+    when,
+)
 
 #: the offer states of the protocol's lifecycle, in its order
 STATES = list(typing.get_args(protocol.OfferState))
@@ -33,7 +43,13 @@ def offers() -> None:
 )
 @click.option("--from", "start_from", type=TIME, help="Start window ends at or after (epoch/ISO).")
 @click.option("--to", "start_to", type=TIME, help="Start window begins at or before (epoch/ISO).")
-@click.option("--limit", default=1000, show_default=True, help="At most this many rows.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="At most this many rows; standard error says when there are more.",
+)
 @json_option
 def list_(
     db: str,
@@ -45,16 +61,29 @@ def list_(
     as_json: bool,
 ) -> None:
     """Offers, latest start window first."""
-    rows = report.list_offers(
-        open_db(db),
-        agent=agent,
-        states=states,
-        start_from=start_from,
-        start_to=start_to,
-        limit=limit,
-    )
-    if as_json:
-        emit_json(rows)
+    with open_db(db) as store:
+        rows = report.list_offers(
+            store,
+            agent=agent,
+            states=states,
+            start_from=start_from,
+            start_to=start_to,
+            limit=limit,
+        )
+        bodies = store.offer_payloads([r["id"] for r in rows]) if as_json else {}
+        total = (
+            store.count_offers(agent=agent, states=states, start_from=start_from, start_to=start_to)
+            if len(rows) >= limit
+            else len(rows)
+        )
+    if as_json:  # with each offer's body, so that `atp plan --offers` reads the listing
+        emit_json(
+            [
+                {**r, "offer": offer_body(bodies[r["id"]]) if r["id"] in bodies else None}
+                for r in rows
+            ]
+        )
+        more_note(len(rows), total, "offers")
         return
     table(
         rows,
@@ -72,6 +101,7 @@ def list_(
         {"start_after": when, "start_before": when},
     )
     click.echo(f"{len(rows)} offer(s)")
+    more_note(len(rows), total, "offers")
 
 
 @offers.command("show")

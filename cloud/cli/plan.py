@@ -30,10 +30,19 @@ def _fail(lines: list[str]) -> None:
     "offers_file",
     type=_FILE,
     required=True,
-    help="JSON list of offers (project JSON or GOFLEX JSON).",
+    help="JSON list of offers (project JSON, GOFLEX JSON, the FlexOffer specification's), "
+    "or what `atp export` or `atp offers list --json` print.",
 )
-@click.option("--target", "target_file", type=_FILE, help="CSV time,value: target kWh per slot.")
-@click.option("--prices", "prices_file", type=_FILE, help="CSV time,value: EUR per kWh.")
+@click.option(
+    "--target",
+    "target_file",
+    type=_FILE,
+    help="Target kWh per slot: CSV time,value, or JSON {start, resolution_s, values} (the "
+    "form of FMAN's target file and the demo's target.json).",
+)
+@click.option(
+    "--prices", "prices_file", type=_FILE, help="EUR per kWh: CSV time,value, or JSON as --target."
+)
 @click.option(
     "--peak", "peak_kw", type=click.FloatRange(min=0), help="Peak limit in kW, for every grid node."
 )
@@ -99,14 +108,16 @@ def plan(
     A series must have a value for every slot the offers can reach (--resample, --fill
     otherwise). --time-limit bounds the whole run of the planner, model building and its
     fallback included, with an overshoot of a fraction of a second at most."""
+    from cloud.fman.export import unwrap_listing
     from cloud.optim import OrToolsPlanner, PlanRequest
     from cloud.optim.aggregate import Aggregator, total_loss
     from cloud.optim.disaggregate import disaggregate
     from cloud.optim.errors import OptimError, SeriesError
-    from cloud.optim.series import fit_to_slots, parse_series
+    from cloud.optim.series import fit_to_slots
 
+    raw = _read(offers_file)
     try:
-        offers = protocol.read_offers(_read(offers_file))
+        offers = protocol.read_offers(unwrap_listing(raw) or raw)
     except protocol.DecodeError as exc:
         _fail([f"{offers_file}: {e}" for e in exc.errors])
     if not offers:
@@ -120,7 +131,7 @@ def plan(
             continue
         try:
             fitted = fit_to_slots(
-                parse_series(_read(path).decode("utf-8"), source=str(path), resolution_s=1),
+                _parse_series(_read(path).decode("utf-8"), source=str(path)),
                 slots,
                 source=str(path),
                 per_slot=name == "target",
@@ -220,6 +231,21 @@ def plan(
             click.echo(f"infeasible: {oid}: {reason}")
     if result.infeasible:
         sys.exit(2)
+
+
+def _parse_series(text: str, *, source: str) -> dict[int, float]:
+    """CSV ``time,value`` rows, or the JSON form FMAN reads (``{"start", "resolution_s",
+    "values"}``), told apart by the first character."""
+    from cloud.fman import series
+    from cloud.optim.errors import SeriesError
+    from cloud.optim.series import parse_series
+
+    if not text.lstrip().startswith("{"):
+        return parse_series(text, source=source, resolution_s=1)
+    try:
+        return series.parse_json(text)
+    except SeriesError as exc:
+        raise SeriesError(f"{source}: {exc.where}" if exc.where else source, exc.message) from None
 
 
 def _slots(offers: list[protocol.FlexOffer], resolution: int) -> range:

@@ -23,7 +23,8 @@ from ._fmandb import TIME, db_option, emit_json, json_option, open_db, table, wh
     "resolution_s",
     default=900,
     show_default=True,
-    help="Slot length in seconds; offers of other resolutions are spread over it.",
+    help="Slot length in seconds; offers, readings and the target of another resolution "
+    "are spread over it or summed into it.",
 )
 @json_option
 def portfolio(
@@ -54,8 +55,17 @@ def portfolio(
         ],
         {"start": when},
     )
+    window = (
+        f"from {when(start) if start is not None else 'the first slot'} to "
+        f"{when(end) if end is not None else 'the last'}: "
+        if start is not None or end is not None
+        else ""
+    )
+    click.echo(f"\nobjective: {p.objective}")
+    against = "the target" if p.objective == report.BALANCE_TO_TARGET else "zero"
     click.echo(
-        f"\n{p.offers} accepted offers; imbalance against the target (sum |x - target|): "
+        f"{window}{p.offers} accepted offers; imbalance against {against} "
+        f"(sum |x - {'target' if against != 'zero' else '0'}|): "
         f"baseline {p.imbalance_baseline_kwh:.1f} kWh, scheduled "
         f"{p.imbalance_scheduled_kwh:.1f} kWh"
         + (

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from cloud.fman import report
+from cloud.fman.store import describe
 
-from ._fmandb import db_option, emit_json, json_option, open_db, table, when
+from ._fmandb import db_option, emit_json, json_option, more_note, open_db, table, when
 
 
 @click.group()
@@ -24,7 +25,13 @@ def schedules() -> None:
     help="Only schedules in this status.",
 )
 @click.option("--all-versions", is_flag=True, help="Every version, not only those in force.")
-@click.option("--limit", default=1000, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="At most this many rows; standard error says when there are more.",
+)
 @json_option
 def show(
     db: str,
@@ -36,16 +43,27 @@ def show(
     as_json: bool,
 ) -> None:
     """Schedules in force (of one offer, or all), with the agent's answer."""
-    rows = report.schedules(
-        open_db(db),
-        offer_id=offer_id,
-        agent=agent,
-        status=status,
-        all_versions=all_versions,
-        limit=limit,
-    )
+    with open_db(db) as store:
+        if offer_id is not None and store.offer(offer_id) is None:
+            raise click.ClickException(f"no offer {offer_id!r} in {describe(db)}")
+        rows = report.schedules(
+            store,
+            offer_id=offer_id,
+            agent=agent,
+            status=status,
+            all_versions=all_versions,
+            limit=limit,
+        )
+        total = (
+            store.count_schedules(
+                offer_id=offer_id, agent=agent, status=status, all_versions=all_versions
+            )
+            if len(rows) >= limit
+            else len(rows)
+        )
     if as_json:
         emit_json(rows)
+        more_note(len(rows), total, "schedules")
         return
     table(
         rows,
@@ -61,3 +79,4 @@ def show(
         {"start": when, "energy_kwh": lambda e: f"{sum(e):.2f} in {len(e)} slots"},
     )
     click.echo(f"{len(rows)} schedule(s)")
+    more_note(len(rows), total, "schedules")

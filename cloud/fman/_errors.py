@@ -21,6 +21,7 @@ class ConfigError(FmanError):
 
     def __init__(self, key: str, message: str) -> None:
         self.key = key
+        self.message = message
         super().__init__(f"{key}: {message}" if key else message)
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
-from protocol import convert_table
+from protocol import convert_table, salvage_table
 
 from ._errors import ConfigError
 from .store._url import check as check_location
@@ -181,6 +182,29 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     return cfg
 
 
+def check_config_file(path: Path) -> tuple[Config | None, list[ConfigError]]:
+    """Everything ``atp fman config check`` verifies: every key's value, then the rules that
+    span keys (with the keys that were right, when others are wrong). Returns the config
+    (``None`` if anything is wrong) and every error."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        return None, [ConfigError("", f"cannot read {path}: {exc.strerror}")]
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return None, [ConfigError("", f"{path} is not valid TOML: {exc}")]
+    try:
+        data = _older_keys(data)
+    except ConfigError as exc:
+        return None, [exc]
+    cfg, field_errors = convert_table(data, Config)
+    errors = [ConfigError(e.path, e.message) for e in field_errors]
+    checked = cfg if cfg is not None else salvage_table(data, Config, field_errors)
+    if checked is not None:
+        bad = {e.key for e in errors}
+        errors += [e for e in _rule_problems(checked) if e.key not in bad]
+    return (cfg if not errors else None), errors
+
+
 def load_config(path: Path | None) -> Config:
     """Read and check ``path``; ``None`` gives the defaults."""
     if path is None:
@@ -206,35 +230,41 @@ def _older_keys(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check(cfg: Config) -> None:
-    """Rules that span fields."""
+    """Rules that span fields: the first one broken is raised."""
+    for problem in _rule_problems(cfg):
+        raise problem
+
+
+def _rule_problems(cfg: Config) -> Iterator[ConfigError]:
+    """Every rule that spans fields and that ``cfg`` breaks."""
     problem = check_location(cfg.worker.store)
     if problem:
-        raise ConfigError("worker.store", problem)
+        yield ConfigError("worker.store", problem)
     if not cfg.worker.broker.startswith(("mqtt://", "mqtts://")):
-        raise ConfigError("worker.broker", f"{cfg.worker.broker!r} is not an mqtt:// URL")
+        yield ConfigError("worker.broker", f"{cfg.worker.broker!r} is not an mqtt:// URL")
     if cfg.worker.ca_file and not cfg.worker.broker.startswith("mqtts://"):
-        raise ConfigError("worker.ca_file", f"set, but {cfg.worker.broker!r} does not use TLS")
+        yield ConfigError("worker.ca_file", f"set, but {cfg.worker.broker!r} does not use TLS")
     pc = cfg.planning
     if pc.lease_ttl_s and pc.lease_ttl_s < 2 * pc.time_limit_s:
-        raise ConfigError(
+        yield ConfigError(
             "planning.lease_ttl_s",
             f"{pc.lease_ttl_s:g} s is shorter than a plan may take (twice time_limit_s, "
             f"{2 * pc.time_limit_s:g} s): another worker would take over in mid-plan",
         )
     r = cfg.planning.resolution_s
     if not 900 <= r <= 3600 or 86_400 % r:
-        raise ConfigError("planning.resolution_s", f"{r} s: use 900 to 3600 s dividing a day")
+        yield ConfigError("planning.resolution_s", f"{r} s: use 900 to 3600 s dividing a day")
     for key, src in (("target", cfg.objective.target), ("prices", cfg.objective.prices)):
         if src.file and src.topic:
-            raise ConfigError(f"objective.{key}", "give a file or a topic, not both")
+            yield ConfigError(f"objective.{key}", "give a file or a topic, not both")
     if cfg.objective.kind == "cost" and not (
         cfg.objective.prices.file or cfg.objective.prices.topic
     ):
-        raise ConfigError("objective.prices", "the cost objective needs a price series")
+        yield ConfigError("objective.prices", "the cost objective needs a price series")
     if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,128}", cfg.worker.group):
-        raise ConfigError("worker.group", f"{cfg.worker.group!r} is not a valid group name")
+        yield ConfigError("worker.group", f"{cfg.worker.group!r} is not a valid group name")
     if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,128}", cfg.worker.id):
-        raise ConfigError("worker.id", f"{cfg.worker.id!r}: letters, digits and _.:@- only")
+        yield ConfigError("worker.id", f"{cfg.worker.id!r}: letters, digits and _.:@- only")
 
 
 def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:

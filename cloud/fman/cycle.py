@@ -44,7 +44,7 @@ import protocol
 from protocol import FlexOffer, Schedule, align_up, check_assignment, start_window, topics
 
 from ..optim import DefaultPlanner, PlannedSchedule, PlanRequest, PlanResult
-from . import execution, series, stability
+from . import execution, refusals, series, stability
 from .greedy import GreedyPlanner
 from .planners import load_planner
 from .store import (
@@ -318,15 +318,32 @@ class Cycle:
         late = [r for r in new_rows if deadlines[r.offer_id] <= in_time]
         self.stats["plan.too_late"] += sum(1 for r in late if r.kind != "default")
         late = [r for r in late if r.kind == "default"]
+        issued: list[StoredSchedule] = []
+        implicit: list[StoredSchedule] = []
         if send:
-            stored = self.store.add_schedules(send, now=now, holder=self.worker.id)
-            self.stats["schedules.issued"] += len(stored)
-            self.stats["schedules.default"] += sum(1 for s in stored if s.kind == "default")
+            issued = self.store.add_schedules(send, now=now, holder=self.worker.id)
+            self.stats["schedules.issued"] += len(issued)
+            self.stats["schedules.default"] += sum(1 for s in issued if s.kind == "default")
         if late:
-            stored = self.store.add_schedules(
+            implicit = self.store.add_schedules(
                 late, now=now, holder=self.worker.id, status="implicit"
             )
-            self.stats["schedules.implicit"] += len(stored)
+            self.stats["schedules.implicit"] += len(implicit)
+        if plannable:
+            log.info(
+                "plan (%s): %d offers, objective %.6g (%s), %s in %.2f s; %d schedules issued "
+                "(%d defaults), %d recorded as run by the agent, %d could not be placed",
+                "full" if full else "incremental",
+                len(plannable),
+                result.objective,
+                _objective_words(request),
+                result.status,
+                self.stats[f"plan.{'full' if full else 'incremental'}_last_ms"] / 1000,
+                len(issued),
+                sum(1 for s in issued if s.kind == "default"),
+                len(implicit),
+                len(result.infeasible),
+            )
 
     def _rebase(self, rows: list[NewSchedule]) -> list[NewSchedule]:
         """Schedules planned for a revision that its agent has replaced while the planner ran:
@@ -565,6 +582,7 @@ class Cycle:
         for s in self.store.refused_current():
             version = self.store.fall_back(s.offer_id, s.version)
             self.stats["schedules.refused"] += 1
+            self.stats[refusals.key("schedule", refusals.first_code(s.reason))] += 1
             key = (s.offer_id, s.offer_revision)
             quick = self._quick_replans.get(key, 0)
             if s.status == "rejected" and quick < QUICK_REPLANS and _curable(s.reason):
@@ -588,6 +606,14 @@ class Cycle:
 QUICK_REPLANS = 3
 #: Refusal codes a new plan can cure (see ``agent.core``).
 CURABLE = frozenset({"stale_revision", "infeasible", "start_passed"})
+
+
+def _objective_words(request: PlanRequest) -> str:
+    """The objective in force, as the log says it: balancing without a target balances the
+    portfolio to zero, which an operator who forgot the target must be told."""
+    if request.objective == "balance" and not request.target_kwh:
+        return "balance to zero: no target series"
+    return request.objective
 
 
 def _curable(reason_json: str) -> bool:

@@ -53,7 +53,7 @@ from protocol import (
 )
 
 from ..clock import Clock
-from . import series
+from . import refusals, series
 from .acceptance import Verdict, judge_meter, judge_offer, judge_withdraw
 from .config import Config
 from .store import (
@@ -211,6 +211,7 @@ class Ingest:
                 )
         except DecodeError as exc:
             counts[f"malformed.{channel}"] += 1
+            counts[refusals.key(channel, "invalid")] += 1
             self._warn(agent, channel, str(exc))
             if channel in ANSWERED:
                 answers.append(self._refusal(agent, channel, m.payload, exc, now))
@@ -378,6 +379,9 @@ class Ingest:
                     stats["offer.accepted" if stored is None else "offer.updated"] += 1
                 elif verdict.outcome == "reject":
                     stats["offer.rejected"] += 1
+                    stats[
+                        refusals.key("offer", verdict.reasons[0].code if verdict.reasons else "")
+                    ] += 1
                     if stored is None and verdict.reasons[0].code not in _NOT_KEPT:
                         reason = _reasons_json(verdict.reasons)
                         offer_rows[offer.id] = _offer_row(
@@ -436,6 +440,9 @@ class Ingest:
                     )
                 elif verdict.outcome == "reject":
                     stats["withdraw.rejected"] += 1
+                    stats[
+                        refusals.key("withdraw", verdict.reasons[0].code if verdict.reasons else "")
+                    ] += 1
                     ran = ("executing", "executed", "settled")
                     if stored is not None and stored.issuer == agent and stored.state in ran:
                         # the offer keeps its state; its record says the agent withdrew it
@@ -510,8 +517,13 @@ class Ingest:
                         )
                     stats["meter.readings"] += len(mb.readings) - len(quarantined)
                     stats["meter.quarantined"] += len(quarantined)
+                    for q in quarantined:
+                        stats[refusals.key("reading", q.code)] += 1
                 else:
                     stats["meter.rejected"] += 1
+                    stats[
+                        refusals.key("meter", verdict.reasons[0].code if verdict.reasons else "")
+                    ] += 1
                 answers.append(
                     self._answer(
                         agent, "meter", msg.id[:128], mb.seq, verdict, now, quarantined=quarantined

@@ -25,6 +25,15 @@ def slot_length_s(p: Portfolio, default: int = 900) -> int:
     return min(steps) if steps else default
 
 
+def slot_edges(p: Portfolio, res: int) -> list[datetime]:
+    """The start of every slot and the end of the last: a step drawn "post" ends at its last
+    point, so without that edge the last slot (of a window, say) would not show."""
+    if not p.slots:
+        return []
+    starts = [s.start for s in p.slots]
+    return [datetime.fromtimestamp(t, UTC) for t in [*starts, starts[-1] + res]]
+
+
 def _span(p: Portfolio, res: int) -> str:
     if not p.slots:
         return "no slots"
@@ -48,12 +57,12 @@ def plot_portfolio(
     import matplotlib.pyplot as plt
 
     res = slot_length_s(p)
-    t = [datetime.fromtimestamp(s.start, UTC) for s in p.slots]
+    t = slot_edges(p, res)
     fig, ax = plt.subplots(figsize=(11, 5.6 if note else 5), dpi=110)
     for colour, (label, values) in zip(_PART_COLOURS, (parts or {}).items(), strict=False):
         ax.fill_between(
             t,
-            [values.get(s.start, 0.0) for s in p.slots],
+            _closed([values.get(s.start, 0.0) for s in p.slots]),
             step="post",
             alpha=0.25,
             color=colour,
@@ -63,7 +72,7 @@ def plot_portfolio(
     if any(s.target_kwh is not None for s in p.slots):
         ax.step(
             t,
-            [s.target_kwh for s in p.slots],
+            _closed([s.target_kwh for s in p.slots]),
             where="post",
             label="target",
             color="black",
@@ -72,14 +81,14 @@ def plot_portfolio(
         )
     ax.step(
         t,
-        [s.baseline_kwh for s in p.slots],
+        _closed([s.baseline_kwh for s in p.slots]),
         where="post",
         label="baseline (defaults)",
         color="tab:gray",
     )
     ax.step(
         t,
-        [s.scheduled_kwh for s in p.slots],
+        _closed([s.scheduled_kwh for s in p.slots]),
         where="post",
         label="scheduled",
         color="tab:blue",
@@ -88,7 +97,7 @@ def plot_portfolio(
     if any(s.metered_kwh is not None for s in p.slots):
         ax.step(
             t,
-            [s.metered_kwh for s in p.slots],
+            _closed([s.metered_kwh for s in p.slots]),
             where="post",
             label="metered",
             color="tab:orange",
@@ -115,3 +124,8 @@ def plot_portfolio(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _closed(values: list) -> list:
+    """``values`` with the last repeated, for the edge at the end of the last slot."""
+    return [*values, values[-1]] if values else values

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import protocol
+from cloud.optim.series import step_of
 
 from . import execution
 from .store import StoreReader
@@ -92,21 +93,32 @@ class Slot:
 @dataclass(frozen=True, slots=True)
 class Portfolio:
     """The accepted offers per slot: baseline (their defaults), scheduled (the schedules in
-    force), metered (readings of their devices), and the target where one is set."""
+    force), metered (readings of their devices), and the target where one is set. Every
+    figure is for the slots listed (the window asked for, if any)."""
 
     slots: list[Slot]
+    #: accepted offers with energy (default or scheduled) in the slots
     offers: int
-    #: ``sum |x - target|`` over the slots with a target, for the baseline, the schedules and
-    #: the meter readings (a slot without readings counts as 0 once any reading exists).
+    #: what the imbalances are measured against: the target series, or zero without one
+    #: (what FMAN balances to when it has no target)
+    objective: str
+    #: ``sum |x - target|`` over the slots (with a target, those that have a value; without,
+    #: every slot against 0), for the baseline, the schedules and the meter readings (a slot
+    #: without readings counts as 0 once any reading exists).
     imbalance_baseline_kwh: float
     imbalance_scheduled_kwh: float
     imbalance_metered_kwh: float | None
-    #: Energy moved in time: per offer, half the absolute difference schedule vs. default.
+    #: Energy moved in time within the slots: half the absolute difference schedule vs.
+    #: default, summed per offer and slot.
     shifted_kwh: float
     summary: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+BALANCE_TO_TARGET = "balance to the target series"
+BALANCE_TO_ZERO = "balance to zero (no target series in the store)"
 
 
 def portfolio(
@@ -116,12 +128,18 @@ def portfolio(
     end: int | None = None,
     resolution_s: int = 900,
 ) -> Portfolio:
-    """The portfolio per slot of ``resolution_s`` (the planning resolution; offers of another
-    resolution are spread over it)."""
+    """The portfolio per slot of ``resolution_s`` (the planning resolution; offers, readings
+    and the target of another resolution are spread over it or summed into it), between
+    ``start`` and ``end`` if given."""
+
+    def inside(t: int) -> bool:
+        return (start is None or t >= start) and (end is None or t < end)
+
     offers = store.portfolio_offers()
     baseline: dict[int, float] = {}
     scheduled: dict[int, float] = {}
     shifted = 0.0
+    counted = 0
     grid = resolution_s
     for row in offers:
         o = protocol.decode(row.payload, expect="offer", check=False).body
@@ -131,39 +149,52 @@ def portfolio(
             plan = execution.per_slot(row.schedule_start, row.schedule_energy_kwh, res, grid)
         else:
             plan = base
+        touched = [t for t in base.keys() | plan if inside(t)]
+        counted += bool(touched)
         for t, e in base.items():
             baseline[t] = baseline.get(t, 0.0) + e
         for t, e in plan.items():
             scheduled[t] = scheduled.get(t, 0.0) + e
-        shifted += 0.5 * sum(abs(plan.get(t, 0.0) - base.get(t, 0.0)) for t in base.keys() | plan)
+        shifted += 0.5 * sum(abs(plan.get(t, 0.0) - base.get(t, 0.0)) for t in touched)
     metered = execution.metered_per_slot(
         ((r.start, r.duration_s, r.energy_kwh) for r in store.portfolio_readings()), grid
     )
-    target = store.series("target")
+    target = on_grid(store.series("target"), grid)
     slots_all = sorted(baseline.keys() | scheduled.keys() | metered.keys() | target.keys())
-    if start is not None:
-        slots_all = [t for t in slots_all if t >= start]
-    if end is not None:
-        slots_all = [t for t in slots_all if t < end]
     slots = [
         Slot(t, baseline.get(t, 0.0), scheduled.get(t, 0.0), metered.get(t), target.get(t))
         for t in slots_all
+        if inside(t)
     ]
-    with_target = [s for s in slots if s.target_kwh is not None]
+    if target:
+        against = [(s, s.target_kwh or 0.0) for s in slots if s.target_kwh is not None]
+    else:
+        against = [(s, 0.0) for s in slots]
     any_metered = any(s.metered_kwh is not None for s in slots)
     return Portfolio(
         slots=slots,
-        offers=len(offers),
-        imbalance_baseline_kwh=sum(abs(s.baseline_kwh - s.target_kwh) for s in with_target),  # type: ignore[operator]
-        imbalance_scheduled_kwh=sum(abs(s.scheduled_kwh - s.target_kwh) for s in with_target),  # type: ignore[operator]
+        offers=counted,
+        objective=BALANCE_TO_TARGET if target else BALANCE_TO_ZERO,
+        imbalance_baseline_kwh=sum(abs(s.baseline_kwh - x) for s, x in against),
+        imbalance_scheduled_kwh=sum(abs(s.scheduled_kwh - x) for s, x in against),
         imbalance_metered_kwh=(
-            sum(abs((s.metered_kwh or 0.0) - s.target_kwh) for s in with_target)  # type: ignore[operator]
-            if any_metered
-            else None
+            sum(abs((s.metered_kwh or 0.0) - x) for s, x in against) if any_metered else None
         ),
         shifted_kwh=shifted,
         summary=counts(store),
     )
+
+
+def on_grid(series: dict[int, float], grid_s: int) -> dict[int, float]:
+    """A per-slot series (kWh per slot, a target) on slots of ``grid_s``: quarter-hours
+    summed into an hour, an hour split evenly over its quarter-hours. Its own step is the
+    smallest gap between its times."""
+    if not series:
+        return {}
+    step = step_of(series) or grid_s
+    if step == grid_s and all(t % grid_s == 0 for t in series):
+        return dict(series)
+    return execution.metered_per_slot(((t, step, v) for t, v in series.items()), grid_s)
 
 
 def counts(store: StoreReader) -> dict[str, Any]:

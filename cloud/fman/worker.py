@@ -27,6 +27,7 @@ from typing import Any
 from protocol import topics
 
 from ..clock import Clock
+from . import refusals
 from ._errors import StoreError
 from .bus import Bus
 from .config import Config
@@ -61,6 +62,8 @@ class Worker:
         self.clock = clock
         self.id = config.worker.id
         self.stats: Counter[str] = Counter()
+        #: the counters as the last refusal summary left them
+        self._refusals_said: dict[str, float] = {}
         self._stop = threading.Event()
         self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self.store = self._open_store()
@@ -218,6 +221,10 @@ class Worker:
             values["ingest.lock_wait_s"] = round(self.store.lock_wait_s, 3)
             values["ingest.lock_held_s"] = round(self.store.lock_held_s, 3)
             values["alive_at"] = time.time()
+            line = refusals.summary(self._refusals_said, values)
+            if line:
+                log.info(line)
+            self._refusals_said = values
             store.put_stats(self.id, values, at=time.time())
         except StoreError as exc:
             log.warning("could not write counters: %s", exc)

@@ -124,11 +124,14 @@ def settle(
     booked_at: int,
     release: Collection[str] = (),
     recheck: Collection[str] = (),
+    quarantined: Iterable[Reading] = (),
 ) -> Settlement:
     """Settle ``period``; see the module's docstring for the rules. ``recheck`` names settled
     offers to evaluate again (readings arrived after they were settled); other settled offers
     are skipped, and so are awards whose members are all skipped and whose revenue is in the
-    ledger."""
+    ledger. ``quarantined`` are readings FMAN set aside (implausible, say): an offer with one
+    of its device in its slots is held for review (``quarantined``) rather than settled as if
+    the slot were simply unmetered."""
     offer_list = _checked_offers(offers)
     award_list = [a for a in _checked_awards(awards) if period.contains(a.start)]
     existing = list(existing)
@@ -147,6 +150,9 @@ def settle(
     meters = MeterIndex(readings)
     calendar = DayCalendar(period.tz)
     release = frozenset(release)
+    aside: dict[tuple[str, str], list[Reading]] = {}
+    for q in quarantined:
+        aside.setdefault((q.agent, q.device), []).append(q)
     evaluated = {
         oid: _evaluate(
             by_id[oid],
@@ -155,6 +161,7 @@ def settle(
             period=period,
             calendar=calendar,
             release=release,
+            aside=aside,
         )
         for oid in sorted(todo)
     }
@@ -236,6 +243,7 @@ def _evaluate(
     period: Period,
     calendar: DayCalendar,
     release: frozenset[str],
+    aside: dict[tuple[str, str], list[Reading]] | None = None,
 ) -> _Evaluated:
     t0 = offer.delivery_start
     contract = book.in_force(offer.agent, offer.device, t0)
@@ -295,6 +303,9 @@ def _evaluate(
             )
             if failure is not None:
                 (notes if released else reasons).append(failure.reason())
+        set_aside = _set_aside(offer, rows, (aside or {}).get((offer.agent, offer.device), ()))
+        if set_aside:
+            (notes if released else reasons).append(set_aside)
         terms = contract.terms
         if isinstance(terms, DirectPrice) and terms.price == "asks":
             reasons.extend(_ask_problems(offer, rows))
@@ -321,6 +332,25 @@ def _evaluate(
         flex_s=max(0, offer.start_before - offer.start_after),
     )
     return _Evaluated(result=result, rows=rows, contract=contract, offer=offer)
+
+
+def _set_aside(offer: ExecutedOffer, rows: list[SlotRecord], aside: Iterable[Reading]) -> str:
+    """The reason to hold ``offer`` if a quarantined reading of its device (tagged with it,
+    or untagged) overlaps one of its slots; empty otherwise."""
+    if not rows:
+        return ""
+    first, end = rows[0].start, rows[-1].start + offer.resolution_s
+    hits = sorted(
+        q.start
+        for q in aside
+        if q.offer_id in ("", offer.id) and q.start < end and q.start + q.duration_s > first
+    )
+    if not hits:
+        return ""
+    return (
+        f"quarantined: {len(hits)} reading(s) of {offer.device} in its slots were set aside "
+        f"(first at {hits[0]})"
+    )
 
 
 def _ask(asks: tuple[Decimal, ...], i: int) -> Decimal | None:

@@ -3,7 +3,9 @@ what it writes it reads back; a series error is the one ``SeriesError``."""
 
 from __future__ import annotations
 
+import json
 import tomllib
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -58,3 +60,38 @@ def test_a_series_error_is_the_one_class_and_says_where(tmp_path):
     with pytest.raises(SeriesError) as err:
         series.load_file(tmp_path / "t.csv")
     assert str(err.value) == f"{tmp_path / 't.csv'}: row 3: value 'lots' is not a number"
+
+
+def test_fman_config_check_lists_every_error_with_its_key(tmp_path):
+    """``atp fman config check`` did not exist; ``foa config check`` did."""
+    from click.testing import CliRunner
+
+    from cloud.cli import main as cli_main
+
+    bad = tmp_path / "fman.toml"
+    bad.write_text(
+        "[worker]\nintervall = 3\nbatch_max = -1\n"
+        '[planning]\nresolution_s = 1000\n[objective]\nkind = "cost"\n'
+    )
+    out = CliRunner().invoke(cli_main, ["fman", "config", "check", str(bad), "--json"])
+    assert out.exit_code == 1
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is False
+    assert {e["key"] for e in doc["errors"]} == {
+        "worker.intervall",
+        "worker.batch_max",
+        "planning.resolution_s",
+        "objective.prices",
+    }
+    out = CliRunner().invoke(cli_main, ["fman", "config", "check", str(bad)])
+    assert out.exit_code == 1 and out.stdout == ""
+    head, *lines = out.stderr.strip().splitlines()
+    assert head == f"{bad}: 4 error(s)" and len(lines) == 4
+    assert any(line.strip().startswith("worker.intervall: unknown key") for line in lines)
+    bad.write_bytes(b"42")
+    out = CliRunner().invoke(cli_main, ["fman", "config", "check", str(bad)])
+    assert out.exit_code == 1 and "not valid TOML" in out.stderr and "Traceback" not in out.output
+    example = Path(__file__).parents[2] / "examples" / "fman.toml"
+    out = CliRunner().invoke(cli_main, ["fman", "config", "check", str(example)])
+    assert out.exit_code == 0, out.output
+    assert out.stdout.startswith(f"{example}: OK (worker ")

@@ -7,14 +7,18 @@ at real time, so the next planning interval is 15 minutes of wall time away.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from cloud.broker import Mosquitto
+from cloud.cli import main as cli_main
 from cloud.clock import SimClock
 
-from .harness import T0, query, wait_for, wait_ready, write_config
+from .harness import T0, query, stats, wait_for, wait_ready, write_config
 from .minifleet import MiniFleet, Tracked
 
 
@@ -79,6 +83,25 @@ def test_a_refused_schedule_is_replanned_at_once(tmp_path, spawn):
         (tr.offer.id, tr.refused, tr.schedule and tr.schedule.version) for tr in offers
     ]
     assert current_statuses() == ["acked"] * len(offers)
+    # the operator's view: one log line per plan, the refusals summed per reason, and the
+    # counters behind both (FMAN logged nothing about either at INFO)
+    log = (tmp_path / "rf-w1.log").read_text()
+    plans = [line for line in log.splitlines() if " INFO cloud.fman.cycle: plan (" in line]
+    counters = stats(tmp_path / "fman.db")["rf-w1"]
+    assert plans and len(plans) == counters["plan.runs"], log[-3000:]
+    assert "balance to zero: no target series" in plans[0]
+    summaries = [line.split("refused: ")[1] for line in log.splitlines() if "refused: " in line]
+    assert summaries and all(s.endswith(")") for s in summaries), log[-3000:]
+    refused = sum(int(s.split()[0]) for s in summaries if s.split()[1] == "schedule")
+    assert refused == counters["refused.schedule.infeasible"] == len(offers)
+    out = CliRunner().invoke(
+        cli_main, ["fman", "stats", "--store", str(tmp_path / "fman.db"), "--json"]
+    )
+    assert json.loads(out.stdout)["rf-w1"]["refused.schedule.infeasible"] == len(offers)
+    out = CliRunner().invoke(cli_main, ["fman", "stats", "--store", str(tmp_path / "fman.db")])
+    assert out.exit_code == 0, out.output
+    row = next(line for line in out.stdout.splitlines() if line.startswith("plan.runs "))
+    assert row.split() == ["plan.runs", str(int(counters["plan.runs"]))]
 
 
 def test_an_agent_that_refuses_everything_does_not_make_fmans_planner_spin(tmp_path, spawn):

@@ -26,16 +26,25 @@ from cloud.fman.ingest import Incoming, Ingest
 from cloud.fman.store import (
     SCHEMA_VERSION,
     AgentStatus,
+    ContractVersion,
     ExecutionSlot,
+    LedgerTransaction,
     LoggedMessage,
     MessageKey,
     NewSchedule,
     OfferRecord,
     OfferStateChange,
+    OfferVerdict,
+    PostingRow,
     Quarantined,
     Reading,
+    ReviewItem,
     ScheduleAnswer,
     ScheduleKey,
+    SettlementRun,
+    SettlementSlot,
+    SettlementWrite,
+    StoredBill,
 )
 from cloud.fman.store._migrations import STEPS
 from protocol import MeterBatch, MeterReading, Withdraw, topics
@@ -113,6 +122,9 @@ def test_both_databases_implement_every_method_of_the_interface_as_declared():
         if not name.startswith("_") or name in ("__enter__", "__exit__")
     }
     assert {"quarantined", "put_quarantined", "unsent_schedules", "add_schedules"} <= set(declared)
+    assert {"contracts", "add_contract", "record_settlement", "ledger", "release_review"} <= set(
+        declared
+    )
     for cls in (SqliteStore, PostgresStore):
         for name, signature in declared.items():
             member = getattr(cls, name, None)
@@ -1025,3 +1037,346 @@ def test_the_fixture_is_the_old_stores_schema():
 
     assert columns(old) == columns(new)
     assert json.loads(old.execute("SELECT devices FROM agents LIMIT 1").fetchone()[0])
+
+
+# -- settlement --------------------------------------------------------------------------------
+
+
+def _contract(cid: str, version: int, *, party: str = "a", until: int | None = None):
+    return ContractVersion(
+        id=cid,
+        version=version,
+        party=party,
+        valid_from=NOW + version,
+        valid_until=until,
+        mode="delegated",
+        document=json.dumps({"id": cid, "version": version}),
+        added_at=NOW,
+    )
+
+
+def test_contract_versions_are_kept_once_and_never_edited(store):
+    assert store.add_contract(_contract("c1", 1))
+    assert store.add_contract(_contract("c1", 2, until=NOW + 86_400))
+    assert store.add_contract(_contract("c2", 1, party="b"))
+    # the same (id, version) again changes nothing, whatever it says
+    assert not store.add_contract(replace_row(_contract("c1", 1), party="z", document="{}"))
+    assert [(c.id, c.version) for c in store.contracts()] == [("c1", 1), ("c1", 2), ("c2", 1)]
+    assert store.contracts("c1")[0] == _contract("c1", 1)
+    assert store.contracts("c1")[1].valid_until == NOW + 86_400
+    assert store.contracts("nope") == []
+
+
+def _txn(key: str, day: str, cents: int, *, run_id: str = "r1", account: str = "party:a"):
+    return LedgerTransaction(
+        key=key,
+        base=key.split("#")[0],
+        kind="reward",
+        day=day,
+        booked_at=NOW,
+        account=account,
+        offer_id="o1",
+        contract_id="c1",
+        contract_version=1,
+        quantity=6500,
+        unit="Wh",
+        rate="0.05",
+        run_id=run_id,
+        postings=(
+            PostingRow(account=account, amount_cents=cents),
+            PostingRow(account="aggregator:reward", amount_cents=-cents),
+        ),
+    )
+
+
+def _write(run_id: str, **parts) -> SettlementWrite:
+    run = SettlementRun(
+        id=run_id,
+        period="2026-01",
+        start=NOW,
+        end=NOW + 31 * 86_400,
+        tz="UTC",
+        booked_at=NOW + 1,
+        evaluated=1,
+        settled=1,
+        held=0,
+        skipped=0,
+        transactions=len(parts.get("transactions", ())),
+        at=NOW + 1.0,
+    )
+    fields_ = {"transactions": (), "verdicts": (), "slots": (), "settled": (), "held": ()}
+    return SettlementWrite(run=run, bills=parts.pop("bills", ()), **{**fields_, **parts})
+
+
+def _verdict(offer_id: str, status: str, *, run_id: str = "r1", at: float = NOW + 1.0):
+    return OfferVerdict(
+        offer_id=offer_id,
+        period="2026-01",
+        agent="a",
+        device="plug",
+        status=status,
+        day="2026-01-01",
+        first_slot=NOW + 900,
+        end=NOW + 2700,
+        document=json.dumps({"offer_id": offer_id, "status": status}),
+        run_id=run_id,
+        evaluated_at=at,
+    )
+
+
+def _slot(offer_id: str, start: int, delivered: int, metered: int | None = 2000):
+    return SettlementSlot(
+        offer_id=offer_id,
+        start=start,
+        resolution_s=900,
+        default_wh=0,
+        baseline_wh=0,
+        scheduled_wh=2000,
+        metered_wh=metered,
+        delivered_wh=delivered,
+    )
+
+
+def test_a_settlement_is_written_in_one_transaction_and_read_back(store):
+    store.put_offers([offer_record("o1", state="executed"), offer_record("o2", state="executed")])
+    held = ReviewItem(
+        offer_id="o2",
+        period="2026-01",
+        agent="a",
+        device="plug",
+        reasons=("submeter_check: sub-meters exceed the main meter",),
+        status="held",
+        held_at=NOW + 1.0,
+        run_id="r1",
+    )
+    store.record_settlement(
+        _write(
+            "r1",
+            transactions=(_txn("offer:o1:reward", "2026-01-01", 32),),
+            verdicts=(_verdict("o1", "settled"), _verdict("o2", "held")),
+            slots=(_slot("o1", NOW + 900, 2000), _slot("o1", NOW + 1800, 1000, None)),
+            settled=("o1",),
+            held=(held,),
+            bills=(
+                StoredBill(
+                    party="a",
+                    period="2026-01",
+                    run_id="r1",
+                    issued_at=NOW + 1,
+                    total_cents=32,
+                    document="{}",
+                ),
+            ),
+        )
+    )
+    assert store.offer("o1").state == "settled"
+    assert store.offer("o2").state == "executed"
+    (t,) = store.ledger()
+    assert t == _txn("offer:o1:reward", "2026-01-01", 32)
+    assert sum(p.amount_cents for p in t.postings) == 0
+    assert [r.id for r in store.settlement_runs("2026-01")] == ["r1"]
+    assert [(v.offer_id, v.status) for v in store.offer_verdicts(period="2026-01")] == [
+        ("o1", "settled"),
+        ("o2", "held"),
+    ]
+    assert [v.offer_id for v in store.offer_verdicts(status="held")] == ["o2"]
+    slots = store.settlement_slots(start=NOW, end=NOW + 86_400)
+    assert [(s.start, s.delivered_wh, s.metered_wh) for s in slots] == [
+        (NOW + 900, 2000, 2000),
+        (NOW + 1800, 1000, None),
+    ]
+    assert store.review_items(status="held") == [held]
+    assert [(b.party, b.total_cents) for b in store.bills(period="2026-01")] == [("a", 32)]
+
+    # a correction is a new key; the verdict and slots of a re-evaluated offer are replaced,
+    # a held offer released and then settled leaves review
+    assert store.release_review(["o2", "unknown"], at=NOW + 2.0, note="checked") == 1
+    assert store.review_items()[0].status == "released"
+    store.record_settlement(
+        _write(
+            "r2",
+            transactions=(
+                _txn("offer:o1:reward#2", "2026-01-01", 5, run_id="r2"),
+                _txn("offer:o2:reward", "2026-01-01", 10, run_id="r2"),
+            ),
+            verdicts=(
+                _verdict("o2", "settled", run_id="r2"),
+                _verdict("o1", "settled", run_id="r2"),
+            ),
+            slots=(_slot("o1", NOW + 900, 1500),),
+            settled=("o2", "o1"),
+            bills=(
+                StoredBill(
+                    party="a",
+                    period="2026-01",
+                    run_id="r2",
+                    issued_at=NOW + 2,
+                    total_cents=47,
+                    document="{}",
+                ),
+            ),
+        )
+    )
+    assert [t.key for t in store.ledger()] == [
+        "offer:o1:reward",
+        "offer:o1:reward#2",
+        "offer:o2:reward",
+    ]
+    assert store.offer("o2").state == "settled"
+    assert [s.delivered_wh for s in store.settlement_slots(start=NOW, end=NOW + 86_400)] == [1500]
+    (item,) = store.review_items()
+    assert (item.status, item.note, item.released_at) == ("settled", "checked", NOW + 2.0)
+    assert [(b.run_id, b.total_cents) for b in store.bills(period="2026-01", party="a")] == [
+        ("r2", 47)
+    ]
+    assert [r.id for r in store.settlement_runs()] == ["r1", "r2"]
+
+
+def test_the_ledger_is_read_by_day_and_account(store):
+    store.record_settlement(
+        _write(
+            "r1",
+            transactions=(
+                _txn("k1", "2026-01-01", 10),
+                _txn("k2", "2026-01-02", 20, account="party:b"),
+                _txn("k3", "2026-01-03", 30),
+            ),
+        )
+    )
+    assert [t.key for t in store.ledger(day_from="2026-01-02")] == ["k2", "k3"]
+    assert [t.key for t in store.ledger(day_to="2026-01-02")] == ["k1", "k2"]
+    assert [t.key for t in store.ledger(account="party:a")] == ["k1", "k3"]
+    assert [t.key for t in store.ledger(account="aggregator:reward", day_to="2026-01-01")] == ["k1"]
+    (k2,) = store.ledger(account="party:b")
+    assert [p.amount_cents for p in k2.postings] == [20, -20]
+
+
+def test_a_ledger_key_is_never_written_twice_and_a_failed_run_leaves_nothing(store):
+    store.put_offers([offer_record("o1", state="executed")])
+    store.record_settlement(_write("r1", transactions=(_txn("k1", "2026-01-01", 10),)))
+    with pytest.raises(StoreError):
+        store.record_settlement(
+            _write(
+                "r2",
+                transactions=(_txn("k2", "2026-01-01", 5), _txn("k1", "2026-01-01", 99)),
+                settled=("o1",),
+                verdicts=(_verdict("o1", "settled", run_id="r2"),),
+            )
+        )
+    assert [t.key for t in store.ledger()] == ["k1"]
+    assert store.ledger()[0].postings[0].amount_cents == 10
+    assert store.offer("o1").state == "executed"
+    assert store.offer_verdicts() == []
+    assert [r.id for r in store.settlement_runs()] == ["r1"]
+
+
+def test_settlement_reads_offers_readings_and_quarantine_of_a_window(store):
+    store.put_offers(
+        [
+            offer_record("o1", state="executed"),
+            offer_record("o2", state="settled"),
+            offer_record("o3", state="assigned"),
+        ]
+    )
+    store.put_readings(
+        [
+            _reading("a", "plug", NOW + 900, 0.3, offer_id="o1"),
+            _reading("a", "plug", NOW + 1800, 0.4, offer_id=""),
+            _reading("b", "plug", NOW + 900, 0.1, offer_id=""),
+            _reading("a", "plug", NOW + 86_400, 0.9, offer_id=""),
+        ]
+    )
+    store.put_quarantined(
+        [
+            Quarantined(
+                agent="a",
+                device="plug",
+                start=NOW + 2700,
+                duration_s=900,
+                energy_kwh=99.0,
+                offer_id="o1",
+                code="implausible",
+                message="too much",
+                msg_id="m1",
+                received_at=NOW,
+            )
+        ]
+    )
+    window = {"start": NOW, "end": NOW + 86_400}
+    assert [o.id for o in store.delivered_offers(**window)] == ["o1", "o2"]
+    assert [o.id for o in store.delivered_offers(**window, states=("executed",))] == ["o1"]
+    assert store.delivered_offers(start=NOW + 10 * 900, end=NOW + 86_400) == []
+    got = store.readings_between(**window)
+    assert sorted((r.agent, r.start, r.offer_id) for r in got) == [
+        ("a", NOW + 900, "o1"),
+        ("a", NOW + 1800, ""),
+        ("b", NOW + 900, ""),
+    ]
+    assert [r.agent for r in store.readings_between(**window, agents=["b"])] == ["b"]
+    assert store.readings_between(**window, agents=[]) == []
+    (q,) = store.quarantined_between(**window, agents=["a"])
+    assert (q.start, q.code) == (NOW + 2700, "implausible")
+    assert store.quarantined_between(**window, agents=["b"]) == []
+
+
+def test_a_reading_that_arrives_after_its_offer_was_settled_names_it_for_a_recheck(store):
+    store.put_offers([offer_record("o1", state="executed")])
+    store.put_readings([_reading("a", "plug", NOW + 900, 0.3, offer_id="o1")])
+    store.record_settlement(
+        _write("r1", verdicts=(_verdict("o1", "settled", at=NOW + 10.0),), settled=("o1",))
+    )
+    assert store.late_readings("2026-01") == []
+    late = replace_row(_reading("a", "plug", NOW + 1800, 0.4, offer_id=""), received_at=NOW + 20)
+    outside = replace_row(_reading("a", "plug", NOW + 2700, 0.4, offer_id=""), received_at=NOW + 20)
+    store.put_readings([outside])
+    assert store.late_readings("2026-01") == []
+    store.put_readings([late])
+    assert store.late_readings("2026-01") == ["o1"]
+
+
+def test_counts_say_how_many_a_listing_without_a_limit_would_list(store):
+    store.put_offers([offer_record(f"o{i}") for i in range(5)] + [offer_record("p", "b")])
+    assert store.count_offers() == 6
+    assert store.count_offers(agent="a") == 5 and store.count_offers(states=["withdrawn"]) == 0
+    assert store.count_offers(start_from=NOW + 10 * 900) == 0
+    assert len(store.list_offers(limit=2)) == 2
+    assert store.acquire_lease("planner", "w", ttl_s=60)
+    store.add_schedules([new_schedule(f"o{i}") for i in range(5)], now=NOW, holder="w")
+    store.add_schedules([new_schedule("o0", start=NOW + 1800)], now=NOW, holder="w")
+    assert store.count_schedules() == 5
+    assert store.count_schedules(all_versions=True) == 6
+    assert store.count_schedules(offer_id="o0", all_versions=True) == 2
+    assert store.count_schedules(agent="b") == 0 and store.count_schedules(status="pending") == 5
+
+
+def test_readings_are_listed_by_agent_device_and_window(store):
+    store.put_readings(
+        [
+            _reading("a", "plug", NOW + 900, 0.2, offer_id="o1"),
+            _reading("a", "plug", NOW + 1800, 0.3, offer_id=""),
+            _reading("a", "hp", NOW + 900, 1.5, offer_id=""),
+            _reading("b", "plug", NOW, 0.1, offer_id=""),
+        ]
+    )
+    every = store.readings()
+    assert [(r.agent, r.device, r.start) for r in every] == [
+        ("a", "hp", NOW + 900),
+        ("a", "plug", NOW + 900),
+        ("a", "plug", NOW + 1800),
+        ("b", "plug", NOW),
+    ]
+    assert every[1].offer_id == "o1" and every[1].energy_kwh == 0.2
+    assert [r.agent for r in store.readings(device="plug", start=NOW + 900)] == ["a", "a"]
+    assert [r.start for r in store.readings(agent="a", device="plug", end=NOW + 1800)] == [
+        NOW + 900
+    ]
+    assert len(store.readings(limit=2)) == 2 and store.count_readings() == 4
+    assert store.count_readings(agent="b") == 1 and store.count_readings(start=NOW + 9000) == 0
+
+
+def test_offer_payloads_are_read_by_id(store):
+    store.put_offers([offer_record("o1"), offer_record("o2")])
+    got = store.offer_payloads(["o1", "o2", "nope"])
+    assert sorted(got) == ["o1", "o2"]
+    assert protocol.decode(got["o2"], expect="offer").body.id == "o2"
+    assert store.offer_payloads([]) == {}

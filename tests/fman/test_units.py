@@ -298,3 +298,24 @@ def test_an_equivalent_re_plan_changes_nothing_a_better_one_changes_what_differs
     )
     assert better.changed == better.changes_offered > 0 and better.gain > 0
     assert set(better.adopted) == {k for k in first if stability.differs(greedy[k], first[k], 0.01)}
+
+
+def test_refusals_are_summed_per_reason_between_two_readings_of_the_counters():
+    from cloud.fman import refusals
+
+    before = {refusals.key("meter", "implausible"): 2.0, "plan.runs": 3.0}
+    now = {
+        **before,
+        refusals.key("meter", "implausible"): 14.0,
+        refusals.key("meter", "unknown_device"): 6.0,
+        refusals.key("offer", "too_many_open"): 1.0,
+        refusals.key("schedule", ""): 1.0,
+        "plan.runs": 9.0,
+    }
+    assert refusals.summary(before, now) == (
+        "refused: 18 meter (implausible 12, unknown_device 6); "
+        "1 offer (too_many_open 1); 1 schedule (unknown 1)"
+    )
+    assert refusals.summary(now, now) is None and refusals.summary({}, {"plan.runs": 1}) is None
+    assert refusals.first_code('[{"code": "infeasible"}]') == "infeasible"
+    assert refusals.first_code("not json") == refusals.first_code("") == "unknown"

@@ -14,9 +14,11 @@ from ._rows import (
     AgentStatus,
     AgentSummary,
     Announcement,
+    ContractVersion,
     Counts,
     ExecutionSlot,
     IngestLog,
+    LedgerTransaction,
     LoggedMessage,
     MessageKey,
     NewSchedule,
@@ -25,12 +27,18 @@ from ._rows import (
     OfferRecord,
     OfferStateChange,
     OfferSummary,
+    OfferVerdict,
     PortfolioOffer,
     Quarantined,
     Reading,
     ReadingSpan,
+    ReviewItem,
     ScheduleAnswer,
     ScheduleKey,
+    SettlementRun,
+    SettlementSlot,
+    SettlementWrite,
+    StoredBill,
     StoredOffer,
     StoredSchedule,
 )
@@ -91,6 +99,10 @@ class StoreReader(Protocol):
 
     def offer(self, offer_id: str) -> StoredOffer | None: ...
 
+    def offer_payloads(self, ids: Collection[str]) -> dict[str, bytes]:
+        """The encoded offer message of each of ``ids`` that has one (tombstones do not)."""
+        ...
+
     def current_schedules(
         self, offer_ids: Collection[str] | None = None
     ) -> dict[str, StoredSchedule]:
@@ -136,6 +148,17 @@ class StoreReader(Protocol):
         ``start_to`` keep those whose start window overlaps ``[start_from, start_to]``."""
         ...
 
+    def count_offers(
+        self,
+        *,
+        agent: str | None = None,
+        states: Collection[str] = (),
+        start_from: int | None = None,
+        start_to: int | None = None,
+    ) -> int:
+        """How many offers :meth:`list_offers` would list without a limit."""
+        ...
+
     def schedules(
         self,
         *,
@@ -146,6 +169,17 @@ class StoreReader(Protocol):
         limit: int = 1000,
     ) -> list[StoredSchedule]:
         """Schedules in force (or every version), by start, offer and version."""
+        ...
+
+    def count_schedules(
+        self,
+        *,
+        offer_id: str | None = None,
+        agent: str | None = None,
+        status: str | None = None,
+        all_versions: bool = False,
+    ) -> int:
+        """How many schedules :meth:`schedules` would list without a limit."""
         ...
 
     def execution_of(self, offer_id: str) -> list[ExecutionSlot]:
@@ -163,6 +197,30 @@ class StoreReader(Protocol):
         its device during its schedule in force."""
         ...
 
+    def readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 1000,
+    ) -> list[Reading]:
+        """Readings kept, by agent, device and start, optionally of one agent or device and
+        starting in ``[start, end)``."""
+        ...
+
+    def count_readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> int:
+        """How many readings :meth:`readings` would list without a limit."""
+        ...
+
     def quarantined(
         self, *, agent: str | None = None, since: float | None = None, limit: int = 1000
     ) -> list[Quarantined]:
@@ -177,6 +235,65 @@ class StoreReader(Protocol):
     def stats(self) -> dict[str, dict[str, float]]:
         """Each worker's counters, as it last wrote them."""
         ...
+
+    # -- settlement ----------------------------------------------------------------------
+
+    def contracts(self, contract_id: str | None = None) -> list[ContractVersion]:
+        """Every version of every contract (or of ``contract_id``), by id and version."""
+        ...
+
+    def delivered_offers(
+        self, *, start: int, end: int, states: Collection[str] = ("executed", "settled")
+    ) -> list[StoredOffer]:
+        """Offers in ``states`` whose start window overlaps ``[start, end)``: those that can
+        have been delivered in a period (the settlement core keeps the ones that were)."""
+        ...
+
+    def readings_between(
+        self, *, start: int, end: int, agents: Collection[str] | None = None
+    ) -> list[Reading]:
+        """Readings that start in ``[start, end)``, of ``agents`` (or all)."""
+        ...
+
+    def quarantined_between(
+        self, *, start: int, end: int, agents: Collection[str] | None = None
+    ) -> list[Quarantined]:
+        """Readings set aside whose interval starts in ``[start, end)``, of ``agents``."""
+        ...
+
+    def ledger(
+        self,
+        *,
+        day_from: str | None = None,
+        day_to: str | None = None,
+        account: str | None = None,
+    ) -> list[LedgerTransaction]:
+        """Ledger transactions of the delivery days ``[day_from, day_to]`` (inclusive,
+        ``YYYY-MM-DD``), optionally only those with a posting on ``account``; by key."""
+        ...
+
+    def settlement_runs(self, period: str | None = None) -> list[SettlementRun]:
+        """Runs, oldest first."""
+        ...
+
+    def offer_verdicts(
+        self, *, period: str | None = None, status: str | None = None
+    ) -> list[OfferVerdict]: ...
+
+    def settlement_slots(self, *, start: int, end: int) -> list[SettlementSlot]:
+        """Slot rows of evaluated offers with their slot in ``[start, end)``."""
+        ...
+
+    def late_readings(self, period: str) -> list[str]:
+        """Offers of ``period`` settled before a reading of their device within their slots
+        arrived: a run evaluates them again."""
+        ...
+
+    def bills(self, *, period: str, party: str | None = None) -> list[StoredBill]:
+        """The latest bill of each party (or of ``party``) for ``period``."""
+        ...
+
+    def review_items(self, *, status: str | None = None) -> list[ReviewItem]: ...
 
 
 class Store(StoreReader, Protocol):
@@ -294,3 +411,22 @@ class Store(StoreReader, Protocol):
     # -- counters --------------------------------------------------------------------------
 
     def put_stats(self, worker: str, values: Mapping[str, float], *, at: float) -> None: ...
+
+    # -- settlement --------------------------------------------------------------------------
+
+    def add_contract(self, row: ContractVersion) -> bool:
+        """Keep a contract version; ``False`` if that ``(id, version)`` is already kept (the
+        caller checks it is the same content: a version is never edited)."""
+        ...
+
+    def record_settlement(self, row: SettlementWrite) -> None:
+        """Write what a run decided, in one transaction: its run row, new ledger transactions
+        (a key already kept is an error: corrections have keys of their own), the verdicts
+        and slot rows of the offers it evaluated (replacing earlier ones), the offers it
+        settled moved from ``executed`` to ``settled`` (and their review items marked
+        settled), the offers it held put up for review, and the bills it issued."""
+        ...
+
+    def release_review(self, offer_ids: Collection[str], *, at: float, note: str = "") -> int:
+        """Mark held offers as reviewed, so the next run settles them; returns how many."""
+        ...

@@ -126,6 +126,47 @@ STEPS: tuple[Step, ...] = (
             "CREATE INDEX IF NOT EXISTS idx_quarantine_received_at ON quarantine (received_at)",
         ),
     ),
+    Step(
+        version=7,
+        description="settlement: contract versions, runs, the ledger and its postings, the "
+        "verdict per offer and slot, bills, offers held for review",
+        sql=(
+            # a contract is never edited: a change, or its end, is a new version row
+            "CREATE TABLE contracts (id TEXT, version {int}, party TEXT NOT NULL, "
+            "valid_from {int} NOT NULL, valid_until {int}, mode TEXT NOT NULL, "
+            "document TEXT NOT NULL, added_at {real}, PRIMARY KEY (id, version))",
+            "CREATE INDEX idx_contracts_party ON contracts (party)",
+            "CREATE TABLE settlement_runs (id TEXT PRIMARY KEY, period TEXT NOT NULL, "
+            "start {int} NOT NULL, end_ {int} NOT NULL, tz TEXT NOT NULL, "
+            "booked_at {int} NOT NULL, evaluated {int}, settled {int}, held {int}, "
+            "skipped {int}, transactions {int}, at {real})",
+            "CREATE INDEX idx_settlement_runs_period ON settlement_runs (period)",
+            # double entry in integer cents: a correction is a new key, never an update
+            "CREATE TABLE ledger (key TEXT PRIMARY KEY, base TEXT NOT NULL, kind TEXT NOT NULL, "
+            "day TEXT NOT NULL, booked_at {int} NOT NULL, account TEXT NOT NULL, "
+            "offer_id TEXT, award TEXT, contract_id TEXT, contract_version {int}, "
+            "quantity {int}, unit TEXT, rate TEXT, memo TEXT, run_id TEXT NOT NULL)",
+            "CREATE INDEX idx_ledger_day ON ledger (day)",
+            "CREATE TABLE postings (key TEXT, n {int}, account TEXT NOT NULL, "
+            "amount_cents {int} NOT NULL, PRIMARY KEY (key, n))",
+            "CREATE INDEX idx_postings_account ON postings (account)",
+            "CREATE TABLE settlement_offers (offer_id TEXT PRIMARY KEY, period TEXT NOT NULL, "
+            "agent TEXT NOT NULL, device TEXT NOT NULL, status TEXT NOT NULL, day TEXT, "
+            "first_slot {int}, end_ {int}, document TEXT NOT NULL, run_id TEXT NOT NULL, "
+            "evaluated_at {real})",
+            "CREATE INDEX idx_settlement_offers_period ON settlement_offers (period, status)",
+            "CREATE TABLE settlement_slots (offer_id TEXT, start {int}, resolution_s {int}, "
+            "default_wh {int}, baseline_wh {int}, scheduled_wh {int}, metered_wh {int}, "
+            "delivered_wh {int}, PRIMARY KEY (offer_id, start))",
+            "CREATE INDEX idx_settlement_slots_start ON settlement_slots (start)",
+            "CREATE TABLE bills (party TEXT, period TEXT, run_id TEXT, issued_at {int}, "
+            "total_cents {int}, document TEXT NOT NULL, PRIMARY KEY (party, period, run_id))",
+            "CREATE TABLE review (offer_id TEXT PRIMARY KEY, period TEXT NOT NULL, "
+            "agent TEXT, device TEXT, reasons TEXT, status TEXT NOT NULL, held_at {real}, "
+            "run_id TEXT, released_at {real}, note TEXT)",
+            "CREATE INDEX idx_review_status ON review (status)",
+        ),
+    ),
 )
 
 LATEST = STEPS[-1].version

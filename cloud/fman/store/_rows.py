@@ -343,3 +343,153 @@ class IngestLog:
     per_worker: dict[str, int]
     first_at: float | None
     last_at: float | None
+
+
+# -- settlement ------------------------------------------------------------------------------
+#
+# The store keeps what :mod:`cloud.settle` decides without importing it: contract documents
+# and verdicts as JSON text, the ledger as its columns. ``cloud.fman.settlement`` converts.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContractVersion:
+    """One version of one contract, never edited: a change or an end is a new version."""
+
+    id: str
+    version: int
+    party: str
+    valid_from: int
+    valid_until: int | None
+    mode: str
+    #: the whole contract as JSON (``cloud.settle.contract_to_dict``)
+    document: str
+    #: when it was added, on the adder's clock
+    added_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostingRow:
+    account: str
+    amount_cents: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerTransaction:
+    """A ledger transaction with its postings (they sum to zero; the settlement core checks
+    that before anything is written). ``rate`` is the exact decimal as text, empty if none."""
+
+    key: str
+    base: str
+    kind: str
+    day: str
+    booked_at: int
+    account: str
+    offer_id: str = ""
+    award: str = ""
+    contract_id: str = ""
+    contract_version: int = 0
+    quantity: int = 0
+    unit: str = ""
+    rate: str = ""
+    memo: str = ""
+    #: the settlement run that wrote it
+    run_id: str
+    postings: tuple[PostingRow, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettlementRun:
+    """One settlement run over a period, and what it did."""
+
+    id: str
+    period: str
+    start: int
+    end: int
+    tz: str
+    #: the run's clock: the booking time of what it wrote
+    booked_at: int
+    evaluated: int
+    settled: int
+    held: int
+    skipped: int
+    transactions: int
+    #: wall time it was recorded
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfferVerdict:
+    """The latest settlement verdict on one offer (``settled`` or ``held``), as JSON."""
+
+    offer_id: str
+    period: str
+    agent: str
+    device: str
+    status: str
+    day: str
+    #: the offer's slots: the first, and the end of the last
+    first_slot: int
+    end: int
+    document: str
+    run_id: str
+    evaluated_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettlementSlot:
+    """One slot of one evaluated offer in Wh: the row the KPIs are computed from."""
+
+    offer_id: str
+    start: int
+    resolution_s: int
+    default_wh: int
+    baseline_wh: int
+    scheduled_wh: int
+    metered_wh: int | None
+    delivered_wh: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredBill:
+    """A bill as a run issued it (the JSON of ``cloud.settle.bill_json``); a run that changes
+    a party's ledger issues a new one, the earlier ones stay."""
+
+    party: str
+    period: str
+    run_id: str
+    issued_at: int
+    total_cents: int
+    document: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewItem:
+    """An offer whose settlement is held for review, with the reasons; ``released`` by an
+    operator (the next run settles it), or ``settled`` once a run has."""
+
+    offer_id: str
+    period: str
+    agent: str
+    device: str
+    reasons: tuple[str, ...]
+    #: ``held``, ``released`` or ``settled``
+    status: str
+    held_at: float
+    run_id: str
+    released_at: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettlementWrite:
+    """Everything one settlement run writes, in one transaction."""
+
+    run: SettlementRun
+    transactions: tuple[LedgerTransaction, ...]
+    verdicts: tuple[OfferVerdict, ...]
+    slots: tuple[SettlementSlot, ...]
+    #: offers to move from ``executed`` to ``settled``
+    settled: tuple[str, ...]
+    #: offers held by this run (their review rows are kept or refreshed)
+    held: tuple[ReviewItem, ...]
+    bills: tuple[StoredBill, ...]

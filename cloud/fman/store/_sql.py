@@ -30,9 +30,11 @@ from ._rows import (
     AgentStatus,
     AgentSummary,
     Announcement,
+    ContractVersion,
     Counts,
     ExecutionSlot,
     IngestLog,
+    LedgerTransaction,
     LoggedMessage,
     MessageKey,
     NewSchedule,
@@ -41,12 +43,19 @@ from ._rows import (
     OfferRecord,
     OfferStateChange,
     OfferSummary,
+    OfferVerdict,
     PortfolioOffer,
+    PostingRow,
     Quarantined,
     Reading,
     ReadingSpan,
+    ReviewItem,
     ScheduleAnswer,
     ScheduleKey,
+    SettlementRun,
+    SettlementSlot,
+    SettlementWrite,
+    StoredBill,
     StoredOffer,
     StoredSchedule,
 )
@@ -413,6 +422,14 @@ class SqlStore:
             params = [*params, deadline_after]
         return [_stored_offer(r) for r in self._rows(sql, params)]
 
+    def offer_payloads(self, ids: Collection[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for cond, params in self._in("id", tuple(ids)):
+            for r in self._rows(f"SELECT id, payload FROM offers WHERE {cond}", params):
+                if r["payload"]:
+                    out[r["id"]] = bytes(r["payload"])
+        return out
+
     def offer(self, offer_id: str) -> StoredOffer | None:
         rows = self._rows("SELECT * FROM offers WHERE id=?", (offer_id,))
         return _stored_offer(rows[0]) if rows else None
@@ -684,22 +701,9 @@ class SqlStore:
         start_to: int | None = None,
         limit: int = 1000,
     ) -> list[OfferSummary]:
-        where, params = ["revision >= 0"], []
-        if agent:
-            where.append("issuer = ?")
-            params.append(agent)
-        if states:
-            ((cond, state_params),) = self._in("state", tuple(states))
-            where.append(cond)
-            params.extend(state_params)
-        if start_from is not None:
-            where.append("start_before >= ?")
-            params.append(start_from)
-        if start_to is not None:
-            where.append("start_after <= ?")
-            params.append(start_to)
+        where, params = self._offer_filter(agent, states, start_from, start_to)
         rows = self._rows(
-            f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM offers WHERE {' AND '.join(where)} "
+            f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM offers WHERE {where} "
             "ORDER BY start_after DESC, id LIMIT ?",
             [*params, limit],
         )
@@ -716,6 +720,40 @@ class SqlStore:
             for r in rows
         ]
 
+    def count_offers(
+        self,
+        *,
+        agent: str | None = None,
+        states: Collection[str] = (),
+        start_from: int | None = None,
+        start_to: int | None = None,
+    ) -> int:
+        where, params = self._offer_filter(agent, states, start_from, start_to)
+        return int(self._one(f"SELECT count(*) AS n FROM offers WHERE {where}", params)["n"])
+
+    def _offer_filter(
+        self,
+        agent: str | None,
+        states: Collection[str],
+        start_from: int | None,
+        start_to: int | None,
+    ) -> tuple[str, list[Any]]:
+        where, params = ["revision >= 0"], []
+        if agent:
+            where.append("issuer = ?")
+            params.append(agent)
+        if states:
+            ((cond, state_params),) = self._in("state", tuple(states))
+            where.append(cond)
+            params.extend(state_params)
+        if start_from is not None:
+            where.append("start_before >= ?")
+            params.append(start_from)
+        if start_to is not None:
+            where.append("start_after <= ?")
+            params.append(start_to)
+        return " AND ".join(where), params
+
     def schedules(
         self,
         *,
@@ -725,27 +763,32 @@ class SqlStore:
         all_versions: bool = False,
         limit: int = 1000,
     ) -> list[StoredSchedule]:
-        where, params = [], []
-        if not all_versions:
-            where.append("s.version = o.schedule_version")
-        if offer_id:
-            where.append("s.offer_id = ?")
-            params.append(offer_id)
-        if agent:
-            where.append("s.issuer = ?")
-            params.append(agent)
-        if status:
-            where.append("s.status = ?")
-            params.append(status)
+        where, params = _schedule_filter(offer_id, agent, status, all_versions)
         rows = self._rows(
             f"SELECT {_SCHEDULE_COLUMNS}, o.assignment_before AS deadline, "
             "s.version = o.schedule_version AS in_force "
-            "FROM schedules s JOIN offers o ON o.id = s.offer_id"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY s.start, s.offer_id, s.version LIMIT ?",
+            f"FROM schedules s JOIN offers o ON o.id = s.offer_id WHERE {where}"
+            " ORDER BY s.start, s.offer_id, s.version LIMIT ?",
             [*params, limit],
         )
         return [_schedule(r) for r in rows]
+
+    def count_schedules(
+        self,
+        *,
+        offer_id: str | None = None,
+        agent: str | None = None,
+        status: str | None = None,
+        all_versions: bool = False,
+    ) -> int:
+        where, params = _schedule_filter(offer_id, agent, status, all_versions)
+        return int(
+            self._one(
+                "SELECT count(*) AS n FROM schedules s JOIN offers o ON o.id = s.offer_id "
+                f"WHERE {where}",
+                params,
+            )["n"]
+        )
 
     def execution_of(self, offer_id: str) -> list[ExecutionSlot]:
         return [
@@ -819,6 +862,45 @@ class SqlStore:
         )
         return [_span(r) for r in rows]
 
+    def readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 1000,
+    ) -> list[Reading]:
+        where, params = _reading_filter(agent, device, start, end)
+        rows = self._rows(
+            "SELECT agent, device, start, duration_s, energy_kwh, offer_id, received_at "
+            f"FROM readings WHERE {where} ORDER BY agent, device, start LIMIT ?",
+            [*params, limit],
+        )
+        return [
+            Reading(
+                agent=r["agent"],
+                device=r["device"],
+                start=int(r["start"]),
+                duration_s=int(r["duration_s"]),
+                energy_kwh=float(r["energy_kwh"]),
+                offer_id=r["offer_id"] or "",
+                received_at=float(r["received_at"] or 0.0),
+            )
+            for r in rows
+        ]
+
+    def count_readings(
+        self,
+        *,
+        agent: str | None = None,
+        device: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> int:
+        where, params = _reading_filter(agent, device, start, end)
+        return int(self._one(f"SELECT count(*) AS n FROM readings WHERE {where}", params)["n"])
+
     def quarantined(
         self, *, agent: str | None = None, since: float | None = None, limit: int = 1000
     ) -> list[Quarantined]:
@@ -836,21 +918,7 @@ class SqlStore:
             + " ORDER BY received_at DESC, agent, device, start LIMIT ?",
             [*params, limit],
         )
-        return [
-            Quarantined(
-                agent=r["agent"],
-                device=r["device"],
-                start=r["start"],
-                duration_s=r["duration_s"],
-                energy_kwh=r["energy_kwh"],
-                offer_id=r["offer_id"] or "",
-                code=r["code"] or "",
-                message=r["message"] or "",
-                msg_id=r["msg_id"] or "",
-                received_at=r["received_at"] or 0.0,
-            )
-            for r in rows
-        ]
+        return [_quarantined(r) for r in rows]
 
     def counts(self) -> Counts:
         offers = {
@@ -904,6 +972,430 @@ class SqlStore:
             last_at=max(lasts) if lasts else None,
         )
 
+    # -- settlement: reads -----------------------------------------------------------------
+
+    def contracts(self, contract_id: str | None = None) -> list[ContractVersion]:
+        where, params = ("WHERE id = ?", [contract_id]) if contract_id else ("", [])
+        return [
+            ContractVersion(**r)
+            for r in self._rows(
+                "SELECT id, version, party, valid_from, valid_until, mode, document, added_at "
+                f"FROM contracts {where} ORDER BY id, version",
+                params,
+            )
+        ]
+
+    def delivered_offers(
+        self, *, start: int, end: int, states: Collection[str] = ("executed", "settled")
+    ) -> list[StoredOffer]:
+        ((cond, params),) = self._in("state", tuple(states))
+        return [
+            _stored_offer(r)
+            for r in self._rows(
+                f"SELECT * FROM offers WHERE {cond} AND revision >= 0 AND start_after < ? "
+                "AND start_before >= ? ORDER BY id",
+                [*params, end, start],
+            )
+        ]
+
+    def readings_between(
+        self, *, start: int, end: int, agents: Collection[str] | None = None
+    ) -> list[Reading]:
+        sql = (
+            "SELECT agent, device, start, duration_s, energy_kwh, offer_id, received_at "
+            "FROM readings WHERE start >= ? AND start < ?"
+        )
+        parts = (
+            [("", [])]
+            if agents is None
+            else [(f" AND {c}", p) for c, p in self._in("agent", set(agents))]
+        )
+        out: list[Reading] = []
+        for cond, params in parts:
+            for r in self._rows(sql + cond, [start, end, *params]):
+                out.append(
+                    Reading(
+                        agent=r["agent"],
+                        device=r["device"],
+                        start=r["start"],
+                        duration_s=r["duration_s"],
+                        energy_kwh=r["energy_kwh"],
+                        offer_id=r["offer_id"] or "",
+                        received_at=r["received_at"] or 0.0,
+                    )
+                )
+        return out
+
+    def quarantined_between(
+        self, *, start: int, end: int, agents: Collection[str] | None = None
+    ) -> list[Quarantined]:
+        sql = (
+            "SELECT agent, device, start, duration_s, energy_kwh, offer_id, code, message, "
+            "msg_id, received_at FROM quarantine WHERE start >= ? AND start < ?"
+        )
+        parts = (
+            [("", [])]
+            if agents is None
+            else [(f" AND {c}", p) for c, p in self._in("agent", set(agents))]
+        )
+        return [
+            _quarantined(r)
+            for cond, params in parts
+            for r in self._rows(sql + cond, [start, end, *params])
+        ]
+
+    def ledger(
+        self,
+        *,
+        day_from: str | None = None,
+        day_to: str | None = None,
+        account: str | None = None,
+    ) -> list[LedgerTransaction]:
+        where, params = [], []
+        if day_from is not None:
+            where.append("l.day >= ?")
+            params.append(day_from)
+        if day_to is not None:
+            where.append("l.day <= ?")
+            params.append(day_to)
+        if account is not None:
+            where.append("l.key IN (SELECT key FROM postings WHERE account = ?)")
+            params.append(account)
+        cond = f" WHERE {' AND '.join(where)}" if where else ""
+        postings: dict[str, list[PostingRow]] = {}
+        for r in self._rows(
+            f"SELECT p.key, p.account, p.amount_cents FROM postings p JOIN ledger l "
+            f"ON l.key = p.key{cond} ORDER BY p.key, p.n",
+            params,
+        ):
+            postings.setdefault(r["key"], []).append(
+                PostingRow(account=r["account"], amount_cents=int(r["amount_cents"]))
+            )
+        return [
+            LedgerTransaction(
+                key=r["key"],
+                base=r["base"],
+                kind=r["kind"],
+                day=r["day"],
+                booked_at=int(r["booked_at"]),
+                account=r["account"],
+                offer_id=r["offer_id"] or "",
+                award=r["award"] or "",
+                contract_id=r["contract_id"] or "",
+                contract_version=int(r["contract_version"] or 0),
+                quantity=int(r["quantity"] or 0),
+                unit=r["unit"] or "",
+                rate=r["rate"] or "",
+                memo=r["memo"] or "",
+                run_id=r["run_id"],
+                postings=tuple(postings.get(r["key"], ())),
+            )
+            for r in self._rows(f"SELECT * FROM ledger l{cond} ORDER BY l.key", params)
+        ]
+
+    def settlement_runs(self, period: str | None = None) -> list[SettlementRun]:
+        where, params = ("WHERE period = ?", [period]) if period else ("", [])
+        return [
+            SettlementRun(
+                id=r["id"],
+                period=r["period"],
+                start=r["start"],
+                end=r["end_"],
+                tz=r["tz"],
+                booked_at=r["booked_at"],
+                evaluated=r["evaluated"] or 0,
+                settled=r["settled"] or 0,
+                held=r["held"] or 0,
+                skipped=r["skipped"] or 0,
+                transactions=r["transactions"] or 0,
+                at=r["at"] or 0.0,
+            )
+            for r in self._rows(f"SELECT * FROM settlement_runs {where} ORDER BY at, id", params)
+        ]
+
+    def offer_verdicts(
+        self, *, period: str | None = None, status: str | None = None
+    ) -> list[OfferVerdict]:
+        where, params = [], []
+        if period is not None:
+            where.append("period = ?")
+            params.append(period)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        return [
+            OfferVerdict(
+                offer_id=r["offer_id"],
+                period=r["period"],
+                agent=r["agent"],
+                device=r["device"],
+                status=r["status"],
+                day=r["day"] or "",
+                first_slot=r["first_slot"] or 0,
+                end=r["end_"] or 0,
+                document=r["document"],
+                run_id=r["run_id"],
+                evaluated_at=r["evaluated_at"] or 0.0,
+            )
+            for r in self._rows(
+                "SELECT * FROM settlement_offers"
+                + (f" WHERE {' AND '.join(where)}" if where else "")
+                + " ORDER BY first_slot, offer_id",
+                params,
+            )
+        ]
+
+    def settlement_slots(self, *, start: int, end: int) -> list[SettlementSlot]:
+        return [
+            SettlementSlot(**r)
+            for r in self._rows(
+                "SELECT offer_id, start, resolution_s, default_wh, baseline_wh, scheduled_wh, "
+                "metered_wh, delivered_wh FROM settlement_slots WHERE start >= ? AND start < ? "
+                "ORDER BY start, offer_id",
+                (start, end),
+            )
+        ]
+
+    def late_readings(self, period: str) -> list[str]:
+        rows = self._rows(
+            "SELECT v.offer_id FROM settlement_offers v WHERE v.period = ? "
+            "AND v.status = 'settled' AND EXISTS (SELECT 1 FROM readings r "
+            "WHERE r.agent = v.agent AND r.start >= v.first_slot AND r.start < v.end_ "
+            "AND r.received_at > v.evaluated_at) ORDER BY v.offer_id",
+            (period,),
+        )
+        return [r["offer_id"] for r in rows]
+
+    def bills(self, *, period: str, party: str | None = None) -> list[StoredBill]:
+        where, params = "period = ?", [period]
+        if party is not None:
+            where += " AND party = ?"
+            params.append(party)
+        latest: dict[str, StoredBill] = {}
+        for r in self._rows(
+            f"SELECT * FROM bills WHERE {where} ORDER BY issued_at, run_id", params
+        ):
+            latest[r["party"]] = StoredBill(**r)
+        return [latest[p] for p in sorted(latest)]
+
+    def review_items(self, *, status: str | None = None) -> list[ReviewItem]:
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        return [
+            ReviewItem(
+                offer_id=r["offer_id"],
+                period=r["period"],
+                agent=r["agent"] or "",
+                device=r["device"] or "",
+                reasons=tuple(json.loads(r["reasons"] or "[]")),
+                status=r["status"],
+                held_at=r["held_at"] or 0.0,
+                run_id=r["run_id"] or "",
+                released_at=r["released_at"],
+                note=r["note"] or "",
+            )
+            for r in self._rows(f"SELECT * FROM review {where} ORDER BY period, offer_id", params)
+        ]
+
+    # -- settlement: writes ----------------------------------------------------------------
+
+    def add_contract(self, row: ContractVersion) -> bool:
+        with self.write(offers=()):
+            return (
+                self._exec(
+                    "INSERT INTO contracts(id, version, party, valid_from, valid_until, mode, "
+                    "document, added_at) VALUES (?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (id, version) DO NOTHING",
+                    (
+                        row.id,
+                        row.version,
+                        row.party,
+                        row.valid_from,
+                        row.valid_until,
+                        row.mode,
+                        row.document,
+                        row.added_at,
+                    ),
+                )
+                > 0
+            )
+
+    def record_settlement(self, row: SettlementWrite) -> None:
+        run = row.run
+        with self.write():
+            self._exec(
+                "INSERT INTO settlement_runs(id, period, start, end_, tz, booked_at, evaluated, "
+                "settled, held, skipped, transactions, at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run.id,
+                    run.period,
+                    run.start,
+                    run.end,
+                    run.tz,
+                    run.booked_at,
+                    run.evaluated,
+                    run.settled,
+                    run.held,
+                    run.skipped,
+                    run.transactions,
+                    run.at,
+                ),
+            )
+            self._many(
+                "INSERT INTO ledger(key, base, kind, day, booked_at, account, offer_id, award, "
+                "contract_id, contract_version, quantity, unit, rate, memo, run_id) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        t.key,
+                        t.base,
+                        t.kind,
+                        t.day,
+                        t.booked_at,
+                        t.account,
+                        t.offer_id,
+                        t.award,
+                        t.contract_id,
+                        t.contract_version,
+                        t.quantity,
+                        t.unit,
+                        t.rate,
+                        t.memo,
+                        t.run_id,
+                    )
+                    for t in row.transactions
+                ],
+            )
+            self._many(
+                "INSERT INTO postings(key, n, account, amount_cents) VALUES (?,?,?,?)",
+                [
+                    (t.key, n, p.account, p.amount_cents)
+                    for t in row.transactions
+                    for n, p in enumerate(t.postings)
+                ],
+            )
+            ids = [v.offer_id for v in row.verdicts]
+            for cond, params in self._in("offer_id", ids):
+                self._exec(f"DELETE FROM settlement_slots WHERE {cond}", params)
+            self._many(
+                "INSERT INTO settlement_offers(offer_id, period, agent, device, status, day, "
+                "first_slot, end_, document, run_id, evaluated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (offer_id) DO UPDATE SET period=excluded.period, "
+                "status=excluded.status, day=excluded.day, first_slot=excluded.first_slot, "
+                "end_=excluded.end_, document=excluded.document, run_id=excluded.run_id, "
+                "evaluated_at=excluded.evaluated_at",
+                [
+                    (
+                        v.offer_id,
+                        v.period,
+                        v.agent,
+                        v.device,
+                        v.status,
+                        v.day,
+                        v.first_slot,
+                        v.end,
+                        v.document,
+                        v.run_id,
+                        v.evaluated_at,
+                    )
+                    for v in row.verdicts
+                ],
+            )
+            self._many(
+                "INSERT INTO settlement_slots(offer_id, start, resolution_s, default_wh, "
+                "baseline_wh, scheduled_wh, metered_wh, delivered_wh) VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        s.offer_id,
+                        s.start,
+                        s.resolution_s,
+                        s.default_wh,
+                        s.baseline_wh,
+                        s.scheduled_wh,
+                        s.metered_wh,
+                        s.delivered_wh,
+                    )
+                    for s in row.slots
+                ],
+            )
+            self._many(
+                "UPDATE offers SET state='settled', updated_at=? WHERE id=? AND state='executed'",
+                [(run.at, oid) for oid in row.settled],
+            )
+            self._many(
+                "UPDATE review SET status='settled', run_id=? WHERE offer_id=? "
+                "AND status <> 'settled'",
+                [(run.id, v.offer_id) for v in row.verdicts if v.status == "settled"],
+            )
+            self._many(
+                "INSERT INTO review(offer_id, period, agent, device, reasons, status, held_at, "
+                "run_id, released_at, note) VALUES (?,?,?,?,?,'held',?,?,NULL,'') "
+                "ON CONFLICT (offer_id) DO UPDATE SET reasons=excluded.reasons, "
+                "run_id=excluded.run_id, status=CASE WHEN review.status = 'settled' "
+                "THEN 'held' ELSE review.status END",
+                [
+                    (
+                        h.offer_id,
+                        h.period,
+                        h.agent,
+                        h.device,
+                        json.dumps(list(h.reasons)),
+                        h.held_at,
+                        h.run_id,
+                    )
+                    for h in row.held
+                ],
+            )
+            self._many(
+                "INSERT INTO bills(party, period, run_id, issued_at, total_cents, document) "
+                "VALUES (?,?,?,?,?,?)",
+                [
+                    (b.party, b.period, b.run_id, b.issued_at, b.total_cents, b.document)
+                    for b in row.bills
+                ],
+            )
+
+    def release_review(self, offer_ids: Collection[str], *, at: float, note: str = "") -> int:
+        with self.write():
+            return self._many(
+                "UPDATE review SET status='released', released_at=?, note=? "
+                "WHERE offer_id=? AND status='held'",
+                [(at, note, oid) for oid in offer_ids],
+            )
+
+
+def _reading_filter(
+    agent: str | None, device: str | None, start: int | None, end: int | None
+) -> tuple[str, list[Any]]:
+    where, params = ["1 = 1"], []
+    for cond, value in (
+        ("agent = ?", agent),
+        ("device = ?", device),
+        ("start >= ?", start),
+        ("start < ?", end),
+    ):
+        if value is not None:
+            where.append(cond)
+            params.append(value)
+    return " AND ".join(where), params
+
+
+def _schedule_filter(
+    offer_id: str | None, agent: str | None, status: str | None, all_versions: bool
+) -> tuple[str, list[Any]]:
+    where, params = ["1 = 1"], []
+    if not all_versions:
+        where.append("s.version = o.schedule_version")
+    if offer_id:
+        where.append("s.offer_id = ?")
+        params.append(offer_id)
+    if agent:
+        where.append("s.issuer = ?")
+        params.append(agent)
+    if status:
+        where.append("s.status = ?")
+        params.append(status)
+    return " AND ".join(where), params
+
 
 def not_fman(where: str, problem: str) -> str:
     return (
@@ -955,6 +1447,21 @@ def _schedule(r: Row) -> StoredSchedule:
         in_force=bool(r.get("in_force", True)),
         worker=r.get("worker") or "",
         created_at=r.get("created_at") or 0.0,
+    )
+
+
+def _quarantined(r: Row) -> Quarantined:
+    return Quarantined(
+        agent=r["agent"],
+        device=r["device"],
+        start=r["start"],
+        duration_s=r["duration_s"],
+        energy_kwh=r["energy_kwh"],
+        offer_id=r["offer_id"] or "",
+        code=r["code"] or "",
+        message=r["message"] or "",
+        msg_id=r["msg_id"] or "",
+        received_at=r["received_at"] or 0.0,
     )
 
 

@@ -1,0 +1,44 @@
+// Sortable tables: a click on a column's title sorts the rows by it (again: the other way).
+// Cells may carry their raw value in data-v (numbers, UNIX times); columns whose th says
+// data-type="number" compare as numbers. No library, no network.
+"use strict";
+(function () {
+  function value(row, i, numeric) {
+    const cell = row.cells[i];
+    if (!cell) return numeric ? -Infinity : "";
+    const raw = cell.dataset.v !== undefined ? cell.dataset.v : cell.textContent.trim();
+    if (!numeric) return raw.toLowerCase();
+    const n = parseFloat(raw);
+    return Number.isNaN(n) ? -Infinity : n;
+  }
+  function sortBy(table, th, index) {
+    const numeric = th.dataset.type === "number";
+    const ascending = th.getAttribute("aria-sort") !== "ascending";
+    for (const other of th.parentElement.children) other.removeAttribute("aria-sort");
+    th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+    const body = table.tBodies[0];
+    const rows = Array.from(body.rows).filter((r) => !r.querySelector("td.empty"));
+    rows.sort((a, b) => {
+      const x = value(a, index, numeric), y = value(b, index, numeric);
+      const c = x < y ? -1 : x > y ? 1 : 0;
+      return ascending ? c : -c;
+    });
+    for (const r of rows) body.appendChild(r);
+  }
+  function setUp() {
+    for (const table of document.querySelectorAll("table.sortable")) {
+      const ths = table.tHead ? table.tHead.rows[0].cells : [];
+      Array.from(ths).forEach((th, index) => {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = th.textContent;
+        button.title = "sort by " + th.textContent;
+        th.textContent = "";
+        th.appendChild(button);
+        button.addEventListener("click", () => sortBy(table, th, index));
+      });
+    }
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setUp);
+  else setUp();
+})();

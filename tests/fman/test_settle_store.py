@@ -1,0 +1,413 @@
+"""Settlement end to end on a real store (SQLite and PostgreSQL): contracts added with
+``atp contract``, offers, schedules and readings stored through the store's own methods,
+``atp settle`` run twice, and the bills and KPIs checked against figures worked by hand
+(docs/settlement.md, examples 1 and 3)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import protocol
+from cloud.cli import main as cli_main
+from cloud.fman import open_store
+from cloud.fman.store import (
+    NewSchedule,
+    OfferRecord,
+    Quarantined,
+    Reading,
+    ScheduleAnswer,
+)
+from protocol import DefaultSchedule, FlexOffer, PriceBounds, Prices, Profile
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "contracts"
+DAY = int(datetime(2026, 11, 5, tzinfo=UTC).timestamp())
+BOOKED = int(datetime(2026, 12, 1, 1, tzinfo=UTC).timestamp())
+Q = 900
+
+
+def at(hour: int, minute: int = 0) -> int:
+    return DAY + hour * 3600 + minute * 60
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "fman.db")
+    return request.getfixturevalue("pg_url")
+
+
+def atp(*args: str) -> str:
+    result = CliRunner().invoke(cli_main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def atp_fails(*args: str) -> str:
+    result = CliRunner().invoke(cli_main, list(args))
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def _offer(
+    oid: str,
+    agent: str,
+    device: str,
+    *,
+    mode: str,
+    default: list[float],
+    start: int,
+    window: tuple[int, int],
+    prices: Prices | None,
+) -> FlexOffer:
+    n = len(default)
+    return FlexOffer(
+        id=oid,
+        issuer=agent,
+        device=device,
+        mode=mode,
+        created_at=start - 86_400,
+        acceptance_before=start - 7200,
+        assignment_before=start - 3600,
+        start_after=window[0],
+        start_before=window[1],
+        profiles=[Profile(lower_kwh=[-3.0] * n, upper_kwh=[3.0] * n)],
+        default=DefaultSchedule(start=start, energy_kwh=default),
+        prices=prices,
+    )
+
+
+def _record(o: FlexOffer) -> OfferRecord:
+    return OfferRecord(
+        id=o.id,
+        issuer=o.issuer,
+        revision=0,
+        state="accepted",
+        received_at=o.created_at,
+        updated_at=o.created_at,
+        worker="w1",
+        device=o.device,
+        mode=o.mode,
+        created_at=o.created_at,
+        acceptance_before=o.acceptance_before,
+        assignment_before=o.assignment_before,
+        start_after=o.start_after,
+        start_before=o.start_before,
+        n_slots=len(o.default.energy_kwh),
+        resolution_s=Q,
+        payload=protocol.encode(o, ts=o.created_at),
+    )
+
+
+def _reading(agent: str, device: str, start: int, kwh: float, received: int) -> Reading:
+    return Reading(
+        agent=agent,
+        device=device,
+        start=start,
+        duration_s=Q,
+        energy_kwh=kwh,
+        offer_id="",
+        received_at=received,
+    )
+
+
+def _day(location: str) -> None:
+    """November 5th as FMAN's workers leave it: two offers scheduled, acknowledged, run and
+    metered, both now ``executed``."""
+    ev = _offer(
+        "house-17.ev.1",
+        "house-17",
+        "ev",
+        mode="delegated",
+        default=[2.0, 2.0],
+        start=at(18),
+        window=(at(18), at(22)),
+        prices=Prices(deviation_eur_per_kwh=0.05),
+    )
+    battery = _offer(
+        "house-30.battery.1",
+        "house-30",
+        "battery",
+        mode="direct",
+        default=[0.0, 0.0],
+        start=at(12),
+        window=(at(12), at(12)),
+        prices=Prices(slots=[PriceBounds(0.10, 0.30), PriceBounds(0.10, 0.30)]),
+    )
+    after = at(23)
+    with open_store(location) as store:
+        store.put_offers([_record(ev), _record(battery)])
+        made = store.add_schedules(
+            [
+                NewSchedule(
+                    offer_id=ev.id,
+                    issuer=ev.issuer,
+                    offer_revision=0,
+                    start=at(19),
+                    profile=0,
+                    energy_kwh=[2.0, 2.0],
+                    kind="planned",
+                ),
+                NewSchedule(
+                    offer_id=battery.id,
+                    issuer=battery.issuer,
+                    offer_revision=0,
+                    start=at(12),
+                    profile=0,
+                    energy_kwh=[2.0, -1.0],
+                    kind="planned",
+                ),
+            ],
+            now=at(10),
+        )
+        assert len(made) == 2
+        store.answer_schedules(
+            [
+                ScheduleAnswer(
+                    offer_id=s.offer_id,
+                    version=s.version,
+                    issuer=s.issuer,
+                    status="acked",
+                    reason="",
+                    at=at(10),
+                )
+                for s in made
+            ]
+        )
+        store.mark_executing([ev.id, battery.id], at=at(12))
+        store.put_readings(
+            [
+                _reading("house-17", "ev", at(18), 0.0, after),
+                _reading("house-17", "ev", at(18, 15), 0.5, after),
+                _reading("house-17", "ev", at(19), 2.1, after),
+                _reading("house-17", "ev", at(19, 15), 1.0, after),
+                _reading("house-30", "battery", at(12), 2.0, after),
+                _reading("house-30", "battery", at(12, 15), -0.6, after),
+            ]
+        )
+        for oid in (ev.id, battery.id):
+            store.set_execution_summary(oid, metered=2, flagged=0, executed_at=after)
+
+
+def _snapshot(location: str) -> dict:
+    with open_store(location) as s:
+        return {
+            "ledger": s.ledger(),
+            "runs": s.settlement_runs(),
+            "verdicts": s.offer_verdicts(),
+            "slots": s.settlement_slots(start=0, end=2**40),
+            "bills": s.bills(period="2026-11"),
+            "review": s.review_items(),
+            "offers": sorted((o.id, o.state) for o in s.offers_in(["executed", "settled"])),
+        }
+
+
+def test_a_month_settles_once_on_the_store_and_bills_and_kpis_match_the_hand_figures(location):
+    db = ("--store", location)
+    out = atp(
+        "contract",
+        "add",
+        str(EXAMPLES / "strict-rewards.toml"),
+        str(EXAMPLES / "direct.json"),
+        *db,
+        "--now",
+        str(DAY - 30 * 86_400),
+    )
+    assert "c-house-17 version 1 (house-17): added" in out
+    _day(location)
+
+    dry = json.loads(
+        atp("settle", "--period", "2026-11", *db, "--now", str(BOOKED), "--dry-run", "--json")
+    )
+    assert (dry["dry_run"], dry["settled"], dry["transactions"]) == (
+        True,
+        2,
+        5,
+    )  # reward, flex hours, penalty, fee, asks
+    assert _snapshot(location)["ledger"] == []  # a dry run writes nothing
+
+    first = json.loads(atp("settle", "--period", "2026-11", *db, "--now", str(BOOKED), "--json"))
+    assert (first["evaluated"], first["settled"], first["held"]) == (2, 2, [])
+    # example 1: reward 0.32, time flexibility 0.08, penalty -0.12, fee 3.00;
+    # example 3 at one ask of 0.10 up and down: (2.0 + 0.6) x 0.10 = 0.26
+    assert first["moved_cents"] == {
+        "aggregator:asks": -26,
+        "aggregator:fee": -300,
+        "aggregator:flex_hours": -8,
+        "aggregator:penalty": 12,
+        "aggregator:reward": -32,
+        "party:house-17": 328,
+        "party:house-30": 26,
+    }
+    assert sorted(first["bills"]) == ["aggregator", "house-17", "house-30"]
+    after_first = _snapshot(location)
+    assert after_first["offers"] == [
+        ("house-17.ev.1", "settled"),
+        ("house-30.battery.1", "settled"),
+    ]
+    postings = [p.amount_cents for t in after_first["ledger"] for p in t.postings]
+    assert postings and sum(postings) == 0
+
+    again = json.loads(
+        atp("settle", "--period", "2026-11", *db, "--now", str(BOOKED + 60), "--json")
+    )
+    assert (again["unchanged"], again["transactions"], again["skipped"]) == (True, 0, 2)
+    assert _snapshot(location) == after_first  # running twice changes nothing
+
+    bill = json.loads(
+        atp("bill", "show", "house-17", "--period", "2026-11", *db, "--format", "json")
+    )
+    assert bill["total_cents"] == 328
+    assert {(line["kind"], line["amount_cents"]) for line in bill["lines"]} == {
+        ("reward", 32),
+        ("flex_hours", 8),
+        ("penalty", -12),
+        ("fee", 300),
+    }
+    (day,) = [d for d in bill["days"] if d["offers"]]
+    assert (day["day"], day["requested_wh"], day["delivered_wh"], day["undelivered_wh"]) == (
+        "2026-11-05",
+        8000,
+        6500,
+        1500,
+    )
+    csv_text = atp("bill", "show", "house-30", "--period", "2026-11", *db, "--format", "csv")
+    assert csv_text.splitlines()[-1].endswith("0.26")
+    aggregator = json.loads(
+        atp("bill", "show", "aggregator", "--period", "2026-11", *db, "--format", "json")
+    )
+    assert aggregator["total_cents"] == -354
+    listed = json.loads(atp("bill", "list", "--period", "2026-11", *db, "--json"))
+    assert {b["party"]: b["total_cents"] for b in listed} == {
+        "aggregator": -354,
+        "house-17": 328,
+        "house-30": 26,
+    }
+
+    k = json.loads(atp("kpi", "--period", "2026-11", *db, "--json"))
+    assert set(k) == {"2.1.1.1.a", "2.1.1.1.c", "2.1.1.2.a", "2.1.1.2.b"}
+    adapt = k["2.1.1.2.b"]
+    # slots: ev 18:00 b2.0 s0 m0, 18:15 b2.0 s0 m0.5, 19:00 b0 s2.0 m2.1, 19:15 b0 s2.0 m1.0;
+    # battery 12:00 b0 s2.0 m2.0, 12:15 b0 s-1.0 m-0.6
+    assert (adapt["baseline_mwh"], adapt["scheduled_mwh"], adapt["metered_mwh"]) == (
+        0.004,
+        0.005,
+        0.005,
+    )
+    assert (adapt["planned_abs_mwh"], adapt["realised_abs_mwh"]) == (0.011, 0.0092)
+    money = k["2.1.1.2.a"]["factual"]
+    assert (money["market_revenue_eur"], money["paid_to_parties_eur"]) == (0, 3.54)
+    assert money["aggregator_net_eur"] == -3.54
+    # peak demand: the hour 18 baseline, 4 kWh; realised flexibility in hour 18: 3.5 kWh
+    la = k["2.1.1.1.a"]
+    assert la["peak_demand_mw"] == 0.004
+    assert {h["hour"]: h["adaptability"] for h in la["hours"]}[at(18)] == 0.875
+    text = atp("kpi", "--period", "2026-11", *db)
+    assert text.startswith("2.1.1.1.a load adaptability")
+
+
+def test_a_quarantined_reading_holds_the_offer_for_review_until_released(location):
+    db = ("--store", location)
+    atp(
+        "contract",
+        "add",
+        str(EXAMPLES / "strict-rewards.toml"),
+        str(EXAMPLES / "direct.json"),
+        *db,
+        "--now",
+        str(DAY - 30 * 86_400),
+    )
+    _day(location)
+    with open_store(location) as store:
+        # ingest set aside a second reading of the EV's 19:15 slot: implausible
+        store.put_quarantined(
+            [
+                Quarantined(
+                    agent="house-17",
+                    device="ev",
+                    start=at(19, 15),
+                    duration_s=Q,
+                    energy_kwh=40.0,
+                    offer_id="",
+                    code="implausible",
+                    message="more than the contract's power",
+                    msg_id="m9",
+                    received_at=at(23),
+                ),
+            ]
+        )
+    first = json.loads(atp("settle", "--period", "2026-11", *db, "--now", str(BOOKED), "--json"))
+    assert (first["settled"], first["held"]) == (1, ["house-17.ev.1"])
+    assert first["moved_cents"]["party:house-17"] == 300  # the month's fee, no offer money
+    with open_store(location) as store:
+        (item,) = store.review_items(status="held")
+        assert item.offer_id == "house-17.ev.1"
+        assert item.reasons[0].startswith("quarantined: 1 reading(s) of ev")
+        assert store.offer("house-17.ev.1").state == "executed"
+    bill = json.loads(
+        atp("bill", "show", "house-17", "--period", "2026-11", *db, "--format", "json")
+    )
+    assert (bill["total_cents"], bill["held"]) == (300, ["house-17.ev.1"])
+
+    released = json.loads(
+        atp(
+            "settle",
+            "--period",
+            "2026-11",
+            *db,
+            "--now",
+            str(BOOKED + 60),
+            "--release",
+            "house-17.ev.1",
+            "--json",
+        )
+    )
+    assert (released["settled"], released["held"]) == (1, [])
+    assert released["moved_cents"]["party:house-17"] == 28  # 0.32 + 0.08 - 0.12
+    with open_store(location) as store:
+        assert store.review_items()[0].status == "settled"
+        assert store.offer("house-17.ev.1").state == "settled"
+
+
+def test_bad_input_gets_one_line(location, tmp_path):
+    db = ("--store", location)
+    bad = tmp_path / "c.toml"
+    bad.write_text(
+        (EXAMPLES / "strict-rewards.toml")
+        .read_text()
+        .replace("reward_eur_per_kwh", "reward_eur_per_kwhh")
+    )
+    out = atp_fails("contract", "add", str(bad), *db)
+    assert "reward_eur_per_kwhh" in out and str(bad) in out
+    assert "2026-13" in atp_fails("settle", "--period", "2026-13", *db)
+    atp(
+        "contract",
+        "add",
+        str(EXAMPLES / "strict-rewards.toml"),
+        *db,
+        "--now",
+        str(DAY - 30 * 86_400),
+    )
+    edited = tmp_path / "edited.toml"
+    edited.write_text(
+        (EXAMPLES / "strict-rewards.toml")
+        .read_text()
+        .replace("fee_eur_per_month = 3.00", "fee_eur_per_month = 4.00")
+    )
+    assert "a change is a new version" in atp_fails("contract", "add", str(edited), *db)
+    assert "no contract 'nope'" in atp_fails("contract", "show", "nope", *db)
+    assert "cannot end in the past" in atp_fails(
+        "contract",
+        "end",
+        "c-house-17",
+        "--at",
+        "2026-11-20T00:00:00Z",
+        *db,
+        "--now",
+        "2026-11-21T00:00:00Z",
+    )
