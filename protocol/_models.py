@@ -14,7 +14,7 @@ older readers working (a newer minor protocol version is read by ignoring what i
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 from msgspec import Meta, Struct
 

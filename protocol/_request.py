@@ -30,7 +30,7 @@ class Request(_Struct, kw_only=True):
     """A request; the method is also the topic's last levels (they must agree)."""
 
     method: Name
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Response(_Struct, kw_only=True):

@@ -117,7 +117,7 @@ def parse(topic: str) -> Topic:
         head, _, rest = channel.partition("/")
         levels = rest.split("/")
         ok = channel in AGENT_CHANNELS or (
-            (head == "resp" and len(levels) == 1 or head == "req" and len(levels) <= 2)
+            ((head == "resp" and len(levels) == 1) or (head == "req" and len(levels) <= 2))
             and all(_ID.match(lvl) is not None for lvl in levels)
         )
     elif scope == "m":
