@@ -65,6 +65,9 @@ class WorkerSection(_Section):
     qos: Literal[0, 1] = 1
     #: How often (wall seconds) counters are written to the database.
     stats_interval_s: PosFloat = 1.0
+    #: Requests (``req/...``) one agent may make per wall second, sustained, and at once.
+    requests_per_s: PosFloat = 5.0
+    requests_burst: PosInt = 20
 
 
 class ClockSection(_Section):

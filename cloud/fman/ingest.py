@@ -90,12 +90,15 @@ _PREFIX = topics.PREFIX + "/a/"
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """One delivered message. ``mid`` and ``qos`` are the broker's, for the acknowledgement."""
+    """One delivered message. ``mid`` and ``qos`` are the broker's, for the acknowledgement;
+    ``response_topic`` and ``correlation`` its MQTT v5 properties (requests carry them)."""
 
     topic: str
     payload: bytes
     mid: int = 0
     qos: int = 1
+    response_topic: str = ""
+    correlation: bytes | None = None
 
 
 class _Conflict(Exception):

@@ -912,6 +912,19 @@ def test_portfolio_reads_the_schedule_in_force_and_the_readings_during_it(store)
     assert spans == [(NOW + 900, 0.1), (NOW + 1800, 0.3), (NOW + 2700, 0.4)]
 
 
+def test_portfolio_offers_of_one_agent(store):
+    store.put_offers(
+        [
+            offer_record("o1"),
+            offer_record("o2", issuer="b"),
+            offer_record("o3", state="rejected"),
+        ]
+    )
+    assert {p.offer_id for p in store.portfolio_offers(agent="a")} == {"o1"}
+    assert {p.offer_id for p in store.portfolio_offers(agent="b")} == {"o2"}
+    assert store.portfolio_offers(agent="nobody") == []
+
+
 def test_series_counters_and_stats(store):
     store.put_series("target", {NOW: 1.0, NOW + 900: 2.0})
     store.put_series("target", {NOW + 900: 3.0})

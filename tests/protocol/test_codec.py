@@ -36,7 +36,7 @@ def offer_dict() -> dict:
             agent="a1", state="online", since=NOW, version="0.1.0", health={"offers": 3, "ok": True}
         ),
         Request(method="bill", params={"month": "2026-01"}),
-        Response(ok=True, result={"total_eur": 12.5}),
+        Response(status="ok", body={"total_eur": 12.5}),
     ],
 )
 def test_every_kind_roundtrips(body):
@@ -147,7 +147,7 @@ def test_quarantined_readings_travel_with_the_ack_and_plain_msgpack_reads_them()
     data = protocol.encode(ack, ts=NOW)
     assert protocol.decode(data).body == ack
     plain = msgpack.unpackb(data, raw=False)
-    assert plain["v"] == "1.3"
+    assert plain["v"] == "1.4"
     assert plain["body"]["quarantined"] == [
         {"device": "hp", "start": NOW, "code": "implausible", "message": "140 kWh in 900 s"}
     ]
