@@ -16,7 +16,6 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 
 import msgspec
@@ -27,6 +26,7 @@ from protocol._request import MeasurementParams
 from ..clock import Clock
 from ._errors import StoreError
 from .config import Config
+from .counters import Counters
 from .ingest import Incoming, Ingest
 from .requests import RateLimit, answer, error, response_bytes
 from .store import Store
@@ -69,7 +69,7 @@ class Responder:
         open_store: Callable[[], Store],
         publish: Publish,
         ack: Callable[[Incoming], None],
-        stats: Counter[str],
+        stats: Counters,
         worker: str,
     ) -> None:
         self.config = config
@@ -86,7 +86,7 @@ class Responder:
 
     def put(self, m: Incoming) -> None:
         if self._queue.qsize() >= MAX_QUEUED:
-            self.stats["requests.dropped.backlog"] += 1
+            self.stats.add("requests.dropped.backlog")
             self._ack(m)
             return
         self._queue.put(m)
@@ -110,7 +110,7 @@ class Responder:
                     self.handle(m, store)
                 except Exception:
                     log.exception("request on %s could not be answered; dropped", m.topic[:200])
-                    self.stats["requests.failed"] += 1
+                    self.stats.add("requests.failed")
                 self._ack(m)
         finally:
             store.close()
@@ -118,11 +118,11 @@ class Responder:
     def handle(self, m: Incoming, store: Store) -> None:
         where = request_of(m.topic)
         if where is None:
-            self.stats["requests.malformed.topic"] += 1
+            self.stats.add("requests.malformed.topic")
             return
         agent, method = where
         if not m.response_topic or not reply_ok(agent, m.response_topic):
-            self.stats["requests.dropped.no_response_topic"] += 1
+            self.stats.add("requests.dropped.no_response_topic")
             log.warning(
                 "request %s of agent %s names no response topic of its own (%r); dropped",
                 method,
@@ -132,19 +132,19 @@ class Responder:
             return
         now = self.clock.now()
         if not self.limit.allow(agent, time.monotonic()):
-            self.stats["requests.rate_limited"] += 1
+            self.stats.add("requests.rate_limited")
             retry = self.limit.retry_after(agent)
             self._reply(m, error(f"rate limited: retry in {retry:.1f} s"), now)
             return
         try:
             body = decode(m.payload, expect="request").body
         except DecodeError as exc:
-            self.stats["requests.bad"] += 1
+            self.stats.add("requests.bad")
             self._reply(m, error(f"not a request: {exc}"), now)
             return
         assert isinstance(body, Request)
         if body.method != method:
-            self.stats["requests.bad"] += 1
+            self.stats.add("requests.bad")
             self._reply(m, error(f"method: {body.method!r} is not the topic's {method!r}"), now)
             return
         try:
@@ -154,7 +154,7 @@ class Responder:
         except StoreError as exc:
             log.error("store error answering %s of %s: %s", method, agent, exc)
             response = error("the store is unavailable; ask again later")
-        self.stats["requests.ok" if response.status == "ok" else "requests.bad"] += 1
+        self.stats.add("requests.ok" if response.status == "ok" else "requests.bad")
         self._reply(m, response, now)
 
     def _reply(self, m: Incoming, response: object, now: float) -> None:
