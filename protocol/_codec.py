@@ -25,7 +25,7 @@ from ._models import KIND_OF, KINDS
 from ._tables import field_error
 from ._validate import validate
 
-PROTOCOL_VERSION = (1, 3)
+PROTOCOL_VERSION = (1, 4)
 VERSION = f"{PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}"
 #: Larger payloads are refused before decoding (the broker caps them too).
 MAX_PAYLOAD_BYTES = 1 << 20

@@ -329,6 +329,14 @@ class Response(_Struct, kw_only=True):
     error: Text = ""
 
 
+def _market_kinds() -> dict[str, type[Struct]]:
+    """The market's kinds (protocol 1.4), kept in their own module; it imports this one's
+    field types, so it is loaded once they are defined."""
+    from ._market import MARKET_KINDS
+
+    return MARKET_KINDS
+
+
 #: Message body types, keyed by the envelope's ``kind``.
 KINDS: dict[str, type[Struct]] = {
     "offer": FlexOffer,
@@ -341,4 +349,5 @@ KINDS: dict[str, type[Struct]] = {
     "request": Request,
     "response": Response,
 }
+KINDS.update(_market_kinds())
 KIND_OF: dict[type[Struct], str] = {cls: kind for kind, cls in KINDS.items()}
