@@ -55,7 +55,8 @@ class MarketRequest(_Struct, kw_only=True):
     id: Id
     start: Epoch
     kwh: list[Kwh]
-    limit_eur_per_kwh: Price | None = None
+    #: required; ``None`` (null) says fixed demand, valued at the market's value of lost load
+    limit_eur_per_kwh: Price | None
     node: Id | None = None
     partial: bool = True
     gate: Text = ""

@@ -218,13 +218,14 @@ class Bus:
         qos: int = 1,
         done: Callable[[], None] | None = None,
         stop: threading.Event | None = None,
+        retain: bool = False,
     ) -> bool:
         """Queue ``payload``; ``done`` runs once the broker has it. Blocks while too many are
         in flight; returns ``False`` (nothing queued) if ``stop`` is set meanwhile."""
         while not self._slots.acquire(timeout=0.5):
             if stop is not None and stop.is_set():
                 return False
-        info = self.client.publish(topic, payload, qos=qos)
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             self._slots.release()
             log.error("publish to %s failed: %s", topic, mqtt.error_string(info.rc))

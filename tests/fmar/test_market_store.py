@@ -31,9 +31,14 @@ def store(location: str) -> Iterator[SqlMarketStore]:
 
 def _gate(gate: str = "g1") -> GateRow:
     return GateRow(
-        market="m1", gate=gate, opens_at=T0, closes_at=T0 + 600, delivery_start=T0 + 900,
-        slots=4, resolution_s=900,
-    )  # fmt: skip
+        market="m1",
+        gate=gate,
+        opens_at=T0,
+        closes_at=T0 + 600,
+        delivery_start=T0 + 900,
+        slots=4,
+        resolution_s=900,
+    )
 
 
 def _order(oid: str, entry: str = '{"x": 1}', gate: str = "g1") -> OrderRow:

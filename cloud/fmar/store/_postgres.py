@@ -31,9 +31,12 @@ class PostgresMarketStore(SqlMarketStore):
         self._conn: psycopg.Connection[Row] | None = None
         try:
             self._conn = psycopg.connect(
-                url, autocommit=True, row_factory=dict_row, connect_timeout=connect_timeout_s,
+                url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=connect_timeout_s,
                 application_name="atp-fmar",
-            )  # fmt: skip
+            )
             if readonly:
                 self._conn.execute("SET default_transaction_read_only = on")
                 have = self._version()

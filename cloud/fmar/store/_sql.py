@@ -206,10 +206,17 @@ class SqlMarketStore:
         self._exec(
             f"INSERT INTO market_gates ({_GATE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                g.market, g.gate, g.opens_at, g.closes_at, g.delivery_start, g.slots,
-                g.resolution_s, g.state, g.changed_at,
+                g.market,
+                g.gate,
+                g.opens_at,
+                g.closes_at,
+                g.delivery_start,
+                g.slots,
+                g.resolution_s,
+                g.state,
+                g.changed_at,
             ),
-        )  # fmt: skip
+        )
 
     def add_order(self, order: OrderRow) -> AddOutcome:
         with self.write():
@@ -230,10 +237,15 @@ class SqlMarketStore:
             self._exec(
                 f"INSERT INTO market_orders ({_ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    order.market, order.gate, order.side, order.id, order.party, order.entry,
+                    order.market,
+                    order.gate,
+                    order.side,
+                    order.id,
+                    order.party,
+                    order.entry,
                     order.received_at,
                 ),
-            )  # fmt: skip
+            )
             return "stored"
 
     def close_gate(self, market: str, gate: str, *, at: float) -> bool:
@@ -259,10 +271,15 @@ class SqlMarketStore:
             self._exec(
                 f"INSERT INTO market_results ({_RESULT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    result.market, result.gate, result.status, result.welfare_eur,
-                    result.payload, result.cleared_at, int(result.published),
+                    result.market,
+                    result.gate,
+                    result.status,
+                    result.welfare_eur,
+                    result.payload,
+                    result.cleared_at,
+                    int(result.published),
                 ),
-            )  # fmt: skip
+            )
             return True
 
     def mark_published(self, market: str, gate: str) -> None:

@@ -33,9 +33,12 @@ class SqliteMarketStore(SqlMarketStore):
                     raise MarketStoreError(f"{self.where}: no market store here")
                 uri = self.path.resolve().as_uri() + "?mode=ro"
                 self._conn = sqlite3.connect(
-                    uri, uri=True, timeout=timeout_s, isolation_level=None,
+                    uri,
+                    uri=True,
+                    timeout=timeout_s,
+                    isolation_level=None,
                     check_same_thread=False,
-                )  # fmt: skip
+                )
                 self._check_version()
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
