@@ -282,6 +282,40 @@ def test_a_gate_takes_orders_refuses_bad_ones_and_clears_as_the_offline_command(
     finally:
         svc.stop()
     assert "Traceback" not in svc.log()
+    _check_operator_commands(tmp_path, market, result)
+
+
+def _atp(*args: str) -> str:
+    out = subprocess.run([ATP, *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def _check_operator_commands(tmp_path: Path, market: str, result: protocol.MarketResult) -> None:
+    """``atp market list|show|book|results`` read what the service stored: the gate's book
+    cleared offline gives the published result again."""
+    store = ("--store", str(tmp_path / "fmar.db"))
+    listed = json.loads(_atp("market", "list", *store, "--json"))
+    assert [(m["id"], m["cleared"]) for m in listed] == [(market, 1)]
+    shown = json.loads(_atp("market", "show", market, *store, "--json"))
+    assert shown["config"]["nodes"] == ["feeder-1"]
+    cleared = [g for g in shown["gates"] if g["state"] == "cleared"]
+    assert [(g["gate"], g["orders"]) for g in cleared] == [(result.gate, 6)]
+    book = tmp_path / "stored-book.json"
+    book.write_text(_atp("market", "book", market, "--gate", result.gate, *store))
+    again = json.loads(_atp("market", "clear", "--book", str(book), "--json"))
+    assert again["welfare_eur"] == pytest.approx(result.welfare_eur, abs=1e-6)
+    assert [a["offer_id"] for a in again["awards"]] == [a.offer_id for a in result.awards]
+    rows = json.loads(_atp("market", "results", market, *store, "--json"))
+    assert [(r["gate"], r["published"]) for r in rows] == [(result.gate, True)]
+    full = json.loads(_atp("market", "results", market, "--gate", result.gate, *store))
+    assert full["welfare_eur"] == result.welfare_eur
+    assert "cleared" in _atp("market", "show", market, *store)
+    refused = subprocess.run(
+        [ATP, "market", "show", "nowhere", *store], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1 and "no market 'nowhere'" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def _store_rows(db: Path, sql: str) -> list[tuple]:
