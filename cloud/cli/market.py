@@ -253,7 +253,9 @@ def list_markets(store: str, as_json: bool) -> None:
 
 @market.command("show")
 @click.argument("market_id", metavar="MARKET")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Latest gates shown."
+)
 @_STORE
 @_JSON
 def show(market_id: str, limit: int, store: str, as_json: bool) -> None:
@@ -338,7 +340,13 @@ def book(market_id: str, gate: str | None, store: str) -> None:
 @market.command("results")
 @click.argument("market_id", metavar="MARKET")
 @click.option("--gate", help="One gate's whole result (the message the service published).")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Latest results shown.",
+)
 @_STORE
 @_JSON
 def results(market_id: str, gate: str | None, limit: int, store: str, as_json: bool) -> None:
