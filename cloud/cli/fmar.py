@@ -39,13 +39,18 @@ def make_clock(sim_start: str, speed: float, anchor: float) -> Clock:
     help="Service configuration (TOML): the markets, broker, store and clock.",
 )
 @click.option(
+    "--store",
+    metavar="PATH|URL",
+    help="The store (an SQLite file or a postgresql:// URL); overrides service.store.",
+)
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     help="Least severity of the log lines printed to standard error.",
 )
-def run(config_path: Path, log_level: str) -> None:
+def run(config_path: Path, store: str | None, log_level: str) -> None:
     """Run the markets of --config until SIGTERM or Ctrl-C: take orders on
     atp/v1/m/MARKET/bid, answer each on atp/v1/m/MARKET/ack/PARTY, keep the retained gate
     calendar on .../gate, clear every gate at its closure and publish the result on
@@ -55,10 +60,16 @@ def run(config_path: Path, log_level: str) -> None:
     )
     from cloud.fman import FmanError
     from cloud.fmar import MarketError
-    from cloud.fmar.config import load_config
+    from cloud.fmar.config import config_from_dict, load_config
 
     try:
         cfg = load_config(config_path)
+        if store is not None:
+            import msgspec
+
+            data = msgspec.to_builtins(cfg)
+            data["service"]["store"] = store
+            cfg = config_from_dict(data)
         from cloud.fmar.service import Service
 
         c = cfg.clock
