@@ -322,9 +322,29 @@ def _status(store: Store) -> dict[str, Any]:
 @_store_option
 @_json_option
 @click.option("--all", "show_all", is_flag=True, help="Include finished offers.")
-def offers(config_path: Path, store_path: Path | None, as_json: bool, show_all: bool) -> None:
-    """The agent's offers with their state and the plan in force."""
+@click.option("--remote", is_flag=True, help="Ask FMAN for the offers it holds active.")
+def offers(
+    config_path: Path, store_path: Path | None, as_json: bool, show_all: bool, remote: bool
+) -> None:
+    """The agent's offers with their state and the plan in force (--remote: FMAN's view)."""
     from agent.report import offers_report
+
+    if remote:
+        items = _ask(config_path, "flexoffer", {})
+        if as_json:
+            click.echo(json.dumps(items, indent=2))
+            return
+        if not items:
+            click.echo("FMAN holds no active offer of this agent")
+            return
+        click.echo(f"{'offer':40} {'device':10} {'rev':>3} {'state':10} schedule")
+        for i in items:
+            version = f"v{i['schedule_version']}" if i["schedule_version"] else "-"
+            click.echo(
+                f"{i['id'][:40]:40} {(i['device'] or '')[:10]:10} {i['revision']:>3} "
+                f"{i['state']:10} {version}"
+            )
+        return
 
     store = _open_store(config_path, store_path)
     try:
@@ -479,3 +499,76 @@ def _when(ts: int | float | None) -> str:
     if ts is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+
+
+# -- resources FMAN answers (protocol 1.4 requests) ------------------------------------------
+
+
+def _ask(config_path: Path, method: str, params: dict[str, Any]) -> Any:
+    from agent.requests import RequestClient, RequestError
+
+    cfg = _load(config_path)
+    try:
+        with RequestClient(cfg.broker, cfg.id) as client:
+            return client.ask(method, params)
+    except RequestError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _period_option(f: Any) -> Any:
+    return click.option(
+        "--period",
+        default=lambda: time.strftime("%Y-%m", time.gmtime()),
+        show_default="this month (UTC)",
+        help="YYYY-MM (a month) or YYYY-MM-DD (a day).",
+    )(f)
+
+
+@main.command()
+@_config_option
+@_json_option
+def contract(config_path: Path, as_json: bool) -> None:
+    """The agent's contracts with the aggregator, as FMAN holds them."""
+    items = _ask(config_path, "contract", {})
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        click.echo("FMAN holds no contract for this agent")
+    for c in items:
+        doc = c["contract"]
+        click.echo(
+            f"{c['id']} v{c['version']}: {doc.get('mode', '?')}, from "
+            f"{_when(doc.get('valid_from'))} to {_when(doc.get('valid_until'))}"
+        )
+
+
+@main.command()
+@_config_option
+@_json_option
+@_period_option
+def bill(config_path: Path, as_json: bool, period: str) -> None:
+    """The agent's bill for a period, from FMAN's ledger."""
+    doc = _ask(config_path, "bill", {"period": period})
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(f"bill {doc.get('period', period)} for {doc.get('party', '?')}")
+    for line in doc.get("lines", []):
+        cents = line.get("amount_cents", 0)
+        click.echo(f"  {line.get('day', '')} {line.get('text', '')[:56]:56} {cents / 100:10.2f}")
+    click.echo(f"total {doc.get('total_cents', 0) / 100:.2f} EUR")
+
+
+@main.command()
+@_config_option
+@_json_option
+@_period_option
+def kpi(config_path: Path, as_json: bool, period: str) -> None:
+    """The four KPIs of the agent's own settled offers for a period."""
+    doc = _ask(config_path, "kpi", {"period": period})
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for key, value in doc.items():
+        click.echo(f"{key}: {json.dumps(value)}")

@@ -14,7 +14,7 @@ older readers working (a newer minor protocol version is read by ignoring what i
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 from msgspec import Meta, Struct
 
@@ -314,19 +314,8 @@ class Status(_Struct, kw_only=True):
     devices: list[Id] = []
 
 
-class Request(_Struct, kw_only=True):
-    """Request/response over MQTT v5 (response topic and correlation data carry the routing)."""
-
-    method: Name
-    params: dict[str, Any] = {}
-
-
-class Response(_Struct, kw_only=True):
-    """The answer to a :class:`Request`: ``ok`` with a ``result``, or an ``error`` text."""
-
-    ok: bool
-    result: Any = None
-    error: Text = ""
+# request/response live in their own module (protocol 1.4); they build on the types above
+from ._request import Request, Response  # noqa: E402
 
 
 def _market_kinds() -> dict[str, type[Struct]]:

@@ -55,8 +55,18 @@ def agent_topic(agent: str, channel: str) -> str:
     return f"{PREFIX}/a/{_check_id(agent, 'agent id')}/{channel}"
 
 
+def _check_method(method: str) -> str:
+    """A method is one or two topic levels (``bill``, ``flexoffer/range``)."""
+    levels = method.split("/")
+    if len(levels) > 2:
+        raise ValueError(f"method {method!r} has more than two levels")
+    for level in levels:
+        _check_id(level, "method")
+    return method
+
+
 def request_topic(agent: str, method: str) -> str:
-    return f"{PREFIX}/a/{_check_id(agent, 'agent id')}/req/{_check_id(method, 'method')}"
+    return f"{PREFIX}/a/{_check_id(agent, 'agent id')}/req/{_check_method(method)}"
 
 
 def response_topic(agent: str, tag: str) -> str:
@@ -120,10 +130,11 @@ def parse(topic: str) -> Topic:
     if not _ID.match(owner):
         raise ValueError(f"{topic!r}: bad id {owner!r}")
     if scope == "a":
+        head, _, rest = channel.partition("/")
+        levels = rest.split("/")
         ok = channel in AGENT_CHANNELS or (
-            channel.count("/") == 1
-            and channel.split("/")[0] in ("req", "resp")
-            and _ID.match(channel.split("/")[1]) is not None
+            ((head == "resp" and len(levels) == 1) or (head == "req" and len(levels) <= 2))
+            and all(_ID.match(lvl) is not None for lvl in levels)
         )
     elif scope == "m":
         ok = channel in MARKET_CHANNELS or (

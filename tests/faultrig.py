@@ -40,6 +40,7 @@ from typing import Any
 from agent.fleet.mix import site
 from cloud.broker import Mosquitto
 from tests.fman.harness import T0, WorkerProc, query, stats, wait_ready, write_config
+from tests.waiting import wait_for
 
 ATP = str(Path(sys.executable).with_name("atp"))
 #: Generators whose devices only ever consume: a negative reading from one is a counter
@@ -117,6 +118,7 @@ def run(
         return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=fleet_log)
 
     def at(offset: float, what: str) -> None:
+        """Wait for a moment of the timeline (the scenario runs on the wall clock)."""
         while time.time() < anchor + offset:
             if fleet.poll() is not None:
                 raise AssertionError(f"the fleet exited early ({fleet.returncode})")
@@ -131,31 +133,35 @@ def run(
         fleet = start_fleet()
         at(s.worker_kill_at, "FMAN worker 1 SIGKILL")
         workers[0].kill()
-        time.sleep(1.0)
+        time.sleep(1.0)  # scenario: the worker stays dead for a second
         workers[0].start()
         at(s.worker_kill_at + 1.0, "FMAN worker 1 restarted")
         at(s.broker_kill_at, "broker SIGKILL")
         broker.kill()
-        time.sleep(0.5)
+        time.sleep(0.5)  # scenario: the broker stays dead for half a second
         broker.start()
         at(s.broker_kill_at + 0.5, "broker restarted")
         at(s.broker_stop_at, f"broker stopped for {s.outage_s:g} s")
         broker.stop()
-        time.sleep(s.outage_s)
+        time.sleep(s.outage_s)  # scenario: the outage's length
         broker.start()
         at(s.broker_stop_at + s.outage_s, "broker started again")
         at(s.fleet_kill_at, "fleet SIGKILL")
         fleet.send_signal(signal.SIGKILL)
         fleet.wait()
-        time.sleep(1.0)
+        time.sleep(1.0)  # scenario: the fleet stays dead for a second
         fleet = start_fleet()
         at(s.fleet_kill_at + 1.0, "fleet restarted")
         stdout, _ = fleet.communicate(timeout=s.run_s + 120)
         out.fleet_exit = fleet.returncode
         out.fleet_summary = json.loads(stdout) if stdout.strip() else {}
         progress(f"{time.time() - anchor:6.1f} s  fleet done (exit {out.fleet_exit})")
-        _settle(db)
-        time.sleep(0.5)  # the workers write their counters every 0.2 s
+        settled_at = _settle(db)
+        # the counters every worker wrote after the last message came in
+        wait_for(
+            lambda: all(v.get("alive_at", 0) > settled_at for v in stats(db).values()),
+            what="every worker's counters written after the last message",
+        )
         for values in stats(db).values():
             for k, v in values.items():
                 out.fman_stats[k] = out.fman_stats.get(k, 0) + v
@@ -169,18 +175,20 @@ def run(
     return out
 
 
-def _settle(db: Path, timeout: float = 20.0) -> None:
-    """Wait until the workers have been idle for a moment (nothing left to ingest)."""
+def _settle(db: Path, timeout: float = 60.0) -> float:
+    """Wait until the workers have been idle for a moment (nothing left to ingest); the wall
+    time (``time.time()``) by which the last message had come in."""
     deadline = time.monotonic() + timeout
-    last, quiet_since = None, time.monotonic()
+    last, quiet_since, seen_at = None, time.monotonic(), time.time()
     while time.monotonic() < deadline:
         n = query(db, "SELECT count(*) AS n, max(at) AS t FROM messages")[0]
         key = (n["n"], n["t"])
         if key != last:
-            last, quiet_since = key, time.monotonic()
+            last, quiet_since, seen_at = key, time.monotonic(), time.time()
         elif time.monotonic() - quiet_since >= 2.0:
-            return
+            return seen_at
         time.sleep(0.2)
+    raise AssertionError(f"the workers were still ingesting after {timeout:g} s")
 
 
 # -- the audit ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from cloud.fman import StoreError, open_reader
 from cloud.fman import series as fman_series
 from cloud.fman.config import load_config
 from cloud.optim.series import parse_instant, parse_series
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -91,16 +92,6 @@ def test_readme_first_day_names_the_examples_and_device_add():
         assert command in section
 
 
-def _wait_for(what: str, check, timeout: float):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_the_readme_first_day_runs_with_the_example_files(tmp_path: Path):
     """The README's commands on copies of the examples: the agent's offers are accepted and
     planned by the worker, and the agent takes the schedules."""
@@ -151,7 +142,7 @@ def test_the_readme_first_day_runs_with_the_example_files(tmp_path: Path):
                     return False
                 return any(x.issuer == "house-1" and x.status == "acked" for x in acked.values())
 
-            _wait_for("a schedule taken by the agent", taken, timeout=90)
+            wait_for(taken, timeout=90, what="a schedule taken by the agent", step=0.2)
             status = subprocess.run(
                 [*FOA, "status", "-c", "foa.toml", "--json"],
                 cwd=work,

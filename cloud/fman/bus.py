@@ -177,8 +177,11 @@ class Bus:
             topic = m.topic
         except UnicodeDecodeError:
             topic = ""
+        props = m.properties
+        reply = getattr(props, "ResponseTopic", "") or ""
+        correlation = getattr(props, "CorrelationData", None)
         try:
-            self._on_message_cb(Incoming(topic, m.payload, m.mid, m.qos))
+            self._on_message_cb(Incoming(topic, m.payload, m.mid, m.qos, reply, correlation))
         except Exception:  # the network thread must survive whatever the consumer does
             log.exception("message handler failed")
 
@@ -219,13 +222,18 @@ class Bus:
         done: Callable[[], None] | None = None,
         stop: threading.Event | None = None,
         retain: bool = False,
+        correlation: bytes | None = None,
     ) -> bool:
         """Queue ``payload``; ``done`` runs once the broker has it. Blocks while too many are
         in flight; returns ``False`` (nothing queued) if ``stop`` is set meanwhile."""
         while not self._slots.acquire(timeout=0.5):
             if stop is not None and stop.is_set():
                 return False
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        props = None
+        if correlation is not None:
+            props = Properties(PacketTypes.PUBLISH)
+            props.CorrelationData = correlation
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             self._slots.release()
             log.error("publish to %s failed: %s", topic, mqtt.error_string(info.rc))

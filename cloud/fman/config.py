@@ -29,6 +29,7 @@ from .store._url import check as check_location
 PosFloat = Annotated[float, Meta(gt=0, description="must be positive")]
 NonNegFloat = Annotated[float, Meta(ge=0, description="must not be negative")]
 PosInt = Annotated[int, Meta(gt=0, description="must be positive")]
+NonNegInt = Annotated[int, Meta(ge=0, description="must not be negative")]
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -64,6 +65,9 @@ class WorkerSection(_Section):
     qos: Literal[0, 1] = 1
     #: How often (wall seconds) counters are written to the database.
     stats_interval_s: PosFloat = 1.0
+    #: Requests (``req/...``) one agent may make per wall second, sustained, and at once.
+    requests_per_s: PosFloat = 5.0
+    requests_burst: PosInt = 20
 
 
 class ClockSection(_Section):
@@ -127,6 +131,10 @@ class PlanningSection(_Section):
     full_interval_s: NonNegFloat = 0.0
     horizon_s: PosInt = 86_400
     time_limit_s: PosFloat = 5.0
+    #: Plan through aggregation (aggregate, plan, disaggregate, as ``atp plan --aggregate``)
+    #: when more offers than this are to be planned at once; 0: never. Below about 5,000
+    #: offers the optimiser plans every offer within the default time limit (docs/fman.md).
+    aggregate_above: NonNegInt = 5_000
     #: Wall seconds the planner lease lasts unless renewed: how soon another worker takes
     #: over planning when the planning worker dies. 0: ``max(10, 3 * time_limit_s)``. A
     #: lease shorter than a plan would pass to another worker in the middle of one.

@@ -28,25 +28,26 @@ and deliver matters in simulated minutes.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace as replace_row
 from typing import TYPE_CHECKING, Any
-
-from msgspec.structs import replace
 
 import protocol
 from protocol import FlexOffer, Schedule, align_up, check_assignment, start_window, topics
 
-from ..optim import DefaultPlanner, PlannedSchedule, PlanRequest, PlanResult
-from . import execution, refusals, series, stability
-from .greedy import GreedyPlanner
+from ..clock import Clock
+from ..optim import FallbackPlanner, Planner, PlanRequest, PlanResult
+from . import execution, planning, refusals, series
+from .config import Config
+from .counters import Counters
 from .planners import load_planner
+from .planning import curable, default_row
 from .store import (
     ACTIVE_STATES,
     ExecutionSlot,
@@ -60,6 +61,9 @@ from .store import (
 if TYPE_CHECKING:
     from .worker import Worker
 
+#: Publishes a payload; ``done`` runs once the broker has it; ``False``: nothing queued.
+Publish = Callable[..., bool]
+
 log = logging.getLogger(__name__)
 
 LEASE = "planner"
@@ -70,13 +74,28 @@ STEP_S = 0.1
 class Cycle:
     """The planning cycle of one worker; :meth:`run` it in its own thread."""
 
-    def __init__(self, *, worker: Worker, store: Store) -> None:
-        self.worker = worker
-        self.config = worker.config
-        self.clock = worker.clock
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        config: Config,
+        clock: Clock,
+        store: Store,
+        publish: Publish,
+        counters: Counters,
+        stopping: threading.Event,
+        wall: Callable[[], float] = time.time,
+        planner: Planner | None = None,
+    ) -> None:
+        self.worker_id = worker_id
+        self.config = config
+        self.clock = clock
         self.store = store
-        self.stats = worker.stats
-        self.planner = load_planner(self.config.planning.planner)
+        self.publish = publish
+        self.stats = counters
+        self.stopping = stopping
+        self.wall = wall
+        self.planner = planner or load_planner(self.config.planning.planner)
         self._sent: deque[ScheduleKey] = deque()
         self._in_flight: set[ScheduleKey] = set()
         self._offers: dict[tuple[str, int], FlexOffer] = {}
@@ -99,7 +118,16 @@ class Cycle:
 
     @classmethod
     def factory(cls, worker: Worker, store: Store) -> Cycle:
-        return cls(worker=worker, store=store)
+        """The cycle of ``worker``: its clock, its bus's publish, its counters."""
+        return cls(
+            worker_id=worker.id,
+            config=worker.config,
+            clock=worker.clock,
+            store=store,
+            publish=worker.bus.publish,
+            counters=worker.stats,
+            stopping=worker.stopping,
+        )
 
     @property
     def lease_ttl_s(self) -> float:
@@ -109,30 +137,30 @@ class Cycle:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                if self.store.acquire_lease(LEASE, self.worker.id, ttl_s=self.lease_ttl_s):
+                if self.store.acquire_lease(LEASE, self.worker_id, ttl_s=self.lease_ttl_s):
                     if not self.leading:
                         log.info(
                             "worker %s holds the planner lease (planner %s)",
-                            self.worker.id,
+                            self.worker_id,
                             self.config.planning.planner,
                         )
                         self.leading = True
                     self.step()
                 elif self.leading:
-                    log.warning("worker %s lost the planner lease", self.worker.id)
+                    log.warning("worker %s lost the planner lease", self.worker_id)
                     self.leading = False
             except Exception:
                 log.exception("planning step failed; retrying")
-                self.stats["cycle.errors"] += 1
+                self.stats.add("cycle.errors")
                 stop.wait(1.0)
             stop.wait(STEP_S if self.leading else 1.0)
         if self.leading:
-            self.store.release_lease(LEASE, self.worker.id)
+            self.store.release_lease(LEASE, self.worker_id)
 
     # -- one step ------------------------------------------------------------------------------
 
     def step(self) -> None:
-        now, wall = self.clock.now(), time.time()
+        now, wall = self.clock.now(), self.wall()
         pc = self.config.planning
         self._load_series_files()
         change = self.store.counter("offers")
@@ -145,7 +173,7 @@ class Cycle:
             or (changed and self.store.unscheduled_before(now + self.margin_s()))
         ):
             self._change_seen, self._refused = change, False
-            self._last_plan_wall = time.time()
+            self._last_plan_wall = self.wall()
             full = due and now >= self._next_full
             if due:
                 interval = self.config.interval_s
@@ -166,8 +194,8 @@ class Cycle:
             fn(*args)
         except Exception:
             log.exception("planning cycle: %s failed", what)
-            self.stats["cycle.errors"] += 1
-            self.stats[f"cycle.errors.{what}"] += 1
+            self.stats.add("cycle.errors")
+            self.stats.add(f"cycle.errors.{what}")
 
     def _load_series_files(self) -> None:
         for name, src in (
@@ -206,135 +234,75 @@ class Cycle:
 
     def plan(self, now: float, full: bool = True) -> None:
         """Plan the open offers whose deadline lies within the horizon and beyond the delivery
-        margin. ``full``: every such offer, and the result replaces schedules in force only
-        where that pays (:mod:`.stability`); otherwise only offers that need a schedule (none
-        in force, a default, or one that no longer fits their revision), the others counted
-        at their schedules in force."""
+        margin (:func:`.planning.select`), solve, choose what to publish
+        (:func:`.planning.decide`, :func:`.planning.publication`) and store it."""
         pc, res = self.config.planning, self.config.planning.resolution_s
         margin = self.margin_s()
         # a start the schedule can still reach, also once the planner has answered
         solve_s = self.clock.speed * self._solve_wall_s[full]
         earliest = align_up(int(now + margin + solve_s), res)
-        originals: dict[str, FlexOffer] = {}
         rows = self.store.offers_in(ACTIVE_STATES)
         current = self.store.current_schedules()
-        plannable: list[FlexOffer] = []
-        in_force: dict[str, PlannedSchedule] = {}
-        fixed: dict[int, float] = {}
-        fixed_by_node: dict[str, dict[int, float]] = {}
-        new_rows: list[NewSchedule] = []
-        for row in rows:
-            offer = self._offer(row)
-            sched = current.get(offer.id)
-            open_ = row.state in ("accepted", "assigned")
-            deadline = row.assignment_before or 0
-            if (
-                open_
-                and earliest <= deadline <= now + pc.horizon_s
-                and (sched is None or sched.start > earliest)
-                and start_window(offer)[1] >= earliest
-            ):
-                settled = sched is not None and sched.kind == "planned" and _fits(offer, sched)
-                narrowed = _narrowed(offer, earliest)
-                if (full or not settled) and narrowed is not None:
-                    plannable.append(narrowed)
-                    originals[offer.id] = offer
-                    if settled:
-                        in_force[offer.id] = _planned(sched)
-                    continue
-            elif (
-                open_
-                and now < deadline <= now + pc.horizon_s
-                and (sched is None or not _fits(offer, sched))
-            ):
-                # too close to its deadline (or its start) to plan, and nothing valid in
-                # force: the default. Sent if it can still arrive in time, else recorded as
-                # what the agent runs by itself. Offers beyond the horizon wait, counted at
-                # their default.
-                new_rows.append(_default_row(offer))
-                sched = None
-            if sched is not None:
-                start, energy = sched.start, sched.energy_kwh
-            else:
-                start, energy = offer.default.start, offer.default.energy_kwh
-            for t, e in execution.per_slot(start, energy, offer.resolution_s, res).items():
-                fixed[t] = fixed.get(t, 0.0) + e
-                node = fixed_by_node.setdefault(offer.grid_node, {})
-                node[t] = node.get(t, 0.0) + e
-        if plannable:
-            request = self._request(plannable, fixed, fixed_by_node, res)
+        sel = planning.select(
+            ((row, self._offer(row)) for row in rows),
+            current,
+            now=now,
+            earliest=earliest,
+            horizon_s=pc.horizon_s,
+            full=full,
+            resolution_s=res,
+        )
+        new_rows = list(sel.defaults)
+        if sel.plannable:
+            request = planning.request_for(
+                sel,
+                objective=self.config.objective,
+                target=self.store.series("target"),
+                prices=self.store.series("prices"),
+                resolution_s=res,
+                time_limit_s=pc.time_limit_s,
+            )
             result = self._solve(request, full)
-            chosen = {s.offer_id: s for s in result.schedules}
-            defaulted: set[str] = set()
-            for offer in (originals[o.id] for o in plannable):
-                s = chosen.get(offer.id)
-                if s is not None and check_assignment(
-                    offer, start=s.start, profile=s.profile, energy_kwh=list(s.energy_kwh)
-                ):
-                    self.stats["plan.infeasible_result"] += 1
-                    s = None
-                if s is None:  # the planner could not place it: its default, explicitly
-                    d = offer.default
-                    defaulted.add(offer.id)
-                    chosen[offer.id] = PlannedSchedule(
-                        offer_id=offer.id,
-                        start=d.start,
-                        profile=d.profile,
-                        energy_kwh=list(d.energy_kwh),
-                    )
-            choice = stability.choose(
+            decision = planning.decide(
+                sel,
                 request,
-                in_force=in_force,
-                planned={oid: chosen[oid] for oid in originals},
+                result,
+                current=current,
                 change_cost=pc.change_cost,
                 tolerance_kwh=pc.change_tolerance_kwh,
             )
-            self.stats["plan.changes_offered"] += choice.changes_offered
-            self.stats["plan.changes_made"] += choice.changed
-            for oid, s in choice.adopted.items():
-                offer = originals[oid]
-                old = current.get(oid)
-                new = NewSchedule(
-                    offer_id=oid,
-                    issuer=offer.issuer,
-                    offer_revision=offer.revision,
-                    start=s.start,
-                    profile=s.profile,
-                    energy_kwh=[float(e) for e in s.energy_kwh],
-                    kind="default" if oid in defaulted else "planned",
-                )
-                if old is not None and _same(old, new):
-                    continue
-                new_rows.append(new)
-            self.stats["plan.runs"] += 1
-            self.stats["plan.full" if full else "plan.incremental"] += 1
-            self.stats["plan.offers"] = len(plannable)
+            new_rows += decision.rows
+            self.stats.add("plan.infeasible_result", decision.infeasible)
+            self.stats.add("plan.changes_offered", decision.changes_offered)
+            self.stats.add("plan.changes_made", decision.changed)
+            self.stats.add("plan.runs")
+            self.stats.add("plan.full" if full else "plan.incremental")
+            self.stats.set("plan.offers", len(sel.plannable))
         # never issue a schedule that can no longer reach its agent before the deadline: a
         # default the agent then runs by itself is recorded as such
-        new_rows = self._rebase(new_rows)
-        in_time = self.clock.now() + margin
-        deadlines = {r.id: r.assignment_before or 0 for r in rows}
-        send = [r for r in new_rows if deadlines[r.offer_id] > in_time]
-        late = [r for r in new_rows if deadlines[r.offer_id] <= in_time]
-        self.stats["plan.too_late"] += sum(1 for r in late if r.kind != "default")
-        late = [r for r in late if r.kind == "default"]
+        out = planning.publication(
+            self._rebase(new_rows),
+            {r.id: r.assignment_before or 0 for r in rows},
+            in_time=self.clock.now() + margin,
+        )
+        self.stats.add("plan.too_late", out.too_late)
         issued: list[StoredSchedule] = []
         implicit: list[StoredSchedule] = []
-        if send:
-            issued = self.store.add_schedules(send, now=now, holder=self.worker.id)
-            self.stats["schedules.issued"] += len(issued)
-            self.stats["schedules.default"] += sum(1 for s in issued if s.kind == "default")
-        if late:
+        if out.send:
+            issued = self.store.add_schedules(out.send, now=now, holder=self.worker_id)
+            self.stats.add("schedules.issued", len(issued))
+            self.stats.add("schedules.default", sum(1 for s in issued if s.kind == "default"))
+        if out.implicit:
             implicit = self.store.add_schedules(
-                late, now=now, holder=self.worker.id, status="implicit"
+                out.implicit, now=now, holder=self.worker_id, status="implicit"
             )
-            self.stats["schedules.implicit"] += len(implicit)
-        if plannable:
+            self.stats.add("schedules.implicit", len(implicit))
+        if sel.plannable:
             log.info(
                 "plan (%s): %d offers, objective %.6g (%s), %s in %.2f s; %d schedules issued "
                 "(%d defaults), %d recorded as run by the agent, %d could not be placed",
                 "full" if full else "incremental",
-                len(plannable),
+                len(sel.plannable),
                 result.objective,
                 _objective_words(request),
                 result.status,
@@ -366,55 +334,39 @@ class Cycle:
                 offer, start=r.start, profile=r.profile, energy_kwh=r.energy_kwh
             ):
                 out.append(replace_row(r, offer_revision=head.revision))
-                self.stats["plan.rebased"] += 1
+                self.stats.add("plan.rebased")
             else:
-                self.stats["plan.outdated"] += 1
+                self.stats.add("plan.outdated")
         return out
 
-    def _request(
-        self,
-        offers: list[FlexOffer],
-        fixed: dict[int, float],
-        fixed_by_node: dict[str, dict[int, float]],
-        res: int,
-    ) -> PlanRequest:
-        obj = self.config.objective
-        target = self.store.series("target")
-        residual = {t: v - fixed.get(t, 0.0) for t, v in target.items()}
-        peak = {
-            node: max(0.0, kw - max(fixed_by_node.get(node, {0: 0.0}).values()) * 3600 / res)
-            for node, kw in obj.peak_kw.items()
-        }
-        return PlanRequest(
-            offers=offers,
-            resolution_s=res,
-            objective=obj.kind,
-            target_kwh=residual,
-            prices_eur_per_kwh=self.store.series("prices"),
-            peak_kw_by_node=peak,
-            weights=obj.weights,
-            time_limit_s=self.config.planning.time_limit_s,
-        )
+    def planners(self, request: PlanRequest) -> FallbackPlanner:
+        """The chain for ``request``: the configured planner, through aggregation above
+        ``planning.aggregate_above`` offers, then the greedy heuristic, then the defaults."""
+        from ..optim import AggregatingPlanner, GreedyPlanner
+
+        first = self.planner
+        above = self.config.planning.aggregate_above
+        if above and len(request.offers) > above:
+            first = AggregatingPlanner(inner=first)
+        return FallbackPlanner(stages=[first, GreedyPlanner()])
 
     def _solve(self, request: PlanRequest, full: bool) -> PlanResult:
-        t0 = time.perf_counter()
-        for planner in (self.planner, GreedyPlanner(), DefaultPlanner()):
-            try:
-                result = planner.plan(request)
-                break
-            except Exception:
-                log.exception("planner %s failed; falling back", type(planner).__name__)
-                self.stats["plan.planner_failed"] += 1
-        took = time.perf_counter() - t0
+        t0 = self.wall()
+        chain = self.planners(request)
+        if type(chain.stages[0]).__name__ == "AggregatingPlanner":
+            self.stats.add("plan.aggregated")
+        answer = chain.plan_chain(request)
+        took = self.wall() - t0
+        self.stats.add("plan.planner_failed", len(answer.failures))
+        self.stats.add("plan.infeasible_result", answer.rejected)
         kind = "full" if full else "incremental"
-        self.stats[f"plan.{kind}_last_ms"] = round(took * 1000, 1)
-        self.stats[f"plan.{kind}_max_ms"] = max(
-            self.stats[f"plan.{kind}_max_ms"], round(took * 1000, 1)
-        )
+        self.stats.set(f"plan.{kind}_last_ms", round(took * 1000, 1))
+        self.stats.set_max(f"plan.{kind}_max_ms", round(took * 1000, 1))
         # what the next plan of this kind should allow for: the longest recent solve, fading
         self._solve_wall_s[full] = max(took, 0.8 * self._solve_wall_s[full])
-        if result.infeasible:
-            self.stats["plan.unplaceable"] += len(result.infeasible)
+        result = answer.result
+        if answer.defaulted or result.infeasible:
+            self.stats.add("plan.unplaceable", len(answer.defaulted) + len(result.infeasible))
         return result
 
     # -- deliver ---------------------------------------------------------------------------------
@@ -426,9 +378,9 @@ class Cycle:
             self._in_flight.discard(key)
             done.append(key)
         if done:
-            self.store.mark_sent(done, time.time())
-            self.stats["schedules.sent"] += len(done)
-        resend_before = time.time() - self.config.planning.resend_after_wall_s
+            self.store.mark_sent(done, self.wall())
+            self.stats.add("schedules.sent", len(done))
+        resend_before = self.wall() - self.config.planning.resend_after_wall_s
         now = int(self.clock.now())
         in_time = now + self.margin_s()
         late = []
@@ -444,7 +396,7 @@ class Cycle:
             # (a schedule sent and never answered goes again even after the deadline: the
             # agent answers it as it did the first time, or refuses it if it never had it)
             if s.status == "sent":
-                self.stats["schedules.resent"] += 1
+                self.stats.add("schedules.resent")
             payload = protocol.encode(
                 Schedule(
                     offer_id=s.offer_id,
@@ -459,19 +411,19 @@ class Cycle:
                 msg_id=f"{s.offer_id}:v{s.version}",
             )
             self._in_flight.add(key)
-            ok = self.worker.bus.publish(
+            ok = self.publish(
                 topics.agent_topic(s.issuer, "schedule"),
                 payload,
                 qos=self.config.worker.qos,
                 done=lambda k=key: self._sent.append(k),
-                stop=self.worker.stopping,
+                stop=self.stopping,
             )
             if not ok:
                 self._in_flight.discard(key)
                 break
         if late:
-            self.store.mark_late(late, time.time())
-            self.stats["schedules.late"] += len(late)
+            self.store.mark_late(late, self.wall())
+            self.stats.add("schedules.late", len(late))
 
     # -- advance ---------------------------------------------------------------------------------
 
@@ -488,9 +440,9 @@ class Cycle:
             if sched is None and now >= (row.assignment_before or 0):
                 # no schedule by the deadline (the worker was down): the agent runs its default
                 self.store.add_schedules(
-                    [_default_row(offer)], now=now, holder=self.worker.id, status="implicit"
+                    [default_row(offer)], now=now, holder=self.worker_id, status="implicit"
                 )
-                self.stats["schedules.implicit"] += 1
+                self.stats.add("schedules.implicit")
                 sched = self.store.current_schedules([offer.id]).get(offer.id)
             start = sched.start if sched else offer.default.start
             n = len(sched.energy_kwh) if sched else len(offer.default.energy_kwh)
@@ -504,7 +456,7 @@ class Cycle:
             self.store.mark_executing(starting, at=now)
         for offer, sched in finished:
             self._check(offer, sched, now=now)
-        self.stats["offers.executed"] += len(finished)
+        self.stats.add("offers.executed", len(finished))
 
     def _check(self, offer: FlexOffer, sched: StoredSchedule | None, *, now: float) -> None:
         ex, res = self.config.execution, offer.resolution_s
@@ -581,11 +533,11 @@ class Cycle:
         planning interval, so an agent that refuses everything cannot make FMAN spin."""
         for s in self.store.refused_current():
             version = self.store.fall_back(s.offer_id, s.version)
-            self.stats["schedules.refused"] += 1
-            self.stats[refusals.key("schedule", refusals.first_code(s.reason))] += 1
+            self.stats.add("schedules.refused")
+            self.stats.add(refusals.key("schedule", refusals.first_code(s.reason)))
             key = (s.offer_id, s.offer_revision)
             quick = self._quick_replans.get(key, 0)
-            if s.status == "rejected" and quick < QUICK_REPLANS and _curable(s.reason):
+            if s.status == "rejected" and quick < QUICK_REPLANS and curable(s.reason):
                 if len(self._quick_replans) > 100_000:  # offers long closed: start afresh
                     self._quick_replans.clear()
                 self._quick_replans[key] = quick + 1
@@ -594,9 +546,9 @@ class Cycle:
             if stored is not None and stored.payload is not None:
                 offer = self._offer(stored)
                 self.store.add_schedules(
-                    [_default_row(offer)],
+                    [default_row(offer)],
                     now=now,
-                    holder=self.worker.id,
+                    holder=self.worker_id,
                     status="implicit",
                     states=("accepted", "assigned", "executing", "executed"),
                 )
@@ -604,8 +556,6 @@ class Cycle:
 
 #: Immediate re-plans of one offer after refusals a new plan can cure.
 QUICK_REPLANS = 3
-#: Refusal codes a new plan can cure (see ``agent.core``).
-CURABLE = frozenset({"stale_revision", "infeasible", "start_passed"})
 
 
 def _objective_words(request: PlanRequest) -> str:
@@ -614,59 +564,3 @@ def _objective_words(request: PlanRequest) -> str:
     if request.objective == "balance" and not request.target_kwh:
         return "balance to zero: no target series"
     return request.objective
-
-
-def _curable(reason_json: str) -> bool:
-    try:
-        codes = {r.get("code") for r in json.loads(reason_json or "[]")}
-    except (ValueError, AttributeError):
-        return False
-    return bool(codes) and codes <= CURABLE
-
-
-def _default_row(offer: FlexOffer) -> NewSchedule:
-    d = offer.default
-    return NewSchedule(
-        offer_id=offer.id,
-        issuer=offer.issuer,
-        offer_revision=offer.revision,
-        start=d.start,
-        profile=d.profile,
-        energy_kwh=list(d.energy_kwh),
-        kind="default",
-    )
-
-
-def _same(old: StoredSchedule, new: NewSchedule) -> bool:
-    return (
-        old.start == new.start
-        and old.profile == new.profile
-        and len(old.energy_kwh) == len(new.energy_kwh)
-        and all(abs(a - b) <= 1e-6 for a, b in zip(old.energy_kwh, new.energy_kwh, strict=True))
-    )
-
-
-def _narrowed(offer: FlexOffer, earliest: int) -> FlexOffer | None:
-    """``offer`` as the planner may place it: never at a start before ``earliest`` (when the
-    schedule could reach the agent). Its default moves along where the window's start does
-    (the planner requires a valid offer, with a feasible default); ``None`` if the default
-    cannot start that late."""
-    lo = start_window(offer)[0]
-    if lo >= earliest:
-        return offer
-    d = offer.default
-    narrowed = replace(
-        offer, start_after=earliest, default=replace(d, start=max(d.start, earliest))
-    )
-    # built from a decoded offer: its numbers are known to be finite
-    return None if protocol.validate_offer(narrowed, types_checked=True) else narrowed
-
-
-def _planned(s: StoredSchedule) -> PlannedSchedule:
-    return PlannedSchedule(
-        offer_id=s.offer_id, start=s.start, profile=s.profile, energy_kwh=list(s.energy_kwh)
-    )
-
-
-def _fits(offer: FlexOffer, s: StoredSchedule) -> bool:
-    return not check_assignment(offer, start=s.start, profile=s.profile, energy_kwh=s.energy_kwh)

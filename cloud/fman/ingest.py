@@ -56,6 +56,7 @@ from ..clock import Clock
 from . import refusals, series
 from .acceptance import Verdict, judge_meter, judge_offer, judge_withdraw
 from .config import Config
+from .counters import Counters
 from .store import (
     AgentStatus,
     Announcement,
@@ -89,12 +90,15 @@ _PREFIX = topics.PREFIX + "/a/"
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """One delivered message. ``mid`` and ``qos`` are the broker's, for the acknowledgement."""
+    """One delivered message. ``mid`` and ``qos`` are the broker's, for the acknowledgement;
+    ``response_topic`` and ``correlation`` its MQTT v5 properties (requests carry them)."""
 
     topic: str
     payload: bytes
     mid: int = 0
     qos: int = 1
+    response_topic: str = ""
+    correlation: bytes | None = None
 
 
 class _Conflict(Exception):
@@ -169,7 +173,7 @@ class Ingest:
     """Decides on batches of messages; holds no connection, only a store and counters."""
 
     def __init__(
-        self, *, store: Store, config: Config, clock: Clock, worker: str, stats: Counter[str]
+        self, *, store: Store, config: Config, clock: Clock, worker: str, stats: Counters
     ) -> None:
         self.store = store
         self.clock = clock
@@ -275,11 +279,11 @@ class Ingest:
         try:
             with self.store.write(offers=offers) as tx:
                 if not d.still_valid(tx):
-                    self.stats["ingest.redecided"] += 1
+                    self.stats.add("ingest.redecided")
                     d = self._decide(tx, items, now, wall)
                 self._write(tx, d)
         except _Conflict:
-            self.stats["ingest.redecided"] += 1
+            self.stats.add("ingest.redecided")
             with self.store.write(offers=offers) as tx:
                 d = self._decide(tx, items, now, wall)
                 self._write(tx, d)

@@ -1,9 +1,9 @@
 """Choose the planner named in the configuration.
 
-``default`` (every offer keeps its default schedule), ``greedy`` (:mod:`.greedy`), ``ortools``
-(the optimiser of :mod:`cloud.optim`), or any
-class behind the :class:`cloud.optim.Planner` interface as ``package.module:Class``. Planners
-are built with no arguments; their options travel in each :class:`cloud.optim.PlanRequest`.
+``default`` (every offer keeps its default schedule), ``greedy``
+(:mod:`cloud.optim.greedy`), ``ortools`` (the optimiser of :mod:`cloud.optim`), or any class
+behind the :class:`cloud.optim.Planner` interface as ``package.module:Class``. Planners are
+built with no arguments; their options travel in each :class:`cloud.optim.PlanRequest`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ._errors import ConfigError
 
 BUILTIN = {
     "default": "cloud.optim:DefaultPlanner",
-    "greedy": "cloud.fman.greedy:GreedyPlanner",
+    "greedy": "cloud.optim:GreedyPlanner",
     "ortools": "cloud.optim:OrToolsPlanner",
 }
 

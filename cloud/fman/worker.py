@@ -6,6 +6,8 @@ Threads, and why each exists:
   socket is read while a batch is being committed;
 - the ingest thread takes everything queued (up to ``batch_max``), decides and commits it in
   one transaction, then acknowledges each message to the broker and publishes the answers;
+- the request thread answers agents' requests (:mod:`.responder`) on its own store
+  connection, rate-limited per agent, so that no request waits behind a batch or delays one;
 - the cycle thread runs the planning cycle, the execution check and schedule delivery, but
   only while this worker holds the ``planner`` lease in the store: every worker ingests, one
   plans. If the planning worker dies, another takes the lease when it expires.
@@ -20,7 +22,6 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,9 @@ from . import refusals
 from ._errors import StoreError
 from .bus import Bus
 from .config import Config
+from .counters import Counters
 from .ingest import Incoming, Ingest, series_topics
+from .responder import Responder
 from .store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,14 @@ STATUS_SWEEP_S = 2.0
 
 
 def subscriptions(group: str) -> list[str]:
-    return [topics.shared(group, topics.all_agents(ch)) for ch in SHARED_CHANNELS]
+    return [topics.shared(group, topics.all_agents(ch)) for ch in (*SHARED_CHANNELS, "req/#")]
+
+
+def _is_request(topic: str) -> bool:
+    return topic.startswith(REQUEST_PREFIX) and "/req/" in topic[len(REQUEST_PREFIX) :]
+
+
+REQUEST_PREFIX = topics.PREFIX + "/a/"
 
 
 class Worker:
@@ -61,7 +71,7 @@ class Worker:
         self.config = config
         self.clock = clock
         self.id = config.worker.id
-        self.stats: Counter[str] = Counter()
+        self.stats = Counters()
         #: the counters as the last refusal summary left them
         self._refusals_said: dict[str, float] = {}
         self._stop = threading.Event()
@@ -74,10 +84,19 @@ class Worker:
             url=config.worker.broker,
             client_id=self.id,
             subscriptions=subscriptions(config.worker.group) + list(series_topics(config)),
-            on_message=self._queue.put,
+            on_message=self._route,
             session_expiry_s=config.worker.session_expiry_s,
             credentials_file=config.worker.credentials_file,
             ca_file=config.worker.ca_file,
+        )
+        self.responder = Responder(
+            config=config,
+            clock=clock,
+            open_store=self._open_store,
+            publish=self._publish_response,
+            ack=lambda m: self.bus.ack(m.mid, m.qos),
+            stats=self.stats,
+            worker=self.id,
         )
         self._cycle_factory = cycle_factory
         self._threads: list[threading.Thread] = []
@@ -92,6 +111,9 @@ class Worker:
         self._threads = [
             threading.Thread(target=self._ingest_loop, name="fman-ingest", daemon=True),
             threading.Thread(target=self._stats_loop, name="fman-stats", daemon=True),
+            threading.Thread(
+                target=self.responder.run, args=(self._stop,), name="fman-requests", daemon=True
+            ),
         ]
         if self._cycle_factory is not None:
             self._threads.append(
@@ -131,6 +153,19 @@ class Worker:
         timer.daemon = True
         timer.start()
 
+    # -- routing (paho's network thread) -------------------------------------------------------
+
+    def _route(self, m: Incoming) -> None:
+        if _is_request(m.topic):
+            self.responder.put(m)
+        else:
+            self._queue.put(m)
+
+    def _publish_response(self, topic: str, payload: bytes, correlation: bytes | None) -> bool:
+        return self.bus.publish(
+            topic, payload, qos=self.config.worker.qos, correlation=correlation, stop=self._stop
+        )
+
     # -- ingest --------------------------------------------------------------------------------
 
     def _ingest_loop(self) -> None:
@@ -155,8 +190,8 @@ class Worker:
         answers = self._process(batch)
         if answers is None:
             return  # stopping with the batch unacknowledged: the broker redelivers it
-        self.stats["batches"] += 1
-        self.stats["messages"] += len(batch)
+        self.stats.add("batches")
+        self.stats.add("messages", len(batch))
         if not answers:
             self._ack(batch)
             return
@@ -194,7 +229,7 @@ class Worker:
             except Exception:
                 if len(batch) == 1:
                     log.exception("message on %s could not be processed; dropped", batch[0].topic)
-                    self.stats["failed"] += 1
+                    self.stats.add("failed")
                     return []
                 out: list = []
                 for m in batch:
@@ -216,8 +251,9 @@ class Worker:
             store = getattr(self, "_stats_store", None)
             if store is None:
                 store = self._stats_store = self._open_store()
-            values = dict(self.stats)
+            values = self.stats.snapshot()
             values["queue"] = self._queue.qsize()
+            values["requests.queue"] = self.responder.queued
             values["ingest.lock_wait_s"] = round(self.store.lock_wait_s, 3)
             values["ingest.lock_held_s"] = round(self.store.lock_held_s, 3)
             values["alive_at"] = time.time()
@@ -239,6 +275,6 @@ class Worker:
             cycle.run(self._stop)
         except Exception:
             log.exception("planning cycle crashed; this worker keeps ingesting")
-            self.stats["cycle.crashed"] += 1
+            self.stats.add("cycle.crashed")
         finally:
             store.close()

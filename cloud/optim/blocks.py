@@ -16,6 +16,8 @@ import numpy as np
 import protocol
 from protocol import FlexOffer, Profile
 
+from .problem import PlanRequest
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Block:
@@ -139,3 +141,31 @@ def feasible(offer: FlexOffer, block: Block, start: int, energy: np.ndarray) -> 
     return not protocol.check_assignment(
         offer, start=start, profile=block.profile, energy_kwh=energy.tolist()
     )
+
+
+def plannable(request: PlanRequest) -> tuple[list[OfferView], dict[str, str]]:
+    """Views of the request's offers a planner can place, and why each other one cannot be
+    planned (duplicate id, another resolution, invalid, no start left in its window)."""
+    infeasible: dict[str, str] = {}
+    views: list[OfferView] = []
+    seen: set[str] = set()
+    for o in request.offers:
+        if o.id in seen:
+            infeasible[o.id] = "duplicate offer id in the request"
+            continue
+        seen.add(o.id)
+        if o.resolution_s != request.resolution_s:
+            infeasible[o.id] = (
+                f"resolution {o.resolution_s} s, the plan's is {request.resolution_s} s"
+            )
+            continue
+        errors = protocol.validate_offer(o)
+        if errors:
+            infeasible[o.id] = "; ".join(str(e) for e in errors[:5])
+            continue
+        v = view(o)
+        if not v.blocks:
+            infeasible[o.id] = "no profile has a start left in the window"
+            continue
+        views.append(v)
+    return views, infeasible

@@ -22,8 +22,8 @@ import numpy as np
 
 from . import kernels
 from .blocks import OfferView
-from .heuristic import Placement
 from .oracle import as_battery
+from .placements import Placement
 from .terms import Terms
 
 

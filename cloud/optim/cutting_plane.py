@@ -39,8 +39,8 @@ import numpy as np
 
 from .blocks import OfferView
 from .catalogue import Catalogue, catalogue
-from .heuristic import Placement
 from .master import PortfolioMaster
+from .placements import Placement
 from .terms import Terms, evaluate
 
 #: A column unused for this many rounds leaves the master.

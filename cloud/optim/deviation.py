@@ -33,7 +33,7 @@ import numpy as np
 from . import kernels
 from .blocks import OfferView
 from .kernels import Layout
-from .model import Choices, LinearProblem, _add_coupled, _Coo, _Frame, _starts, _template
+from .model import Choices, LinearProblem, _add_coupled, _Coo, _Frame, _starts, template
 
 Array = np.ndarray
 
@@ -266,7 +266,7 @@ def schedule_of(
     k = int(np.argmax(values[ch.y]))
     blk, start = int(ch.block[k]), int(ch.start[k])
     b = view.blocks[blk]
-    tpl = _template(b, single=layout.single[i])
+    tpl = template(b, single=layout.single[i])
     x = np.zeros(b.n)
     np.add.at(x, tpl.node_slot, tpl.node_val * values[ch.y[k] + tpl.node_col])
     return blk, start, x

@@ -135,7 +135,7 @@ class _Coo:
 
 
 @dataclass(frozen=True, slots=True)
-class _Template:
+class Template:
     """One choice of a coupled block in local coordinates: column 0 is ``y``, columns 1..n the
     running sums ``R_j`` (energy of slots 0..j); entries and bounds of the block's own rows."""
 
@@ -181,7 +181,7 @@ class _Rows:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
 
-def _template(b: Block, *, single: bool) -> _Template:
+def template(b: Block, *, single: bool) -> Template:
     """The rows of one choice in running-sum form: slot energy ``x_j = R_j - R_{j-1}``.
 
     Dependency rows with ``a == b`` bound the running sum itself (``b * R_j <= c``), the
@@ -261,7 +261,7 @@ def _template(b: Block, *, single: bool) -> _Template:
         rows.add(rr[pr], r_col[pc], coef[pr, pc])
         if not single:
             rows.add(rr, 0, -b.poly_b)
-    return _Template(
+    return Template(
         n_cols=len(var_lb),
         var_lb=var_lb,
         var_ub=var_ub,
@@ -355,7 +355,7 @@ def _add_coupled(
 ) -> np.ndarray:
     """A copy of the block's template per start; returns the selector columns."""
     kk = len(slot0)
-    tpl = _template(b, single=single)
+    tpl = template(b, single=single)
     col0 = coo.add_vars(np.tile(tpl.var_lb, kk), np.tile(tpl.var_ub, kk))
     n_loc_rows = len(tpl.row_lb)
     row0 = coo.add_rows(np.tile(tpl.row_lb, kk), np.tile(tpl.row_ub, kk), n_loc_rows * kk)

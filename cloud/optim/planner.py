@@ -38,43 +38,29 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 import protocol
 
 from . import solver as lp
-from .blocks import Block, OfferView, view
+from .blocks import OfferView, plannable
+from .bounds import envelope
+from .colgen import ColumnGeneration
 from .cutting_plane import applies, plan_portfolio
 from .errors import SolverError
-from .heuristic import Placement, envelope, greedy
-from .model import Column, LinearProblem, _template, build, build_master, is_boxed
-from .oracle import as_battery, cheapest
+from .greedy import greedy
+from .model import build, is_boxed, template
+from .placements import Placement, Plan, adopt, flex_of, loads, with_boxes
 from .problem import PlannedSchedule, PlanRequest, PlanResult
 from .terms import Terms, evaluate, terms_for
 
 #: Problems whose compact model has at most this many variables are solved as one MIP.
 EXACT_VARS = 20_000
-#: Column generation rounds at most.
-MAX_ROUNDS = 60
+#: The share of the time limit the greedy placement may spend refining its candidates.
+GREEDY_SHARE = 0.2
 
 Progress = Callable[[str], None]
-
-
-@dataclass(slots=True)
-class _Plan:
-    """A placement per planned offer (``None`` where none is known) and how it was found."""
-
-    placements: list[Placement | None]
-    bound: float
-    solved: bool
-    #: the multipliers of the slot rows that prove ``bound``, where known
-    duals: np.ndarray | None = None
-    #: the method that ran, and why it found no plan (``solved`` False), for the result
-    method: str = "the planner"
-    why: str = ""
 
 
 class OrToolsPlanner:
@@ -98,21 +84,22 @@ class OrToolsPlanner:
 
     def plan(self, request: PlanRequest) -> PlanResult:
         started = time.monotonic()
-        views, infeasible = _plannable(request)
+        views, infeasible = plannable(request)
         # the final feasibility check of every schedule takes about 40 us an offer
         reserve = min(5e-5 * len(views), 0.3 * request.time_limit_s)
         deadline = started + request.time_limit_s - reserve
         limit = f"the {request.time_limit_s:g} s time limit"
         terms = terms_for(request, views)
         self._say(f"{len(views)} offers over {terms.slots} slots")
-        placements, _ = greedy(views, terms)
+        # the heuristic refines its placements within a fifth of the time limit
+        placements, _ = greedy(views, terms, deadline=started + GREEDY_SHARE * request.time_limit_s)
         small = _compact_size(views) <= self.exact_vars
         cat = None if small else applies(views, terms)
         if cat is None:
             bound, self._lam0 = envelope(views, terms)
         else:  # the cutting planes prove a far better bound within milliseconds
             bound, self._lam0 = -math.inf, None
-        found = _Plan(placements=list(placements), bound=bound, solved=False)
+        found = Plan(placements=list(placements), bound=bound, solved=False)
         try:
             if time.monotonic() >= deadline:
                 found.why = f"{limit} ran out in the greedy placement and the first bound"
@@ -140,7 +127,9 @@ class OrToolsPlanner:
                     found.why = f"no plan better than the greedy one within {limit}"
             else:
                 found.method = "column generation"
-                self._column_generation(views, terms, found, request, deadline)
+                ColumnGeneration(engine=self.engine, lam0=self._lam0, say=self._say).run(
+                    views, terms, found, request, deadline
+                )
                 if not found.solved and not found.why:
                     found.why = (
                         f"{limit} ran out first"
@@ -151,7 +140,7 @@ class OrToolsPlanner:
             self._say(f"solver failed ({exc}); answering with the greedy plan")
             if not math.isfinite(bound):  # the cutting planes skipped the envelope
                 bound = envelope(views, terms)[0]
-            found = _Plan(
+            found = Plan(
                 placements=list(placements),
                 bound=bound,
                 solved=False,
@@ -169,7 +158,7 @@ class OrToolsPlanner:
         self,
         views: Sequence[OfferView],
         terms: Terms,
-        found: _Plan,
+        found: Plan,
         request: PlanRequest,
         deadline: float,
     ) -> None:
@@ -203,351 +192,18 @@ class OrToolsPlanner:
             if is_boxed(v):
                 picks.append((blk, start, None))
             else:
-                tpl = _template(v.blocks[blk], single=len(ch.y) == 1)
+                tpl = template(v.blocks[blk], single=len(ch.y) == 1)
                 x = np.zeros(v.blocks[blk].n)
                 np.add.at(x, tpl.node_slot, tpl.node_val * values[ch.y[k] + tpl.node_col])
                 picks.append((blk, start, x))
-        flex = _flex(values, problem, terms)
-        _adopt(views, terms, found, _with_boxes(views, terms, picks, flex))
+        flex = flex_of(values, problem, terms)
+        adopt(views, terms, found, with_boxes(views, terms, picks, flex))
         found.solved = True
 
     # -- column generation --------------------------------------------------------------
 
-    def _column_generation(
-        self,
-        views: Sequence[OfferView],
-        terms: Terms,
-        found: _Plan,
-        request: PlanRequest,
-        deadline: float,
-    ) -> None:
-        coupled = [i for i, v in enumerate(views) if not is_boxed(v)]
-        batteries = {(i, k): as_battery(b) for i in coupled for k, b in enumerate(views[i].blocks)}
-        columns: dict[int, list[Column]] = {}
-
-        zero = np.zeros((len(terms.groups), terms.slots))
-        # identical profiles at one start price alike under one price vector: solve once
-        memos: dict[object, dict[tuple[bytes, int, int], tuple[float, np.ndarray] | None]] = {}
-
-        def out_of_time(doing: str, done: int) -> bool:
-            if time.monotonic() < deadline:
-                return False
-            found.why = (
-                f"the time limit ran out while {doing} ({done} of {len(coupled)} coupled "
-                "offers priced)"
-            )
-            return True
-
-        for n, i in enumerate(coupled):
-            p = found.placements[i]
-            if p is not None:
-                columns[i] = [Column(block=p.block, start=p.start, energy=p.energy)]
-                continue
-            if out_of_time("finding a first schedule for each offer", n):
-                return
-            # no known schedule: ask the oracle for any
-            col = self._price(
-                views[i],
-                i,
-                zero,
-                terms,
-                batteries,
-                deadline=deadline,
-                memo=memos.setdefault("zero", {}),
-            )
-            if col is not None:
-                columns[i] = [col[1]]
-        best_value = evaluate(terms, _loads(views, terms, found.placements))
-        # warm start: each offer's cheapest schedules under prices that reward moving towards
-        # the target where the greedy plan misses it, and the opposite
-        miss = np.sign(terms.target - _loads(views, terms, found.placements).sum(axis=0))
-        for rnd, scale in enumerate((1.0, 0.5), start=1):
-            lam0 = np.broadcast_to(
-                scale * miss * max(terms.w_balance, 1e-3), (len(terms.groups), terms.slots)
-            )
-            memo = memos.setdefault(scale, {})
-            for n, i in enumerate(coupled):
-                if out_of_time(f"pricing the offers for a warm start (round {rnd} of 2)", n):
-                    return
-                priced = self._price(
-                    views[i], i, lam0, terms, batteries, deadline=deadline, memo=memo
-                )
-                if priced is not None:
-                    columns.setdefault(i, []).append(priced[1])
-        relaxed = _RelaxedFrame(views, terms)
-        h = terms.slots
-        g_count = len(terms.groups)
-        center: np.ndarray | None = None
-        best_l = -math.inf
-        if self._lam0 is not None and g_count == 1:
-            # the envelope LP's slot values: a first dual point, its schedules and its bound
-            lam = self._lam0.reshape(1, h)
-            lagrangian = relaxed.value(lam, time_limit_s=deadline - time.monotonic())
-            memo = {}
-            for n, i in enumerate(coupled):
-                if out_of_time("pricing the offers at the envelope's prices", n):
-                    return
-                priced = self._price(
-                    views[i], i, lam, terms, batteries, deadline=deadline, memo=memo
-                )
-                if priced is None:
-                    lagrangian = -math.inf
-                    continue
-                lagrangian += priced[0]
-                columns.setdefault(i, []).append(priced[1])
-            if lagrangian > best_l:
-                best_l, center = lagrangian, lam
-                found.bound = max(found.bound, lagrangian)
-            self._say(f"envelope prices: bound {found.bound:.6g}")
-        last_used: dict[int, list[int]] = {i: [0] * len(c) for i, c in columns.items()}
-        for rnd in range(MAX_ROUNDS):
-            left = deadline - time.monotonic()
-            if left <= 0.05:
-                break
-            problem, layout = build_master(views, terms, columns)
-            try:
-                sol = lp.solve(problem, time_limit_s=left, integer=False, engine="glop")
-            except SolverError as exc:
-                self._say(f"master LP failed ({exc}); keeping the best plan so far")
-                break
-            if sol.outcome != "optimal" or sol.duals is None or sol.values is None:
-                break
-            lam_m = sol.duals[problem.node_row0 : problem.node_row0 + g_count * h]
-            lam_m = lam_m.reshape(g_count, h)
-            picks = _round_master(views, terms, sol.values, problem, layout, columns)
-            value = evaluate(terms, _loads(views, terms, picks))
-            if value < best_value:
-                best_value = value
-                found.placements = picks
-                found.solved = True
-            for i, w in layout.weights.items():
-                used = last_used[i]
-                for k in np.flatnonzero(sol.values[w] > 1e-9):
-                    used[k] = rnd
-            # price at a point between the best dual point so far and the master's duals
-            # (Wentges smoothing); fall back to the master's duals when that finds nothing
-            added = 0
-            for alpha in (0.5, 0.0) if center is not None else (0.0,):
-                lam = lam_m if alpha == 0.0 else alpha * center + (1 - alpha) * lam_m
-                lagrangian = relaxed.value(lam, time_limit_s=deadline - time.monotonic())
-                memo = {}
-                for i in coupled:
-                    priced = self._price(
-                        views[i], i, lam, terms, batteries, deadline=deadline, memo=memo
-                    )
-                    if priced is None:
-                        continue
-                    cheapest_value, col = priced
-                    lagrangian += cheapest_value
-                    s0 = terms.slot_of(col.start)
-                    g = terms.group_of(views[i])
-                    rc = -float(lam_m[g, s0 : s0 + len(col.energy)] @ col.energy)
-                    rc -= sol.duals[layout.convexity_row[i]] if i in layout.convexity_row else 0.0
-                    if rc < -1e-9 * max(1.0, abs(sol.objective)):
-                        columns.setdefault(i, []).append(col)
-                        last_used.setdefault(i, []).append(rnd)
-                        added += 1
-                    if time.monotonic() > deadline:
-                        lagrangian = -math.inf
-                        break
-                if lagrangian > best_l:
-                    best_l, center = lagrangian, lam
-                if added or time.monotonic() > deadline:
-                    break
-            found.bound = max(found.bound, min(best_l, sol.objective))
-            if added == 0 and time.monotonic() <= deadline:
-                found.bound = max(found.bound, sol.objective)  # no column improves: LP optimum
-            gap = (best_value - found.bound) / max(abs(best_value), 1e-9)
-            self._say(
-                f"round {rnd + 1}: LP {sol.objective:.6g}, bound {found.bound:.6g}, "
-                f"plan {best_value:.6g} (gap {100 * gap:.3g} %), {added} new schedules"
-            )
-            if added == 0 or gap <= request.relative_gap:
-                break
-            # forget schedules unused for a while, so the master stays small
-            for i, cols in columns.items():
-                used = last_used[i]
-                keep = [k for k in range(len(cols)) if rnd - used[k] <= 3] or [len(cols) - 1]
-                columns[i] = [cols[k] for k in keep]
-                last_used[i] = [used[k] for k in keep]
-        # polish: the LP over the rounded choices sets the energies
-        left = deadline - time.monotonic()
-        if left > 0.05 and found.solved:
-            fixed_boxes = {
-                i: [(p.block, p.start)]
-                for i, p in enumerate(found.placements)
-                if p is not None and is_boxed(views[i])
-            }
-            kept = {
-                i: [
-                    c
-                    for c in cols
-                    if (p := found.placements[i]) is not None
-                    and (c.block, c.start) == (p.block, p.start)
-                ]
-                for i, cols in columns.items()
-            }
-            problem, layout = build_master(views, terms, kept, box_choices=fixed_boxes)
-            sol = lp.solve(problem, time_limit_s=left, integer=False, engine=self.engine)
-            if sol.values is not None:
-                picks = _round_master(views, terms, sol.values, problem, layout, kept)
-                if evaluate(terms, _loads(views, terms, picks)) < best_value:
-                    found.placements = picks
-
-    def _price(
-        self,
-        v: OfferView,
-        i: int,
-        lam: np.ndarray,
-        terms: Terms,
-        batteries: dict[tuple[int, int], object],
-        *,
-        deadline: float = math.inf,
-        memo: dict[tuple[bytes, int, int], tuple[float, np.ndarray] | None] | None = None,
-    ) -> tuple[float, Column] | None:
-        """The offer's schedule with the least ``-lam . x`` over all its choices (over those
-        tried before ``deadline``, once it has passed). ``memo`` keeps LP answers under this
-        ``lam`` by profile, start and node, for the offers' identical profiles."""
-        g = terms.group_of(v)
-        res = terms.resolution_s
-        best: tuple[float, Column] | None = None
-        for k, b in enumerate(v.blocks):
-            bat = batteries.get((i, k))
-            bkey = _block_key(b) if bat is None and memo is not None else b""
-            for start in range(b.first_start, b.last_start + 1, res):
-                s0 = terms.slot_of(start)
-                cost = -lam[g, s0 : s0 + b.n]
-                if bat is not None:
-                    got = cheapest(bat, cost)
-                else:
-                    key = (bkey, start, g)
-                    if memo is not None and key in memo:
-                        got = memo[key]
-                        got = None if got is None else (got[0], got[1].copy())
-                    else:
-                        left = deadline - time.monotonic()
-                        if left <= 0 and best is not None:
-                            return best
-                        got = _lp_cheapest(b, cost, time_limit_s=min(10.0, max(left, 0.01)))
-                        if memo is not None:
-                            memo[key] = None if got is None else (got[0], got[1].copy())
-                if got is None:
-                    continue
-                value, x = got
-                x[np.abs(x) < 1e-12] = 0.0
-                if best is None or value < best[0]:
-                    best = (value, Column(block=k, start=start, energy=x))
-        return best
-
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-class _RelaxedFrame:
-    """The part of the Lagrangian that is not a coupled offer: objective variables and
-    box-only offers, with the node rows moved into the objective at prices ``lam``.
-
-    ``L(lam) = value(lam) + sum over coupled offers of min(-lam . x)`` is a lower bound on the
-    optimum for any ``lam`` at which it is finite (every master dual, every mix of them)."""
-
-    def __init__(self, views: Sequence[OfferView], terms: Terms) -> None:
-        self.terms = terms
-        self.boxes = [v for v in views if is_boxed(v)]
-        # one node, no peak limit, a balance term: the value has a closed form
-        self.closed = (
-            len(terms.groups) == 1 and not np.isfinite(terms.peak_kwh).any() and terms.w_balance > 0
-        )
-        self.problem, _ = build_master(views, terms, {})
-        p = self.problem
-        size = len(terms.groups) * terms.slots
-        node = (p.rows >= p.node_row0) & (p.rows < p.node_row0 + size)
-        self.node_rows = p.rows[node] - p.node_row0
-        self.node_cols = p.cols[node]
-        self.node_vals = p.vals[node]
-        self.row_lb = p.row_lb.copy()
-        self.row_ub = p.row_ub.copy()
-        self.row_lb[p.node_row0 : p.node_row0 + size] = -np.inf
-        self.row_ub[p.node_row0 : p.node_row0 + size] = np.inf
-
-    def value(self, lam: np.ndarray, *, time_limit_s: float = 30.0) -> float:
-        if self.closed:
-            return self._closed(lam[0])
-        if time_limit_s <= 0:
-            return -math.inf  # no bound from this point
-        p = self.problem
-        obj = p.obj.copy()
-        np.subtract.at(obj, self.node_cols, self.node_vals * lam.ravel()[self.node_rows])
-        relaxed = LinearProblem(
-            var_lb=p.var_lb,
-            var_ub=p.var_ub,
-            obj=obj,
-            integer=p.integer,
-            row_lb=self.row_lb,
-            row_ub=self.row_ub,
-            rows=p.rows,
-            cols=p.cols,
-            vals=p.vals,
-            offset=p.offset,
-        )
-        sol = lp.solve(relaxed, time_limit_s=time_limit_s, integer=False, engine="glop")
-        return sol.objective if sol.outcome == "optimal" else -math.inf
-
-    def _closed(self, lam: np.ndarray) -> float:
-        """Node load ``N_t`` costs ``(w_cost p_t + lam_t) N_t + w_balance |N_t - target_t|``:
-        bounded below only when the price is within ``w_balance``, then least at the target.
-        A box-only offer's choice costs ``-lam`` on its lower bounds plus ``min(0, -lam)`` on
-        its widths (its share of the flexible load is taken where that pays)."""
-        t = self.terms
-        price = t.w_cost * t.prices + lam
-        if np.any(np.abs(price) > t.w_balance * (1 + 1e-9) + 1e-12):
-            return -math.inf
-        value = t.offset + float(price @ t.target)
-        gain = np.minimum(0.0, -lam)
-        res = t.resolution_s
-        for v in self.boxes:
-            best = math.inf
-            for b in v.blocks:
-                s0 = t.slot_of(b.first_start)
-                count = (b.last_start - b.first_start) // res + 1
-                span = slice(s0, s0 + count - 1 + b.n)
-                cost = sliding_window_view(-lam[span], b.n) @ b.lower
-                cost += sliding_window_view(gain[span], b.n) @ (b.upper - b.lower)
-                best = min(best, float(cost.min()))
-            value += best
-        return value
-
-
-def _plannable(request: PlanRequest) -> tuple[list[OfferView], dict[str, str]]:
-    infeasible: dict[str, str] = {}
-    views: list[OfferView] = []
-    seen: set[str] = set()
-    for o in request.offers:
-        if o.id in seen:
-            infeasible[o.id] = "duplicate offer id in the request"
-            continue
-        seen.add(o.id)
-        if o.resolution_s != request.resolution_s:
-            infeasible[o.id] = (
-                f"resolution {o.resolution_s} s, the plan's is {request.resolution_s} s"
-            )
-            continue
-        errors = protocol.validate_offer(o)
-        if errors:
-            infeasible[o.id] = "; ".join(str(e) for e in errors[:5])
-            continue
-        v = view(o)
-        if not v.blocks:
-            infeasible[o.id] = "no profile has a start left in the window"
-            continue
-        views.append(v)
-    return views, infeasible
-
-
-def _block_key(b: Block) -> bytes:
-    """The constraints of a profile as bytes: equal keys, equal feasible sets."""
-    parts = [b.lower, b.upper, b.deps, b.poly_a, b.poly_b]
-    head = repr((b.n, b.total, [None if a is None else a.shape for a in parts])).encode()
-    return head + b"".join(np.ascontiguousarray(a).tobytes() for a in parts if a is not None)
 
 
 def _compact_size(views: Sequence[OfferView]) -> int:
@@ -559,123 +215,10 @@ def _compact_size(views: Sequence[OfferView]) -> int:
     return size
 
 
-def _lp_cheapest(
-    b: Block, cost: np.ndarray, *, time_limit_s: float = 10.0
-) -> tuple[float, np.ndarray] | None:
-    tpl = _template(b, single=True)
-    obj = np.zeros(tpl.n_cols)
-    np.add.at(obj, tpl.node_col, tpl.node_val * cost[tpl.node_slot])
-    problem = LinearProblem(
-        var_lb=tpl.var_lb,
-        var_ub=tpl.var_ub,
-        obj=obj,
-        integer=np.zeros(tpl.n_cols, dtype=bool),
-        row_lb=tpl.row_lb,
-        row_ub=tpl.row_ub,
-        rows=tpl.rows,
-        cols=tpl.cols,
-        vals=tpl.vals,
-    )
-    sol = lp.solve(problem, time_limit_s=time_limit_s, integer=False)
-    if sol.values is None:
-        return None
-    x = np.zeros(b.n)
-    np.add.at(x, tpl.node_slot, tpl.node_val * sol.values[tpl.node_col])
-    return sol.objective, x
-
-
-def _flex(values: np.ndarray, problem: LinearProblem, terms: Terms) -> np.ndarray:
-    size = len(terms.groups) * terms.slots
-    return values[problem.flex_col0 : problem.flex_col0 + size].reshape(len(terms.groups), -1)
-
-
-def _with_boxes(
-    views: Sequence[OfferView],
-    terms: Terms,
-    picks: Sequence[tuple[int, int, np.ndarray | None]],
-    flex: np.ndarray,
-) -> list[Placement | None]:
-    """Placements from picks; box-only offers share their node's flexible load in proportion
-    to their widths, so each stays within its bounds and together they make the load."""
-    width = np.zeros_like(flex)
-    for v, (k, start, x) in zip(views, picks, strict=True):
-        if k >= 0 and x is None:
-            b = v.blocks[k]
-            s = terms.slot_of(start)
-            width[terms.group_of(v), s : s + b.n] += b.upper - b.lower
-    share = np.clip(np.divide(flex, width, out=np.zeros_like(flex), where=width > 0), 0.0, 1.0)
-    out: list[Placement | None] = []
-    for v, (k, start, x) in zip(views, picks, strict=True):
-        if k < 0:
-            out.append(None)
-            continue
-        b = v.blocks[k]
-        if x is None:
-            s = terms.slot_of(start)
-            x = b.lower + share[terms.group_of(v), s : s + b.n] * (b.upper - b.lower)
-        out.append(Placement(k, start, np.asarray(x, dtype=float)))
-    return out
-
-
-def _round_master(
-    views: Sequence[OfferView],
-    terms: Terms,
-    values: np.ndarray,
-    problem: LinearProblem,
-    layout: object,
-    columns: dict[int, list[Column]],
-) -> list[Placement | None]:
-    """Placements from a master solution: each offer takes the choice with most weight."""
-    picks: list[tuple[int, int, np.ndarray | None]] = []
-    for i, _v in enumerate(views):
-        ch = layout.boxes.get(i)  # type: ignore[attr-defined]
-        if ch is not None:
-            k = int(np.argmax(values[ch.y]))
-            picks.append((int(ch.block[k]), int(ch.start[k]), None))
-            continue
-        w = layout.weights.get(i)  # type: ignore[attr-defined]
-        if w is None:
-            picks.append((-1, 0, None))
-            continue
-        cols = columns[i][: len(w)]  # columns priced after this master come later
-        theta = np.maximum(values[w], 0.0)
-        mass: dict[tuple[int, int], float] = {}
-        for c, t in zip(cols, theta, strict=True):
-            mass[(c.block, c.start)] = mass.get((c.block, c.start), 0.0) + t
-        choice = max(mass, key=mass.__getitem__)
-        sel = [(c, t) for c, t in zip(cols, theta, strict=True) if (c.block, c.start) == choice]
-        total = sum(t for _, t in sel)
-        x = sel[0][0].energy if total <= 1e-12 else sum(c.energy * (t / total) for c, t in sel)
-        picks.append((choice[0], choice[1], np.asarray(x, dtype=float)))
-    return _with_boxes(views, terms, picks, _flex(values, problem, terms))
-
-
-def _loads(
-    views: Sequence[OfferView], terms: Terms, placements: Sequence[Placement | None]
-) -> np.ndarray:
-    loads = np.zeros((len(terms.groups), terms.slots))
-    for v, p in zip(views, placements, strict=True):
-        if p is not None:
-            s = terms.slot_of(p.start)
-            loads[terms.group_of(v), s : s + len(p.energy)] += p.energy
-    return loads
-
-
-def _adopt(
-    views: Sequence[OfferView], terms: Terms, found: _Plan, picks: list[Placement | None]
-) -> None:
-    if (
-        evaluate(terms, _loads(views, terms, picks))
-        <= evaluate(terms, _loads(views, terms, found.placements))
-        or not found.solved
-    ):
-        found.placements = picks
-
-
 def _result(
     views: Sequence[OfferView],
     terms: Terms,
-    found: _Plan,
+    found: Plan,
     fallback: Sequence[Placement | None],
     infeasible: dict[str, str],
 ) -> PlanResult:
@@ -706,7 +249,7 @@ def _result(
         for v, p in zip(views, placements, strict=True)
         if p is not None
     ]
-    objective = evaluate(terms, _loads(views, terms, placements))
+    objective = evaluate(terms, loads(views, terms, placements))
     bound = found.bound
     # a bound above an achieved objective can only be solver tolerance
     if bound > objective:

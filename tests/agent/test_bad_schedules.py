@@ -13,6 +13,7 @@ from agent.config import load_config
 from agent.runtime import AgentRuntime
 from protocol import Ack, Reject, Schedule
 from tests.agent.helpers import T0, Peer, write_config
+from tests.waiting import until
 
 SPEED = 1800  # a 15-minute slot in half a second
 
@@ -38,8 +39,7 @@ def test_malformed_and_infeasible_schedules_are_rejected_and_change_nothing(
 
     async def fman() -> None:
         """Answer the first offer with a malformed, then an infeasible, then a good schedule."""
-        while not peer.of("offer"):
-            await asyncio.sleep(0.01)
+        await until(lambda: peer.of("offer"), what="the agent's first offer")
         offer = peer.of("offer")[0].msg.body
         malformed = msgpack.packb(
             {

@@ -19,6 +19,7 @@ from agent.fleet.mix import GRID_EVERY, census, site
 from agent.store import Store
 from protocol import topics
 from tests.agent.helpers import T0, StepClock
+from tests.waiting import wait_for
 
 ATP = Path(sys.executable).parent / "atp"
 
@@ -69,12 +70,20 @@ def test_fleet_runs_agents_against_the_broker_and_stops_after_its_duration(broke
         with Store.reader(path) as store:
             held = store.outbox_kinds()
             assert held.get("meter", 0) > 0 and store.outbox_awaiting() > 0
-    time.sleep(0.3)
+
+    def fleet() -> dict[str, list[str]]:
+        got = list(seen.items())  # one step: the watcher's thread may add to it meanwhile
+        return {a: list(states) for a, states in got if a.startswith("fleettest-")}
+
+    # the last statuses may still be on their way to the watcher
+    wait_for(
+        lambda: len(fleet()) == 6 and all(s[-1] == "offline" for s in fleet().values()),
+        what="every agent's offline status",
+        explain=fleet,
+    )
     watcher.disconnect()
     watcher.loop_stop()
-    fleet = {a: states for a, states in seen.items() if a.startswith("fleettest-")}
-    assert len(fleet) == 6
-    assert all("online" in s and s[-1] == "offline" for s in fleet.values())
+    assert all("online" in s for s in fleet().values())
 
 
 @pytest.mark.timeout(20)

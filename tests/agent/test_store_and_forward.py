@@ -50,7 +50,7 @@ def test_broker_outage_loses_nothing_and_keeps_order(own_broker, topic_root, tmp
         await asyncio.to_thread(peer.wait_for, lambda p: len(p.of("meter")) >= 3)
         broker.stop()
         t_stop, n_meter, n_commands = time.monotonic(), len(peer.of("meter")), commands()
-        await asyncio.sleep(3.0)  # six slots without a broker
+        await asyncio.sleep(3.0)  # scenario: the outage lasts six slots (3 s at 1800x)
         reader = Store.reader(cfg.store)
         seen["outbox_during"] = reader.outbox_size()
         reader.close()

@@ -22,6 +22,7 @@ from cloud.broker import Mosquitto
 from protocol import Schedule, topics
 from protocol.samples import two_slot_offer
 from tests.agent.helpers import T0, Peer
+from tests.waiting import until
 
 
 def make_uplink(store, broker, agent_id, handler=lambda t, p: None, **kw) -> Uplink:
@@ -43,10 +44,15 @@ def make_uplink(store, broker, agent_id, handler=lambda t, p: None, **kw) -> Upl
     )
 
 
-async def until(predicate, timeout=10.0):
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
+async def session(up: Uplink, done: Callable[[], object]) -> None:
+    """One connection, run until ``done()`` holds, then closed cleanly: the retained offline
+    status goes out after everything the uplink queued before it (subscriptions, the PUBACKs
+    of the messages it handled) and its own PUBACK means the broker has taken them all. A
+    task cancelled at once could drop them with the socket."""
+    task = asyncio.create_task(up.run())
+    await until(done, what="the session's condition")
+    await up.close(timeout=20)
+    await task
 
 
 def statuses(peer: Peer) -> list[str]:
@@ -95,7 +101,7 @@ def test_schedule_sent_while_away_arrives_and_is_acked_only_once_stored(
 ):
     """Persistent session: what FMAN sends while the agent is away waits at the broker. A
     message whose handling failed to store (StoreError) is not acknowledged, so the broker
-    delivers it again on the next connection."""
+    delivers it again on the next connection; once handled, it is acknowledged and gone."""
     peer = Peer(host=broker.host, port=broker.port, agent_id=topic_root)
     store = Store(path=tmp_path / "s.db", durability="normal")
     calls: list[bytes] = []
@@ -105,25 +111,25 @@ def test_schedule_sent_while_away_arrives_and_is_acked_only_once_stored(
         if len(calls) == 1:
             raise StoreError("disk full")  # the first attempt cannot be stored
 
-    async def connect_once(up: Uplink, done) -> None:
-        task = asyncio.create_task(up.run())
-        await until(done)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    def ids() -> list[str]:
+        return [protocol.decode(c).id for c in calls]
 
     first = make_uplink(store, broker, topic_root, handler)
-    asyncio.run(connect_once(first, first.connected.is_set))  # session and subscriptions
+    asyncio.run(session(first, first.connected.is_set))  # session and subscriptions
     sched = Schedule(offer_id="o1", version=1, start=T0 + 3600, energy_kwh=[0.5])
     peer.send("schedule", sched, ts=T0, msg_id="sched-1")
     second = make_uplink(store, broker, topic_root, handler)
-    asyncio.run(connect_once(second, lambda: len(calls) >= 2 and second.connected.is_set()))
-    assert [protocol.decode(c).id for c in calls] == ["sched-1", "sched-1"]
+    asyncio.run(session(second, lambda: len(calls) >= 2 and second.connected.is_set()))
+    assert ids() == ["sched-1", "sched-1"]
     assert second.stats.connects >= 2  # the failed store dropped the connection
-    # acknowledged after the second, successful handling: not delivered a third time
+    # acknowledged after the second, successful handling: not delivered a third time. A
+    # later schedule, sent while the agent is away again, is the proof: the broker delivers
+    # a session's messages in order, so sched-1 would come before it.
+    later = Schedule(offer_id="o2", version=1, start=T0 + 3600, energy_kwh=[0.5])
+    peer.send("schedule", later, ts=T0, msg_id="sched-2")
     third = make_uplink(store, broker, topic_root, handler)
-    asyncio.run(connect_once(third, third.connected.is_set))
-    asyncio.run(asyncio.sleep(0.3))
-    assert len(calls) == 2
+    asyncio.run(session(third, lambda: "sched-2" in ids()))
+    assert ids() == ["sched-1", "sched-1", "sched-2"]
     peer.close()
     store.close()
 
@@ -244,32 +250,35 @@ def test_a_message_that_can_never_be_stored_is_not_redelivered_forever(
     rather than dropping the connection again and again."""
     peer = Peer(host=broker.host, port=broker.port, agent_id=topic_root)
     store = Store(path=tmp_path / "s.db", durability="normal")
-    calls: list[bytes] = []
+    calls: list[str] = []
 
     def handler(topic: str, payload: bytes) -> None:
-        calls.append(payload)
-        raise StoreError("UNIQUE constraint failed", transient=False)
+        calls.append(protocol.decode(payload).id)
+        if calls[-1] == "poison":
+            raise StoreError("UNIQUE constraint failed", transient=False)
+
+    def send(msg_id: str) -> None:
+        sched = Schedule(offer_id=msg_id, version=1, start=T0 + 3600, energy_kwh=[0.5])
+        peer.send("schedule", sched, ts=T0, msg_id=msg_id)
 
     async def scenario() -> None:
         up = make_uplink(store, broker, topic_root, handler)
         task = asyncio.create_task(up.run())
-        await until(up.connected.is_set)
-        sched = Schedule(offer_id="o1", version=1, start=T0 + 3600, energy_kwh=[0.5])
-        peer.send("schedule", sched, ts=T0, msg_id="poison")
-        await until(lambda: len(calls) == 1)
-        await asyncio.sleep(0.3)
-        assert up.stats.connects == 1  # the connection stayed up
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        # subscribed: the uplink marks the store connected once the broker confirmed them
+        await until(lambda: store.get("connected") == "1")
+        send("poison")
+        send("after")  # the next message comes on the same connection: it stayed up
+        await until(lambda: "after" in calls)
+        assert up.stats.connects == 1
+        await up.close(timeout=20)
+        await task
+        # nor is it delivered on the next connection: a later message comes alone
+        send("later")
         again = make_uplink(store, broker, topic_root, handler)
-        task = asyncio.create_task(again.run())
-        await until(again.connected.is_set)
-        await asyncio.sleep(0.3)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await session(again, lambda: "later" in calls)
 
     asyncio.run(scenario())
-    assert len(calls) == 1
+    assert calls == ["poison", "after", "later"]
     peer.close()
     store.close()
 

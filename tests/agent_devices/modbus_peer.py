@@ -26,7 +26,10 @@ class Peer:
     port: int
     unit: int
     delay_s: float = 0.0
+    #: loop time of each request, as it arrived
     requests: list[float] = field(default_factory=list)
+    #: requests answered so far (an answer goes out as soon as it is counted)
+    answered: int = 0
 
     async def get(self, reg: Register) -> list[int] | list[bool]:
         return await self.server.async_getValues(self.unit, FUNC[reg.table], reg.address, reg.count)
@@ -78,7 +81,8 @@ async def serve(
         assert peer is not None
         peer.requests.append(asyncio.get_running_loop().time())
         if peer.delay_s:
-            await asyncio.sleep(peer.delay_s)
+            await asyncio.sleep(peer.delay_s)  # a slow device: the answer comes this late
+        peer.answered += 1
         return None
 
     device = SimDevice(

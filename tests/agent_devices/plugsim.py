@@ -10,7 +10,9 @@ stack the drivers use, so the two sides share no code.
 
 prints ``ready`` once every plug is connected. A test steers a plug through
 ``plugsim/<name>/set`` with JSON ``{"silent": true}`` (keeps its connection but stops
-answering and reporting) or ``{"load_w": 500}``.
+answering and reporting) or ``{"load_w": 500}``; the plug confirms on
+``plugsim/<name>/applied``, echoing the message's ``token``, once the change holds: no report
+with the old state is sent after the confirmation.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class SimPlug:
         self.total_wh = 1000.0
         self.last = time.monotonic()
         self.lock = threading.Lock()
+        #: held while reporting and while applying a control message, so a report is either
+        #: sent before a change is confirmed or made with the change
+        self.control = threading.Lock()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"plugsim-{name}", protocol=mqtt.MQTTv5
         )
@@ -80,10 +85,13 @@ class SimPlug:
     def _message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == f"plugsim/{self.name}/set":
             ctl = json.loads(msg.payload)
-            self.silent = bool(ctl.get("silent", self.silent))
-            if "load_w" in ctl:
-                self.meter()
-                self.load_w = float(ctl["load_w"])
+            with self.control:
+                self.silent = bool(ctl.get("silent", self.silent))
+                if "load_w" in ctl:
+                    self.meter()
+                    self.load_w = float(ctl["load_w"])
+                applied = json.dumps({"token": ctl.get("token")})
+                client.publish(f"plugsim/{self.name}/applied", applied, qos=1)
             return
         if not self.silent:
             self.command(msg.topic, msg.payload)
@@ -254,8 +262,9 @@ def main(argv: list[str] | None = None) -> None:
     print("ready", flush=True)
     while not stop.wait(args.period_s):
         for plug in plugs:
-            if not plug.silent:
-                plug.report()
+            with plug.control:
+                if not plug.silent:
+                    plug.report()
     for plug in plugs:
         plug.client.disconnect()
         plug.client.loop_stop()

@@ -16,6 +16,7 @@ from agent.drivers.modbus import ModbusRtuDriver, ModbusTcpDriver, load_template
 from agent.drivers.modbus.driver import ModbusDriver
 from agent.drivers.modbus.registers import Register, RegisterMap, parse_map
 from agent.errors import ConfigError, DeviceFault
+from tests.waiting import until
 
 from .helpers import ManualClock
 from .modbus_peer import serve
@@ -157,7 +158,9 @@ def test_a_device_that_stops_answering(kind):
                 with pytest.raises(DeviceFault, match="reading input"):
                     await dev.read()
             peer.delay_s = 0.0
-            await asyncio.sleep(0.7)  # the late answers have arrived by now
+            await until(
+                lambda: peer.answered == len(peer.requests), what="the late answers to go out"
+            )
             await peer.put(power, power.encode(300.0))
             m = await dev.read()
             assert m.power_w == 300.0, "a fresh value, not a late answer to an old request"

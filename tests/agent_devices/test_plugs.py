@@ -9,16 +9,21 @@ import contextlib
 import json
 import subprocess
 import sys
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import paho.mqtt.publish as publish
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.drivers.plug import MqttPlug
 from agent.drivers.shelly import ShellyPlug
 from agent.drivers.tasmota import TasmotaPlug
 from agent.errors import ConfigError, DeviceFault
+from tests.waiting import DEFAULT_TIMEOUT_S, until
 
 from .helpers import ManualClock
 
@@ -44,9 +49,23 @@ def plugsim(broker, *, tasmota=(), shelly=(), load_w=1200.0) -> Iterator[subproc
 
 
 def steer(broker, name: str, **ctl: object) -> None:
-    publish.single(
-        f"plugsim/{name}/set", json.dumps(ctl), qos=1, hostname=broker.host, port=broker.port
-    )
+    """Change a simulated plug and wait until it confirms that the change holds (blocking:
+    call it with ``asyncio.to_thread`` while a driver runs)."""
+    token = uuid.uuid4().hex
+    subscribed, applied = threading.Event(), threading.Event()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.on_subscribe = lambda *_a: subscribed.set()
+    c.on_message = lambda _c, _u, m: json.loads(m.payload)["token"] == token and applied.set()
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    try:
+        c.subscribe(f"plugsim/{name}/applied", qos=1)
+        assert subscribed.wait(DEFAULT_TIMEOUT_S), "no SUBACK"
+        c.publish(f"plugsim/{name}/set", json.dumps({**ctl, "token": token}), qos=1)
+        assert applied.wait(DEFAULT_TIMEOUT_S), f"plug {name} did not confirm {ctl}"
+    finally:
+        c.disconnect()
+        c.loop_stop()
 
 
 def make(cls: type[MqttPlug], broker, name: str, **extra: object) -> MqttPlug:
@@ -97,9 +116,12 @@ def test_telemetry_serves_fresh_readings(broker, topic_root, cls):
         plug = make(cls, broker, name, max_age_s=30.0)
         await plug.open()
         assert (await plug.read()).power_w == pytest.approx(1200, abs=1)
-        steer(broker, name, load_w=500)
-        await asyncio.sleep(1.2)  # two telemetry periods; max_age_s keeps the driver from asking
-        assert (await plug.read()).power_w == pytest.approx(500, abs=1)
+        await asyncio.to_thread(steer, broker, name, load_w=500)
+
+        async def reported() -> bool:  # max_age_s keeps the driver from asking the plug
+            return (await plug.read()).power_w == pytest.approx(500, abs=1)
+
+        await until(reported, what="a telemetry report with the new load")
         await plug.close()
 
     with plugsim(broker, **sim_args(cls, name)):
@@ -115,13 +137,24 @@ def test_plug_that_stops_answering(broker, topic_root, cls):
         plug = make(cls, broker, name, max_age_s=0.8)
         await plug.open()
         assert (await plug.read()).power_w == pytest.approx(1200, abs=1)
-        steer(broker, name, silent=True, load_w=300)
-        await asyncio.sleep(1.0)
+        await asyncio.to_thread(steer, broker, name, silent=True, load_w=300)
+
+        async def fault() -> DeviceFault | None:
+            # the last report gets older: a read answers from it until it is too old, and
+            # then asks the plug, which no longer answers
+            try:
+                m = await plug.read()
+            except DeviceFault as exc:
+                return exc
+            assert m.power_w == pytest.approx(1200, abs=1), "only what the plug reported"
+            return None
+
+        assert "no answer" in str(await until(fault, what="the silent plug's fault"))
         with pytest.raises(DeviceFault, match="no answer"):
             await plug.read()
         with pytest.raises(DeviceFault, match="no answer"):
             await plug.set_on(False)
-        steer(broker, name, silent=False)
+        await asyncio.to_thread(steer, broker, name, silent=False)
         m = await plug.read()
         assert m.power_w == pytest.approx(300, abs=1), "fresh, after the plug came back"
         await plug.close()
@@ -141,17 +174,11 @@ def test_plug_that_vanishes_is_offline(broker, topic_root, cls):
         with plugsim(broker, **sim_args(cls, name)):
             await plug.open()
             await plug.read()
-        for _ in range(50):  # the will arrives within milliseconds
-            if plug.online is False:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: plug.online is False, what="the plug's last will")
         with pytest.raises(DeviceFault, match="offline"):
             await plug.read()
         with plugsim(broker, **sim_args(cls, name)):
-            for _ in range(50):
-                if plug.online:
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: plug.online, what="the new plug process to say it is online")
             assert (await plug.read()).on is True
         await plug.close()
 
@@ -168,39 +195,58 @@ def test_broker_gone_and_back(own_broker, topic_root):
             await plug.read()
             own_broker.stop()
             sim.kill()
-            await asyncio.sleep(0.3)
-            with pytest.raises(DeviceFault, match="not connected"):
-                await plug.read()
+
+            async def noticed() -> bool:
+                # until the driver has seen the connection go, a read fails for want of an
+                # answer; never is an old value handed out
+                with pytest.raises(DeviceFault) as exc:
+                    await plug.read()
+                return "not connected" in str(exc.value)
+
+            await until(noticed, what="the driver to see the broker gone")
             own_broker.start()
         with plugsim(own_broker, tasmota=(name,)):
-            for _ in range(100):  # the driver reconnects by itself (backoff starts at 0.5 s)
+
+            async def back() -> bool:  # the driver reconnects by itself (backoff from 0.5 s)
                 with contextlib.suppress(DeviceFault):
-                    if (await plug.read()).on is True:
-                        break
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("the driver did not reconnect")
+                    return (await plug.read()).on is True
+                return False
+
+            await until(back, what="the driver to reconnect", step=0.1)
         await plug.close()
 
     asyncio.run(run())
 
 
-def test_garbage_on_the_topics_is_survived(broker, topic_root):
+def test_garbage_on_the_topics_is_survived(broker, topic_root, caplog):
     name = f"{topic_root}-p"
+
+    def dropped() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "dropped a bad message" in r.getMessage()]
 
     async def run() -> None:
         plug = make(TasmotaPlug, broker, name, max_age_s=0.0)
         shelly = make(ShellyPlug, broker, f"{name}-s", max_age_s=0.0)
         await plug.open()
         await shelly.open()
-        for topic, payload in (
+        garbage = [
             (f"stat/{name}/RESULT", b"{not json"),
             (f"tele/{name}/SENSOR", b"[1, 2]"),
             (f"{name}-s/status/switch:0", b"\xff\xfe"),
-            (f"{shelly.src}/rpc", b'{"id": "x"}'),
-        ):
-            publish.single(topic, payload, hostname=broker.host, port=broker.port)
-        await asyncio.sleep(0.2)
+            (f"{shelly.src}/rpc", b'{"id": "x"}'),  # well-formed, an answer nobody asked for
+        ]
+        publish.multiple(
+            [{"topic": t, "payload": p, "qos": 1} for t, p in garbage],
+            hostname=broker.host,
+            port=broker.port,
+        )
+        # the drivers took the garbage in (each bad message is logged as it is dropped) ...
+        bad = [f"on {t}:" for t, _ in garbage[:3]]
+        await until(
+            lambda: all(any(b in m for m in dropped()) for b in bad),
+            what="the bad messages to reach the drivers",
+        )
+        # ... and answer afterwards as before
         assert (await plug.read()).power_w == pytest.approx(1200, abs=1)
         assert (await shelly.read()).power_w == pytest.approx(1200, abs=1)
         await plug.close()

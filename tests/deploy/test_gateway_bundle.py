@@ -25,6 +25,7 @@ import pytest
 from cloud.broker import CONFIG_DIR, Mosquitto
 from cloud.provision import Site, add_agent, add_service, init_site
 from protocol import topics
+from tests.waiting import wait_for
 
 from ..security.mqtt import Client, Credentials
 from .systemd import prepare_root, verify
@@ -213,11 +214,12 @@ def test_the_installed_agent_starts_and_reaches_the_broker_over_tls(world, insta
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 20
-            status = []
-            while time.monotonic() < deadline and not status:
-                status = [m for m in watcher.received(wait=0.2) if m[0].endswith("/status")]
-            assert status, log.read_text()
+            wait_for(
+                lambda: [m for m in watcher.received() if m[0].endswith("/status")],
+                what="the installed agent's status",
+                step=0.2,
+                explain=log.read_text,
+            )
             assert agent.poll() is None, log.read_text()
         finally:
             agent.terminate()
@@ -234,7 +236,11 @@ def test_the_installed_agent_starts_and_reaches_the_broker_over_tls(world, insta
 def test_a_second_install_upgrades_in_place_and_keeps_one_rollback(world, installed):
     root = installed["root"]
     before = os.readlink(root / "opt/foa/venv")
-    time.sleep(1.1)  # release directories are named to the second
+    # release directories are named to the second (UTC): install once the name is new
+    wait_for(
+        lambda: time.strftime("venv-%Y%m%d%H%M%S", time.gmtime()) > before,
+        what="the next second",
+    )
     proc = install(world, root, "--no-start")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     after = os.readlink(root / "opt/foa/venv")

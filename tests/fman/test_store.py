@@ -10,7 +10,6 @@ import multiprocessing as mp
 import sqlite3
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -22,6 +21,7 @@ import protocol
 from cloud.cli import main as cli_main
 from cloud.clock import SimClock
 from cloud.fman import StoreError, config_from_dict, open_reader, open_store
+from cloud.fman.counters import Counters
 from cloud.fman.ingest import Incoming, Ingest
 from cloud.fman.store import (
     SCHEMA_VERSION,
@@ -435,8 +435,8 @@ def test_a_password_never_appears_in_what_the_store_says(pg_cluster):
 # -- ingest ------------------------------------------------------------------------------------
 
 
-def _ingest(location: str) -> tuple[Ingest, Counter]:
-    stats: Counter = Counter()
+def _ingest(location: str) -> tuple[Ingest, Counters]:
+    stats = Counters()
     return Ingest(
         store=open_store(location),
         config=config_from_dict({}),
@@ -910,6 +910,19 @@ def test_portfolio_reads_the_schedule_in_force_and_the_readings_during_it(store)
     assert offers["o2"].schedule_start is None and offers["o2"].payload
     spans = sorted((r.start, r.energy_kwh) for r in store.portfolio_readings())
     assert spans == [(NOW + 900, 0.1), (NOW + 1800, 0.3), (NOW + 2700, 0.4)]
+
+
+def test_portfolio_offers_of_one_agent(store):
+    store.put_offers(
+        [
+            offer_record("o1"),
+            offer_record("o2", issuer="b"),
+            offer_record("o3", state="rejected"),
+        ]
+    )
+    assert {p.offer_id for p in store.portfolio_offers(agent="a")} == {"o1"}
+    assert {p.offer_id for p in store.portfolio_offers(agent="b")} == {"o2"}
+    assert store.portfolio_offers(agent="nobody") == []
 
 
 def test_series_counters_and_stats(store):

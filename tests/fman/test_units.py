@@ -7,23 +7,17 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from msgspec.structs import replace
 
-import protocol
 from cloud.fman import ConfigError, config_from_dict, series, stability
 from cloud.fman.acceptance import judge_meter, judge_offer, judge_withdraw
 from cloud.fman.config import AcceptanceSection, Contract, with_overrides
 from cloud.fman.execution import check, metered_per_slot, per_slot
-from cloud.fman.greedy import GreedyPlanner
 from cloud.fman.store import OfferHead
-from cloud.optim import OrToolsPlanner, PlanRequest
+from cloud.optim import GreedyPlanner, OrToolsPlanner, PlanRequest
 from cloud.optim.instances import portfolio, solar_target
 from protocol import MeterBatch, MeterReading, Withdraw
-from protocol.samples import NOW, heat_pump_offer, two_slot_offer
-
-from ..protocol.strategies import offers as offer_strategy
+from protocol.samples import NOW, two_slot_offer
 
 RULES = AcceptanceSection()
 
@@ -153,49 +147,6 @@ def test_withdraw_and_meter_verdicts():
     ]
     other = judge_meter(batch, sender="b", now=NOW, contract=Contract(), rules=RULES)
     assert reasons(other) == ["agent_mismatch"]
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.lists(offer_strategy(), min_size=1, max_size=5, unique_by=lambda o: o.id),
-    st.sampled_from(["balance", "cost"]),
-)
-def test_greedy_plans_are_feasible(offers, objective):
-    res = 900
-    offers = [o for o in offers if o.resolution_s == res]
-    target = {NOW + 900 * i: float(i % 5) for i in range(-2000, 2000)}
-    result = GreedyPlanner().plan(
-        PlanRequest(
-            offers=offers, objective=objective, target_kwh=target, prices_eur_per_kwh=target
-        )
-    )
-    by_id = {o.id: o for o in offers}
-    for s in result.schedules:
-        assert (
-            protocol.check_assignment(
-                by_id[s.offer_id], start=s.start, profile=s.profile, energy_kwh=s.energy_kwh
-            )
-            == []
-        )
-    assert {s.offer_id for s in result.schedules} | set(result.infeasible) == set(by_id)
-
-
-def test_greedy_moves_load_to_the_target_and_respects_peaks():
-    offers = [
-        replace(heat_pump_offer(agent=f"a{i}", now=NOW, slots=8), id=f"hp{i}") for i in range(6)
-    ]
-    start = offers[0].start_after
-    target = {start + 900 * k: (6.0 if 8 <= k < 16 else 0.0) for k in range(40)}
-    planned = GreedyPlanner().plan(PlanRequest(offers=offers, target_kwh=target))
-    assert all(s.start >= start + 8 * 900 for s in planned.schedules)
-    capped = GreedyPlanner().plan(
-        PlanRequest(offers=offers, target_kwh=target, peak_kw_by_node={"node-1": 8.0})
-    )
-    load: dict[int, float] = {}
-    for s in capped.schedules:
-        for t, e in per_slot(s.start, s.energy_kwh, 900).items():
-            load[t] = load.get(t, 0.0) + e
-    assert max(load.values()) <= 8.0 * 900 / 3600 + 1e-6
 
 
 def test_hourly_offers_are_spread_over_the_quarter_hours_of_the_portfolio():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import protocol
@@ -20,6 +20,7 @@ from .conftest import portfolios, targets
 
 def _members_ok(agg, schedule):
     parts = disaggregate(agg, schedule)
+    assert agg.members and schedule.energy_kwh
     n = len(schedule.energy_kwh)
     pad = 1000  # members may reach past the aggregate's slots, where they must be idle
     total = np.zeros(n + 2 * pad)
@@ -36,8 +37,9 @@ def _members_ok(agg, schedule):
 @given(offers=portfolios(max_offers=8), target=targets(), size=st.integers(1, 4))
 def test_planned_aggregates_disaggregate_into_feasible_members(offers, target, size):
     offers = [o for o in offers if not protocol.validate_offer(o)]
+    assume(offers)
     aggs = aggregate(offers, max_group_size=size)
-    assert sum(len(a.members) for a in aggs) == len(offers)
+    assert aggs and sum(len(a.members) for a in aggs) == len(offers)
     for a in aggs:
         assert not protocol.validate_offer(a.offer)
         assert len(a.members) <= size
@@ -46,6 +48,7 @@ def test_planned_aggregates_disaggregate_into_feasible_members(offers, target, s
     )
     assert result.objective >= result.bound - 1e-6 * max(1.0, abs(result.objective))
     by_id = {a.offer.id: a for a in aggs}
+    assert sorted(s.offer_id for s in result.schedules) == sorted(by_id)  # one each
     for s in result.schedules:
         _members_ok(by_id[s.offer_id], s)
 
@@ -54,7 +57,10 @@ def test_planned_aggregates_disaggregate_into_feasible_members(offers, target, s
 @given(offers=portfolios(max_offers=6), share=st.floats(0, 1), late=st.integers(0, 4))
 def test_any_schedule_of_an_aggregate_disaggregates(offers, share, late):
     offers = [o for o in offers if not protocol.validate_offer(o)]
-    for a in aggregate(offers):
+    assume(offers)
+    aggs = aggregate(offers)
+    assert aggs
+    for a in aggs:
         lo, hi = protocol.start_window(a.offer)
         start = min(lo + late * a.offer.resolution_s, hi)
         p = a.offer.profiles[0]
@@ -83,22 +89,24 @@ def test_incremental_add_and_remove_match_a_fresh_aggregation():
     kept = [o for i, o in enumerate(offers) if i % 3]
     assert len(inc) == len(kept)
     fresh = aggregate(kept, max_group_size=7)
+    inc_aggs = inc.aggregates()
+    assert inc_aggs and fresh
     inc_bounds = sorted(
-        (a.offer.start_after, round(sum(a.offer.profiles[0].upper_kwh), 6))
-        for a in inc.aggregates()
+        (a.offer.start_after, round(sum(a.offer.profiles[0].upper_kwh), 6)) for a in inc_aggs
     )
     # group membership may differ (groups filled in another order), totals may not
     assert round(sum(b for _, b in inc_bounds), 4) == round(
         sum(sum(a.offer.profiles[0].upper_kwh) for a in fresh), 4
     )
-    for a in inc.aggregates():
+    for a in inc_aggs:
         assert not protocol.validate_offer(a.offer)
         assert len(a.members) <= 7
 
 
 def test_loss_is_reported_and_zero_for_identical_box_offers():
     offers = portfolio(40, seed=2, mix=("wet_appliance",))
-    same = [o for o in offers if len(o.profiles) == 1][:1] * 1
+    same = [o for o in offers if len(o.profiles) == 1][:1]
+    assert same
     loss = total_loss(aggregate(same))
     assert loss.time_flexibility_s == 0 and loss.energy_flexibility_kwh < 1e-9
     loss = total_loss(aggregate(portfolio(40, seed=2)))
@@ -124,6 +132,7 @@ def test_aggregated_planning_of_a_realistic_portfolio():
         )
     )
     by_id = {a.offer.id: a for a in aggs}
+    assert sorted(s.offer_id for s in result.schedules) == sorted(by_id)  # one each
     for s in result.schedules:
         _members_ok(by_id[s.offer_id], s)
 

@@ -19,6 +19,7 @@ from .conftest import make_offer
 
 def _feasible(offers, result):
     by_id = {o.id: o for o in offers}
+    assert by_id and sorted(s.offer_id for s in result.schedules) == sorted(by_id)  # one each
     for s in result.schedules:
         assert not protocol.check_assignment(
             by_id[s.offer_id], start=s.start, profile=s.profile, energy_kwh=s.energy_kwh

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import protocol
@@ -18,7 +18,12 @@ from .conftest import RES, T0, make_offer, portfolios, targets
 
 
 def _check(offers, result):
+    """Every offer the planner did not name infeasible has exactly one schedule, and every
+    schedule is one its offer allows."""
     by_id = {o.id: o for o in offers}
+    planned = [s.offer_id for s in result.schedules]
+    assert by_id and len(planned) == len(set(planned))
+    assert set(planned) == set(by_id) - set(result.infeasible)
     for s in result.schedules:
         errors = protocol.check_assignment(
             by_id[s.offer_id], start=s.start, profile=s.profile, energy_kwh=s.energy_kwh
@@ -31,6 +36,7 @@ def _check(offers, result):
 @given(offers=portfolios(), target=targets())
 def test_random_instances_are_feasible_and_above_their_bound(offers, target):
     offers = [o for o in offers if not protocol.validate_offer(o)]
+    assume(offers)
     result = OrToolsPlanner().plan(PlanRequest(offers=offers, target_kwh=target, time_limit_s=5))
     _check(offers, result)
     assert {s.offer_id for s in result.schedules} | set(result.infeasible) == {o.id for o in offers}
@@ -54,6 +60,7 @@ def objectives(draw: st.DrawFn) -> dict:
 @given(offers=portfolios(), target=targets(), objective=objectives())
 def test_random_objectives_are_feasible_and_above_their_bound(offers, target, objective):
     offers = [o for o in offers if not protocol.validate_offer(o)]
+    assume(offers)
     request = PlanRequest(offers=offers, target_kwh=target, time_limit_s=5, **objective)
     result = OrToolsPlanner().plan(request)
     _check(offers, result)
@@ -64,6 +71,7 @@ def test_random_objectives_are_feasible_and_above_their_bound(offers, target, ob
 @given(offers=portfolios(max_offers=6), target=targets())
 def test_column_generation_path_is_feasible_and_above_its_bound(offers, target):
     offers = [o for o in offers if not protocol.validate_offer(o)]
+    assume(offers)
     planner = OrToolsPlanner(exact_vars=0)  # force the large-problem path
     result = planner.plan(PlanRequest(offers=offers, target_kwh=target, time_limit_s=5))
     _check(offers, result)

@@ -36,7 +36,7 @@ def offer_dict() -> dict:
             agent="a1", state="online", since=NOW, version="0.1.0", health={"offers": 3, "ok": True}
         ),
         Request(method="bill", params={"month": "2026-01"}),
-        Response(ok=True, result={"total_eur": 12.5}),
+        Response(status="ok", body={"total_eur": 12.5}),
     ],
 )
 def test_every_kind_roundtrips(body):

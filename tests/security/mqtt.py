@@ -6,6 +6,7 @@ every ACL test decides on the subscriber side: :meth:`Client.received` lists wha
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import ssl
 import time
@@ -17,6 +18,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
+from tests import waiting
 
 
 @dataclass(frozen=True)
@@ -114,28 +117,36 @@ class Client:
     def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
         self._c.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(5)
 
-    def received(self, *, wait: float = 0.5) -> list[tuple[str, bytes]]:
-        """Everything that arrived, waiting ``wait`` seconds for stragglers first."""
-        time.sleep(wait)
+    def received(self) -> list[tuple[str, bytes]]:
+        """What has arrived and was not taken yet, without waiting: look only after a
+        positive signal that what you look for would have arrived (:meth:`received_until`)."""
         out = []
         while not self._messages.empty():
             out.append(self._messages.get())
         return out
 
-    def wait_for(self, topic: str, payload: bytes, *, timeout: float = 5.0) -> bool:
+    def collect(self, n: int, *, timeout: float = 10.0) -> list[tuple[str, bytes]]:
+        """What arrives, until ``n`` messages or the deadline (the caller checks how many)."""
+        out: list[tuple[str, bytes]] = []
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while len(out) < n and time.monotonic() < deadline:
             try:
-                if self._messages.get(timeout=0.1) == (topic, payload):
-                    return True
+                out.append(self._messages.get(timeout=0.1))
             except queue.Empty:
-                pass
-        return False
+                continue
+        return out
 
-    def received_until(self, topic: str, payload: bytes, *, timeout: float = 5.0) -> list:
+    def wait_for(self, topic: str, payload: bytes, *, timeout: float = 10.0) -> bool:
+        """Whether ``(topic, payload)`` arrived before the deadline. What came before it is
+        taken and dropped: to check what came before, use :meth:`received_until`."""
+        return bool(self.received_until(topic, payload, timeout=timeout))
+
+    def received_until(self, topic: str, payload: bytes, *, timeout: float = 10.0) -> list:
         """Everything that arrived up to and including ``(topic, payload)``; empty if that
         never came. A message asked for last is a positive signal that what was asked for
-        before it has all arrived (one connection delivers in order)."""
+        before it has all arrived: one connection delivers in order, and Mosquitto passes
+        on what it accepted in the order it accepted it, so a publish acknowledged (PUBACK)
+        before the marker was sent comes before the marker, from whichever client."""
         out: list[tuple[str, bytes]] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -147,10 +158,9 @@ class Client:
                 return out
         return []
 
-    def wait_disconnected(self, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.disconnected:
-            time.sleep(0.05)
+    def wait_disconnected(self, timeout: float = 10.0) -> bool:
+        with contextlib.suppress(AssertionError):
+            waiting.wait_for(lambda: self.disconnected, timeout, "a dropped connection")
         return self.disconnected
 
     def close(self) -> None:

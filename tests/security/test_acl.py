@@ -1,8 +1,10 @@
 """What each account may publish and receive, decided on the subscriber's side.
 
 A denied publish is dropped silently (the publisher still gets its PUBACK), so every "cannot"
-below is shown by a subscriber that is allowed to see the topic and never does, while the
-same subscriber does see the allowed message sent right after (so it was listening).
+below is shown by a subscriber that is allowed to see the topic and never does: it receives an
+allowed message sent after the denied ones (so it was listening), and nothing before it. The
+broker passes on what it accepted in the order it accepted it, and every publish here waits for
+its PUBACK, so a denied message let through would have come before that marker.
 A subscription the policy does not allow is refused outright (SUBACK "Not authorized").
 Every FMAN worker has its own account (fman-1, fman-2, ...): the broker pins a client id
 to its account, so two connections of one account would take each other's place.
@@ -16,6 +18,14 @@ from protocol import topics
 
 UPLINK = ("offer", "offer/delete", "meter", "status", "schedule/ack")
 DOWNLINK = ("ack", "schedule")
+
+
+def before(client, topic: str, payload: bytes) -> list[bytes]:
+    """The payloads ``client`` received before the marker ``(topic, payload)``, which must
+    arrive."""
+    got = client.received_until(topic, payload)
+    assert got, f"the marker {payload!r} never arrived"
+    return [p for _, p in got[:-1]]
 
 
 @pytest.fixture
@@ -40,11 +50,13 @@ def test_an_agent_cannot_publish_on_another_agents_topics(connect, fman):
         a.publish(topics.agent_topic("agent-b", ch), forged)
     a.publish(topics.request_topic("agent-b", "bill"), forged)
     a.publish(topics.response_topic("agent-b", "t1"), forged)
-    # ...while its own uplink message, sent last, does arrive: FMAN was listening.
+    # ...while its own uplink message, sent last, does arrive, after none of them: FMAN was
+    # listening.
     a.publish(topics.agent_topic("agent-a", "offer"), b"genuine")
-    assert fman.wait_for(topics.agent_topic("agent-a", "offer"), b"genuine")
-    assert [m for m in fman.received() if m[1] == forged] == []
-    assert b.received() == []
+    assert forged not in before(fman, topics.agent_topic("agent-a", "offer"), b"genuine")
+    # Agent-b, listening on its downlink, gets FMAN's next message there, and nothing before.
+    fman.publish(topics.agent_topic("agent-b", "ack"), b"marker")
+    assert before(b, topics.agent_topic("agent-b", "ack"), b"marker") == []
 
 
 def test_an_agent_cannot_receive_another_agents_schedules(connect):
@@ -56,9 +68,8 @@ def test_an_agent_cannot_receive_another_agents_schedules(connect):
     fman = connect("fman-2")
     fman.publish(topics.agent_topic("agent-b", "schedule"), b"for b only")
     fman.publish(topics.agent_topic("agent-a", "schedule"), b"for a")
-    # ... and agent-a gets its own schedule, never b's.
-    assert a.wait_for(topics.agent_topic("agent-a", "schedule"), b"for a")
-    assert all(payload != b"for b only" for _, payload in a.received())
+    # ... and agent-a gets its own schedule, sent after b's, alone.
+    assert before(a, topics.agent_topic("agent-a", "schedule"), b"for a") == []
 
 
 def test_an_agent_cannot_read_the_fleets_uplink(connect):
@@ -67,9 +78,12 @@ def test_an_agent_cannot_read_the_fleets_uplink(connect):
         topics.all_agents("offer"), topics.shared("fman", topics.all_agents("meter"))
     )
     assert refused == ["Not authorized"] * 2
+    assert a.subscribe(topics.agent_topic("agent-a", "schedule")) == ["Granted QoS 1"]
     b.publish(topics.agent_topic("agent-b", "offer"), b"b's offer")
     b.publish(topics.agent_topic("agent-b", "meter"), b"b's readings")
-    assert a.received(wait=1.0) == []
+    # a schedule for agent-a, sent after b's uplink, is all it gets
+    connect("fman-2").publish(topics.agent_topic("agent-a", "schedule"), b"marker")
+    assert before(a, topics.agent_topic("agent-a", "schedule"), b"marker") == []
 
 
 def test_fman_receives_every_agents_uplink_and_reaches_every_agent(connect, fman):
@@ -102,7 +116,10 @@ def test_fman_cannot_forge_an_agents_uplink(connect, fman):
     other = connect("fman-2")
     other.publish(topics.agent_topic("agent-b", "offer"), b"forged by fman")
     other.publish(topics.agent_topic("agent-b", "meter"), b"forged by fman")
-    assert fman.received(wait=1.0) == []
+    # agent-b's own offer, sent after, is all FMAN gets
+    connect("agent-b").publish(topics.agent_topic("agent-b", "offer"), b"genuine")
+    got = before(fman, topics.agent_topic("agent-b", "offer"), b"genuine")
+    assert b"forged by fman" not in got
 
 
 def test_the_market_topics_belong_to_fman_and_fmar(connect):
@@ -115,23 +132,30 @@ def test_the_market_topics_belong_to_fman_and_fmar(connect):
     fman.subscribe(topics.market_topic("day-ahead", "result"))
     market = (topics.market_topic("day-ahead", "bid"), topics.market_topic("day-ahead", "result"))
     assert agent.subscribe(*market) == ["Not authorized"] * 2
+    assert agent.subscribe(topics.agent_topic("agent-a", "schedule")) == ["Granted QoS 1"]
     agent.publish(topics.market_topic("day-ahead", "bid"), b"agent bid")
     fman.publish(topics.market_topic("day-ahead", "bid"), b"fman bid")
     fmar.publish(topics.market_topic("day-ahead", "result"), b"cleared")
-    assert fmar.wait_for(topics.market_topic("day-ahead", "bid"), b"fman bid")
-    assert fman.wait_for(topics.market_topic("day-ahead", "result"), b"cleared")
-    assert all(p != b"agent bid" for _, p in fmar.received())
-    assert agent.received() == []
+    bid, result = market
+    assert before(fmar, bid, b"fman bid") == []  # not the agent's
+    assert fman.wait_for(result, b"cleared")
+    # the agent sees no market message: its schedule, sent after them all, comes alone
+    fman.publish(topics.agent_topic("agent-a", "schedule"), b"marker")
+    assert before(agent, topics.agent_topic("agent-a", "schedule"), b"marker") == []
 
 
 def test_a_shared_subscription_splits_the_fleet_between_fman_workers(connect):
     w1, w2 = connect("fman-1"), connect("fman-2")
     shared = topics.shared("fman-split", topics.all_agents("meter"))
-    w1.subscribe(shared)
-    w2.subscribe(shared)
+    # each also follows agent-a's status on its own: a status sent after the readings reaches
+    # both, after whatever share of the readings each was given
+    status = (topics.agent_topic("agent-a", "status"), b"split marker")
+    w1.subscribe(shared, status[0])
+    w2.subscribe(shared, status[0])
     a = connect("agent-a")
     for i in range(20):
         a.publish(topics.agent_topic("agent-a", "meter"), f"r{i}".encode())
-    got1, got2 = w1.received(wait=1.0), w2.received(wait=0)
-    assert sorted(p for _, p in got1 + got2) == sorted(f"r{i}".encode() for i in range(20))
+    a.publish(*status)
+    got1, got2 = ([p for t, p in w.received_until(*status) if t != status[0]] for w in (w1, w2))
+    assert sorted(got1 + got2) == sorted(f"r{i}".encode() for i in range(20))
     assert got1 and got2  # both workers got a share, no message twice

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from cloud.broker import CONFIG_DIR, Mosquitto
 from cloud.provision import Site, add_agent, add_service, init_site
 from protocol import topics
+from tests.waiting import wait_for
 
 from .mqtt import Client, Credentials
 
@@ -52,10 +51,11 @@ def test_the_agent_reaches_the_cloud_through_its_edge_broker(edge_world):
     fman.subscribe(topics.shared("fman", topics.all_agents("offer")))
     agent.subscribe(topics.agent_topic(AGENT, "schedule"))
     # the bridge comes up with the agent's own account over TLS
-    deadline = time.monotonic() + 20
-    while f"as {AGENT} (p2, c0" not in cloud.log_tail(50) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert f"as {AGENT} (p2, c0" in cloud.log_tail(50)  # MQTT 3.1.1, persistent session
+    wait_for(  # MQTT 3.1.1, persistent session
+        lambda: f"as {AGENT} (p2, c0" in cloud.log_tail(50),
+        what="the bridge's connection in the cloud broker's log",
+        step=0.1,
+    )
     agent.publish(topics.agent_topic(AGENT, "offer"), b"o1")
     assert fman.wait_for(topics.agent_topic(AGENT, "offer"), b"o1", timeout=20)
     fman.publish(topics.agent_topic(AGENT, "schedule"), b"s1")
@@ -81,10 +81,7 @@ def test_store_and_forward_both_ways_across_outages(edge_world):
         agent.publish(topics.agent_topic(AGENT, "meter"), payload)
     cloud.start()
     # ... and delivers every one, in order, when it is back.
-    got: list[bytes] = []
-    deadline = time.monotonic() + 60
-    while len(got) < len(sent) and time.monotonic() < deadline:
-        got += [p for _, p in fman.received(wait=0.5)]
+    got = [p for _, p in fman.collect(len(sent), timeout=60)]
     assert got == sent
     # The gateway goes away: the cloud keeps the bridge's session and its schedule ...
     edge.stop()

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.waiting import wait_for
+
 BIN = Path(sys.executable).parent
 T0 = 1_767_225_600  # 2026-01-01T00:00Z, simulated
 #: Simulated seconds per wall second: the boiler's first offer must be assigned within 900
@@ -78,27 +80,34 @@ def test_agent_and_fman_run_end_to_end_over_tls(provisioned, prod_broker, tmp_pa
                     stderr=subprocess.STDOUT,
                 )
             )
+
         # FMAN first, as in production: a message published before any worker subscribed
         # reaches nobody (MQTT keeps no message for a subscription that does not exist yet).
-        deadline = time.monotonic() + 30
-        while "ingesting from" not in logs["fman"].read_text() and time.monotonic() < deadline:
+        def ingesting() -> bool:
             assert procs[0].poll() is None, logs["fman"].read_text()
-            time.sleep(0.1)
+            return "ingesting from" in logs["fman"].read_text()
+
+        wait_for(ingesting, timeout=30, what="FMAN to subscribe", step=0.1)
         with logs["foa"].open("w") as out:
             procs.append(
                 subprocess.Popen(
                     [BIN / "foa", "run", "--config", config], stdout=out, stderr=subprocess.STDOUT
                 )
             )
+
         # The agent offers, FMAN accepts and plans, the agent takes FMAN's schedule.
-        planned: list = []
-        deadline = time.monotonic() + 90
-        while not planned and time.monotonic() < deadline:
-            time.sleep(0.5)
+        def planned_by_fman() -> list:
             assert all(p.poll() is None for p in procs), {k: v.read_text() for k, v in logs.items()}
             mine = _json([BIN / "foa", "offers", "--config", config, "--json", "--all"])
-            planned = [o for o in mine if (o.get("plan") or {}).get("source") == "fman"]
-        assert planned, {k: v.read_text() for k, v in logs.items()}
+            return [o for o in mine if (o.get("plan") or {}).get("source") == "fman"]
+
+        planned = wait_for(
+            planned_by_fman,
+            timeout=90,
+            what="a plan from FMAN",
+            step=0.5,
+            explain=lambda: {k: v.read_text() for k, v in logs.items()},
+        )
     finally:
         for p in procs:
             p.terminate()

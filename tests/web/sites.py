@@ -29,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 import protocol
 from cloud.broker import Mosquitto
 from protocol import Ack, Schedule, topics
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FOA = [sys.executable, "-c", "from agent.cli import main; main()"]
@@ -205,15 +206,14 @@ def _heartbeat(db: Path) -> float:
 def _wait(
     what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen[bytes]
 ) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """:func:`tests.waiting.wait_for`, failing at once if the daemon exits meanwhile."""
+
+    def alive_and_checked() -> Any:
         if proc.poll() is not None:
             raise RuntimeError(f"foa run exited ({proc.returncode}) while waiting for {what}")
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
+        return check()
+
+    return wait_for(alive_and_checked, timeout, what, step=0.1)
 
 
 @contextmanager

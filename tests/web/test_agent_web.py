@@ -20,6 +20,7 @@ from agent.web import hash_password, parse_hash
 from agent.web._editable import FIELDS
 from agent.web._http import MAX_BODY, HttpServer, Request, Response
 from agent.web._tomledit import EditError, set_device_values
+from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 FOA = [sys.executable, "-c", "from agent.cli import main; main()"]
@@ -278,10 +279,7 @@ def test_a_port_in_use_leaves_the_agent_running_without_its_page(tmp_path, broke
         async def run() -> None:
             stop = asyncio.Event()
             task = asyncio.create_task(rt.run(stop=stop))
-            for _ in range(200):
-                if rt.ticks >= 2:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: rt.ticks >= 2, what="two turns of the agent's loop")
             stop.set()
             await task
 

@@ -188,8 +188,11 @@ class StoreReader(Protocol):
 
     def agents(self) -> list[AgentSummary]: ...
 
-    def portfolio_offers(self, states: Collection[str] = ACCEPTED_STATES) -> list[PortfolioOffer]:
-        """Offers in ``states`` with their schedule in force."""
+    def portfolio_offers(
+        self, states: Collection[str] = ACCEPTED_STATES, *, agent: str | None = None
+    ) -> list[PortfolioOffer]:
+        """Offers in ``states`` with their schedule in force, of ``agent`` (or all): what
+        an agent's aggregated series are made of."""
         ...
 
     def portfolio_readings(self, states: Collection[str] = ACCEPTED_STATES) -> list[ReadingSpan]:

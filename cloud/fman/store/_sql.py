@@ -830,8 +830,12 @@ class SqlStore:
             for r in rows
         ]
 
-    def portfolio_offers(self, states: Collection[str] = ACCEPTED_STATES) -> list[PortfolioOffer]:
+    def portfolio_offers(
+        self, states: Collection[str] = ACCEPTED_STATES, *, agent: str | None = None
+    ) -> list[PortfolioOffer]:
         ((cond, params),) = self._in("o.state", tuple(states))
+        if agent is not None:
+            cond, params = f"{cond} AND o.issuer = ?", [*params, agent]
         rows = self._rows(
             "SELECT o.id, o.payload, s.start AS s_start, s.energy_kwh AS s_energy "
             "FROM offers o LEFT JOIN schedules s ON s.offer_id = o.id "

@@ -1,21 +1,15 @@
-"""Greedy placement and a closed-form lower bound: answers that need no solver.
-
-The greedy places offers one at a time, largest first, each at the profile and start where its
-known feasible schedule (the default's energy, shifted) does the least harm to the objective
-given the offers already placed. It is the planner's fallback when the solver runs out of time,
-its first incumbent, and the baseline the benchmark compares against. Shifting a feasible
-schedule keeps it feasible: every profile constraint is relative to the profile's own slots.
+"""A closed-form lower bound on the objective: an answer that needs no planner.
 
 The envelope bound relaxes every offer to the per-slot minimum and maximum it could take
 over all its choices and to the range of its total energy; the best objective of a portfolio
 load within those per-slot intervals and that total range (a 96-variable LP) is a valid, if
-weak, lower bound, available whatever happens to the large solve.
+weak, lower bound, available whatever happens to the large solve. Its LP's slot values are the
+first dual point of column generation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -26,65 +20,6 @@ from .model import LinearProblem
 from .oracle import Battery, as_battery, reach
 from .solver import solve
 from .terms import Terms
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """Block index, start (epoch s) and slot energies chosen for one offer."""
-
-    block: int
-    start: int
-    energy: np.ndarray
-
-
-def greedy(views: Sequence[OfferView], terms: Terms) -> tuple[list[Placement | None], np.ndarray]:
-    """A placement for every offer that has a known feasible schedule (else ``None``) and the
-    node loads ``[group, slot]`` they make."""
-    loads = np.zeros((len(terms.groups), terms.slots))
-    out: list[Placement | None] = [None] * len(views)
-    size = [
-        max((float(np.abs(b.point).sum()) for b in v.blocks if b.point is not None), default=0.0)
-        for v in views
-    ]
-    res = terms.resolution_s
-    peak = terms.peak_kwh
-    for i in sorted(range(len(views)), key=lambda i: -size[i]):
-        v = views[i]
-        g = terms.group_of(v)
-        best: tuple[float, int, int] | None = None
-        for k, b in enumerate(v.blocks):
-            if b.point is None:
-                continue
-            s0 = terms.slot_of(b.first_start)
-            count = (b.last_start - b.first_start) // res + 1
-            span = slice(s0, s0 + count - 1 + b.n)
-            win = sliding_window_view(loads[:, span], b.n, axis=1)  # [group, start, j]
-            total = win.sum(axis=0)
-            delta = np.zeros(count)
-            if terms.w_balance:
-                tgt = sliding_window_view(terms.target[span], b.n)
-                delta += terms.w_balance * (
-                    np.abs(total + b.point - tgt) - np.abs(total - tgt)
-                ).sum(axis=1)
-            if terms.w_cost:
-                delta += terms.w_cost * sliding_window_view(terms.prices[span], b.n) @ b.point
-            if terms.w_peak and np.isfinite(peak[g]):
-                own = win[g]
-                delta += terms.w_peak * (
-                    np.maximum(np.abs(own + b.point) - peak[g], 0)
-                    - np.maximum(np.abs(own) - peak[g], 0)
-                ).sum(axis=1)
-            c = int(np.argmin(delta))
-            if best is None or delta[c] < best[0]:
-                best = (float(delta[c]), k, b.first_start + c * res)
-        if best is None:
-            continue
-        _, k, start = best
-        b = v.blocks[k]
-        s = terms.slot_of(start)
-        loads[g, s : s + b.n] += b.point
-        out[i] = Placement(k, start, b.point)
-    return out, loads
 
 
 def envelope_bound(views: Sequence[OfferView], terms: Terms) -> float:
