@@ -317,6 +317,15 @@ class Status(_Struct, kw_only=True):
 # request/response live in their own module (protocol 1.4); they build on the types above
 from ._request import Request, Response  # noqa: E402
 
+
+def _market_kinds() -> dict[str, type[Struct]]:
+    """The market's kinds (protocol 1.4), kept in their own module; it imports this one's
+    field types, so it is loaded once they are defined."""
+    from ._market import MARKET_KINDS
+
+    return MARKET_KINDS
+
+
 #: Message body types, keyed by the envelope's ``kind``.
 KINDS: dict[str, type[Struct]] = {
     "offer": FlexOffer,
@@ -329,4 +338,5 @@ KINDS: dict[str, type[Struct]] = {
     "request": Request,
     "response": Response,
 }
+KINDS.update(_market_kinds())
 KIND_OF: dict[type[Struct], str] = {cls: kind for kind, cls in KINDS.items()}

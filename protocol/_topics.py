@@ -9,7 +9,10 @@
     atp/v1/a/{agent}/schedule/ack      agent -> FMAN   schedule taken or refused (reasons)
     atp/v1/a/{agent}/req/{method}      agent -> FMAN   request (MQTT v5 response topic below)
     atp/v1/a/{agent}/resp/{tag}        FMAN  -> agent  response
-    atp/v1/m/{market}/bid|result|gate  FMAN <-> FMAR   market traffic
+    atp/v1/m/{market}/bid              party -> FMAR   sell order or request (protocol 1.4)
+    atp/v1/m/{market}/ack/{party}      FMAR  -> party  the order stored or refused (reasons)
+    atp/v1/m/{market}/result           FMAR  -> all    a cleared gate's awards and prices
+    atp/v1/m/{market}/gate             FMAR, retained  the gate calendar
 
 Every topic an agent writes or reads sits under its own ``atp/v1/a/{agent}/`` so that one ACL
 pattern per direction confines it (see ``mosquitto/``).
@@ -76,6 +79,19 @@ def market_topic(market: str, channel: str) -> str:
     return f"{PREFIX}/m/{_check_id(market, 'market id')}/{channel}"
 
 
+def market_answer_topic(market: str, party: str) -> str:
+    """``atp/v1/m/{market}/ack/{party}``: FMAR's answers to one party's orders, under the
+    party's own name so that one ACL pattern lets it read its answers and no one else's."""
+    return f"{PREFIX}/m/{_check_id(market, 'market id')}/ack/{_check_id(party, 'party id')}"
+
+
+def all_markets(channel: str) -> str:
+    """Filter for one channel of every market, e.g. ``atp/v1/m/+/bid``."""
+    if channel not in MARKET_CHANNELS:
+        raise ValueError(f"unknown market channel {channel!r}")
+    return f"{PREFIX}/m/+/{channel}"
+
+
 def all_agents(channel: str) -> str:
     """Filter for one channel of every agent, e.g. ``atp/v1/a/+/offer``."""
     if channel not in AGENT_CHANNELS and channel not in ("req/#", "req/+"):
@@ -121,7 +137,11 @@ def parse(topic: str) -> Topic:
             and all(_ID.match(lvl) is not None for lvl in levels)
         )
     elif scope == "m":
-        ok = channel in MARKET_CHANNELS
+        ok = channel in MARKET_CHANNELS or (
+            channel.count("/") == 1
+            and channel.split("/")[0] == "ack"
+            and _ID.match(channel.split("/")[1]) is not None
+        )
     else:
         raise ValueError(f"{topic!r}: unknown scope {scope!r}")
     if not ok:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import math
 import operator
 import re
+from collections.abc import Callable
+from typing import Any
 
 from msgspec import Struct
 
+from . import _market
 from ._errors import FieldError
 from ._feasibility import EPS, check_assignment, effective_profiles, start_window
 from ._models import (
@@ -407,6 +410,8 @@ def _validate_status(status: Status) -> list[FieldError]:
 
 
 #: The other message kinds (an offer takes ``types_checked`` as well: see :func:`validate`).
+_MARKET_VALIDATORS: dict[type, Callable[[Any], list[FieldError]]] = _market.VALIDATORS
+
 _VALIDATORS = {
     Schedule: validate_schedule,
     MeterBatch: validate_meter_batch,
@@ -421,5 +426,5 @@ def validate(body: Struct, *, types_checked: bool = False) -> list[FieldError]:
     see :func:`validate_offer`)."""
     if type(body) is FlexOffer:
         return validate_offer(body, types_checked=types_checked)
-    check = _VALIDATORS.get(type(body))
+    check = _VALIDATORS.get(type(body)) or _MARKET_VALIDATORS.get(type(body))
     return check(body) if check is not None else []  # type: ignore[operator]

@@ -24,6 +24,7 @@ import protocol
 from agent.config import load_config as load_foa_config
 from cloud.fman.config import load_config as load_fman_config
 from cloud.fmar import clear, read_book, to_builtins
+from cloud.fmar.config import load_config as load_fmar_config
 from cloud.optim.series import parse_series
 from cloud.settle import load_contract
 
@@ -94,6 +95,14 @@ def fman_config(path: Path) -> None:
     assert load_fman_config(path).worker.broker
 
 
+def fmar_config(path: Path) -> None:
+    """The market service's configuration loader, unknown keys and broken rules refused;
+    the example shows each kind of market with a network."""
+    cfg = load_fmar_config(path)
+    assert cfg.markets
+    assert any(m.network() for m in cfg.markets.values())
+
+
 def series_file(path: Path) -> None:
     """The series reader ``atp plan`` and FMAN use: a value per 15-minute slot of a day."""
     assert len(parse_series(path.read_text(), source=path.name, resolution_s=900)) == 96
@@ -118,6 +127,7 @@ CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("foa.toml", foa_config),
     ("foa-web.toml", foa_web_config),
     ("fman.toml", fman_config),
+    ("fmar.toml", fmar_config),
     ("*.csv", series_file),
     ("offers/*.json", offer_file),
     ("offers/*.*.json", same_as_project_form),

@@ -12,6 +12,8 @@ import click
 
 if TYPE_CHECKING:
     from cloud.fmar import Book, Clearing
+    from cloud.fmar.config import MarketSection
+    from cloud.fmar.store import GateRow, SqlMarketStore
 
 _FILE = click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
 
@@ -161,4 +163,230 @@ def _print(result: Clearing, book: Book, elapsed: float) -> None:
         click.echo(
             f"transport {result.transport_eur:.4g} EUR, make-whole {result.make_whole_eur:.4g} "
             f"EUR, surplus {result.surplus_eur:.4g} EUR, uplift {result.uplift_eur:.4g} EUR"
+        )
+
+
+# -- the service's store, read-only (atp fmar run writes it) -------------------------------------
+
+_STORE = click.option(
+    "--store",
+    default=".atp/fmar.db",
+    envvar="ATP_FMAR_STORE",
+    show_default=True,
+    metavar="PATH|URL",
+    help="The market service's store: an SQLite file or a postgresql:// URL "
+    "(service.store of fmar.toml; env ATP_FMAR_STORE).",
+)
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _reader(location: str) -> SqlMarketStore:
+    from cloud.fmar import MarketError
+    from cloud.fmar.store import open_market_store
+
+    try:
+        return open_market_store(location, readonly=True)
+    except MarketError as exc:
+        raise click.ClickException(
+            f"{exc} (pass --store, or start the service with `atp fmar run`)"
+        ) from None
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
+
+
+def _market_config(store: SqlMarketStore, market: str) -> MarketSection:
+    import msgspec
+
+    from cloud.fmar.config import MarketSection
+
+    row = next((m for m in store.markets() if m.id == market), None)
+    if row is None:
+        known = ", ".join(m.id for m in store.markets()) or "none"
+        raise click.ClickException(f"no market {market!r} in {store.where} (markets: {known})")
+    return msgspec.json.decode(row.config, type=MarketSection)
+
+
+@market.command("list")
+@_STORE
+@_JSON
+def list_markets(store: str, as_json: bool) -> None:
+    """The markets the service runs, with their latest gate and results."""
+    import msgspec
+
+    s = _reader(store)
+    try:
+        rows = []
+        for m in s.markets():
+            cfg = msgspec.json.decode(m.config)
+            gates = s.gates(m.id)
+            latest = gates[-1] if gates else None
+            rows.append(
+                {
+                    "id": m.id,
+                    "kind": cfg.get("kind", "two-sided"),
+                    "nodes": cfg.get("nodes", []),
+                    "pricing": cfg.get("pricing", "uniform"),
+                    "gates": len(gates),
+                    "cleared": sum(g.state == "cleared" for g in gates),
+                    "latest_gate": latest.gate if latest else None,
+                    "latest_state": latest.state if latest else None,
+                }
+            )
+    finally:
+        s.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no markets")
+        return
+    click.echo(f"{'market':<24} {'kind':<13} {'pricing':<10} {'gates':>5} {'cleared':>7}  latest")
+    for r in rows:
+        latest = f"{r['latest_gate']} ({r['latest_state']})" if r["latest_gate"] else "-"
+        click.echo(
+            f"{r['id']:<24} {r['kind']:<13} {r['pricing']:<10} {r['gates']:>5} "
+            f"{r['cleared']:>7}  {latest}"
+        )
+
+
+@market.command("show")
+@click.argument("market_id", metavar="MARKET")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Latest gates shown."
+)
+@_STORE
+@_JSON
+def show(market_id: str, limit: int, store: str, as_json: bool) -> None:
+    """A market's configuration (as the service last ran it) and its latest gates."""
+    import msgspec
+
+    s = _reader(store)
+    try:
+        cfg = _market_config(s, market_id)
+        gates = s.gates(market_id)[-limit:]
+        counts = {g.gate: len(s.orders(market_id, g.gate)) for g in gates}
+    finally:
+        s.close()
+    doc = {
+        "id": market_id,
+        "config": msgspec.to_builtins(cfg),
+        "gates": [
+            {
+                "gate": g.gate,
+                "state": g.state,
+                "opens_at": g.opens_at,
+                "closes_at": g.closes_at,
+                "delivery_start": g.delivery_start,
+                "slots": g.slots,
+                "resolution_s": g.resolution_s,
+                "orders": counts[g.gate],
+            }
+            for g in gates
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    c = doc["config"]
+    click.echo(
+        f"market {market_id}: {c['kind']} at {', '.join(c['nodes'])}, {c['pricing']} pricing, "
+        f"a gate every {c['gate_period_s']} s trading {c['horizon_s']} s in slots of "
+        f"{c['resolution_s']} s, closing {c['gate_lead_s']} s ahead"
+    )
+    for g in doc["gates"]:
+        click.echo(
+            f"  {g['gate']:<16} {g['state']:<8} closes {_when(g['closes_at'])} UTC, "
+            f"{g['orders']} order(s)"
+        )
+
+
+def _pick_gate(s: SqlMarketStore, market_id: str, gate: str | None) -> GateRow:
+    if gate is not None:
+        row = s.gate(market_id, gate)
+        if row is None:
+            raise click.ClickException(f"market {market_id} has no gate {gate!r}")
+        return row
+    gates = s.gates(market_id)
+    if not gates:
+        raise click.ClickException(f"market {market_id} has no gates yet")
+    return (
+        gates[-1]
+        if not [g for g in gates if g.state == "open"]
+        else min((g for g in gates if g.state == "open"), key=lambda g: g.closes_at)
+    )
+
+
+@market.command("book")
+@click.argument("market_id", metavar="MARKET")
+@click.option("--gate", help="The gate (default: the one taking orders, else the latest).")
+@_STORE
+def book(market_id: str, gate: str | None, store: str) -> None:
+    """A gate's order book as JSON: exactly what `atp market clear --book` reads, so a
+    gate's clearing can be repeated offline."""
+    from cloud.fmar.orders import book_doc
+
+    s = _reader(store)
+    try:
+        cfg = _market_config(s, market_id)
+        g = _pick_gate(s, market_id, gate)
+        doc = book_doc(cfg, g, s.orders(market_id, g.gate))
+    finally:
+        s.close()
+    click.echo(json.dumps(doc, indent=2))
+
+
+@market.command("results")
+@click.argument("market_id", metavar="MARKET")
+@click.option("--gate", help="One gate's whole result (the message the service published).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Latest results shown.",
+)
+@_STORE
+@_JSON
+def results(market_id: str, gate: str | None, limit: int, store: str, as_json: bool) -> None:
+    """The cleared gates of a market, latest first; with --gate, that gate's result."""
+    s = _reader(store)
+    try:
+        _market_config(s, market_id)
+        if gate is not None:
+            row = s.result(market_id, gate)
+            if row is None:
+                raise click.ClickException(f"gate {gate!r} of {market_id} has no result")
+            click.echo(json.dumps(json.loads(row.payload), indent=2))
+            return
+        rows = s.results(market_id, limit=limit)
+    finally:
+        s.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "gate": r.gate,
+                        "status": r.status,
+                        "welfare_eur": r.welfare_eur,
+                        "cleared_at": r.cleared_at,
+                        "published": r.published,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        click.echo(f"no cleared gates in {market_id}")
+        return
+    for r in rows:
+        doc = json.loads(r.payload)
+        click.echo(
+            f"{r.gate:<16} {r.status:<10} welfare {r.welfare_eur:>10.4f} EUR  "
+            f"{len(doc.get('awards', []))} award(s), {len(doc.get('requests', []))} request(s)"
+            f"{'' if r.published else '  (not yet published)'}"
         )

@@ -221,6 +221,7 @@ class Bus:
         qos: int = 1,
         done: Callable[[], None] | None = None,
         stop: threading.Event | None = None,
+        retain: bool = False,
         correlation: bytes | None = None,
     ) -> bool:
         """Queue ``payload``; ``done`` runs once the broker has it. Blocks while too many are
@@ -232,7 +233,7 @@ class Bus:
         if correlation is not None:
             props = Properties(PacketTypes.PUBLISH)
             props.CorrelationData = correlation
-        info = self.client.publish(topic, payload, qos=qos, properties=props)
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             self._slots.release()
             log.error("publish to %s failed: %s", topic, mqtt.error_string(info.rc))

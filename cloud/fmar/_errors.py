@@ -3,7 +3,9 @@
     MarketError                 anything this package refuses
     ├── BookError               a book (orders, requests, network) that cannot be cleared
     │                           as written; every entry names its field path
-    └── ClearingError           the solvers failed in a way no fallback covers
+    ├── ClearingError           the solvers failed in a way no fallback covers
+    ├── MarketStoreError        the market store cannot be opened, read or written
+    └── MarketConfigError       ``fmar.toml`` breaks a rule; names the key
 
 A book that clears badly is not an error: a valid book always clears (running every default
 and accepting nothing is always feasible), and the result says how good the clearing is.
@@ -31,3 +33,16 @@ class BookError(MarketError):
 
 class ClearingError(MarketError):
     """A solver reported an error that the clearing could not answer with a fallback."""
+
+
+class MarketStoreError(MarketError):
+    """The market store failed (a database error, a file that is not the store)."""
+
+
+class MarketConfigError(MarketError):
+    """A key of the service's configuration is wrong; ``key`` is its dotted path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key else message)

@@ -173,3 +173,16 @@ def test_the_cloud_init_user_data_installs_the_bundle_once():
     assert "install.sh" in script and "shred -u" in script
     proc = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_compose_runs_the_market_service_on_its_configuration(compose):
+    from cloud.fmar.config import load_config as load_fmar_config
+
+    fmar = compose["services"]["fmar"]
+    assert "profiles" not in fmar  # runs with the rest
+    assert fmar["command"] == ["fmar", "run", "--config", "/etc/atp/fmar.toml"]
+    assert f"{CLOUD / 'fmar.toml'}:/etc/atp/fmar.toml:ro" in fmar["volumes"]
+    cfg = load_fmar_config(CLOUD / "fmar.toml")
+    assert cfg.markets and cfg.service.broker == "mqtts://broker:8883"
+    assert cfg.service.credentials_file == "/run/secrets/fmar-credentials"
+    assert cfg.service.store.startswith("/var/lib/atp/")  # the fmar-data volume

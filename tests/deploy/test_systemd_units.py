@@ -67,3 +67,12 @@ def test_foa_service_is_a_notify_service_with_a_watchdog():
         "LoadCredential=foa.toml:/etc/foa/foa.toml",
     ):
         assert line in text
+
+
+def test_the_market_unit_runs_the_service_on_its_configuration_and_state():
+    text = (UNITS / "atp-fmar.service").read_text()
+    assert "LoadCredential=fmar.toml:/etc/atp/fmar/fmar.toml" in text
+    assert (
+        "ExecStart=/opt/atp/venv/bin/atp fmar run --config ${CREDENTIALS_DIRECTORY}/fmar.toml "
+        "--store ${STATE_DIRECTORY}/fmar.db"
+    ) in text

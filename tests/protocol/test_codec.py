@@ -147,7 +147,7 @@ def test_quarantined_readings_travel_with_the_ack_and_plain_msgpack_reads_them()
     data = protocol.encode(ack, ts=NOW)
     assert protocol.decode(data).body == ack
     plain = msgpack.unpackb(data, raw=False)
-    assert plain["v"] == "1.4"
+    assert plain["v"] == "{}.{}".format(*protocol.PROTOCOL_VERSION)
     assert plain["body"]["quarantined"] == [
         {"device": "hp", "start": NOW, "code": "implausible", "message": "140 kWh in 900 s"}
     ]
