@@ -35,7 +35,7 @@ from ._decompose import applies, decompose
 from ._errors import BookError, ClearingError
 from ._exact import compact_size, fixed_prices, solve_mip
 from ._numeric import Numeric, imbalance, numeric, welfare
-from ._result import Acceptance, Award, Clearing, Flow, Method, Pricing
+from ._result import Acceptance, Award, Clearing, Flow, Method, Pricing, Status
 from ._settle import settle
 
 #: Books whose compact model has at most this many columns are solved as one MIP.
@@ -254,8 +254,14 @@ def _result(num: Numeric, out: _Outcome, *, pricing: Pricing, say: Progress) -> 
         )
         for k in range(num.n_links)
     ]
+    status: Status = "optimal" if gap_ok else "feasible"
+    if out.method == "default" and not gap_ok:
+        # nothing better than every default was found in time (or a found clearing failed
+        # the final check): say so, with the bound, rather than claim a clearing
+        status = "time_limit_defaults"
+        say(f"every order runs its default: welfare 0 against a bound of {bound:.6g} EUR")
     return Clearing(
-        status="optimal" if gap_ok else "feasible",
+        status=status,
         welfare_eur=_f(w),
         bound_eur=_f(bound) if math.isfinite(bound) else None,
         pricing=pricing,

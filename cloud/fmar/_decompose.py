@@ -599,7 +599,21 @@ def decompose(
         assert sol2 is not None
         short = np.abs(sol2.slack) > 1e-7
         everything = bool(np.all(pick == default)) and not (aon[~num.req_partial] > 0).any()
-        if everything or (not short.any() and -sol2.objective >= 0):
+        if not short.any() and -sol2.objective >= 0:
+            break
+        if short.any() and (everything or time.monotonic() >= deadline):
+            # no time to let the prices repair the balance (or nothing left to move back):
+            # the best mix of the columns found that balances exactly. With every order at
+            # its default's choice one always exists (every default, nothing accepted).
+            balanced = two.master.solve_balanced()
+            if balanced is not None and -balanced.objective >= 0:
+                say("out of time with slack on the balance: the best balanced mix of the columns")
+                sol2 = balanced
+                break
+            if everything:  # never seen: the result's check falls back to every default
+                break
+            short[:] = True
+        elif everything:
             break
         if not short.any():  # balanced, but worse than every default: start from those
             say("the rounded choices clear below the defaults' welfare: back to the defaults")
@@ -615,7 +629,8 @@ def decompose(
             f"rounding left {int(short.sum())} node-slots unbalanced: "
             f"{len(moved)} orders back to default, {len(dropped)} requests dropped"
         )
-        if not moved and not dropped:  # the search ran out of time: fall back to defaults
+        if (not moved and not dropped) or time.monotonic() >= deadline:
+            # the search ran out of time: every order to its default's choice
             moved = [i for i in range(n) if pick[i] != default[i]]
             dropped = [r for r in np.flatnonzero(~num.req_partial) if aon[r] > 0]
         for i in moved:

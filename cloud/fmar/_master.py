@@ -203,6 +203,30 @@ class MarketMaster:
         self._run()
         return self._read()
 
+    def solve_balanced(self) -> MasterSolution | None:
+        """The master with the slack held at zero: a mix of known columns that balances every
+        node and slot, or ``None`` if the columns allow none. Whole-cluster columns couple
+        every slot, so a restricted master may prefer a little slack to losing a column's
+        gain elsewhere; this is the clearing the columns found so far actually allow."""
+        cols = (self.slack0 + np.arange(self.n_slack)).astype(np.int32)
+        zero = np.zeros(self.n_slack)
+        self._lp.changeColsBounds(len(cols), cols, zero, zero)
+        try:
+            status = self._lp.run()
+            model = self._lp.getModelStatus()
+            if status == highspy.HighsStatus.kError or model != highspy.HighsModelStatus.kOptimal:
+                self._lp.clearSolver()
+                self._lp.setOptionValue("simplex_strategy", 1)
+                status = self._lp.run()
+                model = self._lp.getModelStatus()
+                self._lp.setOptionValue("simplex_strategy", 4)
+            if status == highspy.HighsStatus.kError or model != highspy.HighsModelStatus.kOptimal:
+                return None
+            return self._read()
+        finally:
+            inf = np.full(self.n_slack, highspy.kHighsInf)
+            self._lp.changeColsBounds(len(cols), cols, zero, inf)
+
     def _run(self) -> None:
         status = self._lp.run()
         model = self._lp.getModelStatus()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Status = Literal["optimal", "feasible", "infeasible"]
+Status = Literal["optimal", "feasible", "infeasible", "time_limit_defaults"]
 Pricing = Literal["uniform", "pay-as-bid"]
 #: ``mip``: the compact model solved whole; ``decomposition``: cutting planes on the dual;
 #: ``default``: nothing better was found in time, every order runs its default.
