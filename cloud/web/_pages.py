@@ -75,6 +75,7 @@ def page(frame: Frame, current: str, title: str, body: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)} · FMAN</title>"
         '<link rel="stylesheet" href="/static/app.css">'
+        '<link rel="icon" href="data:,">'
         '<script src="/static/sort.js" defer></script>'
         '<script src="/static/live.js" defer></script>'
         f'</head><body data-refresh="{frame.refresh_s}">'
@@ -91,7 +92,8 @@ def login_page(*, csrf: str, failed: bool, next_path: str) -> str:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<title>Log in · FMAN</title><link rel="stylesheet" href="/static/app.css"></head>'
+        '<title>Log in · FMAN</title><link rel="stylesheet" href="/static/app.css">'
+        '<link rel="icon" href="data:,"></head>'
         '<body class="login"><main><h2>FMAN operator dashboard</h2>'
         f'{note}<form method="post" action="/login">'
         f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
