@@ -305,7 +305,118 @@ def _agent_site(work: Path) -> AbstractContextManager[Running]:
     return run_agent(work, warm_up_s=8.0)
 
 
+# -- FMAN's operator dashboard ------------------------------------------------------------------
+
+ATP = [sys.executable, "-c", "from cloud.cli import main; main()"]
+#: the accounts of the dashboard's tests: name -> (role, password)
+FMAN_USERS = {"olga": ("operator", "operator secret 1"), "vic": ("viewer", "viewer secret 1")}
+#: the settled month of the short run
+FMAN_PERIOD = "2026-01"
+
+FMAN_PAGES = (
+    PageSpec("portfolio", "/", "#portfolio-chart svg"),
+    PageSpec("agents", "/agents", "#agents"),
+    PageSpec("offers", "/offers", "#offers"),
+    PageSpec("counters", "/counters", "#counters"),
+    PageSpec("settlement", "/settlement", "#kpis"),
+    PageSpec("accounts", "/accounts", "#accounts"),
+)
+
+
+def atp(*args: str, cwd: Path, stdin: str | None = None, timeout: float = 60) -> Any:
+    """``atp ARGS`` as a user runs it."""
+    return subprocess.run(
+        [*ATP, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env(),
+        input=stdin,
+    )  # fmt: skip
+
+
+def atp_json(*args: str, cwd: Path) -> Any:
+    out = atp(*args, "--json", cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def fman_store(work: Path) -> Path:
+    """A store made by a short real run: ``atp demo`` (Mosquitto, an FMAN worker and a fleet
+    of two simulated agents through a day at 14,400 times real speed), then ``atp settle`` of
+    its month. The path of the store."""
+    work.mkdir(parents=True, exist_ok=True)
+    demo = atp(
+        "demo", "--agents", "2", "--speed", "14400", "--sim-start", "2026-01-01",
+        "--out", str(work / "demo"), cwd=work, timeout=240,
+    )  # fmt: skip
+    db = work / "demo" / "fman.db"
+    if demo.returncode != 0:
+        raise RuntimeError(f"atp demo failed: {demo.stdout}{demo.stderr}")
+    settle = atp(
+        "settle", "--period", FMAN_PERIOD, "--store", str(db), "--now", "2026-02-05", cwd=work
+    )
+    if settle.returncode != 0:
+        raise RuntimeError(f"atp settle failed: {settle.stderr}")
+    return db
+
+
+@contextmanager
+def run_fman_web(
+    work: Path, *, db: Path, refresh_s: int = 1, users: dict[str, tuple[str, str]] | None = None
+) -> Iterator[Running]:
+    """``atp web`` on ``db`` with the accounts of ``users`` (added by ``atp web user add``),
+    on a free loopback port; logs in as the first account."""
+    users = FMAN_USERS if users is None else users
+    accounts = work / "web-users"
+    for name, (role, password) in users.items():
+        out = atp(
+            "web", "user", "add", name, "--role", role, "--users", str(accounts),
+            "--password-stdin", cwd=work, stdin=password + "\n",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+    log = (work / "web.log").open("w+")
+    proc = subprocess.Popen(
+        [*ATP, "web", "--store", str(db), "--users", str(accounts), "--port", "0",
+         "--refresh", str(refresh_s)],
+        cwd=work, stdout=subprocess.PIPE, stderr=log, text=True, env=_env(),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("atp web: http://"):
+            log.seek(0)
+            raise RuntimeError(f"atp web did not start: {line}{log.read()}")
+        base = line.split()[2]
+        first = next(iter(users), None)
+
+        def login(page: Any, name: str | None = first) -> None:
+            assert name is not None
+            page.goto(base + "login")
+            page.fill("#name", name)
+            page.fill("#password", users[name][1])
+            page.click("#login")
+            page.wait_for_url(base)
+
+        yield Running(
+            base_url=base,
+            login=login if users else None,
+            info={"work": work, "db": db, "accounts": accounts, "proc": proc},
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@contextmanager
+def _fman_site(work: Path) -> Iterator[Running]:
+    with run_fman_web(work, db=fman_store(work)) as running:
+        yield running
+
+
 #: Every site with pages: the page tests and ``make screens`` take them from here.
 SITES: dict[str, Site] = {
     "agent": Site(name="agent", pages=AGENT_PAGES, start=_agent_site),
+    "fman": Site(name="fman", pages=FMAN_PAGES, start=_fman_site),
 }

@@ -1,0 +1,126 @@
+"""What each page shows, read from the store through the operator commands' own reads and
+report functions (:mod:`cloud.fman.report`, the settlement's KPIs), so that a page and the
+command line say the same numbers. Plain dicts and value objects out; no HTML here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cloud.fman import report
+from cloud.fman.store import StoreReader
+
+#: readings looked at per agent to find its latest one
+LAST_READING_SCAN = 5000
+
+
+def portfolio(store: StoreReader, *, resolution_s: int) -> report.Portfolio:
+    return report.portfolio(store, resolution_s=resolution_s)
+
+
+def agents(store: StoreReader) -> list[dict[str, Any]]:
+    """``atp agents list`` rows, with each agent's latest reading and its refusals: offers
+    FMAN rejected and schedule versions the agent refused."""
+    rows = report.agents(store)
+    for r in rows:
+        readings = store.readings(agent=r["agent"], limit=LAST_READING_SCAN)
+        r["last_reading"] = max((x.start + x.duration_s for x in readings), default=None)
+        r["readings"] = store.count_readings(agent=r["agent"])
+        r["offers_rejected"] = store.count_offers(agent=r["agent"], states=("rejected",))
+        r["schedules_refused"] = store.count_schedules(
+            agent=r["agent"], status="refused", all_versions=True
+        )
+    return rows
+
+
+def offers(
+    store: StoreReader,
+    *,
+    agent: str | None,
+    states: Sequence[str],
+    search: str,
+    limit: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """``atp offers list`` rows (its filters), narrowed to ids, devices or agents containing
+    ``search``; and how many offers the filters match in all."""
+    rows = report.list_offers(store, agent=agent, states=states, limit=limit)
+    total = store.count_offers(agent=agent, states=states) if len(rows) >= limit else len(rows)
+    if search:
+        s = search.lower()
+        rows = [
+            r
+            for r in rows
+            if s in r["id"].lower() or s in (r["device"] or "").lower() or s in r["issuer"].lower()
+        ]
+    return rows, total
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """``atp fman stats`` per worker, and the refusals summed over the workers by what was
+    refused and why (``refused.<what>.<code>``)."""
+
+    workers: dict[str, dict[str, float]]
+    refusals: dict[str, float]
+    counts: dict[str, Any]
+
+
+def counters(store: StoreReader) -> Counters:
+    workers = store.stats()
+    refusals: dict[str, float] = {}
+    for values in workers.values():
+        for k, v in values.items():
+            if k.startswith("refused."):
+                key = k.removeprefix("refused.")
+                refusals[key] = refusals.get(key, 0.0) + v
+    return Counters(
+        workers=workers, refusals=dict(sorted(refusals.items())), counts=report.counts(store)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The bills of a settled period (``atp bill list``) and its KPIs (``atp kpi``)."""
+
+    periods: list[str]
+    period: str | None
+    bills: list[dict[str, Any]]
+    kpis: dict[str, Any] | None
+    kpi_lines: list[str]
+
+
+def settlement(store: StoreReader, period: str | None) -> Settlement:
+    from cloud.cli.settle import kpi_lines
+    from cloud.fman.settlement import period_kpis
+    from cloud.settle import Period, kpi_json
+
+    runs = store.settlement_runs()
+    periods = sorted({r.period for r in runs}, reverse=True)
+    chosen = period if period in periods else (periods[0] if periods else None)
+    if chosen is None:
+        return Settlement(periods=[], period=None, bills=[], kpis=None, kpi_lines=[])
+    tz = next(r.tz for r in runs if r.period == chosen)
+    bills = [
+        {
+            "party": b.party,
+            "run": b.run_id,
+            "issued_at": b.issued_at,
+            "total_cents": b.total_cents,
+        }
+        for b in store.bills(period=chosen)
+    ]
+    k = period_kpis(store, Period.parse(chosen, tz=tz))
+    return Settlement(
+        periods=periods,
+        period=chosen,
+        bills=bills,
+        kpis=json.loads(kpi_json(k)),
+        kpi_lines=kpi_lines(k),
+    )
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    return asdict(obj)
