@@ -14,7 +14,9 @@ import json
 import re
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from fnmatch import fnmatch
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,19 @@ import pytest
 
 import protocol
 from agent.config import load_config as load_foa_config
+from cloud.fman import settlement
 from cloud.fman.config import load_config as load_fman_config
+from cloud.fman.counters import Counters
+from cloud.fman.ingest import Incoming, Ingest
+from cloud.fman.requests import answer
+from cloud.fman.store import Store, open_store
 from cloud.fmar import clear, read_book, to_builtins
 from cloud.fmar.config import load_config as load_fmar_config
 from cloud.optim.series import parse_series
 from cloud.settle import load_contract
+from protocol._request import MeasurementParams, parse_params
+
+from .fman.test_store import new_schedule, offer_record
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -121,6 +131,94 @@ def market_file(path: Path) -> None:
         assert book.sell and book.requests
 
 
+@dataclass(frozen=True)
+class _FixedClock:
+    t: float
+    speed: float = 1.0
+
+    def now(self) -> float:
+        return self.t
+
+    def wait(self, seconds: float, stop: Any) -> bool:
+        return bool(stop.is_set())
+
+
+#: The agent of the request examples: the party of ``contracts/direct.json``.
+_AGENT = "house-30"
+#: When FMAN answers the request examples: 2026-02-10, after January's bill is due.
+_ANSWERED_AT = protocol.samples.NOW + 40 * 86_400
+
+
+@cache
+def _request_world() -> tuple[Store, Ingest]:
+    """A small FMAN store the request examples are answered from: two offers of the agent
+    (one accepted and scheduled, one rejected), one of another agent, the agent's contract,
+    and the meter batch of ``interface/measurement.request.json`` through the real ingest."""
+    now = protocol.samples.NOW
+    store = open_store(":memory:")
+    store.put_offers(
+        [
+            offer_record(f"{_AGENT}.plug.{now}", _AGENT),
+            offer_record(f"{_AGENT}.plug.{now + 3600}", _AGENT, state="rejected"),
+            offer_record(f"house-31.plug.{now}", "house-31"),
+        ]
+    )
+    store.add_schedules([new_schedule(f"{_AGENT}.plug.{now}", _AGENT, start=now + 1800)], now=now)
+    settlement.add_contract(store, load_contract(EXAMPLES / "contracts" / "direct.json"), now=now)
+    ingest = Ingest(
+        store=store,
+        config=load_fman_config(EXAMPLES / "fman.toml"),
+        clock=_FixedClock(now),
+        worker="fman-1",
+        stats=Counters(),
+    )
+    status = protocol.Status(agent=_AGENT, state="online", since=now, devices=["hp", "plug"])
+    ingest.process([Incoming(protocol.topics.agent_topic(_AGENT, "status"), _enc(status, now))])
+    _answer(store, ingest, EXAMPLES / "interface" / "measurement.request.json")
+    return store, ingest
+
+
+def _enc(body: Any, ts: int, msg_id: str | None = None) -> bytes:
+    return protocol.encode(body, ts=ts, msg_id=msg_id)
+
+
+def _answer(store: Store, ingest: Ingest, request_file: Path) -> Any:
+    """What FMAN's request handler answers ``request_file`` from :data:`_AGENT`, as JSON."""
+
+    def submit(agent: str, p: MeasurementParams) -> Any:
+        meter = protocol.topics.agent_topic(agent, "meter")
+        (a,) = ingest.process([Incoming(meter, _enc(p.batch, int(ingest.clock.now()), p.msg_id))])
+        return protocol.to_builtins(protocol.decode(a.payload, check=False).body)
+
+    request = protocol.from_json(request_file.read_bytes(), protocol.Request)
+    response = answer(
+        request.method, request.params, agent=_AGENT, reader=store, now=_ANSWERED_AT, submit=submit
+    )
+    return protocol.to_builtins(response)
+
+
+def request_example(path: Path) -> None:
+    """``interface/NAME.request.json``: a request body as the protocol's own type decodes it,
+    its parameters valid for its method unless NAME starts with ``error-``; and
+    ``NAME.response.json`` beside it."""
+    request = protocol.from_json(path.read_bytes(), protocol.Request)
+    if not path.name.startswith("error-"):
+        parse_params(request.method, request.params)
+    assert path.with_name(path.name.replace(".request.", ".response.")).is_file()
+
+
+def response_example(path: Path) -> None:
+    """``interface/NAME.response.json``: a response body as the protocol's own type decodes it,
+    and exactly what FMAN's handler answers ``NAME.request.json`` from a small store (an
+    in-memory SQLite one, the real schema)."""
+    shown = json.loads(path.read_text())
+    assert protocol.to_builtins(protocol.from_json(path.read_bytes(), protocol.Response)) == shown
+    assert (shown["status"] == "error") == path.name.startswith("error-")
+    store, ingest = _request_world()
+    request_file = path.with_name(path.name.replace(".response.", ".request."))
+    assert _answer(store, ingest, request_file) == shown
+
+
 #: (pattern relative to ``examples/``, checker): every checker whose pattern matches a file runs
 CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("contracts/*", contract_file),
@@ -134,6 +232,8 @@ CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("schedules/*.json", offer_file),
     ("schedules/*.json", schedule_fits_its_offer),
     ("markets/*.json", market_file),
+    ("interface/*.request.json", request_example),
+    ("interface/*.response.json", response_example),
 ]
 
 #: fenced-block language in the docs -> (parser, suffix of the example files it is compared with)
