@@ -8,9 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import protocol
 from cloud.fman import StoreError, open_reader
 from cloud.fman.config import dump_toml
 from protocol import topics
+from tests.waiting import wait_for
 
 ATP = str(Path(sys.executable).with_name("atp"))
 T0 = 1_767_225_600  # 2026-01-01T00:00Z
@@ -31,16 +30,6 @@ def client(broker, client_id: str) -> mqtt.Client:
     c.connect(broker.host, broker.port)
     c.loop_start()
     return c
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def write_config(path: Path, broker, db: Path | str, **sections: dict) -> Path:
