@@ -83,11 +83,12 @@ def settle(
     from cloud.settle import SettleError
 
     t = int(time.time()) if now is None else now
+    margins = _settlement_config(config_path)
     with open_writer(store_location(db, config_path)) as store:
         try:
-            if release:
-                store.release_review(release, at=t, note="released with atp settle --release")
-            result = run_settlement(store, period, now=t, dry_run=dry_run, release=release)
+            result = run_settlement(
+                store, period, now=t, dry_run=dry_run, release=release, margins=margins
+            )
         except SettleError as exc:
             raise click.ClickException(str(exc)) from None
     if as_json:
@@ -110,6 +111,16 @@ def settle(
         click.echo(f"  held for review: {oid}")
     if result.bills and not dry_run:
         click.echo(f"bills issued: {', '.join(result.bills)}")
+
+
+def _settlement_config(config_path: Path | None) -> Any:
+    """The ``[settlement]`` section of ``--config`` (the markets' delivery margins)."""
+    from cloud.fman import ConfigError, load_config
+
+    try:
+        return load_config(config_path).settlement
+    except ConfigError as exc:
+        raise click.ClickException(f"{config_path}: {exc}") from None
 
 
 @click.group()

@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import pairwise
 
 import msgspec
 
 import protocol
-from cloud.settle import Bill as SettleBill
 from cloud.settle import (
+    AwardMember,
     Contract,
     ContractBook,
     ExecutedOffer,
     Kpis,
+    MarketAward,
     OfferSettlement,
     Period,
     Posting,
@@ -48,7 +51,9 @@ from cloud.settle import (
     readings_window,
     settle,
 )
+from cloud.settle import Bill as SettleBill
 
+from .config import SettlementSection
 from .store import (
     ContractVersion,
     LedgerTransaction,
@@ -64,6 +69,7 @@ from .store import (
     StoredSchedule,
     StoreReader,
 )
+from .store import MarketAward as AwardRow
 
 #: Schedule statuses under which the agent did not run the schedule in force: the default ran.
 NOT_RUN = ("rejected", "late", "superseded")
@@ -229,6 +235,83 @@ def _asks(
     return tuple(out)
 
 
+# -- market awards -----------------------------------------------------------------------------
+
+#: How far before and after a period a run looks for the slots of awards that start in it: a
+#: gate's horizon is far shorter, an award's slots are read whole.
+AWARD_REACH_S = 7 * 86_400
+
+
+def gate_label(gate_start: int) -> str:
+    """A gate as it appears in ledger keys and bills: its start in UTC."""
+    return datetime.fromtimestamp(gate_start, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def market_awards(
+    rows: Iterable[AwardRow],
+    *,
+    resolutions: Mapping[str, int],
+    margins: SettlementSection,
+) -> list[MarketAward]:
+    """The store's award rows (one per member offer, market slot and gate) as settlement's
+    awards: one per market, gate and aggregate, its deviation per market slot the sum of its
+    members' parts. The slot length is the members' (the offers' ``resolutions``; the gaps
+    between slots if no member is known), the margin the market's from ``margins``. What does
+    not fit (members priced differently in one slot, a slot off the grid) is kept in the
+    award's ``problems``: the run holds it rather than guess."""
+    groups: dict[tuple[str, int, str], list[AwardRow]] = {}
+    for r in rows:
+        groups.setdefault((r.market, r.gate_start, r.aggregate_id), []).append(r)
+    out: list[MarketAward] = []
+    for (market, gate, agg), mine in sorted(groups.items()):
+        starts = sorted({r.slot_start for r in mine})
+        start = starts[0]
+        res = next((resolutions[r.offer_id] for r in mine if r.offer_id in resolutions), 0)
+        if res <= 0:
+            gaps = [b - a for a, b in pairwise(starts)]
+            res = min(gaps, default=900)
+        n = (starts[-1] - start) // res + 1
+        problems = [
+            f"slot {t}: not on the {res} s grid from {start}" for t in starts if (t - start) % res
+        ]
+        total = [0.0] * n
+        prices: list[set[float]] = [set() for _ in range(n)]
+        parts: dict[str, list[float]] = {}
+        for r in mine:
+            i = (r.slot_start - start) // res
+            parts.setdefault(r.offer_id, [0.0] * n)[i] += r.kwh
+            total[i] += r.kwh
+            prices[i].add(r.price_eur_per_kwh)
+        for i, ps in enumerate(prices):
+            if len(ps) > 1:
+                problems.append(
+                    f"slot {start + i * res}: members priced differently "
+                    f"({', '.join(f'{p:g}' for p in sorted(ps))} EUR/kWh)"
+                )
+        m = margins.margin(market)
+        out.append(
+            MarketAward(
+                market=market,
+                gate=gate_label(gate),
+                id=agg,
+                start=start,
+                resolution_s=res,
+                deviation_kwh=tuple(round(x, 6) for x in total),
+                price_eur_per_kwh=tuple(
+                    Decimal(repr(min(ps))) if ps else Decimal(0) for ps in prices
+                ),
+                margin_kwh=m.margin_kwh,
+                margin_rel=m.margin_rel,
+                members=tuple(
+                    AwardMember(offer_id=oid, deviation_kwh=tuple(v))
+                    for oid, v in sorted(parts.items())
+                ),
+                problems=tuple(problems),
+            )
+        )
+    return out
+
+
 # -- a run -------------------------------------------------------------------------------------
 
 
@@ -257,13 +340,18 @@ def run_settlement(
     now: int,
     dry_run: bool = False,
     release: Collection[str] = (),
+    margins: SettlementSection | None = None,
 ) -> RunResult:
     """Settle ``period`` from the store, booking at ``now``; see the module's docstring.
     Offers an operator released after review (``atp settle --release``, or ``release``) are
-    settled despite their holds."""
+    settled despite their holds. ``margins`` are the markets' delivery margins."""
     run_id = f"{period.label}@{now}-{uuid.uuid4().hex[:8]}"
     with store.write():
-        result = _evaluate(store, period, now=now, release=release)
+        if release and not dry_run:
+            store.release_review(release, at=now, note="released with atp settle --release")
+        result = _evaluate(
+            store, period, now=now, release=release, margins=margins or SettlementSection()
+        )
         stored = {v.offer_id: v for v in store.offer_verdicts(period=period.label)}
         by_offer: dict[str, list[SlotRecord]] = {}
         for s in result.slots:
@@ -345,20 +433,55 @@ def run_settlement(
     )
 
 
-def _evaluate(store: Store, period: Period, *, now: int, release: Collection[str]) -> Settlement:
+def _evaluate(
+    store: Store,
+    period: Period,
+    *,
+    now: int,
+    release: Collection[str],
+    margins: SettlementSection,
+) -> Settlement:
     book = contract_book(store)
     rows = store.delivered_offers(start=period.start, end=period.end)
+    award_rows = store.market_awards(period.start - AWARD_REACH_S, period.end + AWARD_REACH_S)
+    # offers that carry an award of the period but were delivered before it
+    have = {r.id for r in rows}
+    for oid in sorted({a.offer_id for a in award_rows} - have):
+        row = store.offer(oid)
+        if row is not None and row.state in ("executed", "settled"):
+            rows.append(row)
     schedules = store.current_schedules([r.id for r in rows]) if rows else {}
     offers = [executed_offer(r, schedules.get(r.id)) for r in rows if r.payload is not None]
+    awards = [
+        a
+        for a in market_awards(
+            award_rows, resolutions={o.id: o.resolution_s for o in offers}, margins=margins
+        )
+        if period.contains(a.start)
+    ]
     recheck = set(store.late_readings(period.label))
     released = set(release) | {
         r.offer_id for r in store.review_items(status="released") if r.period == period.label
     }
     todo = [o for o in offers if o.state == "executed" or o.id in recheck]
+    existing = period_ledger(store, period)
+    booked = {t.base for t in existing}
+    todo_ids = {o.id for o in todo}
+    # an award not yet booked, or with a member to evaluate, evaluates all its members
+    carried = {
+        m.offer_id
+        for a in awards
+        if f"award:{a.key}:revenue" not in booked or any(m.offer_id in todo_ids for m in a.members)
+        for m in a.members
+    }
+    todo += [o for o in offers if o.id in carried and o.id not in todo_ids]
     readings: list[Reading] = []
     quarantined: list[Reading] = []
     if todo:
         start, end = readings_window(period, todo, book)
+        # as far back before an offer delivered before the period as before the period
+        back = period.start - start
+        start = min([start, *(min(o.default.start, o.ran.start) - back for o in todo)])
         agents = {o.agent for o in todo}
         readings = [
             Reading(r.agent, r.device, r.start, r.duration_s, r.energy_kwh, r.offer_id)
@@ -373,7 +496,8 @@ def _evaluate(store: Store, period: Period, *, now: int, release: Collection[str
         offers=offers,
         readings=readings,
         contracts=book,
-        existing=period_ledger(store, period),
+        awards=awards,
+        existing=existing,
         booked_at=now,
         release=released,
         recheck=recheck,

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ import protocol
 from cloud.cli import main as cli_main
 from cloud.fman import open_store
 from cloud.fman.store import (
+    MarketAward,
     NewSchedule,
     OfferRecord,
     Quarantined,
@@ -411,3 +413,172 @@ def test_bad_input_gets_one_line(location, tmp_path):
         "--now",
         "2026-11-21T00:00:00Z",
     )
+
+
+def _executed(location: str, runs: list[tuple[FlexOffer, int, list[float]]], readings) -> None:
+    """Offers scheduled (start, energy), acknowledged, run, metered and ``executed``."""
+    with open_store(location) as store:
+        store.put_offers([_record(o) for o, _, _ in runs])
+        made = store.add_schedules(
+            [
+                NewSchedule(
+                    offer_id=o.id,
+                    issuer=o.issuer,
+                    offer_revision=0,
+                    start=start,
+                    profile=0,
+                    energy_kwh=energy,
+                    kind="planned",
+                )
+                for o, start, energy in runs
+            ],
+            now=at(10),
+        )
+        store.answer_schedules(
+            [
+                ScheduleAnswer(
+                    offer_id=s.offer_id,
+                    version=s.version,
+                    issuer=s.issuer,
+                    status="acked",
+                    reason="",
+                    at=at(10),
+                )
+                for s in made
+            ]
+        )
+        store.mark_executing([o.id for o, _, _ in runs], at=at(12))
+        store.put_readings(readings)
+        for o, _, energy in runs:
+            store.set_execution_summary(o.id, metered=len(energy), flagged=0, executed_at=at(23))
+
+
+def _example_2_awards() -> list[MarketAward]:
+    """Example 2's award as FMAN keeps it: one row per member offer and market slot."""
+    return [
+        MarketAward(
+            market="fmar-1",
+            gate_start=at(16),
+            offer_id=oid,
+            slot_start=t,
+            kwh=kwh,
+            price_eur_per_kwh=0.15,
+            aggregate_id="agg-7",
+        )
+        for oid, kwh in (("house-21.hp.1", 2.0), ("house-22.boiler.1", 1.0))
+        for t in (at(17), at(17, 15))
+    ]
+
+
+def test_market_revenue_from_the_stores_awards_is_shared_by_contract(location, tmp_path):
+    """docs/settlement.md, example 2, from the store's ``market_awards`` rows: the market's
+    margin comes from the worker configuration, the revenue is booked once, also when the
+    award arrives after its offers were settled."""
+    db = ("--store", location)
+    house_22 = tmp_path / "c-house-22.toml"
+    house_22.write_text(
+        (EXAMPLES / "revenue-sharing.toml")
+        .read_text()
+        .replace('"c-house-21"', '"c-house-22"')
+        .replace('"house-21"', '"house-22"')
+        .replace("share = 0.6", "share = 0.5")
+    )
+    atp("contract", "add", str(EXAMPLES / "revenue-sharing.toml"), str(house_22), *db)
+    tight = tmp_path / "tight.toml"
+    tight.write_text("[settlement.market_margin]\nmargin_kwh = 0.0\nmargin_rel = 0.0\n")
+    rules = tmp_path / "fman.toml"
+    rules.write_text("[settlement.markets.fmar-1]\nmargin_kwh = 0.1\nmargin_rel = 0.05\n")
+    hp = _offer(
+        "house-21.hp.1",
+        "house-21",
+        "heat_pump",
+        mode="delegated",
+        default=[1.0, 1.0],
+        start=at(17),
+        window=(at(17), at(17)),
+        prices=None,
+    )
+    boiler = _offer(
+        "house-22.boiler.1",
+        "house-22",
+        "boiler",
+        mode="delegated",
+        default=[0.0, 0.0],
+        start=at(17),
+        window=(at(17), at(17)),
+        prices=None,
+    )
+    _executed(
+        location,
+        [(hp, at(17), [3.0, 3.0]), (boiler, at(17), [1.0, 1.0])],
+        [
+            _reading("house-21", "heat_pump", at(17), 3.0, at(23)),
+            _reading("house-21", "heat_pump", at(17, 15), 2.9, at(23)),
+            _reading("house-22", "boiler", at(17), 1.0, at(23)),
+            _reading("house-22", "boiler", at(17, 15), 1.0, at(23)),
+        ],
+    )
+    settle = ("settle", "--period", "2026-11", *db, "--json")
+    # revenue sharing pays nothing per offer: the offers are settled, nothing is booked
+    first = json.loads(atp(*settle, "--now", str(BOOKED)))
+    assert (first["settled"], first["transactions"]) == (2, 0)
+    with open_store(location) as store:
+        assert store.add_market_awards(_example_2_awards()) == 4
+
+    # without a margin, 17:15 (0.1 kWh short) is not paid: 0.15 x 3.0 = 0.45
+    dry = json.loads(atp(*settle, "--now", str(BOOKED + 60), "-c", str(tight), "--dry-run"))
+    assert dry["moved_cents"]["market:fmar-1"] == -45
+
+    paid = json.loads(atp(*settle, "--now", str(BOOKED + 60), "-c", str(rules)))
+    assert paid["moved_cents"] == {
+        "aggregator:market_revenue": 90,
+        "aggregator:revenue_share": -51,
+        "market:fmar-1": -90,
+        "party:house-21": 35,
+        "party:house-22": 16,
+    }
+    assert sorted(paid["bills"]) == ["aggregator", "house-21", "house-22", "market:fmar-1"]
+    again = json.loads(atp(*settle, "--now", str(BOOKED + 120), "-c", str(rules)))
+    assert (again["unchanged"], again["transactions"]) == (True, 0)
+    with open_store(location) as store:
+        ledger = store.ledger()
+        assert store.add_market_awards(_example_2_awards()) == 0
+    assert {t.key for t in ledger} == {
+        "award:fmar-1/2026-11-05T16:00Z/agg-7:revenue",
+        "award:fmar-1/2026-11-05T16:00Z/agg-7:revenue_share:house-21.hp.1",
+        "award:fmar-1/2026-11-05T16:00Z/agg-7:revenue_share:house-22.boiler.1",
+    }
+    postings = [p.amount_cents for t in ledger for p in t.postings]
+    assert postings and sum(postings) == 0
+    aggregator = json.loads(
+        atp("bill", "show", "aggregator", "--period", "2026-11", *db, "--format", "json")
+    )
+    assert aggregator["total_cents"] == 39  # the aggregator's margin: 0.90 - 0.51
+
+
+def test_award_rows_are_grouped_per_market_gate_and_aggregate_and_doubtful_ones_held():
+    from cloud.fman.config import MarketMargin, SettlementSection
+    from cloud.fman.settlement import market_awards
+
+    rows = _example_2_awards()
+    margins = SettlementSection(markets={"fmar-1": MarketMargin(margin_kwh=0.1, margin_rel=0.05)})
+    (award,) = market_awards(rows, resolutions={"house-21.hp.1": Q}, margins=margins)
+    assert (award.key, award.start, award.resolution_s) == (
+        "fmar-1/2026-11-05T16:00Z/agg-7",
+        at(17),
+        Q,
+    )
+    assert award.deviation_kwh == (3.0, 3.0) and award.problems == ()
+    assert [str(p) for p in award.price_eur_per_kwh] == ["0.15", "0.15"]
+    assert (award.margin_kwh, award.margin_rel) == (0.1, 0.05)
+    assert {m.offer_id: m.deviation_kwh for m in award.members} == {
+        "house-21.hp.1": (2.0, 2.0),
+        "house-22.boiler.1": (1.0, 1.0),
+    }
+    # one member priced apart in a slot, another market at the default margin
+    odd = [*rows[:3], dataclasses.replace(rows[3], price_eur_per_kwh=0.2)]
+    other = [dataclasses.replace(r, market="fmar-2") for r in rows[:1]]
+    held, elsewhere = market_awards(odd + other, resolutions={}, margins=margins)
+    assert held.problems == (f"slot {at(17, 15)}: members priced differently (0.15, 0.2 EUR/kWh)",)
+    assert (elsewhere.market, elsewhere.margin_kwh, elsewhere.margin_rel) == ("fmar-2", 0.05, 0.1)
+    assert elsewhere.resolution_s == 900 and elsewhere.deviation_kwh == (2.0,)
