@@ -209,7 +209,9 @@ def _snapshot(location: str) -> dict:
         }
 
 
-def test_a_month_settles_once_on_the_store_and_bills_and_kpis_match_the_hand_figures(location):
+def test_a_month_settles_once_on_the_store_and_bills_and_kpis_match_the_hand_figures(
+    location, tmp_path
+):
     db = ("--store", location)
     out = atp(
         "contract",
@@ -311,6 +313,13 @@ def test_a_month_settles_once_on_the_store_and_bills_and_kpis_match_the_hand_fig
     assert {h["hour"]: h["adaptability"] for h in la["hours"]}[at(18)] == 0.875
     text = atp("kpi", "--period", "2026-11", *db)
     assert text.startswith("2.1.1.1.a load adaptability")
+    # a window of its own: the month's KPIs again, and KPI 2.1.1.2.b drawn
+    png = tmp_path / "adaptation.png"
+    window = ("--from", "2026-11-01T00:00Z", "--to", "2026-12-01T00:00Z")
+    again_k = json.loads(atp("kpi", *window, *db, "--json", "--plot", str(png)))
+    assert again_k["2.1.1.2.b"]["hours"] == adapt["hours"] and len(adapt["hours"]) == 3
+    assert png.stat().st_size > 10_000
+    assert "give --period, or --from and --to" in atp_fails("kpi", *db, "--from", "2026-11-01")
 
 
 def test_a_quarantined_reading_holds_the_offer_for_review_until_released(location):
