@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -37,10 +38,18 @@ def at(hour: int, minute: int = 0) -> int:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def location(request, tmp_path) -> str:
+def nowhere(request, tmp_path) -> str:
+    """Where no store is yet: a path with no file, or an empty PostgreSQL database."""
     if request.param == "sqlite":
         return str(tmp_path / "fman.db")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def location(nowhere) -> str:
+    """A store as a worker (or ``atp fman migrate``) leaves it before any offer."""
+    open_store(nowhere).close()
+    return nowhere
 
 
 def atp(*args: str) -> str:
@@ -591,3 +600,24 @@ def test_award_rows_are_grouped_per_market_gate_and_aggregate_and_doubtful_ones_
     assert held.problems == (f"slot {at(17, 15)}: members priced differently (0.15, 0.2 EUR/kWh)",)
     assert (elsewhere.market, elsewhere.margin_kwh, elsewhere.margin_rel) == ("fmar-2", 0.05, 0.1)
     assert elsewhere.resolution_s == 900 and elsewhere.deviation_kwh == (2.0,)
+
+
+def test_commands_that_write_refuse_a_store_that_is_not_there(nowhere):
+    """A mistyped --store made a new empty store and answered from it."""
+    db = ("--store", nowhere)
+    for args in (
+        ("contract", "add", str(EXAMPLES / "strict-rewards.toml")),
+        ("settle", "--period", "2026-11"),
+        ("contract", "end", "c-house-17", "--at", "2027-01-01"),
+    ):
+        out = atp_fails(*args, *db)
+        assert f"no FMAN database at {nowhere}" in out and "atp fman migrate" in out, out
+        assert len(out.strip().splitlines()) == 1, out
+    if nowhere.startswith("postgresql"):
+        with psycopg.connect(nowhere) as c:
+            (n,) = c.execute("SELECT count(*) FROM pg_tables WHERE schemaname='public'").fetchone()
+        assert n == 0
+    else:
+        assert not Path(nowhere).exists() and not list(Path(nowhere).parent.iterdir())
+    atp("fman", "migrate", *db)
+    assert "added" in atp("contract", "add", str(EXAMPLES / "strict-rewards.toml"), *db)
