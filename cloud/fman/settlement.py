@@ -2,8 +2,11 @@
 
 The rules are :mod:`cloud.settle`'s (pure); this module only reads the store's rows into its
 inputs and writes its outputs back, so ``atp contract``, ``atp settle``, ``atp bill``,
-``atp kpi`` and the demo share one path. A run reads and writes inside one write transaction:
-two runs at once cannot both post the same key, and a run that fails writes nothing.
+``atp kpi`` and the demo share one path. A run reads and evaluates without the store's write
+lock (FMAN's workers go on ingesting), then writes in one write transaction, after checking
+under the lock that no other settlement command (a run, a contract, a review) changed what it
+read; if one did, it reads and evaluates again under the lock. So two runs at once cannot both
+post the same key, and a run that fails writes nothing.
 
 What a run reads: the offers of the period in ``executed`` (or ``settled``: skipped unless a
 reading arrived after they were settled) with their schedule in force and their wire payload
@@ -346,12 +349,19 @@ def run_settlement(
     Offers an operator released after review (``atp settle --release``, or ``release``) are
     settled despite their holds. ``margins`` are the markets' delivery margins."""
     run_id = f"{period.label}@{now}-{uuid.uuid4().hex[:8]}"
+    margins = margins or SettlementSection()
+    # Read and evaluate without the write lock: a month's readings take a while, and FMAN's
+    # workers must go on ingesting meanwhile. What they add (readings, executed offers,
+    # awards) is for the next run (a reading received after ``now`` names its offer for a
+    # recheck); what settlement commands change (a run's ledger, a contract, a review) makes
+    # this run read again, under the lock.
+    stamp = _stamp(store)
+    result = _evaluate(store, period, now=now, release=release, margins=margins)
     with store.write():
+        if _stamp(store) != stamp:
+            result = _evaluate(store, period, now=now, release=release, margins=margins)
         if release and not dry_run:
             store.release_review(release, at=now, note="released with atp settle --release")
-        result = _evaluate(
-            store, period, now=now, release=release, margins=margins or SettlementSection()
-        )
         stored = {v.offer_id: v for v in store.offer_verdicts(period=period.label)}
         by_offer: dict[str, list[SlotRecord]] = {}
         for s in result.slots:
@@ -433,8 +443,18 @@ def run_settlement(
     )
 
 
+def _stamp(store: StoreReader) -> tuple[object, ...]:
+    """What only settlement commands change and a run depends on: the runs written (their
+    ledger), the contract versions, the review's decisions."""
+    return (
+        tuple(r.id for r in store.settlement_runs()),
+        tuple((c.id, c.version) for c in store.contracts()),
+        tuple((r.offer_id, r.status) for r in store.review_items()),
+    )
+
+
 def _evaluate(
-    store: Store,
+    store: StoreReader,
     period: Period,
     *,
     now: int,

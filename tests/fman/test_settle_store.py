@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -621,3 +622,61 @@ def test_commands_that_write_refuse_a_store_that_is_not_there(nowhere):
         assert not Path(nowhere).exists() and not list(Path(nowhere).parent.iterdir())
     atp("fman", "migrate", *db)
     assert "added" in atp("contract", "add", str(EXAMPLES / "strict-rewards.toml"), *db)
+
+
+class _Interrupted:
+    """A store whose first read of the period's offers lets ``during`` run in another thread
+    on a connection of its own, waiting at most ``wait_s`` for it: what a worker ingesting,
+    or another settlement command, does while a run reads."""
+
+    def __init__(self, store, during, *, wait_s: float = 5.0) -> None:
+        self._store, self._during, self._wait_s = store, during, wait_s
+        self.finished: bool | None = None
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def write(self, **kw):
+        return self._store.write(**kw)
+
+    def delivered_offers(self, **kw):
+        if self.finished is None:
+            t = threading.Thread(target=self._during, daemon=True)
+            t.start()
+            t.join(self._wait_s)
+            self.finished = not t.is_alive()
+        return self._store.delivered_offers(**kw)
+
+
+def test_a_run_lets_workers_write_while_it_reads_and_reads_again_after_a_new_contract(location):
+    """`atp settle` held the store's write lock for its whole run: FMAN's workers could not
+    ingest a reading until a month was read and evaluated."""
+    from cloud.fman.settlement import run_settlement
+    from cloud.settle import Period
+
+    atp("contract", "add", str(EXAMPLES / "strict-rewards.toml"), "--store", location)
+    _day(location)
+
+    def ingest() -> None:
+        with open_store(location) as worker:
+            worker.put_readings([_reading("house-99", "pv", at(12), -1.0, at(23))])
+
+    with open_store(location) as store:
+        run = _Interrupted(store, ingest)
+        first = run_settlement(run, Period.parse("2026-11"), now=BOOKED)
+        assert run.finished, "a worker's write waited for the run"
+        # house-30 had no contract: its offer is held, house-17's settled
+        assert (first.settled, first.held) == (1, ("house-30.battery.1",))
+
+    def contract() -> None:
+        atp("contract", "add", str(EXAMPLES / "direct.json"), "--store", location)
+
+    with open_store(location) as store:
+        run = _Interrupted(store, contract)
+        second = run_settlement(run, Period.parse("2026-11"), now=BOOKED + 60)
+        assert run.finished
+        # the contract came in while the run read: it read again under the lock, so the
+        # battery is settled under it
+        assert (second.settled, second.held) == (1, ())
+        assert second.moved_cents == {"aggregator:asks": -26, "party:house-30": 26}
+        assert store.offer("house-30.battery.1").state == "settled"
