@@ -31,6 +31,7 @@ import msgspec
 
 import protocol
 from cloud.settle import (
+    AcceptanceLimits,
     AwardMember,
     Contract,
     ContractBook,
@@ -46,6 +47,7 @@ from cloud.settle import (
     Slots,
     Transaction,
     bill_json,
+    check_contract,
     contract_from_dict,
     contract_to_dict,
     kpis,
@@ -105,13 +107,22 @@ def contract_book(store: StoreReader) -> ContractBook:
     return ContractBook(contract_of(r) for r in store.contracts())
 
 
+#: The store's counter that every new contract version bumps: ingest reloads the contracts
+#: (their acceptance limits) when it moves.
+CONTRACTS_COUNTER = "contracts"
+
+
 def add_contract(store: Store, contract: Contract, *, now: float) -> bool:
     """Keep ``contract`` as a new version; ``False`` if that very version is kept already.
     :class:`~cloud.settle.ContractError` if it would edit a version, change the party,
     start a later version in the past or overlap another contract on a device."""
+    check_contract(contract)
     with store.write():
         contract_book(store).with_version(contract, now=now)
-        return store.add_contract(contract_row(contract, added_at=now))
+        added = store.add_contract(contract_row(contract, added_at=now))
+        if added:
+            store.bump(CONTRACTS_COUNTER)
+        return added
 
 
 def end_contract(store: Store, contract_id: str, *, at: int, now: int) -> Contract:
@@ -121,7 +132,25 @@ def end_contract(store: Store, contract_id: str, *, at: int, now: int) -> Contra
         ended = book.ended(contract_id, at, now=now)
         book.with_version(ended, now=now)
         store.add_contract(contract_row(ended, added_at=now))
+        store.bump(CONTRACTS_COUNTER)
         return ended
+
+
+def acceptance_of(book: ContractBook, party: str, at: float) -> AcceptanceLimits | None:
+    """What FMAN accepts from ``party`` at ``at`` by its contracts in force (``None``: it has
+    none, the worker's configuration decides): the devices they cover together (none named
+    by one of them: every device), the highest power and number of open offers they allow."""
+    mine = book.of_party(party, at)
+    if not mine:
+        return None
+    devices: list[str] = []
+    if all(c.devices for c in mine):
+        devices = sorted({d for c in mine for d in c.devices})
+    return AcceptanceLimits(
+        max_power_kw=max(c.acceptance.max_power_kw for c in mine),
+        devices=devices,
+        max_open_offers=max(c.acceptance.max_open_offers for c in mine),
+    )
 
 
 # -- the ledger --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -680,3 +681,56 @@ def test_a_run_lets_workers_write_while_it_reads_and_reads_again_after_a_new_con
         assert (second.settled, second.held) == (1, ())
         assert second.moved_cents == {"aggregator:asks": -26, "party:house-30": 26}
         assert store.offer("house-30.battery.1").state == "settled"
+
+
+def test_fman_accepts_offers_by_the_acceptance_limits_of_the_agents_contract(location):
+    """The acceptance limits (devices, open offers, power) are part of the contract: an agent
+    with a contract in force is judged by it, one without by the configuration."""
+    from cloud.clock import SimClock
+    from cloud.fman import config_from_dict
+    from cloud.fman.counters import Counters
+    from cloud.fman.ingest import Incoming, Ingest
+    from cloud.fman.settlement import add_contract
+    from cloud.settle import Acceptance, Contract, DirectPrice, Party
+    from protocol import topics
+    from protocol.samples import NOW, two_slot_offer
+
+    worker = Ingest(
+        store=open_store(location),
+        config=config_from_dict({}),
+        clock=SimClock(start=NOW, speed=1.0),
+        worker="t",
+        stats=Counters(),
+    )
+
+    def offer(agent: str, n: int = 0) -> str:
+        o = msgspec.structs.replace(two_slot_offer(agent=agent, now=NOW), id=f"{agent}.plug.{n}")
+        (answer,) = worker.process(
+            [Incoming(topics.agent_topic(agent, "offer"), protocol.encode(o, ts=NOW))]
+        )
+        m = protocol.decode(answer.payload)
+        return m.kind if m.kind == "ack" else m.body.reasons[0].code
+
+    assert offer("c") == "ack"  # no contract anywhere yet: the configuration's limits
+
+    def contract(agent: str, devices: tuple[str, ...], **limits) -> Contract:
+        return Contract(
+            id=f"c-{agent}",
+            party=Party(id=agent),
+            valid_from=NOW - 86_400,
+            mode="direct",
+            devices=devices,
+            terms=DirectPrice(),
+            acceptance=Acceptance(**limits),
+        )
+
+    with open_store(location) as store:  # an operator's `atp contract add`, meanwhile
+        add_contract(store, contract("a", ("ev",)), now=NOW)
+        add_contract(store, contract("b", ("plug",), max_open_offers=1), now=NOW)
+        add_contract(store, contract("d", (), max_power_kw=1.0), now=NOW)
+    assert offer("a") == "unknown_device"  # the contract covers the EV alone
+    assert offer("b") == "ack"
+    assert offer("b", 1) == "too_many_offers"  # one open offer at a time
+    assert offer("c", 1) == "ack"  # still no contract: the configuration's 500
+    assert offer("d") == "exceeds_contract"  # 0.5 kWh in a quarter hour is 2 kW
+    worker.store.close()
