@@ -89,12 +89,12 @@ def settle_day(db: Path, out: Path, *, start: int) -> Path:
         for o in done:
             votes.setdefault((o.issuer, o.device or ""), Counter())[o.mode or "delegated"] += 1
         modes: dict[str, dict[str, str]] = {}
-        for (agent, device), c in votes.items():
+        for (agent, device), tally in votes.items():
             if not device:
                 continue  # an offer without a device id: no contract can name it
-            modes.setdefault(agent, {})[device] = c.most_common(1)[0][0]
-        for c in demo_contracts(modes, start=start):
-            add_contract(store, c, now=start)
+            modes.setdefault(agent, {})[device] = tally.most_common(1)[0][0]
+        for contract in demo_contracts(modes, start=start):
+            add_contract(store, contract, now=start)
         result = run_settlement(store, period, now=booked)
         k = period_kpis(store, period)
         agg = bill(store, "aggregator", period, now=booked)
