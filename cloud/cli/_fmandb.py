@@ -151,7 +151,22 @@ def store_location(db: str | None, config_path: Path | None) -> str:
 
 
 def open_writer(location: str) -> Store:
-    """The store for a command that writes (created or migrated if need be)."""
+    """The store for a command that writes (contracts, settlement): it must exist already
+    (a worker, or ``atp fman migrate``, makes it), so a mistyped ``--store`` is refused
+    rather than answered from a new empty store; one of an older schema is migrated."""
+    missing = (
+        f"no FMAN database at {location}: pass --store, or make it with "
+        f"`atp fman migrate --store {location}` (a worker makes it when it starts)"
+    )
+    if not is_postgres(location) and not Path(location).exists():
+        raise click.ClickException(missing)
+    if is_postgres(location):
+        try:
+            open_reader(location).close()
+        except StoreError as exc:
+            if "no schema version" in str(exc):  # an empty database, or another's
+                raise click.ClickException(f"{missing}; {exc}") from None
+            # an older schema: the writer migrates it; anything else it says itself
     try:
         return open_store(location)
     except StoreError as exc:

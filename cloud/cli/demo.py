@@ -4,7 +4,9 @@ Separate processes, as in a deployment: Mosquitto with the development configura
 worker (``atp fman run``) and a simulated fleet of agents (``atp sim fleet``, from the agent
 side; ``cloud`` never imports ``agent``). All share one simulated timeline: the same start,
 speed and wall-clock anchor. The demo follows the day with a progress bar, then prints what
-happened and writes a plot of the portfolio against the target.
+happened and writes a plot of the portfolio against the target; then it settles the day
+(contracts for its agents, the ledger, bills), prints the four KPIs and the aggregator's margin
+and plots KPI 2.1.1.2.b (:mod:`._demo_settle`).
 
 What a seed fixes and what it cannot: the seed fixes the fleet (which devices each agent has,
 their sizes and their random use) and the target. The processes run on a clock anchored to the
@@ -39,6 +41,7 @@ from cloud.fman import StoreError, StoreReader, execution, open_reader, report, 
 from cloud.fman.config import dump_toml
 from cloud.fman.store import ACCEPTED_STATES, ACTIVE_STATES
 
+from ._demo_settle import settle_day
 from ._fmandb import TIME
 
 DAY_S = 86_400
@@ -60,6 +63,7 @@ OWN_FILES = (
     "fleet.json",
     "target.json",
     "portfolio.png",
+    "adaptation.png",
 )
 OWN_DIRS = ("broker",)
 #: How long (wall seconds) the fleet may take to stop its agents after the day before the
@@ -259,6 +263,7 @@ def demo(
                 p.kill()
         broker.close()
     _summary(db, out, online, when, start=start, fleet=_fleet_summary(out / "fleet.json"))
+    settle_day(db, out, start=start)
 
 
 def _day_start(given: int | None) -> int:

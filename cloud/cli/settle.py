@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ._fmandb import (
+    TIME,
     emit_json,
     json_option,
     now_option,
@@ -83,11 +85,12 @@ def settle(
     from cloud.settle import SettleError
 
     t = int(time.time()) if now is None else now
+    margins = _settlement_config(config_path)
     with open_writer(store_location(db, config_path)) as store:
         try:
-            if release:
-                store.release_review(release, at=t, note="released with atp settle --release")
-            result = run_settlement(store, period, now=t, dry_run=dry_run, release=release)
+            result = run_settlement(
+                store, period, now=t, dry_run=dry_run, release=release, margins=margins
+            )
         except SettleError as exc:
             raise click.ClickException(str(exc)) from None
     if as_json:
@@ -110,6 +113,16 @@ def settle(
         click.echo(f"  held for review: {oid}")
     if result.bills and not dry_run:
         click.echo(f"bills issued: {', '.join(result.bills)}")
+
+
+def _settlement_config(config_path: Path | None) -> Any:
+    """The ``[settlement]`` section of ``--config`` (the markets' delivery margins)."""
+    from cloud.fman import ConfigError, load_config
+
+    try:
+        return load_config(config_path).settlement
+    except ConfigError as exc:
+        raise click.ClickException(f"{config_path}: {exc}") from None
 
 
 @click.group()
@@ -201,22 +214,75 @@ def list_(period: Any, tz: str, db: str | None, config_path: Path | None, as_jso
 
 
 @click.command()
-@_period_option
+@click.option(
+    "--period",
+    type=PERIOD,
+    help="A calendar month (2026-11) or a day (2026-11-05); or give --from and --to.",
+)
+@click.option("--from", "from_", type=TIME, help="Start of the window (epoch or ISO 8601, UTC).")
+@click.option("--to", "to", type=TIME, help="End of the window (exclusive).")
+@click.option(
+    "--tz",
+    default="UTC",
+    show_default=True,
+    is_eager=True,
+    help="The time zone whose calendar defines the period's days and months.",
+)
 @store_options
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw KPI 2.1.1.2.b (hourly baseline, scheduled, metered) to FILE (PNG).",
+)
 @json_option
-def kpi(period: Any, tz: str, db: str | None, config_path: Path | None, as_json: bool) -> None:
-    """The four KPIs of the requirements (F2.5) for a settled period; --json has one key per
-    KPI id (2.1.1.1.a, 2.1.1.1.c, 2.1.1.2.a, 2.1.1.2.b)."""
+def kpi(
+    period: Any,
+    from_: int | None,
+    to: int | None,
+    tz: str,
+    db: str | None,
+    config_path: Path | None,
+    plot: Path | None,
+    as_json: bool,
+) -> None:
+    """The four KPIs of the requirements (F2.5) for a settled period or window; --json has
+    one key per KPI id (2.1.1.1.a, 2.1.1.1.c, 2.1.1.2.a, 2.1.1.2.b)."""
     from cloud.fman.settlement import period_kpis
     from cloud.settle import kpi_json
 
+    window = _window(period, from_, to, tz)
     with open_db(store_location(db, config_path)) as store:
-        k = period_kpis(store, period)
+        k = period_kpis(store, window)
+    if plot is not None:
+        from cloud.fman.kpi_plot import plot_adaptation
+
+        plot_adaptation(k, plot, title=f"KPI 2.1.1.2.b, {window.label}")
     if as_json:
         click.echo(kpi_json(k).decode())
         return
     for line in kpi_lines(k):
         click.echo(line)
+    if plot is not None:
+        click.echo(f"plot: {plot}")
+
+
+def _window(period: Any, start: int | None, end: int | None, tz: str) -> Any:
+    """``--period``, or ``--from``/``--to`` as a period of their own."""
+    from cloud.settle import Period
+
+    if period is not None:
+        if start is not None or end is not None:
+            raise click.UsageError("give --period, or --from and --to, not both")
+        return period
+    if start is None or end is None:
+        raise click.UsageError("give --period, or --from and --to")
+    if end <= start:
+        raise click.BadParameter(f"{end} is not after --from {start}", param_hint="--to")
+    label = (
+        f"{datetime.fromtimestamp(start, UTC):%Y-%m-%dT%H:%MZ}.."
+        f"{datetime.fromtimestamp(end, UTC):%Y-%m-%dT%H:%MZ}"
+    )
+    return Period(label=label, start=start, end=end, tz=tz)
 
 
 def kpi_lines(k: Any) -> list[str]:

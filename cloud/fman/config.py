@@ -163,6 +163,23 @@ class ExecutionSection(_Section):
     grace_s: NonNegFloat = 1800.0
 
 
+class MarketMargin(_Section):
+    #: A market pays a slot of an award only if the deviation delivered there is within
+    #: ``margin_kwh + margin_rel * |awarded|`` of what it awarded (docs/settlement.md).
+    margin_kwh: NonNegFloat = 0.05
+    margin_rel: NonNegFloat = 0.1
+
+
+class SettlementSection(_Section):
+    #: The delivery margin of every market, unless ``markets`` names it.
+    market_margin: MarketMargin = MarketMargin()
+    #: A market's own delivery margin, by market id.
+    markets: dict[str, MarketMargin] = {}
+
+    def margin(self, market: str) -> MarketMargin:
+        return self.markets.get(market, self.market_margin)
+
+
 class Config(_Section):
     worker: WorkerSection = WorkerSection()
     clock: ClockSection = ClockSection()
@@ -170,6 +187,7 @@ class Config(_Section):
     planning: PlanningSection = PlanningSection()
     objective: ObjectiveSection = ObjectiveSection()
     execution: ExecutionSection = ExecutionSection()
+    settlement: SettlementSection = SettlementSection()
 
     def contract(self, agent: str) -> Contract:
         return self.acceptance.agents.get(agent, self.acceptance.default)

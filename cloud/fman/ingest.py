@@ -33,7 +33,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -55,7 +55,7 @@ from protocol import (
 from ..clock import Clock
 from . import refusals, series
 from .acceptance import Verdict, judge_meter, judge_offer, judge_withdraw
-from .config import Config
+from .config import Config, Contract
 from .counters import Counters
 from .store import (
     AgentStatus,
@@ -71,6 +71,9 @@ from .store import (
     Store,
     StoreReader,
 )
+
+if TYPE_CHECKING:
+    from cloud.settle import ContractBook
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +188,39 @@ class Ingest:
         self.series_topics = series_topics(config)
         acc = config.acceptance
         self.tolerance_s = acc.clock_skew_s + clock.speed * acc.transit_wall_s
+        # the contracts kept in the store (their acceptance limits), as of the counter
+        self._contracts: ContractBook | None = None
+        self._contracts_at: int | None = None
         # answer ids: unique per process start, cheaper than a UUID per message
         self._ids = itertools.count()
         self._id_prefix = f"{worker}.{uuid.uuid4().hex[:12]}."
+
+    # -- contracts ---------------------------------------------------------------------------
+
+    def _load_contracts(self, tx: StoreReader) -> None:
+        """Read the store's contracts again if a version was added since they were read."""
+        from .settlement import CONTRACTS_COUNTER, contract_book
+
+        n = tx.counter(CONTRACTS_COUNTER)
+        if n != self._contracts_at:
+            book = contract_book(tx)
+            self._contracts = book if len(book) else None
+            self._contracts_at = n
+
+    def _contract(self, agent: str, now: float) -> Contract:
+        """The acceptance limits of ``agent``: those of its contracts in force in the store
+        (docs/settlement.md), else the configuration's ``[acceptance]``."""
+        if self._contracts is not None:
+            from .settlement import acceptance_of
+
+            limits = acceptance_of(self._contracts, agent, now)
+            if limits is not None:
+                return Contract(
+                    max_power_kw=limits.max_power_kw,
+                    devices=limits.devices,
+                    max_open_offers=limits.max_open_offers,
+                )
+        return self.config.contract(agent)
 
     # -- decoding (pure) --------------------------------------------------------------------
 
@@ -311,6 +344,7 @@ class Ingest:
             for it in logged
             if it.channel == "offer" and it.msg.body.id not in heads  # type: ignore[union-attr]
         ]
+        self._load_contracts(tx)
         open_counts = tx.open_offer_counts(new_issuers) if new_issuers else {}
         announced = tx.announced_devices(new_issuers) if new_issuers else {}
         # a status in this very batch is newer than the stored one: an agent restarted with a
@@ -361,7 +395,7 @@ class Ingest:
                     now=now,
                     open_offers=open_counts.get(agent, 0),
                     announced=announced[agent].devices if agent in announced else None,
-                    contract=self.config.contract(agent),
+                    contract=self._contract(agent, now),
                     rules=self.config.acceptance,
                     tolerance_s=self.tolerance_s,
                 )
@@ -478,7 +512,7 @@ class Ingest:
                     mb,
                     sender=agent,
                     now=now,
-                    contract=self.config.contract(agent),
+                    contract=self._contract(agent, now),
                     rules=self.config.acceptance,
                     tolerance_s=self.tolerance_s,
                 )

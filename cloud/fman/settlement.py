@@ -2,14 +2,18 @@
 
 The rules are :mod:`cloud.settle`'s (pure); this module only reads the store's rows into its
 inputs and writes its outputs back, so ``atp contract``, ``atp settle``, ``atp bill``,
-``atp kpi`` and the demo share one path. A run reads and writes inside one write transaction:
-two runs at once cannot both post the same key, and a run that fails writes nothing.
+``atp kpi`` and the demo share one path. A run reads and evaluates without the store's write
+lock (FMAN's workers go on ingesting), then writes in one write transaction, after checking
+under the lock that no other settlement command (a run, a contract, a review) changed what it
+read; if one did, it reads and evaluates again under the lock. So two runs at once cannot both
+post the same key, and a run that fails writes nothing.
 
 What a run reads: the offers of the period in ``executed`` (or ``settled``: skipped unless a
 reading arrived after they were settled) with their schedule in force and their wire payload
 (the default schedule, the start window, a direct offer's asks), the readings it needs
 (:func:`cloud.settle.readings_window`) and the readings ingest quarantined in that window,
-every contract version, and the ledger of the period's days. What it writes: the new ledger
+every contract version, the market awards of the period's gates (``market_awards``, with
+the member offers delivered before the period) and the ledger of the period's days. What it writes: the new ledger
 transactions, each evaluated offer's verdict and slot rows, ``executed`` offers it settled
 moved to ``settled``, held offers put up for review, and a new bill for each party whose
 ledger changed. A run that would change nothing writes nothing, not even its own row.
@@ -19,18 +23,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import pairwise
 
 import msgspec
 
 import protocol
-from cloud.settle import Bill as SettleBill
 from cloud.settle import (
+    AcceptanceLimits,
+    AwardMember,
     Contract,
     ContractBook,
     ExecutedOffer,
     Kpis,
+    MarketAward,
     OfferSettlement,
     Period,
     Posting,
@@ -40,6 +48,7 @@ from cloud.settle import (
     Slots,
     Transaction,
     bill_json,
+    check_contract,
     contract_from_dict,
     contract_to_dict,
     kpis,
@@ -48,7 +57,9 @@ from cloud.settle import (
     readings_window,
     settle,
 )
+from cloud.settle import Bill as SettleBill
 
+from .config import SettlementSection
 from .store import (
     ContractVersion,
     LedgerTransaction,
@@ -64,6 +75,7 @@ from .store import (
     StoredSchedule,
     StoreReader,
 )
+from .store import MarketAward as AwardRow
 
 #: Schedule statuses under which the agent did not run the schedule in force: the default ran.
 NOT_RUN = ("rejected", "late", "superseded")
@@ -96,13 +108,22 @@ def contract_book(store: StoreReader) -> ContractBook:
     return ContractBook(contract_of(r) for r in store.contracts())
 
 
+#: The store's counter that every new contract version bumps: ingest reloads the contracts
+#: (their acceptance limits) when it moves.
+CONTRACTS_COUNTER = "contracts"
+
+
 def add_contract(store: Store, contract: Contract, *, now: float) -> bool:
     """Keep ``contract`` as a new version; ``False`` if that very version is kept already.
     :class:`~cloud.settle.ContractError` if it would edit a version, change the party,
     start a later version in the past or overlap another contract on a device."""
+    check_contract(contract)
     with store.write():
         contract_book(store).with_version(contract, now=now)
-        return store.add_contract(contract_row(contract, added_at=now))
+        added = store.add_contract(contract_row(contract, added_at=now))
+        if added:
+            store.bump(CONTRACTS_COUNTER)
+        return added
 
 
 def end_contract(store: Store, contract_id: str, *, at: int, now: int) -> Contract:
@@ -112,7 +133,25 @@ def end_contract(store: Store, contract_id: str, *, at: int, now: int) -> Contra
         ended = book.ended(contract_id, at, now=now)
         book.with_version(ended, now=now)
         store.add_contract(contract_row(ended, added_at=now))
+        store.bump(CONTRACTS_COUNTER)
         return ended
+
+
+def acceptance_of(book: ContractBook, party: str, at: float) -> AcceptanceLimits | None:
+    """What FMAN accepts from ``party`` at ``at`` by its contracts in force (``None``: it has
+    none, the worker's configuration decides): the devices they cover together (none named
+    by one of them: every device), the highest power and number of open offers they allow."""
+    mine = book.of_party(party, at)
+    if not mine:
+        return None
+    devices: list[str] = []
+    if all(c.devices for c in mine):
+        devices = sorted({d for c in mine for d in c.devices})
+    return AcceptanceLimits(
+        max_power_kw=max(c.acceptance.max_power_kw for c in mine),
+        devices=devices,
+        max_open_offers=max(c.acceptance.max_open_offers for c in mine),
+    )
 
 
 # -- the ledger --------------------------------------------------------------------------------
@@ -229,6 +268,83 @@ def _asks(
     return tuple(out)
 
 
+# -- market awards -----------------------------------------------------------------------------
+
+#: How far before and after a period a run looks for the slots of awards that start in it: a
+#: gate's horizon is far shorter, an award's slots are read whole.
+AWARD_REACH_S = 7 * 86_400
+
+
+def gate_label(gate_start: int) -> str:
+    """A gate as it appears in ledger keys and bills: its start in UTC."""
+    return datetime.fromtimestamp(gate_start, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def market_awards(
+    rows: Iterable[AwardRow],
+    *,
+    resolutions: Mapping[str, int],
+    margins: SettlementSection,
+) -> list[MarketAward]:
+    """The store's award rows (one per member offer, market slot and gate) as settlement's
+    awards: one per market, gate and aggregate, its deviation per market slot the sum of its
+    members' parts. The slot length is the members' (the offers' ``resolutions``; the gaps
+    between slots if no member is known), the margin the market's from ``margins``. What does
+    not fit (members priced differently in one slot, a slot off the grid) is kept in the
+    award's ``problems``: the run holds it rather than guess."""
+    groups: dict[tuple[str, int, str], list[AwardRow]] = {}
+    for r in rows:
+        groups.setdefault((r.market, r.gate_start, r.aggregate_id), []).append(r)
+    out: list[MarketAward] = []
+    for (market, gate, agg), mine in sorted(groups.items()):
+        starts = sorted({r.slot_start for r in mine})
+        start = starts[0]
+        res = next((resolutions[r.offer_id] for r in mine if r.offer_id in resolutions), 0)
+        if res <= 0:
+            gaps = [b - a for a, b in pairwise(starts)]
+            res = min(gaps, default=900)
+        n = (starts[-1] - start) // res + 1
+        problems = [
+            f"slot {t}: not on the {res} s grid from {start}" for t in starts if (t - start) % res
+        ]
+        total = [0.0] * n
+        prices: list[set[float]] = [set() for _ in range(n)]
+        parts: dict[str, list[float]] = {}
+        for r in mine:
+            i = (r.slot_start - start) // res
+            parts.setdefault(r.offer_id, [0.0] * n)[i] += r.kwh
+            total[i] += r.kwh
+            prices[i].add(r.price_eur_per_kwh)
+        for i, ps in enumerate(prices):
+            if len(ps) > 1:
+                problems.append(
+                    f"slot {start + i * res}: members priced differently "
+                    f"({', '.join(f'{p:g}' for p in sorted(ps))} EUR/kWh)"
+                )
+        m = margins.margin(market)
+        out.append(
+            MarketAward(
+                market=market,
+                gate=gate_label(gate),
+                id=agg,
+                start=start,
+                resolution_s=res,
+                deviation_kwh=tuple(round(x, 6) for x in total),
+                price_eur_per_kwh=tuple(
+                    Decimal(repr(min(ps))) if ps else Decimal(0) for ps in prices
+                ),
+                margin_kwh=m.margin_kwh,
+                margin_rel=m.margin_rel,
+                members=tuple(
+                    AwardMember(offer_id=oid, deviation_kwh=tuple(v))
+                    for oid, v in sorted(parts.items())
+                ),
+                problems=tuple(problems),
+            )
+        )
+    return out
+
+
 # -- a run -------------------------------------------------------------------------------------
 
 
@@ -257,13 +373,25 @@ def run_settlement(
     now: int,
     dry_run: bool = False,
     release: Collection[str] = (),
+    margins: SettlementSection | None = None,
 ) -> RunResult:
     """Settle ``period`` from the store, booking at ``now``; see the module's docstring.
     Offers an operator released after review (``atp settle --release``, or ``release``) are
-    settled despite their holds."""
+    settled despite their holds. ``margins`` are the markets' delivery margins."""
     run_id = f"{period.label}@{now}-{uuid.uuid4().hex[:8]}"
+    margins = margins or SettlementSection()
+    # Read and evaluate without the write lock: a month's readings take a while, and FMAN's
+    # workers must go on ingesting meanwhile. What they add (readings, executed offers,
+    # awards) is for the next run (a reading received after ``now`` names its offer for a
+    # recheck); what settlement commands change (a run's ledger, a contract, a review) makes
+    # this run read again, under the lock.
+    stamp = _stamp(store)
+    result = _evaluate(store, period, now=now, release=release, margins=margins)
     with store.write():
-        result = _evaluate(store, period, now=now, release=release)
+        if _stamp(store) != stamp:
+            result = _evaluate(store, period, now=now, release=release, margins=margins)
+        if release and not dry_run:
+            store.release_review(release, at=now, note="released with atp settle --release")
         stored = {v.offer_id: v for v in store.offer_verdicts(period=period.label)}
         by_offer: dict[str, list[SlotRecord]] = {}
         for s in result.slots:
@@ -345,20 +473,65 @@ def run_settlement(
     )
 
 
-def _evaluate(store: Store, period: Period, *, now: int, release: Collection[str]) -> Settlement:
+def _stamp(store: StoreReader) -> tuple[object, ...]:
+    """What only settlement commands change and a run depends on: the runs written (their
+    ledger), the contract versions, the review's decisions."""
+    return (
+        tuple(r.id for r in store.settlement_runs()),
+        tuple((c.id, c.version) for c in store.contracts()),
+        tuple((r.offer_id, r.status) for r in store.review_items()),
+    )
+
+
+def _evaluate(
+    store: StoreReader,
+    period: Period,
+    *,
+    now: int,
+    release: Collection[str],
+    margins: SettlementSection,
+) -> Settlement:
     book = contract_book(store)
     rows = store.delivered_offers(start=period.start, end=period.end)
+    award_rows = store.market_awards(period.start - AWARD_REACH_S, period.end + AWARD_REACH_S)
+    # offers that carry an award of the period but were delivered before it
+    have = {r.id for r in rows}
+    for oid in sorted({a.offer_id for a in award_rows} - have):
+        row = store.offer(oid)
+        if row is not None and row.state in ("executed", "settled"):
+            rows.append(row)
     schedules = store.current_schedules([r.id for r in rows]) if rows else {}
     offers = [executed_offer(r, schedules.get(r.id)) for r in rows if r.payload is not None]
+    awards = [
+        a
+        for a in market_awards(
+            award_rows, resolutions={o.id: o.resolution_s for o in offers}, margins=margins
+        )
+        if period.contains(a.start)
+    ]
     recheck = set(store.late_readings(period.label))
     released = set(release) | {
         r.offer_id for r in store.review_items(status="released") if r.period == period.label
     }
     todo = [o for o in offers if o.state == "executed" or o.id in recheck]
+    existing = period_ledger(store, period)
+    booked = {t.base for t in existing}
+    todo_ids = {o.id for o in todo}
+    # an award not yet booked, or with a member to evaluate, evaluates all its members
+    carried = {
+        m.offer_id
+        for a in awards
+        if f"award:{a.key}:revenue" not in booked or any(m.offer_id in todo_ids for m in a.members)
+        for m in a.members
+    }
+    todo += [o for o in offers if o.id in carried and o.id not in todo_ids]
     readings: list[Reading] = []
     quarantined: list[Reading] = []
     if todo:
         start, end = readings_window(period, todo, book)
+        # as far back before an offer delivered before the period as before the period
+        back = period.start - start
+        start = min([start, *(min(o.default.start, o.ran.start) - back for o in todo)])
         agents = {o.agent for o in todo}
         readings = [
             Reading(r.agent, r.device, r.start, r.duration_s, r.energy_kwh, r.offer_id)
@@ -373,7 +546,8 @@ def _evaluate(store: Store, period: Period, *, now: int, release: Collection[str
         offers=offers,
         readings=readings,
         contracts=book,
-        existing=period_ledger(store, period),
+        awards=awards,
+        existing=existing,
         booked_at=now,
         release=released,
         recheck=recheck,

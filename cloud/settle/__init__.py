@@ -44,7 +44,7 @@ from ._contract_file import (
 from ._delivery import SlotRecord, delivered
 from ._errors import ContractError, InputError, LedgerError, SettleError
 from ._inputs import AwardMember, ExecutedOffer, MarketAward, Reading, Slots
-from ._kpi import Kpis, kpi_json, kpis
+from ._kpi import HourAdaptation, Kpis, kpi_json, kpis
 from ._ledger import (
     KIND_TEXT,
     Posting,
@@ -78,6 +78,7 @@ __all__ = [
     "Delivery",
     "DirectPrice",
     "ExecutedOffer",
+    "HourAdaptation",
     "InputError",
     "Kpis",
     "LedgerError",

@@ -245,7 +245,7 @@ def settle_award(
 
 def _problems(award: MarketAward, members: Mapping[str, Member]) -> list[str]:
     n = len(award.deviation_kwh)
-    out: list[str] = []
+    out: list[str] = list(award.problems)
     if n == 0:
         out.append("award: no slots")
     if len(award.price_eur_per_kwh) not in (1, n):

@@ -89,6 +89,15 @@ class ContractBook:
                 return c
         return None
 
+    def of_party(self, party: str, at: float) -> list[Contract]:
+        """The versions that govern ``party``'s contracts at ``at``, one per contract."""
+        out = []
+        for cid in self._by_party.get(party, ()):
+            c = _governing(self._by_id[cid], at)
+            if c is not None:
+                out.append(c)
+        return out
+
     def in_force_segments(
         self, contract_id: str, start: int, end: int
     ) -> list[tuple[Contract, int, int]]:

@@ -96,6 +96,9 @@ class MarketAward(msgspec.Struct, frozen=True, kw_only=True):
     margin_kwh: float = 0.0
     margin_rel: float = 0.0
     members: tuple[AwardMember, ...]
+    #: What the source of the award found wrong in it (members priced differently in one
+    #: slot, a slot off the grid): the award is held with these reasons.
+    problems: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:

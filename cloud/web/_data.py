@@ -99,7 +99,8 @@ def settlement(store: StoreReader, period: str | None) -> Settlement:
 
     runs = store.settlement_runs()
     periods = sorted({r.period for r in runs}, reverse=True)
-    chosen = period if period in periods else (periods[0] if periods else None)
+    # by default the period of the latest run (runs come ordered by when they were made)
+    chosen = period if period in periods else (runs[-1].period if runs else None)
     if chosen is None:
         return Settlement(periods=[], period=None, bills=[], kpis=None, kpi_lines=[])
     tz = next(r.tz for r in runs if r.period == chosen)

@@ -195,3 +195,15 @@ def test_a_short_fast_day_ends_in_a_summary_and_a_plot(tmp_path: Path):
         counter = sum(w.get("offer.accepted", 0) for w in s.stats().values())
         now_accepted = len(s.offers_in(("accepted", "assigned", "executing", "executed")))
     assert accepted == counter >= now_accepted > 0
+    # then the day is settled: the four KPIs, the aggregator's margin and KPI 2.1.1.2.b drawn
+    settled = int(text.split("settlement of 2026-01-01: ")[1].split(" offers settled")[0])
+    for kpi in ("2.1.1.1.a", "2.1.1.1.c", "2.1.1.2.a", "2.1.1.2.b"):
+        assert f"\n{kpi} " in text
+    assert "aggregator's margin: " in text
+    assert (out / "adaptation.png").stat().st_size > 10_000
+    with open_reader(out / "fman.db") as s:
+        ledger = s.ledger()
+        in_the_day = s.offer_verdicts(period="2026-01-01")
+        assert {c.party for c in s.contracts()} == {"sim-0000", "sim-0001"}
+    assert settled == sum(1 for v in in_the_day if v.status == "settled") > 0
+    assert sum(p.amount_cents for t in ledger for p in t.postings) == 0

@@ -53,6 +53,7 @@ def _contract(party: str):
     doc = json.loads(Path("examples/contracts/direct.json").read_text())
     doc.update(id=f"c-{party}", party={"id": party, "kind": "prosumer"})
     doc["valid_from"] = "2025-01-01T00:00:00Z"
+    doc["devices"] = []  # every device: FMAN accepts readings by the contract's devices
     return contract_from_dict(doc, source=party)
 
 

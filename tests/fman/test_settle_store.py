@@ -5,10 +5,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -16,6 +20,7 @@ import protocol
 from cloud.cli import main as cli_main
 from cloud.fman import open_store
 from cloud.fman.store import (
+    MarketAward,
     NewSchedule,
     OfferRecord,
     Quarantined,
@@ -35,10 +40,18 @@ def at(hour: int, minute: int = 0) -> int:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def location(request, tmp_path) -> str:
+def nowhere(request, tmp_path) -> str:
+    """Where no store is yet: a path with no file, or an empty PostgreSQL database."""
     if request.param == "sqlite":
         return str(tmp_path / "fman.db")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def location(nowhere) -> str:
+    """A store as a worker (or ``atp fman migrate``) leaves it before any offer."""
+    open_store(nowhere).close()
+    return nowhere
 
 
 def atp(*args: str) -> str:
@@ -207,7 +220,9 @@ def _snapshot(location: str) -> dict:
         }
 
 
-def test_a_month_settles_once_on_the_store_and_bills_and_kpis_match_the_hand_figures(location):
+def test_a_month_settles_once_on_the_store_and_bills_and_kpis_match_the_hand_figures(
+    location, tmp_path
+):
     db = ("--store", location)
     out = atp(
         "contract",
@@ -309,6 +324,13 @@ def test_a_month_settles_once_on_the_store_and_bills_and_kpis_match_the_hand_fig
     assert {h["hour"]: h["adaptability"] for h in la["hours"]}[at(18)] == 0.875
     text = atp("kpi", "--period", "2026-11", *db)
     assert text.startswith("2.1.1.1.a load adaptability")
+    # a window of its own: the month's KPIs again, and KPI 2.1.1.2.b drawn
+    png = tmp_path / "adaptation.png"
+    window = ("--from", "2026-11-01T00:00Z", "--to", "2026-12-01T00:00Z")
+    again_k = json.loads(atp("kpi", *window, *db, "--json", "--plot", str(png)))
+    assert again_k["2.1.1.2.b"]["hours"] == adapt["hours"] and len(adapt["hours"]) == 3
+    assert png.stat().st_size > 10_000
+    assert "give --period, or --from and --to" in atp_fails("kpi", *db, "--from", "2026-11-01")
 
 
 def test_a_quarantined_reading_holds_the_offer_for_review_until_released(location):
@@ -411,3 +433,304 @@ def test_bad_input_gets_one_line(location, tmp_path):
         "--now",
         "2026-11-21T00:00:00Z",
     )
+
+
+def _executed(location: str, runs: list[tuple[FlexOffer, int, list[float]]], readings) -> None:
+    """Offers scheduled (start, energy), acknowledged, run, metered and ``executed``."""
+    with open_store(location) as store:
+        store.put_offers([_record(o) for o, _, _ in runs])
+        made = store.add_schedules(
+            [
+                NewSchedule(
+                    offer_id=o.id,
+                    issuer=o.issuer,
+                    offer_revision=0,
+                    start=start,
+                    profile=0,
+                    energy_kwh=energy,
+                    kind="planned",
+                )
+                for o, start, energy in runs
+            ],
+            now=at(10),
+        )
+        store.answer_schedules(
+            [
+                ScheduleAnswer(
+                    offer_id=s.offer_id,
+                    version=s.version,
+                    issuer=s.issuer,
+                    status="acked",
+                    reason="",
+                    at=at(10),
+                )
+                for s in made
+            ]
+        )
+        store.mark_executing([o.id for o, _, _ in runs], at=at(12))
+        store.put_readings(readings)
+        for o, _, energy in runs:
+            store.set_execution_summary(o.id, metered=len(energy), flagged=0, executed_at=at(23))
+
+
+def _example_2_awards() -> list[MarketAward]:
+    """Example 2's award as FMAN keeps it: one row per member offer and market slot."""
+    return [
+        MarketAward(
+            market="fmar-1",
+            gate_start=at(16),
+            offer_id=oid,
+            slot_start=t,
+            kwh=kwh,
+            price_eur_per_kwh=0.15,
+            aggregate_id="agg-7",
+        )
+        for oid, kwh in (("house-21.hp.1", 2.0), ("house-22.boiler.1", 1.0))
+        for t in (at(17), at(17, 15))
+    ]
+
+
+def test_market_revenue_from_the_stores_awards_is_shared_by_contract(location, tmp_path):
+    """docs/settlement.md, example 2, from the store's ``market_awards`` rows: the market's
+    margin comes from the worker configuration, the revenue is booked once, also when the
+    award arrives after its offers were settled."""
+    db = ("--store", location)
+    house_22 = tmp_path / "c-house-22.toml"
+    house_22.write_text(
+        (EXAMPLES / "revenue-sharing.toml")
+        .read_text()
+        .replace('"c-house-21"', '"c-house-22"')
+        .replace('"house-21"', '"house-22"')
+        .replace("share = 0.6", "share = 0.5")
+    )
+    atp("contract", "add", str(EXAMPLES / "revenue-sharing.toml"), str(house_22), *db)
+    tight = tmp_path / "tight.toml"
+    tight.write_text("[settlement.market_margin]\nmargin_kwh = 0.0\nmargin_rel = 0.0\n")
+    rules = tmp_path / "fman.toml"
+    rules.write_text("[settlement.markets.fmar-1]\nmargin_kwh = 0.1\nmargin_rel = 0.05\n")
+    hp = _offer(
+        "house-21.hp.1",
+        "house-21",
+        "heat_pump",
+        mode="delegated",
+        default=[1.0, 1.0],
+        start=at(17),
+        window=(at(17), at(17)),
+        prices=None,
+    )
+    boiler = _offer(
+        "house-22.boiler.1",
+        "house-22",
+        "boiler",
+        mode="delegated",
+        default=[0.0, 0.0],
+        start=at(17),
+        window=(at(17), at(17)),
+        prices=None,
+    )
+    _executed(
+        location,
+        [(hp, at(17), [3.0, 3.0]), (boiler, at(17), [1.0, 1.0])],
+        [
+            _reading("house-21", "heat_pump", at(17), 3.0, at(23)),
+            _reading("house-21", "heat_pump", at(17, 15), 2.9, at(23)),
+            _reading("house-22", "boiler", at(17), 1.0, at(23)),
+            _reading("house-22", "boiler", at(17, 15), 1.0, at(23)),
+        ],
+    )
+    settle = ("settle", "--period", "2026-11", *db, "--json")
+    # revenue sharing pays nothing per offer: the offers are settled, nothing is booked
+    first = json.loads(atp(*settle, "--now", str(BOOKED)))
+    assert (first["settled"], first["transactions"]) == (2, 0)
+    with open_store(location) as store:
+        assert store.add_market_awards(_example_2_awards()) == 4
+
+    # without a margin, 17:15 (0.1 kWh short) is not paid: 0.15 x 3.0 = 0.45
+    dry = json.loads(atp(*settle, "--now", str(BOOKED + 60), "-c", str(tight), "--dry-run"))
+    assert dry["moved_cents"]["market:fmar-1"] == -45
+
+    paid = json.loads(atp(*settle, "--now", str(BOOKED + 60), "-c", str(rules)))
+    assert paid["moved_cents"] == {
+        "aggregator:market_revenue": 90,
+        "aggregator:revenue_share": -51,
+        "market:fmar-1": -90,
+        "party:house-21": 35,
+        "party:house-22": 16,
+    }
+    assert sorted(paid["bills"]) == ["aggregator", "house-21", "house-22", "market:fmar-1"]
+    again = json.loads(atp(*settle, "--now", str(BOOKED + 120), "-c", str(rules)))
+    assert (again["unchanged"], again["transactions"]) == (True, 0)
+    with open_store(location) as store:
+        ledger = store.ledger()
+        assert store.add_market_awards(_example_2_awards()) == 0
+    assert {t.key for t in ledger} == {
+        "award:fmar-1/2026-11-05T16:00Z/agg-7:revenue",
+        "award:fmar-1/2026-11-05T16:00Z/agg-7:revenue_share:house-21.hp.1",
+        "award:fmar-1/2026-11-05T16:00Z/agg-7:revenue_share:house-22.boiler.1",
+    }
+    postings = [p.amount_cents for t in ledger for p in t.postings]
+    assert postings and sum(postings) == 0
+    aggregator = json.loads(
+        atp("bill", "show", "aggregator", "--period", "2026-11", *db, "--format", "json")
+    )
+    assert aggregator["total_cents"] == 39  # the aggregator's margin: 0.90 - 0.51
+
+
+def test_award_rows_are_grouped_per_market_gate_and_aggregate_and_doubtful_ones_held():
+    from cloud.fman.config import MarketMargin, SettlementSection
+    from cloud.fman.settlement import market_awards
+
+    rows = _example_2_awards()
+    margins = SettlementSection(markets={"fmar-1": MarketMargin(margin_kwh=0.1, margin_rel=0.05)})
+    (award,) = market_awards(rows, resolutions={"house-21.hp.1": Q}, margins=margins)
+    assert (award.key, award.start, award.resolution_s) == (
+        "fmar-1/2026-11-05T16:00Z/agg-7",
+        at(17),
+        Q,
+    )
+    assert award.deviation_kwh == (3.0, 3.0) and award.problems == ()
+    assert [str(p) for p in award.price_eur_per_kwh] == ["0.15", "0.15"]
+    assert (award.margin_kwh, award.margin_rel) == (0.1, 0.05)
+    assert {m.offer_id: m.deviation_kwh for m in award.members} == {
+        "house-21.hp.1": (2.0, 2.0),
+        "house-22.boiler.1": (1.0, 1.0),
+    }
+    # one member priced apart in a slot, another market at the default margin
+    odd = [*rows[:3], dataclasses.replace(rows[3], price_eur_per_kwh=0.2)]
+    other = [dataclasses.replace(r, market="fmar-2") for r in rows[:1]]
+    held, elsewhere = market_awards(odd + other, resolutions={}, margins=margins)
+    assert held.problems == (f"slot {at(17, 15)}: members priced differently (0.15, 0.2 EUR/kWh)",)
+    assert (elsewhere.market, elsewhere.margin_kwh, elsewhere.margin_rel) == ("fmar-2", 0.05, 0.1)
+    assert elsewhere.resolution_s == 900 and elsewhere.deviation_kwh == (2.0,)
+
+
+def test_commands_that_write_refuse_a_store_that_is_not_there(nowhere):
+    """A mistyped --store made a new empty store and answered from it."""
+    db = ("--store", nowhere)
+    for args in (
+        ("contract", "add", str(EXAMPLES / "strict-rewards.toml")),
+        ("settle", "--period", "2026-11"),
+        ("contract", "end", "c-house-17", "--at", "2027-01-01"),
+    ):
+        out = atp_fails(*args, *db)
+        assert f"no FMAN database at {nowhere}" in out and "atp fman migrate" in out, out
+        assert len(out.strip().splitlines()) == 1, out
+    if nowhere.startswith("postgresql"):
+        with psycopg.connect(nowhere) as c:
+            (n,) = c.execute("SELECT count(*) FROM pg_tables WHERE schemaname='public'").fetchone()
+        assert n == 0
+    else:
+        assert not Path(nowhere).exists() and not list(Path(nowhere).parent.iterdir())
+    atp("fman", "migrate", *db)
+    assert "added" in atp("contract", "add", str(EXAMPLES / "strict-rewards.toml"), *db)
+
+
+class _Interrupted:
+    """A store whose first read of the period's offers lets ``during`` run in another thread
+    on a connection of its own, waiting at most ``wait_s`` for it: what a worker ingesting,
+    or another settlement command, does while a run reads."""
+
+    def __init__(self, store, during, *, wait_s: float = 5.0) -> None:
+        self._store, self._during, self._wait_s = store, during, wait_s
+        self.finished: bool | None = None
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def write(self, **kw):
+        return self._store.write(**kw)
+
+    def delivered_offers(self, **kw):
+        if self.finished is None:
+            t = threading.Thread(target=self._during, daemon=True)
+            t.start()
+            t.join(self._wait_s)
+            self.finished = not t.is_alive()
+        return self._store.delivered_offers(**kw)
+
+
+def test_a_run_lets_workers_write_while_it_reads_and_reads_again_after_a_new_contract(location):
+    """`atp settle` held the store's write lock for its whole run: FMAN's workers could not
+    ingest a reading until a month was read and evaluated."""
+    from cloud.fman.settlement import run_settlement
+    from cloud.settle import Period
+
+    atp("contract", "add", str(EXAMPLES / "strict-rewards.toml"), "--store", location)
+    _day(location)
+
+    def ingest() -> None:
+        with open_store(location) as worker:
+            worker.put_readings([_reading("house-99", "pv", at(12), -1.0, at(23))])
+
+    with open_store(location) as store:
+        run = _Interrupted(store, ingest)
+        first = run_settlement(run, Period.parse("2026-11"), now=BOOKED)
+        assert run.finished, "a worker's write waited for the run"
+        # house-30 had no contract: its offer is held, house-17's settled
+        assert (first.settled, first.held) == (1, ("house-30.battery.1",))
+
+    def contract() -> None:
+        atp("contract", "add", str(EXAMPLES / "direct.json"), "--store", location)
+
+    with open_store(location) as store:
+        run = _Interrupted(store, contract)
+        second = run_settlement(run, Period.parse("2026-11"), now=BOOKED + 60)
+        assert run.finished
+        # the contract came in while the run read: it read again under the lock, so the
+        # battery is settled under it
+        assert (second.settled, second.held) == (1, ())
+        assert second.moved_cents == {"aggregator:asks": -26, "party:house-30": 26}
+        assert store.offer("house-30.battery.1").state == "settled"
+
+
+def test_fman_accepts_offers_by_the_acceptance_limits_of_the_agents_contract(location):
+    """The acceptance limits (devices, open offers, power) are part of the contract: an agent
+    with a contract in force is judged by it, one without by the configuration."""
+    from cloud.clock import SimClock
+    from cloud.fman import config_from_dict
+    from cloud.fman.counters import Counters
+    from cloud.fman.ingest import Incoming, Ingest
+    from cloud.fman.settlement import add_contract
+    from cloud.settle import Acceptance, Contract, DirectPrice, Party
+    from protocol import topics
+    from protocol.samples import NOW, two_slot_offer
+
+    worker = Ingest(
+        store=open_store(location),
+        config=config_from_dict({}),
+        clock=SimClock(start=NOW, speed=1.0),
+        worker="t",
+        stats=Counters(),
+    )
+
+    def offer(agent: str, n: int = 0) -> str:
+        o = msgspec.structs.replace(two_slot_offer(agent=agent, now=NOW), id=f"{agent}.plug.{n}")
+        (answer,) = worker.process(
+            [Incoming(topics.agent_topic(agent, "offer"), protocol.encode(o, ts=NOW))]
+        )
+        m = protocol.decode(answer.payload)
+        return m.kind if m.kind == "ack" else m.body.reasons[0].code
+
+    assert offer("c") == "ack"  # no contract anywhere yet: the configuration's limits
+
+    def contract(agent: str, devices: tuple[str, ...], **limits) -> Contract:
+        return Contract(
+            id=f"c-{agent}",
+            party=Party(id=agent),
+            valid_from=NOW - 86_400,
+            mode="direct",
+            devices=devices,
+            terms=DirectPrice(),
+            acceptance=Acceptance(**limits),
+        )
+
+    with open_store(location) as store:  # an operator's `atp contract add`, meanwhile
+        add_contract(store, contract("a", ("ev",)), now=NOW)
+        add_contract(store, contract("b", ("plug",), max_open_offers=1), now=NOW)
+        add_contract(store, contract("d", (), max_power_kw=1.0), now=NOW)
+    assert offer("a") == "unknown_device"  # the contract covers the EV alone
+    assert offer("b") == "ack"
+    assert offer("b", 1) == "too_many_offers"  # one open offer at a time
+    assert offer("c", 1) == "ack"  # still no contract: the configuration's 500
+    assert offer("d") == "exceeds_contract"  # 0.5 kWh in a quarter hour is 2 kW
+    worker.store.close()

@@ -147,7 +147,7 @@ def test_settlement_shows_what_atp_kpi_says(site, store, page):
     assert f"peak demand {peak:.6f} MW" in page.inner_text("#kpis")
     assert page.locator("#kpis li").count() == 4
     shown = page.locator("#bills tbody tr td.num").count()
-    assert shown == len(bills)  # the short run has no contracts: no bills, on both sides
+    assert shown == len(bills)  # the bills of the month's run, on both sides
 
 
 # -- login and roles ----------------------------------------------------------------------------

@@ -167,6 +167,17 @@ STEPS: tuple[Step, ...] = (
             "CREATE INDEX idx_review_status ON review (status)",
         ),
     ),
+    Step(
+        version=8,
+        description="market_awards: what markets awarded each member offer per slot and gate",
+        sql=(
+            "CREATE TABLE market_awards (market TEXT, gate_start {int}, offer_id TEXT, "
+            "slot_start {int}, kwh {real} NOT NULL, price_eur_per_kwh {real} NOT NULL, "
+            "aggregate_id TEXT NOT NULL, "
+            "PRIMARY KEY (market, gate_start, offer_id, slot_start))",
+            "CREATE INDEX idx_market_awards_slot_start ON market_awards (slot_start)",
+        ),
+    ),
 )
 
 LATEST = STEPS[-1].version
