@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ._market import MARKET_TABLES
+
 Dialect = Literal["sqlite", "postgresql"]
 
 TYPES: dict[Dialect, dict[str, str]] = {
@@ -166,6 +168,11 @@ STEPS: tuple[Step, ...] = (
             "run_id TEXT, released_at {real}, note TEXT)",
             "CREATE INDEX idx_review_status ON review (status)",
         ),
+    ),
+    Step(
+        version=8,
+        description="market bidding: the gates FMAN bid in, its bids and the aggregates won",
+        sql=MARKET_TABLES,
     ),
 )
 
