@@ -30,6 +30,7 @@ from cloud.fman.store import (
     ExecutionSlot,
     LedgerTransaction,
     LoggedMessage,
+    MarketAward,
     MessageKey,
     NewSchedule,
     OfferRecord,
@@ -125,6 +126,7 @@ def test_both_databases_implement_every_method_of_the_interface_as_declared():
     assert {"contracts", "add_contract", "record_settlement", "ledger", "release_review"} <= set(
         declared
     )
+    assert {"market_awards", "add_market_awards"} <= set(declared)
     for cls in (SqliteStore, PostgresStore):
         for name, signature in declared.items():
             member = getattr(cls, name, None)
@@ -1393,3 +1395,40 @@ def test_offer_payloads_are_read_by_id(store):
     assert sorted(got) == ["o1", "o2"]
     assert protocol.decode(got["o2"], expect="offer").body.id == "o2"
     assert store.offer_payloads([]) == {}
+
+
+def _award(offer_id: str, slot: int, kwh: float, *, gate: int = NOW, market: str = "m1"):
+    return MarketAward(
+        market=market,
+        gate_start=gate,
+        offer_id=offer_id,
+        slot_start=NOW + 3600 + slot * 900,
+        kwh=kwh,
+        price_eur_per_kwh=0.125,
+        aggregate_id="agg-1",
+    )
+
+
+def test_market_awards_are_kept_once_per_member_slot_and_gate_and_read_by_slot(store):
+    rows = [
+        _award("o1", 0, 1.5),
+        _award("o1", 1, -0.25),
+        _award("o2", 0, 0.5),
+        _award("o1", 0, 2.0, gate=NOW + 900),  # the same slot at a later gate
+        _award("o1", 0, 1.0, market="m0"),  # the same slot on another market
+    ]
+    assert store.add_market_awards(rows) == 5
+    # the same rows again, or a row whose key is kept already, change nothing
+    assert store.add_market_awards(rows) == 0
+    assert store.add_market_awards([replace_row(rows[0], kwh=9.0, aggregate_id="x")]) == 0
+    assert store.add_market_awards([]) == 0
+    got = store.market_awards(NOW, NOW + 86_400)
+    assert got == sorted(
+        rows, key=lambda r: (r.market, r.gate_start, r.aggregate_id, r.offer_id, r.slot_start)
+    )
+    assert got[1] == rows[0] and isinstance(got[1].kwh, float) and got[1].gate_start == NOW
+    # slots that start in [start, end)
+    assert [r.slot_start for r in store.market_awards(NOW + 4500, NOW + 86_400)] == [NOW + 4500]
+    assert store.market_awards(NOW, NOW + 3600) == []
+    assert store.add_market_awards([_award("o3", 2, 0.75)]) == 1
+    assert len(store.market_awards(NOW, NOW + 86_400)) == 6

@@ -21,6 +21,7 @@ from ._rows import (
     IngestLog,
     LedgerTransaction,
     LoggedMessage,
+    MarketAward,
     MessageKey,
     NewSchedule,
     OfferHead,
@@ -299,6 +300,11 @@ class StoreReader(Protocol):
 
     def review_items(self, *, status: str | None = None) -> list[ReviewItem]: ...
 
+    def market_awards(self, start: int, end: int) -> list[MarketAward]:
+        """The awards of market slots that start in ``[start, end)``, ordered by market,
+        gate, aggregate, offer and slot."""
+        ...
+
     # -- market bidding (:mod:`._market`) --------------------------------------------------
 
     def market_gates(
@@ -447,6 +453,12 @@ class Store(StoreReader, Protocol):
 
     def release_review(self, offer_ids: Collection[str], *, at: float, note: str = "") -> int:
         """Mark held offers as reviewed, so the next run settles them; returns how many."""
+        ...
+
+    def add_market_awards(self, rows: Iterable[MarketAward]) -> int:
+        """Keep what markets awarded the member offers; returns how many rows were new. A row
+        whose (market, gate, offer, slot) is kept already changes nothing: a market's result
+        at a gate is final, and FMAN may write it again after a restart."""
         ...
 
     # -- market bidding (:mod:`._market`) --------------------------------------------------

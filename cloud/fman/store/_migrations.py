@@ -171,6 +171,17 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         version=8,
+        description="market_awards: what markets awarded each member offer per slot and gate",
+        sql=(
+            "CREATE TABLE market_awards (market TEXT, gate_start {int}, offer_id TEXT, "
+            "slot_start {int}, kwh {real} NOT NULL, price_eur_per_kwh {real} NOT NULL, "
+            "aggregate_id TEXT NOT NULL, "
+            "PRIMARY KEY (market, gate_start, offer_id, slot_start))",
+            "CREATE INDEX idx_market_awards_slot_start ON market_awards (slot_start)",
+        ),
+    ),
+    Step(
+        version=9,
         description="market bidding: the gates FMAN bid in, its bids and the aggregates won",
         sql=MARKET_TABLES,
     ),

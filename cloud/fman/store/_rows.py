@@ -368,6 +368,30 @@ class ContractVersion:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MarketAward:
+    """What a market awarded one member offer in one market slot at one gate: the member's
+    part of the deviation an aggregate (or the offer alone) was awarded, as disaggregation
+    gave it. FMAN writes these from the market's results; settlement pays them.
+
+    A market's result at a gate is final: a row once stored is never changed (adding it
+    again changes nothing)."""
+
+    market: str
+    #: the gate's start, epoch s
+    gate_start: int
+    offer_id: str
+    #: the market slot's start, epoch s
+    slot_start: int
+    #: signed awarded deviation from the default this member carries in the slot (+ = up)
+    kwh: float
+    #: what the market pays per kWh of that deviation: the uniform clearing price, or the
+    #: order's ask under pay-as-bid
+    price_eur_per_kwh: float
+    #: the order (aggregate) the award was made to; the offer's id for an offer alone
+    aggregate_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PostingRow:
     account: str
     amount_cents: int

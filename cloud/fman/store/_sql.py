@@ -37,6 +37,7 @@ from ._rows import (
     IngestLog,
     LedgerTransaction,
     LoggedMessage,
+    MarketAward,
     MessageKey,
     NewSchedule,
     OfferHead,
@@ -1201,6 +1202,25 @@ class SqlStore(MarketTables):
             for r in self._rows(f"SELECT * FROM review {where} ORDER BY period, offer_id", params)
         ]
 
+    def market_awards(self, start: int, end: int) -> list[MarketAward]:
+        return [
+            MarketAward(
+                market=r["market"],
+                gate_start=int(r["gate_start"]),
+                offer_id=r["offer_id"],
+                slot_start=int(r["slot_start"]),
+                kwh=float(r["kwh"]),
+                price_eur_per_kwh=float(r["price_eur_per_kwh"]),
+                aggregate_id=r["aggregate_id"],
+            )
+            for r in self._rows(
+                "SELECT market, gate_start, offer_id, slot_start, kwh, price_eur_per_kwh, "
+                "aggregate_id FROM market_awards WHERE slot_start >= ? AND slot_start < ? "
+                "ORDER BY market, gate_start, aggregate_id, offer_id, slot_start",
+                (start, end),
+            )
+        ]
+
     # -- settlement: writes ----------------------------------------------------------------
 
     def add_contract(self, row: ContractVersion) -> bool:
@@ -1365,6 +1385,26 @@ class SqlStore(MarketTables):
                 "UPDATE review SET status='released', released_at=?, note=? "
                 "WHERE offer_id=? AND status='held'",
                 [(at, note, oid) for oid in offer_ids],
+            )
+
+    def add_market_awards(self, rows: Iterable[MarketAward]) -> int:
+        with self.write(offers=()):
+            return self._many(
+                "INSERT INTO market_awards(market, gate_start, offer_id, slot_start, kwh, "
+                "price_eur_per_kwh, aggregate_id) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT (market, gate_start, offer_id, slot_start) DO NOTHING",
+                [
+                    (
+                        r.market,
+                        r.gate_start,
+                        r.offer_id,
+                        r.slot_start,
+                        r.kwh,
+                        r.price_eur_per_kwh,
+                        r.aggregate_id,
+                    )
+                    for r in rows
+                ],
             )
 
 
