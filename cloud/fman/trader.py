@@ -215,7 +215,7 @@ class Trader:
             gate=g,
             deliver_by=g.closes_at + self.cycle.margin_s(),
             nodes=entry.nodes,
-            exclude=self.store.market_members(entry.id),
+            exclude=self.store.market_members(int(now) - 86_400),
         )
         bids = bidding.build_bids(
             offers,

@@ -276,10 +276,15 @@ class MarketTables:
             out.append(MarketBid(**r))
         return out
 
-    def market_members(self, market: str) -> set[str]:
-        """Every offer that is a member of some bid of ``market``."""
+    def market_members(self, since: int = 0) -> set[str]:
+        """Every offer that is a member of a bid, on any market, in a gate delivering from
+        ``since`` on: flexibility sold once is not sold again."""
         out: set[str] = set()
-        for r in self._rows("SELECT members FROM market_bids WHERE market=?", (market,)):
+        for r in self._rows(
+            "SELECT b.members FROM market_bids b JOIN market_gates g ON g.market = b.market "
+            "AND g.gate = b.gate WHERE g.delivery_start >= ?",
+            (since,),
+        ):
             out.update(str(m[0]) for m in json.loads(r["members"]))
         return out
 
