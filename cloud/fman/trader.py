@@ -24,6 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -331,7 +332,7 @@ class Trader:
             up = sum(d for d in a.deviation_kwh if d > 0)
             down = -sum(d for d in a.deviation_kwh if d < 0)
             moved = up + down
-            base = dict(
+            base = MarketWon(
                 market=g.market,
                 gate=g.gate,
                 aggregate_id=a.offer_id,
@@ -343,24 +344,19 @@ class Trader:
                 down_kwh=down,
                 paid_eur=a.paid_eur,
                 price_eur_per_kwh=a.paid_eur / moved if moved > EPS_KWH else 0.0,
+                state="applied",
                 at=time.time(),
             )
             if in_time >= a.start:
                 # delivery has begun, or begins before a schedule could reach the agents
-                won.append(MarketWon(**base, state="late", note="result after delivery began"))
+                won.append(replace(base, state="late", note="result after delivery began"))
                 late += 1
                 continue
             rows, parts_awards, skipped = self._split(g, result, a, bid, in_time)
             schedules += rows
             awards += parts_awards
             note = f"{len(skipped)} member(s) not scheduled: {', '.join(skipped[:20])}"
-            won.append(
-                MarketWon(
-                    **base,
-                    state="changed" if skipped else "applied",
-                    note=note if skipped else "",
-                )
-            )
+            won.append(replace(base, state="changed", note=note) if skipped else base)
         state = "late" if won and late == len(won) else "applied"
         note = f"{len(won)} aggregate(s) won, {late} late"
         with self.store.write():
