@@ -390,3 +390,161 @@ def results(market_id: str, gate: str | None, limit: int, store: str, as_json: b
             f"{len(doc.get('awards', []))} award(s), {len(doc.get('requests', []))} request(s)"
             f"{'' if r.published else '  (not yet published)'}"
         )
+
+
+# -- FMAN's side: what it bid and won ------------------------------------------------------
+
+
+def _fman_bid_commands() -> None:
+    """``atp market bids|awards``: read from FMAN's store (docs/trading.md)."""
+    from cloud.cli._fmandb import db_option, emit_json, json_option, open_db, table, when
+
+    @market.command("bids")
+    @db_option
+    @click.option("--market", "market_id", help="One market only.")
+    @click.option("--gate", help="One gate only.")
+    @json_option
+    def bids(db: str, market_id: str | None, gate: str | None, as_json: bool) -> None:
+        """The sell orders FMAN bid per gate: aggregate, node, members, asks, FMAR's answer."""
+        with open_db(db) as r:
+            rows = [b for b in r.market_bids(market_id, gate)]
+            gates = {(g.market, g.gate): g for g in r.market_gates(market_id)}
+        if as_json:
+            emit_json(
+                [
+                    {
+                        "market": b.market,
+                        "gate": b.gate,
+                        "aggregate_id": b.aggregate_id,
+                        "node": b.node,
+                        "members": [m for m, _ in b.members],
+                        "ask_up_eur_per_kwh": b.ask_up,
+                        "ask_down_eur_per_kwh": b.ask_down,
+                        "status": b.status,
+                        "reason": b.reason or "",
+                        "bid_at": gates[(b.market, b.gate)].bid_at
+                        if (b.market, b.gate) in gates
+                        else None,
+                    }
+                    for b in rows
+                ]
+            )
+            return
+        if not rows:
+            click.echo("no bids")
+            return
+        table(
+            [
+                {
+                    "market": b.market,
+                    "gate": b.gate,
+                    "aggregate": b.aggregate_id,
+                    "node": b.node,
+                    "members": len(b.members),
+                    "ask": f"{max([*b.ask_up, *b.ask_down], default=0.0):.4f}",
+                    "status": b.status + (f" ({b.reason})" if b.reason else ""),
+                }
+                for b in rows
+            ],
+            [
+                ("market", "MARKET"),
+                ("gate", "GATE"),
+                ("aggregate", "AGGREGATE"),
+                ("node", "NODE"),
+                ("members", "MEMBERS"),
+                ("ask", "ASK MAX EUR/KWH"),
+                ("status", "STATUS"),
+            ],
+        )
+        for g in gates.values():
+            if g.result_state:
+                click.echo(f"gate {g.market}/{g.gate}: result {g.result_state} {when(g.result_at)}")
+
+    @market.command("awards")
+    @db_option
+    @click.option("--market", "market_id", help="One market only.")
+    @click.option("--gate", help="One gate only.")
+    @json_option
+    def awards(db: str, market_id: str | None, gate: str | None, as_json: bool) -> None:
+        """What FMAN won per gate (kWh up and down, price, what became of it) and which
+        member offers carry it, per market slot."""
+        with open_db(db) as r:
+            won = [w for w in r.market_won(market_id) if gate is None or w.gate == gate]
+            starts = {
+                (g.market, g.delivery_start)
+                for g in r.market_gates(market_id)
+                if gate is None or g.gate == gate
+            }
+            members = [m for m in r.market_awards(0, 2**62) if (m.market, m.gate_start) in starts]
+        if as_json:
+            emit_json(
+                {
+                    "aggregates": [
+                        {
+                            "market": w.market,
+                            "gate": w.gate,
+                            "aggregate_id": w.aggregate_id,
+                            "node": w.node,
+                            "start": w.start,
+                            "energy_kwh": w.energy_kwh,
+                            "deviation_kwh": w.deviation_kwh,
+                            "up_kwh": w.up_kwh,
+                            "down_kwh": w.down_kwh,
+                            "paid_eur": w.paid_eur,
+                            "price_eur_per_kwh": w.price_eur_per_kwh,
+                            "state": w.state,
+                            "note": w.note,
+                        }
+                        for w in won
+                    ],
+                    "members": [
+                        {
+                            "market": m.market,
+                            "gate_start": m.gate_start,
+                            "aggregate_id": m.aggregate_id,
+                            "offer_id": m.offer_id,
+                            "slot_start": m.slot_start,
+                            "kwh": m.kwh,
+                            "price_eur_per_kwh": m.price_eur_per_kwh,
+                        }
+                        for m in members
+                    ],
+                }
+            )
+            return
+        if not won:
+            click.echo("no awards")
+            return
+        carriers: dict[str, set[str]] = {}
+        for m in members:
+            carriers.setdefault(m.aggregate_id, set()).add(m.offer_id)
+        table(
+            [
+                {
+                    "market": w.market,
+                    "gate": w.gate,
+                    "aggregate": w.aggregate_id,
+                    "up": f"{w.up_kwh:.3f}",
+                    "down": f"{w.down_kwh:.3f}",
+                    "eur": f"{w.paid_eur:.2f}",
+                    "price": f"{w.price_eur_per_kwh:.4f}",
+                    "members": len(carriers.get(w.aggregate_id, ())),
+                    "state": w.state + (f" ({w.note})" if w.note else ""),
+                }
+                for w in won
+            ],
+            [
+                ("market", "MARKET"),
+                ("gate", "GATE"),
+                ("aggregate", "AGGREGATE"),
+                ("up", "UP KWH"),
+                ("down", "DOWN KWH"),
+                ("eur", "PAID EUR"),
+                ("price", "EUR/KWH"),
+                ("members", "MEMBERS"),
+                ("state", "STATE"),
+            ],
+        )
+
+
+_fman_bid_commands()

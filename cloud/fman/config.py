@@ -180,6 +180,29 @@ class SettlementSection(_Section):
         return self.markets.get(market, self.market_margin)
 
 
+class MarketEntry(_Section):
+    """A market FMAN bids in (docs/trading.md): one ``[[market]]`` table each."""
+
+    #: The market's id on FMAR (``atp/v1/m/{id}/...``).
+    id: str
+    #: FMAN's account (party) on that market; FMAR answers on ``.../ack/{party}``.
+    party: str
+    #: The grid nodes whose offers FMAN bids there; empty: every node.
+    nodes: list[str] = []
+    #: Bid this long (seconds of the worker's clock) before the gate closes...
+    bid_before_close_s: NonNegFloat = 300.0
+    #: ...plus this many wall seconds times the clock's speed, for the orders' time in transit.
+    bid_before_close_wall_s: NonNegFloat = 2.0
+    #: The ask (EUR/kWh) of a member with no contract in force and no prices of its own.
+    default_ask_eur_per_kwh: NonNegFloat = 0.0
+    #: Resend an order FMAR has not answered after this many wall seconds.
+    resend_after_wall_s: PosFloat = 3.0
+    #: Members per aggregate at most.
+    max_group_size: PosInt = 500
+    #: Aggregates with less flexibility than this (kWh, summed over slots) are not bid.
+    min_bid_kwh: NonNegFloat = 0.0
+
+
 class Config(_Section):
     worker: WorkerSection = WorkerSection()
     clock: ClockSection = ClockSection()
@@ -188,6 +211,7 @@ class Config(_Section):
     objective: ObjectiveSection = ObjectiveSection()
     execution: ExecutionSection = ExecutionSection()
     settlement: SettlementSection = SettlementSection()
+    market: list[MarketEntry] = []
 
     def contract(self, agent: str) -> Contract:
         return self.acceptance.agents.get(agent, self.acceptance.default)
@@ -291,6 +315,20 @@ def _rule_problems(cfg: Config) -> Iterator[ConfigError]:
         yield ConfigError("worker.group", f"{cfg.worker.group!r} is not a valid group name")
     if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,128}", cfg.worker.id):
         yield ConfigError("worker.id", f"{cfg.worker.id!r}: letters, digits and _.:@- only")
+    yield from _market_problems(cfg.market)
+
+
+def _market_problems(entries: list[MarketEntry]) -> Iterator[ConfigError]:
+    seen: set[str] = set()
+    for i, m in enumerate(entries):
+        for key in ("id", "party"):
+            if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,128}", getattr(m, key)):
+                yield ConfigError(
+                    f"market[{i}].{key}", f"{getattr(m, key)!r}: letters, digits and _.:@- only"
+                )
+        if m.id in seen:
+            yield ConfigError(f"market[{i}].id", f"market {m.id!r} is listed twice")
+        seen.add(m.id)
 
 
 def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:

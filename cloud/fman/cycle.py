@@ -34,12 +34,20 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace as replace_row
 from typing import TYPE_CHECKING, Any
 
 import protocol
-from protocol import FlexOffer, Schedule, align_up, check_assignment, start_window, topics
+from protocol import (
+    FlexOffer,
+    GateNotice,
+    Schedule,
+    align_up,
+    check_assignment,
+    start_window,
+    topics,
+)
 
 from ..clock import Clock
 from ..optim import FallbackPlanner, Planner, PlanRequest, PlanResult
@@ -57,6 +65,7 @@ from .store import (
     StoredOffer,
     StoredSchedule,
 )
+from .trader import Trader
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -86,6 +95,7 @@ class Cycle:
         stopping: threading.Event,
         wall: Callable[[], float] = time.time,
         planner: Planner | None = None,
+        notices: Mapping[str, GateNotice] | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.config = config
@@ -115,6 +125,11 @@ class Cycle:
         self._files: dict[str, float] = {}
         self.leading = False
         self._since = self.clock.now()
+        #: bidding on the markets of ``[[market]]`` (:mod:`.trader`), with the gate calendars
+        #: the worker's market inbox keeps
+        self.trader = (
+            Trader(cycle=self, notices=notices) if config.market and notices is not None else None
+        )
 
     @classmethod
     def factory(cls, worker: Worker, store: Store) -> Cycle:
@@ -127,6 +142,7 @@ class Cycle:
             publish=worker.bus.publish,
             counters=worker.stats,
             stopping=worker.stopping,
+            notices=worker.market.notices if worker.market is not None else None,
         )
 
     @property
@@ -182,6 +198,8 @@ class Cycle:
                 every = pc.full_interval_s or self.config.interval_s
                 self._next_full = (now // every + 1) * every
             self._guarded("plan", self.plan, now, full)
+        if self.trader is not None:
+            self._guarded("market", self.trader.step, self.clock.now())
         self._guarded("deliver", self.deliver)
         if wall >= self._next_advance_wall:
             self._next_advance_wall = wall + 0.5
@@ -226,6 +244,19 @@ class Cycle:
             self._offers[key] = offer
         return offer
 
+    def market_changed(self) -> None:
+        """Awards fixed some schedules: plan the rest around them at the next step."""
+        self._change_seen = None
+
+    def _locked(self, now: float) -> frozenset[str]:
+        """Offers carrying market awards from now on: their schedules are the awards', not
+        the planner's to move."""
+        if self.trader is None:
+            return frozenset()
+        horizon = int(self.config.planning.horizon_s)
+        rows = self.store.market_awards(int(now) - horizon, int(now) + 2 * horizon)
+        return frozenset(r.offer_id for r in rows)
+
     def margin_s(self) -> float:
         pc = self.config.planning
         return pc.deadline_margin_s + self.clock.speed * pc.deadline_margin_wall_s
@@ -251,6 +282,7 @@ class Cycle:
             horizon_s=pc.horizon_s,
             full=full,
             resolution_s=res,
+            locked=self._locked(now),
         )
         new_rows = list(sel.defaults)
         if sel.plannable:

@@ -9,7 +9,7 @@ below is tested on plain values (``tests/fman/test_planning.py``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from msgspec.structs import replace
@@ -49,11 +49,13 @@ def select(
     horizon_s: float,
     full: bool,
     resolution_s: int,
+    locked: Collection[str] = frozenset(),
 ) -> Selection:
     """Plan the open offers whose deadline lies within the horizon and at or after
     ``earliest`` (the first start a schedule can reach). ``full``: every such offer;
     otherwise only those with no fitting planned schedule, the others counted at theirs.
-    An open offer too close to its deadline with nothing valid in force gets its default."""
+    An open offer too close to its deadline with nothing valid in force gets its default.
+    ``locked`` offers (carrying market awards) keep the schedule in force, counted as fixed."""
     sel = Selection()
     for row, offer in offers:
         sched = current.get(offer.id)
@@ -61,6 +63,7 @@ def select(
         deadline = row.assignment_before or 0
         if (
             open_
+            and (sched is None or offer.id not in locked)
             and earliest <= deadline <= now + horizon_s
             and (sched is None or sched.start > earliest)
             and start_window(offer)[1] >= earliest

@@ -36,6 +36,8 @@ from .counters import Counters
 from .ingest import Incoming, Ingest, series_topics
 from .responder import Responder
 from .store import Store, open_store
+from .trader import MarketInbox, is_market_topic
+from .trader import subscriptions as market_subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,9 @@ class Worker:
         self.bus = Bus(
             url=config.worker.broker,
             client_id=self.id,
-            subscriptions=subscriptions(config.worker.group) + list(series_topics(config)),
+            subscriptions=subscriptions(config.worker.group)
+            + list(series_topics(config))
+            + market_subscriptions(config),
             on_message=self._route,
             session_expiry_s=config.worker.session_expiry_s,
             credentials_file=config.worker.credentials_file,
@@ -97,6 +101,17 @@ class Worker:
             ack=lambda m: self.bus.ack(m.mid, m.qos),
             stats=self.stats,
             worker=self.id,
+        )
+        #: market messages (gate calendars, answers to bids, results): see :mod:`.trader`
+        self.market = (
+            MarketInbox(
+                config=config,
+                open_store=self._open_store,
+                ack=lambda m: self.bus.ack(m.mid, m.qos),
+                stats=self.stats,
+            )
+            if config.market
+            else None
         )
         self._cycle_factory = cycle_factory
         self._threads: list[threading.Thread] = []
@@ -115,6 +130,12 @@ class Worker:
                 target=self.responder.run, args=(self._stop,), name="fman-requests", daemon=True
             ),
         ]
+        if self.market is not None:
+            self._threads.append(
+                threading.Thread(
+                    target=self.market.run, args=(self._stop,), name="fman-market", daemon=True
+                )
+            )
         if self._cycle_factory is not None:
             self._threads.append(
                 threading.Thread(target=self._cycle_loop, name="fman-cycle", daemon=True)
@@ -158,6 +179,8 @@ class Worker:
     def _route(self, m: Incoming) -> None:
         if _is_request(m.topic):
             self.responder.put(m)
+        elif self.market is not None and is_market_topic(m.topic):
+            self.market.put(m)
         else:
             self._queue.put(m)
 

@@ -34,6 +34,7 @@ from typing import Literal
 
 from .._errors import StoreError
 from ._interface import Store, StoreReader
+from ._market import MarketBid, MarketGate, MarketWon
 from ._migrations import LATEST as SCHEMA_VERSION
 from ._rows import (
     ACCEPTED_STATES,
@@ -90,6 +91,9 @@ __all__ = [
     "LedgerTransaction",
     "LoggedMessage",
     "MarketAward",
+    "MarketBid",
+    "MarketGate",
+    "MarketWon",
     "MessageKey",
     "NewSchedule",
     "OfferHead",

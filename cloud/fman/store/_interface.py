@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, Self
 
+from ._market import MarketBid, MarketGate, MarketWon
 from ._rows import (
     ACCEPTED_STATES,
     OPEN_STATES,
@@ -304,6 +305,20 @@ class StoreReader(Protocol):
         gate, aggregate, offer and slot."""
         ...
 
+    # -- market bidding (:mod:`._market`) --------------------------------------------------
+
+    def market_gates(
+        self, market: str | None = None, *, result_state: str | None = None
+    ) -> list[MarketGate]: ...
+
+    def market_bids(
+        self, market: str | None = None, gate: str | None = None, *, waiting: bool = False
+    ) -> list[MarketBid]: ...
+
+    def market_members(self, since: int = 0) -> set[str]: ...
+
+    def market_won(self, market: str | None = None) -> list[MarketWon]: ...
+
 
 class Store(StoreReader, Protocol):
     """The reads and the writes of one connection; open one per thread.
@@ -445,3 +460,23 @@ class Store(StoreReader, Protocol):
         whose (market, gate, offer, slot) is kept already changes nothing: a market's result
         at a gate is final, and FMAN may write it again after a restart."""
         ...
+
+    # -- market bidding (:mod:`._market`) --------------------------------------------------
+
+    def claim_market_gate(self, gate: MarketGate, bids: Sequence[MarketBid]) -> bool:
+        """Record the bids of a gate unless a worker already bid in it (``False``)."""
+        ...
+
+    def mark_bids_sent(self, market: str, gate: str, ids: Sequence[str], at: float) -> None: ...
+
+    def answer_bid(
+        self, market: str, gate: str, aggregate_id: str, *, accepted: bool, reason: str, at: float
+    ) -> bool: ...
+
+    def put_market_result(self, market: str, gate: str, payload: str, *, at: float) -> str:
+        """``stored``, ``duplicate`` or ``unknown`` (no bid in that gate)."""
+        ...
+
+    def settle_market_result(
+        self, market: str, gate: str, *, state: str, note: str, won: Sequence[MarketWon]
+    ) -> bool: ...

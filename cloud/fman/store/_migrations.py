@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ._market import MARKET_TABLES
+
 Dialect = Literal["sqlite", "postgresql"]
 
 TYPES: dict[Dialect, dict[str, str]] = {
@@ -177,6 +179,11 @@ STEPS: tuple[Step, ...] = (
             "PRIMARY KEY (market, gate_start, offer_id, slot_start))",
             "CREATE INDEX idx_market_awards_slot_start ON market_awards (slot_start)",
         ),
+    ),
+    Step(
+        version=9,
+        description="market bidding: the gates FMAN bid in, its bids and the aggregates won",
+        sql=MARKET_TABLES,
     ),
 )
 

@@ -15,6 +15,7 @@ from dataclasses import fields
 from typing import Any, ClassVar
 
 from .._errors import StoreError
+from ._market import MarketTables
 from ._migrations import (
     LATEST,
     STEPS,
@@ -73,7 +74,7 @@ _SCHEDULE_COLUMNS = (
 _IN_FORCE = "JOIN offers o ON o.id = s.offer_id AND o.schedule_version = s.version"
 
 
-class SqlStore:
+class SqlStore(MarketTables):
     """The named reads and writes over a connection; see :class:`~.Store` for each one's
     meaning. Subclasses implement the primitives below."""
 
