@@ -738,7 +738,8 @@ class SqlStore:
         start_from: int | None,
         start_to: int | None,
     ) -> tuple[str, list[Any]]:
-        where, params = ["revision >= 0"], []
+        where = ["revision >= 0"]
+        params: list[str | float] = []
         if agent:
             where.append("issuer = ?")
             params.append(agent)
@@ -908,7 +909,8 @@ class SqlStore:
     def quarantined(
         self, *, agent: str | None = None, since: float | None = None, limit: int = 1000
     ) -> list[Quarantined]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | float] = []
         if agent is not None:
             where.append("agent = ?")
             params.append(agent)
