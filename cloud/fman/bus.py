@@ -183,7 +183,6 @@ class Bus:
         try:
             payload = bytes(m.payload)  # paho may hand a bytearray; a bytes object is kept as is
             self._on_message_cb(Incoming(topic, payload, m.mid, m.qos, reply, correlation))
-
         except Exception:  # the network thread must survive whatever the consumer does
             log.exception("message handler failed")
 

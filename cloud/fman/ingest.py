@@ -731,7 +731,6 @@ def _scope(items: Sequence[_Item]) -> set[str]:
     """The offers a batch decides about: what its write transaction locks (on a server
     database, batches about other offers commit alongside)."""
     offers: set[str] = set()
-
     for it in items:
         if it.msg is None:
             continue
@@ -739,7 +738,6 @@ def _scope(items: Sequence[_Item]) -> set[str]:
             offers.add(it.msg.body.id)
         elif it.channel == "offer/delete":
             offers.add(it.msg.body.offer_id)
-
     return offers
 
 
