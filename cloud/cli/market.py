@@ -96,7 +96,7 @@ def clear(
     try:
         result = clear(
             book,
-            pricing=pricing,  # type: ignore[arg-type]
+            pricing=pricing,  # type: ignore[arg-type]  # click.Choice checked it
             time_limit_s=time_limit_s,
             voll=voll,
             relative_gap=relative_gap,

@@ -372,7 +372,7 @@ class Aggregator:
 
     def _box_groups(self, key: tuple[object, ...], members: list[Member]) -> list[Aggregate]:
         res = self.resolution_s
-        anchor = int(key[1]) * self.est_tolerance_s  # type: ignore[call-overload]
+        anchor = int(key[1]) * self.est_tolerance_s  # type: ignore[call-overload]  # box keys: (kind, int, ...)
         data, facts, rows, within = _layout(members)
         offsets = (facts[:, _EARLIEST].astype(np.int64) - anchor) // res
         cols = offsets[rows] + within
@@ -443,8 +443,8 @@ class Aggregator:
         intersection would become empty or the group full."""
         res = self.resolution_s
         est = self.est_tolerance_s
-        first_slot = int(key[1]) * est // res  # type: ignore[call-overload]
-        size = (int(key[2]) + 1) * est // res - first_slot  # type: ignore[call-overload]
+        first_slot = int(key[1]) * est // res  # type: ignore[call-overload]  # box key: ints
+        size = (int(key[2]) + 1) * est // res - first_slot  # type: ignore[call-overload]  # as above
         k = len(members)
         facts = np.concatenate([m.facts for m in members]).reshape(k, -1)
         offsets = facts[:, _EARLIEST].astype(np.int64) // res - first_slot
@@ -585,7 +585,7 @@ class Aggregator:
 
 def aggregate(offers: Iterable[FlexOffer], **options: int) -> list[Aggregate]:
     """Aggregate ``offers`` in one go (see :class:`Aggregator` for the options)."""
-    agg = Aggregator(**options)  # type: ignore[arg-type]
+    agg = Aggregator(**options)  # type: ignore[arg-type]  # typed int, but issuer and shapes are str, bool
     for o in offers:
         agg.add(o)
     return agg.aggregates()
