@@ -95,6 +95,7 @@ from protocol import (
     Reason,
     Reject,
     Schedule,
+    TradingMode,
     Withdraw,
     topics,
 )
@@ -115,7 +116,7 @@ class OfferSource:
     device: str
     generator: Generator
     grid_node: str = ""
-    mode: str = "delegated"
+    mode: TradingMode = "delegated"
 
 
 @dataclass(slots=True)
@@ -231,7 +232,7 @@ class Core:
                 now=now,
                 resolution_s=self.resolution_s,
                 grid_node=src.grid_node,
-                mode=src.mode,  # type: ignore[arg-type]
+                mode=src.mode,
                 measurement=m,
             )
             try:
@@ -763,10 +764,11 @@ class Core:
 
     def _reject_malformed(self, payload: bytes, exc: DecodeError, now: int) -> None:
         env = _peek(payload)
-        body = env.get("body") if isinstance(env.get("body"), dict) else {}
-        ref = body.get("offer_id") if isinstance(body.get("offer_id"), str) else ""
+        body = raw if isinstance(raw := env.get("body"), dict) else {}
+        ref = raw if isinstance(raw := body.get("offer_id"), str) else ""
         version = body.get("version")
-        msg_id = env.get("id") if isinstance(env.get("id"), str) else ""
+        msg_id = raw if isinstance(raw := env.get("id"), str) else ""
+
         if msg_id and self.store.seen(msg_id):
             self._answer_again(msg_id, now)
             return

@@ -214,11 +214,12 @@ class Ems:
         ``span_s`` seconds stands for, with resets and wraps told apart from energy."""
         assert m.energy_kwh is not None
         delta = m.energy_kwh - before
-        if d.limits is None:
+        limits = d.limits
+        if limits is None:
             return delta
 
         def plausible(e: float) -> bool:
-            return _plausible(d.limits, e, span_s)
+            return _plausible(limits, e, span_s)
 
         if plausible(delta):
             return delta

@@ -95,7 +95,11 @@ class AgentRuntime:
         #: monotonic time the main loop's current step began; None while it sleeps
         self._step_began: float | None = None
         self.errors = 0
+        self.lag_max_s: float
+        self.lag_total_s: float
+        self.lag_steps: int
         self.reset_lag()
+
         self.store: Store | None = None
         self.core: Core | None = None
         self.ems: Ems | None = None
@@ -110,7 +114,7 @@ class AgentRuntime:
         now = self.clock.now()
         self.store = store = Store(
             path=cfg.store,
-            durability=cfg.durability,  # type: ignore[arg-type]
+            durability=cfg.durability,
             retention_s=int(cfg.retention_days * 86_400),
             cache_kib=2048 if cfg.durability == "full" else 256,
         )
@@ -206,7 +210,7 @@ class AgentRuntime:
             self.notifier.watchdog(self.stuck_for, self.config.step_timeout_s),
             name=f"{name}-watchdog",
         )
-        waiting = {main, uplink}
+        waiting: set[asyncio.Task[object]] = {main, uplink}
         if stop is not None:
             waiting.add(asyncio.create_task(stop.wait(), name=f"{name}-stop"))
         helpers = [watchdog, *(waiting - {main, uplink})]
@@ -214,8 +218,8 @@ class AgentRuntime:
             await self._start_web()
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             for task in done & {main, uplink}:
-                if not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+                if not task.cancelled() and (exc := task.exception()) is not None:
+                    raise exc
         finally:
             self.notifier.stopping()
             if self.web is not None:
@@ -301,7 +305,7 @@ class AgentRuntime:
                 self.errors += 1
                 log.exception("%s: step at %d failed", cfg.id, int(now))
             self._step_began = None
-            target = (math.floor(now / interval) + 1) * interval
+            target: float = (math.floor(now / interval) + 1) * interval
             if wake is not None:
                 target = min(target, wake)
             await self.clock.sleep(target - self.clock.now())

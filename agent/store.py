@@ -83,7 +83,9 @@ def _import_sqlite_utils() -> ModuleType:
             return sys.modules["sqlite_utils"]
         hidden = [m for m in ("pandas", "numpy") if m not in sys.modules]
         for name in hidden:
-            sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail
+            # None makes `import name` fail (documented import-system behaviour typeshed omits)
+            sys.modules[name] = None  # type: ignore[assignment]  # typeshed: no None values
+
         try:
             return importlib.import_module("sqlite_utils")
         finally:
@@ -263,9 +265,9 @@ class Store:
                  "due": "REAL", "attempts": "INTEGER NOT NULL DEFAULT 0"},
                 then=self._backfill_outbox,
             )  # fmt: skip
-            db["outbox"].create_index(["due"], if_not_exists=True)
-            db["outbox"].create_index(["kind", "ref", "revision"], if_not_exists=True)
-            db["dead_letters"].create(
+            db.table("outbox").create_index(["due"], if_not_exists=True)
+            db.table("outbox").create_index(["kind", "ref", "revision"], if_not_exists=True)
+            db.table("dead_letters").create(
                 {
                     "id": int,
                     "topic": str,
@@ -278,9 +280,11 @@ class Store:
                 pk="id",
                 if_not_exists=True,
             )
-            db["inbox"].create({"msg_id": str, "received": int}, pk="msg_id", if_not_exists=True)
+            db.table("inbox").create(
+                {"msg_id": str, "received": int}, pk="msg_id", if_not_exists=True
+            )
             self._add_columns("inbox", {"reply": "BLOB"})
-            db["offers"].create(
+            db.table("offers").create(
                 {
                     "id": str,
                     "device": str,
@@ -295,13 +299,13 @@ class Store:
                 not_null=["device", "state", "body"],
                 if_not_exists=True,
             )
-            db["offers"].create_index(["device", "state"], if_not_exists=True)
+            db.table("offers").create_index(["device", "state"], if_not_exists=True)
             columns = db["offers"].columns_dict
             for name, kind in (("episode", str), ("accepted", bytes), ("locked", int)):
                 if name not in columns:  # added in schema 2
-                    db["offers"].add_column(name, kind)
+                    db.table("offers").add_column(name, kind)
             self._add_columns("offers", {"fman_reason": "TEXT NOT NULL DEFAULT ''"})
-            db["plans"].create(
+            db.table("plans").create(
                 {
                     "offer_id": str,
                     "device": str,
@@ -316,7 +320,7 @@ class Store:
                 pk=("offer_id", "version"),
                 if_not_exists=True,
             )
-            db["readings"].create(
+            db.table("readings").create(
                 {
                     "device": str,
                     "start": int,
@@ -328,12 +332,12 @@ class Store:
                 pk=("device", "start"),
                 if_not_exists=True,
             )
-            db["readings"].create_index(["batch"], if_not_exists=True)
+            db.table("readings").create_index(["batch"], if_not_exists=True)
             self._add_columns("readings", {"quarantine": "TEXT"})
-            db["meter_cursor"].create(
+            db.table("meter_cursor").create(
                 {"device": str, "ts": int, "energy_kwh": float}, pk="device", if_not_exists=True
             )
-            db["devices"].create(
+            db.table("devices").create(
                 {
                     "id": str,
                     "driver": str,
@@ -348,7 +352,7 @@ class Store:
                 pk="id",
                 if_not_exists=True,
             )
-            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
             version = self.get("schema")
             if version is None or int(version) < SCHEMA_VERSION:
                 self.set("schema", SCHEMA_VERSION)

@@ -66,7 +66,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -262,12 +262,12 @@ class Uplink:
 
     # -- one connection ---------------------------------------------------------------------
 
-    def _status(self, state: str) -> bytes:
+    def _status(self, state: Literal["online", "offline"]) -> bytes:
         now = int(self.clock.now())
         health = self.health() if state == "online" else {}
         body = Status(
             agent=self.agent_id,
-            state=state,  # type: ignore[arg-type]
+            state=state,
             since=self._since if state == "online" else now,
             version=self.version,
             health=health,
@@ -451,7 +451,8 @@ class Uplink:
         """An incoming message: handle it, then acknowledge it (stored before acknowledged)."""
         self.stats.received += 1
         try:
-            self.handler(msg.topic, msg.payload)
+            self.handler(msg.topic, bytes(msg.payload))  # paho may hand a bytearray
+
         except StoreError as exc:
             if exc.transient:
                 # not acknowledged: the broker delivers it again on the next connection
@@ -605,9 +606,11 @@ class _Connection:
             raise ConnectError(f"subscribe failed: {mqtt.error_string(rc)}")
         fut: asyncio.Future[list[ReasonCode]] = self.loop.create_future()
         self._suback[mid] = fut
+        waiting: set[asyncio.Future[list[ReasonCode]] | asyncio.Future[None]] = {fut, self.lost}
         try:
             async with asyncio.timeout(timeout):
-                done, _ = await asyncio.wait({fut, self.lost}, return_when="FIRST_COMPLETED")
+                done, _ = await asyncio.wait(waiting, return_when="FIRST_COMPLETED")
+
         except TimeoutError:
             raise ConnectError("no SUBACK from the broker") from None
         if fut not in done:

@@ -197,7 +197,7 @@ class PgCluster:
 
         try:
             with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=10) as c:
-                c.execute(sql)  # type: ignore[arg-type]  # built from checked names only
+                c.execute(sql)  # built from checked names only
         except psycopg.Error as exc:
             raise PgClusterError(f"{sql}: {exc}") from None
 

@@ -15,6 +15,7 @@ kind and validated. The output is standard MessagePack; the plain ``msgpack`` pa
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
@@ -64,11 +65,14 @@ def _typed_envelope(kind: str, body: type[msgspec.Struct]) -> type[msgspec.Struc
 # One typed envelope per kind, so the usual message is decoded in a single pass; the
 # two-step path (envelope first, body as raw bytes) only runs to explain a failure.
 _TYPED = {kind: _typed_envelope(kind, cls) for kind, cls in KINDS.items()}
-_ANY_KIND = msgspec.msgpack.Decoder(Union[tuple(_TYPED.values())])  # type: ignore[valid-type]  # noqa: UP007
+_ANY_KIND = msgspec.msgpack.Decoder(Union[tuple(_TYPED.values())])  # noqa: UP007
 _ONE_KIND = {kind: msgspec.msgpack.Decoder(t) for kind, t in _TYPED.items()}
 _ENVELOPE = msgspec.msgpack.Decoder(_InEnvelope)
 _BODIES = {kind: msgspec.msgpack.Decoder(cls) for kind, cls in KINDS.items()}
-_JSON_BODIES = {cls: msgspec.json.Decoder(cls) for cls in KINDS.values()}
+# Each decoder yields its key's type, which a dict's type cannot say: hence ``Any``.
+_JSON_BODIES: dict[type, msgspec.json.Decoder[Any]] = {
+    cls: msgspec.json.Decoder(cls) for cls in KINDS.values()
+}
 _ENCODER = msgspec.msgpack.Encoder()
 _JSON_ENCODER = msgspec.json.Encoder()
 #: What msgspec raises on bad input (invalid UTF-8 in a string surfaces as UnicodeDecodeError).
@@ -89,7 +93,7 @@ def encode(body: msgspec.Struct, *, ts: int, msg_id: str | None = None) -> bytes
     return _ENCODER.encode(env)
 
 
-def decode(data: bytes, *, expect: str | None = None, check: bool = True) -> Message:
+def decode(data: bytes | bytearray, *, expect: str | None = None, check: bool = True) -> Message:
     """Decode and validate one wire message.
 
     ``expect`` names the kind the caller's topic carries; another kind is refused. With
@@ -114,7 +118,7 @@ def decode(data: bytes, *, expect: str | None = None, check: bool = True) -> Mes
     return Message(kind=kind, id=env.id, ts=env.ts, body=body, version=version)
 
 
-def _explain(data: bytes, expect: str | None) -> DecodeError:
+def _explain(data: bytes | bytearray, expect: str | None) -> DecodeError:
     """Why ``data`` failed to decode, judged in order: envelope, version, kind, body."""
     try:
         env = _ENVELOPE.decode(data)
@@ -161,7 +165,7 @@ def _mapped(exc: Exception, context: str) -> DecodeError:
 # -- the project's JSON form (files, CLI, REST-ish tools) ------------------------------------
 
 
-def to_json(body: msgspec.Struct | list[msgspec.Struct]) -> bytes:
+def to_json(body: msgspec.Struct | Sequence[msgspec.Struct]) -> bytes:
     """The project's JSON form of a body (or a list of bodies): the same fields as on the wire."""
     return _JSON_ENCODER.encode(body)
 

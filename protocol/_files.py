@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import msgpack
@@ -146,7 +147,7 @@ def _items(data: bytes, fmt: Format, errors: list[FieldError]) -> list[_Item]:
     out: list[_Item] = []
     for i, d in enumerate(docs):
         where = f"[{i}]" if many else ""
-        out.append((where, lambda d=d: _json_item(d)))
+        out.append((where, partial(_json_item, d)))
     return out
 
 
@@ -195,7 +196,7 @@ def _msgpack_items(data: bytes, errors: list[FieldError]) -> list[_Item]:
         if not (isinstance(obj, dict) and {"v", "kind", "body"} <= obj.keys()):
             break
         end = unpacker.tell()
-        out.append((f"[{len(out)}]", lambda c=data[start:end]: _message_item(c)))
+        out.append((f"[{len(out)}]", partial(_message_item, data[start:end])))
         start = end
     if start < len(data):  # what follows is not a wire message: the stream cannot go on
         if not out:

@@ -15,7 +15,8 @@ Prices and quantities follow the book's units: EUR per kWh of up deviation, kWh 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
@@ -33,7 +34,7 @@ class _Struct(Struct, kw_only=True, frozen=True, omit_defaults=True, forbid_unkn
     pass
 
 
-class SellOrder(_Struct, kw_only=True):
+class SellOrder(_Struct, kw_only=True, frozen=True):
     """A flexibility provider's order: its offer and asks (``None``: from the offer's prices,
     docs/market.md "Asks from an offer's prices"). ``gate`` empty: the gate open on arrival."""
 
@@ -46,7 +47,7 @@ class SellOrder(_Struct, kw_only=True):
     gate: Text = ""
 
 
-class MarketRequest(_Struct, kw_only=True):
+class MarketRequest(_Struct, kw_only=True, frozen=True):
     """A flexibility buyer's order: ``kwh[j]`` for the market slot ``start + j * resolution``;
     ``limit_eur_per_kwh`` ``None`` is fixed demand; ``partial`` false: every slot or none."""
 
@@ -62,7 +63,7 @@ class MarketRequest(_Struct, kw_only=True):
     gate: Text = ""
 
 
-class OrderAnswer(_Struct, kw_only=True):
+class OrderAnswer(_Struct, kw_only=True, frozen=True):
     """FMAR's answer to one order: ``accepted`` (stored for ``gate``) or refused for
     ``reasons``. ``ref_kind`` is the order's message kind, ``ref_id`` its id."""
 
@@ -74,7 +75,7 @@ class OrderAnswer(_Struct, kw_only=True):
     reasons: list[Reason] = []
 
 
-class GateTimes(_Struct, kw_only=True):
+class GateTimes(_Struct, kw_only=True, frozen=True):
     """One gate: orders are taken from ``opens_at`` until ``closes_at``; it trades the
     ``slots`` slots of ``resolution_s`` from ``delivery_start``."""
 
@@ -86,7 +87,7 @@ class GateTimes(_Struct, kw_only=True):
     resolution_s: NonNegInt = 900
 
 
-class GateNotice(_Struct, kw_only=True):
+class GateNotice(_Struct, kw_only=True, frozen=True):
     """Retained on ``.../gate``: the current gate, its state, and the gates after it."""
 
     market: Id
@@ -96,7 +97,7 @@ class GateNotice(_Struct, kw_only=True):
     pricing: Name = "uniform"
 
 
-class AwardLine(_Struct, kw_only=True):
+class AwardLine(_Struct, kw_only=True, frozen=True):
     offer_id: Text
     node: Text
     start: Epoch
@@ -106,20 +107,20 @@ class AwardLine(_Struct, kw_only=True):
     paid_eur: float
 
 
-class AcceptedRequest(_Struct, kw_only=True):
+class AcceptedRequest(_Struct, kw_only=True, frozen=True):
     id: Text
     node: Text
     accepted_kwh: list[float]
     paid_eur: float
 
 
-class FlowLine(_Struct, kw_only=True):
+class FlowLine(_Struct, kw_only=True, frozen=True):
     source: Text
     target: Text
     kwh: list[float]
 
 
-class MarketResult(_Struct, kw_only=True):
+class MarketResult(_Struct, kw_only=True, frozen=True):
     """A cleared gate: awards per sell order (an order left out runs its default), accepted
     requests, prices per node (EUR per kWh of up deviation, per market slot) and flows."""
 
@@ -184,7 +185,7 @@ MARKET_KINDS: dict[str, type[Struct]] = {
 #: Kinds a party sends on ``.../bid``.
 ORDER_KINDS = frozenset({"market.sell", "market.request"})
 
-VALIDATORS = {
+VALIDATORS: dict[type, Callable[[Any], list[FieldError]]] = {
     SellOrder: _validate_sell,
     MarketRequest: _validate_request,
     GateNotice: _validate_gate,

@@ -89,14 +89,14 @@ class Dependency(NamedTuple):
     c: Coef
 
 
-class Polytope(_Struct, kw_only=True):
+class Polytope(_Struct, kw_only=True, frozen=True):
     """``A x <= b`` over the profile's slot energies ``x`` (one row of ``a`` per inequality)."""
 
     a: list[list[Coef]]
     b: list[Coef]
 
 
-class Profile(_Struct, kw_only=True):
+class Profile(_Struct, kw_only=True, frozen=True):
     """One way of running the load: per-slot energy bounds plus optional coupling constraints.
 
     Slot ``i`` of the profile must take between ``lower_kwh[i]`` and ``upper_kwh[i]``. The
@@ -119,7 +119,7 @@ class Profile(_Struct, kw_only=True):
         return len(self.lower_kwh)
 
 
-class TwoMode(_Struct, kw_only=True):
+class TwoMode(_Struct, kw_only=True, frozen=True):
     """Two-mode conditional operation: energy moved before and after an intervention.
 
     The offer's profiles describe the intervention (a freezer's shed, a heat pump's pause) with
@@ -160,7 +160,7 @@ class TwoMode(_Struct, kw_only=True):
         return self.prior_time is not None or self.after_time is not None
 
 
-class DefaultSchedule(_Struct, kw_only=True):
+class DefaultSchedule(_Struct, kw_only=True, frozen=True):
     """What the device does when nobody assigns it anything (its baseline)."""
 
     start: Epoch
@@ -168,7 +168,7 @@ class DefaultSchedule(_Struct, kw_only=True):
     energy_kwh: list[Kwh]
 
 
-class Prices(_Struct, kw_only=True):
+class Prices(_Struct, kw_only=True, frozen=True):
     """Prices of an offer.
 
     ``deviation_eur_per_kwh`` is what the prosumer is paid per kWh moved away from the default
@@ -179,7 +179,7 @@ class Prices(_Struct, kw_only=True):
     slots: list[PriceBounds] = []
 
 
-class FlexOffer(_Struct, kw_only=True):
+class FlexOffer(_Struct, kw_only=True, frozen=True):
     """A Flex-Offer: when and how much energy one load can consume (or produce).
 
     The start window is ``[start_after, start_before]`` (both inclusive, aligned to
@@ -212,14 +212,14 @@ class FlexOffer(_Struct, kw_only=True):
 # -- messages around the offer ------------------------------------------------------------
 
 
-class Withdraw(_Struct, kw_only=True):
+class Withdraw(_Struct, kw_only=True, frozen=True):
     """The agent takes an offer back (device left, plans changed)."""
 
     offer_id: Id
     reason: Text = ""
 
 
-class Schedule(_Struct, kw_only=True):
+class Schedule(_Struct, kw_only=True, frozen=True):
     """An assignment for one offer: which profile, when, and how much per slot.
 
     ``version`` grows with every re-plan; a receiver keeps the highest version and treats a
@@ -251,7 +251,7 @@ class MeterReading(Struct, array_like=True, frozen=True, gc=False):
     offer_id: Annotated[str, Meta(max_length=128)] = ""
 
 
-class MeterBatch(_Struct, kw_only=True):
+class MeterBatch(_Struct, kw_only=True, frozen=True):
     """Readings sent together; ``seq`` counts batches per agent so gaps can be spotted."""
 
     agent: Id
@@ -259,7 +259,7 @@ class MeterBatch(_Struct, kw_only=True):
     readings: list[MeterReading]
 
 
-class Reason(_Struct, kw_only=True):
+class Reason(_Struct, kw_only=True, frozen=True):
     """Why something was refused: a short machine code, the field concerned, and prose."""
 
     code: Name
@@ -267,7 +267,7 @@ class Reason(_Struct, kw_only=True):
     message: Text = ""
 
 
-class QuarantinedReading(_Struct, kw_only=True):
+class QuarantinedReading(_Struct, kw_only=True, frozen=True):
     """A reading of an acknowledged meter batch that the receiver set aside instead of
     keeping (implausible, an unknown device, in the future), with why (protocol 1.3)."""
 
@@ -277,7 +277,7 @@ class QuarantinedReading(_Struct, kw_only=True):
     message: Text = ""
 
 
-class Ack(_Struct, kw_only=True):
+class Ack(_Struct, kw_only=True, frozen=True):
     """A message was accepted. ``ref_kind`` and ``ref_id`` name what is acknowledged
     (an offer id and its revision, or a schedule's offer id and version).
 
@@ -292,7 +292,7 @@ class Ack(_Struct, kw_only=True):
     quarantined: list[QuarantinedReading] = []
 
 
-class Reject(_Struct, kw_only=True):
+class Reject(_Struct, kw_only=True, frozen=True):
     """A message was refused, with every reason found."""
 
     ref_kind: Name
@@ -301,7 +301,7 @@ class Reject(_Struct, kw_only=True):
     reasons: list[Reason]
 
 
-class Status(_Struct, kw_only=True):
+class Status(_Struct, kw_only=True, frozen=True):
     """Agent liveness, retained on the status topic and used as the Last Will."""
 
     agent: Id

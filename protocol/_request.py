@@ -26,14 +26,14 @@ MAX_RANGE_S = 366 * 86_400
 Period = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}(-\d{2})?$")]
 
 
-class Request(_Struct, kw_only=True):
+class Request(_Struct, kw_only=True, frozen=True):
     """A request; the method is also the topic's last levels (they must agree)."""
 
     method: Name
     params: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class Response(_Struct, kw_only=True):
+class Response(_Struct, kw_only=True, frozen=True):
     """The answer to a :class:`Request`: ``ok`` with a ``body``, or ``error`` with a reason."""
 
     status: Literal["ok", "error"]

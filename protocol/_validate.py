@@ -412,7 +412,7 @@ def _validate_status(status: Status) -> list[FieldError]:
 #: The other message kinds (an offer takes ``types_checked`` as well: see :func:`validate`).
 _MARKET_VALIDATORS: dict[type, Callable[[Any], list[FieldError]]] = _market.VALIDATORS
 
-_VALIDATORS = {
+_VALIDATORS: dict[type, Callable[[Any], list[FieldError]]] = {
     Schedule: validate_schedule,
     MeterBatch: validate_meter_batch,
     Ack: _validate_ack,
@@ -427,4 +427,4 @@ def validate(body: Struct, *, types_checked: bool = False) -> list[FieldError]:
     if type(body) is FlexOffer:
         return validate_offer(body, types_checked=types_checked)
     check = _VALIDATORS.get(type(body)) or _MARKET_VALIDATORS.get(type(body))
-    return check(body) if check is not None else []  # type: ignore[operator]
+    return check(body) if check is not None else []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 
 import serial
@@ -41,10 +42,10 @@ from agent.params import Params
 
 DEFAULT_OBIS = {"energy_kwh": "1.8.0", "power_w": "16.7.0"}
 
-try:  # pyserial lets termios errors through on POSIX (a port that rejects its settings)
+if sys.platform == "win32":  # pragma: no cover - no termios
+    _TermiosError = OSError
+else:  # pyserial lets termios errors through on POSIX (a port that rejects its settings)
     from termios import error as _TermiosError
-except ImportError:  # pragma: no cover - not POSIX
-    _TermiosError = OSError  # type: ignore[misc,assignment]
 _PORT_ERRORS = (serial.SerialException, OSError, _TermiosError)
 
 

@@ -67,12 +67,9 @@ class Pricing:
         hi = p.number("price_max_eur_per_kwh", max(lo, max_default), min=-1e4, max=1e4)
         if hi < lo:
             raise p.error("price_max_eur_per_kwh", f"{hi:g} is below price_min_eur_per_kwh {lo:g}")
+        deviation = p.optional_number("deviation_eur_per_kwh", min=0, max=1e4)
         return cls(
-            deviation_eur_per_kwh=p.number(
-                "deviation_eur_per_kwh", deviation_default, min=0, max=1e4
-            )
-            if p.has("deviation_eur_per_kwh") or deviation_default is not None
-            else None,
+            deviation_eur_per_kwh=deviation if deviation is not None else deviation_default,
             min_eur_per_kwh=lo,
             max_eur_per_kwh=hi,
         )

@@ -63,7 +63,8 @@ def field_name(device: str, key: str) -> str:
 
 def forms(data: Mapping[str, Any]) -> list[DeviceForm]:
     """The editable keys of each device of the parsed file, in the file's order."""
-    out = []
+    out: list[DeviceForm] = []
+
     devices = data.get("devices")
     if not isinstance(devices, dict):
         return out

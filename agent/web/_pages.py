@@ -388,8 +388,9 @@ def config_page(
             "agent started: restart the agent to apply it "
             "(<code>sudo systemctl restart foa</code>).</p>"
         )
-    items = [(k, escape(v), f"cfg-{i}") for i, (k, v) in enumerate(summary)]
-    parts.append(_dl("config-summary", items))
+    summary_rows = [(k, escape(v), f"cfg-{i}") for i, (k, v) in enumerate(summary)]
+    parts.append(_dl("config-summary", summary_rows))
+
     bad = {k for k, _ in result.errors} if result is not None else set()
     submitted = result.submitted if result is not None and not result.saved else {}
     sets = []

@@ -6,13 +6,15 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
 from cloud.provision import ProvisionError, Site, Written
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def site_option(func: F) -> F:
@@ -54,17 +56,17 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(func)
 
 
-def reported(func: F) -> F:
+def reported(func: Callable[P, R]) -> Callable[P, R]:
     """Turn a :class:`ProvisionError` into one clear line and exit status 1."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except ProvisionError as exc:
             raise click.ClickException(str(exc)) from exc
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def report(written: Written, *, as_json: bool, title: str, extra: dict[str, Any]) -> None:

@@ -453,7 +453,7 @@ def grid_assets(
     scheduled: dict[int, float] = {}
     floor: dict[int, float] = {}
     for r in rows:
-        o = protocol.decode(r.payload, expect="offer", check=False).body  # type: ignore[arg-type]
+        o = protocol.decode(r.payload, expect="offer", check=False).body  # type: ignore[arg-type]  # rows without payload filtered above
         sched = in_force.get(o.id)
         if sched is not None and sched.status != "implicit":
             at, profile, energy = sched.start, sched.profile, sched.energy_kwh

@@ -82,7 +82,7 @@ def export(
             data = forms.series_csv(values).encode()
             said = f"{len(values)} {series_name} value(s)"
         else:
-            filters = {"agent": agent, "states": states, "start_from": start_from}
+            filters = forms.OfferFilter(agent=agent, states=states, start_from=start_from)
             offers: list = []
             if what in ("offers", "all"):
                 offers = forms.offer_bodies(store, **filters, start_to=start_to)
@@ -105,7 +105,7 @@ def export(
     click.echo(f"wrote {said} to {'standard output' if str(out) == '-' else out}", err=True)
 
 
-def _offer_ids(store: StoreReader, filters: dict, start_to: int | None) -> list[str]:
+def _offer_ids(store: StoreReader, filters: forms.OfferFilter, start_to: int | None) -> list[str]:
     n = store.count_offers(**filters, start_to=start_to)
     return [o.id for o in store.list_offers(**filters, start_to=start_to, limit=max(1, n))]
 

@@ -96,7 +96,7 @@ def clear(
     try:
         result = clear(
             book,
-            pricing=pricing,  # type: ignore[arg-type]
+            pricing=pricing,  # type: ignore[arg-type]  # click.Choice checked it
             time_limit_s=time_limit_s,
             voll=voll,
             relative_gap=relative_gap,
@@ -244,10 +244,10 @@ def list_markets(store: str, as_json: bool) -> None:
         return
     click.echo(f"{'market':<24} {'kind':<13} {'pricing':<10} {'gates':>5} {'cleared':>7}  latest")
     for r in rows:
-        latest = f"{r['latest_gate']} ({r['latest_state']})" if r["latest_gate"] else "-"
+        shown = f"{r['latest_gate']} ({r['latest_state']})" if r["latest_gate"] else "-"
         click.echo(
             f"{r['id']:<24} {r['kind']:<13} {r['pricing']:<10} {r['gates']:>5} "
-            f"{r['cleared']:>7}  {latest}"
+            f"{r['cleared']:>7}  {shown}"
         )
 
 

@@ -116,7 +116,7 @@ def convert(file: Path, fmt: str, output: Path) -> None:
     data = _read(file)
     try:
         content = protocol.read_offer_file(data)
-        out = protocol.write_offer_file(content, fmt, ts=int(time.time()))  # type: ignore[arg-type]
+        out = protocol.write_offer_file(content, fmt, ts=int(time.time()))  # type: ignore[arg-type]  # click.Choice checked fmt
     except (protocol.DecodeError, protocol.ConversionError) as exc:
         for e in exc.errors:
             click.echo(f"{file}: {e}", err=True)

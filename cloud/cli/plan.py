@@ -109,9 +109,8 @@ def plan(
     otherwise). --time-limit bounds the whole run of the planner, model building and its
     fallback included, with an overshoot of a fraction of a second at most."""
     from cloud.fman.export import unwrap_listing
-    from cloud.optim import OrToolsPlanner, PlanRequest
-    from cloud.optim.aggregate import Aggregator, total_loss
-    from cloud.optim.disaggregate import disaggregate
+    from cloud.optim import AggregatingPlanner, OrToolsPlanner, Planner, PlanRequest
+    from cloud.optim.aggregate import total_loss
     from cloud.optim.errors import OptimError, SeriesError
     from cloud.optim.series import fit_to_slots
 
@@ -151,41 +150,29 @@ def plan(
     progress = None if as_json else (lambda m: click.echo(f"  {m}", err=True))
     started = time.monotonic()
     loss = None
-    planned = list(offers)
-    aggregates = []
-    if aggregate:
-        agg = Aggregator(resolution_s=resolution)
-        try:
-            for o in offers:
-                agg.add(o)
-        except OptimError as exc:
-            _fail([f"{offers_file}: {exc}"])
-        aggregates = agg.aggregates()
-        planned = [a.offer for a in aggregates]
-        loss = total_loss(aggregates)
-        if progress:
-            progress(f"aggregated {len(offers)} offers into {len(aggregates)}")
     request = PlanRequest(
-        offers=planned,
+        offers=list(offers),
         resolution_s=resolution,
-        objective=objective,  # type: ignore[arg-type]
+        objective=objective,  # type: ignore[arg-type]  # click.Choice has checked the literal
         target_kwh=series.get("target", {}),
         prices_eur_per_kwh=series.get("prices", {}),
         peak_kw_by_node=dict.fromkeys(nodes, peak_kw) if peak_kw is not None else {},
         time_limit_s=time_limit_s,
         relative_gap=relative_gap,
     )
+    # --aggregate plans through the same planner FMAN's cycle uses above its threshold
+    exact = OrToolsPlanner(progress=progress)
+    planner: Planner = AggregatingPlanner(inner=exact) if aggregate else exact
     try:
-        result = OrToolsPlanner(progress=progress).plan(request)
+        result = planner.plan(request)
     except OptimError as exc:
-        _fail([str(exc)])
+        _fail([f"{offers_file}: {exc}" if aggregate else str(exc)])
+    if isinstance(planner, AggregatingPlanner):
+        loss = total_loss(planner.aggregates)
     schedules = result.schedules
-    if aggregate:
-        by_id = {a.offer.id: a for a in aggregates}
-        schedules = [m for s in schedules for m in disaggregate(by_id[s.offer_id], s)]
     elapsed = time.monotonic() - started
     if as_json:
-        doc = {
+        doc: dict[str, object] = {
             "objective": result.objective,
             "bound": result.bound,
             "status": result.status,

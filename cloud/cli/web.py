@@ -147,7 +147,7 @@ def user_add(name: str, role: str, users_path: Path, password_stdin: bool) -> No
         if getpass.getpass("again: ") != password:
             raise click.ClickException("the passwords differ")
     try:
-        new = save_account(users_path, name=name, role=role, password=password)  # type: ignore[arg-type]
+        new = save_account(users_path, name=name, role=role, password=password)  # type: ignore[arg-type]  # click.Choice checked role
     except WebError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{'added' if new else 'updated'} {name} ({role}) in {users_path} (mode 0600)")

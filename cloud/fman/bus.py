@@ -181,7 +181,8 @@ class Bus:
         reply = getattr(props, "ResponseTopic", "") or ""
         correlation = getattr(props, "CorrelationData", None)
         try:
-            self._on_message_cb(Incoming(topic, m.payload, m.mid, m.qos, reply, correlation))
+            payload = bytes(m.payload)  # paho may hand a bytearray; a bytes object is kept as is
+            self._on_message_cb(Incoming(topic, payload, m.mid, m.qos, reply, correlation))
         except Exception:  # the network thread must survive whatever the consumer does
             log.exception("message handler failed")
 

@@ -36,7 +36,7 @@ class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=
     pass
 
 
-class WorkerSection(_Section):
+class WorkerSection(_Section, frozen=True):
     #: MQTT client id; keep it stable across restarts so the broker keeps the worker's session
     #: (and redelivers what it had not acknowledged when it died).
     id: str = "fman-1"
@@ -70,7 +70,7 @@ class WorkerSection(_Section):
     requests_burst: PosInt = 20
 
 
-class ClockSection(_Section):
+class ClockSection(_Section, frozen=True):
     #: Simulated start time (epoch seconds or ISO 8601); empty for the real clock.
     sim_start: str = ""
     speed: PosFloat = 1.0
@@ -78,7 +78,7 @@ class ClockSection(_Section):
     anchor: float = 0.0
 
 
-class Contract(_Section):
+class Contract(_Section, frozen=True):
     """What an agent may offer: the connection's limit and, optionally, its devices."""
 
     max_power_kw: PosFloat = 50.0
@@ -88,7 +88,7 @@ class Contract(_Section):
     max_open_offers: PosInt = 500
 
 
-class AcceptanceSection(_Section):
+class AcceptanceSection(_Section, frozen=True):
     #: How far an agent's clock may be ahead of ours (seconds of the worker's clock); also
     #: how late past ``acceptance_before`` an offer may arrive, for its time in transit.
     clock_skew_s: NonNegFloat = 60.0
@@ -101,14 +101,14 @@ class AcceptanceSection(_Section):
     agents: dict[str, Contract] = {}
 
 
-class SeriesSource(_Section):
+class SeriesSource(_Section, frozen=True):
     """A time series from a file (CSV ``time,value`` or JSON) or a (retained) MQTT topic."""
 
     file: str = ""
     topic: str = ""
 
 
-class ObjectiveSection(_Section):
+class ObjectiveSection(_Section, frozen=True):
     kind: Literal["balance", "cost"] = "balance"
     #: Weights of combined objectives, e.g. ``{balance = 1, cost = 0.2}``.
     weights: dict[str, float] = {}
@@ -118,7 +118,7 @@ class ObjectiveSection(_Section):
     peak_kw: dict[str, PosFloat] = {}
 
 
-class PlanningSection(_Section):
+class PlanningSection(_Section, frozen=True):
     #: ``ortools`` (the optimiser), ``greedy`` (milliseconds, for simulated clocks thousands of
     #: times faster than real time), ``default`` or ``package.module:Class``.
     planner: str = "ortools"
@@ -155,7 +155,7 @@ class PlanningSection(_Section):
     change_tolerance_kwh: NonNegFloat = 0.01
 
 
-class ExecutionSection(_Section):
+class ExecutionSection(_Section, frozen=True):
     #: A slot deviates when ``|metered - scheduled| > tolerance_kwh + tolerance_rel * |scheduled|``.
     tolerance_kwh: NonNegFloat = 0.05
     tolerance_rel: NonNegFloat = 0.1
@@ -163,14 +163,14 @@ class ExecutionSection(_Section):
     grace_s: NonNegFloat = 1800.0
 
 
-class MarketMargin(_Section):
+class MarketMargin(_Section, frozen=True):
     #: A market pays a slot of an award only if the deviation delivered there is within
     #: ``margin_kwh + margin_rel * |awarded|`` of what it awarded (docs/settlement.md).
     margin_kwh: NonNegFloat = 0.05
     margin_rel: NonNegFloat = 0.1
 
 
-class SettlementSection(_Section):
+class SettlementSection(_Section, frozen=True):
     #: The delivery margin of every market, unless ``markets`` names it.
     market_margin: MarketMargin = MarketMargin()
     #: A market's own delivery margin, by market id.
@@ -180,7 +180,7 @@ class SettlementSection(_Section):
         return self.markets.get(market, self.market_margin)
 
 
-class MarketEntry(_Section):
+class MarketEntry(_Section, frozen=True):
     """A market FMAN bids in (docs/trading.md): one ``[[market]]`` table each."""
 
     #: The market's id on FMAR (``atp/v1/m/{id}/...``).
@@ -203,7 +203,7 @@ class MarketEntry(_Section):
     min_bid_kwh: NonNegFloat = 0.0
 
 
-class Config(_Section):
+class Config(_Section, frozen=True):
     worker: WorkerSection = WorkerSection()
     clock: ClockSection = ClockSection()
     acceptance: AcceptanceSection = AcceptanceSection()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any
+from typing import Any, TypedDict
 
 import protocol
 
@@ -18,6 +18,14 @@ from .store import StoreReader
 
 #: offers a plan can still place or has placed (what ``--what offers`` exports by default)
 PLANNABLE_STATES = ("offered", "accepted", "assigned")
+
+
+class OfferFilter(TypedDict):
+    """Which offers an export takes (besides the latest start, which callers set apart)."""
+
+    agent: str | None
+    states: Collection[str]
+    start_from: int | None
 
 
 def offer_bodies(
@@ -29,8 +37,9 @@ def offer_bodies(
     start_to: int | None = None,
 ) -> list[dict[str, Any]]:
     """Every offer that matches, in the project's JSON form, latest start window first."""
-    filters = {"agent": agent, "states": states, "start_from": start_from, "start_to": start_to}
-    ids = [o.id for o in store.list_offers(**filters, limit=max(1, store.count_offers(**filters)))]
+    filters = OfferFilter(agent=agent, states=states, start_from=start_from)
+    n = store.count_offers(**filters, start_to=start_to)
+    ids = [o.id for o in store.list_offers(**filters, start_to=start_to, limit=max(1, n))]
     payloads = store.offer_payloads(ids)
     return [offer_body(payloads[i]) for i in ids if i in payloads]
 

@@ -326,23 +326,21 @@ class Ingest:
 
     def _decide(self, tx: StoreReader, items: list[_Item], now: float, wall: float) -> _Decisions:
         d = _Decisions()
-        logged = [it for it in items if it.channel in ANSWERED]
+        logged = [(it, m) for it in items if it.channel in ANSWERED and (m := it.msg) is not None]
         seen = (
-            tx.seen_messages([MessageKey(agent=it.agent, msg_id=it.msg.id) for it in logged])  # type: ignore[union-attr]
+            tx.seen_messages([MessageKey(agent=it.agent, msg_id=m.id) for it, m in logged])
             if logged
             else {}
         )
         offer_ids = [
-            it.msg.body.id if it.channel == "offer" else it.msg.body.offer_id  # type: ignore[union-attr]
-            for it in logged
+            m.body.id if it.channel == "offer" else m.body.offer_id
+            for it, m in logged
             if it.channel in ("offer", "offer/delete")
         ]
         heads = tx.offer_heads(offer_ids) if offer_ids else {}
         d.read = {oid: heads.get(oid) for oid in offer_ids}
         new_issuers = [
-            it.agent
-            for it in logged
-            if it.channel == "offer" and it.msg.body.id not in heads  # type: ignore[union-attr]
+            it.agent for it, m in logged if it.channel == "offer" and m.body.id not in heads
         ]
         self._load_contracts(tx)
         open_counts = tx.open_offer_counts(new_issuers) if new_issuers else {}
@@ -351,12 +349,14 @@ class Ingest:
         # new device announces it just before it sends the device's first offers
         # (unless it is older: a redelivered status must not bring back a dropped device)
         for it in items:
-            st = it.msg.body if it.channel == "status" and it.msg is not None else None
+            if it.channel != "status" or it.msg is None:
+                continue
+            news: Status = it.msg.body
             known = announced.get(it.agent, Announcement(devices=frozenset(), status_ts=0))
-            if st and st.devices and st.agent == it.agent and it.msg.ts >= known.status_ts:  # type: ignore[union-attr]
+            if news.devices and news.agent == it.agent and it.msg.ts >= known.status_ts:
                 announced[it.agent] = Announcement(
-                    devices=frozenset(st.devices), status_ts=it.msg.ts
-                )  # type: ignore[union-attr]
+                    devices=frozenset(news.devices), status_ts=it.msg.ts
+                )
         log_rows = d.log_rows
         offer_rows = d.offer_rows
         state_rows = d.state_rows
@@ -484,8 +484,8 @@ class Ingest:
                     ran = ("executing", "executed", "settled")
                     if stored is not None and stored.issuer == agent and stored.state in ran:
                         # the offer keeps its state; its record says the agent withdrew it
-                        why = "; ".join(r.message or r.code for r in verdict.reasons)
-                        note = f"withdrawn by the agent too late ({why}): {wd.reason}"
+                        refused = "; ".join(r.message or r.code for r in verdict.reasons)
+                        note = f"withdrawn by the agent too late ({refused}): {wd.reason}"
                         if wd.offer_id in offer_rows:
                             offer_rows[wd.offer_id] = replace(
                                 offer_rows[wd.offer_id], reason=note[:1024]
@@ -764,14 +764,14 @@ def _log_row(
 def _scope(items: Sequence[_Item]) -> set[str]:
     """The offers a batch decides about: what its write transaction locks (on a server
     database, batches about other offers commit alongside)."""
-    offers = set()
+    offers: set[str] = set()
     for it in items:
         if it.msg is None:
             continue
         if it.channel == "offer":
-            offers.add(it.msg.body.id)  # type: ignore[union-attr]
+            offers.add(it.msg.body.id)
         elif it.channel == "offer/delete":
-            offers.add(it.msg.body.offer_id)  # type: ignore[union-attr]
+            offers.add(it.msg.body.offer_id)
     return offers
 
 

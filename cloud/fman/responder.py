@@ -18,9 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-import msgspec
-
-from protocol import DecodeError, Request, decode, encode, to_builtins, topics
+from protocol import DecodeError, Request, Response, decode, encode, to_builtins, topics
 from protocol._request import MeasurementParams
 
 from ..clock import Clock
@@ -157,8 +155,7 @@ class Responder:
         self.stats.add("requests.ok" if response.status == "ok" else "requests.bad")
         self._reply(m, response, now)
 
-    def _reply(self, m: Incoming, response: object, now: float) -> None:
-        assert isinstance(response, msgspec.Struct)
+    def _reply(self, m: Incoming, response: Response, now: float) -> None:
         self._publish(m.response_topic, response_bytes(response, ts=int(now)), m.correlation)
 
     def _submit(self, agent: str, p: object) -> object:

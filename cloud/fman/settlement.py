@@ -184,7 +184,7 @@ def transaction_of(row: LedgerTransaction) -> Transaction:
     return Transaction(
         key=row.key,
         base=row.base,
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=row.kind,  # type: ignore[arg-type]  # the ledger stores only Transaction's kinds
         day=row.day,
         booked_at=row.booked_at,
         account=row.account,
@@ -193,7 +193,7 @@ def transaction_of(row: LedgerTransaction) -> Transaction:
         contract_id=row.contract_id,
         contract_version=row.contract_version,
         quantity=row.quantity,
-        unit=row.unit,  # type: ignore[arg-type]
+        unit=row.unit,  # type: ignore[arg-type]  # likewise its units
         rate=Decimal(row.rate) if row.rate else None,
         memo=row.memo,
         postings=tuple(Posting(p.account, p.amount_cents) for p in row.postings),

@@ -68,7 +68,7 @@ class MarketMaster:
         self.rows = num.n_nodes * h
         self.clusters = len(cluster_node)
         self.cluster_node = cluster_node
-        self._lp = lp = highspy._Highs()
+        self._lp = lp = highspy._Highs()  # type: ignore[attr-defined]  # not in highspy's stubs
         lp.setOptionValue("output_flag", False)
         lp.setOptionValue("simplex_strategy", 4)
         lp.setOptionValue("presolve", "off")

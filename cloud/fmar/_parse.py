@@ -9,6 +9,7 @@ misspelt ``ask_up`` must not silently fall back to the offer's prices.
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -74,14 +75,14 @@ class _Reader:
             return None
         return value
 
-    def nums(self, value: Any, path: str) -> tuple[float, ...] | None:
+    def nums(self, value: Any, path: builtins.str) -> tuple[float, ...] | None:
         items = self.list(value, path)
         if items is None:
             return None
         out = [self.num(v, f"{path}[{k}]") for k, v in enumerate(items)]
         return None if any(v is None for v in out) else tuple(v for v in out if v is not None)
 
-    def price(self, value: Any, path: str) -> Price | None:
+    def price(self, value: Any, path: builtins.str) -> Price | None:
         """A number or a list of numbers."""
         if isinstance(value, list):
             return self.nums(value, path)

@@ -34,7 +34,7 @@ class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=
     pass
 
 
-class ServiceSection(_Section):
+class ServiceSection(_Section, frozen=True):
     #: MQTT client id; stable across restarts so the broker keeps the session (and hands
     #: over the orders it had not seen acknowledged).
     id: str = "fmar"
@@ -49,14 +49,14 @@ class ServiceSection(_Section):
     calendar_gates: NonNegInt = 4
 
 
-class ClockSection(_Section):
+class ClockSection(_Section, frozen=True):
     #: Simulated start time (epoch seconds or ISO 8601); empty for the real clock.
     sim_start: str = ""
     speed: PosFloat = 1.0
     anchor: float = 0.0
 
 
-class LinkSection(_Section):
+class LinkSection(_Section, frozen=True):
     source: str = msgspec.field(name="from")
     to: str
     capacity_kwh: NonNegFloat
@@ -66,7 +66,7 @@ class LinkSection(_Section):
 Kind = Literal["one-sided", "two-sided", "many-to-many"]
 
 
-class MarketSection(_Section):
+class MarketSection(_Section, frozen=True):
     #: ``one-sided``: one buyer's fixed demand covered at least cost (F2.FMAR1); ``two-sided``:
     #: buyers and sellers at one node (F2.FMAR2); ``many-to-many``: several nodes joined by
     #: ``links`` (F2.FMAR3, transport costs and capacities, F2.FMAR4).
@@ -111,7 +111,7 @@ class MarketSection(_Section):
         }
 
 
-class Config(_Section):
+class Config(_Section, frozen=True):
     service: ServiceSection = ServiceSection()
     clock: ClockSection = ClockSection()
     markets: dict[str, MarketSection] = {}

@@ -43,6 +43,7 @@ def _offer(rng: random.Random, kind: str, index: int, node: str) -> FlexOffer:
     offer = build(rng, index=index, nodes=1)
     first = offer.start_after
     assert first is not None
+    latest: int | None
     if kind == "ev":  # always time-flexible here; the builder leaves room for 3 slots
         latest = first + rng.randrange(1, 4) * RES
     elif kind in ("heat_pump", "battery"):  # a whole day: no room to shift within it
@@ -153,9 +154,10 @@ def _request(
     kwh = tuple(
         round(sign * share * (up if sign > 0 else down)[start + t], 3) for t in range(length)
     )
-    limit: float | tuple[float, ...] = round(rng.uniform(0.04, 0.30), 3)
+    flat = round(rng.uniform(0.04, 0.30), 3)
+    limit: float | tuple[float, ...] = flat
     if rng.random() < 0.2:
-        limit = tuple(round(float(limit) * rng.uniform(0.8, 1.2), 3) for _ in range(length))
+        limit = tuple(round(flat * rng.uniform(0.8, 1.2), 3) for _ in range(length))
     return Request(
         id=f"req-{j:03d}",
         node=node,

@@ -56,7 +56,8 @@ def sender_of(payload: bytes) -> tuple[str, str, str] | None:
     party = body.get("party")
     offer = body.get("offer")
     oid = body.get("id") or (offer.get("id") if isinstance(offer, dict) else None) or ""
-    kind = env.get("kind") if isinstance(env.get("kind"), str) else "market.order"
+    kind = raw if isinstance(raw := env.get("kind"), str) else "market.order"
+
     if not isinstance(party, str) or not isinstance(oid, str):
         return None
     try:

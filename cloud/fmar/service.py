@@ -282,10 +282,10 @@ class Service:
                 return
             if g.state == "open" and g.closes_at > now:
                 continue
-            m = self.config.markets.get(g.market)
-            if m is None:
+            section = self.config.markets.get(g.market)
+            if section is None:
                 continue  # a market no longer configured: its gates stay as they are
-            self._clear(g, m)
+            self._clear(g, section)
 
     def _announce(self, market: str, m: MarketSection, cal: list[GateRow]) -> None:
         def times(g: GateRow) -> protocol.GateTimes:

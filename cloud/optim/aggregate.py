@@ -275,6 +275,10 @@ def _layout(members: Sequence[Member]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return np.concatenate([m.data for m in members], axis=1), facts, rows, within
 
 
+#: A group: the members' traits, then earliest-start, end and flexibility buckets.
+_Key = tuple[tuple[object, ...], int, int, int]
+
+
 class Aggregator:
     """Incremental start-alignment aggregation (see the module docstring).
 
@@ -305,10 +309,10 @@ class Aggregator:
         self.max_group_size = max_group_size
         self.issuer = issuer
         self.shapes = shapes
-        self._key_of: dict[str, tuple[object, ...]] = {}
-        self._members: dict[tuple[object, ...], dict[str, Member]] = {}
-        self._built: dict[tuple[object, ...], list[Aggregate]] = {}
-        self._dirty: set[tuple[object, ...]] = set()
+        self._key_of: dict[str, _Key] = {}
+        self._members: dict[_Key, dict[str, Member]] = {}
+        self._built: dict[_Key, list[Aggregate]] = {}
+        self._dirty: set[_Key] = set()
         self._seq = 0
 
     def __len__(self) -> int:
@@ -370,9 +374,9 @@ class Aggregator:
 
     # -- boxes ------------------------------------------------------------------------
 
-    def _box_groups(self, key: tuple[object, ...], members: list[Member]) -> list[Aggregate]:
+    def _box_groups(self, key: _Key, members: list[Member]) -> list[Aggregate]:
         res = self.resolution_s
-        anchor = int(key[1]) * self.est_tolerance_s  # type: ignore[call-overload]
+        anchor = int(key[1]) * self.est_tolerance_s
         data, facts, rows, within = _layout(members)
         offsets = (facts[:, _EARLIEST].astype(np.int64) - anchor) // res
         cols = offsets[rows] + within
@@ -438,13 +442,13 @@ class Aggregator:
 
     # -- shapes -----------------------------------------------------------------------
 
-    def _shape_groups(self, key: tuple[object, ...], members: list[Member]) -> list[Aggregate]:
+    def _shape_groups(self, key: _Key, members: list[Member]) -> list[Aggregate]:
         """Members' shapes over the key's window of slots, then groups cut where the running
         intersection would become empty or the group full."""
         res = self.resolution_s
         est = self.est_tolerance_s
-        first_slot = int(key[1]) * est // res  # type: ignore[call-overload]
-        size = (int(key[2]) + 1) * est // res - first_slot  # type: ignore[call-overload]
+        first_slot = int(key[1]) * est // res
+        size = (int(key[2]) + 1) * est // res - first_slot
         k = len(members)
         facts = np.concatenate([m.facts for m in members]).reshape(k, -1)
         offsets = facts[:, _EARLIEST].astype(np.int64) // res - first_slot
@@ -585,7 +589,7 @@ class Aggregator:
 
 def aggregate(offers: Iterable[FlexOffer], **options: int) -> list[Aggregate]:
     """Aggregate ``offers`` in one go (see :class:`Aggregator` for the options)."""
-    agg = Aggregator(**options)  # type: ignore[arg-type]
+    agg = Aggregator(**options)  # type: ignore[arg-type]  # typed int, but issuer and shapes are str, bool
     for o in offers:
         agg.add(o)
     return agg.aggregates()

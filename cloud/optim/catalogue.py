@@ -190,7 +190,8 @@ def catalogue(views: Sequence[OfferView], terms: Terms) -> Catalogue | None:
     if not views:
         return None
     lower, upper, run_lo, run_hi = [], [], [], []
-    blk_len, blk_block, item_blk, item_slot, offer_items = [], [], [], [], [0]
+    blk_len, blk_block, item_blk, offer_items = [], [], [], [0]
+    item_slot: list[int] = []
     x_len = []
     res = terms.resolution_s
     for v in views:

@@ -30,7 +30,7 @@ class PortfolioMaster:
 
     def __init__(self, *, target: np.ndarray, w_balance: float, clusters: int) -> None:
         self.slots = h = len(target)
-        self._lp = lp = highspy._Highs()
+        self._lp = lp = highspy._Highs()  # type: ignore[attr-defined]  # not in highspy's stubs
         lp.setOptionValue("output_flag", False)
         # new columns leave the basis primal feasible: primal simplex re-solves from it
         # (about 3 times faster here than HiGHS's default dual simplex); nothing to presolve

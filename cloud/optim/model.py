@@ -92,7 +92,9 @@ class _Coo:
     n_vars: int = 0
     n_rows: int = 0
 
-    def add_vars(self, lb: np.ndarray, ub: np.ndarray, obj: np.ndarray | float = 0.0) -> int:
+    def add_vars(
+        self, lb: np.ndarray, ub: np.ndarray | float, obj: np.ndarray | float = 0.0
+    ) -> int:
         first = self.n_vars
         lb = np.asarray(lb, dtype=float)
         self.var_lb.append(lb)
@@ -310,7 +312,7 @@ def _frame(coo: _Coo, terms: Terms) -> _Frame:
         coo.add_entries(r0 + t, d0 + t, -1.0)
         coo.add_entries(r0 + t, d0 + h + t, 1.0)
     if terms.w_peak:
-        for g in np.flatnonzero(np.isfinite(terms.peak_kwh)):
+        for g in np.flatnonzero(np.isfinite(terms.peak_kwh)).tolist():
             p = terms.peak_kwh[g]
             e0 = coo.add_vars(np.zeros(2 * h), INF, terms.w_peak)
             r0 = coo.add_rows(-INF, p, h)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -255,8 +256,10 @@ def _result(
     if bound > objective:
         bound = objective if bound - objective <= 1e-6 * max(1.0, abs(objective)) else bound
     details = []
+    status: Literal["optimal", "feasible", "fallback"]
     if not found.solved:
         status = "fallback"
+
         details.append(
             f"{found.method} fell back to the greedy placement of every offer: "
             f"{found.why or 'it found no plan'}"

@@ -52,9 +52,9 @@ def solve(
     matrix = sp.csr_matrix(
         (problem.vals, (problem.rows, problem.cols)), shape=(problem.n_rows, problem.n_vars)
     )
-    model.fill_model_from_sparse_data(
-        problem.var_lb, problem.var_ub, problem.obj, problem.row_lb, problem.row_ub, matrix
-    )
+    bounds = (problem.var_lb, problem.var_ub, problem.obj, problem.row_lb, problem.row_ub)
+    # OR-Tools' stub says ndarray[float64, ...] (a dtype where the shape goes): nothing matches
+    model.fill_model_from_sparse_data(*bounds, matrix)  # type: ignore[arg-type]  # see above
     if integer:
         for col in np.flatnonzero(problem.integer).tolist():
             model.set_var_integrality(col, True)

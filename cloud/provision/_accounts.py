@@ -316,8 +316,9 @@ def _provision(
         _passwd.set_password(
             site.passwd, account_id, password, replace=True, scheme=site.password_hash()
         )
-        if rotating:
+        if old is not None and rotating:
             registry.revoke_cert(old, now)  # the previous certificate is void
+
         registry.accounts[account_id] = Account(
             id=account_id, role=role, created=now, cert_serial=serial
         )

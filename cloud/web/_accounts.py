@@ -98,7 +98,7 @@ def load_accounts(path: Path) -> dict[str, Account]:
         name, role, encoded = parts
         if not NAME.match(name):
             raise WebError(f"{path}:{n}: bad account name {name!r}")
-        accounts[name] = Account(name=name, role=role, password_hash=encoded)  # type: ignore[arg-type]
+        accounts[name] = Account(name=name, role=role, password_hash=encoded)  # type: ignore[arg-type]  # role checked against ROLES above
     return accounts
 
 

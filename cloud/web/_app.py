@@ -16,7 +16,7 @@ import hmac
 import ipaddress
 import time
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -218,7 +218,9 @@ def make_app(settings: Settings) -> Starlette:
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
 
-    async def security_headers(request: Request, call_next: Callable) -> Response:  # type: ignore[type-arg]
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         response = await call_next(request)
         for k, v in HEADERS.items():
             response.headers.setdefault(k, v)

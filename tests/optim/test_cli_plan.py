@@ -56,6 +56,39 @@ def test_plan_json_with_target_and_aggregation(tmp_path: Path):
             )
 
 
+def test_plan_aggregate_goes_through_the_planner_fman_uses(tmp_path: Path):
+    """``--aggregate`` plans through ``AggregatingPlanner``, the stage FMAN's cycle puts first
+    above ``planning.aggregate_above`` (tests/fman/test_planning.py): its detail says so, and
+    the loss report comes from the aggregates it formed."""
+    from cloud.optim import AggregatingPlanner, OrToolsPlanner, PlanRequest
+    from cloud.optim.aggregate import total_loss
+
+    offers = portfolio(8, seed=3)
+    (tmp_path / "offers.json").write_bytes(protocol.write_offers(offers, "json", ts=0))
+    (tmp_path / "target.csv").write_text(_target_csv(offers))
+    out = _run(
+        "--offers",
+        str(tmp_path / "offers.json"),
+        "--target",
+        str(tmp_path / "target.csv"),
+        "--time-limit",
+        "3",
+        "--json",
+        "--aggregate",
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    planner = AggregatingPlanner(inner=OrToolsPlanner())
+    request = PlanRequest(offers=offers, resolution_s=offers[0].resolution_s, time_limit_s=3)
+    direct = planner.plan(request)
+    head = f"planned {len(offers)} offers as {len(planner.aggregates)} aggregates"
+    assert direct.detail.startswith(head)
+    assert doc["status_detail"].startswith(head), doc["status_detail"]
+    loss = total_loss(planner.aggregates)
+    assert doc["aggregation_loss"]["profiles_dropped"] == loss.profiles_dropped
+    assert doc["aggregation_loss"]["time_flexibility_s"] == loss.time_flexibility_s
+
+
 def test_plan_reads_goflex_and_iso_prices(tmp_path: Path):
     offers = portfolio(4, seed=8)
     (tmp_path / "o.json").write_bytes(protocol.write_offers(offers, "goflex", ts=0))

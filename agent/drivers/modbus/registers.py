@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pymodbus.client.mixin import ModbusClientMixin
 
@@ -37,6 +37,9 @@ from agent.params import Params
 Table = Literal["holding", "input", "coil", "discrete"]
 TABLES: tuple[Table, ...] = ("holding", "input", "coil", "discrete")
 BIT_TABLES = ("coil", "discrete")
+WordOrder = Literal["big", "little"]
+WORD_ORDERS: tuple[WordOrder, ...] = ("big", "little")
+_C = TypeVar("_C", bound=str)
 _DT = ModbusClientMixin.DATATYPE
 TYPES: dict[str, Any] = {
     "int16": _DT.INT16,
@@ -66,7 +69,7 @@ class Register:
     type: str
     scale: float = 1.0
     offset: float = 0.0
-    word_order: Literal["big", "little"] = "big"
+    word_order: WordOrder = "big"
     on_value: int = 1
     off_value: int = 0
 
@@ -168,18 +171,24 @@ def _block(table: Table, group: list[Register]) -> Block:
     return Block(table=table, address=start, count=end - start, registers=tuple(group))
 
 
+def _choice(p: Params, name: str, default: str, choices: Sequence[_C]) -> _C:
+    """``p.string`` narrowed to the literal type of ``choices``."""
+    value = p.string(name, default, choices=choices)
+    return next(c for c in choices if c == value)
+
+
 def parse_map(table: Mapping[str, Any], *, prefix: str = "") -> RegisterMap:
     """Check and build a register map; every error names its key (``read.power_w.type``)."""
     p = Params(table, prefix=prefix)
     defaults = p.sub("template")
-    default_table = defaults.string("table", "holding", choices=TABLES)
+    default_table = _choice(defaults, "table", "holding", TABLES)
     default_type = defaults.string("type", "uint16", choices=list(TYPES))
-    default_order = defaults.string("word_order", "big", choices=["big", "little"])
+    default_order = _choice(defaults, "word_order", "big", WORD_ORDERS)
     max_gap = defaults.integer("max_gap", 0, min=0, max=100)
 
     def entry(section: Params, name: str, *, writable: bool) -> Register:
         e = section.sub(name)
-        tbl = e.string("table", default_table, choices=TABLES)
+        tbl = _choice(e, "table", default_table, TABLES)
         typ = e.string("type", "bool" if tbl in BIT_TABLES else default_type, choices=list(TYPES))
         if tbl in BIT_TABLES and typ != "bool":
             raise e.error("type", f'a {tbl} is a single bit: use type = "bool"')
@@ -191,11 +200,11 @@ def parse_map(table: Mapping[str, Any], *, prefix: str = "") -> RegisterMap:
         reg = Register(
             name=name,
             address=e.integer("address", min=0, max=65_535),
-            table=tbl,  # type: ignore[arg-type]
+            table=tbl,
             type=typ,
             scale=scale,
             offset=e.number("offset", 0.0),
-            word_order=e.string("word_order", default_order, choices=["big", "little"]),  # type: ignore[arg-type]
+            word_order=_choice(e, "word_order", default_order, WORD_ORDERS),
             on_value=e.integer("on_value", 1, min=0, max=65_535),
             off_value=e.integer("off_value", 0, min=0, max=65_535),
         )

@@ -172,13 +172,13 @@ class PostgresStore(SqlStore):
                     f"FROM unnest('{{{keys}}}'::bigint[]) k"
                 )
         try:
-            conn.execute(start)  # type: ignore[arg-type]
+            conn.execute(start)
             t1 = time.perf_counter()
             self.lock_wait_s += t1 - t0
             self._in_tx = True
             try:
                 yield self
-                conn.execute(self._bumps_sql() + "COMMIT")  # type: ignore[arg-type]
+                conn.execute(self._bumps_sql() + "COMMIT")
             except BaseException:
                 self._rollback(conn)
                 raise
@@ -228,13 +228,13 @@ class PostgresStore(SqlStore):
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
-            return self.conn.execute(self._q(sql), params).fetchall()  # type: ignore[arg-type]
+            return self.conn.execute(self._q(sql), params).fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"{self.where}: {exc}") from exc
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
-            return self.conn.execute(self._q(sql), params).rowcount  # type: ignore[arg-type]
+            return self.conn.execute(self._q(sql), params).rowcount
         except psycopg.Error as exc:
             raise StoreError(f"{self.where}: {exc}") from exc
 
@@ -244,7 +244,7 @@ class PostgresStore(SqlStore):
             return 0
         try:
             with self.conn.cursor() as cur:
-                cur.executemany(self._q(sql), rows)  # type: ignore[arg-type]
+                cur.executemany(self._q(sql), rows)
                 return cur.rowcount
         except psycopg.Error as exc:
             raise StoreError(f"{self.where}: {exc}") from exc
@@ -292,7 +292,7 @@ class PostgresStore(SqlStore):
             return 0
         rows = "SELECT * FROM unnest(" + ", ".join(f"%b::{t}[]" for t, _ in columns) + ")"
         try:
-            return self.conn.execute(  # type: ignore[arg-type]
+            return self.conn.execute(
                 sql.format(rows=rows), [values for _, values in columns]
             ).rowcount
         except psycopg.Error as exc:

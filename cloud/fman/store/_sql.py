@@ -740,7 +740,8 @@ class SqlStore(MarketTables):
         start_from: int | None,
         start_to: int | None,
     ) -> tuple[str, list[Any]]:
-        where, params = ["revision >= 0"], []
+        where = ["revision >= 0"]
+        params: list[str | float] = []
         if agent:
             where.append("issuer = ?")
             params.append(agent)
@@ -910,7 +911,8 @@ class SqlStore(MarketTables):
     def quarantined(
         self, *, agent: str | None = None, since: float | None = None, limit: int = 1000
     ) -> list[Quarantined]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | float] = []
         if agent is not None:
             where.append("agent = ?")
             params.append(agent)
