@@ -30,7 +30,6 @@ import os
 import ssl
 import stat
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -40,7 +39,14 @@ import msgspec
 from msgspec import Meta
 
 from agent.errors import ConfigError, ConfigErrors
-from protocol import FieldError, check_value, convert_table, salvage_table, unknown_key
+from protocol import (
+    FieldError,
+    check_value,
+    convert_table,
+    parse_toml,
+    salvage_table,
+    unknown_key,
+)
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -91,7 +97,7 @@ class _Section(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     """A table of ``foa.toml``: every key declared, any other refused."""
 
 
-class AgentSection(_Section, kw_only=True):
+class AgentSection(_Section, kw_only=True, frozen=True):
     """``[agent]``: who the agent is and how it runs."""
 
     id: Id
@@ -121,7 +127,7 @@ class AgentSection(_Section, kw_only=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class BrokerSection(_Section, kw_only=True):
+class BrokerSection(_Section, kw_only=True, frozen=True):
     """``[broker]`` as written; :class:`BrokerConfig` is what the uplink gets from it."""
 
     url: str
@@ -153,7 +159,7 @@ class BrokerSection(_Section, kw_only=True):
         return f"BrokerSection(url={self.url!r}, ...)"
 
 
-class ClockConfig(_Section, kw_only=True):
+class ClockConfig(_Section, kw_only=True, frozen=True):
     """``[clock]``, simulated time: ``start`` is the simulated epoch at wall time ``anchor``
     (default: when the agent starts), and the clock runs ``speed`` times real time."""
 
@@ -162,7 +168,7 @@ class ClockConfig(_Section, kw_only=True):
     anchor: Positive | None = None
 
 
-class WebSection(_Section, kw_only=True):
+class WebSection(_Section, kw_only=True, frozen=True):
     """``[web]``: the agent's local page (:mod:`agent.web`), off unless ``enabled``.
 
     On loopback it may go without a password (anyone who can reach the gateway's loopback
@@ -560,12 +566,13 @@ def read_toml(p: Path) -> dict[str, Any]:
     """The parsed file, or :class:`ConfigErrors` saying why it cannot be read (a syntax error
     with its line and column)."""
     try:
-        return tomllib.loads(p.read_text())
+        data = p.read_bytes()
     except OSError as exc:
         raise ConfigErrors(
             [ConfigError("", f"cannot read {p}: {exc.strerror}")], source=str(p)
         ) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigErrors([ConfigError("", f"not valid TOML: {exc}")], source=str(p)) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigErrors([ConfigError("", f"not UTF-8 text: {exc}")], source=str(p)) from exc
+    table, error = parse_toml(data)
+    if table is None:
+        assert error is not None
+        raise ConfigErrors([ConfigError(error.path, error.message)], source=str(p))
+    return table
