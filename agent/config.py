@@ -184,6 +184,16 @@ class WebSection(_Section, kw_only=True, frozen=True):
     password_file: str | None = None
 
 
+class MarketSection(_Section, kw_only=True, frozen=True):
+    """``[market]``: the agent trades its direct-mode offers on this market itself, as sell
+    orders of ``account`` (docs/agent.md, "Selling on a market"), rather than through FMAN."""
+
+    #: The market's id: its orders go to ``atp/v1/m/{id}/bid``.
+    id: Id
+    #: The party the orders are from; FMAR answers on ``atp/v1/m/{id}/ack/{account}``.
+    account: Id
+
+
 class DeviceSection(msgspec.Struct, kw_only=True, frozen=True):
     """The agent's own keys of a ``[devices.<id>]`` table. The driver's and the generator's
     keys sit beside them; the plug-ins check those (:mod:`agent.params`), and
@@ -198,7 +208,7 @@ class DeviceSection(msgspec.Struct, kw_only=True, frozen=True):
 
 
 #: The tables a file may have.
-TABLES = ("agent", "broker", "clock", "web", "devices")
+TABLES = ("agent", "broker", "clock", "web", "market", "devices")
 #: The keys of a device table that belong to the agent rather than to a plug-in.
 DEVICE_KEYS = frozenset(f.encode_name for f in msgspec.structs.fields(DeviceSection))
 
@@ -285,6 +295,8 @@ class AgentConfig(AgentSection, kw_only=True, frozen=True):
     devices: tuple[DeviceConfig, ...]
     clock: ClockConfig | None = None
     web: WebConfig = WebConfig()
+    #: Where direct-mode offers are sold (``None``: they go to FMAN like the others).
+    market: MarketSection | None = None
     source: Path | None = None
 
 
@@ -316,6 +328,7 @@ def read_config(
     clock = _table(data, "clock", ClockConfig, found) if "clock" in data else None
     web_section = _table(data, "web", WebSection, found) if "web" in data else WebSection()
     web = _web(web_section, base, found) if web_section is not None else None
+    market = _table(data, "market", MarketSection, found) if "market" in data else None
     devices = _devices(data.get("devices"), agent, found)
     errors = [ConfigError(e.path, e.message) for e in found]
     if errors or agent is None or broker is None:
@@ -327,6 +340,7 @@ def read_config(
         devices=devices,
         clock=clock,
         web=web or WebConfig(),
+        market=market,
         source=Path(source) if source else None,
     )
     return cfg, devices, []
