@@ -228,6 +228,7 @@ CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("contracts/*", contract_file),
     ("foa.toml", foa_config),
     ("foa-web.toml", foa_web_config),
+    ("foa-market.toml", foa_config),
     ("fman.toml", fman_config),
     ("fmar.toml", fmar_config),
     ("*.csv", series_file),
