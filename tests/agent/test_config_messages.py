@@ -249,6 +249,13 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         dev('driver = "sim"\nmodel = "ev"\n' + DIRECT + "comfort_priority = 1\n"),
         [("devices.ev.comfort_priority", "unknown key for driver 'sim'")],
     ),
+    "market account misspelt": (
+        doc(extra='\n[market]\nid = "feeder-1"\nacount = "plant-1"\n'),
+        [
+            ("market.acount", "unknown key (did you mean 'account'?)"),
+            ("market.account", "missing"),
+        ],
+    ),
     # the broker's address and secrets
     "scheme": (
         doc(broker='url = "ftp://127.0.0.1"\n'),

@@ -17,7 +17,14 @@ import time
 import uuid
 from pathlib import Path
 
+import protocol
+from agent.core import Core, MarketRoute, OfferSource
+from agent.drivers.base import Measurement
+from agent.store import Store
 from cloud.broker import Mosquitto
+from protocol import OrderAnswer, Reason, topics
+from tests.agent.helpers import T0, StepClock
+from tests.agent.plugins import CycleOffer
 from tests.waiting import wait_for
 
 FOA = str(Path(sys.executable).with_name("foa"))
@@ -148,3 +155,58 @@ def test_a_sell_order_stays_in_the_outbox_until_fmar_answers_it(tmp_path, broker
                     proc.kill()
                     proc.wait()
         log.close()
+
+
+def test_a_refused_order_rejects_the_offer_and_leaves_the_outbox(tmp_path):
+    """The core's side, on a real store: the order goes to the market's bid topic with the
+    route's asks, FMAR's refusal takes it out of the outbox, rejects the offer with FMAR's
+    reasons and puts its default in force; a device that leaves sends FMAR no withdrawal
+    (it takes none)."""
+    store = Store(path=tmp_path / "core.db", durability="normal")
+    clock = StepClock(T0 + 60)
+    gone = tmp_path / "gone"
+    gen = CycleOffer({"slots": 2, "cycle_s": 3600, "gone_file": str(gone)})
+    route = MarketRoute(market="m1", account="plant-1", asks=(0.05, 0.08))
+    core = Core(
+        agent_id="a1",
+        store=store,
+        clock=clock,
+        sources=[OfferSource(device="d1", generator=gen, market=route)],
+    )
+    try:
+        m = Measurement(ts=T0, power_w=0.0, energy_kwh=0.0)
+        core.refresh(int(clock.now()), {"d1": m})
+        rows = store.outbox_after(0, 10)
+        assert [(r.topic, r.kind) for r in rows] == [("atp/v1/m/m1/bid", "market.sell")]
+        order = protocol.decode(rows[0].payload, expect="market.sell").body
+        assert (order.party, order.ask_up_eur_per_kwh, order.ask_down_eur_per_kwh) == (
+            "plant-1",
+            0.05,
+            0.08,
+        )
+        refusal = OrderAnswer(
+            market="m1",
+            ref_kind="market.sell",
+            ref_id=order.offer.id,
+            accepted=False,
+            reasons=[Reason(code="closed", message="gate 20260101T0100Z is closed")],
+        )
+        core.handle(
+            topics.market_answer_topic("m1", "plant-1"), protocol.encode(refusal, ts=T0 + 60)
+        )
+        assert store.outbox_after(0, 10) == []
+        stored = store.offer(order.offer.id)
+        assert stored is not None and stored.state == "rejected"
+        assert core.plans(order.offer.default.start)["d1"].source == "default"
+        # the device leaves while a second order is out: withdrawn here, nothing sent
+        clock.t += 3600
+        core.refresh(int(clock.now()), {"d1": m})
+        second = [r for r in store.outbox_after(0, 10) if r.kind == "market.sell"]
+        assert len(second) == 1 and second[0].ref != order.offer.id
+        gone.write_text("")
+        core.refresh(int(clock.now()) + 60, {"d1": m})
+        withdrawn = store.offer(second[0].ref)
+        assert withdrawn is not None and withdrawn.state == "withdrawn"
+        assert store.outbox_kinds() == {"market.sell": 1}
+    finally:
+        store.close()
