@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from agent.errors import StoreError
+from agent.errors import ConfigErrors, StoreError
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -180,23 +180,14 @@ def config_check(file: Path, as_json: bool) -> None:
 
     Prints every error with its key and exits with status 1 if there is any."""
     from agent.plugins import check_config_file
+    from protocol import error_lines, error_report
 
     cfg, errors = check_config_file(file)
+    pairs = [(e.key, e.message) for e in errors]
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "file": str(file),
-                    "ok": not errors,
-                    "errors": [{"key": e.key, "message": e.message} for e in errors],
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(error_report(str(file), pairs), indent=2))
     elif errors:
-        click.echo(f"{file}: {len(errors)} error(s)", err=True)
-        for e in errors:
-            click.echo(f"  {e.key or '(file)'}: {e.message}", err=True)
+        click.echo("\n".join(error_lines(str(file), pairs)), err=True)
     else:
         assert cfg is not None
         click.echo(
@@ -413,7 +404,6 @@ def _probe(cfg: AgentConfig) -> list[dict[str, Any]]:
     import asyncio
 
     from agent.clock import RealClock
-    from agent.errors import ConfigErrors
     from agent.plugins import build_devices
 
     try:
@@ -456,7 +446,6 @@ def _probe(cfg: AgentConfig) -> list[dict[str, Any]]:
 
 def _load(config_path: Path) -> AgentConfig:
     from agent.config import load_config
-    from agent.errors import ConfigErrors
 
     try:
         return load_config(config_path)
@@ -464,10 +453,10 @@ def _load(config_path: Path) -> AgentConfig:
         _fail_config(exc)
 
 
-def _fail_config(exc: Any) -> NoReturn:
-    click.echo(f"{exc.source or 'config'}: {len(exc.errors)} error(s)", err=True)
-    for e in exc.errors:
-        click.echo(f"  {e.key or '(file)'}: {e.message}", err=True)
+def _fail_config(exc: ConfigErrors) -> NoReturn:
+    from protocol import error_lines
+
+    click.echo("\n".join(error_lines(exc.source or "config", exc.pairs())), err=True)
     sys.exit(2)
 
 

@@ -30,7 +30,6 @@ import os
 import ssl
 import stat
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -40,7 +39,14 @@ import msgspec
 from msgspec import Meta
 
 from agent.errors import ConfigError, ConfigErrors
-from protocol import FieldError, check_value, convert_table, salvage_table, unknown_key
+from protocol import (
+    FieldError,
+    check_value,
+    convert_table,
+    parse_toml,
+    salvage_table,
+    unknown_key,
+)
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -91,7 +97,7 @@ class _Section(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     """A table of ``foa.toml``: every key declared, any other refused."""
 
 
-class AgentSection(_Section, kw_only=True):
+class AgentSection(_Section, kw_only=True, frozen=True):
     """``[agent]``: who the agent is and how it runs."""
 
     id: Id
@@ -121,7 +127,7 @@ class AgentSection(_Section, kw_only=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class BrokerSection(_Section, kw_only=True):
+class BrokerSection(_Section, kw_only=True, frozen=True):
     """``[broker]`` as written; :class:`BrokerConfig` is what the uplink gets from it."""
 
     url: str
@@ -153,7 +159,7 @@ class BrokerSection(_Section, kw_only=True):
         return f"BrokerSection(url={self.url!r}, ...)"
 
 
-class ClockConfig(_Section, kw_only=True):
+class ClockConfig(_Section, kw_only=True, frozen=True):
     """``[clock]``, simulated time: ``start`` is the simulated epoch at wall time ``anchor``
     (default: when the agent starts), and the clock runs ``speed`` times real time."""
 
@@ -162,7 +168,7 @@ class ClockConfig(_Section, kw_only=True):
     anchor: Positive | None = None
 
 
-class WebSection(_Section, kw_only=True):
+class WebSection(_Section, kw_only=True, frozen=True):
     """``[web]``: the agent's local page (:mod:`agent.web`), off unless ``enabled``.
 
     On loopback it may go without a password (anyone who can reach the gateway's loopback
@@ -176,6 +182,16 @@ class WebSection(_Section, kw_only=True):
     port: Annotated[int, Meta(ge=0, le=65_535, description="0 to 65535")] = 8765
     #: The page's password (mode 0600), as text or as written by ``foa web password``.
     password_file: str | None = None
+
+
+class MarketSection(_Section, kw_only=True, frozen=True):
+    """``[market]``: the agent trades its direct-mode offers on this market itself, as sell
+    orders of ``account`` (docs/agent.md, "Selling on a market"), rather than through FMAN."""
+
+    #: The market's id: its orders go to ``atp/v1/m/{id}/bid``.
+    id: Id
+    #: The party the orders are from; FMAR answers on ``atp/v1/m/{id}/ack/{account}``.
+    account: Id
 
 
 class DeviceSection(msgspec.Struct, kw_only=True, frozen=True):
@@ -192,7 +208,7 @@ class DeviceSection(msgspec.Struct, kw_only=True, frozen=True):
 
 
 #: The tables a file may have.
-TABLES = ("agent", "broker", "clock", "web", "devices")
+TABLES = ("agent", "broker", "clock", "web", "market", "devices")
 #: The keys of a device table that belong to the agent rather than to a plug-in.
 DEVICE_KEYS = frozenset(f.encode_name for f in msgspec.structs.fields(DeviceSection))
 
@@ -279,6 +295,8 @@ class AgentConfig(AgentSection, kw_only=True, frozen=True):
     devices: tuple[DeviceConfig, ...]
     clock: ClockConfig | None = None
     web: WebConfig = WebConfig()
+    #: Where direct-mode offers are sold (``None``: they go to FMAN like the others).
+    market: MarketSection | None = None
     source: Path | None = None
 
 
@@ -310,6 +328,7 @@ def read_config(
     clock = _table(data, "clock", ClockConfig, found) if "clock" in data else None
     web_section = _table(data, "web", WebSection, found) if "web" in data else WebSection()
     web = _web(web_section, base, found) if web_section is not None else None
+    market = _table(data, "market", MarketSection, found) if "market" in data else None
     devices = _devices(data.get("devices"), agent, found)
     errors = [ConfigError(e.path, e.message) for e in found]
     if errors or agent is None or broker is None:
@@ -321,6 +340,7 @@ def read_config(
         devices=devices,
         clock=clock,
         web=web or WebConfig(),
+        market=market,
         source=Path(source) if source else None,
     )
     return cfg, devices, []
@@ -560,12 +580,13 @@ def read_toml(p: Path) -> dict[str, Any]:
     """The parsed file, or :class:`ConfigErrors` saying why it cannot be read (a syntax error
     with its line and column)."""
     try:
-        return tomllib.loads(p.read_text())
+        data = p.read_bytes()
     except OSError as exc:
         raise ConfigErrors(
             [ConfigError("", f"cannot read {p}: {exc.strerror}")], source=str(p)
         ) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigErrors([ConfigError("", f"not valid TOML: {exc}")], source=str(p)) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigErrors([ConfigError("", f"not UTF-8 text: {exc}")], source=str(p)) from exc
+    table, error = parse_toml(data)
+    if table is None:
+        assert error is not None
+        raise ConfigErrors([ConfigError(error.path, error.message)], source=str(p))
+    return table

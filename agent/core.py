@@ -67,6 +67,15 @@ Every state change goes through :func:`protocol.transition` (except FMAN's late 
 and every plan taken into force passes :func:`protocol.check_assignment` against the offer as
 FMAN knows it.
 
+Selling on a market. A device trading in direct mode, on an agent with a ``[market]``
+section, sells its offers on that market itself: each goes to FMAR as a ``market.sell`` order
+of the agent's account (with the device's asks, docs/agent.md) on ``atp/v1/m/{market}/bid``
+instead of to FMAN, and stays in the outbox, like an offer to FMAN, until FMAR's
+``market.answer`` arrives. An accepted order makes the offer ``accepted``, a refused one
+``rejected`` (its default runs). An order in a gate's book is not revised (FMAR takes one
+order per offer and gate) and cannot be withdrawn (FMAR takes no withdrawals): the device's
+next episode is a new order.
+
 Every decision is written to the store together with the message that announces it, in one
 transaction, before the triggering message is acknowledged to the broker. The in-memory view
 of the offers that still matter is rebuilt from the store at start.
@@ -92,15 +101,20 @@ from protocol import (
     DecodeError,
     FlexOffer,
     OfferState,
+    OrderAnswer,
     Reason,
     Reject,
     Schedule,
     TradingMode,
+    SellOrder,
     Withdraw,
     topics,
 )
 
 log = logging.getLogger(__name__)
+
+#: What FMAN answers on the agent's ``ack`` topic (FMAR answers sell orders on its own).
+_FMAN_KINDS = ANSWERED_KINDS - {"market.sell"}
 
 #: Longest text of a reason on the wire (protocol ``Text``), and most reasons in one reject.
 _TEXT = 1024
@@ -110,13 +124,25 @@ _KEEP_S = 86_400
 
 
 @dataclass(frozen=True, slots=True)
+class MarketRoute:
+    """Where a device's offers are sold as orders: market ``market``, party ``account``, at
+    ``asks`` (EUR/kWh up and down; ``None``: FMAR reads them from the offer's prices)."""
+
+    market: str
+    account: str
+    asks: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OfferSource:
-    """A device that makes offers, with what its offers say about where and how they trade."""
+    """A device that makes offers, with what its offers say about where and how they trade;
+    ``market`` set: its offers go to that market as sell orders, not to FMAN."""
 
     device: str
     generator: Generator
     grid_node: str = ""
     mode: TradingMode = "delegated"
+    market: MarketRoute | None = None
 
 
 @dataclass(slots=True)
@@ -172,6 +198,7 @@ class Core:
         self.store = store
         self.clock = clock
         self.sources = list(sources)
+        self._routes = {s.device: s.market for s in self.sources if s.market is not None}
         self.resolution_s = resolution_s
         self.on_outbox = on_outbox
         self.stats = CoreStats()
@@ -304,6 +331,8 @@ class Core:
     def _revise(self, t: _Tracked, new: FlexOffer, now: int) -> bool:
         """Publish ``new`` as the next revision of ``t`` if it may and must be revised."""
         cur = t.offer
+        if cur.device in self._routes:
+            return False  # an order in a gate's book is not revised (see the module's doc)
         if t.state != "accepted" or t.locked or now >= cur.acceptance_before:
             # an answer is pending, a schedule or the default is committed, FMAN refused a
             # revision, or an update could no longer be accepted in time
@@ -337,21 +366,34 @@ class Core:
     def _publish_offer(
         self, offer: FlexOffer, now: int, *, episode: str, accepted: FlexOffer | None = None
     ) -> None:
+        route = self._routes.get(offer.device)
+        msg_id = f"{offer.id}.r{offer.revision}"
         with self.store.transaction():
             self.store.save_offer(offer, "offered", now, episode=episode, accepted=accepted)
-            self._send(
-                offer, "offer", f"{offer.id}.r{offer.revision}", now, ref=offer.id,
-                revision=offer.revision,
-            )  # fmt: skip
+            if route is None:
+                self._send(offer, "offer", msg_id, now, ref=offer.id, revision=offer.revision)
+            else:
+                up, down = route.asks if route.asks is not None else (None, None)
+                order = SellOrder(
+                    market=route.market,
+                    party=route.account,
+                    offer=offer,
+                    ask_up_eur_per_kwh=up,
+                    ask_down_eur_per_kwh=down,
+                )
+                topic = topics.market_topic(route.market, "bid")
+                self._send(order, "", msg_id, now, ref=offer.id, topic=topic)
         self._tracked[offer.id] = _Tracked(offer, "offered", None, episode, accepted)
-        log.info("%s: offer %s revision %d", self.agent_id, offer.id, offer.revision)
+        where = f" to market {route.market}" if route is not None else ""
+        log.info("%s: offer %s revision %d%s", self.agent_id, offer.id, offer.revision, where)
 
     def _withdraw(self, t: _Tracked, now: int, reason: str) -> None:
         state = protocol.transition(t.state, "withdrawn")
         with self.store.transaction():
             self.store.set_offer_state(t.offer.id, state, now)
-            body = Withdraw(offer_id=t.offer.id, reason=reason)
-            self._send(body, "offer/delete", f"{t.offer.id}.withdraw", now, ref=t.offer.id)
+            if t.offer.device not in self._routes:  # FMAR takes no withdrawals
+                body = Withdraw(offer_id=t.offer.id, reason=reason)
+                self._send(body, "offer/delete", f"{t.offer.id}.withdraw", now, ref=t.offer.id)
         del self._tracked[t.offer.id]
         self.stats.withdrawals += 1
         log.info("%s: withdrew %s (%s)", self.agent_id, t.offer.id, reason)
@@ -371,10 +413,12 @@ class Core:
         now: int,
         ref: str,
         revision: int = 0,
+        topic: str = "",
     ) -> bytes:
+        """Put ``body`` in the outbox, for the agent's ``channel`` (or for ``topic``)."""
         payload = protocol.encode(body, ts=now, msg_id=msg_id)
         self.store.enqueue(
-            topic=topics.agent_topic(self.agent_id, channel),
+            topic=topic or topics.agent_topic(self.agent_id, channel),
             payload=payload,
             kind=protocol.kind_of(body),
             ref=ref,
@@ -448,10 +492,14 @@ class Core:
         """The uplink's inbound handler (stored before the broker gets its PUBACK)."""
         now = int(self.clock.now())
         try:
-            channel = topics.parse(topic).channel
+            parsed = topics.parse(topic)
         except ValueError:
             return
-        if channel == "schedule":
+        channel = parsed.channel
+        if parsed.scope == "m":
+            if channel.startswith("ack/"):
+                self._on_order_answer(payload, now)
+        elif channel == "schedule":
             self._on_schedule(payload, now)
         elif channel == "ack":
             self._on_ack(payload, now)
@@ -465,7 +513,7 @@ class Core:
             self._malformed("ack", exc)
             return
         body = msg.body
-        if not isinstance(body, Ack | Reject) or body.ref_kind not in ANSWERED_KINDS:
+        if not isinstance(body, Ack | Reject) or body.ref_kind not in _FMAN_KINDS:
             return
         kind = body.ref_kind
         why = "" if isinstance(body, Ack) else _why(body.reasons)
@@ -485,6 +533,45 @@ class Core:
         self.stats.answers += 1
         if rows:
             self.on_outbox()  # room for the next message under the uplink's bound
+
+    def _on_order_answer(self, payload: bytes, now: int) -> None:
+        """FMAR's answer to a sell order: the order leaves the outbox (delivered) and the
+        offer is accepted or rejected as by FMAN's answer, in one transaction."""
+        try:
+            msg = protocol.decode(payload, expect="market.answer")
+        except DecodeError as exc:
+            self._malformed("market answer", exc)
+            return
+        body: OrderAnswer = msg.body
+        if body.ref_kind != "market.sell":
+            return
+        t = self._tracked.get(body.ref_id)
+        offer = t.offer if t is not None else None
+        if offer is None:
+            stored = self.store.offer(body.ref_id)
+            if stored is None:
+                return  # not an order of this agent's
+            offer = stored.offer
+        revision = offer.revision
+        verdict: Ack | Reject
+        if body.accepted:
+            verdict = Ack(ref_kind="offer", ref_id=body.ref_id, revision=revision)
+        else:
+            verdict = Reject(
+                ref_kind="offer", ref_id=body.ref_id, revision=revision, reasons=body.reasons
+            )
+        why = "" if body.accepted else f"market {body.market}: {_why(body.reasons)}"
+        with self.store.transaction():
+            rows = self.store.outbox_answered("market.sell", body.ref_id, revision)
+            self._offer_answer(verdict, body.ref_id, revision, now, why)
+        self.stats.answers += 1
+        if body.accepted:
+            log.info(
+                "%s: market %s took %s for gate %s",
+                self.agent_id, body.market, body.ref_id, body.gate,
+            )  # fmt: skip
+        if rows:
+            self.on_outbox()
 
     def _offer_answer(
         self, body: Ack | Reject, offer_id: str, revision: int, now: int, why: str

@@ -32,11 +32,15 @@ class ConfigErrors(ConfigError):
     """Every problem found in one configuration file, each with its key."""
 
     def __init__(self, errors: Sequence[ConfigError], *, source: str = "") -> None:
+        from protocol import error_lines  # not on import: ``foa --help`` loads click alone
+
         self.errors = tuple(errors)
         self.source = source
-        head = f"{source}: " if source else ""
-        lines = "\n".join(f"  {e}" for e in self.errors)
-        super().__init__("", f"{head}{len(self.errors)} configuration error(s)\n{lines}")
+        super().__init__("", "\n".join(error_lines(source, self.pairs())))
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """``(key, message)`` of every error, as :func:`protocol.error_lines` prints them."""
+        return [(e.key, e.message) for e in self.errors]
 
 
 class DeviceFault(AgentError):

@@ -30,6 +30,7 @@ from agent.clock import Clock, RealClock
 from agent.config import DEVICE_KEYS, AgentConfig, DeviceConfig, read_config, read_toml
 from agent.drivers.base import Driver
 from agent.errors import ConfigError, ConfigErrors
+from agent.generators._common import ASK_KEYS
 from agent.generators.base import Generator
 from protocol import unknown_key
 
@@ -163,6 +164,8 @@ def build_devices(devices: Sequence[DeviceConfig], *, clock: Clock) -> list[Devi
                 )
         if len(errors) == before:  # a plug-in that failed may not have read all its keys
             errors.extend(_unread(dev, table, prefix))
+        if generator is not None and dev.trading_mode != "direct":
+            errors.extend(_unused_asks(dev, prefix))
         if driver is not None:
             built.append(Device(config=dev, driver=driver, generator=generator))
     if errors:
@@ -217,6 +220,20 @@ def _unread(dev: DeviceConfig, table: _Reads, prefix: str) -> list[ConfigError]:
             e = unknown_key(f"{prefix}{key}", key, known, what=f"unknown key for {owners}")
             errors.append(ConfigError(e.path, e.message))
     return errors
+
+
+def _unused_asks(dev: DeviceConfig, prefix: str) -> list[ConfigError]:
+    """Asks given to a device that trades in delegated mode, where its contract sets the price
+    and an offer's asks are not read: refused rather than silently ignored."""
+    return [
+        ConfigError(
+            f"{prefix}{key}",
+            f"prices direct trading, but {dev.id} trades in {dev.trading_mode} mode (its "
+            'contract sets the price); set trading_mode = "direct" here or in [agent]',
+        )
+        for key in ASK_KEYS
+        if key in dev.params
+    ]
 
 
 def _once(errors: list[ConfigError]) -> list[ConfigError]:

@@ -33,13 +33,15 @@ from typing import TYPE_CHECKING
 
 from agent.clock import Clock
 from agent.config import AgentConfig
-from agent.core import Core, OfferSource
+from agent.core import Core, MarketRoute, OfferSource
 from agent.ems import Ems
 from agent.errors import StoreError
+from agent.generators._common import Pricing
 from agent.plugins import Device, build_devices
 from agent.store import Store
 from agent.systemd import Notifier
 from agent.uplink import BrokerSettings, Uplink
+from protocol import topics
 
 if TYPE_CHECKING:
     from agent.web import WebServer
@@ -148,6 +150,11 @@ class AgentRuntime:
             handler=self._inbound,
             health=self.health,
             devices=tuple(d.id for d in self.devices),
+            subscriptions=(
+                (topics.market_answer_topic(cfg.market.id, cfg.market.account),)
+                if cfg.market is not None
+                else ()
+            ),
             version=self.version,
             window=self.uplink_window,
             rng=self.rng,
@@ -162,6 +169,7 @@ class AgentRuntime:
                     generator=d.generator,
                     grid_node=d.config.grid_node,
                     mode=d.config.trading_mode,
+                    market=self._route(d),
                 )
                 for d in self.devices
                 if d.generator is not None
@@ -193,6 +201,19 @@ class AgentRuntime:
             ", ".join(d.id for d in self.devices),
             cfg.broker.url,
         )
+
+    def _route(self, d: Device) -> MarketRoute | None:
+        """Where ``d``'s offers are sold: the ``[market]`` of the config for a device in
+        direct mode, at the asks its generator priced (exactly, up and down)."""
+        market = self.config.market
+        if market is None or d.config.trading_mode != "direct":
+            return None
+        pricing = getattr(d.generator, "pricing", None)
+        asks = None
+        if isinstance(pricing, Pricing) and pricing.ask_up_eur_per_kwh is not None:
+            assert pricing.ask_down_eur_per_kwh is not None
+            asks = (pricing.ask_up_eur_per_kwh, pricing.ask_down_eur_per_kwh)
+        return MarketRoute(market=market.id, account=market.account, asks=asks)
 
     def _inbound(self, topic: str, payload: bytes) -> None:
         assert self.core is not None

@@ -57,8 +57,9 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 3
 DEFAULT_RETENTION_S = 7 * 86_400
 Durability = Literal["full", "normal"]
-#: Outbox kinds FMAN answers: such a row stays until the answer arrives (a PUBACK is not delivery).
-ANSWERED_KINDS = frozenset({"offer", "offer.delete", "meter"})
+#: Outbox kinds FMAN (or, for a sell order, FMAR) answers: such a row stays until the answer
+#: arrives (a PUBACK is not delivery).
+ANSWERED_KINDS = frozenset({"offer", "offer.delete", "meter", "market.sell"})
 #: Offer states in which an offer still concerns its device.
 LIVE_STATES: tuple[OfferState, ...] = ("offered", "accepted", "assigned", "executing")
 

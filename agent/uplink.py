@@ -165,6 +165,7 @@ class Uplink:
         handler: Inbound,
         health: Health = dict,
         devices: tuple[str, ...] = (),
+        subscriptions: tuple[str, ...] = (),
         version: str = "",
         window: int = 20,
         rng: random.Random | None = None,
@@ -190,9 +191,12 @@ class Uplink:
         self._since: int | None = None
         self._will_ts = 0
         self._status_topic = topics.agent_topic(agent_id, "status")
+        # ``subscriptions``: more topics answers come on (a market's answers to the agent's
+        # sell orders), subscribed before anything is sent, like the agent's own
         self._subscriptions = [
             (topics.agent_topic(agent_id, "ack"), 1),
             (topics.agent_topic(agent_id, "schedule"), 1),
+            *((t, 1) for t in subscriptions),
         ]
 
     # -- public -----------------------------------------------------------------------------

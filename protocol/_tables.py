@@ -13,13 +13,19 @@ person fixing a file wants every problem at once, each at the key they wrote
 that: it converts with msgspec and, only when that fails, walks the struct's fields to find
 every problem. Pure: no files, no environment, no clock; the caller words its own errors
 (each package keeps its own exception tree) from the :class:`FieldError` entries.
+
+The two ends of reading a settings file are here too, so that every file of the project is
+read and reported alike: :func:`parse_toml` turns the file's bytes into a table (a syntax
+error with its line and column), and :func:`error_lines` and :func:`error_report` are what a
+``config check`` command prints, as text or as JSON.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import msgspec
@@ -105,6 +111,36 @@ def salvage_table(
         return msgspec.convert(kept, cls)
     except msgspec.ValidationError:
         return None
+
+
+def parse_toml(data: bytes) -> tuple[dict[str, Any] | None, FieldError | None]:
+    """The table in ``data`` (a TOML file's bytes), or ``None`` and why it is not one: text
+    that is not UTF-8, or a syntax error with its line and column, at the empty path (the
+    file as a whole)."""
+    try:
+        return tomllib.loads(data.decode()), None
+    except UnicodeDecodeError as exc:
+        return None, FieldError("", f"not UTF-8 text: {exc}")
+    except tomllib.TOMLDecodeError as exc:
+        return None, FieldError("", f"not valid TOML: {exc}")
+
+
+def error_lines(source: str, errors: Sequence[tuple[str, str]]) -> list[str]:
+    """A file's problems as ``config check`` prints them: ``FILE: N error(s)``, then one
+    indented ``key: message`` line each (``(file)`` for the file as a whole)."""
+    return [
+        f"{source}: {len(errors)} error(s)" if source else f"{len(errors)} error(s)",
+        *(f"  {key or '(file)'}: {message}" for key, message in errors),
+    ]
+
+
+def error_report(source: str, errors: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The same as JSON for scripts: ``{"file", "ok", "errors": [{"key", "message"}]}``."""
+    return {
+        "file": source,
+        "ok": not errors,
+        "errors": [{"key": key, "message": message} for key, message in errors],
+    }
 
 
 # -- finding every problem ------------------------------------------------------------------

@@ -85,8 +85,12 @@ def contract_file(path: Path) -> None:
 
 
 def foa_config(path: Path) -> None:
-    """What ``foa config check`` runs (``tests/test_examples_config.py`` runs the command too)."""
-    assert load_foa_config(path).devices
+    """What ``foa config check`` runs, device parameters (prices of direct trading among them)
+    included (``tests/test_examples_config.py`` runs the command too)."""
+    from agent.plugins import check_config_file
+
+    cfg, errors = check_config_file(path)
+    assert errors == [] and cfg is not None and cfg.devices
 
 
 def foa_web_config(path: Path) -> None:
@@ -224,6 +228,7 @@ CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("contracts/*", contract_file),
     ("foa.toml", foa_config),
     ("foa-web.toml", foa_web_config),
+    ("foa-market.toml", foa_config),
     ("fman.toml", fman_config),
     ("fman-*.toml", fman_config),
     ("fmar.toml", fmar_config),

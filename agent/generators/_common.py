@@ -45,14 +45,34 @@ class BlockEpisodes:
         return True
 
 
+#: The keys of a device table that price direct trading (docs/agent.md, "Prices of direct
+#: trading"): the asks, or a comfort priority the generator turns into asks.
+ASK_KEYS = ("ask_up_eur_per_kwh", "ask_down_eur_per_kwh", "comfort_priority")
+#: The asks (EUR per kWh, up and down alike) of comfort priorities 0 to 5: 0 gives flexibility
+#: away, 5 moves the device only for a price that makes up for the discomfort. Each step about
+#: doubles the ask, so a user's "a bit more" and "much more" are far enough apart to matter.
+PRIORITY_ASKS: tuple[float, ...] = (0.0, 0.02, 0.05, 0.10, 0.20, 0.50)
+#: The highest ask accepted (EUR/kWh), the protocol's own bound on a price.
+MAX_ASK = 1e4
+
+
 @dataclass(frozen=True, slots=True)
 class Pricing:
     """Prices every generator can attach: a deviation price (delegated mode) and per-slot price
-    bounds (direct mode, where they are required)."""
+    bounds (direct mode, where they are required).
+
+    In direct mode the user prices flexibility with asks (EUR per kWh of up and of down
+    deviation) or a comfort priority (``PRIORITY_ASKS``). The wire has one figure for both
+    directions: a slot's ``[min, max]`` whose ``min`` is the ask up and down (docs/market.md,
+    "Asks from an offer's prices"). The offer carries the larger ask there, so that no kWh
+    is sold below what the user asked for it in either direction."""
 
     deviation_eur_per_kwh: float | None
     min_eur_per_kwh: float
     max_eur_per_kwh: float
+    #: The user's asks (direct mode); ``None``: none given, the price bounds apply as they are.
+    ask_up_eur_per_kwh: float | None = None
+    ask_down_eur_per_kwh: float | None = None
 
     @classmethod
     def from_params(
@@ -63,15 +83,28 @@ class Pricing:
         max_default: float = 0.5,
         deviation_default: float | None = None,
     ) -> Pricing:
+        up, down = _asks(p)
+        ask = None if up is None or down is None else max(up, down)
+        if ask is not None and p.has("price_min_eur_per_kwh"):
+            raise p.error(
+                "price_min_eur_per_kwh",
+                "give price_min_eur_per_kwh or asks (ask_up_eur_per_kwh, ask_down_eur_per_kwh, "
+                "comfort_priority), not both: the ask is the least price of a slot",
+            )
         lo = p.number("price_min_eur_per_kwh", min_default, min=-1e4, max=1e4)
+        if ask is not None:
+            lo = ask
         hi = p.number("price_max_eur_per_kwh", max(lo, max_default), min=-1e4, max=1e4)
         if hi < lo:
-            raise p.error("price_max_eur_per_kwh", f"{hi:g} is below price_min_eur_per_kwh {lo:g}")
+            below = "price_min_eur_per_kwh" if ask is None else "the ask"
+            raise p.error("price_max_eur_per_kwh", f"{hi:g} is below {below} {lo:g}")
         deviation = p.optional_number("deviation_eur_per_kwh", min=0, max=1e4)
         return cls(
             deviation_eur_per_kwh=deviation if deviation is not None else deviation_default,
             min_eur_per_kwh=lo,
             max_eur_per_kwh=hi,
+            ask_up_eur_per_kwh=up,
+            ask_down_eur_per_kwh=down,
         )
 
     def prices(self, mode: str, n_slots: int, *, always_slots: bool = False) -> Prices | None:
@@ -81,6 +114,40 @@ class Pricing:
         if not slots and self.deviation_eur_per_kwh is None:
             return None
         return Prices(deviation_eur_per_kwh=self.deviation_eur_per_kwh, slots=slots)
+
+
+def _asks(p: Params) -> tuple[float | None, float | None]:
+    """The asks (up, down) a device table gives, directly or through ``comfort_priority``;
+    one ask given alone counts both ways. ``(None, None)`` when the table prices nothing."""
+    given = {k: p.has(k) for k in ASK_KEYS}
+    if given["comfort_priority"]:
+        if given["ask_up_eur_per_kwh"] or given["ask_down_eur_per_kwh"]:
+            raise p.error(
+                "comfort_priority",
+                "give comfort_priority or asks (ask_up_eur_per_kwh, ask_down_eur_per_kwh), "
+                "not both",
+            )
+        value = p.table["comfort_priority"]
+        top = len(PRIORITY_ASKS) - 1
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+            raise p.error(
+                "comfort_priority",
+                f"{value!r}: a whole number from 0 (moves for nothing) to {top} (comfort first)",
+            )
+        return PRIORITY_ASKS[value], PRIORITY_ASKS[value]
+    asks = {}
+    for key in ("ask_up_eur_per_kwh", "ask_down_eur_per_kwh"):
+        if not given[key]:
+            continue
+        value = p.number(key, max=MAX_ASK)
+        if value < 0:
+            raise p.error(
+                key, f"{value:g} is negative: an ask is what a kWh moved earns, at least 0"
+            )
+        asks[key] = value
+    up = asks.get("ask_up_eur_per_kwh", asks.get("ask_down_eur_per_kwh"))
+    down = asks.get("ask_down_eur_per_kwh", up)
+    return up, down
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,19 +160,14 @@ def config_check(file: Path, as_json: bool) -> None:
 
     Prints every error with its key and exits with status 1 if there is any."""
     from cloud.fman.config import check_config_file
+    from protocol import error_lines, error_report
 
     cfg, errors = check_config_file(file)
+    pairs = [(e.key, e.message) for e in errors]
     if as_json:
-        doc = {
-            "file": str(file),
-            "ok": not errors,
-            "errors": [{"key": e.key, "message": e.message} for e in errors],
-        }
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(error_report(str(file), pairs), indent=2))
     elif errors:
-        click.echo(f"{file}: {len(errors)} error(s)", err=True)
-        for e in errors:
-            click.echo(f"  {e.key or '(file)'}: {e.message}", err=True)
+        click.echo("\n".join(error_lines(str(file), pairs)), err=True)
     else:
         assert cfg is not None
         target = cfg.objective.target.file or cfg.objective.target.topic

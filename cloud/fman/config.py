@@ -13,7 +13,6 @@ problem at its dotted key.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,7 +20,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from protocol import convert_table, salvage_table
+from protocol import convert_table, parse_toml, salvage_table
 
 from ._errors import ConfigError
 from .store._url import check as check_location
@@ -237,13 +236,7 @@ def check_config_file(path: Path) -> tuple[Config | None, list[ConfigError]]:
     span keys (with the keys that were right, when others are wrong). Returns the config
     (``None`` if anything is wrong) and every error."""
     try:
-        data = tomllib.loads(Path(path).read_text())
-    except OSError as exc:
-        return None, [ConfigError("", f"cannot read {path}: {exc.strerror}")]
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        return None, [ConfigError("", f"{path} is not valid TOML: {exc}")]
-    try:
-        data = _older_keys(data)
+        data = _older_keys(read_toml(path))
     except ConfigError as exc:
         return None, [exc]
     cfg, field_errors = convert_table(data, Config)
@@ -259,13 +252,21 @@ def load_config(path: Path | None) -> Config:
     """Read and check ``path``; ``None`` gives the defaults."""
     if path is None:
         return config_from_dict({})
+    return config_from_dict(read_toml(path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The file's table, or :class:`ConfigError` saying why it cannot be read (a syntax error
+    with its line and column, :func:`protocol.parse_toml`'s words, as the agent's)."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError("", f"cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
-    return config_from_dict(data)
+    table, error = parse_toml(data)
+    if table is None:
+        assert error is not None
+        raise ConfigError("", f"{path}: {error.message}")
+    return table
 
 
 def _older_keys(data: dict[str, Any]) -> dict[str, Any]:

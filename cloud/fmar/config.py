@@ -9,7 +9,6 @@ cycle, pricing rule and minimum order size; examples/fmar.toml has every key.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,7 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from protocol import convert_table
+from protocol import convert_table, parse_toml
 
 from ..fman.store import check_location
 from ._book import MAX_MARKET_SLOTS
@@ -131,12 +130,14 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 
 def load_config(path: Path) -> Config:
     try:
-        data = tomllib.loads(Path(path).read_text())
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise MarketConfigError("", f"cannot read {path}: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise MarketConfigError("", f"{path} is not valid TOML: {exc}") from None
-    return config_from_dict(data)
+    table, error = parse_toml(data)
+    if table is None:
+        assert error is not None
+        raise MarketConfigError("", f"{path}: {error.message}")
+    return config_from_dict(table)
 
 
 def rule_problems(cfg: Config) -> Iterator[MarketConfigError]:

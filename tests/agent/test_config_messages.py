@@ -17,6 +17,7 @@ from agent.cli import main
 AGENT = 'id = "house-1"\n'
 BROKER = 'url = "mqtt://127.0.0.1:1883"\n'
 EV = 'driver = "sim"\nmodel = "ev"\ngenerator = "ev"\n'
+DIRECT = 'trading_mode = "direct"\n'
 DRIVERS = "modbus_rtu, modbus_tcp, serial_meter, shelly, sim, tasmota"
 GENERATORS = "battery, boiler, doms, ev, freezer, heat_pump, pv, wet_appliance"
 
@@ -185,6 +186,74 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
                 "'rocket' is not one of 'battery', 'boiler', 'ev', 'freezer', 'grid_asset', "
                 "'heat_pump', 'pv', 'wet_appliance'",
             )
+        ],
+    ),
+    # direct trading's prices (docs/agent.md, "Prices of direct trading")
+    "negative ask": (
+        dev(EV + DIRECT + "ask_up_eur_per_kwh = -0.1\n"),
+        [
+            (
+                "devices.ev.ask_up_eur_per_kwh",
+                "-0.1 is negative: an ask is what a kWh moved earns, at least 0",
+            )
+        ],
+    ),
+    "ask not a number": (
+        dev(EV + DIRECT + 'ask_down_eur_per_kwh = "0.1"\n'),
+        [("devices.ev.ask_down_eur_per_kwh", "expected a number, got '0.1'")],
+    ),
+    "asks and a priority": (
+        dev(EV + DIRECT + "ask_up_eur_per_kwh = 0.1\ncomfort_priority = 2\n"),
+        [
+            (
+                "devices.ev.comfort_priority",
+                "give comfort_priority or asks (ask_up_eur_per_kwh, ask_down_eur_per_kwh), "
+                "not both",
+            )
+        ],
+    ),
+    "priority out of range": (
+        dev(EV + DIRECT + "comfort_priority = 6\n"),
+        [
+            (
+                "devices.ev.comfort_priority",
+                "6: a whole number from 0 (moves for nothing) to 5 (comfort first)",
+            )
+        ],
+    ),
+    "asks and the lowest price": (
+        dev(EV + DIRECT + "ask_up_eur_per_kwh = 0.1\nprice_min_eur_per_kwh = 0.05\n"),
+        [
+            (
+                "devices.ev.price_min_eur_per_kwh",
+                "give price_min_eur_per_kwh or asks (ask_up_eur_per_kwh, ask_down_eur_per_kwh, "
+                "comfort_priority), not both: the ask is the least price of a slot",
+            )
+        ],
+    ),
+    "highest price below the ask": (
+        dev(EV + DIRECT + "comfort_priority = 5\nprice_max_eur_per_kwh = 0.3\n"),
+        [("devices.ev.price_max_eur_per_kwh", "0.3 is below the ask 0.5")],
+    ),
+    "asks in delegated mode": (
+        dev(EV + "ask_up_eur_per_kwh = 0.1\n"),
+        [
+            (
+                "devices.ev.ask_up_eur_per_kwh",
+                "prices direct trading, but ev trades in delegated mode (its contract sets the "
+                'price); set trading_mode = "direct" here or in [agent]',
+            )
+        ],
+    ),
+    "asks of a device without a generator": (
+        dev('driver = "sim"\nmodel = "ev"\n' + DIRECT + "comfort_priority = 1\n"),
+        [("devices.ev.comfort_priority", "unknown key for driver 'sim'")],
+    ),
+    "market account misspelt": (
+        doc(extra='\n[market]\nid = "feeder-1"\nacount = "plant-1"\n'),
+        [
+            ("market.acount", "unknown key (did you mean 'account'?)"),
+            ("market.account", "missing"),
         ],
     ),
     # the broker's address and secrets

@@ -13,7 +13,10 @@ from protocol import (
     check_value,
     closest_key,
     convert_table,
+    error_lines,
+    error_report,
     field_error,
+    parse_toml,
     salvage_table,
 )
 
@@ -97,3 +100,28 @@ def test_single_values_and_hints():
     with pytest.raises(msgspec.ValidationError) as info:
         msgspec.convert({"a": [1, "x"]}, dict[str, list[int]])
     assert field_error(info.value, path="t") == FieldError("t[...][1]", "Expected `int`, got `str`")
+
+
+def test_a_file_is_parsed_and_reported_in_one_set_of_words():
+    assert parse_toml(b"[link]\nurl = 'u'\n") == ({"link": {"url": "u"}}, None)
+    assert parse_toml(b"[link\n") == (
+        None,
+        FieldError(
+            "",
+            "not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 6)",
+        ),
+    )
+    table, error = parse_toml(b"\xff")
+    assert table is None and error is not None and error.message.startswith("not UTF-8 text: ")
+    pairs = [("link.kepalive", "unknown key (did you mean 'keepalive_s'?)"), ("", "x")]
+    assert error_lines("a.toml", pairs) == [
+        "a.toml: 2 error(s)",
+        "  link.kepalive: unknown key (did you mean 'keepalive_s'?)",
+        "  (file): x",
+    ]
+    assert error_report("a.toml", []) == {"file": "a.toml", "ok": True, "errors": []}
+    assert error_report("a.toml", pairs[1:]) == {
+        "file": "a.toml",
+        "ok": False,
+        "errors": [{"key": "", "message": "x"}],
+    }
