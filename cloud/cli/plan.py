@@ -48,9 +48,10 @@ def _fail(lines: list[str]) -> None:
 )
 @click.option(
     "--objective",
-    type=click.Choice(["balance", "cost"]),
+    type=click.Choice(["balance", "cost", "profit"]),
     default=None,
-    help="Default: balance with --target, else cost.",
+    help="Default: balance with --target, else cost. profit: deviation from the defaults "
+    "valued at --prices, minus the asks of direct-mode offers (docs/optim.md).",
 )
 @click.option(
     "--time-limit",
@@ -101,17 +102,17 @@ def plan(
     fill: bool,
     as_json: bool,
 ) -> None:
-    """Plan the offers in --offers: balance them to --target, or minimise cost under --prices,
-    within --peak per grid node. Prints every offer's start, profile and energy (per slot with
+    """Plan the offers in --offers: balance them to --target, minimise cost under --prices, or
+    (--objective profit) earn most at --prices net of the offers' asks, within --peak per grid
+    node. Prints every offer's start, profile and energy (per slot with
     --json), the objective and a proven lower bound on it; progress goes to standard error.
 
     A series must have a value for every slot the offers can reach (--resample, --fill
     otherwise). --time-limit bounds the whole run of the planner, model building and its
     fallback included, with an overshoot of a fraction of a second at most."""
     from cloud.fman.export import unwrap_listing
-    from cloud.optim import OrToolsPlanner, PlanRequest
-    from cloud.optim.aggregate import Aggregator, total_loss
-    from cloud.optim.disaggregate import disaggregate
+    from cloud.optim import AggregatingPlanner, OrToolsPlanner, PlanRequest
+    from cloud.optim.aggregate import total_loss
     from cloud.optim.errors import OptimError, SeriesError
     from cloud.optim.series import fit_to_slots
 
@@ -145,28 +146,14 @@ def plan(
     for note in notes:
         click.echo(f"note: {note}", err=True)
     objective = objective or ("balance" if "target" in series else "cost")
-    if objective == "cost" and "prices" not in series:
-        _fail(["--objective cost needs --prices"])
+    if objective in ("cost", "profit") and "prices" not in series:
+        _fail([f"--objective {objective} needs --prices"])
     nodes = {o.grid_node for o in offers}
     progress = None if as_json else (lambda m: click.echo(f"  {m}", err=True))
     started = time.monotonic()
     loss = None
-    planned = list(offers)
-    aggregates = []
-    if aggregate:
-        agg = Aggregator(resolution_s=resolution)
-        try:
-            for o in offers:
-                agg.add(o)
-        except OptimError as exc:
-            _fail([f"{offers_file}: {exc}"])
-        aggregates = agg.aggregates()
-        planned = [a.offer for a in aggregates]
-        loss = total_loss(aggregates)
-        if progress:
-            progress(f"aggregated {len(offers)} offers into {len(aggregates)}")
     request = PlanRequest(
-        offers=planned,
+        offers=list(offers),
         resolution_s=resolution,
         objective=objective,  # type: ignore[arg-type]
         target_kwh=series.get("target", {}),
@@ -175,15 +162,20 @@ def plan(
         time_limit_s=time_limit_s,
         relative_gap=relative_gap,
     )
+    planner = OrToolsPlanner(progress=progress)
+    aggregating = AggregatingPlanner(inner=planner) if aggregate else None
     try:
-        result = OrToolsPlanner(progress=progress).plan(request)
+        if aggregating is not None:
+            result = aggregating.plan(request)
+            loss = total_loss(aggregating.aggregates)
+        else:
+            result = planner.plan(request)
     except OptimError as exc:
-        _fail([str(exc)])
+        _fail([f"{offers_file}: {exc}" if aggregate else str(exc)])
     schedules = result.schedules
-    if aggregate:
-        by_id = {a.offer.id: a for a in aggregates}
-        schedules = [m for s in schedules for m in disaggregate(by_id[s.offer_id], s)]
     elapsed = time.monotonic() - started
+    # under profit the objective is minus the profit: say it in EUR earned
+    profit = objective == "profit"
     if as_json:
         doc = {
             "objective": result.objective,
@@ -202,6 +194,9 @@ def plan(
             ],
             "infeasible": dict(result.infeasible),
         }
+        if profit:
+            doc["profit_eur"] = -result.objective
+            doc["profit_bound_eur"] = -result.bound  # a proven upper bound on the profit
         if loss is not None:
             doc["aggregation_loss"] = {
                 "time_flexibility_s": loss.time_flexibility_s,
@@ -219,6 +214,11 @@ def plan(
             f"{len(schedules)} schedules, objective {result.objective:.6g} ({objective}), "
             f"bound {result.bound:.6g}, gap {100 * gap:.3g} %, {result.status}, {elapsed:.2f} s"
         )
+        if profit:
+            click.echo(
+                f"profit {-result.objective:.6g} EUR (at most {-result.bound:.6g} EUR), the "
+                "defaults earning 0"
+            )
         if result.detail:
             click.echo(f"{result.status}: {result.detail}")
         if loss is not None:

@@ -46,6 +46,7 @@ from ..optim import FallbackPlanner, Planner, PlanRequest, PlanResult
 from . import execution, planning, refusals, series
 from .config import Config
 from .counters import Counters
+from .objective import OBJECTIVE_SERIES, objective_code
 from .planners import load_planner
 from .planning import curable, default_row
 from .store import (
@@ -198,6 +199,9 @@ class Cycle:
             self.stats.add(f"cycle.errors.{what}")
 
     def _load_series_files(self) -> None:
+        if "objective" not in self._files:  # what the plans optimise, for ``atp portfolio``
+            self.store.put_series(OBJECTIVE_SERIES, objective_code(self.config.objective))
+            self._files["objective"] = 0.0
         for name, src in (
             ("target", self.config.objective.target),
             ("prices", self.config.objective.prices),

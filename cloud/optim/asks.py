@@ -59,9 +59,12 @@ class OfferAsks:
 
     def deviation(self, slot: int, energy: np.ndarray) -> np.ndarray:
         """``x - d`` over the covered slots when ``energy`` runs from horizon slot ``slot``."""
-        x = np.zeros(len(self.up))
+        m = len(self.up)
+        x = np.zeros(m)
         s = slot - self.lo
-        x[s : s + len(energy)] = energy
+        a, b = max(s, 0), min(s + len(energy), m)
+        if a < b:  # only the covered slots count (a schedule may reach past them)
+            x[a:b] = energy[a - s : b - s]
         return x - self.default
 
     def cost(self, slot: int, energy: np.ndarray) -> float:
