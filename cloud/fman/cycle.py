@@ -567,4 +567,6 @@ def _objective_words(request: PlanRequest) -> str:
     portfolio to zero, which an operator who forgot the target must be told."""
     if request.objective == "balance" and not request.target_kwh:
         return "balance to zero: no target series"
+    if request.objective == "profit" and not request.weights:
+        return "profit: the objective is minus the EUR earned, net of asks"
     return request.objective
