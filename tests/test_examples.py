@@ -225,6 +225,7 @@ CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("foa.toml", foa_config),
     ("foa-web.toml", foa_web_config),
     ("fman.toml", fman_config),
+    ("fman-*.toml", fman_config),
     ("fmar.toml", fmar_config),
     ("*.csv", series_file),
     ("offers/*.json", offer_file),

@@ -99,3 +99,46 @@ def test_fman_moves_the_cheap_direct_offer_and_leaves_the_dear_one(tmp_path, spa
     out = CliRunner().invoke(cli_main, ["portfolio", "--db", str(db)])
     assert "objective: profit at the price series" in out.stdout
     assert "profit 1.96 EUR" in out.stdout, out.stdout
+
+
+def test_config_check_names_what_the_profit_objective_lacks(tmp_path):
+    bad = tmp_path / "fman.toml"
+    bad.write_text('[objective]\nkind = "profit"\nweights = { profit = 1, gain = 2, peak = -1 }\n')
+    out = CliRunner().invoke(cli_main, ["fman", "config", "check", str(bad), "--json"])
+    assert out.exit_code == 1
+    errors = {e["key"]: e["message"] for e in json.loads(out.stdout)["errors"]}
+    assert errors == {
+        "objective.prices": "the profit objective needs a price series",
+        "objective.weights": "unknown objective(s) gain (known: balance, cost, peak, profit)",
+        "objective.weights.peak": "-1.0: must be a number at least 0",
+    }
+    bad.write_text('[objective]\nkind = "cost"\nprices = { topic = "p" }\nprice_delegated = true\n')
+    out = CliRunner().invoke(cli_main, ["fman", "config", "check", str(bad)])
+    assert out.exit_code == 1
+    assert "objective.price_delegated: only the profit objective charges asks" in out.stderr
+
+
+def test_a_replan_counts_the_asks_of_the_schedules_it_would_change():
+    """The churn guard compares plans by the planner's objective, asks included: moving the
+    dear offer up earns 2 EUR at the price series but costs 20 EUR of asks."""
+    from cloud.fman import stability
+    from cloud.optim import PlannedSchedule, PlanRequest
+
+    dear = _direct("pf-1", 5.0)
+    request = PlanRequest(
+        offers=[dear],
+        objective="profit",
+        prices_eur_per_kwh={START + j * RES: 0.5 for j in range(4)},
+    )
+    default = PlannedSchedule(offer_id=dear.id, start=START, profile=0, energy_kwh=[1.0] * 4)
+    moved = PlannedSchedule(offer_id=dear.id, start=START, profile=0, energy_kwh=[2.0] * 4)
+    assert stability.objective(request, {dear.id: default}) == 0.0
+    assert stability.objective(request, {dear.id: moved}) == 20.0 - 2.0
+    choice = stability.choose(
+        request,
+        in_force={dear.id: default},
+        planned={dear.id: moved},
+        change_cost=0.0,
+        tolerance_kwh=0.01,
+    )
+    assert choice.changed == 0 and choice.gain == -18.0

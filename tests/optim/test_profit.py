@@ -317,3 +317,34 @@ def test_the_planners_match_an_independent_reference(portfolio, prices):
         assert -result.bound >= optimum - tol, (name, result.bound, optimum)  # a true bound
         if name == "mip":
             assert profit == pytest.approx(optimum, abs=tol), (profit, optimum)
+
+
+# -- atp plan --------------------------------------------------------------------------------
+
+
+def test_atp_plan_objective_profit_prints_the_profit(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    atp = str(Path(sys.executable).with_name("atp"))
+    examples = Path(__file__).parents[2] / "examples"
+    offers_file = examples / "offers" / "direct-pair.json"
+    args = [atp, "plan", "--offers", str(offers_file), "--objective", "profit"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "--objective profit needs --prices" in out.stderr
+    assert "Traceback" not in out.stderr
+    args += ["--prices", str(examples / "values.csv")]
+    out = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    energy = {s["offer_id"].split(".")[0]: s["energy"] for s in doc["schedules"]}
+    # identical offers: the one asking 0.01 EUR/kWh takes 2 kWh a slot in the midday
+    # surplus (0.08 EUR per kWh of up deviation), the one asking 5 keeps its default
+    assert energy == {"house-7": [2.0] * 4, "house-8": [1.0] * 4}
+    assert doc["profit_eur"] == pytest.approx(4 * (0.08 - 0.01))
+    assert doc["profit_bound_eur"] == pytest.approx(doc["profit_eur"])
+    out = subprocess.run([*args, "--aggregate"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "profit 0.28 EUR" in out.stdout, out.stdout
