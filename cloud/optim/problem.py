@@ -62,7 +62,10 @@ class PlanResult:
     ``slot_values`` (keyed by slot start, objective units per kWh) are the Lagrange
     multipliers of the portfolio's energy per slot that prove ``bound``, where the planner
     has them: what one more kWh in that slot is worth to the plan. They price any other
-    portfolio too: see :func:`cloud.optim.cutting_plane.lagrangian_bound`."""
+    portfolio too: see :func:`cloud.optim.cutting_plane.lagrangian_bound`.
+
+    Under ``profit`` the objective is minus the profit (EUR) and ``-bound`` a proven upper
+    bound on the profit; the defaults have objective 0."""
 
     schedules: list[PlannedSchedule]
     objective: float

@@ -112,15 +112,17 @@ def terms_for(request: PlanRequest, views: Sequence[OfferView]) -> Terms:
     if w_profit:
         # the value of deviating: a price per kWh of the portfolio's load, minus its defaults'
         default = np.zeros(slots)
-        for v in views:
-            s = (v.offer.default.start - t0) // res
-            for j, e in enumerate(v.offer.default.energy_kwh):
+        for view in views:
+            s = (view.offer.default.start - t0) // res
+            for j, e in enumerate(view.offer.default.energy_kwh):
                 if 0 <= s + j < slots:
                     default[s + j] += e
         value_offset = w_profit * float(prices @ default)
         prices = (w_cost - w_profit) * prices
         w_cost = 1.0
-        asks = tuple(_asks_of(v, t0, res, slots, w_profit) if v.priced else None for v in views)
+        asks = tuple(
+            _asks_of(view, t0, res, slots, w_profit) if view.priced else None for view in views
+        )
     else:
         value_offset = 0.0
     if request.peak_kw_by_node:
