@@ -6,6 +6,7 @@ this codec, so that every part of the platform means the same thing by an offer.
 """
 
 from . import _topics as topics
+from ._asks import offer_asks
 from ._codec import (
     MAX_PAYLOAD_BYTES,
     PROTOCOL_VERSION,
@@ -170,6 +171,7 @@ __all__ = [
     "is_flexoffer_spec",
     "is_goflex",
     "kind_of",
+    "offer_asks",
     "parse_toml",
     "profile_window",
     "read_offer_file",

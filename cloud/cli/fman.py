@@ -176,6 +176,11 @@ def config_check(file: Path, as_json: bool) -> None:
             f"{cfg.worker.broker}, planner {cfg.planning.planner}, objective "
             f"{cfg.objective.kind}"
             + (f" to {target}" if cfg.objective.kind == "balance" and target else "")
+            + (
+                f" at {cfg.objective.prices.file or cfg.objective.prices.topic}"
+                if cfg.objective.kind in ("cost", "profit")
+                else ""
+            )
             + ")"
         )
     if errors:

@@ -48,9 +48,10 @@ def _fail(lines: list[str]) -> None:
 )
 @click.option(
     "--objective",
-    type=click.Choice(["balance", "cost"]),
+    type=click.Choice(["balance", "cost", "profit"]),
     default=None,
-    help="Default: balance with --target, else cost.",
+    help="Default: balance with --target, else cost. profit: deviation from the defaults "
+    "valued at --prices, minus the asks of direct-mode offers (docs/optim.md).",
 )
 @click.option(
     "--time-limit",
@@ -101,8 +102,9 @@ def plan(
     fill: bool,
     as_json: bool,
 ) -> None:
-    """Plan the offers in --offers: balance them to --target, or minimise cost under --prices,
-    within --peak per grid node. Prints every offer's start, profile and energy (per slot with
+    """Plan the offers in --offers: balance them to --target, minimise cost under --prices, or
+    (--objective profit) earn most at --prices net of the offers' asks, within --peak per grid
+    node. Prints every offer's start, profile and energy (per slot with
     --json), the objective and a proven lower bound on it; progress goes to standard error.
 
     A series must have a value for every slot the offers can reach (--resample, --fill
@@ -144,8 +146,8 @@ def plan(
     for note in notes:
         click.echo(f"note: {note}", err=True)
     objective = objective or ("balance" if "target" in series else "cost")
-    if objective == "cost" and "prices" not in series:
-        _fail(["--objective cost needs --prices"])
+    if objective in ("cost", "profit") and "prices" not in series:
+        _fail([f"--objective {objective} needs --prices"])
     nodes = {o.grid_node for o in offers}
     progress = None if as_json else (lambda m: click.echo(f"  {m}", err=True))
     started = time.monotonic()
@@ -171,6 +173,8 @@ def plan(
         loss = total_loss(planner.aggregates)
     schedules = result.schedules
     elapsed = time.monotonic() - started
+    # under profit the objective is minus the profit: say it in EUR earned
+    profit = objective == "profit"
     if as_json:
         doc: dict[str, object] = {
             "objective": result.objective,
@@ -189,6 +193,9 @@ def plan(
             ],
             "infeasible": dict(result.infeasible),
         }
+        if profit:
+            doc["profit_eur"] = -result.objective
+            doc["profit_bound_eur"] = -result.bound  # a proven upper bound on the profit
         if loss is not None:
             doc["aggregation_loss"] = {
                 "time_flexibility_s": loss.time_flexibility_s,
@@ -206,6 +213,11 @@ def plan(
             f"{len(schedules)} schedules, objective {result.objective:.6g} ({objective}), "
             f"bound {result.bound:.6g}, gap {100 * gap:.3g} %, {result.status}, {elapsed:.2f} s"
         )
+        if profit:
+            click.echo(
+                f"profit {-result.objective:.6g} EUR (at most {-result.bound:.6g} EUR), the "
+                "defaults earning 0"
+            )
         if result.detail:
             click.echo(f"{result.status}: {result.detail}")
         if loss is not None:

@@ -62,6 +62,12 @@ def portfolio(
         else ""
     )
     click.echo(f"\nobjective: {p.objective}")
+    if p.profit_scheduled_eur is not None:
+        click.echo(
+            f"{window}schedules earn {p.value_scheduled_eur:.2f} EUR for their deviation from "
+            f"the defaults, minus asks {p.asks_scheduled_eur:.2f} EUR: profit "
+            f"{p.profit_scheduled_eur:.2f} EUR (the defaults earn 0)"
+        )
     against = "the target" if p.objective == report.BALANCE_TO_TARGET else "zero"
     click.echo(
         f"{window}{p.offers} accepted offers; imbalance against {against} "

@@ -108,9 +108,15 @@ class SeriesSource(_Section, frozen=True):
 
 
 class ObjectiveSection(_Section, frozen=True):
-    kind: Literal["balance", "cost"] = "balance"
+    #: ``balance`` (track the target), ``cost`` (energy at the price series) or ``profit``
+    #: (deviation from the defaults valued at the price series, minus the offers' asks).
+    kind: Literal["balance", "cost", "profit"] = "balance"
     #: Weights of combined objectives, e.g. ``{balance = 1, cost = 0.2}``.
     weights: dict[str, float] = {}
+    #: Under ``profit``, charge delegated offers their contract's deviation price as asks
+    #: too; by default only direct-mode offers carry asks (a delegated offer's cost is its
+    #: contract's, settled apart, so planning moves it for free).
+    price_delegated: bool = False
     target: SeriesSource = SeriesSource()
     prices: SeriesSource = SeriesSource()
     #: Peak limit in kW per grid node.
@@ -308,10 +314,22 @@ def _rule_problems(cfg: Config) -> Iterator[ConfigError]:
     for key, src in (("target", cfg.objective.target), ("prices", cfg.objective.prices)):
         if src.file and src.topic:
             yield ConfigError(f"objective.{key}", "give a file or a topic, not both")
-    if cfg.objective.kind == "cost" and not (
-        cfg.objective.prices.file or cfg.objective.prices.topic
-    ):
-        yield ConfigError("objective.prices", "the cost objective needs a price series")
+    uses = set(cfg.objective.weights) if cfg.objective.weights else {cfg.objective.kind}
+    has_prices = bool(cfg.objective.prices.file or cfg.objective.prices.topic)
+    for kind in ("cost", "profit"):
+        if kind in uses and not has_prices:
+            yield ConfigError("objective.prices", f"the {kind} objective needs a price series")
+    unknown = sorted(set(cfg.objective.weights) - {"balance", "cost", "peak", "profit"})
+    if unknown:
+        yield ConfigError(
+            "objective.weights",
+            f"unknown objective(s) {', '.join(unknown)} (known: balance, cost, peak, profit)",
+        )
+    for key, w in sorted(cfg.objective.weights.items()):
+        if w < 0 or w != w:
+            yield ConfigError(f"objective.weights.{key}", f"{w}: must be a number at least 0")
+    if cfg.objective.price_delegated and "profit" not in uses:
+        yield ConfigError("objective.price_delegated", "only the profit objective charges asks")
     if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,128}", cfg.worker.group):
         yield ConfigError("worker.group", f"{cfg.worker.group!r} is not a valid group name")
     if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,128}", cfg.worker.id):

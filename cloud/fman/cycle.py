@@ -54,6 +54,7 @@ from ..optim import FallbackPlanner, Planner, PlanRequest, PlanResult
 from . import execution, planning, refusals, series
 from .config import Config
 from .counters import Counters
+from .objective import OBJECTIVE_SERIES, objective_code
 from .planners import load_planner
 from .planning import curable, default_row
 from .store import (
@@ -216,6 +217,9 @@ class Cycle:
             self.stats.add(f"cycle.errors.{what}")
 
     def _load_series_files(self) -> None:
+        if "objective" not in self._files:  # what the plans optimise, for ``atp portfolio``
+            self.store.put_series(OBJECTIVE_SERIES, objective_code(self.config.objective))
+            self._files["objective"] = 0.0
         for name, src in (
             ("target", self.config.objective.target),
             ("prices", self.config.objective.prices),
@@ -595,4 +599,6 @@ def _objective_words(request: PlanRequest) -> str:
     portfolio to zero, which an operator who forgot the target must be told."""
     if request.objective == "balance" and not request.target_kwh:
         return "balance to zero: no target series"
+    if request.objective == "profit" and not request.weights:
+        return "profit: the objective is minus the EUR earned, net of asks"
     return request.objective

@@ -122,6 +122,7 @@ def request_for(
         prices_eur_per_kwh=prices,
         peak_kw_by_node=peak,
         weights=objective.weights,
+        price_delegated=objective.price_delegated,
         time_limit_s=time_limit_s,
     )
 

@@ -18,6 +18,7 @@ import protocol
 from cloud.optim.series import step_of
 
 from . import execution
+from .objective import OBJECTIVE_SERIES, objective_from
 from .store import StoreReader
 
 
@@ -112,6 +113,12 @@ class Portfolio:
     #: default, summed per offer and slot.
     shifted_kwh: float
     summary: dict[str, Any] = field(default_factory=dict)
+    #: Under the profit objective (docs/optim.md), the schedules' value (the price series
+    #: times their deviation from the defaults), the asks of the offers that carry them, and
+    #: the profit, value minus asks: EUR over the slots, the defaults' being 0 by definition.
+    value_scheduled_eur: float | None = None
+    asks_scheduled_eur: float | None = None
+    profit_scheduled_eur: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +126,8 @@ class Portfolio:
 
 BALANCE_TO_TARGET = "balance to the target series"
 BALANCE_TO_ZERO = "balance to zero (no target series in the store)"
+COST = "cost at the price series"
+PROFIT = "profit at the price series (value of the deviation from the defaults minus asks)"
 
 
 def portfolio(
@@ -141,12 +150,27 @@ def portfolio(
     shifted = 0.0
     counted = 0
     grid = resolution_s
+    recorded = objective_from(store.series(OBJECTIVE_SERIES))
+    profit = recorded is not None and recorded.profit
+    prices = store.series("prices") if profit else {}
+    value = asks = 0.0
     for row in offers:
         o = protocol.decode(row.payload, expect="offer", check=False).body
         res = o.resolution_s
         base = execution.per_slot(o.default.start, o.default.energy_kwh, res, grid)
         if row.schedule_start is not None and row.schedule_energy_kwh is not None:
             plan = execution.per_slot(row.schedule_start, row.schedule_energy_kwh, res, grid)
+            if profit and recorded is not None:
+                v, a = _profit_of(
+                    o,
+                    row.schedule_start,
+                    row.schedule_energy_kwh,
+                    prices,
+                    priced=o.mode == "direct" or recorded.price_delegated,
+                    inside=inside,
+                )
+                value += v
+                asks += a
         else:
             plan = base
         touched = [t for t in base.keys() | plan if inside(t)]
@@ -171,10 +195,19 @@ def portfolio(
     else:
         against = [(s, 0.0) for s in slots]
     any_metered = any(s.metered_kwh is not None for s in slots)
+    if profit:
+        stated = PROFIT
+    elif recorded is not None and recorded.cost and not recorded.weights.get("balance"):
+        stated = COST
+    else:
+        stated = BALANCE_TO_TARGET if target else BALANCE_TO_ZERO
     return Portfolio(
         slots=slots,
         offers=counted,
-        objective=BALANCE_TO_TARGET if target else BALANCE_TO_ZERO,
+        objective=stated,
+        value_scheduled_eur=value if profit else None,
+        asks_scheduled_eur=asks if profit else None,
+        profit_scheduled_eur=value - asks if profit else None,
         imbalance_baseline_kwh=sum(abs(s.baseline_kwh - x) for s, x in against),
         imbalance_scheduled_kwh=sum(abs(s.scheduled_kwh - x) for s, x in against),
         imbalance_metered_kwh=(
@@ -183,6 +216,41 @@ def portfolio(
         shifted_kwh=shifted,
         summary=counts(store),
     )
+
+
+def _profit_of(
+    o: protocol.FlexOffer,
+    start: int,
+    energy: Sequence[float],
+    prices: dict[int, float],
+    *,
+    priced: bool,
+    inside: Any,
+) -> tuple[float, float]:
+    """An offer's value (prices times its deviation from its default) and asks, on its own
+    slots within the window, as the planner counts them (a slot without a price is worth 0)."""
+    res = o.resolution_s
+    d = o.default
+    lo = min(start, d.start)
+    hi = max(start + len(energy) * res, d.start + len(d.energy_kwh) * res)
+    n = (hi - lo) // res
+    x = [0.0] * n
+    base = [0.0] * n
+    for j, e in enumerate(energy):
+        x[(start - lo) // res + j] = e
+    for j, e in enumerate(d.energy_kwh):
+        base[(d.start - lo) // res + j] = e
+    ask = protocol.offer_asks(o, start=lo, slots=n) if priced else None
+    value = cost = 0.0
+    for t in range(n):
+        ts = lo + t * res
+        if not inside(ts):
+            continue
+        dev = x[t] - base[t]
+        value += prices.get(ts, 0.0) * dev
+        if ask is not None:
+            cost += ask[t] * abs(dev)
+    return value, cost
 
 
 def on_grid(series: dict[int, float], grid_s: int) -> dict[int, float]:

@@ -8,8 +8,9 @@ the objective by more than ``change_cost`` for every schedule it changes, and ev
 the schedules that differ materially (``tolerance_kwh`` in some slot, or another start or
 profile) are changed. Offers without a schedule in force always take the new plan.
 
-The objective is the planner's own (:func:`cloud.optim.terms.evaluate`), over the request the
-planner got, so the comparison is the one the planner optimised.
+The objective is the planner's own (:func:`cloud.optim.terms.evaluate`, plus the asks of
+offers that carry them under ``profit``), over the request the planner got, so the comparison
+is the one the planner optimised.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..optim import PlannedSchedule, PlanRequest
+from ..optim.asks import ask_cost, carries_asks
 from ..optim.blocks import view
 from ..optim.terms import evaluate, terms_for
 
@@ -45,7 +47,7 @@ def differs(a: PlannedSchedule, b: PlannedSchedule, tolerance_kwh: float) -> boo
 
 def objective(request: PlanRequest, schedules: Mapping[str, PlannedSchedule]) -> float:
     """The planner's objective of ``schedules`` (one per offer of ``request``)."""
-    views = [view(o) for o in request.offers]
+    views = [view(o, priced=carries_asks(request, o)) for o in request.offers]
     terms = terms_for(request, views)
     loads = np.zeros((len(terms.groups), max(terms.slots, 1)))
     for v in views:
@@ -57,7 +59,18 @@ def objective(request: PlanRequest, schedules: Mapping[str, PlannedSchedule]) ->
         for i, e in enumerate(s.energy_kwh):
             if 0 <= first + i < terms.slots:
                 loads[g, first + i] += e
-    return evaluate(terms, loads)
+    value = evaluate(terms, loads)
+    if terms.priced:  # the asks of the offers that carry them (``profit``)
+        placed = []
+        for v in views:
+            s = schedules.get(v.offer.id)
+            placed.append(
+                None
+                if s is None
+                else (terms.slot_of(s.start), np.asarray(s.energy_kwh, dtype=float))
+            )
+        value += ask_cost(terms.asks, placed)
+    return value
 
 
 def choose(

@@ -147,17 +147,9 @@ def order_asks(market: Market, order: SellOrder) -> tuple[list[float], list[floa
 
 
 def offer_asks(market: Market, offer: FlexOffer) -> list[float] | None:
-    """An ask per market slot from the offer's own prices, or ``None`` when it has none."""
-    prices = offer.prices
-    if prices is None:
-        return None
-    use_slots = prices.slots and (offer.mode == "direct" or prices.deviation_eur_per_kwh is None)
-    if not use_slots:
-        dev = prices.deviation_eur_per_kwh
-        return None if dev is None else [max(dev, 0.0)] * market.slots
-    first = market.slot_of(offer.default.start)
-    n = len(prices.slots)
-    return [max(prices.slots[min(max(t - first, 0), n - 1)].min, 0.0) for t in range(market.slots)]
+    """An ask per market slot from the offer's own prices, or ``None`` when it has none
+    (:func:`protocol.offer_asks`, the rule FMAN's planner applies too)."""
+    return protocol.offer_asks(offer, start=market.start, slots=market.slots)
 
 
 def _per_slot(value: Price, slots: int) -> list[float]:

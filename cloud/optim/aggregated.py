@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .aggregate import Aggregate, Aggregator
+from .asks import carries_asks
 from .disaggregate import disaggregate
 from .problem import Planner, PlanRequest, PlanResult
 
@@ -28,19 +29,34 @@ class AggregatingPlanner:
 
     def plan(self, request: PlanRequest) -> PlanResult:
         agg = Aggregator(resolution_s=request.resolution_s, max_group_size=self.max_group_size)
+        # an offer with asks (``profit``) is charged for its own deviation, which an aggregate
+        # would not know: it is planned as itself
+        alone = [o for o in request.offers if carries_asks(request, o)]
         for o in request.offers:
-            agg.add(o)
+            if not carries_asks(request, o):
+                agg.add(o)
         self.aggregates = agg.aggregates()
         by_id = {a.offer.id: a for a in self.aggregates}
-        result = self.inner.plan(replace(request, offers=[a.offer for a in self.aggregates]))
-        schedules = [m for s in result.schedules for m in disaggregate(by_id[s.offer_id], s)]
+        result = self.inner.plan(
+            replace(request, offers=[a.offer for a in self.aggregates] + alone)
+        )
+        schedules = [
+            m
+            for s in result.schedules
+            for m in (disaggregate(by_id[s.offer_id], s) if s.offer_id in by_id else [s])
+        ]
         infeasible = {
             m.offer.id: reason
             for aid, reason in result.infeasible.items()
             if aid in by_id
             for m in by_id[aid].members
         }
+        infeasible.update(
+            (oid, reason) for oid, reason in result.infeasible.items() if oid not in by_id
+        )
         detail = f"planned {len(request.offers)} offers as {len(self.aggregates)} aggregates"
+        if alone:
+            detail += f" and {len(alone)} offers with asks on their own"
         return replace(
             result,
             schedules=schedules,

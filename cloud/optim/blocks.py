@@ -16,6 +16,7 @@ import numpy as np
 import protocol
 from protocol import FlexOffer, Profile
 
+from .asks import carries_asks
 from .problem import PlanRequest
 
 
@@ -51,6 +52,9 @@ class Block:
 class OfferView:
     offer: FlexOffer
     blocks: list[Block]
+    #: whether the plan charges the offer asks for deviating (:mod:`cloud.optim.asks`): such
+    #: an offer is modelled on its own, never as part of a node's box-only flexible load
+    priced: bool = False
 
     @property
     def n_choices(self) -> int:
@@ -59,10 +63,12 @@ class OfferView:
         ) // self.offer.resolution_s + len(self.blocks)
 
 
-def view(offer: FlexOffer) -> OfferView:
+def view(offer: FlexOffer, *, priced: bool = False) -> OfferView:
     """The blocks of a valid offer (profiles whose window is empty are left out)."""
     return OfferView(
-        offer=offer, blocks=[_block(offer, k, prof, lo, hi) for k, prof, lo, hi in _usable(offer)]
+        offer=offer,
+        blocks=[_block(offer, k, prof, lo, hi) for k, prof, lo, hi in _usable(offer)],
+        priced=priced,
     )
 
 
@@ -163,7 +169,7 @@ def plannable(request: PlanRequest) -> tuple[list[OfferView], dict[str, str]]:
         if errors:
             infeasible[o.id] = "; ".join(str(e) for e in errors[:5])
             continue
-        v = view(o)
+        v = view(o, priced=carries_asks(request, o))
         if not v.blocks:
             infeasible[o.id] = "no profile has a start left in the window"
             continue

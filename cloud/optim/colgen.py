@@ -22,13 +22,14 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import solver as lp
+from .asks import OfferAsks
 from .blocks import Block, OfferView
 from .errors import SolverError
 from .model import Column, LinearProblem, MasterLayout, build_master, is_boxed, template
 from .oracle import Battery, as_battery, cheapest
-from .placements import Placement, Plan, flex_of, loads, with_boxes
+from .placements import Placement, Plan, flex_of, loads, value_of, with_boxes
 from .problem import PlanRequest
-from .terms import Terms, evaluate
+from .terms import Terms
 
 #: Column generation rounds at most.
 MAX_ROUNDS = 60
@@ -96,7 +97,7 @@ class ColumnGeneration:
             )
             if col is not None:
                 columns[i] = [col[1]]
-        best_value = evaluate(terms, loads(views, terms, found.placements))
+        best_value = value_of(views, terms, found.placements)
         # warm start: each offer's cheapest schedules under prices that reward moving towards
         # the target where the greedy plan misses it, and the opposite
         miss = np.sign(terms.target - loads(views, terms, found.placements).sum(axis=0))
@@ -154,7 +155,7 @@ class ColumnGeneration:
             lam_m = sol.duals[problem.node_row0 : problem.node_row0 + g_count * h]
             lam_m = lam_m.reshape(g_count, h)
             picks = round_master(views, terms, sol.values, problem, layout, columns)
-            value = evaluate(terms, loads(views, terms, picks))
+            value = value_of(views, terms, picks)
             if value < best_value:
                 best_value = value
                 found.placements = picks
@@ -181,6 +182,8 @@ class ColumnGeneration:
                     s0 = terms.slot_of(col.start)
                     g = terms.group_of(views[i])
                     rc = -float(lam_m[g, s0 : s0 + len(col.energy)] @ col.energy)
+                    if terms.asks and (asks := terms.asks[i]) is not None:
+                        rc += asks.cost(s0, col.energy)
                     rc -= sol.duals[layout.convexity_row[i]] if i in layout.convexity_row else 0.0
                     if rc < -1e-9 * max(1.0, abs(sol.objective)):
                         columns.setdefault(i, []).append(col)
@@ -230,7 +233,7 @@ class ColumnGeneration:
             sol = lp.solve(problem, time_limit_s=left, integer=False, engine=self.engine)
             if sol.values is not None:
                 picks = round_master(views, terms, sol.values, problem, layout, kept)
-                if evaluate(terms, loads(views, terms, picks)) < best_value:
+                if value_of(views, terms, picks) < best_value:
                     found.placements = picks
 
     def _price(
@@ -244,11 +247,15 @@ class ColumnGeneration:
         deadline: float = math.inf,
         memo: dict[tuple[bytes, int, int], tuple[float, np.ndarray] | None] | None = None,
     ) -> tuple[float, Column] | None:
-        """The offer's schedule with the least ``-lam . x`` over all its choices (over those
-        tried before ``deadline``, once it has passed). ``memo`` keeps LP answers under this
-        ``lam`` by profile, start and node, for the offers' identical profiles."""
+        """The offer's schedule with the least ``-lam . x`` (plus its asks, for an offer with
+        asks) over all its choices (over those tried before ``deadline``, once it has passed).
+        ``memo`` keeps LP answers under this ``lam`` by profile, start and node, for the
+        offers' identical profiles (not for offers with asks: theirs are their own)."""
         g = terms.group_of(v)
         res = terms.resolution_s
+        asks = terms.asks[i] if terms.asks else None
+        if asks is not None:
+            memo = None
         best: tuple[float, Column] | None = None
         for k, b in enumerate(v.blocks):
             bat = batteries.get((i, k))
@@ -256,7 +263,9 @@ class ColumnGeneration:
             for start in range(b.first_start, b.last_start + 1, res):
                 s0 = terms.slot_of(start)
                 cost = -lam[g, s0 : s0 + b.n]
-                if bat is not None:
+                if asks is not None:
+                    got = _cheapest_with_asks(b, bat, cost, s0, asks, deadline)
+                elif bat is not None:
                     got = cheapest(bat, cost)
                 else:
                     key = (bkey, start, g)
@@ -277,6 +286,39 @@ class ColumnGeneration:
                 if best is None or value < best[0]:
                     best = (value, Column(block=k, start=start, energy=x))
         return best
+
+
+def _cheapest_with_asks(
+    b: Block,
+    bat: Battery | None,
+    cost: np.ndarray,
+    s0: int,
+    asks: OfferAsks,
+    deadline: float,
+) -> tuple[float, np.ndarray] | None:
+    """The cheapest schedule of one choice (from horizon slot ``s0``) under slot prices
+    ``cost`` plus the offer's asks, and its value (asks included, also those of its default's
+    slots the choice leaves empty). The asks of a slot, ``up (x - d)+ + down (d - x)+``, are
+    ``(up + down) / 2 |x - d| + (up - down) / 2 (x - d)``: the battery programme's own form."""
+    j = (s0 - asks.lo) + np.arange(b.n)
+    up, down, d = asks.up[j], asks.down[j], asks.default[j]
+    half = (up - down) / 2
+    # the default's slots outside this choice run 0
+    outside = np.ones(len(asks.up), dtype=bool)
+    outside[j] = False
+    od = asks.default[outside]
+    const = float(
+        asks.up[outside] @ np.maximum(-od, 0.0) + asks.down[outside] @ np.maximum(od, 0.0)
+    ) - float(half @ d)
+    if bat is not None:
+        got = cheapest(bat, cost + half, (up + down) / 2, -d)
+    else:
+        left = deadline - time.monotonic()
+        got = lp_cheapest(b, cost, time_limit_s=min(10.0, max(left, 0.01)), asks=(up, down, d))
+        const += float(half @ d)  # the LP prices the deviation itself
+    if got is None:
+        return None
+    return got[0] + const, got[1]
 
 
 class RelaxedFrame:
@@ -361,21 +403,43 @@ def block_key(b: Block) -> bytes:
 
 
 def lp_cheapest(
-    b: Block, cost: np.ndarray, *, time_limit_s: float = 10.0
+    b: Block,
+    cost: np.ndarray,
+    *,
+    time_limit_s: float = 10.0,
+    asks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[float, np.ndarray] | None:
+    """The cheapest schedule of a profile under slot prices ``cost`` by LP; with ``asks``
+    (up, down, default per slot) its deviation from the default is priced too."""
     tpl = template(b, single=True)
     obj = np.zeros(tpl.n_cols)
     np.add.at(obj, tpl.node_col, tpl.node_val * cost[tpl.node_slot])
+    var_lb, var_ub = tpl.var_lb, tpl.var_ub
+    rows, cols, vals = tpl.rows, tpl.cols, tpl.vals
+    row_lb, row_ub = tpl.row_lb, tpl.row_ub
+    if asks is not None:
+        # per slot: x_j - u_j + w_j = d_j, u priced at the up ask, w at the down ask
+        up, down, d = asks
+        n, c0, r0 = b.n, tpl.n_cols, len(tpl.row_lb)
+        jn = np.arange(n)
+        var_lb = np.concatenate((var_lb, np.zeros(2 * n)))
+        var_ub = np.concatenate((var_ub, np.full(2 * n, np.inf)))
+        obj = np.concatenate((obj, up, down))
+        rows = np.concatenate((rows, r0 + tpl.node_slot, r0 + jn, r0 + jn))
+        cols = np.concatenate((cols, tpl.node_col, c0 + jn, c0 + n + jn))
+        vals = np.concatenate((vals, tpl.node_val, -np.ones(n), np.ones(n)))
+        row_lb = np.concatenate((row_lb, d))
+        row_ub = np.concatenate((row_ub, d))
     problem = LinearProblem(
-        var_lb=tpl.var_lb,
-        var_ub=tpl.var_ub,
+        var_lb=var_lb,
+        var_ub=var_ub,
         obj=obj,
-        integer=np.zeros(tpl.n_cols, dtype=bool),
-        row_lb=tpl.row_lb,
-        row_ub=tpl.row_ub,
-        rows=tpl.rows,
-        cols=tpl.cols,
-        vals=tpl.vals,
+        integer=np.zeros(len(var_lb), dtype=bool),
+        row_lb=row_lb,
+        row_ub=row_ub,
+        rows=rows,
+        cols=cols,
+        vals=vals,
     )
     sol = lp.solve(problem, time_limit_s=time_limit_s, integer=False)
     if sol.values is None:

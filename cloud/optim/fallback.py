@@ -135,6 +135,7 @@ def _subset(
         prices_eur_per_kwh=request.prices_eur_per_kwh,
         peak_kw_by_node=request.peak_kw_by_node,
         weights=request.weights,
+        price_delegated=request.price_delegated,
         time_limit_s=request.time_limit_s,
         relative_gap=request.relative_gap,
     )

@@ -5,17 +5,23 @@ It answers in milliseconds, so it serves three ways: as a planner of its own beh
 portfolios where a proven optimum is not needed), as the OR-Tools planner's first incumbent
 and fallback, and as the stage before the defaults in :mod:`cloud.optim.fallback`.
 
-Offers are placed largest first, each against the load of those already placed. For every
-profile and every start of its window at once (numpy over a sliding window) it scores, with the
-objective of :mod:`cloud.optim.terms` (balance, cost and peak terms), up to three candidate
-energies: the known feasible schedule shifted in time (the default's energies: shifting keeps
-a schedule feasible, since every profile constraint is relative to the profile's own slots);
-the residual (target minus the load so far) projected onto the profile's per-slot and total
-bounds (balance); and the cheapest energies within those bounds (cost). A candidate other
-than the shifted schedule is kept only if :func:`protocol.check_assignment` accepts it (its
-best few starts are tried: dependency and polytope rows are not in the projection), so every
-placement is feasible. An offer with no feasible candidate is left
-unplaced (``None``); the planner names it in ``infeasible``.
+Offers are placed largest first, each against the load of those already placed; under the
+``profit`` objective in merit order instead (the seed rule of docs/optim.md): production
+offers by ascending ask (the cheapest flexibility first), then consumption offers by
+descending ask (the highest price first), each of those on its default until a candidate
+earns more than it costs, so an offer whose asks exceed the value it could earn stays on its
+default. For every profile and every start of its window at once (numpy over a sliding
+window) it scores, with the objective of :mod:`cloud.optim.terms` (balance, cost, peak and
+profit terms), up to four candidate energies: the known feasible schedule shifted in time
+(the default's energies: shifting keeps a schedule feasible, since every profile constraint
+is relative to the profile's own slots); the residual (target minus the load so far)
+projected onto the profile's per-slot and total bounds (balance); the cheapest energies
+within those bounds (cost); and, for an offer with asks, per slot its default unless the
+price beats the ask, projected onto the total bounds (profit). A candidate other than the
+shifted schedule is kept only if :func:`protocol.check_assignment` accepts it (its best few
+starts are tried: dependency and polytope rows are not in the projection), so every
+placement is feasible. An offer with no feasible candidate is left unplaced (``None``); the
+planner names it in ``infeasible``.
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import protocol
 
+from .asks import OfferAsks
 from .blocks import Block, OfferView, plannable
-from .placements import Placement, loads
+from .placements import Placement, value_of
 from .problem import PlannedSchedule, PlanRequest, PlanResult
-from .terms import Terms, evaluate, terms_for
+from .terms import Terms, terms_for
 
 #: Starts checked for feasibility per candidate that is not a known schedule, best first.
 TRIES = 4
@@ -60,7 +67,7 @@ class GreedyPlanner:
             )
         return PlanResult(
             schedules=schedules,
-            objective=evaluate(terms, loads(views, terms, placements)),
+            objective=value_of(views, terms, placements),
             bound=-math.inf,
             status="fallback",
             infeasible=infeasible,
@@ -79,10 +86,25 @@ def greedy(
     out: list[Placement | None] = [None] * len(views)
     size = [max((_size(b) for b in v.blocks), default=0.0) for v in views]
     res = terms.resolution_s
-    for i in sorted(range(len(views)), key=lambda i: -size[i]):
+    profit = terms.w_profit > 0
+    if profit:
+        order = sorted(
+            range(len(views)),
+            key=lambda i: _merit(
+                terms.asks[i] if terms.asks else None,
+                sum(views[i].offer.default.energy_kwh) < 0,
+                size[i],
+            ),
+        )
+    else:
+        order = sorted(range(len(views)), key=lambda i: -size[i])
+    for i in order:
         v = views[i]
         g = terms.group_of(v)
+        asks = terms.asks[i] if terms.asks else None
         best: tuple[float, int, int, np.ndarray] | None = None
+        if profit:  # the default stays unless a candidate earns strictly more
+            best = _default_choice(v, node_loads, terms, g)
         for k, b in enumerate(v.blocks):
             s0 = terms.slot_of(b.first_start)
             count = (b.last_start - b.first_start) // res + 1
@@ -92,12 +114,17 @@ def greedy(
             tgt = sliding_window_view(terms.target[span], b.n)
             price = sliding_window_view(terms.prices[span], b.n)
             refine = deadline == math.inf or time.monotonic() < deadline
-            for E, known in _candidates(b, total, tgt, price, terms, refine=refine):
+            cands = _candidates(b, total, tgt, price, terms, refine=refine)
+            if asks is not None and refine:
+                cands.append((_priced(b, s0, count, price, asks), False))
+            for E, known in cands:
                 delta = _delta(E, total, win[g], tgt, price, terms.peak_kwh[g], terms)
+                if asks is not None:
+                    delta += _ask_delta(E, s0, asks)
                 # a known schedule shifted stays feasible; another candidate is checked,
                 # the best few starts of it
                 for c in np.argsort(delta, kind="stable")[: 1 if known else TRIES]:
-                    if best is not None and delta[c] >= best[0]:
+                    if best is not None and delta[c] >= best[0] - _EPS * profit:
                         break
                     start = b.first_start + int(c) * res
                     energy = np.array(E[c], dtype=float)
@@ -111,6 +138,65 @@ def greedy(
         node_loads[g, s : s + len(energy)] += energy
         out[i] = Placement(k, start, energy)
     return out, node_loads
+
+
+#: What a move must earn over the default, under ``profit``, to be made (objective units).
+_EPS = 1e-9
+
+
+def _merit(asks: OfferAsks | None, producing: bool, size: float) -> tuple[int, float, float]:
+    """The seed's order under ``profit``: production (a default that produces) by ascending
+    ask, then consumption by descending ask; larger first among equal asks. An offer without
+    asks asks 0."""
+    a = asks.mean() if asks is not None else 0.0
+    return (0, a, -size) if producing else (1, -a, -size)
+
+
+def _default_choice(
+    v: OfferView, node_loads: np.ndarray, terms: Terms, g: int
+) -> tuple[float, int, int, np.ndarray] | None:
+    """The default placement and its change of the objective (no asks: it does not deviate),
+    or ``None`` when the default's profile has no start left."""
+    d = v.offer.default
+    k = next((k for k, b in enumerate(v.blocks) if b.profile == d.profile), None)
+    if k is None:
+        return None
+    b = v.blocks[k]
+    if not (b.first_start <= d.start <= b.last_start) or b.point is None:
+        return None
+    s = terms.slot_of(d.start)
+    E = b.point[None, :]
+    own = node_loads[:, s : s + b.n]
+    total = own.sum(axis=0)[None, :]
+    tgt = terms.target[None, s : s + b.n]
+    price = terms.prices[None, s : s + b.n]
+    delta = _delta(E, total, own[g][None, :], tgt, price, terms.peak_kwh[g], terms)
+    return (float(delta[0]), k, d.start, np.array(b.point, dtype=float))
+
+
+def _ask_delta(E: np.ndarray, s0: int, asks: OfferAsks) -> np.ndarray:
+    """The asks of running ``E[c]`` from horizon slot ``s0 + c``, per start ``c``."""
+    count, n = E.shape
+    X = np.zeros((count, len(asks.up)))
+    cols = (s0 - asks.lo) + np.arange(count)[:, None] + np.arange(n)[None, :]
+    np.put_along_axis(X, cols, E, axis=1)
+    dev = X - asks.default
+    return np.maximum(dev, 0.0) @ asks.up + np.maximum(-dev, 0.0) @ asks.down
+
+
+def _priced(b: Block, s0: int, count: int, price: np.ndarray, asks: OfferAsks) -> np.ndarray:
+    """Per start, each slot at its default unless the price beats the ask: up to the upper
+    bound where ``price + ask_up < 0``, down to the lower bound where ``price - ask_down > 0``;
+    then projected onto the total bounds."""
+    idx = (s0 - asks.lo) + np.arange(count)[:, None] + np.arange(b.n)[None, :]
+    d = asks.default[idx]
+    up = asks.up[idx]
+    down = asks.down[idx]
+    want = np.clip(d, b.lower, b.upper)
+    want = np.where(price + up < 0, b.upper, want)
+    want = np.where(price - down > 0, b.lower, want)
+    t_lo, t_hi = b.total if b.total is not None else (-math.inf, math.inf)
+    return _project(want, b.lower, b.upper, t_lo, t_hi)
 
 
 def _size(b: Block) -> float:

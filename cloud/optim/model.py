@@ -19,7 +19,9 @@ Offers with per-slot bounds only (a wet appliance's programme) need no slot vari
 all: their room between the bounds, summed over the offers selected in a slot, is one
 flexible load per node and slot (a sum of boxes is a box), split back in proportion to each
 offer's width. Node loads, the deviations from the target and the peak excesses are variables
-of their own rows.
+of their own rows. An offer with asks (``profit``) also has rows of its own load per slot,
+whose up and down deviations from its default are variables priced at its asks; its
+deviation cost is exact at every integer choice (the asks are convex in the energies).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .asks import OfferAsks
 from .blocks import Block, OfferView
 from .terms import Terms
 
@@ -353,9 +356,17 @@ def _add_box(
 
 
 def _add_coupled(
-    coo: _Coo, fr: _Frame, b: Block, g: int, slot0: np.ndarray, single: bool
+    coo: _Coo,
+    fr: _Frame,
+    b: Block,
+    g: int,
+    slot0: np.ndarray,
+    single: bool,
+    own: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """A copy of the block's template per start; returns the selector columns."""
+    """A copy of the block's template per start; returns the selector columns. ``own``
+    (first row, first horizon slot) are the offer's own load rows, for an offer with asks:
+    its energy goes there as well as to its node's rows."""
     kk = len(slot0)
     tpl = template(b, single=single)
     col0 = coo.add_vars(np.tile(tpl.var_lb, kk), np.tile(tpl.var_ub, kk))
@@ -373,7 +384,27 @@ def _add_coupled(
     coo.add_entries(
         node_rows[:, tpl.node_slot], base[:, None] + tpl.node_col, np.tile(tpl.node_val, kk)
     )
+    if own is not None:
+        row0, lo = own
+        coo.add_entries(
+            row0 + (slot0 - lo)[:, None] + tpl.node_slot,
+            base[:, None] + tpl.node_col,
+            np.tile(tpl.node_val, kk),
+        )
     return base
+
+
+def _add_asks(coo: _Coo, asks: OfferAsks) -> int:
+    """An offer's own load rows with its deviation from its default, ``x_t - up_t + down_t
+    = d_t``, the up and down parts priced at its asks; returns the first row."""
+    m = len(asks.up)
+    u0 = coo.add_vars(np.zeros(m), INF, asks.up)
+    w0 = coo.add_vars(np.zeros(m), INF, asks.down)
+    r0 = coo.add_rows(asks.default, asks.default, m)
+    t = np.arange(m)
+    coo.add_entries(r0 + t, u0 + t, -1.0)
+    coo.add_entries(r0 + t, w0 + t, 1.0)
+    return r0
 
 
 def build(
@@ -398,11 +429,15 @@ def build(
         single = sum(len(ss) for _, ss in per_block) == 1
         boxed = is_boxed(v)
         g = terms.group_of(v)
+        asks = terms.asks[i] if terms.asks else None
+        own = None if asks is None else (_add_asks(coo, asks), asks.lo)
         blk_ids, starts, ys = [], [], []
         for k, ss in per_block:
             slot0 = (ss - terms.t0) // res
-            add = _add_box if boxed else _add_coupled
-            ys.append(add(coo, fr, v.blocks[k], g, slot0, single))
+            if boxed:
+                ys.append(_add_box(coo, fr, v.blocks[k], g, slot0, single))
+            else:
+                ys.append(_add_coupled(coo, fr, v.blocks[k], g, slot0, single, own))
             blk_ids.append(np.full(len(ss), k))
             starts.append(ss)
         y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
@@ -429,8 +464,9 @@ def build(
 
 
 def is_boxed(v: OfferView) -> bool:
-    """Whether every profile of the offer has per-slot bounds only."""
-    return not any(b.coupled for b in v.blocks)
+    """Whether every profile of the offer has per-slot bounds only (and no asks: an offer
+    with asks is charged for its own deviation, so it cannot share a node's flexible load)."""
+    return not v.priced and not any(b.coupled for b in v.blocks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -498,7 +534,13 @@ def build_master(
         cols = columns.get(i)
         if not cols:
             continue
-        w0 = coo.add_vars(np.zeros(len(cols)), 1.0)
+        asks = terms.asks[i] if terms.asks else None
+        cost = (
+            0.0
+            if asks is None
+            else np.array([asks.cost((c.start - terms.t0) // res, c.energy) for c in cols])
+        )
+        w0 = coo.add_vars(np.zeros(len(cols)), 1.0, cost)
         w = w0 + np.arange(len(cols))
         for col, c in zip(cols, w, strict=True):
             slot0 = (col.start - terms.t0) // res

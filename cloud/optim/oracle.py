@@ -64,8 +64,14 @@ def reach(b: Battery) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def cheapest(bat: Battery, cost: np.ndarray) -> tuple[float, np.ndarray] | None:
-    """``(cost, schedule)`` of the cheapest schedule, or ``None`` when none exists."""
+def cheapest(
+    bat: Battery,
+    cost: np.ndarray,
+    weight: np.ndarray | None = None,
+    resid: np.ndarray | None = None,
+) -> tuple[float, np.ndarray] | None:
+    """``(cost, schedule)`` of the cheapest schedule, or ``None`` when none exists; with
+    ``weight`` and ``resid`` the cost adds ``weight_j * |resid_j + x_j|`` per slot."""
     n = len(bat.lower)
     x = np.zeros(n)
     zero = np.zeros(n)
@@ -75,8 +81,8 @@ def cheapest(bat: Battery, cost: np.ndarray) -> tuple[float, np.ndarray] | None:
         np.ascontiguousarray(bat.run_lo, dtype=float),
         np.ascontiguousarray(bat.run_hi, dtype=float),
         np.ascontiguousarray(cost, dtype=float),
-        zero,
-        zero,
+        zero if weight is None else np.ascontiguousarray(weight, dtype=float),
+        zero if resid is None else np.ascontiguousarray(resid, dtype=float),
         x,
     )
     return None if math.isnan(value) else (float(value), x)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .asks import ask_cost
 from .blocks import OfferView
 from .model import LinearProblem
 from .terms import Terms, evaluate
@@ -84,12 +85,24 @@ def loads(
     return loads
 
 
+def value_of(
+    views: Sequence[OfferView], terms: Terms, placements: Sequence[Placement | None]
+) -> float:
+    """The objective of placements: :func:`evaluate` of their loads plus their asks."""
+    value = evaluate(terms, loads(views, terms, placements))
+    if terms.priced:
+        value += ask_cost(
+            terms.asks,
+            [None if p is None else (terms.slot_of(p.start), p.energy) for p in placements],
+        )
+    return value
+
+
 def adopt(
     views: Sequence[OfferView], terms: Terms, found: Plan, picks: list[Placement | None]
 ) -> None:
     if (
-        evaluate(terms, loads(views, terms, picks))
-        <= evaluate(terms, loads(views, terms, found.placements))
+        value_of(views, terms, picks) <= value_of(views, terms, found.placements)
         or not found.solved
     ):
         found.placements = picks

@@ -52,9 +52,9 @@ from .cutting_plane import applies, plan_portfolio
 from .errors import SolverError
 from .greedy import greedy
 from .model import build, is_boxed, template
-from .placements import Placement, Plan, adopt, flex_of, loads, with_boxes
+from .placements import Placement, Plan, adopt, flex_of, value_of, with_boxes
 from .problem import PlannedSchedule, PlanRequest, PlanResult
-from .terms import Terms, evaluate, terms_for
+from .terms import Terms, terms_for
 
 #: Problems whose compact model has at most this many variables are solved as one MIP.
 EXACT_VARS = 20_000
@@ -212,7 +212,7 @@ def _compact_size(views: Sequence[OfferView]) -> int:
     for v in views:
         for b in v.blocks:
             starts = (b.last_start - b.first_start) // v.offer.resolution_s + 1
-            size += starts * (1 if not b.coupled else 2 * b.n + 1)
+            size += starts * (1 if not (b.coupled or v.priced) else 2 * b.n + 1)
     return size
 
 
@@ -250,7 +250,7 @@ def _result(
         for v, p in zip(views, placements, strict=True)
         if p is not None
     ]
-    objective = evaluate(terms, loads(views, terms, placements))
+    objective = value_of(views, terms, placements)
     bound = found.bound
     # a bound above an achieved objective can only be solver tolerance
     if bound > objective:

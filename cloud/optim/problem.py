@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 from protocol import FlexOffer
 
-Objective = Literal["balance", "cost"]
+Objective = Literal["balance", "cost", "profit"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -20,9 +20,14 @@ class PlanRequest:
     """What to plan and against what.
 
     Series are keyed by slot start (epoch seconds, on the ``resolution_s`` grid): the target in
-    kWh per slot for the whole portfolio (``balance``), prices in EUR/kWh (``cost``), and a peak
-    limit in kW per grid node. ``weights`` combine objectives (``{"balance": 1, "cost": 0.2}``);
-    when empty, ``objective`` alone counts."""
+    kWh per slot for the whole portfolio (``balance``), prices in EUR/kWh (``cost``; for
+    ``profit`` the value of a kWh of up deviation), and a peak limit in kW per grid node.
+    ``weights`` combine objectives (``{"balance": 1, "cost": 0.2}``); when empty,
+    ``objective`` alone counts.
+
+    ``profit`` charges each offer its asks (:func:`protocol.offer_asks`) for deviating from
+    its default: a direct-mode offer always, a delegated one only with ``price_delegated``
+    (its cost is the contract's, settled apart, so by default it moves for free)."""
 
     offers: Sequence[FlexOffer]
     resolution_s: int = 900
@@ -31,6 +36,7 @@ class PlanRequest:
     prices_eur_per_kwh: Mapping[int, float] = field(default_factory=dict)
     peak_kw_by_node: Mapping[str, float] = field(default_factory=dict)
     weights: Mapping[str, float] = field(default_factory=dict)
+    price_delegated: bool = False
     time_limit_s: float = 10.0
     relative_gap: float = 0.01
 
@@ -56,7 +62,10 @@ class PlanResult:
     ``slot_values`` (keyed by slot start, objective units per kWh) are the Lagrange
     multipliers of the portfolio's energy per slot that prove ``bound``, where the planner
     has them: what one more kWh in that slot is worth to the plan. They price any other
-    portfolio too: see :func:`cloud.optim.cutting_plane.lagrangian_bound`."""
+    portfolio too: see :func:`cloud.optim.cutting_plane.lagrangian_bound`.
+
+    Under ``profit`` the objective is minus the profit (EUR) and ``-bound`` a proven upper
+    bound on the profit; the defaults have objective 0."""
 
     schedules: list[PlannedSchedule]
     objective: float

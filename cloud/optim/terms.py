@@ -7,9 +7,17 @@ objective: the planner reports the value it computes from the final schedules, n
 solver's own number, so a plan's objective is always the objective of what it returns.
 
 The objective is ``w_balance * sum |E_t - target_t| + w_cost * sum price_t * E_t +
-w_peak * sum_node sum_t max(0, |N_node,t| - limit_node)`` with ``E_t`` the portfolio's energy in
-slot ``t`` and ``N_node,t`` a grid node's. A slot without a target value has target 0 (the
-portfolio should then be balanced); a slot without a price costs nothing.
+w_peak * sum_node sum_t max(0, |N_node,t| - limit_node) - w_profit * profit`` with ``E_t`` the
+portfolio's energy in slot ``t`` and ``N_node,t`` a grid node's. A slot without a target value
+has target 0 (the portfolio should then be balanced); a slot without a price costs nothing.
+
+The profit (:mod:`cloud.optim.asks`) is ``sum_t price_t * (E_t - D_t)`` minus every priced
+offer's asks for its own deviation, ``D_t`` being the portfolio's default load: the defaults
+earn exactly 0. Its value part is linear in the loads, so it joins the cost term here (the
+effective ``prices`` are ``w_cost * price - w_profit * price`` with ``w_cost`` then 1, and
+``w_profit * price . D`` goes to ``offset``) and every planning method handles it as it handles
+cost; only the asks are a per-offer term (``asks``), which
+:func:`cloud.optim.placements.value_of` adds.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .asks import OfferAsks, offer_asks_over, profit_weight
 from .blocks import OfferView
 from .errors import OptimError
 from .problem import PlanRequest
@@ -41,8 +50,18 @@ class Terms:
     groups: tuple[str, ...]
     #: kWh per slot for each group, ``inf`` where no limit applies
     peak_kwh: np.ndarray
-    #: deviation from the target outside the horizon, which no offer can change
+    #: the constant part of the objective: deviation from the target outside the horizon,
+    #: which no offer can change, and the value of the defaults under ``profit``
     offset: float
+    #: the weight of the profit term (its value part is in ``prices``, see the module)
+    w_profit: float = 0.0
+    #: per view, its asks under ``profit`` (``None``: none, it moves for free)
+    asks: tuple[OfferAsks | None, ...] = ()
+
+    @property
+    def priced(self) -> bool:
+        """Whether any offer carries asks (a per-offer term the node loads do not show)."""
+        return any(a is not None for a in self.asks)
 
     def slot_of(self, ts: int) -> int:
         return (ts - self.t0) // self.resolution_s
@@ -53,7 +72,7 @@ class Terms:
 
 def weights_of(request: PlanRequest) -> tuple[float, float, float]:
     w = dict(request.weights) or {request.objective: 1.0}
-    unknown = set(w) - {"balance", "cost", "peak"}
+    unknown = set(w) - {"balance", "cost", "peak", "profit"}
     if unknown:
         raise OptimError(f"weights: unknown objective(s) {sorted(unknown)}")
     if any(v < 0 for v in w.values()):
@@ -88,6 +107,24 @@ def terms_for(request: PlanRequest, views: Sequence[OfferView]) -> Terms:
         if 0 <= t < slots:
             prices[t] = v
     w_balance, w_cost, w_peak = weights_of(request)
+    w_profit = profit_weight(request)
+    asks: tuple[OfferAsks | None, ...] = ()
+    if w_profit:
+        # the value of deviating: a price per kWh of the portfolio's load, minus its defaults'
+        default = np.zeros(slots)
+        for view in views:
+            s = (view.offer.default.start - t0) // res
+            for j, e in enumerate(view.offer.default.energy_kwh):
+                if 0 <= s + j < slots:
+                    default[s + j] += e
+        value_offset = w_profit * float(prices @ default)
+        prices = (w_cost - w_profit) * prices
+        w_cost = 1.0
+        asks = tuple(
+            _asks_of(view, t0, res, slots, w_profit) if view.priced else None for view in views
+        )
+    else:
+        value_offset = 0.0
     if request.peak_kw_by_node:
         groups = tuple(sorted({v.offer.grid_node for v in views} | set(request.peak_kw_by_node)))
     else:
@@ -107,12 +144,26 @@ def terms_for(request: PlanRequest, views: Sequence[OfferView]) -> Terms:
         w_peak=w_peak,
         groups=groups,
         peak_kwh=peak,
-        offset=w_balance * offset,
+        offset=w_balance * offset + value_offset,
+        w_profit=w_profit,
+        asks=asks,
     )
 
 
+def _asks_of(v: OfferView, t0: int, res: int, slots: int, weight: float) -> OfferAsks | None:
+    """The asks of a priced view over every slot it can run in and its default's."""
+    lo = min(b.first_start for b in v.blocks)
+    hi = max(b.last_start + b.n * res for b in v.blocks)
+    d = v.offer.default
+    lo = min(lo, d.start)
+    hi = max(hi, d.start + len(d.energy_kwh) * res)
+    a, b = max((lo - t0) // res, 0), min((hi - t0) // res, slots)
+    return offer_asks_over(v.offer, lo=a, hi=b, t0=t0, resolution_s=res, weight=weight)
+
+
 def evaluate(terms: Terms, loads: np.ndarray) -> float:
-    """The objective of node loads ``loads[group, slot]`` (kWh)."""
+    """The objective of node loads ``loads[group, slot]`` (kWh), without the asks of priced
+    offers (:func:`cloud.optim.placements.value_of` adds them)."""
     total = loads.sum(axis=0)
     value = terms.offset
     if terms.w_balance:
