@@ -390,3 +390,7 @@ def results(market_id: str, gate: str | None, limit: int, store: str, as_json: b
             f"{len(doc.get('awards', []))} award(s), {len(doc.get('requests', []))} request(s)"
             f"{'' if r.published else '  (not yet published)'}"
         )
+
+
+# open|close and congestion live in their own module; importing it adds them to the group
+from . import market_ops as _market_ops  # noqa: E402, F401

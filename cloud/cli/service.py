@@ -13,7 +13,7 @@ from ._site import admin_option, json_option, report, reported, site_option
 
 @click.group()
 def service() -> None:
-    """Service accounts: one per FMAN worker (fman-<worker>), one for FMAR."""
+    """Service accounts: one per FMAN worker (fman-<worker>), one for FMAR, one for the DSO."""
 
 
 @service.command("add")
@@ -39,8 +39,9 @@ def add(
     offline: bool,
     as_json: bool,
 ) -> None:
-    """Create the account of one FMAN worker (or of FMAR), its password (and certificate)
-    under the site's services/ACCOUNT/."""
+    """Create the account of one FMAN worker (or of FMAR, or of the DSO that registers
+    congestion with the markets), its password (and certificate) under the site's
+    services/ACCOUNT/."""
     account = service_account(name, worker)
     written = add_service(
         site,

@@ -400,7 +400,7 @@ def add_service(
     offline: bool = False,
 ) -> Written:
     """Credentials of one service account: ``fman-<worker>`` for an FMAN worker (each worker
-    has its own, so that the broker can pin it to its client id), or ``fmar``. Writes
+    has its own, so that the broker can pin it to its client id), ``fmar`` or ``dso``. Writes
     ``credentials`` (one ``account:password`` line, mode 0600, as the workers read it) and,
     for FMAN, a ``fman.toml`` naming the worker's id, the broker and that file."""
     if name not in SERVICE_ROLES:

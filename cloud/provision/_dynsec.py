@@ -15,8 +15,8 @@ commands applied to the file by :func:`apply` here.
     role agent/<id>   write rules: publishClientSend; read rules: publishClientReceive and
                       subscribeLiteral of exactly that filter (so an agent holds at most
                       one subscription per read rule, and never a $share/... one)
-    role fman, fmar   write: publishClientSend; read: publishClientReceive and
-                      subscribePattern of the filter and of $share/+/<filter>
+    role fman, fmar,  write: publishClientSend; read: publishClientReceive and
+    dso               subscribePattern of the filter and of $share/+/<filter>
     role atp-admin    the $CONTROL topic and its response; agents' topics (to find and
                       clear a revoked agent's retained messages)
 
