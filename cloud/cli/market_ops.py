@@ -155,8 +155,8 @@ def _floats(text: str, what: str) -> list[float]:
     "--file",
     "params_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The registration as JSON (the request's params, docs/market.md); the options "
-    "below are then not needed.",
+    help="The registration as JSON: the request (examples/dso/congestion.request.json) or "
+    "its params; the options below are then not needed.",
 )
 @click.option("--id", "reg_id", help="The registration's id (yours; unique per market).")
 @click.option("--node", help="The grid node (may be left out in a market of one node).")
@@ -186,6 +186,10 @@ def congestion_add(
             params = json.loads(params_file.read_text())
         except (OSError, ValueError) as exc:
             raise click.ClickException(f"{params_file}: {exc}") from None
+        if isinstance(params, dict) and "method" in params:  # a whole request
+            params = params.get("params", {})
+        if not isinstance(params, dict):
+            raise click.ClickException(f"{params_file}: expected a JSON object")
         if market_id:
             params["market"] = market_id
     else:

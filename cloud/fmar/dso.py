@@ -16,12 +16,14 @@ Pure: rows and the market's configuration in, JSON-ready dicts out; the service 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from protocol._dso import CongestionParams
+from protocol import DecodeError, Response
+from protocol._dso import CongestionParams, MarketParams, ProsumersParams, parse_dso_params
 
 from .config import MarketSection
-from .store import CongestionRow, GateRow, OrderRow, ResultRow
+from .store import CongestionRow, GateRow, MarketStore, OrderRow, ResultRow
 
 #: The book ids of registrations begin with this; orders on the bid topic may not.
 PREFIX = "congestion."
@@ -193,3 +195,85 @@ def prosumers(
             {"party": party, "offers": offers} for party, offers in sorted(parties.items())
         ],
     }
+
+
+def _error(text: str) -> Response:
+    return Response(status="error", reason=text[:1024])
+
+
+def answer(
+    method: str,
+    params: Any,
+    *,
+    party: str,
+    markets: Mapping[str, MarketSection],
+    store: MarketStore,
+    next_gate: Callable[[str], GateRow],
+    closed: Callable[[str], str],
+    at: float,
+) -> Response:
+    """The response to the DSO ``party``'s ``method`` with ``params``; never raises for bad
+    input. ``next_gate(market)`` is the gate taking orders now (stored), ``closed(market)``
+    why the operator closed it (empty: open); a registration is stored before the answer."""
+    if not isinstance(params, dict):
+        return _error("params: expected an object")
+    try:
+        p = parse_dso_params(method, params)
+    except DecodeError as exc:
+        return _error("; ".join(f"{e.path}: {e.message}" for e in exc.errors))
+    market = getattr(p, "market", None)
+    if market is not None and market not in markets:
+        return _error(f"params.market: no market {market!r} (known: {', '.join(markets)})")
+    if isinstance(p, CongestionParams):
+        mc = markets[p.market]
+        why = closed(p.market)
+        if why:
+            return _error(why)
+        nxt = next_gate(p.market)
+        row = registration(p, party=party, m=mc, next_gate=nxt, at=at)
+        if isinstance(row, str):
+            return _error(row)
+        outcome = store.add_congestion(row)
+        if outcome == "conflict":
+            return _error(f"params.id: {p.id!r} is registered already with other values")
+        return Response(
+            status="ok",
+            body={
+                **registration_json(row, mc.resolution_s),
+                "stored": outcome,
+                "next_gate": nxt.gate,
+            },
+        )
+    if isinstance(p, MarketParams):
+        regs = [r for r in store.congestion(p.market, party=party) if p.id in (None, r.id)]
+        if p.id is not None and not regs:
+            return _error(f"params.id: no registration {p.id!r}")
+        results = {mk: store.results(mk, limit=10_000) for mk in {r.market for r in regs}}
+        traded = summary(regs, results)
+        if method == "congestion/summary":
+            return Response(
+                status="ok",
+                body={
+                    "registrations": traded,
+                    "accepted_kwh": sum(r["accepted_kwh"] for r in traded),
+                    "paid_eur": sum(r["paid_eur"] for r in traded),
+                },
+            )
+        out: list[dict[str, Any]] = []
+        for reg, t in zip(regs, traded, strict=True):
+            res = markets.get(reg.market)
+            doc = registration_json(reg, res.resolution_s if res else 900)
+            out.append({**doc, "cleared_gates": [g["gate"] for g in t["gates"]]})
+        return Response(status="ok", body={"registrations": out})
+    assert isinstance(p, ProsumersParams)
+    mc = markets[p.market]
+    if p.node is not None and p.node not in mc.nodes:
+        return _error(
+            f"params.node: {p.node!r} is not a node of {p.market!r} ({', '.join(mc.nodes)})"
+        )
+    held = [
+        (g, o)
+        for g in store.gates(p.market, states=("open", "closed"))
+        for o in store.orders(p.market, g.gate)
+    ]
+    return Response(status="ok", body=prosumers(p.market, mc, p.node, held))

@@ -39,13 +39,11 @@ import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
 import protocol
 from protocol import DecodeError, OrderAnswer, Reason, Request, Response, topics
-from protocol._dso import CongestionParams, MarketParams, ProsumersParams, parse_dso_params
 
 from ..clock import Clock
 from ..fman.bus import Bus
@@ -591,80 +589,26 @@ class Service:
         )
 
     def _dso_answer(self, party: str, method: str, payload: bytes) -> Response:
-        def error(text: str) -> Response:
-            return Response(status="error", reason=text[:1024])
-
         try:
             body = protocol.decode(payload, expect="request").body
         except DecodeError as exc:
-            return error(f"not a request: {exc}")
+            return Response(status="error", reason=f"not a request: {exc}"[:1024])
         assert isinstance(body, Request)
         if body.method != method:
-            return error(f"method: {body.method!r} is not the topic's {method!r}")
-        try:
-            p = parse_dso_params(method, body.params)
-        except DecodeError as exc:
-            return error("; ".join(f"{e.path}: {e.message}" for e in exc.errors))
-        store = self.orders_store
-        market = getattr(p, "market", None)
-        if market is not None and market not in self.config.markets:
-            return error(
-                f"params.market: no market {market!r} (known: {', '.join(self.config.markets)})"
-            )
-        if isinstance(p, CongestionParams):
-            mc = self.config.markets[p.market]
-            closed = self._closed(store, p.market)
-            if closed:
-                return error(closed)
-            nxt = self._stored(store, self._calendar(store, p.market, 0)[0])
-            row = dso.registration(p, party=party, m=mc, next_gate=nxt, at=time.time())
-            if isinstance(row, str):
-                return error(row)
-            outcome = store.add_congestion(row)
-            if outcome == "conflict":
-                return error(f"params.id: {p.id!r} is registered already with other values")
-            log.info("congestion %s of %s on %s registered (%s)", p.id, party, p.market, outcome)
             return Response(
-                status="ok",
-                body={
-                    **dso.registration_json(row, mc.resolution_s),
-                    "stored": outcome,
-                    "next_gate": nxt.gate,
-                },
+                status="error", reason=f"method: {body.method!r} is not the topic's {method!r}"
             )
-        if isinstance(p, MarketParams):
-            regs = [r for r in store.congestion(p.market, party=party) if p.id in (None, r.id)]
-            if p.id is not None and not regs:
-                return error(f"params.id: no registration {p.id!r}")
-            results = {mk: store.results(mk, limit=10_000) for mk in {r.market for r in regs}}
-            traded = dso.summary(regs, results)
-            if method == "congestion/summary":
-                return Response(
-                    status="ok",
-                    body={
-                        "registrations": traded,
-                        "accepted_kwh": sum(r["accepted_kwh"] for r in traded),
-                        "paid_eur": sum(r["paid_eur"] for r in traded),
-                    },
-                )
-            out: list[dict[str, Any]] = []
-            for reg, t in zip(regs, traded, strict=True):
-                res = self.config.markets.get(reg.market)
-                doc = dso.registration_json(reg, res.resolution_s if res else 900)
-                out.append({**doc, "cleared_gates": [g["gate"] for g in t["gates"]]})
-            return Response(status="ok", body={"registrations": out})
-        assert isinstance(p, ProsumersParams)
-        mc = self.config.markets[p.market]
-        if p.node is not None and p.node not in mc.nodes:
-            return error(
-                f"params.node: {p.node!r} is not a node of {p.market!r} ({', '.join(mc.nodes)})"
-            )
-        held = [
-            (g, o)
-            for g in store.gates(p.market, states=("open", "closed"))
-            for o in store.orders(p.market, g.gate)
-        ]
-        return Response(status="ok", body=dso.prosumers(p.market, mc, p.node, held))
+        store = self.orders_store
+        return dso.answer(
+            method,
+            body.params,
+            party=party,
+            markets=self.config.markets,
+            store=store,
+            next_gate=lambda mid: self._stored(store, self._calendar(store, mid, 0)[0]),
+            closed=lambda mid: self._closed(store, mid),
+            at=time.time(),
+        )
 
     def _republish(self) -> None:
         for row in self.gates_store.unpublished():
