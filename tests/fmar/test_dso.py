@@ -135,7 +135,7 @@ def test_a_dso_registers_congestion_that_trades_in_the_next_gate_and_sums_up_its
         out = _atp("market", "congestion", "add", market, "--file", str(CONGESTION), *dso)
         reg = json.loads(out.stdout)
         params = json.loads(CONGESTION.read_text())["params"]
-        assert (reg["id"], reg["stored"], reg["next_gate"]) == (params["id"], "new", gate.gate)
+        assert (reg["id"], reg["stored"], reg["next_gate"]) == (params["id"], "stored", gate.gate)
         assert reg["node"] == "feeder-1" and reg["kwh"] == params["kwh"]
         again = json.loads(
             _atp("market", "congestion", "add", market, "--file", str(CONGESTION), *dso).stdout
@@ -211,10 +211,19 @@ def test_a_closed_market_refuses_orders_and_a_new_config_applies_from_the_next_g
         notice = listener.bodies("/gate")[0].body
         (o, *_) = _sell_orders(market)
 
-        def send(oid: str, gate: str = "") -> protocol.OrderAnswer:
-            order = msgspec.structs.replace(
-                o, gate=gate, offer=msgspec.structs.replace(o.offer, id=oid)
+        def send(oid: str, gate: str = "", later_s: int = 0) -> protocol.OrderAnswer:
+            f = o.offer
+            offer = msgspec.structs.replace(
+                f,
+                id=oid,
+                created_at=f.created_at + later_s,
+                acceptance_before=f.acceptance_before + later_s,
+                assignment_before=f.assignment_before + later_s,
+                start_after=f.start_after + later_s,
+                start_before=f.start_before + later_s,
+                default=msgspec.structs.replace(f.default, start=f.default.start + later_s),
             )
+            order = msgspec.structs.replace(o, gate=gate, offer=offer)
             listener.publish(topics.market_bid_topic(market, o.party), protocol.encode(order, ts=D))
             listener.wait_for(f"the answer to {oid}", lambda: oid in _answers(listener, market))
             return _answers(listener, market)[oid]
@@ -249,7 +258,7 @@ def test_a_closed_market_refuses_orders_and_a_new_config_applies_from_the_next_g
         listener.wait_for("the new configuration read", lambda: "read again" in svc.log())
         assert send("same.gate").accepted
         nxt = notice.upcoming[0].gate
-        late = send("next.gate", gate=nxt)
+        late = send("next.gate", gate=nxt, later_s=1800)
         assert not late.accepted and [r.code for r in late.reasons] == ["size"]
         shown = json.loads(_atp("market", "show", market, *store, "--json").stdout)
         assert shown["config"]["min_order_kwh"] == 100.0
