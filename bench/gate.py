@@ -9,7 +9,7 @@ the arrival of each gate's result on ``atp/v1/m/{market}/result`` against the cl
 - the *second* is the steady state of a running service: close in the store, read the book,
   clear it, record the result, publish it, the subscriber receives it.
 
-Books: ``small`` is examples/markets/feeder-1.json (4 sell orders, 2 requests on 2 quarter
+Books: ``small`` is examples/markets/feeder-1.json (3 sell orders, 3 requests on 2 quarter
 hours); ``1000`` is its sell orders repeated to 1,000 (each its own party) against its
 requests. The service's own log line ("closure to result published") is printed beside it.
 
@@ -202,10 +202,11 @@ def main() -> None:
                 first.append(lat[0])
                 second.append(lat[1])
                 own += logged[1:]
-            n = "4 sell orders" if size == "small" else f"{size} sell orders"
+            book = json.loads(BOOK.read_text())
+            n = f"{len(book['sell']) if size == 'small' else int(size)} sell orders"
             med = statistics.median
             print(
-                f"{n:>16}, 2 requests: first gate of a process median {med(first):.3f} s "
+                f"{n:>16}, {len(book['requests'])} requests: first gate of a process median {med(first):.3f} s "
                 f"(max {max(first):.3f}); later gates median {med(second):.3f} s "
                 f"(max {max(second):.3f}); service's own figure {med(own):.3f} s "
                 f"({args.runs} runs)"
