@@ -206,7 +206,8 @@ def main() -> None:
             n = f"{len(book['sell']) if size == 'small' else int(size)} sell orders"
             med = statistics.median
             print(
-                f"{n:>16}, {len(book['requests'])} requests: first gate of a process median {med(first):.3f} s "
+                f"{n:>16}, {len(book['requests'])} requests: first gate of a process median "
+                f"{med(first):.3f} s "
                 f"(max {max(first):.3f}); later gates median {med(second):.3f} s "
                 f"(max {max(second):.3f}); service's own figure {med(own):.3f} s "
                 f"({args.runs} runs)"
