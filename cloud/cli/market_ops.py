@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._fmandb import TimeParam
 from .market import _JSON, _STORE, market
 
+if TYPE_CHECKING:
+    from cloud.fmar.store import MarketState
 
-def _control(market_id: str, state: str, note: str, store: str, as_json: bool) -> None:
+
+def _control(market_id: str, state: MarketState, note: str, store: str, as_json: bool) -> None:
     from cloud.fmar import MarketError
     from cloud.fmar.store import ControlRow, open_market_store
 
@@ -34,7 +37,7 @@ def _control(market_id: str, state: str, note: str, store: str, as_json: bool) -
                 f"no market {market_id!r} in {s.where} (markets: {', '.join(known) or 'none'})"
             )
         before = s.control(market_id)
-        s.set_control(ControlRow(market=market_id, state=state, changed_at=time.time(), note=note))  # type: ignore[arg-type]
+        s.set_control(ControlRow(market=market_id, state=state, changed_at=time.time(), note=note))
     except MarketError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -77,7 +77,7 @@ def ask(
         if getattr(m.properties, "CorrelationData", None) != correlation:
             return
         try:
-            msg = protocol.decode(m.payload, check=False)
+            msg = protocol.decode(bytes(m.payload), check=False)
         except protocol.DecodeError:
             return
         if isinstance(msg.body, Response):
