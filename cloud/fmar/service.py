@@ -134,7 +134,12 @@ class Service:
             except queue.Empty:
                 continue
             if m.topic.startswith(f"{topics.PREFIX}/d/"):
-                self._dso_request(m)
+                try:
+                    self._dso_request(m)
+                except Exception:
+                    log.exception("DSO request on %s could not be answered; dropped", m.topic)
+                    self.stats["dso.failed"] += 1
+                    self.bus.ack(m.mid, m.qos)
                 continue
             try:
                 answer = self._judge(m)
@@ -582,6 +587,13 @@ class Service:
             log.error("DSO request %s of %s: %s", method, t.owner, exc)
             response = Response(status="error", reason="the market store is unavailable; ask again")
         self.stats["dso.ok" if response.status == "ok" else "dso.refused"] += 1
+        log.info(
+            "DSO %s: %s %s%s",
+            t.owner,
+            method,
+            response.status,
+            f" ({response.reason})" if response.reason else "",
+        )
         payload = protocol.encode(response, ts=int(self.clock.now()))
         done = lambda mid=m.mid, qos=m.qos: self.bus.ack(mid, qos)  # noqa: E731
         self.bus.publish(
