@@ -6,9 +6,10 @@ node, with a limit price), both as the order book JSON of docs/market.md holds t
 party and, optionally, the gate meant. The party is the topic's, which the broker's ACL binds
 to the sending account; FMAR refuses an order whose ``party`` differs from it. FMAR answers
 each on ``atp/v1/m/{market}/ack/{party}`` with an :class:`OrderAnswer` once the order is
-stored (or refused, with reasons): as with an agent's offer, the order stays with its sender until that answer arrives, since a broker's
-PUBACK is not delivery. The gate calendar is retained on ``.../gate`` (:class:`GateNotice`)
-and every cleared gate's outcome goes to ``.../result`` (:class:`MarketResult`).
+stored (or refused, with reasons): as with an agent's offer, the order stays with its sender
+until that answer arrives, since a broker's PUBACK is not delivery. The gate calendar is
+retained on ``.../gate`` (:class:`GateNotice`) and every cleared gate's outcome goes to
+``.../result`` (:class:`MarketResult`).
 
 Prices and quantities follow the book's units: EUR per kWh of up deviation, kWh signed
 (positive: up, more consumption or less production). A price given as a list runs per slot.
