@@ -1,13 +1,15 @@
 """The market messages (protocol 1.4): orders to FMAR, its answers, gate notices, results.
 
-A party sends its orders on ``atp/v1/m/{market}/bid``: a *sell order* (a Flex-Offer with asks
-for deviating from its default schedule) or a *request* (signed kWh per slot at a node, with
-a limit price), both as the order book JSON of docs/market.md holds them, plus the party
-and, optionally, the gate meant. FMAR answers each on ``atp/v1/m/{market}/ack/{party}`` with
-an :class:`OrderAnswer` once the order is stored (or refused, with reasons): as with an
-agent's offer, the order stays with its sender until that answer arrives, since a broker's
-PUBACK is not delivery. The gate calendar is retained on ``.../gate`` (:class:`GateNotice`)
-and every cleared gate's outcome goes to ``.../result`` (:class:`MarketResult`).
+A party sends its orders on ``atp/v1/m/{market}/bid/{party}``: a *sell order* (a Flex-Offer
+with asks for deviating from its default schedule) or a *request* (signed kWh per slot at a
+node, with a limit price), both as the order book JSON of docs/market.md holds them, plus the
+party and, optionally, the gate meant. The party is the topic's, which the broker's ACL binds
+to the sending account; FMAR refuses an order whose ``party`` differs from it. FMAR answers
+each on ``atp/v1/m/{market}/ack/{party}`` with an :class:`OrderAnswer` once the order is
+stored (or refused, with reasons): as with an agent's offer, the order stays with its sender
+until that answer arrives, since a broker's PUBACK is not delivery. The gate calendar is
+retained on ``.../gate`` (:class:`GateNotice`) and every cleared gate's outcome goes to
+``.../result`` (:class:`MarketResult`).
 
 Prices and quantities follow the book's units: EUR per kWh of up deviation, kWh signed
 (positive: up, more consumption or less production). A price given as a list runs per slot.

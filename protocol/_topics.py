@@ -9,10 +9,13 @@
     atp/v1/a/{agent}/schedule/ack      agent -> FMAN   schedule taken or refused (reasons)
     atp/v1/a/{agent}/req/{method}      agent -> FMAN   request (MQTT v5 response topic below)
     atp/v1/a/{agent}/resp/{tag}        FMAN  -> agent  response
-    atp/v1/m/{market}/bid              party -> FMAR   sell order or request (protocol 1.4)
+    atp/v1/m/{market}/bid/{party}      party -> FMAR   sell order or request (protocol 1.4);
+                                                       the party is the topic's, bound by the ACL
     atp/v1/m/{market}/ack/{party}      FMAR  -> party  the order stored or refused (reasons)
     atp/v1/m/{market}/result           FMAR  -> all    a cleared gate's awards and prices
     atp/v1/m/{market}/gate             FMAR, retained  the gate calendar
+    atp/v1/d/{dso}/req/{method}        DSO   -> FMAR   congestion registrations and queries
+    atp/v1/d/{dso}/resp/{tag}          FMAR  -> DSO    response
 
 Every topic an agent writes or reads sits under its own ``atp/v1/a/{agent}/`` so that one ACL
 pattern per direction confines it (see ``mosquitto/``).
@@ -79,6 +82,31 @@ def market_topic(market: str, channel: str) -> str:
     return f"{PREFIX}/m/{_check_id(market, 'market id')}/{channel}"
 
 
+def market_bid_topic(market: str, party: str) -> str:
+    """``atp/v1/m/{market}/bid/{party}``: where ``party`` sends its orders. The ACL lets an
+    account write only under its own name, so FMAR takes the party from this level and never
+    from the message (docs/market.md, "Who may trade")."""
+    return f"{PREFIX}/m/{_check_id(market, 'market id')}/bid/{_check_id(party, 'party id')}"
+
+
+def all_market_bids() -> str:
+    """Filter for every party's orders on every market: ``atp/v1/m/+/bid/+``."""
+    return f"{PREFIX}/m/+/bid/+"
+
+
+def dso_request_topic(dso: str, method: str) -> str:
+    """``atp/v1/d/{dso}/req/{method}``: a DSO's request to FMAR (docs/market.md)."""
+    return f"{PREFIX}/d/{_check_id(dso, 'dso id')}/req/{_check_method(method)}"
+
+
+def dso_response_topic(dso: str, tag: str) -> str:
+    return f"{PREFIX}/d/{_check_id(dso, 'dso id')}/resp/{_check_id(tag, 'tag')}"
+
+
+#: Filter for every DSO's requests (FMAR subscribes it).
+ALL_DSO_REQUESTS = f"{PREFIX}/d/+/req/#"
+
+
 def market_answer_topic(market: str, party: str) -> str:
     """``atp/v1/m/{market}/ack/{party}``: FMAR's answers to one party's orders, under the
     party's own name so that one ACL pattern lets it read its answers and no one else's."""
@@ -106,8 +134,9 @@ def shared(group: str, topic_filter: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Topic:
-    """A parsed topic: ``scope`` is ``"a"`` (agent) or ``"m"`` (market); ``owner`` the agent or
-    market id; ``channel`` the rest (``offer``, ``offer/delete``, ``req/bill``, ``bid``, …)."""
+    """A parsed topic: ``scope`` is ``"a"`` (agent), ``"m"`` (market) or ``"d"`` (a DSO);
+    ``owner`` the agent, market or DSO id; ``channel`` the rest (``offer``, ``req/bill``,
+    ``bid/{party}``, …)."""
 
     scope: str
     owner: str
@@ -129,17 +158,17 @@ def parse(topic: str) -> Topic:
     _, _, scope, owner, channel = parts
     if not _ID.match(owner):
         raise ValueError(f"{topic!r}: bad id {owner!r}")
-    if scope == "a":
+    if scope in ("a", "d"):
         head, _, rest = channel.partition("/")
         levels = rest.split("/")
-        ok = channel in AGENT_CHANNELS or (
+        ok = (scope == "a" and channel in AGENT_CHANNELS) or (
             ((head == "resp" and len(levels) == 1) or (head == "req" and len(levels) <= 2))
             and all(_ID.match(lvl) is not None for lvl in levels)
         )
     elif scope == "m":
         ok = channel in MARKET_CHANNELS or (
             channel.count("/") == 1
-            and channel.split("/")[0] == "ack"
+            and channel.split("/")[0] in ("ack", "bid")
             and _ID.match(channel.split("/")[1]) is not None
         )
     else:

@@ -34,9 +34,11 @@ from cloud.fmar import clear, read_book, to_builtins
 from cloud.fmar.config import load_config as load_fmar_config
 from cloud.optim.series import parse_series
 from cloud.settle import load_contract
+from protocol._dso import parse_dso_params
 from protocol._request import MeasurementParams, parse_params
 
 from .fman.test_store import new_schedule, offer_record
+from .fmar.dso_world import answer_in_world, world_of
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -223,6 +225,25 @@ def response_example(path: Path) -> None:
     assert _answer(store, ingest, request_file) == shown
 
 
+def dso_request_example(path: Path) -> None:
+    """``dso/NAME.request.json``: a DSO's request, its parameters valid for its method unless
+    NAME starts with ``error-``; ``NAME.response.json`` beside it."""
+    request = protocol.from_json(path.read_bytes(), protocol.Request)
+    if not path.name.startswith("error-"):
+        parse_dso_params(request.method, request.params)
+    assert path.with_name(path.name.replace(".request.", ".response.")).is_file()
+
+
+def dso_response_example(path: Path) -> None:
+    """``dso/NAME.response.json``: exactly what FMAR's DSO handler answers NAME.request.json
+    in the small market of tests/fmar/dso_world.py."""
+    shown = json.loads(path.read_text())
+    assert protocol.to_builtins(protocol.from_json(path.read_bytes(), protocol.Response)) == shown
+    assert (shown["status"] == "error") == path.name.startswith("error-")
+    name = path.name.removesuffix(".response.json")
+    assert answer_in_world(path.with_name(f"{name}.request.json"), world_of(name)) == shown
+
+
 #: (pattern relative to ``examples/``, checker): every checker whose pattern matches a file runs
 CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("contracts/*", contract_file),
@@ -240,6 +261,8 @@ CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("markets/*.json", market_file),
     ("interface/*.request.json", request_example),
     ("interface/*.response.json", response_example),
+    ("dso/*.request.json", dso_request_example),
+    ("dso/*.response.json", dso_response_example),
 ]
 
 #: fenced-block language in the docs -> (parser, suffix of the example files it is compared with)

@@ -73,7 +73,11 @@ def run(config_path: Path, store: str | None, log_level: str) -> None:
         from cloud.fmar.service import Service
 
         c = cfg.clock
-        service = Service(config=cfg, clock=make_clock(c.sim_start, c.speed, c.anchor))
+        service = Service(
+            config=cfg,
+            clock=make_clock(c.sim_start, c.speed, c.anchor),
+            config_path=config_path,
+        )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())

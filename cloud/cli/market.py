@@ -548,3 +548,6 @@ def _fman_bid_commands() -> None:
 
 
 _fman_bid_commands()
+
+# open|close and congestion live in their own module; importing it adds them to the group
+from . import market_ops as _market_ops  # noqa: E402, F401

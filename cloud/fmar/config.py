@@ -8,6 +8,7 @@ cycle, pricing rule and minimum order size; examples/fmar.toml has every key.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ NonNegFloat = Annotated[float, Meta(ge=0, description="must not be negative")]
 PosInt = Annotated[int, Meta(gt=0, description="must be positive")]
 NonNegInt = Annotated[int, Meta(ge=0, description="must not be negative")]
 _ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+_PARTY = re.compile(r"^[A-Za-z0-9_.:@*-]{1,128}$")
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -87,6 +89,17 @@ class MarketSection(_Section, frozen=True):
     time_limit_s: PosFloat = 10.0
     #: Value of lost load, EUR/kWh, for requests without a limit.
     voll: NonNegFloat = 10.0
+    #: Accounts that may send sell orders (exact names, or patterns with ``*``: ``agent-*``,
+    #: ``*`` for every account). Empty: nobody; a market trades only with whom it names.
+    sellers: list[str] = []
+    #: Accounts that may send requests (and register congestion: the DSO's ``dso``).
+    buyers: list[str] = []
+
+    def allows(self, side: str, party: str) -> bool:
+        """Whether ``party`` (the account the broker authenticated) may send orders of
+        ``side`` (``sell`` or ``request``) here."""
+        names = self.sellers if side == "sell" else self.buyers
+        return any(fnmatch.fnmatchcase(party, pattern) for pattern in names)
 
     @property
     def slots(self) -> int:
@@ -171,6 +184,12 @@ def _market_problems(p: str, mid: str, m: MarketSection) -> Iterator[MarketConfi
         yield MarketConfigError(f"{p}.horizon_s", f"{m.slots} slots > {MAX_MARKET_SLOTS}")
     if m.gate_lead_s >= 10 * m.gate_period_s + m.horizon_s:
         yield MarketConfigError(f"{p}.gate_lead_s", "longer than ten gate periods")
+    for key in ("sellers", "buyers"):
+        for i, pattern in enumerate(getattr(m, key)):
+            if not _PARTY.match(pattern):
+                yield MarketConfigError(
+                    f"{p}.{key}[{i}]", f"{pattern!r}: an account name, * standing for any part"
+                )
     bad = [n for n in m.nodes if not _ID.match(n)]
     if bad:
         yield MarketConfigError(f"{p}.nodes", f"{bad[0]!r}: letters, digits and _.:@- only")

@@ -17,31 +17,43 @@ Threads, and why each exists:
 
 Several markets share the threads: clearing is the long step and one gate at a time keeps
 the two cores of a small host free for the order thread.
+
+Who sends an order is the last level of its topic, ``atp/v1/m/{market}/bid/{party}``, which
+the broker's ACL lets only the account ``party`` write; a market takes sell orders and
+requests only from the accounts its ``sellers`` and ``buyers`` name. The operator's
+``atp market close`` (a row in the store) makes a market refuse orders and open no new gate
+until ``atp market open``. fmar.toml is read again when it changes: a market's new
+parameters apply from the next gate it opens (each gate keeps the configuration it opened
+with), its allow-lists at once. A DSO's requests (:mod:`.dso`) are answered on the order
+thread: they are few, and a registration is stored before it is answered, as an order is.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 import msgspec
 
 import protocol
-from protocol import DecodeError, OrderAnswer, Reason, topics
+from protocol import DecodeError, OrderAnswer, Reason, Request, Response, topics
 
 from ..clock import Clock
 from ..fman.bus import Bus
 from ..fman.ingest import Incoming
-from . import gates
+from . import dso, gates
 from ._errors import MarketError
 from ._parse import book_from_builtins
-from .config import Config, MarketSection
+from .config import Config, MarketSection, load_config
 from .orders import Bid, book_doc, check_bid, decode_bid, reasons_of, result_message, sender_of
-from .store import GateRow, OrderRow, ResultRow, open_market_store
+from .store import GateRow, OrderRow, ResultRow, SqlMarketStore, open_market_store
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +64,12 @@ TICK_WALL_S = 0.5
 class Service:
     """Runs until :meth:`stop` (or the ``stop`` event given to :meth:`run`)."""
 
-    def __init__(self, *, config: Config, clock: Clock) -> None:
+    def __init__(self, *, config: Config, clock: Clock, config_path: Path | None = None) -> None:
         self.config = config
         self.clock = clock
+        #: fmar.toml, read again when it changes (``None``: the configuration stays as given)
+        self.config_path = config_path
+        self._config_stamp = _stamp(config_path)
         self.stats: Counter[str] = Counter()
         self._stop = threading.Event()
         self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
@@ -64,14 +79,14 @@ class Service:
         self.bus = Bus(
             url=s.broker,
             client_id=s.id,
-            subscriptions=[topics.all_markets("bid")],
+            subscriptions=[topics.all_market_bids(), topics.ALL_DSO_REQUESTS],
             on_message=self._queue.put,
             session_expiry_s=s.session_expiry_s,
             credentials_file=s.credentials_file,
             ca_file=s.ca_file,
         )
         self._threads: list[threading.Thread] = []
-        self._announced: dict[str, str] = {}
+        self._announced: dict[str, tuple[str, str]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -118,6 +133,14 @@ class Service:
                 m = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
+            if m.topic.startswith(f"{topics.PREFIX}/d/"):
+                try:
+                    self._dso_request(m)
+                except Exception:
+                    log.exception("DSO request on %s could not be answered; dropped", m.topic)
+                    self.stats["dso.failed"] += 1
+                    self.bus.ack(m.mid, m.qos)
+                continue
             try:
                 answer = self._judge(m)
             except MarketError as exc:  # the store: leave it unacknowledged, try again
@@ -142,22 +165,38 @@ class Service:
         """The answer to one order (its topic and body), after storing an accepted one;
         ``None`` when no sender can be named (logged and counted)."""
         try:
-            market = topics.parse(m.topic).owner
+            t = topics.parse(m.topic)
         except ValueError as exc:
             log.warning("order on an unexpected topic dropped: %s", exc)
+            self.stats["dropped"] += 1
+            return None
+        market, (channel, _, party) = t.owner, t.channel.partition("/")
+        if t.scope != "m" or channel != "bid" or not party:
+            log.warning("order on %s dropped: not a party's bid topic", m.topic)
             self.stats["dropped"] += 1
             return None
         try:
             bid = decode_bid(m.payload)
         except DecodeError as exc:
-            sender = sender_of(m.payload)
+            kind, _, oid = sender_of(m.payload) or ("market.order", party, "")
             self.stats["refused"] += 1
-            if sender is None:
-                log.warning("undecodable order on %s dropped (no sender to tell): %s", m.topic, exc)
-                return None
-            kind, party, oid = sender
             log.info("order %s of %s on %s refused: %s", oid, party, market, exc)
             return self._answer(market, party, kind, oid, reasons_of(exc.errors, "invalid"))
+        if bid.party != party:
+            self.stats["refused"] += 1
+            log.warning(
+                "order %s on %s names party %r but came from %r: refused",
+                bid.id,
+                market,
+                bid.party,
+                party,
+            )
+            reason = Reason(
+                code="party",
+                field="party",
+                message=f"{bid.party!r} is not the sender: orders on {m.topic} are {party!r}'s",
+            )
+            return self._answer(market, party, bid.kind, bid.id, [reason])
         reasons = self._reasons(market, bid)
         if reasons:
             self.stats["refused"] += 1
@@ -215,6 +254,28 @@ class Service:
                     message=f"{bid.market!r} sent on the topic of market {market!r}",
                 )
             ]
+        if not m.allows(bid.side, bid.party):
+            who = "sellers" if bid.side == "sell" else "buyers"
+            names = getattr(m, who)
+            return [
+                Reason(
+                    code="forbidden",
+                    field="party",
+                    message=f"{bid.party!r} may not {'sell' if bid.side == 'sell' else 'buy'} "
+                    f"on market {market!r} (its {who}: {', '.join(names) or 'none'})",
+                )
+            ]
+        if bid.id.startswith(dso.PREFIX):
+            return [
+                Reason(
+                    code="id",
+                    field="id" if bid.side == "request" else "offer.id",
+                    message=f"ids beginning {dso.PREFIX!r} are the DSO's registrations'",
+                )
+            ]
+        closed = self._closed(self.orders_store, market)
+        if closed:
+            return [Reason(code="closed", field="market", message=closed)]
         gate = self._gate_for(market, bid)
         if gate is None:
             return [
@@ -224,16 +285,49 @@ class Service:
             ]
         if self.clock.now() >= gate.closes_at:
             return [Reason(code="closed", message=f"gate {gate.gate} is closed")]
-        return check_bid(bid, m, gate)
+        return check_bid(bid, self._gate_config(gate), gate)
+
+    def _closed(self, store: SqlMarketStore, market: str) -> str:
+        """Why ``market`` takes no orders (the operator closed it), or empty."""
+        c = store.control(market)
+        if c is None or c.state == "open":
+            return ""
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(c.changed_at))
+        note = f": {c.note}" if c.note else ""
+        return f"market {market} is closed by its operator since {when}{note}; no orders"
+
+    def _gate_config(self, g: GateRow) -> MarketSection:
+        """The parameters ``g`` runs with: those of its opening (a change of fmar.toml
+        applies from the next gate), the live ones for a gate stored without them."""
+        if g.config:
+            return msgspec.json.decode(g.config, type=MarketSection)
+        return self.config.markets[g.market]
+
+    def _calendar(self, store: SqlMarketStore, market: str, count: int) -> list[GateRow]:
+        """The gate taking orders now and the ``count`` after it. The current one is the
+        stored gate open now if there is one (it keeps its parameters), else the one the
+        live configuration puts here; the later ones follow from its closure."""
+        m = self.config.markets[market]
+        now = self.clock.now()
+        live = [g for g in store.gates(market, states=("open",)) if g.opens_at <= now < g.closes_at]
+        first = min(live, key=lambda g: g.closes_at) if live else gates.current_gate(market, m, now)
+        later = gates.calendar(market, m, first.closes_at, count - 1) if count else []
+        return [first, *later]
+
+    def _stored(self, store: SqlMarketStore, g: GateRow) -> GateRow:
+        """``g`` as stored (inserted with the live parameters of its market if new)."""
+        if not g.config:
+            g = replace(g, config=msgspec.json.encode(self.config.markets[g.market]).decode())
+        return store.ensure_gate(g)
 
     def _gate_for(self, market: str, bid: Bid) -> GateRow | None:
-        m = self.config.markets[market]
-        cal = gates.calendar(market, m, self.clock.now(), self.config.service.calendar_gates)
+        store = self.orders_store
+        cal = self._calendar(store, market, self.config.service.calendar_gates)
         if not bid.gate:
-            return self.orders_store.ensure_gate(cal[0])
+            return self._stored(store, cal[0])
         for g in cal:
             if g.gate == bid.gate:
-                return self.orders_store.ensure_gate(g)
+                return self._stored(store, g)
         return None
 
     def _answer(
@@ -270,24 +364,65 @@ class Service:
         return max(0.0, min(nxt - now, TICK_WALL_S * self.clock.speed))
 
     def _tick(self) -> None:
+        self._reload()
         store = self.gates_store
         now = self.clock.now()
         for mid, m in self.config.markets.items():
-            cal = gates.calendar(mid, m, now, self.config.service.calendar_gates)
-            store.ensure_gate(cal[0])
-            if self._announced.get(mid) != cal[0].gate:
-                self._announce(mid, m, cal)
+            closed = bool(self._closed(store, mid))
+            cal = self._calendar(store, mid, self.config.service.calendar_gates)
+            if closed:
+                # no new gate while closed; one opened before the closing still clears
+                stored = store.gate(mid, cal[0].gate)
+                cal[0] = stored or cal[0]
+            else:
+                cal[0] = self._stored(store, cal[0])
+            state = "closed" if closed else "open"
+            if self._announced.get(mid) != (cal[0].gate, state):
+                self._announce(mid, m, cal, state)
         for g in store.gates(states=("open", "closed")):
             if self._stop.is_set():
                 return
             if g.state == "open" and g.closes_at > now:
                 continue
-            section = self.config.markets.get(g.market)
-            if section is None:
+            if g.market not in self.config.markets:
                 continue  # a market no longer configured: its gates stay as they are
-            self._clear(g, section)
+            self._clear(g, self._gate_config(g))
 
-    def _announce(self, market: str, m: MarketSection, cal: list[GateRow]) -> None:
+    def _reload(self) -> None:
+        """Read fmar.toml again if it changed; a bad file is logged and the running
+        configuration kept. Markets' parameters apply from their next gate."""
+        stamp = _stamp(self.config_path)
+        if self.config_path is None or stamp == self._config_stamp:
+            return
+        self._config_stamp = stamp
+        try:
+            cfg = load_config(self.config_path)
+        except MarketError as exc:
+            log.error(
+                "%s changed but is refused, the running configuration stays: %s",
+                self.config_path,
+                exc,
+            )
+            self.stats["config.refused"] += 1
+            return
+        if cfg.service != self.config.service or cfg.clock != self.config.clock:
+            log.warning(
+                "%s: [service] and [clock] changes apply at the next start", self.config_path
+            )
+        cfg = msgspec.structs.replace(cfg, service=self.config.service, clock=self.config.clock)
+        changed = [mid for mid, m in cfg.markets.items() if self.config.markets.get(mid) != m]
+        self.config = cfg
+        at = time.time()
+        for mid in changed:
+            self.gates_store.put_market(mid, msgspec.json.encode(cfg.markets[mid]).decode(), at=at)
+        self.stats["config.reloaded"] += 1
+        log.info(
+            "%s read again; changed market(s), from their next gate: %s",
+            self.config_path,
+            ", ".join(changed) or "none",
+        )
+
+    def _announce(self, market: str, m: MarketSection, cal: list[GateRow], state: str) -> None:
         def times(g: GateRow) -> protocol.GateTimes:
             return protocol.GateTimes(
                 gate=g.gate,
@@ -301,7 +436,7 @@ class Service:
         notice = protocol.GateNotice(
             market=market,
             current=times(cal[0]),
-            state="open",
+            state=state,  # type: ignore[arg-type]
             upcoming=[times(g) for g in cal[1:]],
             pricing=m.pricing,
         )
@@ -309,12 +444,17 @@ class Service:
         if self.bus.publish(
             topics.market_topic(market, "gate"), payload, qos=1, retain=True, stop=self._stop
         ):
-            self._announced[market] = cal[0].gate
-            log.info("market %s: gate %s open until %d", market, cal[0].gate, cal[0].closes_at)
+            self._announced[market] = (cal[0].gate, state)
+            if state == "open":
+                log.info("market %s: gate %s open until %d", market, cal[0].gate, cal[0].closes_at)
+            else:
+                log.info("market %s: closed by its operator, no orders taken", market)
 
     def _clear(self, g: GateRow, m: MarketSection) -> None:
         store = self.gates_store
         started = time.monotonic()
+        if g.state == "open":
+            self._add_congestion(g)
         store.close_gate(g.market, g.gate, at=time.time())
         orders = store.orders(g.market, g.gate)
         log.info("gate %s/%s closed: clearing %d order(s)", g.market, g.gate, len(orders))
@@ -379,7 +519,121 @@ class Service:
                 return  # published again at the next start
         self.gates_store.mark_published(row.market, row.gate)
 
+    def _add_congestion(self, g: GateRow) -> None:
+        """Every DSO registration's slots in ``g`` as a request of its book, before it
+        closes (again after a restart: the store answers ``again`` for one already in)."""
+        for reg in self.gates_store.congestion(g.market):
+            entry = dso.gate_entry(reg, g)
+            if entry is None:
+                continue
+            row = OrderRow(
+                market=g.market,
+                gate=g.gate,
+                side="request",
+                id=entry["id"],
+                party=reg.party,
+                entry=json.dumps(entry, sort_keys=True),
+                received_at=time.time(),
+            )
+            outcome = self.gates_store.add_order(row)
+            if outcome in ("stored", "again"):
+                log.info(
+                    "gate %s/%s: congestion %s of %s in the book (%s)",
+                    g.market,
+                    g.gate,
+                    reg.id,
+                    reg.party,
+                    outcome,
+                )
+            else:
+                log.error(
+                    "gate %s/%s: congestion %s of %s not in the book: %s",
+                    g.market,
+                    g.gate,
+                    reg.id,
+                    reg.party,
+                    outcome,
+                )
+
+    # -- the DSO's requests ---------------------------------------------------------------------
+
+    def _dso_request(self, m: Incoming) -> None:
+        """Answer one request of a DSO (``atp/v1/d/{dso}/req/{method}``) and acknowledge it
+        after the answer is handed over; a request naming no response topic of that DSO's
+        own is dropped (nobody to tell)."""
+        try:
+            t = topics.parse(m.topic)
+        except ValueError:
+            t = None
+        method = t.method if t is not None else None
+        reply = None
+        if t is not None and m.response_topic:
+            try:
+                r = topics.parse(m.response_topic)
+                if r.scope == "d" and r.owner == t.owner and r.channel.startswith("resp/"):
+                    reply = m.response_topic
+            except ValueError:
+                pass
+        if t is None or method is None or reply is None:
+            log.warning(
+                "DSO request on %s without a response topic of its own: dropped", m.topic[:200]
+            )
+            self.stats["dso.dropped"] += 1
+            self.bus.ack(m.mid, m.qos)
+            return
+        try:
+            response = self._dso_answer(t.owner, method, m.payload)
+        except MarketError as exc:
+            log.error("DSO request %s of %s: %s", method, t.owner, exc)
+            response = Response(status="error", reason="the market store is unavailable; ask again")
+        self.stats["dso.ok" if response.status == "ok" else "dso.refused"] += 1
+        log.info(
+            "DSO %s: %s %s%s",
+            t.owner,
+            method,
+            response.status,
+            f" ({response.reason})" if response.reason else "",
+        )
+        payload = protocol.encode(response, ts=int(self.clock.now()))
+        done = lambda mid=m.mid, qos=m.qos: self.bus.ack(mid, qos)  # noqa: E731
+        self.bus.publish(
+            reply, payload, qos=1, done=done, stop=self._stop, correlation=m.correlation
+        )
+
+    def _dso_answer(self, party: str, method: str, payload: bytes) -> Response:
+        try:
+            body = protocol.decode(payload, expect="request").body
+        except DecodeError as exc:
+            return Response(status="error", reason=f"not a request: {exc}"[:1024])
+        assert isinstance(body, Request)
+        if body.method != method:
+            return Response(
+                status="error", reason=f"method: {body.method!r} is not the topic's {method!r}"
+            )
+        store = self.orders_store
+        return dso.answer(
+            method,
+            body.params,
+            party=party,
+            markets=self.config.markets,
+            store=store,
+            next_gate=lambda mid: self._stored(store, self._calendar(store, mid, 0)[0]),
+            closed=lambda mid: self._closed(store, mid),
+            at=time.time(),
+        )
+
     def _republish(self) -> None:
         for row in self.gates_store.unpublished():
             log.info("publishing the result of gate %s/%s again", row.market, row.gate)
             self._publish_result(row)
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """What tells that ``path`` changed: its modification time and size."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

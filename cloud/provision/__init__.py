@@ -12,7 +12,7 @@ Secrets are written once, mode 0600, and never returned, printed or logged: func
 the paths they wrote.
 """
 
-from ._accounts import Written, add_agent, add_service, init_site, revoke
+from ._accounts import Written, add_agent, add_service, init_site, revoke, sync_roles
 from ._admin import BrokerAdminError
 from ._errors import AccountError, BundleError, ProvisionError, SiteError
 from ._ids import check_account_id, check_agent_id, service_account
@@ -35,4 +35,5 @@ __all__ = [
     "init_site",
     "revoke",
     "service_account",
+    "sync_roles",
 ]

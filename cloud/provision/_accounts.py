@@ -401,7 +401,7 @@ def add_service(
     offline: bool = False,
 ) -> Written:
     """Credentials of one service account: ``fman-<worker>`` for an FMAN worker (each worker
-    has its own, so that the broker can pin it to its client id), or ``fmar``. Writes
+    has its own, so that the broker can pin it to its client id), ``fmar`` or ``dso``. Writes
     ``credentials`` (one ``account:password`` line, mode 0600, as the workers read it) and,
     for FMAN, a ``fman.toml`` naming the worker's id, the broker and that file."""
     if name not in SERVICE_ROLES:
@@ -439,6 +439,70 @@ def add_service(
         offline=offline,
         write_credentials=credentials,
     )
+
+
+def sync_roles(
+    site: Site, *, admin_socket: Path | None = None, offline: bool = False
+) -> tuple[Written, list[str]]:
+    """Bring the broker's roles in line with ``mosquitto/acl``: every service role and group,
+    and the role of every active agent, gain the rules the policy has and lose those it no
+    longer has. Roles are written when they are made, so a site made before a policy change
+    (protocol 1.4's per-party market topics, the ``dso`` role) needs this once. Returns what
+    was written and the roles changed."""
+    policy = _policy.load()
+    registry = site.registry()
+    desired = [_dynsec.service_role(policy, s) for s in sorted(policy.services)]
+    desired += [
+        _dynsec.agent_role(policy, a.id)
+        for a in sorted(registry.accounts.values(), key=lambda a: a.id)
+        if a.role == "agent" and a.active
+    ]
+    broker = _Broker(site, admin_socket, offline=offline)
+    if broker.live:
+        with broker.admin() as a:
+            asks = [{"command": "getRole", "rolename": r["rolename"]} for r in desired]
+            asks += [{"command": "getGroup", "groupname": s} for s in sorted(policy.services)]
+            answers = a.run(asks, missing_ok=True)
+            roles = [ans.get("data", {}).get("role") for ans in answers[: len(desired)]]
+            groups = [ans.get("data", {}).get("group") for ans in answers[len(desired) :]]
+            commands, changed = _sync(desired, roles, sorted(policy.services), groups)
+            a.run(commands)
+    else:
+        config = _read_dynsec(site)
+
+        def named(items: list[_dynsec.Json], key: str, name: str) -> _dynsec.Json | None:
+            return next((x for x in items if x.get(key) == name), None)
+
+        roles = [named(config.get("roles", []), "rolename", r["rolename"]) for r in desired]
+        groups = [named(config.get("groups", []), "groupname", s) for s in sorted(policy.services)]
+        commands, changed = _sync(desired, roles, sorted(policy.services), groups)
+        _write_dynsec(site, _dynsec.apply(config, commands))
+    out = Written()
+    if not broker.live:
+        out.secrets.append(site.dynsec)
+    broker.note(out)
+    return out, changed
+
+
+def _sync(
+    desired: list[_dynsec.Json],
+    roles: list[_dynsec.Json | None],
+    services: list[str],
+    groups: list[_dynsec.Json | None],
+) -> tuple[list[_dynsec.Json], list[str]]:
+    commands: list[_dynsec.Json] = []
+    changed: list[str] = []
+    for want, have in zip(desired, roles, strict=True):
+        cmds = _dynsec.sync_commands(want, have)
+        if cmds:
+            changed.append(want["rolename"])
+        commands += cmds
+    for service, group in zip(services, groups, strict=True):
+        cmds = _dynsec.group_commands(service, group)
+        if cmds and service not in changed:
+            changed.append(service)
+        commands += cmds
+    return commands, changed
 
 
 def revoke(

@@ -15,8 +15,8 @@ commands applied to the file by :func:`apply` here.
     role agent/<id>   write rules: publishClientSend; read rules: publishClientReceive and
                       subscribeLiteral of exactly that filter (so an agent holds at most
                       one subscription per read rule, and never a $share/... one)
-    role fman, fmar   write: publishClientSend; read: publishClientReceive and
-                      subscribePattern of the filter and of $share/+/<filter>
+    role fman, fmar,  write: publishClientSend; read: publishClientReceive and
+    dso               subscribePattern of the filter and of $share/+/<filter>
     role atp-admin    the $CONTROL topic and its response; agents' topics (to find and
                       clear a revoked agent's retained messages)
 
@@ -172,6 +172,39 @@ def remove_commands(account_id: str, role: str) -> list[Json]:
     return out
 
 
+def sync_commands(desired: Json, current: Json | None) -> list[Json]:
+    """What makes the role ``current`` (the plugin's form, ``None``: missing) hold exactly
+    the ACLs of ``desired``: a policy changed since the role was made."""
+    if current is None:
+        return [{"command": "createRole", **desired}]
+
+    def key(acl: Json) -> tuple[str, str]:
+        return (acl["acltype"], acl["topic"])
+
+    have = {key(a) for a in current.get("acls", [])}
+    want = {key(a) for a in desired["acls"]}
+    name = desired["rolename"]
+    return [
+        {"command": "removeRoleACL", "rolename": name, "acltype": t, "topic": topic}
+        for t, topic in sorted(have - want)
+    ] + [
+        {"command": "addRoleACL", "rolename": name, **_acl(t, topic)}
+        for t, topic in sorted(want - have)
+    ]
+
+
+def group_commands(role: str, current: Json | None) -> list[Json]:
+    """What gives a service group ``role`` (its group of the same name) that role."""
+    if current is None:
+        return [
+            {"command": "createGroup", "groupname": role},
+            {"command": "addGroupRole", "groupname": role, "rolename": role},
+        ]
+    if role in {r.get("rolename") for r in current.get("roles", [])}:
+        return []
+    return [{"command": "addGroupRole", "groupname": role, "rolename": role}]
+
+
 def apply(config: Json, commands: list[Json]) -> Json:
     """``config`` (the plugin's file) with ``commands`` applied, as the plugin would."""
     out = copy.deepcopy(config)
@@ -208,6 +241,25 @@ def apply(config: Json, commands: list[Json]) -> Json:
             for group in groups:
                 members = group.get("clients", [])
                 group["clients"] = [m for m in members if m.get("username") != cmd["username"]]
+        elif what in ("addRoleACL", "removeRoleACL"):
+            role = find(roles, "rolename", cmd["rolename"])
+            if role is None:
+                raise SiteError(f"role {cmd['rolename']!r} is not in the plugin's file")
+            acls = role.setdefault("acls", [])
+            acls[:] = [
+                a for a in acls if (a["acltype"], a["topic"]) != (cmd["acltype"], cmd["topic"])
+            ]
+            if what == "addRoleACL":
+                acls.append(_acl(cmd["acltype"], cmd["topic"]))
+        elif what == "createGroup":
+            if find(groups, "groupname", cmd["groupname"]):
+                raise SiteError(f"group {cmd['groupname']!r} exists already")
+            groups.append({"groupname": cmd["groupname"], "roles": [], "clients": []})
+        elif what == "addGroupRole":
+            group = find(groups, "groupname", cmd["groupname"])
+            if group is None:
+                raise SiteError(f"group {cmd['groupname']!r} is not in the plugin's file")
+            group.setdefault("roles", []).append({"rolename": cmd["rolename"]})
         elif what == "setClientPassword":
             client = find(clients, "username", cmd["username"])
             if client is None:

@@ -7,8 +7,8 @@ name (``devices/<id>``), so it is held to what all five accept: letters, digits 
 user name in a password-file line), no ``/ + # $`` (topic syntax), no whitespace or newline
 (a new line in the password file), no leading dot (``..`` would name the parent directory).
 
-Service accounts have fixed names: ``fmar``, ``fman-<worker>`` for each FMAN worker, and the
-broker's own ``atp-admin`` and ``atp-sessions``; no agent may take one of them.
+Service accounts have fixed names: ``fmar``, ``dso``, ``fman-<worker>`` for each FMAN worker,
+and the broker's own ``atp-admin`` and ``atp-sessions``; no agent may take one of them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 ADMIN = "atp-admin"
 SESSIONS = "atp-sessions"
 #: Account names that are not agents' (``fman-<worker>`` besides).
-RESERVED = ("fman", "fmar", ADMIN, SESSIONS)
+RESERVED = ("fman", "fmar", "dso", ADMIN, SESSIONS)
 
 
 def check_account_id(account_id: str, what: str = "account id") -> str:
@@ -50,14 +50,15 @@ def check_agent_id(agent_id: str) -> str:
     check_account_id(agent_id, "agent id")
     if is_service_name(agent_id):
         raise AccountError(
-            f"{agent_id!r} is a service account's name (fman, fman-<worker>, fmar, atp-...); "
+            f"{agent_id!r} is a service account's name (fman, fman-<worker>, fmar, dso, atp-...); "
             "pick another agent id"
         )
     return agent_id
 
 
 def service_account(service: str, worker: str | None = None) -> str:
-    """The account of ``service``: ``fman-<worker>`` (one per FMAN worker) or ``fmar``."""
+    """The account of ``service``: ``fman-<worker>`` (one per FMAN worker), ``fmar`` or
+    ``dso`` (the market's and the DSO's, one each: the ACL binds them by name)."""
     if service == "fman":
         worker = worker or "1"
         if not WORKER_ID.fullmatch(worker):
@@ -65,8 +66,8 @@ def service_account(service: str, worker: str | None = None) -> str:
                 f"worker {worker!r} is not allowed: letters, digits, _ and - (at most 32)"
             )
         return f"fman-{worker}"
-    if service == "fmar":
+    if service in ("fmar", "dso"):
         if worker is not None:
-            raise AccountError("fmar has one account; --worker is for fman")
-        return "fmar"
-    raise AccountError(f"unknown service {service!r}; the policy knows fman and fmar")
+            raise AccountError(f"{service} has one account; --worker is for fman")
+        return service
+    raise AccountError(f"unknown service {service!r}; the policy knows fman, fmar and dso")

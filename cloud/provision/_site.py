@@ -11,7 +11,7 @@
         dynamic-security.json (0600)   accounts and roles; the running broker keeps it
         passwd (0600)  acl             the same accounts and policy for a VerneMQ cluster
       devices/AGENT/     foa.toml (0600, holds the password), ca.crt, client.crt, client.key
-      services/ACCOUNT/  credentials of a service account (fman-<worker>, fmar)
+      services/ACCOUNT/  credentials of a service account (fman-<worker>, fmar, dso)
 
 ``mosquitto/prod.conf`` names its files under ``/etc/mosquitto/atp``; ``broker/`` is that
 directory, so deploying the broker's side is one copy (or a symlink on a single machine).
@@ -29,8 +29,8 @@ from ._errors import AccountError, SiteError
 from ._files import write_file
 
 #: Services, each a role of the policy (``mosquitto/acl``'s ``user`` blocks) and a group of
-#: accounts: ``fman-<worker>`` for every FMAN worker, ``fmar``.
-SERVICE_ROLES = ("fman", "fmar")
+#: accounts: ``fman-<worker>`` for every FMAN worker, ``fmar``, ``dso``.
+SERVICE_ROLES = ("fman", "fmar", "dso")
 #: Where a running broker's admin socket is, unless ``site.toml`` or ``--broker-admin`` say.
 DEFAULT_ADMIN_SOCKET = "/run/mosquitto/atp-admin.sock"
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cloud.fmar._errors import MarketStoreError
-from cloud.fmar.store import GateRow, OrderRow, ResultRow, SqlMarketStore, open_market_store
+from cloud.fmar.store import (
+    CongestionRow,
+    ControlRow,
+    GateRow,
+    OrderRow,
+    ResultRow,
+    SqlMarketStore,
+    open_market_store,
+)
 
 T0 = 1_767_225_600
 
@@ -117,3 +126,70 @@ def test_markets_are_kept_with_their_configuration(store: SqlMarketStore, locati
 def test_a_missing_sqlite_store_is_refused_to_a_reader(tmp_path: Path):
     with pytest.raises(MarketStoreError, match="no market store"):
         open_market_store(tmp_path / "none.db", readonly=True)
+
+
+def test_a_gate_keeps_the_configuration_it_opened_with(store: SqlMarketStore):
+    g = _gate()
+    stored = store.ensure_gate(replace(g, config='{"pricing": "uniform"}'))
+    assert stored.config == '{"pricing": "uniform"}'
+    # a later ensure with other parameters finds the stored gate as it was
+    again = store.ensure_gate(replace(g, config='{"pricing": "pay-as-bid"}'))
+    assert again.config == '{"pricing": "uniform"}'
+    assert store.gate("m1", "g1") == stored
+
+
+def test_the_operators_control_is_kept_per_market(store: SqlMarketStore):
+    assert store.control("m1") is None
+    store.set_control(ControlRow(market="m1", state="closed", changed_at=5.0, note="works"))
+    assert store.control("m1") == ControlRow(
+        market="m1", state="closed", changed_at=5.0, note="works"
+    )
+    store.set_control(ControlRow(market="m1", state="open", changed_at=6.0))
+    assert store.control("m1").state == "open"
+    assert store.control("m2") is None
+
+
+def test_a_congestion_registration_is_stored_once_and_its_id_is_the_dsos(store: SqlMarketStore):
+    reg = CongestionRow(
+        market="m1",
+        id="c1",
+        party="dso",
+        node="n1",
+        start=T0,
+        kwh="[-1.0, -2.0]",
+        limit="0.3",
+        partial=True,
+        registered_at=1.0,
+    )
+    assert store.add_congestion(reg) == "stored"
+    assert store.add_congestion(reg) == "again"
+    assert store.add_congestion(replace(reg, kwh="[-5.0]")) == "conflict"
+    # another DSO's registration under the same id is its own
+    assert store.add_congestion(replace(reg, party="dso-2")) == "stored"
+    assert store.congestion("m1", party="dso") == [reg]
+    assert {r.party for r in store.congestion()} == {"dso", "dso-2"}
+    assert store.congestion("m2") == []
+
+
+def test_a_store_of_the_first_schema_is_migrated_keeping_its_gates(tmp_path: Path):
+    import sqlite3
+
+    from cloud.fmar.store._sql import STEPS, TYPES, VERSION_TABLE
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute(VERSION_TABLE.format(**TYPES["sqlite"]))
+    for sql in STEPS[0].sql:
+        conn.execute(sql.format(**TYPES["sqlite"]))
+    conn.execute("INSERT INTO market_schema VALUES (1, 'first', 0)")
+    conn.execute("INSERT INTO market_gates VALUES ('m1', 'g1', 1, 2, 3, 4, 900, 'open', 0)")
+    conn.commit()
+    conn.close()
+    s = open_market_store(path)
+    try:
+        assert s.schema_version() == STEPS[-1].version
+        (g,) = s.gates()
+        assert (g.gate, g.state, g.config) == ("g1", "open", "")
+        assert s.control("m1") is None and s.congestion() == []
+    finally:
+        s.close()

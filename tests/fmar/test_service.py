@@ -61,9 +61,7 @@ class Listener:
 
     def bodies(self, suffix: str) -> list[protocol.Message]:
         with self._lock:
-            found = [
-                p for t, p, _ in self.messages if t.endswith(suffix) and not t.endswith("/bid")
-            ]
+            found = [p for t, p, _ in self.messages if t.endswith(suffix) and "/bid/" not in t]
         return [protocol.decode(p) for p in found]
 
     def wait_for(self, what: str, cond: Callable[[], bool], timeout: float = 30) -> None:
@@ -127,6 +125,8 @@ horizon_s = 1800
 gate_period_s = 1800
 gate_lead_s = 900
 time_limit_s = 5.0
+sellers = ["seller-*"]
+buyers = ["buyer-*"]
 """
     )
     return path
@@ -178,7 +178,9 @@ def listener(broker: Mosquitto, market: str) -> Iterator[Listener]:
 def _send_all(listener: Listener, market: str) -> list[msgspec.Struct]:
     orders = _orders(market)
     for o in orders:
-        listener.publish(topics.market_topic(market, "bid"), protocol.encode(o, ts=CLOSES - 60))
+        listener.publish(
+            topics.market_bid_topic(market, o.party), protocol.encode(o, ts=CLOSES - 60)
+        )
     return orders
 
 
@@ -209,12 +211,15 @@ def test_a_gate_takes_orders_refuses_bad_ones_and_clears_as_the_offline_command(
         bad = msgspec.structs.replace(
             good, ask_up_eur_per_kwh=-1.0, offer=msgspec.structs.replace(good.offer, id="bad.1")
         )
-        listener.publish(topics.market_topic(market, "bid"), protocol.encode(bad, ts=CLOSES))
+        to_good = topics.market_bid_topic(market, good.party)
+        listener.publish(to_good, protocol.encode(bad, ts=CLOSES))
         stray = msgspec.structs.replace(good, market="nowhere")
-        listener.publish(topics.market_topic("nowhere", "bid"), protocol.encode(stray, ts=CLOSES))
-        listener.publish(topics.market_topic(market, "bid"), b"\x00not msgpack")
+        listener.publish(
+            topics.market_bid_topic("nowhere", good.party), protocol.encode(stray, ts=CLOSES)
+        )
+        listener.publish(to_good, b"\x00not msgpack")
         # the same order again (a resend): answered again, stored once
-        listener.publish(topics.market_topic(market, "bid"), protocol.encode(good, ts=CLOSES))
+        listener.publish(to_good, protocol.encode(good, ts=CLOSES))
 
         ids = {getattr(o, "id", None) or o.offer.id for o in orders}
         listener.wait_for(

@@ -29,7 +29,7 @@ from .mqtt import Client, Credentials
 AGENTS = ("agent-a", "agent-b", "agent-revoked", "agent-cert", "agent-evil")
 #: One account per FMAN worker; tests that need several FMAN connections at once use several.
 FMAN = ("fman-1", "fman-2", "fman-3", "fman-4")
-SERVICES = (*FMAN, "fmar")
+SERVICES = (*FMAN, "fmar", "dso")
 
 
 def atp(
@@ -120,6 +120,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for account in FMAN:
             p.run("service", "add", "fman", "--worker", account.removeprefix("fman-"))
         p.run("service", "add", "fmar")
+        p.run("service", "add", "dso")
         yield World(p, m)
 
 

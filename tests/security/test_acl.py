@@ -128,20 +128,79 @@ def test_the_market_topics_belong_to_fman_and_fmar(connect):
         connect("fman-2"),
         connect("agent-a"),
     )
-    fmar.subscribe(topics.market_topic("day-ahead", "bid"))
+    fmar.subscribe("atp/v1/m/day-ahead/bid/+")
     fman.subscribe(topics.market_topic("day-ahead", "result"))
-    market = (topics.market_topic("day-ahead", "bid"), topics.market_topic("day-ahead", "result"))
+    market = (topics.all_market_bids(), topics.market_topic("day-ahead", "result"))
     assert agent.subscribe(*market) == ["Not authorized"] * 2
     assert agent.subscribe(topics.agent_topic("agent-a", "schedule")) == ["Granted QoS 1"]
-    agent.publish(topics.market_topic("day-ahead", "bid"), b"agent bid")
-    fman.publish(topics.market_topic("day-ahead", "bid"), b"fman bid")
+    # FMAN sends under its own name only, never under an agent's
+    fman.publish(topics.market_bid_topic("day-ahead", "agent-a"), b"forged by fman")
+    fman.publish(topics.market_topic("day-ahead", "bid"), b"fman on the old topic")
+    fman.publish(topics.market_bid_topic("day-ahead", "fman"), b"fman bid")
     fmar.publish(topics.market_topic("day-ahead", "result"), b"cleared")
-    bid, result = market
-    assert before(fmar, bid, b"fman bid") == []  # not the agent's
-    assert fman.wait_for(result, b"cleared")
-    # the agent sees no market message: its schedule, sent after them all, comes alone
+    assert before(fmar, topics.market_bid_topic("day-ahead", "fman"), b"fman bid") == []
+    assert fman.wait_for(market[1], b"cleared")
+    # the agent sees no result: its schedule, sent after them all, comes alone
     fman.publish(topics.agent_topic("agent-a", "schedule"), b"marker")
     assert before(agent, topics.agent_topic("agent-a", "schedule"), b"marker") == []
+
+
+def test_an_agent_trades_under_its_own_name_and_sees_only_its_own_answers(connect):
+    fmar, a, b = connect("fmar"), connect("agent-a"), connect("agent-b")
+    assert fmar.subscribe(topics.all_market_bids()) == ["Granted QoS 1"]
+    # every filter that would show another party's orders or answers is refused ...
+    assert (
+        a.subscribe(
+            topics.all_market_bids(),
+            topics.market_answer_topic("m1", "agent-b"),
+            "atp/v1/m/+/ack/+",
+            "atp/v1/m/#",
+        )
+        == ["Not authorized"] * 4
+    )
+    # ... its own answers, of every market, and the gate calendars are granted
+    assert a.subscribe("atp/v1/m/+/ack/agent-a", "atp/v1/m/+/gate") == ["Granted QoS 1"] * 2
+    assert b.subscribe("atp/v1/m/+/ack/agent-b") == ["Granted QoS 1"]
+    # an order in another's name never reaches FMAR; one in its own does, after it
+    a.publish(topics.market_bid_topic("m1", "agent-b"), b"forged by agent-a")
+    a.publish(topics.market_bid_topic("m1", "fman"), b"forged as fman")
+    a.publish(topics.market_topic("m1", "bid"), b"on the old topic")
+    a.publish(topics.market_bid_topic("m1", "agent-a"), b"agent-a's order")
+    got = before(fmar, topics.market_bid_topic("m1", "agent-a"), b"agent-a's order")
+    assert got == []
+    # FMAR answers each on its own topic: agent-a gets its answer alone
+    fmar.publish(topics.market_answer_topic("m1", "agent-b"), b"for b")
+    fmar.publish(topics.market_answer_topic("m1", "agent-a"), b"for a")
+    assert before(a, topics.market_answer_topic("m1", "agent-a"), b"for a") == []
+    assert b.wait_for(topics.market_answer_topic("m1", "agent-b"), b"for b")
+    # an agent cannot answer in FMAR's place
+    a.publish(topics.market_answer_topic("m1", "agent-b"), b"forged answer")
+    fmar.publish(topics.market_answer_topic("m1", "agent-b"), b"marker")
+    assert before(b, topics.market_answer_topic("m1", "agent-b"), b"marker") == []
+
+
+def test_the_dso_asks_fmar_under_its_own_name_and_reads_only_its_answers(connect):
+    fmar, dso, agent = connect("fmar"), connect("dso"), connect("agent-a")
+    assert dso.connected
+    assert fmar.subscribe(topics.ALL_DSO_REQUESTS) == ["Granted QoS 1"]
+    # the DSO reads its responses, not the results (every party's awards), not the bids
+    assert (
+        dso.subscribe(
+            topics.market_topic("m1", "result"), topics.all_market_bids(), "atp/v1/d/+/resp/#"
+        )
+        == ["Not authorized"] * 3
+    )
+    assert dso.subscribe("atp/v1/d/dso/resp/#", "atp/v1/m/+/ack/dso") == ["Granted QoS 1"] * 2
+    # nobody else asks in the DSO's name
+    agent.publish(topics.dso_request_topic("dso", "congestion"), b"forged by an agent")
+    assert agent.subscribe("atp/v1/d/dso/resp/#") == ["Not authorized"]
+    dso.publish(topics.dso_request_topic("other-dso", "congestion"), b"as another dso")
+    dso.publish(topics.market_bid_topic("m1", "agent-a"), b"an order as an agent")
+    dso.publish(topics.dso_request_topic("dso", "congestion"), b"the dso's request")
+    got = before(fmar, topics.dso_request_topic("dso", "congestion"), b"the dso's request")
+    assert got == []
+    fmar.publish(topics.dso_response_topic("dso", "t1"), b"answer")
+    assert dso.wait_for(topics.dso_response_topic("dso", "t1"), b"answer")
 
 
 def test_a_shared_subscription_splits_the_fleet_between_fman_workers(connect):

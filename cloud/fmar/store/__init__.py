@@ -21,10 +21,13 @@ from ...fman.store import check_location, is_postgres
 from .._errors import MarketStoreError
 from ._interface import (
     AddOutcome,
+    CongestionRow,
+    ControlRow,
     GateRow,
     GateState,
     MarketReader,
     MarketRow,
+    MarketState,
     MarketStore,
     OrderRow,
     ResultRow,
@@ -35,10 +38,13 @@ from ._sql import SqlMarketStore
 __all__ = [
     "SCHEMA_VERSION",
     "AddOutcome",
+    "CongestionRow",
+    "ControlRow",
     "GateRow",
     "GateState",
     "MarketReader",
     "MarketRow",
+    "MarketState",
     "MarketStore",
     "OrderRow",
     "ResultRow",

@@ -36,6 +36,9 @@ class GateRow:
     state: GateState = "open"
     #: wall time of the state's last change
     changed_at: float = 0.0
+    #: the market's configuration this gate runs with (JSON; empty for a gate stored before
+    #: it was kept): a change of fmar.toml takes effect at the next gate, never mid-gate
+    config: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +66,36 @@ class ResultRow:
     published: bool = False
 
 
+#: What the operator set (``atp market open|close``): ``open`` takes orders, ``closed`` none.
+MarketState = Literal["open", "closed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlRow:
+    market: str
+    state: MarketState
+    changed_at: float
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CongestionRow:
+    """A DSO's congestion registration: signed kWh per slot from ``start`` at ``node``, at
+    most ``limit`` EUR/kWh (JSON: a number, a list per slot, or null)."""
+
+    market: str
+    id: str
+    party: str
+    node: str
+    start: int
+    #: JSON list of signed kWh per market slot from ``start``
+    kwh: str
+    #: JSON: a number, a list per slot, or ``null`` (fixed demand)
+    limit: str
+    partial: bool
+    registered_at: float
+
+
 class MarketReader(Protocol):
     """Reads, for the operator commands (a reader never migrates or writes)."""
 
@@ -81,6 +114,12 @@ class MarketReader(Protocol):
     def result(self, market: str, gate: str) -> ResultRow | None: ...
 
     def results(self, market: str | None = None, *, limit: int = 100) -> list[ResultRow]: ...
+
+    def control(self, market: str) -> ControlRow | None: ...
+
+    def congestion(
+        self, market: str | None = None, *, party: str | None = None
+    ) -> list[CongestionRow]: ...
 
     def close(self) -> None: ...
 
@@ -107,3 +146,9 @@ class MarketStore(MarketReader, Protocol):
         ...
 
     def mark_published(self, market: str, gate: str) -> None: ...
+
+    def set_control(self, row: ControlRow) -> None: ...
+
+    def add_congestion(self, row: CongestionRow) -> AddOutcome:
+        """``stored``, ``again`` (the same registration) or ``conflict`` (its id is taken)."""
+        ...

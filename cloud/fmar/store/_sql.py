@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._errors import MarketStoreError
-from ._interface import AddOutcome, GateRow, GateState, MarketRow, OrderRow, ResultRow
+from ._interface import (
+    AddOutcome,
+    CongestionRow,
+    ControlRow,
+    GateRow,
+    GateState,
+    MarketRow,
+    OrderRow,
+    ResultRow,
+)
 
 Dialect = Literal["sqlite", "postgresql"]
 Row = dict[str, Any]
@@ -54,6 +63,19 @@ STEPS: tuple[Step, ...] = (
             "PRIMARY KEY (market, gate))",
         ),
     ),
+    Step(
+        version=2,
+        description="each gate's market configuration, operator control, DSO congestion",
+        sql=(
+            "ALTER TABLE market_gates ADD COLUMN config TEXT NOT NULL DEFAULT ''",
+            "CREATE TABLE market_control (market TEXT PRIMARY KEY, state TEXT NOT NULL, "
+            "changed_at {real} NOT NULL, note TEXT NOT NULL)",
+            "CREATE TABLE market_congestion (market TEXT NOT NULL, id TEXT NOT NULL, "
+            "party TEXT NOT NULL, node TEXT NOT NULL, start {int} NOT NULL, kwh TEXT NOT NULL, "
+            "limit_eur TEXT NOT NULL, partial {int} NOT NULL, registered_at {real} NOT NULL, "
+            "PRIMARY KEY (market, party, id))",
+        ),
+    ),
 )
 LATEST = STEPS[-1].version
 VERSION_TABLE = (
@@ -62,8 +84,10 @@ VERSION_TABLE = (
 )
 
 _GATE_COLS = (
-    "market, gate, opens_at, closes_at, delivery_start, slots, resolution_s, state, changed_at"
+    "market, gate, opens_at, closes_at, delivery_start, slots, resolution_s, state, changed_at, "
+    "config"
 )
+_CONGESTION_COLS = "market, id, party, node, start, kwh, limit_eur, partial, registered_at"
 _ORDER_COLS = "market, gate, side, id, party, entry, received_at"
 _RESULT_COLS = "market, gate, status, welfare_eur, payload, cleared_at, published"
 
@@ -173,6 +197,29 @@ class SqlMarketStore:
         )
         return [_result(r) for r in rows]
 
+    def control(self, market: str) -> ControlRow | None:
+        rows = self._rows(
+            "SELECT market, state, changed_at, note FROM market_control WHERE market = ?",
+            (market,),
+        )
+        return ControlRow(**rows[0]) if rows else None
+
+    def congestion(
+        self, market: str | None = None, *, party: str | None = None
+    ) -> list[CongestionRow]:
+        where, params = [], []
+        for col, value in (("market", market), ("party", party)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._rows(
+            f"SELECT {_CONGESTION_COLS} FROM market_congestion{clause} "
+            "ORDER BY market, start, party, id",
+            params,
+        )
+        return [_congestion(r) for r in rows]
+
     def unpublished(self) -> list[ResultRow]:
         rows = self._rows(
             f"SELECT {_RESULT_COLS} FROM market_results WHERE published = 0 "
@@ -204,7 +251,7 @@ class SqlMarketStore:
 
     def _insert_gate(self, g: GateRow) -> None:
         self._exec(
-            f"INSERT INTO market_gates ({_GATE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO market_gates ({_GATE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 g.market,
                 g.gate,
@@ -215,6 +262,7 @@ class SqlMarketStore:
                 g.resolution_s,
                 g.state,
                 g.changed_at,
+                g.config,
             ),
         )
 
@@ -288,6 +336,63 @@ class SqlMarketStore:
                 "UPDATE market_results SET published = 1 WHERE market = ? AND gate = ?",
                 (market, gate),
             )
+
+    def set_control(self, row: ControlRow) -> None:
+        with self.write():
+            changed = self._exec(
+                "UPDATE market_control SET state = ?, changed_at = ?, note = ? WHERE market = ?",
+                (row.state, row.changed_at, row.note, row.market),
+            )
+            if not changed:
+                self._exec(
+                    "INSERT INTO market_control (market, state, changed_at, note) "
+                    "VALUES (?, ?, ?, ?)",
+                    (row.market, row.state, row.changed_at, row.note),
+                )
+
+    def add_congestion(self, row: CongestionRow) -> AddOutcome:
+        values = (
+            row.market,
+            row.id,
+            row.party,
+            row.node,
+            row.start,
+            row.kwh,
+            row.limit,
+            int(row.partial),
+            row.registered_at,
+        )
+        with self.write():
+            have = self._rows(
+                "SELECT node, start, kwh, limit_eur, partial FROM market_congestion "
+                "WHERE market = ? AND party = ? AND id = ?",
+                (row.market, row.party, row.id),
+            )
+            if have:
+                same = have[0] == dict(
+                    zip(("node", "start", "kwh", "limit_eur", "partial"), values[3:8], strict=True)
+                )
+                return "again" if same else "conflict"
+            self._exec(
+                f"INSERT INTO market_congestion ({_CONGESTION_COLS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            return "stored"
+
+
+def _congestion(row: Row) -> CongestionRow:
+    return CongestionRow(
+        market=row["market"],
+        id=row["id"],
+        party=row["party"],
+        node=row["node"],
+        start=int(row["start"]),
+        kwh=row["kwh"],
+        limit=row["limit_eur"],
+        partial=bool(row["partial"]),
+        registered_at=row["registered_at"],
+    )
 
 
 def _result(row: Row) -> ResultRow:
