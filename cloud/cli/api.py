@@ -253,15 +253,15 @@ def list_tokens(tokens_path: Path, as_json: bool) -> None:
         tokens = load_tokens(tokens_path)
     except ApiError as exc:
         raise click.ClickException(str(exc)) from None
-    rows = [
-        {"id": t.id, "role": t.role, "party": t.party, "created": t.created}
-        for t in tokens.values()
-    ]
     if as_json:
+        rows = [
+            {"id": t.id, "role": t.role, "party": t.party, "created": t.created}
+            for t in tokens.values()
+        ]
         click.echo(json.dumps(rows))
         return
-    for r in rows:
-        issued = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["created"]))
-        click.echo(f"{r['id']}  {r['role']:<8}  {r['party']}  issued {issued} UTC")
-    if not rows:
+    for t in tokens.values():
+        issued = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.created))
+        click.echo(f"{t.id}  {t.role:<8}  {t.party}  issued {issued} UTC")
+    if not tokens:
         click.echo(f"no tokens in {tokens_path}")
