@@ -12,7 +12,7 @@ from __future__ import annotations
 from ._app import Gateway, Settings, make_app
 from ._errors import ApiError
 from ._openapi import openapi_document
-from ._routes import PREFIX, ROUTES, Route, params_of
+from ._routes import PREFIX, ROUTES, Route, match, params_of, status_of
 from ._tokens import ROLES, Token, check_token, issue_token, load_tokens, revoke_tokens
 
 __all__ = [
@@ -29,6 +29,8 @@ __all__ = [
     "load_tokens",
     "make_app",
     "openapi_document",
+    "match",
     "params_of",
     "revoke_tokens",
+    "status_of",
 ]

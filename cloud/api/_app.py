@@ -45,14 +45,14 @@ from cloud.clock import Clock, RealClock
 from cloud.fman.config import Config
 from cloud.fman.counters import Counters
 from cloud.fman.ingest import Incoming, Ingest
-from cloud.fman.requests import NOT_FOUND, RateLimit, answer
+from cloud.fman.requests import RateLimit, answer
 from cloud.fman.store import StoreError, StoreReader, open_reader, open_store
 from protocol import DecodeError, FlexOffer, Withdraw, topics
 from protocol._request import MeasurementParams
 
 from ._errors import ApiError
 from ._openapi import openapi_document
-from ._routes import ROUTES, Route, params_of
+from ._routes import ROUTES, Route, params_of, status_of
 from ._tokens import Token, check_token, load_tokens
 
 log = logging.getLogger(__name__)
@@ -244,10 +244,7 @@ def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> R
 
 
 def _response(r: protocol.Response) -> Response:
-    body = protocol.to_builtins(r)
-    if r.status == "ok":
-        return _json(body)
-    return _json(body, 404 if f": {NOT_FOUND} " in r.reason else 400)
+    return _json(protocol.to_builtins(r), status_of(r))
 
 
 def _reasons(exc: DecodeError) -> str:

@@ -1,6 +1,6 @@
 """The REST paths of the gateway, as data: which Table 6 resource each one is, and how an HTTP
 request becomes the ``(method, params)`` that :func:`cloud.fman.requests.answer` answers over
-MQTT too. Pure: no server, no store.
+MQTT too. Pure: no server, no store (the answers' error text is FMAN's).
 
 The server builds its routes from :data:`ROUTES` and the OpenAPI document
 (:mod:`._openapi`) is generated from the same table and the protocol's own types, so the
@@ -9,9 +9,13 @@ document cannot list a path the server lacks, nor miss one it has.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import protocol
+from cloud.fman.requests import NOT_FOUND
 
 PREFIX = "/api/v1"
 
@@ -125,3 +129,24 @@ def params_of(route: Route, path: Mapping[str, str], query: Mapping[str, str]) -
 
 def _is_int(text: str) -> bool:
     return text.lstrip("-").isdigit() and len(text) <= 20
+
+
+def match(http: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """The route an HTTP request goes to (the server's own order), and its path parameters;
+    ``None`` if there is none. Used by the docs' examples check and the benchmark."""
+    for route in ROUTES:
+        if route.http != http:
+            continue
+        pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route.full_path))
+        m = re.match(pattern + "$", path)
+        if m is not None:
+            return route, m.groupdict()
+    return None
+
+
+def status_of(response: protocol.Response) -> int:
+    """The HTTP status of a request's answer: 200 ok, 404 for an offer the agent does not
+    have, 400 for any other refusal (its reason names the field)."""
+    if response.status == "ok":
+        return 200
+    return 404 if f": {NOT_FOUND} " in response.reason else 400
