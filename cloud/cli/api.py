@@ -137,6 +137,10 @@ def serve(
         sock = socket.create_server((host, port), family=_family(host))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and
+    # create_server's is 0: set it here (accepted sockets inherit it), or every answer
+    # written in two parts waits ~40 ms for the client's delayed ACK
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     bound = sock.getsockname()[1]
     settings = Settings(
         store=location,
