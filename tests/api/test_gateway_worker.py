@@ -35,6 +35,9 @@ def test_an_offer_put_over_http_is_planned_and_its_schedule_sent_over_mqtt(
         db,
         clock={"sim_start": str(NOW), "speed": 1.0},
         planning={"replan_min_wall_s": 0.2},
+        # a group of its own: the broker keeps a stopped worker's shared subscription in its
+        # session, and would hand it other tests' messages of the usual group
+        worker={"group": "api-gateway-test"},
     )
     worker = spawn(cfg, "api-w1")
     wait_ready(db, worker.id)
