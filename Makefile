@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/settle.py
 	$(PY) bench/market.py
 	$(PY) bench/faults.py
+	$(PY) bench/api.py
 
 # A screenshot of every page of every site (tests/web/sites.py) under .atp/screens/.
 screens: setup

@@ -244,6 +244,36 @@ def dso_response_example(path: Path) -> None:
     assert answer_in_world(path.with_name(f"{name}.request.json"), world_of(name)) == shown
 
 
+def http_example(path: Path) -> None:
+    """``interface/http/NAME.json``: an HTTP request to the gateway (``atp api serve``) that
+    is the MQTT request ``same_as`` over HTTP: the gateway's own route table maps its method
+    and path to that request's method and parameters (a POST's body is the parameters), and
+    its status is the gateway's status for that request's response (checked above against
+    FMAN's handler)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from cloud.api import match, params_of, status_of
+
+    shown = json.loads(path.read_text())
+    same = EXAMPLES / shown["same_as"]
+    request = protocol.from_json(same.with_name(same.name + ".request.json").read_bytes(),
+                                 protocol.Request)  # fmt: skip
+    response = protocol.from_json(
+        same.with_name(same.name + ".response.json").read_bytes(), protocol.Response
+    )
+    url = urlsplit(shown["path"])
+    found = match(shown["method"], url.path)
+    assert found is not None, f"no route for {shown['method']} {url.path}"
+    route, path_params = found
+    assert route.method == request.method
+    if shown["method"] == "POST":
+        assert "body" in shown
+    else:
+        assert "body" not in shown
+        assert params_of(route, path_params, dict(parse_qsl(url.query))) == request.params
+    assert status_of(response) == shown["status"]
+
+
 #: (pattern relative to ``examples/``, checker): every checker whose pattern matches a file runs
 CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("contracts/*", contract_file),
@@ -263,6 +293,7 @@ CHECKERS: list[tuple[str, Callable[[Path], None]]] = [
     ("interface/*.response.json", response_example),
     ("dso/*.request.json", dso_request_example),
     ("dso/*.response.json", dso_response_example),
+    ("interface/http/*.json", http_example),
 ]
 
 #: fenced-block language in the docs -> (parser, suffix of the example files it is compared with)

@@ -43,6 +43,12 @@ def _users_option(f: click.decorators.FC) -> click.decorators.FC:
     help=f"FMAN store: an SQLite file or a postgresql:// URL (default: worker.store of "
     f"--config, else {DEFAULT_DB}).",
 )
+@click.option(
+    "--market-store",
+    envvar="ATP_FMAR_STORE",
+    metavar="PATH|URL",
+    help="FMAR's store (service.store of fmar.toml) for the markets page.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, help="Port (0: any free one).")
 @_users_option
@@ -66,6 +72,7 @@ def web(
     ctx: click.Context,
     config_path: Path | None,
     db: str | None,
+    market_store: str | None,
     host: str,
     port: int,
     users_path: Path,
@@ -90,6 +97,10 @@ def web(
         )
     try:
         open_reader(location).close()
+        if market_store:
+            from cloud.fmar.store import open_market_store
+
+            open_market_store(market_store, readonly=True).close()
         accounts = load_accounts(users_path)
         check_bind(host, accounts)
     except WebError as exc:
@@ -103,7 +114,13 @@ def web(
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     app = make_app(
-        Settings(store=location, accounts=accounts, resolution_s=resolution_s, refresh_s=refresh_s)
+        Settings(
+            store=location,
+            accounts=accounts,
+            resolution_s=resolution_s,
+            refresh_s=refresh_s,
+            market_store=market_store,
+        )
     )
     who = f"{len(accounts)} account(s) from {users_path}" if accounts else "no accounts"
     click.echo(f"atp web: http://{shown}:{bound}/ ({who}; store {describe(location)})")

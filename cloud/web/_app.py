@@ -61,6 +61,8 @@ class Settings:
     accounts: dict[str, Account]
     resolution_s: int = 900
     refresh_s: int = 5
+    #: FMAR's store (its service.store), for the markets page; ``None``: not shown
+    market_store: str | None = None
     clock: Callable[[], float] = time.time
 
 
@@ -167,6 +169,10 @@ def make_app(settings: Settings) -> Starlette:
         s = _data.settlement(store, request.query_params.get("period"))
         return _pages.page(f, "settlement", "Bills and KPIs", _pages.settlement_page(f, s))
 
+    def markets(request: Request, f: _pages.Frame, store: StoreReader) -> str:
+        m = _data.markets(settings.market_store) if settings.market_store else None
+        return _pages.page(f, "markets", "Markets", _pages.markets_page(f, m))
+
     def accounts(request: Request, f: _pages.Frame, store: StoreReader) -> str:
         rows = sorted((a.name, a.role) for a in settings.accounts.values())
         return _pages.page(f, "accounts", "Accounts", _pages.accounts_page(f, rows))
@@ -211,6 +217,7 @@ def make_app(settings: Settings) -> Starlette:
         Route("/offers", guarded("offers", offers, operator=False)),
         Route("/counters", guarded("counters", counters, operator=False)),
         Route("/settlement", guarded("settlement", settlement, operator=False)),
+        Route("/markets", guarded("markets", markets, operator=False)),
         Route("/accounts", guarded("accounts", accounts, operator=True)),
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),

@@ -125,3 +125,54 @@ def settlement(store: StoreReader, period: str | None) -> Settlement:
 
 def as_dict(obj: Any) -> dict[str, Any]:
     return asdict(obj)
+
+
+@dataclass(frozen=True, slots=True)
+class Markets:
+    """FMAR's markets as ``atp market list --json`` lists them, and every gate with its
+    book's depth (sell orders and requests) and its result."""
+
+    markets: list[dict[str, Any]]
+    gates: list[dict[str, Any]]
+
+
+def markets(location: str) -> Markets:
+    from cloud.fmar.store import open_market_store
+
+    s = open_market_store(location, readonly=True)
+    try:
+        rows, gates = [], []
+        for m in s.markets():
+            cfg = json.loads(m.config)
+            mg = s.gates(m.id)
+            rows.append(
+                {
+                    "id": m.id,
+                    "kind": cfg.get("kind", "two-sided"),
+                    "pricing": cfg.get("pricing", "uniform"),
+                    "nodes": len(cfg.get("nodes", [])),
+                    "gates": len(mg),
+                    "cleared": sum(g.state == "cleared" for g in mg),
+                }
+            )
+            for g in mg:
+                orders = s.orders(m.id, g.gate)
+                result = s.result(m.id, g.gate) if g.state == "cleared" else None
+                gates.append(
+                    {
+                        "market": m.id,
+                        "gate": g.gate,
+                        "state": g.state,
+                        "opens_at": g.opens_at,
+                        "closes_at": g.closes_at,
+                        "delivery_start": g.delivery_start,
+                        "slots": g.slots,
+                        "sell": sum(o.side == "sell" for o in orders),
+                        "request": sum(o.side == "request" for o in orders),
+                        "result": result.status if result else "",
+                        "welfare_eur": result.welfare_eur if result else None,
+                    }
+                )
+    finally:
+        s.close()
+    return Markets(markets=rows, gates=gates)

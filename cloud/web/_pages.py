@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from cloud.fman import report
 from cloud.settle import eur_text
 
-from ._data import Counters, Settlement
+from ._data import Counters, Markets, Settlement
 from ._svg import Segment, Series, legend, step_chart
 
 NAV = (
@@ -28,6 +28,7 @@ NAV = (
     ("offers", "/offers", "Offers"),
     ("counters", "/counters", "Counters"),
     ("settlement", "/settlement", "Bills and KPIs"),
+    ("markets", "/markets", "Markets"),
 )
 
 
@@ -404,3 +405,48 @@ def accounts_page(frame: Frame, accounts: Sequence[tuple[str, str]]) -> str:
             "accounts", rows, [("name", "name", "text"), ("role", "role", "text")], empty="none"
         )
     )
+
+
+def markets_page(frame: Frame, m: Markets | None) -> str:
+    """FMAR's markets, and their gates with the depth of each book and its result."""
+    if m is None:
+        return (
+            '<p id="markets-none">No market store: start the dashboard with '
+            "<code>--market-store</code> (FMAR's service.store).</p>"
+        )
+    head = (
+        f'<p><span id="markets-count">{len(m.markets)}</span> market(s), '
+        f'<span id="gates-count">{len(m.gates)}</span> gate(s).</p>'
+    )
+    markets = table(
+        "markets",
+        m.markets,
+        [
+            ("id", "market", "text"),
+            ("kind", "kind", "text"),
+            ("pricing", "pricing", "text"),
+            ("nodes", "nodes", "number"),
+            ("gates", "gates", "number"),
+            ("cleared", "cleared", "number"),
+        ],
+        empty="no market yet",
+    )
+    gates = table(
+        "gates",
+        m.gates,
+        [
+            ("market", "market", "text"),
+            ("gate", "gate", "text"),
+            ("state", "state", "text"),
+            ("opens_at", "opens (UTC)", "time"),
+            ("closes_at", "closes (UTC)", "time"),
+            ("delivery_start", "delivery from (UTC)", "time"),
+            ("slots", "slots", "number"),
+            ("sell", "sell orders", "number"),
+            ("request", "requests", "number"),
+            ("result", "result", "text"),
+            ("welfare_eur", "welfare (EUR)", "number"),
+        ],
+        empty="no gate yet",
+    )
+    return head + "<h2>Markets</h2>" + markets + "<h2>Gates, books and results</h2>" + gates

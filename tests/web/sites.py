@@ -319,6 +319,7 @@ FMAN_PAGES = (
     PageSpec("offers", "/offers", "#offers"),
     PageSpec("counters", "/counters", "#counters"),
     PageSpec("settlement", "/settlement", "#kpis"),
+    PageSpec("markets", "/markets", "#markets-none"),
     PageSpec("accounts", "/accounts", "#accounts"),
 )
 
@@ -359,7 +360,12 @@ def fman_store(work: Path) -> Path:
 
 @contextmanager
 def run_fman_web(
-    work: Path, *, db: Path, refresh_s: int = 1, users: dict[str, tuple[str, str]] | None = None
+    work: Path,
+    *,
+    db: Path,
+    refresh_s: int = 1,
+    users: dict[str, tuple[str, str]] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[Running]:
     """``atp web`` on ``db`` with the accounts of ``users`` (added by ``atp web user add``),
     on a free loopback port; logs in as the first account."""
@@ -374,7 +380,7 @@ def run_fman_web(
     log = (work / "web.log").open("w+")
     proc = subprocess.Popen(
         [*ATP, "web", "--store", str(db), "--users", str(accounts), "--port", "0",
-         "--refresh", str(refresh_s)],
+         "--refresh", str(refresh_s), *extra],
         cwd=work, stdout=subprocess.PIPE, stderr=log, text=True, env=_env(),
     )  # fmt: skip
     try:
