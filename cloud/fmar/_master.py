@@ -21,6 +21,8 @@ the *box step* that keeps the master's prices from swinging (Marsten et al. 1975
 solution without slack is a clearing. HiGHS runs through ``highspy``'s bare ``_Highs`` (the
 wrapper prints a banner on standard output), with primal simplex: new columns leave the basis
 primal feasible, so a re-solve takes a few iterations (the planner's master does the same).
+A network's master (nodes times slots balance rows) goes to the interior point instead: there
+a moved box costs the primal simplex thousands of degenerate pivots.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ import numpy as np
 
 from ._errors import ClearingError
 from ._numeric import Numeric
+
+#: Masters of books with at least this many nodes are solved by interior point (see
+#: :class:`MarketMaster`); one node's 96 balance rows re-solve fastest by warm primal simplex.
+IPM_NODES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,11 @@ class MarketMaster:
         lp.setOptionValue("output_flag", False)
         lp.setOptionValue("simplex_strategy", 4)
         lp.setOptionValue("presolve", "off")
+        #: with many balance rows (a network's nodes times the slots), a primal re-solve after
+        #: the box moves takes thousands of degenerate pivots (about 2 s each on the 20-node
+        #: benchmark book); HiGHS's interior point with crossover takes 0.2 to 0.8 s
+        self._solver = "ipm" if num.n_nodes >= IPM_NODES else "simplex"
+        lp.setOptionValue("solver", self._solver)
         none = np.zeros(0, dtype=np.int32)
         zeros = np.zeros(self.rows)
         lp.addRows(self.rows, zeros, zeros, 0, none, none, np.zeros(0))
@@ -215,11 +226,7 @@ class MarketMaster:
             status = self._lp.run()
             model = self._lp.getModelStatus()
             if status == highspy.HighsStatus.kError or model != highspy.HighsModelStatus.kOptimal:
-                self._lp.clearSolver()
-                self._lp.setOptionValue("simplex_strategy", 1)
-                status = self._lp.run()
-                model = self._lp.getModelStatus()
-                self._lp.setOptionValue("simplex_strategy", 4)
+                status, model = self._cold()
             if status == highspy.HighsStatus.kError or model != highspy.HighsModelStatus.kOptimal:
                 return None
             return self._read()
@@ -232,13 +239,22 @@ class MarketMaster:
         model = self._lp.getModelStatus()
         if status == highspy.HighsStatus.kError or model != highspy.HighsModelStatus.kOptimal:
             # a warm start gone numerically bad: once more from scratch, with dual simplex
-            self._lp.clearSolver()
-            self._lp.setOptionValue("simplex_strategy", 1)
-            status = self._lp.run()
-            model = self._lp.getModelStatus()
-            self._lp.setOptionValue("simplex_strategy", 4)
+            status, model = self._cold()
         if status == highspy.HighsStatus.kError or model != highspy.HighsModelStatus.kOptimal:
             raise ClearingError(f"HiGHS: master LP {self._lp.modelStatusToString(model)}")
+
+    def _cold(self) -> tuple[highspy.HighsStatus, highspy.HighsModelStatus]:
+        """Once more from scratch, with dual simplex (a warm start gone numerically bad, or
+        an interior point that stalled)."""
+        self._lp.clearSolver()
+        self._lp.setOptionValue("solver", "simplex")
+        self._lp.setOptionValue("simplex_strategy", 1)
+        try:
+            status = self._lp.run()
+            return status, self._lp.getModelStatus()
+        finally:
+            self._lp.setOptionValue("simplex_strategy", 4)
+            self._lp.setOptionValue("solver", self._solver)
 
     def _read(self) -> MasterSolution:
         sol = self._lp.getSolution()
