@@ -188,7 +188,7 @@ class MarketSection(_Section, kw_only=True, frozen=True):
     """``[market]``: the agent trades its direct-mode offers on this market itself, as sell
     orders of ``account`` (docs/agent.md, "Selling on a market"), rather than through FMAN."""
 
-    #: The market's id: its orders go to ``atp/v1/m/{id}/bid``.
+    #: The market's id: its orders go to ``atp/v1/m/{id}/bid/{account}``.
     id: Id
     #: The party the orders are from; FMAR answers on ``atp/v1/m/{id}/ack/{account}``.
     account: Id

@@ -69,7 +69,7 @@ FMAN knows it.
 
 Selling on a market. A device trading in direct mode, on an agent with a ``[market]``
 section, sells its offers on that market itself: each goes to FMAR as a ``market.sell`` order
-of the agent's account (with the device's asks, docs/agent.md) on ``atp/v1/m/{market}/bid``
+of the agent's account (with the device's asks, docs/agent.md) on ``atp/v1/m/{market}/bid/{account}``
 instead of to FMAN, and stays in the outbox, like an offer to FMAN, until FMAR's
 ``market.answer`` arrives. An accepted order makes the offer ``accepted``, a refused one
 ``rejected`` (its default runs). An order in a gate's book is not revised (FMAR takes one
@@ -105,8 +105,8 @@ from protocol import (
     Reason,
     Reject,
     Schedule,
-    TradingMode,
     SellOrder,
+    TradingMode,
     Withdraw,
     topics,
 )
@@ -381,7 +381,7 @@ class Core:
                     ask_up_eur_per_kwh=up,
                     ask_down_eur_per_kwh=down,
                 )
-                topic = topics.market_topic(route.market, "bid")
+                topic = topics.market_bid_topic(route.market, route.account)
                 self._send(order, "", msg_id, now, ref=offer.id, topic=topic)
         self._tracked[offer.id] = _Tracked(offer, "offered", None, episode, accepted)
         where = f" to market {route.market}" if route is not None else ""

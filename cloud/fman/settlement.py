@@ -13,10 +13,11 @@ reading arrived after they were settled) with their schedule in force and their 
 (the default schedule, the start window, a direct offer's asks), the readings it needs
 (:func:`cloud.settle.readings_window`) and the readings ingest quarantined in that window,
 every contract version, the market awards of the period's gates (``market_awards``, with
-the member offers delivered before the period) and the ledger of the period's days. What it writes: the new ledger
-transactions, each evaluated offer's verdict and slot rows, ``executed`` offers it settled
-moved to ``settled``, held offers put up for review, and a new bill for each party whose
-ledger changed. A run that would change nothing writes nothing, not even its own row.
+the member offers delivered before the period) and the ledger of the period's days. What
+it writes: the new ledger transactions, each evaluated offer's verdict and slot rows,
+``executed`` offers it settled moved to ``settled``, held offers put up for review, and a
+new bill for each party whose ledger changed. A run that would change nothing writes
+nothing, not even its own row.
 """
 
 from __future__ import annotations

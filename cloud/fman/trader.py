@@ -293,7 +293,7 @@ class Trader:
             )
             payload = protocol.encode(order, ts=int(now), msg_id=b.aggregate_id)
             if not self.cycle.publish(
-                topics.market_topic(b.market, "bid"), payload, qos=1, stop=self.cycle.stopping
+                topics.market_bid_topic(b.market, g.party), payload, qos=1, stop=self.cycle.stopping
             ):
                 break
             if last is not None:

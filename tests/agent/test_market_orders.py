@@ -103,6 +103,7 @@ resolution_s = 900
 horizon_s = 3600
 gate_period_s = 3600
 gate_lead_s = 900
+sellers = ["plant-1"]
 """
     )
     return foa, fmar
@@ -177,7 +178,7 @@ def test_a_refused_order_rejects_the_offer_and_leaves_the_outbox(tmp_path):
         m = Measurement(ts=T0, power_w=0.0, energy_kwh=0.0)
         core.refresh(int(clock.now()), {"d1": m})
         rows = store.outbox_after(0, 10)
-        assert [(r.topic, r.kind) for r in rows] == [("atp/v1/m/m1/bid", "market.sell")]
+        assert [(r.topic, r.kind) for r in rows] == [("atp/v1/m/m1/bid/plant-1", "market.sell")]
         order = protocol.decode(rows[0].payload, expect="market.sell").body
         assert (order.party, order.ask_up_eur_per_kwh, order.ask_down_eur_per_kwh) == (
             "plant-1",

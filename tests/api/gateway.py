@@ -34,7 +34,8 @@ def atp(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProce
 
 def contract(party: str):
     doc = json.loads((ROOT / "examples" / "contracts" / "direct.json").read_text())
-    doc.update(id=f"c-{party}", party={"id": party, "kind": "prosumer"})
+    # the devices the houses announce: the contract's device list binds FMAN's ingest
+    doc.update(id=f"c-{party}", party={"id": party, "kind": "prosumer"}, devices=["plug", "hp"])
     doc["valid_from"] = "2025-01-01T00:00:00Z"
     return contract_from_dict(doc, source=party)
 

@@ -86,6 +86,8 @@ horizon_s = 3600
 gate_period_s = 3600
 gate_lead_s = 1800
 time_limit_s = 2.0
+sellers = ["fman-1"]
+buyers = ["dso-1"]
 """
     )
     return path
@@ -142,7 +144,9 @@ def test_a_congestion_request_is_met_by_awards_scheduled_at_the_agents(broker, t
         partial=True,
     )
     wait_for(lambda: any(t.endswith("/gate") for t, _, _ in listener.messages), 15, "the gate")
-    listener.publish(topics.market_topic("feeder-1", "bid"), protocol.encode(congestion, ts=T0))
+    listener.publish(
+        topics.market_bid_topic("feeder-1", "dso-1"), protocol.encode(congestion, ts=T0)
+    )
     wait_for(lambda: any(b.body.accepted for b in listener.bodies("/ack/dso-1")), 15, "DSO ack")
     # FMAN bids before the gate closes, and FMAR accepts the bid
     wait_for(
@@ -286,7 +290,7 @@ def test_changed_members_a_duplicated_result_and_a_late_result_make_no_wrong_sch
     # FMAN bids each market's offers as one aggregate; the market accepts both bids
     def bids() -> dict[str, protocol.SellOrder]:
         with listener._lock:
-            raw = [p for t, p, _ in listener.messages if t.endswith("/bid")]
+            raw = [p for t, p, _ in listener.messages if t.endswith("/bid/fman-1")]
         return {m.body.market: m.body for m in map(protocol.decode, raw)}
 
     wait_for(lambda: len(bids()) == 2, 20, "a bid in each market")
