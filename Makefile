@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo lint fmt bench screens clean
+.PHONY: setup test soak demo lint fmt bench screens clean
 
 setup:
 	@./scripts/setup.sh
@@ -11,7 +11,12 @@ setup:
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not soak" $(PYTEST_ARGS)
+
+# The long end-to-end runs (a simulated day of 50 agents; worker, broker and fleet faults):
+# minutes of wall clock each, kept out of `make test` so that it stays under 10 minutes.
+soak: setup
+	$(PY) -m pytest -m soak $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/atp demo
@@ -36,6 +41,8 @@ bench: setup
 	$(PY) bench/market.py
 	$(PY) bench/faults.py
 	$(PY) bench/api.py
+	$(PY) bench/gate.py
+	$(PY) bench/trading.py
 
 # A screenshot of every page of every site (tests/web/sites.py) under .atp/screens/.
 screens: setup

@@ -14,6 +14,7 @@ import pytest
 from tests.faultrig import MUST_BE_ZERO, Scenario, audit, run
 
 
+@pytest.mark.soak
 @pytest.mark.timeout(240)
 def test_worker_broker_and_fleet_faults_lose_nothing(tmp_path):
     scenario = Scenario()

@@ -22,6 +22,9 @@ from cloud.fman import series
 
 from .harness import ATP, T0, Observer, WorkerProc, query, stats, wait_ready, write_config
 
+#: a simulated day takes about 45 s of wall clock: `make soak`, not `make test`
+pytestmark = pytest.mark.soak
+
 SPEED = 2400.0
 AGENTS = 50
 DAY = 86_400
