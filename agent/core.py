@@ -70,8 +70,8 @@ FMAN knows it.
 Selling on a market. A device trading in direct mode, on an agent with a ``[market]``
 section, sells its offers on that market itself: each goes to FMAR as a ``market.sell`` order
 of the agent's account (with the device's asks, docs/agent.md) on
-``atp/v1/m/{market}/bid/{account}`` instead of to FMAN, and stays in the outbox, like an offer to FMAN, until FMAR's
-``market.answer`` arrives. An accepted order makes the offer ``accepted``, a refused one
+``atp/v1/m/{market}/bid/{account}`` instead of to FMAN, and stays in the outbox, like an
+offer to FMAN, until FMAR's ``market.answer`` arrives. An accepted order makes the offer ``accepted``, a refused one
 ``rejected`` (its default runs). An order in a gate's book is not revised (FMAR takes one
 order per offer and gate) and cannot be withdrawn (FMAR takes no withdrawals): the device's
 next episode is a new order.
