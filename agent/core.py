@@ -67,14 +67,14 @@ Every state change goes through :func:`protocol.transition` (except FMAN's late 
 and every plan taken into force passes :func:`protocol.check_assignment` against the offer as
 FMAN knows it.
 
-Selling on a market. A device trading in direct mode, on an agent with a ``[market]``
-section, sells its offers on that market itself: each goes to FMAR as a ``market.sell`` order
-of the agent's account (with the device's asks, docs/agent.md) on
-``atp/v1/m/{market}/bid/{account}`` instead of to FMAN, and stays in the outbox, like an
-offer to FMAN, until FMAR's ``market.answer`` arrives. An accepted order makes the offer ``accepted``, a refused one
-``rejected`` (its default runs). An order in a gate's book is not revised (FMAR takes one
-order per offer and gate) and cannot be withdrawn (FMAR takes no withdrawals): the device's
-next episode is a new order.
+Selling on a market. A device trading in direct mode, on an agent with a ``[market]`` section,
+sells its offers on that market itself: each goes to FMAR as a ``market.sell`` order of the
+agent's account (with the device's asks, docs/agent.md) on ``atp/v1/m/{market}/bid/{account}``
+instead of to FMAN, and stays in the outbox, like an offer to FMAN, until FMAR's
+``market.answer`` arrives. An accepted order makes the offer ``accepted``, a refused one
+``rejected`` (its default runs). An order in a gate's book is not revised (FMAR takes one order
+per offer and gate) and cannot be withdrawn (FMAR takes no withdrawals): the device's next
+episode is a new order.
 
 Every decision is written to the store together with the message that announces it, in one
 transaction, before the triggering message is acknowledged to the broker. The in-memory view
