@@ -76,7 +76,8 @@ def test_the_cheap_offer_moves_and_the_dear_one_runs_its_default(name, planner):
     assert result.objective == pytest.approx(-profit)
     assert result.bound <= result.objective + 1e-9
     if name in ("mip", "column generation"):
-        assert result.bound == pytest.approx(-profit, abs=1e-6)
+        # proven within the request's relative gap (HiGHS stops there: see cloud/optim/solver.py)
+        assert result.bound >= -profit * (1 + request.relative_gap) - 1e-6
 
 
 def test_without_prices_identical_offers_are_planned_alike():
@@ -344,7 +345,8 @@ def test_atp_plan_objective_profit_prints_the_profit(tmp_path):
     # surplus (0.08 EUR per kWh of up deviation), the one asking 5 keeps its default
     assert energy == {"house-7": [2.0] * 4, "house-8": [1.0] * 4}
     assert doc["profit_eur"] == pytest.approx(4 * (0.08 - 0.01))
-    assert doc["profit_bound_eur"] == pytest.approx(doc["profit_eur"])
+    # proven within atp plan's default relative gap of 1 %
+    assert doc["profit_eur"] <= doc["profit_bound_eur"] <= doc["profit_eur"] * 1.01 + 1e-6
     out = subprocess.run([*args, "--aggregate"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "profit 0.28 EUR" in out.stdout, out.stdout
