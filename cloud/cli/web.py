@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import getpass
-import socket
 import sys
 from pathlib import Path
 
 import click
 
 from ._fmandb import DEFAULT_DB, store_location
+from ._listen import listen
 
 DEFAULT_USERS = Path(".atp/web-users")
 
@@ -107,10 +107,7 @@ def web(
         raise click.ClickException(str(exc)) from None
     except Exception as exc:  # the store's errors, said in a line
         raise click.ClickException(f"{describe(location)}: {exc}") from None
-    try:
-        sock = socket.create_server((host, port), family=_family(host), reuse_port=False)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    sock = listen(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     app = make_app(
@@ -127,10 +124,6 @@ def web(
     sys.stdout.flush()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 @web.group()
