@@ -35,17 +35,12 @@ def _control(market_id: str, state: MarketState, note: str, store: str, as_json:
         raise click.ClickException(f"{exc} (pass --store)") from None
     except MarketError as exc:
         raise click.ClickException(str(exc)) from None
-    was = change.was
     if as_json:
-        click.echo(json.dumps({"market": market_id, "state": state, "was": was, "note": note}))
-        return
-    if state == "closed":
         click.echo(
-            f"market {market_id} closed (was {was}): orders are refused and no new gate "
-            "opens; a gate already open clears what it took"
+            json.dumps({"market": market_id, "state": state, "was": change.was, "note": note})
         )
-    else:
-        click.echo(f"market {market_id} open (was {was}): the next gate takes orders")
+        return
+    click.echo(change.text())
 
 
 _NOTE = click.option("--note", default="", help="Why (shown to parties whose orders are refused).")
@@ -117,14 +112,7 @@ def set_params(
         }
         click.echo(json.dumps(doc))
         return
-    if not change.changed:
-        click.echo(f"market {market_id}: nothing changed in {config_path}")
-        return
-    shown = ", ".join(f"{k} = {getattr(change.after, k)!r}" for k in change.changed)
-    click.echo(
-        f"market {market_id}: {shown} written to {config_path}; the running service opens "
-        "its next gate with them (sellers and buyers apply at once)"
-    )
+    click.echo(change.text(config_path))
 
 
 # -- the DSO interface ------------------------------------------------------------------------

@@ -54,6 +54,15 @@ class StateChange:
     note: str
     at: float
 
+    def text(self) -> str:
+        """What changed, for a person (the command's line, the page's notice)."""
+        if self.state == "closed":
+            return (
+                f"market {self.market} closed (was {self.was}): orders are refused and no "
+                "new gate opens; a gate already open clears what it took"
+            )
+        return f"market {self.market} open (was {self.was}): the next gate takes orders"
+
 
 def set_state(
     store: str,
@@ -109,6 +118,16 @@ class ParamsChange:
     #: the keys whose values differ
     changed: tuple[str, ...]
 
+    def text(self, where: Path) -> str:
+        """What changed, for a person (the command's line, the page's notice)."""
+        if not self.changed:
+            return f"market {self.market}: nothing changed in {where}"
+        shown = ", ".join(f"{k} = {getattr(self.after, k)!r}" for k in self.changed)
+        return (
+            f"market {self.market}: {shown} written to {where}; the running service opens "
+            "its next gate with them (sellers and buyers apply at once)"
+        )
+
 
 def change_params(config_path: Path, market: str, values: Mapping[str, Any]) -> ParamsChange:
     """Set ``values`` (parameter name to value, see :func:`parse_value`) of ``market`` in
@@ -133,7 +152,9 @@ def change_params(config_path: Path, market: str, values: Mapping[str, Any]) -> 
             )
     table = markets[market]
     for key, value in values.items():
-        table[key] = value
+        # a value as it is stays as written (a form sends every field, changed or not)
+        if msgspec.to_builtins(getattr(before, key)) != value:
+            table[key] = value
     after = config_from_dict(doc.unwrap()).markets[market]
     changed = tuple(
         k
