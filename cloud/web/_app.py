@@ -50,6 +50,8 @@ HEADERS = {
 }
 STATES = list(typing.get_args(protocol.OfferState))
 MAX_FORM = 4096
+#: the longest portfolio window the page draws (``?days=``)
+MAX_DAYS = 366
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,8 +137,12 @@ def make_app(settings: Settings) -> Starlette:
         return endpoint
 
     def portfolio(request: Request, f: _pages.Frame, store: StoreReader) -> str:
-        p = _data.portfolio(store, resolution_s=settings.resolution_s)
-        body = _pages.portfolio_page(f, p, resolution_s=settings.resolution_s)
+        try:
+            days = max(1, min(int(request.query_params.get("days", "2")), MAX_DAYS))
+        except ValueError:
+            days = 2
+        v = _data.portfolio(store, resolution_s=settings.resolution_s, now=f.now, days=days)
+        body = _pages.portfolio_page(f, v, resolution_s=settings.resolution_s)
         return _pages.page(f, "portfolio", "Portfolio", body)
 
     def agents(request: Request, f: _pages.Frame, store: StoreReader) -> str:

@@ -18,8 +18,29 @@ from cloud.fman.store import StoreReader
 LAST_READING_SCAN = 5000
 
 
-def portfolio(store: StoreReader, *, resolution_s: int) -> report.Portfolio:
-    return report.portfolio(store, resolution_s=resolution_s)
+DAY_S = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioView:
+    """The portfolio of the ``days`` up to ``end``: the end of the latest offer's delivery
+    window, at most a day after now (a store of a past run shows its last days, a running
+    FMAN the day behind and the day ahead). A window keeps the page's work to the offers of
+    those days (the store finds them by an index) however long FMAN has run."""
+
+    portfolio: report.Portfolio
+    start: int
+    end: int
+    days: int
+
+
+def portfolio(store: StoreReader, *, resolution_s: int, now: float, days: int) -> PortfolioView:
+    latest = store.latest_delivery_end()
+    until = min(latest, now + DAY_S) if latest is not None else now
+    end = -(-int(until) // resolution_s) * resolution_s
+    start = end - days * DAY_S
+    p = report.portfolio(store, start=start, end=end, resolution_s=resolution_s)
+    return PortfolioView(portfolio=p, start=start, end=end, days=days)
 
 
 def agents(store: StoreReader) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from cloud.fman import report
 from cloud.settle import eur_text
 
-from ._data import CALENDAR_GATES, Counters, Markets, Settlement
+from ._data import CALENDAR_GATES, Counters, Markets, PortfolioView, Settlement
 from ._svg import Segment, Series, legend, step_chart
 
 NAV = (
@@ -179,7 +179,8 @@ def _dl(dl_id: str, items: Iterable[tuple[str, str, str]]) -> str:
 # -- the pages ----------------------------------------------------------------------------------
 
 
-def portfolio_page(frame: Frame, p: report.Portfolio, *, resolution_s: int) -> str:
+def portfolio_page(frame: Frame, view: PortfolioView, *, resolution_s: int) -> str:
+    p = view.portfolio
     names = ("target", "baseline", "scheduled", "metered")
     series: list[Series] = []
     for name in names:
@@ -189,8 +190,8 @@ def portfolio_page(frame: Frame, p: report.Portfolio, *, resolution_s: int) -> s
             if (v := getattr(s, f"{name}_kwh")) is not None
         )
         series.append(Series(name=name, segments=segs))
-    start = p.slots[0].start if p.slots else int(frame.now)
-    end = p.slots[-1].start + resolution_s if p.slots else start + resolution_s
+    start = p.slots[0].start if p.slots else view.start
+    end = p.slots[-1].start + resolution_s if p.slots else view.end
     label = (
         f"Energy of the accepted offers per {resolution_s // 60}-minute slot, kWh: "
         "target, baseline, scheduled and metered"
@@ -218,8 +219,19 @@ def portfolio_page(frame: Frame, p: report.Portfolio, *, resolution_s: int) -> s
         ],
     )
     rows = [asdict_slot(s) for s in p.slots]
+    spans = " ".join(
+        f'<a href="/?days={d}"{" aria-current=page" if d == view.days else ""}>{d} days</a>'
+        for d in (1, 2, 7, 30)
+    )
+    window = (
+        f'<p id="window">Delivery from <span id="window-start" data-v="{view.start}">'
+        f'{stamp(view.start)}</span> to <span id="window-end" data-v="{view.end}">'
+        f"{stamp(view.end)}</span> UTC: the {view.days} day(s) up to the end of the latest "
+        f"offer's delivery window, at most a day ahead. Show {spans}; `atp portfolio` "
+        "gives any period.</p>"
+    )
     return (
-        f'<figure id="portfolio-chart">{chart}'
+        window + f'<figure id="portfolio-chart">{chart}'
         f"<figcaption>{legend(list(names))}<p>Slot length {resolution_s // 60} min; times "
         "in UTC. Baseline: the offers' defaults; scheduled: the schedules in force; metered: "
         "the readings of their devices; target: the series FMAN balances to. Imbalance is "
