@@ -882,8 +882,10 @@ class SqlStore(MarketTables):
         *,
         window: tuple[int | None, int | None] = (None, None),
     ) -> list[ReadingSpan]:
-        ((cond, params),) = self._in("o.state", tuple(states))
         start, end = window
+        # with a window, the readings' index on their start leads (see portfolio_offers)
+        column = "o.state" if start is None else "o.state || ''"
+        ((cond, params),) = self._in(column, tuple(states))
         if start is not None:
             # a reading lasts a day at most (protocol): the bound idx_readings_start can use
             cond = f"{cond} AND r.start >= ? AND r.start + r.duration_s > ?"
