@@ -938,6 +938,28 @@ def test_portfolio_of_a_window_reads_only_what_meets_it(store):
     assert [r.energy_kwh for r in store.portfolio_readings(window=(NOW + 1800, None))] == [0.2]
 
 
+def test_sqlite_finds_a_windows_offers_and_readings_by_their_indexes(tmp_path):
+    """Without statistics SQLite would rather walk every offer of the accepted states by
+    the state index: the portfolio of two days on a store of years would read them all."""
+    statements: list[str] = []
+    with open_store(str(tmp_path / "fman.db")) as s:
+        s.put_offers([offer_record("o1")])
+        s.conn.set_trace_callback(statements.append)
+        s.portfolio_offers(window=(NOW, NOW + 86_400))
+        s.portfolio_readings(window=(NOW, NOW + 86_400))
+        s.conn.set_trace_callback(None)
+        plans = {
+            sql: " ".join(str(r[-1]) for r in s.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in statements
+            if sql.lstrip().upper().startswith("SELECT")
+        }
+    (offers,) = [p for sql, p in plans.items() if "LEFT JOIN schedules" in sql]
+    assert "idx_offers_delivery_end" in offers, offers
+    (readings,) = [p for sql, p in plans.items() if "UNION ALL" in sql]
+    assert "idx_readings_start" in readings, readings
+    assert "idx_offers_state" not in offers + readings
+
+
 def test_portfolio_offers_of_one_agent(store):
     store.put_offers(
         [
