@@ -207,7 +207,13 @@ def make_app(settings: Settings) -> Starlette:
                 return True, set_state(settings.market_store, market, state, note=note).text()
             if settings.market_config is None:
                 return False, "no fmar.toml: start the dashboard with --market-config"
-            values = {k: parse_value(market, k, form[k]) for k in EDITABLE if k in form}
+            # only the fields the operator changed: another change of the file made since
+            # the page was drawn stays
+            values = {
+                k: parse_value(market, k, form[k])
+                for k in EDITABLE
+                if k in form and form[k].strip() != form.get(f"was.{k}", "").strip()
+            }
             change = change_params(settings.market_config, market, values)
             return True, change.text(settings.market_config)
         except MarketError as exc:

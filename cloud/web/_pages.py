@@ -471,6 +471,7 @@ def market_actions(frame: Frame, m: Markets) -> str:
             fields = "".join(
                 f'<tr><th scope="row"><label for="p-{q}-{k}">{escape(k)}</label></th>'
                 f'<td><input id="p-{q}-{k}" name="{k}" value="{escape(_param_text(v))}">'
+                f'<input type="hidden" name="was.{k}" value="{escape(_param_text(v))}">'
                 "</td></tr>"
                 for k, v in values.items()
             )

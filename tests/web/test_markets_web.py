@@ -14,7 +14,7 @@ import pytest
 from cloud.fman.store import open_store
 from cloud.fmar.config import load_config
 from cloud.fmar.store import CongestionRow, GateRow, OrderRow, ResultRow, open_market_store
-from tests.web.sites import T0, atp_json, run_fman_web
+from tests.web.sites import T0, atp, atp_json, run_fman_web
 
 FMAR_TOML = """# the markets of the page tests
 [service]
@@ -163,6 +163,15 @@ def test_an_operator_changes_parameters_in_fmar_toml(site, stores, page):
     assert (m.min_order_kwh, m.sellers) == (2.5, ["house-*", "fman"])
     assert "# one node, a gate every hour" in toml.read_text()
     assert page.input_value("#p-day-ahead-min_order_kwh") == "2.5"
+    # another operator changes the file meanwhile: a save of this page leaves their change
+    set_voll = ("market", "set", "day-ahead", "voll=5", "--config", str(toml))
+    assert atp(*set_voll, cwd=work).returncode == 0
+    page.click("#params-box-day-ahead summary")
+    page.fill("#p-day-ahead-time_limit_s", "4")
+    page.click("#save-day-ahead")
+    page.wait_for_selector("#action-done")
+    m = load_config(toml).markets["day-ahead"]
+    assert (m.time_limit_s, m.voll, m.min_order_kwh) == (4.0, 5.0, 2.5)
     # a change the service would refuse is refused here, naming the key; the file stays
     before = toml.read_text()
     page.click("#params-box-day-ahead summary")
