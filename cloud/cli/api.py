@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import click
 
 from ._fmandb import DEFAULT_DB, store_location
+from ._listen import listen
 
 DEFAULT_TOKENS = Path(".atp/api-tokens")
 
@@ -133,14 +133,7 @@ def serve(
         raise click.ClickException(str(exc)) from None
     except Exception as exc:  # the configuration's and the store's errors, said in a line
         raise click.ClickException(f"{config_path or describe(location)}: {exc}") from None
-    try:
-        sock = socket.create_server((host, port), family=_family(host))
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
-    # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and
-    # create_server's is 0: set it here (accepted sockets inherit it), or every answer
-    # written in two parts waits ~40 ms for the client's delayed ACK
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock = listen(host, port)
     bound = sock.getsockname()[1]
     settings = Settings(
         store=location,
@@ -176,10 +169,6 @@ def _loopback(host: str) -> bool:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 @api.group()

@@ -212,7 +212,8 @@ def _market_config(store: SqlMarketStore, market: str) -> MarketSection:
 @_STORE
 @_JSON
 def list_markets(store: str, as_json: bool) -> None:
-    """The markets the service runs, with their latest gate and results."""
+    """The markets the service runs: open or closed (`atp market close`), their gates and
+    the latest one."""
     import msgspec
 
     s = _reader(store)
@@ -222,9 +223,11 @@ def list_markets(store: str, as_json: bool) -> None:
             cfg = msgspec.json.decode(m.config)
             gates = s.gates(m.id)
             latest = gates[-1] if gates else None
+            control = s.control(m.id)
             rows.append(
                 {
                     "id": m.id,
+                    "state": control.state if control else "open",
                     "kind": cfg.get("kind", "two-sided"),
                     "nodes": cfg.get("nodes", []),
                     "pricing": cfg.get("pricing", "uniform"),
@@ -242,11 +245,14 @@ def list_markets(store: str, as_json: bool) -> None:
     if not rows:
         click.echo("no markets")
         return
-    click.echo(f"{'market':<24} {'kind':<13} {'pricing':<10} {'gates':>5} {'cleared':>7}  latest")
+    click.echo(
+        f"{'market':<24} {'state':<7} {'kind':<13} {'pricing':<10} {'gates':>5} "
+        f"{'cleared':>7}  latest"
+    )
     for r in rows:
         shown = f"{r['latest_gate']} ({r['latest_state']})" if r["latest_gate"] else "-"
         click.echo(
-            f"{r['id']:<24} {r['kind']:<13} {r['pricing']:<10} {r['gates']:>5} "
+            f"{r['id']:<24} {r['state']:<7} {r['kind']:<13} {r['pricing']:<10} {r['gates']:>5} "
             f"{r['cleared']:>7}  {shown}"
         )
 

@@ -1,8 +1,10 @@
-"""``atp market open|close`` (the operator) and ``atp market congestion ...`` (the DSO).
+"""``atp market open|close|set`` (the operator) and ``atp market congestion ...`` (the DSO).
 
 ``open`` and ``close`` write the market store that ``atp fmar run`` reads: a closed market
 refuses every order with a reason and opens no new gate; a gate opened before the closing
-still clears what it took. ``congestion`` speaks to the running service over MQTT as the
+still clears what it took. ``set`` changes a market's parameters in fmar.toml, which the
+service reads again. All three go through :mod:`cloud.fmar.control`, as the dashboard's
+markets page does. ``congestion`` speaks to the running service over MQTT as the
 ``dso`` account (``atp service add dso``), exactly as a DSO's own system would.
 """
 
@@ -24,35 +26,21 @@ if TYPE_CHECKING:
 
 def _control(market_id: str, state: MarketState, note: str, store: str, as_json: bool) -> None:
     from cloud.fmar import MarketError
-    from cloud.fmar.store import ControlRow, open_market_store
+    from cloud.fmar._errors import MarketStoreError
+    from cloud.fmar.control import set_state
 
     try:
-        s = open_market_store(store)
-    except MarketError as exc:
+        change = set_state(store, market_id, state, note=note)
+    except MarketStoreError as exc:
         raise click.ClickException(f"{exc} (pass --store)") from None
-    try:
-        known = [m.id for m in s.markets()]
-        if market_id not in known:
-            raise click.ClickException(
-                f"no market {market_id!r} in {s.where} (markets: {', '.join(known) or 'none'})"
-            )
-        before = s.control(market_id)
-        s.set_control(ControlRow(market=market_id, state=state, changed_at=time.time(), note=note))
     except MarketError as exc:
         raise click.ClickException(str(exc)) from None
-    finally:
-        s.close()
-    was = before.state if before else "open"
     if as_json:
-        click.echo(json.dumps({"market": market_id, "state": state, "was": was, "note": note}))
-        return
-    if state == "closed":
         click.echo(
-            f"market {market_id} closed (was {was}): orders are refused and no new gate "
-            "opens; a gate already open clears what it took"
+            json.dumps({"market": market_id, "state": state, "was": change.was, "note": note})
         )
-    else:
-        click.echo(f"market {market_id} open (was {was}): the next gate takes orders")
+        return
+    click.echo(change.text())
 
 
 _NOTE = click.option("--note", default="", help="Why (shown to parties whose orders are refused).")
@@ -77,6 +65,54 @@ def close_market(market_id: str, note: str, store: str, as_json: bool) -> None:
 def open_market(market_id: str, note: str, store: str, as_json: bool) -> None:
     """Resume MARKET after `atp market close`: its gates take orders again."""
     _control(market_id, "open", note, store, as_json)
+
+
+@market.command("set")
+@click.argument("market_id", metavar="MARKET")
+@click.argument("assignments", metavar="KEY=VALUE...", nargs=-1, required=True)
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default="fmar.toml",
+    show_default=True,
+    envvar="ATP_FMAR_CONFIG",
+    help="The running service's fmar.toml (env ATP_FMAR_CONFIG).",
+)
+@_JSON
+def set_params(
+    market_id: str, assignments: tuple[str, ...], config_path: Path, as_json: bool
+) -> None:
+    """Change MARKET's parameters in fmar.toml, e.g. `min_order_kwh=0.5 pricing=pay-as-bid
+    sellers=house-*,fman`. The file is checked whole first (a refused change leaves it as
+    it was); the running service reads it within a second and opens its next gate with
+    them (the allow-lists apply at once). Keys: pricing, resolution_s, horizon_s,
+    gate_period_s, gate_lead_s, min_order_kwh, time_limit_s, voll, sellers, buyers."""
+    from cloud.fmar import MarketError
+    from cloud.fmar.control import change_params, parse_value
+
+    values = {}
+    try:
+        for a in assignments:
+            key, eq, text = a.partition("=")
+            if not eq:
+                raise click.BadParameter(f"{a!r}: write KEY=VALUE", param_hint="KEY=VALUE")
+            values[key.strip()] = parse_value(market_id, key.strip(), text)
+        change = change_params(config_path, market_id, values)
+    except MarketError as exc:
+        raise click.ClickException(f"{config_path}: {exc}") from None
+    if as_json:
+        import msgspec
+
+        doc = {
+            "market": market_id,
+            "changed": list(change.changed),
+            "params": {k: msgspec.to_builtins(getattr(change.after, k)) for k in values},
+        }
+        click.echo(json.dumps(doc))
+        return
+    click.echo(change.text(config_path))
 
 
 # -- the DSO interface ------------------------------------------------------------------------

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import getpass
-import socket
 import sys
 from pathlib import Path
 
 import click
 
 from ._fmandb import DEFAULT_DB, store_location
+from ._listen import listen
 
 DEFAULT_USERS = Path(".atp/web-users")
 
@@ -49,6 +49,13 @@ def _users_option(f: click.decorators.FC) -> click.decorators.FC:
     metavar="PATH|URL",
     help="FMAR's store (service.store of fmar.toml) for the markets page.",
 )
+@click.option(
+    "--market-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="ATP_FMAR_CONFIG",
+    help="FMAR's fmar.toml: its service.store is the market store, and operators change its "
+    "markets' parameters on the markets page.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, help="Port (0: any free one).")
 @_users_option
@@ -73,6 +80,7 @@ def web(
     config_path: Path | None,
     db: str | None,
     market_store: str | None,
+    market_config: Path | None,
     host: str,
     port: int,
     users_path: Path,
@@ -82,7 +90,9 @@ def web(
     """Serve the operator dashboard: portfolio, agents, offers, counters, bills and KPIs.
 
     With accounts in the --users file every page needs a login; without, it listens on
-    loopback only. It reads the store and never writes it, so it runs beside the workers."""
+    loopback only. It reads FMAN's store and never writes it, so it runs beside the workers.
+    On the markets page (--market-store or --market-config) an account of the operator role
+    closes and opens markets and changes their parameters, as `atp market close|open|set`."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
@@ -95,22 +105,27 @@ def web(
         raise click.ClickException(
             f"no FMAN database at {location}: pass --store or --config, or start a worker"
         )
+    if market_config is not None or market_store:
+        from cloud.fmar import MarketError
+        from cloud.fmar.config import load_config
+        from cloud.fmar.store import open_market_store
+
+        try:
+            if market_config is not None:
+                market_store = market_store or load_config(market_config).service.store
+            assert market_store is not None
+            open_market_store(market_store, readonly=True).close()
+        except MarketError as exc:
+            raise click.ClickException(f"{market_config or market_store}: {exc}") from None
     try:
         open_reader(location).close()
-        if market_store:
-            from cloud.fmar.store import open_market_store
-
-            open_market_store(market_store, readonly=True).close()
         accounts = load_accounts(users_path)
         check_bind(host, accounts)
     except WebError as exc:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:  # the store's errors, said in a line
         raise click.ClickException(f"{describe(location)}: {exc}") from None
-    try:
-        sock = socket.create_server((host, port), family=_family(host), reuse_port=False)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    sock = listen(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     app = make_app(
@@ -120,6 +135,7 @@ def web(
             resolution_s=resolution_s,
             refresh_s=refresh_s,
             market_store=market_store,
+            market_config=market_config,
         )
     )
     who = f"{len(accounts)} account(s) from {users_path}" if accounts else "no accounts"
@@ -127,10 +143,6 @@ def web(
     sys.stdout.flush()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 @web.group()

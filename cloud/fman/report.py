@@ -144,7 +144,10 @@ def portfolio(
     def inside(t: int) -> bool:
         return (start is None or t >= start) and (end is None or t < end)
 
-    offers = store.portfolio_offers()
+    # only the offers and readings that can meet the window (a slot of the coarser grid
+    # may begin before what it sums up: hence the window's end one slot later)
+    window = (start, None if end is None else end + resolution_s)
+    offers = store.portfolio_offers(window=window)
     baseline: dict[int, float] = {}
     scheduled: dict[int, float] = {}
     shifted = 0.0
@@ -181,7 +184,8 @@ def portfolio(
             scheduled[t] = scheduled.get(t, 0.0) + e
         shifted += 0.5 * sum(abs(plan.get(t, 0.0) - base.get(t, 0.0)) for t in touched)
     metered = execution.metered_per_slot(
-        ((r.start, r.duration_s, r.energy_kwh) for r in store.portfolio_readings()), grid
+        ((r.start, r.duration_s, r.energy_kwh) for r in store.portfolio_readings(window=window)),
+        grid,
     )
     target = on_grid(store.series("target"), grid)
     slots_all = sorted(baseline.keys() | scheduled.keys() | metered.keys() | target.keys())

@@ -4,6 +4,8 @@ Server-rendered pages (HTML and SVG drawn in Python, two small scripts for sorti
 live updates), read through the store's read-only reader and the same report functions as the
 ``atp`` commands, served by Starlette on uvicorn. Accounts with a role (viewer or operator)
 live in a file of scrypt hashes; see :mod:`._accounts` and :mod:`._app` for the security.
+FMAN's store is only read; the markets page's actions (operator role) change FMAR's through
+:mod:`cloud.fmar.control`, as ``atp market close|open|set`` do.
 """
 
 from __future__ import annotations

@@ -133,6 +133,8 @@ class Session:
     created: float
     user: str | None = None
     role: Role | None = None
+    #: the outcome of the last action, shown once by the page it returns to
+    notice: tuple[bool, str] | None = None
 
 
 class Sessions:

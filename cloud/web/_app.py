@@ -50,6 +50,8 @@ HEADERS = {
 }
 STATES = list(typing.get_args(protocol.OfferState))
 MAX_FORM = 4096
+#: the longest portfolio window the page draws (``?days=``)
+MAX_DAYS = 366
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +65,8 @@ class Settings:
     refresh_s: int = 5
     #: FMAR's store (its service.store), for the markets page; ``None``: not shown
     market_store: str | None = None
+    #: FMAR's fmar.toml, whose markets' parameters the operator changes on the markets page
+    market_config: Path | None = None
     clock: Callable[[], float] = time.time
 
 
@@ -97,7 +101,11 @@ def make_app(settings: Settings) -> Starlette:
             )
         return response
 
-    def frame(s: Session) -> _pages.Frame:
+    def frame(s: Session, request: Request) -> _pages.Frame:
+        notice = None
+        if s.notice is not None and "x-live" not in request.headers:
+            # shown once, by the page the action returned to (not by a live update)
+            notice, s.notice = _pages.Notice(*s.notice), None
         return _pages.Frame(
             store=describe(settings.store),
             now=settings.clock(),
@@ -105,6 +113,7 @@ def make_app(settings: Settings) -> Starlette:
             user=s.user,
             role=s.role if sessions.required else "viewer",
             refresh_s=settings.refresh_s,
+            notice=notice,
         )
 
     def guarded(
@@ -117,7 +126,7 @@ def make_app(settings: Settings) -> Starlette:
                 return finish(
                     RedirectResponse(f"/login?{_q(next=target)}", status_code=303), s, fresh
                 )
-            f = frame(s)
+            f = frame(s, request)
             if operator and f.role != "operator":
                 html = _pages.forbidden_page(f, f"The {name} page")
                 return finish(HTMLResponse(html, status_code=403), s, fresh)
@@ -128,8 +137,12 @@ def make_app(settings: Settings) -> Starlette:
         return endpoint
 
     def portfolio(request: Request, f: _pages.Frame, store: StoreReader) -> str:
-        p = _data.portfolio(store, resolution_s=settings.resolution_s)
-        body = _pages.portfolio_page(f, p, resolution_s=settings.resolution_s)
+        try:
+            days = max(1, min(int(request.query_params.get("days", "2")), MAX_DAYS))
+        except ValueError:
+            days = 2
+        v = _data.portfolio(store, resolution_s=settings.resolution_s, now=f.now, days=days)
+        body = _pages.portfolio_page(f, v, resolution_s=settings.resolution_s)
         return _pages.page(f, "portfolio", "Portfolio", body)
 
     def agents(request: Request, f: _pages.Frame, store: StoreReader) -> str:
@@ -170,8 +183,60 @@ def make_app(settings: Settings) -> Starlette:
         return _pages.page(f, "settlement", "Bills and KPIs", _pages.settlement_page(f, s))
 
     def markets(request: Request, f: _pages.Frame, store: StoreReader) -> str:
-        m = _data.markets(settings.market_store) if settings.market_store else None
-        return _pages.page(f, "markets", "Markets", _pages.markets_page(f, m))
+        m = None
+        if settings.market_store:
+            m = _data.markets(settings.market_store, now=f.now, config=settings.market_config)
+        fixed = _pages.market_actions(f, m) if m is not None else ""
+        return _pages.page(f, "markets", "Markets", _pages.markets_page(f, m), fixed=fixed)
+
+    def act(market: str, what: str, form: dict[str, str]) -> tuple[bool, str]:
+        """Close, open or change the parameters of ``market`` through the functions
+        ``atp market close|open|set`` call; the outcome as the page says it."""
+        from cloud.fmar import MarketError
+        from cloud.fmar.control import EDITABLE, change_params, parse_value, set_state
+        from cloud.fmar.store import MarketState
+
+        assert settings.market_store is not None
+        try:
+            if what == "state":
+                states: dict[str, MarketState] = {"open": "open", "closed": "closed"}
+                state = states.get(form.get("state", ""))
+                if state is None:
+                    return False, f"no such state {form.get('state', '')!r}: open or closed"
+                note = form.get("note", "").strip()[:200]
+                return True, set_state(settings.market_store, market, state, note=note).text()
+            if settings.market_config is None:
+                return False, "no fmar.toml: start the dashboard with --market-config"
+            # only the fields the operator changed: another change of the file made since
+            # the page was drawn stays
+            values = {
+                k: parse_value(market, k, form[k])
+                for k in EDITABLE
+                if k in form and form[k].strip() != form.get(f"was.{k}", "").strip()
+            }
+            change = change_params(settings.market_config, market, values)
+            return True, change.text(settings.market_config)
+        except MarketError as exc:
+            return False, f"refused, nothing changed: {exc}"
+
+    async def market_action(request: Request) -> Response:
+        s, fresh = session_of(request)
+        form = await _form(request)
+        if sessions.required and s.user is None:
+            return finish(HTMLResponse("log in first", status_code=403), s, fresh)
+        if form is None or not _csrf_ok(s, form):
+            return finish(HTMLResponse("bad or missing form token", status_code=403), s, fresh)
+        f = frame(s, request)
+        if f.role != "operator":
+            html = _pages.forbidden_page(f, "Changing a market")
+            return finish(HTMLResponse(html, status_code=403), s, fresh)
+        if not settings.market_store:
+            return finish(HTMLResponse("no market store", status_code=404), s, fresh)
+        what = request.path_params["what"]
+        if what not in ("state", "params"):
+            return finish(HTMLResponse("no such action", status_code=404), s, fresh)
+        s.notice = await run_in_threadpool(act, request.path_params["market"], what, form)
+        return finish(RedirectResponse("/markets", status_code=303), s, fresh)
 
     def accounts(request: Request, f: _pages.Frame, store: StoreReader) -> str:
         rows = sorted((a.name, a.role) for a in settings.accounts.values())
@@ -218,6 +283,7 @@ def make_app(settings: Settings) -> Starlette:
         Route("/counters", guarded("counters", counters, operator=False)),
         Route("/settlement", guarded("settlement", settlement, operator=False)),
         Route("/markets", guarded("markets", markets, operator=False)),
+        Route("/markets/{market}/{what}", market_action, methods=["POST"]),
         Route("/accounts", guarded("accounts", accounts, operator=True)),
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from cloud.fman import report
@@ -17,8 +18,29 @@ from cloud.fman.store import StoreReader
 LAST_READING_SCAN = 5000
 
 
-def portfolio(store: StoreReader, *, resolution_s: int) -> report.Portfolio:
-    return report.portfolio(store, resolution_s=resolution_s)
+DAY_S = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioView:
+    """The portfolio of the ``days`` up to ``end``: the end of the latest offer's delivery
+    window, at most a day after now (a store of a past run shows its last days, a running
+    FMAN the day behind and the day ahead). A window keeps the page's work to the offers of
+    those days (the store finds them by an index) however long FMAN has run."""
+
+    portfolio: report.Portfolio
+    start: int
+    end: int
+    days: int
+
+
+def portfolio(store: StoreReader, *, resolution_s: int, now: float, days: int) -> PortfolioView:
+    latest = store.latest_delivery_end()
+    until = min(latest, now + DAY_S) if latest is not None else now
+    end = -(-int(until) // resolution_s) * resolution_s
+    start = end - days * DAY_S
+    p = report.portfolio(store, start=start, end=end, resolution_s=resolution_s)
+    return PortfolioView(portfolio=p, start=start, end=end, days=days)
 
 
 def agents(store: StoreReader) -> list[dict[str, Any]]:
@@ -129,25 +151,56 @@ def as_dict(obj: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Markets:
-    """FMAR's markets as ``atp market list --json`` lists them, and every gate with its
-    book's depth (sell orders and requests) and its result."""
+    """FMAR's markets as ``atp market list --json`` lists them (with the operator's open or
+    closed), every gate with its book's depth (sell orders and requests) and its result, the
+    gate calendar from now on, the DSO's congestion registrations, and each market's
+    parameters as fmar.toml has them now (``params``; empty without the file) for the
+    operator's form."""
 
     markets: list[dict[str, Any]]
     gates: list[dict[str, Any]]
+    calendar: list[dict[str, Any]]
+    congestion: list[dict[str, Any]]
+    params: dict[str, dict[str, Any]]
+    #: why fmar.toml could not be read, if it could not
+    config_problem: str = ""
 
 
-def markets(location: str) -> Markets:
+#: gates after the current one the calendar shows (the service's default calendar_gates)
+CALENDAR_GATES = 4
+
+
+def markets(location: str, *, now: float, config: Path | None = None) -> Markets:
+    import msgspec
+
+    from cloud.fmar import MarketError, gates
+    from cloud.fmar.config import MarketSection, load_config
+    from cloud.fmar.control import EDITABLE
     from cloud.fmar.store import open_market_store
 
+    params: dict[str, dict[str, Any]] = {}
+    problem = ""
+    if config is not None:
+        try:
+            for mid, section in load_config(config).markets.items():
+                params[mid] = {k: msgspec.to_builtins(getattr(section, k)) for k in EDITABLE}
+        except MarketError as exc:
+            problem = f"{config}: {exc}"
     s = open_market_store(location, readonly=True)
     try:
-        rows, gates = [], []
+        rows: list[dict[str, Any]] = []
+        gate_rows: list[dict[str, Any]] = []
+        calendar: list[dict[str, Any]] = []
         for m in s.markets():
             cfg = json.loads(m.config)
             mg = s.gates(m.id)
+            control = s.control(m.id)
             rows.append(
                 {
                     "id": m.id,
+                    "state": control.state if control else "open",
+                    "since": control.changed_at if control else None,
+                    "note": control.note if control else "",
                     "kind": cfg.get("kind", "two-sided"),
                     "pricing": cfg.get("pricing", "uniform"),
                     "nodes": len(cfg.get("nodes", [])),
@@ -155,10 +208,26 @@ def markets(location: str) -> Markets:
                     "cleared": sum(g.state == "cleared" for g in mg),
                 }
             )
+            stored = {g.gate: g for g in mg}
+            section = msgspec.json.decode(m.config, type=MarketSection)
+            for g in gates.calendar(m.id, section, now, CALENDAR_GATES):
+                kept = stored.get(g.gate)
+                calendar.append(
+                    {
+                        "market": m.id,
+                        "gate": g.gate,
+                        "opens_at": g.opens_at,
+                        "closes_at": g.closes_at,
+                        "delivery_start": g.delivery_start,
+                        "slots": g.slots,
+                        "resolution_s": g.resolution_s,
+                        "stored": kept.state if kept else "not opened yet",
+                    }
+                )
             for g in mg:
                 orders = s.orders(m.id, g.gate)
                 result = s.result(m.id, g.gate) if g.state == "cleared" else None
-                gates.append(
+                gate_rows.append(
                     {
                         "market": m.id,
                         "gate": g.gate,
@@ -173,6 +242,30 @@ def markets(location: str) -> Markets:
                         "welfare_eur": result.welfare_eur if result else None,
                     }
                 )
+        congestion = []
+        for c in s.congestion():
+            kwh = json.loads(c.kwh)
+            congestion.append(
+                {
+                    "market": c.market,
+                    "id": c.id,
+                    "party": c.party,
+                    "node": c.node,
+                    "start": c.start,
+                    "slots": len(kwh),
+                    "kwh": round(sum(kwh), 6),
+                    "limit": c.limit,
+                    "partial": "yes" if c.partial else "all or nothing",
+                    "registered_at": c.registered_at,
+                }
+            )
     finally:
         s.close()
-    return Markets(markets=rows, gates=gates)
+    return Markets(
+        markets=rows,
+        gates=gate_rows,
+        calendar=calendar,
+        congestion=congestion,
+        params=params,
+        config_problem=problem,
+    )

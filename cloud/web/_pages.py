@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from cloud.fman import report
 from cloud.settle import eur_text
 
-from ._data import Counters, Markets, Settlement
+from ._data import CALENDAR_GATES, Counters, Markets, PortfolioView, Settlement
 from ._svg import Segment, Series, legend, step_chart
 
 NAV = (
@@ -33,6 +33,14 @@ NAV = (
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """The outcome of the operator's last action, shown once on the page it returns to."""
+
+    ok: bool
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Frame:
     """What every page shows around its content."""
 
@@ -42,6 +50,8 @@ class Frame:
     user: str | None
     role: str | None
     refresh_s: int
+    #: the outcome of the operator's last action, shown once
+    notice: Notice | None = None
 
 
 def stamp(ts: float | None) -> str:
@@ -52,7 +62,9 @@ def _num(v: float | None, fmt: str = ".3f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def page(frame: Frame, current: str, title: str, body: str) -> str:
+def page(frame: Frame, current: str, title: str, body: str, *, fixed: str = "") -> str:
+    """The whole page: ``body`` inside ``#live`` (replaced by the live updates), ``fixed``
+    before it (forms an operator is filling in, and the outcome of the last action)."""
     nav = "".join(
         f'<a href="{href}"{" aria-current=page" if key == current else ""}>{escape(label)}</a>'
         for key, href, label in NAV
@@ -81,7 +93,7 @@ def page(frame: Frame, current: str, title: str, body: str) -> str:
         '<script src="/static/live.js" defer></script>'
         f'</head><body data-refresh="{frame.refresh_s}">'
         f"<header><h1>FMAN <span>{escape(title)}</span></h1><nav>{nav}</nav>{who}</header>"
-        f'<main><div id="live">{body}</div></main>'
+        f'<main>{fixed}<div id="live">{body}</div></main>'
         f'<footer>store {escape(frame.store)} · page drawn <span id="drawn" '
         f'data-v="{frame.now:.0f}">{stamp(frame.now)} UTC</span> · updates every '
         f"{frame.refresh_s} s</footer></body></html>"
@@ -167,7 +179,8 @@ def _dl(dl_id: str, items: Iterable[tuple[str, str, str]]) -> str:
 # -- the pages ----------------------------------------------------------------------------------
 
 
-def portfolio_page(frame: Frame, p: report.Portfolio, *, resolution_s: int) -> str:
+def portfolio_page(frame: Frame, view: PortfolioView, *, resolution_s: int) -> str:
+    p = view.portfolio
     names = ("target", "baseline", "scheduled", "metered")
     series: list[Series] = []
     for name in names:
@@ -177,8 +190,8 @@ def portfolio_page(frame: Frame, p: report.Portfolio, *, resolution_s: int) -> s
             if (v := getattr(s, f"{name}_kwh")) is not None
         )
         series.append(Series(name=name, segments=segs))
-    start = p.slots[0].start if p.slots else int(frame.now)
-    end = p.slots[-1].start + resolution_s if p.slots else start + resolution_s
+    start = p.slots[0].start if p.slots else view.start
+    end = p.slots[-1].start + resolution_s if p.slots else view.end
     label = (
         f"Energy of the accepted offers per {resolution_s // 60}-minute slot, kWh: "
         "target, baseline, scheduled and metered"
@@ -206,8 +219,19 @@ def portfolio_page(frame: Frame, p: report.Portfolio, *, resolution_s: int) -> s
         ],
     )
     rows = [asdict_slot(s) for s in p.slots]
+    spans = " ".join(
+        f'<a href="/?days={d}"{" aria-current=page" if d == view.days else ""}>{d} days</a>'
+        for d in (1, 2, 7, 30)
+    )
+    window = (
+        f'<p id="window">Delivery from <span id="window-start" data-v="{view.start}">'
+        f'{stamp(view.start)}</span> to <span id="window-end" data-v="{view.end}">'
+        f"{stamp(view.end)}</span> UTC: the {view.days} day(s) up to the end of the latest "
+        f"offer's delivery window, at most a day ahead. Show {spans}; `atp portfolio` "
+        "gives any period.</p>"
+    )
     return (
-        f'<figure id="portfolio-chart">{chart}'
+        window + f'<figure id="portfolio-chart">{chart}'
         f"<figcaption>{legend(list(names))}<p>Slot length {resolution_s // 60} min; times "
         "in UTC. Baseline: the offers' defaults; scheduled: the schedules in force; metered: "
         "the readings of their devices; target: the series FMAN balances to. Imbalance is "
@@ -407,27 +431,114 @@ def accounts_page(frame: Frame, accounts: Sequence[tuple[str, str]]) -> str:
     )
 
 
+def _notice(n: Notice | None) -> str:
+    if n is None:
+        return ""
+    return (
+        f'<p class="notice {"ok" if n.ok else "bad"}" id="action-{"done" if n.ok else "refused"}"'
+        f' role="status">{escape(n.text)}</p>'
+    )
+
+
+def market_actions(frame: Frame, m: Markets) -> str:
+    """The operator's forms: close or open each market (``atp market close|open``) and change
+    its parameters in fmar.toml (``atp market set``). Outside ``#live``, so that the live
+    updates do not wipe what is being typed; the state itself is in the live table."""
+    if frame.role != "operator":
+        return _notice(frame.notice)
+    csrf = f'<input type="hidden" name="csrf" value="{escape(frame.csrf)}">'
+    parts = [_notice(frame.notice), "<h2>Actions</h2>"]
+    if m.config_problem:
+        parts.append(f'<p class="notice bad" id="config-problem">{escape(m.config_problem)}</p>')
+    elif not m.params:
+        parts.append(
+            '<p id="params-none">Start the dashboard with <code>--market-config</code> '
+            "(the service's fmar.toml) to change parameters here.</p>"
+        )
+    for row in m.markets:
+        mid = row["id"]
+        q = escape(mid)
+        parts.append(
+            f'<div class="market-actions" id="actions-{q}">'
+            f'<form method="post" action="/markets/{escape(_path(mid))}/state" class="search">'
+            f"<strong>{q}</strong> {csrf}<label>note <input name=note maxlength=200 "
+            'placeholder="why (shown to the parties refused)"></label> '
+            f'<button type="submit" name="state" value="closed" id="close-{q}">Close</button> '
+            f'<button type="submit" name="state" value="open" id="open-{q}">Open</button></form>'
+        )
+        values = m.params.get(mid)
+        if values is not None:
+            fields = "".join(
+                f'<tr><th scope="row"><label for="p-{q}-{k}">{escape(k)}</label></th>'
+                f'<td><input id="p-{q}-{k}" name="{k}" value="{escape(_param_text(v))}">'
+                f'<input type="hidden" name="was.{k}" value="{escape(_param_text(v))}">'
+                "</td></tr>"
+                for k, v in values.items()
+            )
+            parts.append(
+                f'<details id="params-box-{q}"><summary>parameters of {q}</summary>'
+                f'<form method="post" action="/markets/{escape(_path(mid))}/params" '
+                f'id="params-{q}">{csrf}<table class="form">{fields}</table>'
+                f'<p><button type="submit" id="save-{q}">Save parameters</button> '
+                "(written to fmar.toml; the service opens its next gate with them, sellers "
+                "and buyers apply at once)</p></form></details>"
+            )
+        parts.append("</div>")
+    return "".join(parts)
+
+
+def _param_text(v: Any) -> str:
+    return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def _path(market: str) -> str:
+    from urllib.parse import quote
+
+    return quote(market, safe="")
+
+
 def markets_page(frame: Frame, m: Markets | None) -> str:
-    """FMAR's markets, and their gates with the depth of each book and its result."""
+    """FMAR's markets with their state, the gate calendar, every gate with the depth of its
+    book and its result, and the DSO's congestion registrations."""
     if m is None:
         return (
             '<p id="markets-none">No market store: start the dashboard with '
-            "<code>--market-store</code> (FMAR's service.store).</p>"
+            "<code>--market-store</code> (FMAR's service.store) or <code>--market-config</code> "
+            "(its fmar.toml).</p>"
         )
     head = (
         f'<p><span id="markets-count">{len(m.markets)}</span> market(s), '
-        f'<span id="gates-count">{len(m.gates)}</span> gate(s).</p>'
+        f'<span id="gates-count">{len(m.gates)}</span> gate(s), '
+        f'<span id="congestion-count">{len(m.congestion)}</span> congestion registration(s).</p>'
     )
     markets = table(
         "markets",
-        m.markets,
+        [{**r, "note": r["note"] or None} for r in m.markets],
         [
             ("id", "market", "text"),
+            ("state", "state", "text"),
+            ("since", "since (UTC)", "time"),
+            ("note", "note", "text"),
             ("kind", "kind", "text"),
             ("pricing", "pricing", "text"),
             ("nodes", "nodes", "number"),
             ("gates", "gates", "number"),
             ("cleared", "cleared", "number"),
+        ],
+        empty="no market yet",
+    )
+    calendar = table(
+        "calendar",
+        m.calendar,
+        [
+            ("market", "market", "text"),
+            ("gate", "gate", "text"),
+            ("opens_at", "opens (UTC)", "time"),
+            ("closes_at", "closes (UTC)", "time"),
+            ("delivery_start", "delivery from (UTC)", "time"),
+            ("slots", "slots", "number"),
+            ("resolution_s", "slot (s)", "number"),
+            ("stored", "in the store", "text"),
         ],
         empty="no market yet",
     )
@@ -449,4 +560,33 @@ def markets_page(frame: Frame, m: Markets | None) -> str:
         ],
         empty="no gate yet",
     )
-    return head + "<h2>Markets</h2>" + markets + "<h2>Gates, books and results</h2>" + gates
+    congestion = table(
+        "congestion",
+        m.congestion,
+        [
+            ("market", "market", "text"),
+            ("id", "registration", "text"),
+            ("party", "DSO", "text"),
+            ("node", "node", "text"),
+            ("start", "from (UTC)", "time"),
+            ("slots", "slots", "number"),
+            ("kwh", "kWh in all (signed)", "kwh"),
+            ("limit", "limit (EUR/kWh)", "text"),
+            ("partial", "partial", "text"),
+            ("registered_at", "registered (UTC)", "time"),
+        ],
+        empty="no congestion registered",
+    )
+    return (
+        head
+        + "<h2>Markets</h2>"
+        + markets
+        + "<h2>Gate calendar <span class=count>(the gate taking orders now and the next "
+        f"{CALENDAR_GATES}, from each market's parameters as the service last ran them)"
+        "</span></h2>"
+        + calendar
+        + "<h2>Gates, books and results</h2>"
+        + gates
+        + "<h2>Congestion registrations <span class=count>(the DSO's)</span></h2>"
+        + congestion
+    )

@@ -914,6 +914,52 @@ def test_portfolio_reads_the_schedule_in_force_and_the_readings_during_it(store)
     assert spans == [(NOW + 900, 0.1), (NOW + 1800, 0.3), (NOW + 2700, 0.4)]
 
 
+def test_portfolio_of_a_window_reads_only_what_meets_it(store):
+    # o1 delivers within [NOW + 900, NOW + 9 * 900 + 1800); o2 a day later
+    later = replace_row(offer_record("o2"), start_after=NOW + 86_400, start_before=NOW + 90_000)
+    store.put_offers([offer_record("o1"), later])
+    store.put_readings(
+        [
+            _reading("a", "plug", NOW + 900, 0.1, offer_id="o1"),
+            _reading("a", "plug", NOW + 86_400, 0.2, offer_id="o2"),
+        ]
+    )
+    assert store.latest_delivery_end() == NOW + 90_000 + 1800
+
+    def ids(window):
+        return {p.offer_id for p in store.portfolio_offers(window=window)}
+
+    assert ids((None, None)) == {"o1", "o2"}
+    assert ids((NOW + 9 * 900 + 1800, None)) == {"o2"}  # o1's window has ended
+    assert ids((NOW + 9 * 900 + 1799, NOW + 86_400)) == {"o1"}  # o2's not begun
+    assert ids((None, NOW + 86_401)) == {"o1", "o2"}
+    spans = [r.energy_kwh for r in store.portfolio_readings(window=(NOW + 1000, NOW + 2000))]
+    assert spans == [0.1]  # the reading overlapping the window's start counts
+    assert [r.energy_kwh for r in store.portfolio_readings(window=(NOW + 1800, None))] == [0.2]
+
+
+def test_sqlite_finds_a_windows_offers_and_readings_by_their_indexes(tmp_path):
+    """Without statistics SQLite would rather walk every offer of the accepted states by
+    the state index: the portfolio of two days on a store of years would read them all."""
+    statements: list[str] = []
+    with open_store(str(tmp_path / "fman.db")) as s:
+        s.put_offers([offer_record("o1")])
+        s.conn.set_trace_callback(statements.append)
+        s.portfolio_offers(window=(NOW, NOW + 86_400))
+        s.portfolio_readings(window=(NOW, NOW + 86_400))
+        s.conn.set_trace_callback(None)
+        plans = {
+            sql: " ".join(str(r[-1]) for r in s.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in statements
+            if sql.lstrip().upper().startswith("SELECT")
+        }
+    (offers,) = [p for sql, p in plans.items() if "LEFT JOIN schedules" in sql]
+    assert "idx_offers_delivery_end" in offers, offers
+    (readings,) = [p for sql, p in plans.items() if "UNION ALL" in sql]
+    assert "idx_readings_start" in readings, readings
+    assert "idx_offers_state" not in offers + readings
+
+
 def test_portfolio_offers_of_one_agent(store):
     store.put_offers(
         [

@@ -251,10 +251,10 @@ def test_a_closed_market_refuses_orders_and_a_new_config_applies_from_the_next_g
 
         # a bigger minimum order size: the open gate keeps its parameters, the next one
         # (its first order creates it) takes the new ones
-        text = config.read_text().replace(
-            "time_limit_s = 5.0", "time_limit_s = 5.0\nmin_order_kwh = 100.0"
-        )
-        config.write_text(text)
+        # (changed as an operator does, through `atp market set`)
+        _atp("market", "set", market, "min_order_kwh=100", "--config", str(config))
+        text = config.read_text()
+        assert "min_order_kwh = 100.0" in text
         listener.wait_for("the new configuration read", lambda: "read again" in svc.log())
         assert send("same.gate").accepted
         nxt = notice.upcoming[0].gate

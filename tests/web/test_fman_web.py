@@ -67,9 +67,20 @@ def test_each_page_loads_without_console_errors(site, page, spec):
 # -- one figure per page, against the command line ----------------------------------------------
 
 
-def test_portfolio_shows_what_atp_portfolio_says(site, store, page):
-    cli = atp_json("portfolio", "--store", str(store), cwd=store.parent)
-    _in(site, page, "/")
+@pytest.mark.parametrize("days", [2, 7])
+def test_portfolio_shows_what_atp_portfolio_says(site, store, page, days):
+    """The page's window (by default the two days up to the latest delivery; a week holds
+    the whole short run) against `atp portfolio` of the same period, and of the whole store."""
+    _in(site, page, f"/?days={days}")
+    start = int(page.get_attribute("#window-start", "data-v") or "")
+    end = int(page.get_attribute("#window-end", "data-v") or "")
+    assert end - start == days * 86_400
+    args = ("portfolio", "--store", str(store), "--from", str(start), "--to", str(end))
+    cli = atp_json(*args, cwd=store.parent)
+    everything = atp_json("portfolio", "--store", str(store), cwd=store.parent)
+    assert cli["offers"] <= everything["offers"]
+    if days == 7:
+        assert cli["offers"] == everything["offers"]
     assert cli["offers"] > 0 and cli["slots"]
     assert page.inner_text("#offers") == str(cli["offers"])
     assert page.inner_text("#imbalance-scheduled") == f"{cli['imbalance_scheduled_kwh']:.3f} kWh"

@@ -191,15 +191,32 @@ class StoreReader(Protocol):
     def agents(self) -> list[AgentSummary]: ...
 
     def portfolio_offers(
-        self, states: Collection[str] = ACCEPTED_STATES, *, agent: str | None = None
+        self,
+        states: Collection[str] = ACCEPTED_STATES,
+        *,
+        agent: str | None = None,
+        window: tuple[int | None, int | None] = (None, None),
     ) -> list[PortfolioOffer]:
         """Offers in ``states`` with their schedule in force, of ``agent`` (or all): what
-        an agent's aggregated series are made of."""
+        an agent's aggregated series are made of. With a ``window`` ``(start, end)``, only
+        the offers whose delivery window (earliest start to latest start plus the longest
+        profile) meets it."""
         ...
 
-    def portfolio_readings(self, states: Collection[str] = ACCEPTED_STATES) -> list[ReadingSpan]:
+    def latest_delivery_end(self) -> int | None:
+        """When the latest delivery window of any offer ends (``None`` without offers): where
+        a view of the portfolio's recent days ends."""
+        ...
+
+    def portfolio_readings(
+        self,
+        states: Collection[str] = ACCEPTED_STATES,
+        *,
+        window: tuple[int | None, int | None] = (None, None),
+    ) -> list[ReadingSpan]:
         """Readings of the offers in ``states``: tagged with the offer, or untagged ones of
-        its device during its schedule in force."""
+        its device during its schedule in force; within ``window`` if given (a reading that
+        overlaps it counts)."""
         ...
 
     def readings(

@@ -23,6 +23,9 @@ from ._market import MARKET_TABLES
 
 Dialect = Literal["sqlite", "postgresql"]
 
+#: Where an offer's delivery window ends: its latest start plus its longest profile.
+DELIVERY_END = "start_before + n_slots * resolution_s"
+
 TYPES: dict[Dialect, dict[str, str]] = {
     "sqlite": {"int": "INTEGER", "real": "REAL", "blob": "BLOB"},
     "postgresql": {"int": "BIGINT", "real": "DOUBLE PRECISION", "blob": "BYTEA"},
@@ -184,6 +187,13 @@ STEPS: tuple[Step, ...] = (
         version=9,
         description="market bidding: the gates FMAN bid in, its bids and the aggregates won",
         sql=MARKET_TABLES,
+    ),
+    Step(
+        version=10,
+        description="offers by the end of their delivery window: the portfolio of a period",
+        # the expression is the one ``portfolio_offers`` filters on, so that both databases
+        # find a period's offers by the index instead of reading every offer ever stored
+        sql=(f"CREATE INDEX idx_offers_delivery_end ON offers (({DELIVERY_END}))",),
     ),
 )
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from .._errors import StoreError
 from ._market import MarketTables
 from ._migrations import (
+    DELIVERY_END,
     LATEST,
     STEPS,
     Dialect,
@@ -834,11 +835,26 @@ class SqlStore(MarketTables):
         ]
 
     def portfolio_offers(
-        self, states: Collection[str] = ACCEPTED_STATES, *, agent: str | None = None
+        self,
+        states: Collection[str] = ACCEPTED_STATES,
+        *,
+        agent: str | None = None,
+        window: tuple[int | None, int | None] = (None, None),
     ) -> list[PortfolioOffer]:
-        ((cond, params),) = self._in("o.state", tuple(states))
+        start, end = window
+        # with a window, the state is checked row by row (``|| ''`` keeps an index off it):
+        # SQLite, without statistics, would otherwise walk every offer of those states
+        # rather than the window's few by idx_offers_delivery_end
+        column = "o.state" if start is None else "o.state || ''"
+        ((cond, params),) = self._in(column, tuple(states))
         if agent is not None:
             cond, params = f"{cond} AND o.issuer = ?", [*params, agent]
+        if start is not None:
+            # the expression of idx_offers_delivery_end (DELIVERY_END), which finds them
+            end_of = "o.start_before + o.n_slots * o.resolution_s"
+            cond, params = f"{cond} AND ({end_of}) > ?", [*params, start]
+        if end is not None:
+            cond, params = f"{cond} AND o.start_after < ?", [*params, end]
         rows = self._rows(
             "SELECT o.id, o.payload, s.start AS s_start, s.energy_kwh AS s_energy "
             "FROM offers o LEFT JOIN schedules s ON s.offer_id = o.id "
@@ -855,8 +871,27 @@ class SqlStore(MarketTables):
             for r in rows
         ]
 
-    def portfolio_readings(self, states: Collection[str] = ACCEPTED_STATES) -> list[ReadingSpan]:
-        ((cond, params),) = self._in("o.state", tuple(states))
+    def latest_delivery_end(self) -> int | None:
+        # idx_offers_delivery_end answers it without reading the offers
+        row = self._rows(f"SELECT MAX({DELIVERY_END}) AS e FROM offers")
+        return None if not row or row[0]["e"] is None else int(row[0]["e"])
+
+    def portfolio_readings(
+        self,
+        states: Collection[str] = ACCEPTED_STATES,
+        *,
+        window: tuple[int | None, int | None] = (None, None),
+    ) -> list[ReadingSpan]:
+        start, end = window
+        # with a window, the readings' index on their start leads (see portfolio_offers)
+        column = "o.state" if start is None else "o.state || ''"
+        ((cond, params),) = self._in(column, tuple(states))
+        if start is not None:
+            # a reading lasts a day at most (protocol): the bound idx_readings_start can use
+            cond = f"{cond} AND r.start >= ? AND r.start + r.duration_s > ?"
+            params = [*params, start - 86_400, start]
+        if end is not None:
+            cond, params = f"{cond} AND r.start < ?", [*params, end]
         rows = self._rows(
             "SELECT r.start, r.duration_s, r.energy_kwh FROM readings r JOIN offers o "
             f"ON o.id = r.offer_id WHERE {cond} UNION ALL "
