@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent.clock import SimClock
 from agent.config import AgentConfig, parse_config
@@ -56,6 +57,10 @@ class FleetSettings:
     ramp_s: float = 5.0
     #: Wall seconds a clean stop waits for FMAN to answer what the agents still hold.
     drain_s: float = 10.0
+    #: The share of households trading in direct mode, at asks (:func:`agent.fleet.mix.site`).
+    direct_share: float = 0.0
+    #: Generator keys for every device of the agents at a grid node (node -> key -> value).
+    node_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def until(self) -> float | None:
@@ -151,7 +156,7 @@ class Fleet:
                 "log_level": "warning",
             },
             "broker": broker,
-            "devices": site(s.seed, index),
+            "devices": site(s.seed, index, direct_share=s.direct_share, node_params=s.node_params),
         }
         return parse_config(data, base=s.directory, source=f"fleet agent {index}")
 
