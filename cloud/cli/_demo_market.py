@@ -71,17 +71,24 @@ class MarketPlan:
         return max(HOUR, math.ceil(2 * self.speed / HOUR) * HOUR)
 
     @property
-    def device_lead_s(self) -> int:
-        """How far ahead the feeder's households offer an hour: all of the evening is known
-        when the buyers act, and every offer is in before its gate opens."""
-        return self.gate_lead_s + 6 * HOUR
+    def transit_s(self) -> int:
+        """What the buyers allow for their orders to reach FMAR: half a wall second, at
+        least an hour (at 14400x half a second is two hours)."""
+        return max(HOUR, math.ceil(0.5 * self.speed / HOUR) * HOUR)
 
     @property
     def act_at(self) -> int:
-        """When the buyers act: the evening's offers are in (the last congested hour's
-        came at its start minus :attr:`device_lead_s`) and the first congested gate is open
-        ahead."""
-        return self.start + (CONGESTED_H[1] - 1) * HOUR - self.device_lead_s + HOUR // 2
+        """When the buyers act: early enough that their orders reach the gate delivering
+        the first congested hour before it closes."""
+        return self.start + CONGESTED_H[0] * HOUR - self.gate_lead_s - HOUR - self.transit_s
+
+    @property
+    def device_lead_s(self) -> int:
+        """How far ahead the feeder's households offer an hour: the whole evening is offered
+        an hour before the buyers act (so the DSO's forecast has it), and every offer is in
+        before its gate opens. (An agent's first offer is for the hour this far ahead of the
+        day's start, so the feeder offers nothing for the first hours of the day.)"""
+        return (CONGESTED_H[1] + 1) * HOUR - (self.act_at - self.start)
 
     def fleet_args(self) -> list[str]:
         return [
@@ -151,9 +158,22 @@ def _window(start: int, hours: tuple[int, int]) -> tuple[int, int]:
     return start + hours[0] * HOUR, start + hours[1] * HOUR
 
 
-def buy(plan: MarketPlan, *, db: Path, broker: str, record: Path) -> dict[str, Any]:
+def reachable(plan: MarketPlan, now: float) -> int:
+    """The first delivery an order sent at ``now`` still reaches: that of the gate taking
+    orders :attr:`MarketPlan.transit_s` later."""
+    from cloud.fmar.config import MarketSection
+    from cloud.fmar.gates import current_gate
+
+    section = MarketSection(
+        **plan.fmar_config(broker="", store=Path(), anchor=0)["markets"][MARKET]
+    )
+    return current_gate(MARKET, section, now + plan.transit_s).delivery_start
+
+
+def buy(plan: MarketPlan, *, db: Path, broker: str, record: Path, now: float) -> dict[str, Any]:
     """Act as the DSO and the BRP once (see the module's docstring); what was asked for,
-    also written to ``record`` for the summary."""
+    also written to ``record`` for the summary. Slots whose gate has closed (or closes
+    before an order could arrive: the demo ran late) are left out."""
     from cloud.fmar.dso_client import ask
     from cloud.fmar.gates import gate_id
 
@@ -162,10 +182,13 @@ def buy(plan: MarketPlan, *, db: Path, broker: str, record: Path) -> dict[str, A
     slots = list(range(lo, hi, RES))
     mean = sum(forecast.values()) / len(slots)
     limit = round(LIMIT_SHARE * mean, 3)
-    excess = [round(-max(0.0, forecast.get(t, 0.0) - limit), 3) for t in slots]
+    first = reachable(plan, now)
+    js = [j for j, t in enumerate(slots) if t >= first]
+    excess = [round(-max(0.0, forecast.get(slots[j], 0.0) - limit), 3) for j in js]
     doc: dict[str, Any] = {
         "market": MARKET,
         "node": FEEDER,
+        "acted_at": int(now),
         "forecast_kwh": {str(t): round(forecast.get(t, 0.0), 3) for t in slots},
         "limit_kwh": limit,
         "congestion": None,
@@ -176,7 +199,7 @@ def buy(plan: MarketPlan, *, db: Path, broker: str, record: Path) -> dict[str, A
             "market": MARKET,
             "id": "evening",
             "node": FEEDER,
-            "start": lo,
+            "start": slots[js[0]],
             "kwh": excess,
             "limit_eur_per_kwh": DSO_LIMIT_EUR,
             "partial": True,
@@ -198,6 +221,7 @@ def buy(plan: MarketPlan, *, db: Path, broker: str, record: Path) -> dict[str, A
                 gate=gate_id(t),
             )
             for t in range(b_lo, b_hi, HOUR)
+            if t >= first
         ]
         doc["brp"] = send_orders(requests, broker=broker, party=BRP)
     record.write_text(json.dumps(doc, indent=2))
@@ -295,7 +319,7 @@ class Buyers(threading.Thread):
         if self.stop.is_set():
             return
         try:
-            buy(self.plan, db=self.db, broker=self.broker, record=self.record)
+            buy(self.plan, db=self.db, broker=self.broker, record=self.record, now=self.now())
         except Exception as exc:  # the demo goes on; its summary says what failed
             self.error = f"{type(exc).__name__}: {exc}"
 
@@ -311,14 +335,37 @@ def market_summary(db: Path, *, start: int, record: Path) -> dict[str, Any]:
         gates = [g for g in s.market_gates(MARKET) if start <= g.delivery_start < end]
         awards = [a for a in s.market_awards(start, end) if a.market == MARKET]
         won = [w for w in s.market_won(MARKET) if start <= w.start < end]
-        offers = [
-            protocol.decode(r.payload, expect="offer", check=False).body
+        feeder = [
+            (r, o)
             for r in s.portfolio_offers(ACCEPTED_STATES)
+            if isinstance(
+                o := protocol.decode(r.payload, expect="offer", check=False).body,
+                protocol.FlexOffer,
+            )
+            and o.grid_node == FEEDER
         ]
-        agents = {
-            o.issuer for o in offers if isinstance(o, protocol.FlexOffer) and o.grid_node == FEEDER
-        }
-        readings = s.readings_between(start=start, end=end, agents=sorted(agents))
+        ids = {o.id for _, o in feeder}
+        readings = [
+            r
+            for r in s.readings_between(
+                start=start, end=end, agents=sorted({o.issuer for _, o in feeder})
+            )
+            if r.offer_id in ids
+        ]
+    default: dict[int, float] = {}
+    scheduled: dict[int, float] = {}
+    for r, o in feeder:
+        d = o.default
+        base = execution.per_slot(d.start, d.energy_kwh, o.resolution_s, RES)
+        plan = base
+        if r.schedule_start is not None and r.schedule_energy_kwh is not None:
+            plan = execution.per_slot(r.schedule_start, r.schedule_energy_kwh, o.resolution_s, RES)
+        for into, values in ((default, base), (scheduled, plan)):
+            for t, e in values.items():
+                into[t] = into.get(t, 0.0) + e
+    metered = execution.metered_per_slot(
+        ((r.start, r.duration_s, r.energy_kwh) for r in readings), RES
+    )
     per_slot: dict[tuple[int, float], float] = {}
     for a in awards:
         key = (a.slot_start, a.price_eur_per_kwh)
@@ -353,29 +400,52 @@ def market_summary(db: Path, *, start: int, record: Path) -> dict[str, Any]:
         "awards": lines,
         "asked": asked,
     }
-    out.update(congestion(asked, readings=readings, start=start))
+    out.update(
+        congestion(
+            asked.get("limit_kwh"),
+            slots=list(range(*_window(start, CONGESTED_H), RES)),
+            default=default,
+            scheduled=scheduled,
+            metered=metered,
+        )
+    )
     return out
 
 
-def congestion(asked: dict[str, Any], *, readings: list[Any], start: int) -> dict[str, Any]:
-    """kWh above the DSO's limit over the congested slots: as forecast (the defaults) and as
-    metered; slots without readings are counted (``metered_slots``), not guessed."""
-    limit = asked.get("limit_kwh")
-    forecast = {int(t): v for t, v in (asked.get("forecast_kwh") or {}).items()}
-    if limit is None or not forecast:
+def congestion(
+    limit: float | None,
+    *,
+    slots: list[int],
+    default: dict[int, float],
+    scheduled: dict[int, float],
+    metered: dict[int, float],
+) -> dict[str, Any]:
+    """kWh above the DSO's limit in the congested slots, of the feeder's offers: in their
+    default schedules (no market, no planning), in their schedules in force, and metered
+    (their devices' readings while they ran). Slots without readings are counted
+    (``metered_slots``), not guessed."""
+    if limit is None:
         return {"limit_kwh": None, "above_before_kwh": None, "above_after_kwh": None}
-    metered = execution.metered_per_slot(
-        ((r.start, r.duration_s, r.energy_kwh) for r in readings), RES
-    )
-    slots = sorted(forecast)
     seen = [t for t in slots if t in metered]
+
+    def above(values: dict[int, float], where: list[int]) -> float:
+        return round(sum(max(0.0, values.get(t, 0.0) - limit) for t in where), 3)
+
     return {
         "limit_kwh": limit,
         "congested_slots": len(slots),
         "metered_slots": len(seen),
-        "above_before_kwh": round(sum(max(0.0, forecast[t] - limit) for t in slots), 3),
-        "above_after_kwh": round(sum(max(0.0, metered[t] - limit) for t in seen), 3),
-        "metered_kwh": {str(t): round(metered[t], 3) for t in seen},
+        "above_before_kwh": above(default, slots),
+        "above_scheduled_kwh": above(scheduled, slots),
+        "above_after_kwh": above(metered, seen),
+        "feeder_kwh": {
+            str(t): {
+                "default": round(default.get(t, 0.0), 3),
+                "scheduled": round(scheduled.get(t, 0.0), 3),
+                "metered": round(metered[t], 3) if t in metered else None,
+            }
+            for t in slots
+        },
     }
 
 

@@ -723,9 +723,9 @@ def _market_lines(t: Mapping[str, Any], error: str) -> list[str]:
             lines.append("; ".join(buyers))
     if t.get("limit_kwh") is not None:
         lines.append(
-            f"congestion at {t['node']}: limit {t['limit_kwh']:.2f} kWh per slot; "
-            f"{t['above_before_kwh']:.1f} kWh above it in the default schedules, "
-            f"{t['above_after_kwh']:.1f} kWh metered above it "
-            f"({t['metered_slots']} of {t['congested_slots']} slots metered)"
+            f"congestion at {t['node']} (its offers, {t['congested_slots']} evening slots): "
+            f"limit {t['limit_kwh']:.2f} kWh per slot; above it {t['above_before_kwh']:.1f} kWh "
+            f"in the default schedules, {t['above_scheduled_kwh']:.1f} kWh as scheduled, "
+            f"{t['above_after_kwh']:.1f} kWh metered ({t['metered_slots']} slots metered)"
         )
     return lines
