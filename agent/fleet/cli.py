@@ -192,7 +192,7 @@ def fleet(
     )
     runner = Fleet(settings)
     try:
-        runner.config(0)
+        runner.check()
     except ConfigErrors as exc:
         raise click.ClickException(str(exc)) from exc
     progress = _Progress(settings, enabled=not quiet)

@@ -91,9 +91,8 @@ class MarketPlan:
         return (CONGESTED_H[1] + 1) * HOUR - (self.act_at - self.start)
 
     def fleet_args(self) -> list[str]:
+        """The fleet's options for the market: hourly offers at the feeder, well ahead."""
         return [
-            "--direct-share",
-            str(DIRECT_SHARE),
             "--node-param",
             f"{FEEDER}:horizon_h=1",
             "--node-param",

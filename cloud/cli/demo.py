@@ -1,10 +1,13 @@
 """``atp demo``: the platform end to end, one simulated day in a couple of minutes.
 
-Separate processes, as in a deployment: Mosquitto with the development configuration, one FMAN
-worker (``atp fman run``) and a simulated fleet of agents (``atp sim fleet``, from the agent
-side; ``cloud`` never imports ``agent``). All share one simulated timeline: the same start,
-speed and wall-clock anchor. The demo follows the day with a progress bar, then prints what
-happened and writes a plot of the portfolio against the target; then it settles the day
+Separate processes, as in a deployment: Mosquitto with the development configuration, the
+market service (``atp fmar run``, unless ``--no-market``), one FMAN worker (``atp fman run``)
+and a simulated fleet of agents (``atp sim fleet``, from the agent side; ``cloud`` never
+imports ``agent``), a tenth of its households in direct mode. All share one simulated
+timeline: the same start, speed and wall-clock anchor. The market, its buyers and its figures
+are :mod:`._demo_market`. The demo follows the day with a progress bar, then prints what
+happened (``summary.json`` and ``--json`` the same as figures) and writes a plot of the
+portfolio against the target, the market's awards under it; then it settles the day
 (contracts for its agents, the ledger, bills), prints the four KPIs and the aggregator's margin
 and plots KPI 2.1.1.2.b (:mod:`._demo_settle`).
 
@@ -197,7 +200,7 @@ def _fleet_available() -> bool:
     default=True,
     show_default=True,
     help="Run FMAR next to FMAN: a market at one feeder in hourly gates, a DSO's congestion "
-    "and a BRP's request there, FMAN bidding, a tenth of the households in direct mode.",
+    "and a BRP's request there, FMAN bidding for the feeder's offers.",
 )
 @click.option(
     "--json",
@@ -292,7 +295,11 @@ def demo(
                     start=start,
                     duration=DAY_S,
                     anchor=anchor,
-                    extra=plan.fleet_args() if plan is not None else (),
+                    extra=[
+                        "--direct-share",
+                        str(mk.DIRECT_SHARE),
+                        *(plan.fleet_args() if plan is not None else ()),
+                    ],
                 ),
                 out / "fleet.log",
                 stdout=out / "fleet.json",
