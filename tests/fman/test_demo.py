@@ -253,8 +253,14 @@ def test_a_short_fast_day_ends_in_a_summary_and_a_plot(tmp_path: Path):
     assert m["above_before_kwh"] == pytest.approx(
         sum(max(0.0, v["default"] - m["limit_kwh"]) for v in feeder.values()), abs=1e-2
     )
-    # the market relieved the feeder: as scheduled, and as metered
-    assert m["above_scheduled_kwh"] <= m["above_before_kwh"]
-    assert m["above_after_kwh"] <= m["above_before_kwh"]
+    # the market relieved the feeder as scheduled, and the metered energy follows the
+    # schedules within the simulated devices' tracking error (a result that came too late
+    # for a gate leaves its slots at their defaults, plus that error)
+    assert m["above_scheduled_kwh"] <= m["above_before_kwh"], feeder
+    metered = {t: v for t, v in feeder.items() if v["metered"] is not None}
+    assert len(metered) == m["metered_slots"] >= 8, feeder
+    tracking = [abs(v["metered"] - v["scheduled"]) for v in metered.values()]
+    assert max(tracking) <= 0.05, feeder
+    assert m["above_after_kwh"] <= m["above_before_kwh"] + sum(tracking) + 1e-3, feeder
     assert f"market demo-feeder at node-00: {m['gates_cleared']} gates cleared" in text
     assert "congestion at node-00" in text
