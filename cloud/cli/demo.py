@@ -221,7 +221,8 @@ def demo(
     market: bool,
     as_json: bool,
 ) -> None:
-    """Run Mosquitto, FMAR, an FMAN worker and a simulated fleet through one simulated day."""
+    """Run Mosquitto, FMAR (unless --no-market), an FMAN worker and a simulated fleet
+    through one simulated day."""
     if not _fleet_available():
         raise click.ClickException(
             "the fleet simulator `atp sim fleet` is not installed (it comes with the agent "
