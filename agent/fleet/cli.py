@@ -105,6 +105,22 @@ def sim() -> None:
     default=None,
     help="CA certificate(s), PEM, to verify an mqtts:// broker with (default: the system's).",
 )
+@click.option(
+    "--direct-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Share of the households that trade in direct mode, at asks from a comfort "
+    "priority (which ones, and their priorities, follow from --seed).",
+)
+@click.option(
+    "--node-param",
+    "node_param",
+    multiple=True,
+    metavar="NODE:KEY=VALUE",
+    help="A generator key for every device of the agents at grid node NODE, e.g. "
+    "node-01:horizon_h=1 (offers of one hour each there). Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option(
@@ -129,6 +145,8 @@ def fleet(
     ramp: float | None,
     drain: float,
     ca_file: Path | None,
+    direct_share: float,
+    node_param: tuple[str, ...],
     as_json: bool,
     quiet: bool,
     log_level: str,
@@ -169,10 +187,12 @@ def fleet(
         ca_file=ca_file,
         ramp_s=ramp if ramp is not None else min(10.0, agents / 200),
         drain_s=drain,
+        direct_share=direct_share,
+        node_params=_node_params(node_param),
     )
     runner = Fleet(settings)
     try:
-        runner.config(0)
+        runner.check()
     except ConfigErrors as exc:
         raise click.ClickException(str(exc)) from exc
     progress = _Progress(settings, enabled=not quiet)
@@ -198,6 +218,26 @@ def fleet(
             click.echo(f"{key:24} {value}")
     if final.failed:
         sys.exit(1)
+
+
+def _node_params(given: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``NODE:KEY=VALUE`` options as node -> key -> value (numbers as numbers); the agents'
+    configuration check judges the keys and values."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in given:
+        node, sep, rest = item.partition(":")
+        key, eq, text = rest.partition("=")
+        if not (sep and eq and node.strip() and key.strip()):
+            raise click.BadParameter(f"{item!r}: give NODE:KEY=VALUE", param_hint="--node-param")
+        value: Any = text.strip()
+        for kind in (int, float):
+            try:
+                value = kind(value)
+                break
+            except ValueError:
+                continue
+        out.setdefault(node.strip(), {})[key.strip()] = value
+    return out
 
 
 def _summary(settings: Any, st: FleetStats, *, anchor: float | None) -> dict[str, Any]:

@@ -25,10 +25,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent.clock import SimClock
 from agent.config import AgentConfig, parse_config
-from agent.fleet.mix import grid_node, site
+from agent.fleet.mix import direct, grid_node, site
+from agent.plugins import build_devices
 from agent.runtime import AgentRuntime
 from agent.store import Store
 
@@ -56,6 +58,10 @@ class FleetSettings:
     ramp_s: float = 5.0
     #: Wall seconds a clean stop waits for FMAN to answer what the agents still hold.
     drain_s: float = 10.0
+    #: The share of households trading in direct mode, at asks (:func:`agent.fleet.mix.site`).
+    direct_share: float = 0.0
+    #: Generator keys for every device of the agents at a grid node (node -> key -> value).
+    node_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def until(self) -> float | None:
@@ -151,9 +157,22 @@ class Fleet:
                 "log_level": "warning",
             },
             "broker": broker,
-            "devices": site(s.seed, index),
+            "devices": site(s.seed, index, direct_share=s.direct_share, node_params=s.node_params),
         }
         return parse_config(data, base=s.directory, source=f"fleet agent {index}")
+
+    def check(self) -> None:
+        """Check, as ``foa config check`` does (devices built too), the first agent and the
+        first of each kind the settings make different: a direct-mode household, an agent at
+        each node with generator keys. Raises :class:`~agent.errors.ConfigErrors`."""
+        s = self.settings
+        firsts = [
+            *(lambda i, node=node: grid_node(i) == node for node in s.node_params),
+            *([lambda i: direct(s.seed, i) < s.direct_share] if s.direct_share > 0 else []),
+        ]
+        picks = {0} | {next((i for i in range(s.agents) if f(i)), 0) for f in firsts}
+        for i in sorted(picks):
+            build_devices(self.config(i).devices, clock=self.clock)
 
     def _runtime(self, index: int) -> AgentRuntime:
         cfg = self.config(index)

@@ -13,8 +13,10 @@ later run, as in a deployment.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -71,9 +73,12 @@ def demo_contracts(modes: dict[str, dict[str, str]], *, start: int) -> list[Cont
     return out
 
 
-def settle_day(db: Path, out: Path, *, start: int) -> Path:
-    """Settle the demo's day on its store, print the KPIs and the aggregator's margin, and
-    draw KPI 2.1.1.2.b to ``out/adaptation.png`` (returned)."""
+def settle_day(
+    db: Path, out: Path, *, start: int, echo: Callable[[str], None] = click.echo
+) -> dict[str, Any]:
+    """Settle the demo's day on its store, print the KPIs and the aggregator's margin (the
+    market revenue among its parts: settlement reads the market awards), and draw
+    KPI 2.1.1.2.b to ``out/adaptation.png``; the figures as a JSON-ready dict."""
     from cloud.fman import open_store
     from cloud.fman.kpi_plot import plot_adaptation
     from cloud.fman.settlement import add_contract, bill, period_kpis, run_settlement
@@ -100,20 +105,30 @@ def settle_day(db: Path, out: Path, *, start: int) -> Path:
         agg = bill(store, "aggregator", period, now=booked)
         executing = store.count_offers(states=("executing",))
         elsewhere = store.count_offers(states=("executed",)) - len(result.held)
-    click.echo("")
-    click.echo(
+    echo("")
+    echo(
         f"settlement of {day}: {result.settled} offers settled, {len(result.held)} held for "
         f"review; {executing} still executing and {elsewhere} delivered on another day, left "
         f"for their own runs; {result.transactions} ledger transactions, under contracts the "
         f"demo made for its {len(modes)} agents"
     )
     for line in kpi_lines(k):
-        click.echo(line)
+        echo(line)
     f = k.revenues.factual
-    click.echo(
+    echo(
         f"aggregator's margin: {eur_text(agg.total_cents)} EUR (market revenue "
         f"{f.market_revenue_eur} EUR, paid to prosumers {f.paid_to_parties_eur} EUR)"
     )
     plot = plot_adaptation(k, out / PLOT, title=f"atp demo, {day}: KPI 2.1.1.2.b")
-    click.echo(f"bills: atp bill list --period {day} --store {db}; KPI 2.1.1.2.b plot: {plot}")
-    return plot
+    echo(f"bills: atp bill list --period {day} --store {db}; KPI 2.1.1.2.b plot: {plot}")
+    return {
+        "day": day,
+        "offers_settled": result.settled,
+        "offers_held": len(result.held),
+        "transactions": result.transactions,
+        "contracts_for_agents": len(modes),
+        "market_revenue_eur": str(f.market_revenue_eur),
+        "paid_to_parties_eur": str(f.paid_to_parties_eur),
+        "aggregator_margin_eur": eur_text(agg.total_cents),
+        "plot": str(plot),
+    }

@@ -1,10 +1,13 @@
 """``atp demo``: the platform end to end, one simulated day in a couple of minutes.
 
-Separate processes, as in a deployment: Mosquitto with the development configuration, one FMAN
-worker (``atp fman run``) and a simulated fleet of agents (``atp sim fleet``, from the agent
-side; ``cloud`` never imports ``agent``). All share one simulated timeline: the same start,
-speed and wall-clock anchor. The demo follows the day with a progress bar, then prints what
-happened and writes a plot of the portfolio against the target; then it settles the day
+Separate processes, as in a deployment: Mosquitto with the development configuration, the
+market service (``atp fmar run``, unless ``--no-market``), one FMAN worker (``atp fman run``)
+and a simulated fleet of agents (``atp sim fleet``, from the agent side; ``cloud`` never
+imports ``agent``), a tenth of its households in direct mode. All share one simulated
+timeline: the same start, speed and wall-clock anchor. The market, its buyers and its figures
+are :mod:`._demo_market`. The demo follows the day with a progress bar, then prints what
+happened (``summary.json`` and ``--json`` the same as figures) and writes a plot of the
+portfolio against the target, the market's awards under it; then it settles the day
 (contracts for its agents, the ledger, bills), prints the four KPIs and the aggregator's margin
 and plots KPI 2.1.1.2.b (:mod:`._demo_settle`).
 
@@ -28,7 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from cloud.fman import StoreError, StoreReader, execution, open_reader, report, 
 from cloud.fman.config import dump_toml
 from cloud.fman.store import ACCEPTED_STATES, ACTIVE_STATES
 
+from . import _demo_market as mk
 from ._demo_settle import settle_day
 from ._fmandb import TIME
 
@@ -64,6 +68,13 @@ OWN_FILES = (
     "target.json",
     "portfolio.png",
     "adaptation.png",
+    "fmar.db",
+    "fmar.db-wal",
+    "fmar.db-shm",
+    "fmar.log",
+    "fmar.toml",
+    "market.json",
+    "summary.json",
 )
 OWN_DIRS = ("broker",)
 #: How long (wall seconds) the fleet may take to stop its agents after the day before the
@@ -88,7 +99,15 @@ def target_series(start: int, agents: int, kwh_per_agent_slot: float) -> dict[in
 
 
 def fleet_command(
-    *, agents: int, broker: str, speed: float, seed: int, start: int, duration: int, anchor: float
+    *,
+    agents: int,
+    broker: str,
+    speed: float,
+    seed: int,
+    start: int,
+    duration: int,
+    anchor: float,
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """The fleet simulator's command line (``atp sim fleet``, provided by the agent side)."""
     return [
@@ -110,6 +129,7 @@ def fleet_command(
         "--anchor",
         f"{anchor:.3f}",
         "--json",
+        *extra,
     ]
 
 
@@ -175,6 +195,20 @@ def _fleet_available() -> bool:
     show_default=True,
     help="Level of the balancing target, kWh per agent and slot.",
 )
+@click.option(
+    "--market/--no-market",
+    default=True,
+    show_default=True,
+    help="Run FMAR next to FMAN: a market at one feeder in hourly gates, a DSO's congestion "
+    "and a BRP's request there, FMAN bidding for the feeder's offers.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the summary as JSON on standard output (the text goes to standard error); "
+    "summary.json in --out has it either way.",
+)
 def demo(
     agents: int,
     speed: float,
@@ -184,14 +218,18 @@ def demo(
     planner: str,
     out: Path,
     target_kwh: float,
+    market: bool,
+    as_json: bool,
 ) -> None:
-    """Run Mosquitto, an FMAN worker and a simulated fleet through one simulated day."""
+    """Run Mosquitto, FMAR (unless --no-market), an FMAN worker and a simulated fleet
+    through one simulated day."""
     if not _fleet_available():
         raise click.ClickException(
             "the fleet simulator `atp sim fleet` is not installed (it comes with the agent "
             "package): run `make setup` from a checkout that has it"
         )
     start = _day_start(sim_start if sim_start is not None else start_deprecated)
+    echo: Callable[[str], None] = (lambda t: click.echo(t, err=True)) if as_json else click.echo
     prepare_out(out)
     db = out / "fman.db"
     (out / "target.json").write_bytes(series.to_json(target_series(start, agents, target_kwh)))
@@ -199,34 +237,55 @@ def demo(
         broker = Mosquitto(workdir=out / "broker").start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
+    plan = mk.MarketPlan(start=start, speed=speed) if market else None
     procs: list[subprocess.Popen[bytes]] = []
+    buyers: mk.Buyers | None = None
     try:
         anchor = time.time() + LEAD_WALL_S
-        cfg = out / "fman.toml"
-        cfg.write_text(
-            dump_toml(
-                {
-                    "worker": {"id": "demo-fman-1", "broker": broker.url, "store": str(db)},
-                    "clock": {"sim_start": str(start), "speed": speed, "anchor": anchor},
-                    "planning": {
-                        "planner": planner,
-                        # at 900x a wall second is a quarter of an hour: a solve must be
-                        # short, and re-planning every offer hourly is plenty
-                        "time_limit_s": 1.0,
-                        "full_interval_s": 3600.0,
-                    },
-                    "objective": {"target": {"file": str(out / "target.json")}},
-                    # the simulated fleet has grid sites besides households; and its 200
-                    # agents share this machine with everything else, so at this speed an
-                    # offer may reach FMAN a simulated half hour after the agent made it
-                    "acceptance": {"default": {"max_power_kw": 1000.0}, "transit_wall_s": 2.5},
-                }
+        fman_cfg: dict[str, Any] = {
+            "worker": {"id": "demo-fman-1", "broker": broker.url, "store": str(db)},
+            "clock": {"sim_start": str(start), "speed": speed, "anchor": anchor},
+            "planning": {
+                "planner": planner,
+                # at 900x a wall second is a quarter of an hour: a solve must be
+                # short, and re-planning every offer hourly is plenty
+                "time_limit_s": 1.0,
+                "full_interval_s": 3600.0,
+            },
+            "objective": {"target": {"file": str(out / "target.json")}},
+            # the simulated fleet has grid sites besides households; and its 200
+            # agents share this machine with everything else, so at this speed an
+            # offer may reach FMAN a simulated half hour after the agent made it
+            "acceptance": {"default": {"max_power_kw": 1000.0}, "transit_wall_s": 2.5},
+        }
+        if plan is not None:
+            fman_cfg["market"] = [plan.fman_market()]
+            (out / "fmar.toml").write_text(
+                dump_toml(plan.fmar_config(broker=broker.url, store=out / "fmar.db", anchor=anchor))
             )
-        )
-        click.echo(f"Mosquitto (development configuration) on {broker.url}")
+        cfg = out / "fman.toml"
+        cfg.write_text(dump_toml(fman_cfg))
+        echo(f"Mosquitto (development configuration) on {broker.url}")
+        if plan is not None:
+            procs.append(
+                _spawn([_atp(), "fmar", "run", "-c", str(out / "fmar.toml")], out / "fmar.log")
+            )
         procs.append(_spawn([_atp(), "fman", "run", "-c", str(cfg)], out / "fman.log"))
-        _wait_ready(db, procs[0])
-        click.echo(f"FMAN worker running (log {out / 'fman.log'})")
+        _wait_ready(db, procs[-1])
+        echo(f"FMAN worker running (log {out / 'fman.log'})")
+        if plan is not None:
+            echo(
+                f"FMAR running market {mk.MARKET} at {mk.FEEDER}, hourly gates closing "
+                f"{plan.gate_lead_s // 60} simulated minutes ahead (log {out / 'fmar.log'})"
+            )
+            buyers = mk.Buyers(
+                plan,
+                db=db,
+                broker=broker.url,
+                record=out / "market.json",
+                now=lambda: start + (time.time() - anchor) * speed,
+            )
+            buyers.start()
         procs.append(
             _spawn(
                 fleet_command(
@@ -237,22 +296,32 @@ def demo(
                     start=start,
                     duration=DAY_S,
                     anchor=anchor,
+                    extra=[
+                        "--direct-share",
+                        str(mk.DIRECT_SHARE),
+                        *(plan.fleet_args() if plan is not None else ()),
+                    ],
                 ),
                 out / "fleet.log",
                 stdout=out / "fleet.json",
             )
         )
-        click.echo(f"fleet of {agents} simulated agents started (log {out / 'fleet.log'})")
+        echo(f"fleet of {agents} simulated agents started (log {out / 'fleet.log'})")
         online, when = follow(
             db,
-            worker=procs[0],
-            fleet=procs[1],
+            worker=procs[-2],
+            fleet=procs[-1],
             logs=(out / "fman.log", out / "fleet.log"),
             start=start,
             anchor=anchor,
             speed=speed,
+            market=(procs[0], out / "fmar.log") if plan is not None else None,
+            bar_file=sys.stderr if as_json else None,
         )
     finally:
+        if buyers is not None:
+            buyers.stop.set()
+            buyers.join(timeout=30)
         for p in reversed(procs):
             if p.poll() is None:
                 p.terminate()
@@ -262,8 +331,21 @@ def demo(
             except subprocess.TimeoutExpired:
                 p.kill()
         broker.close()
-    _summary(db, out, online, when, start=start, fleet=_fleet_summary(out / "fleet.json"))
-    settle_day(db, out, start=start)
+    doc = _summary(
+        db,
+        out,
+        online,
+        when,
+        start=start,
+        fleet=_fleet_summary(out / "fleet.json"),
+        market=plan is not None,
+        buyers_error=buyers.error if buyers is not None else "",
+        echo=echo,
+    )
+    doc["settlement"] = settle_day(db, out, start=start, echo=echo)
+    (out / "summary.json").write_text(json.dumps(doc, indent=2))
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
 
 
 def _day_start(given: int | None) -> int:
@@ -344,6 +426,8 @@ def follow(
     start: int,
     anchor: float,
     speed: float,
+    market: tuple[subprocess.Popen[bytes], Path] | None = None,
+    bar_file: Any = None,
 ) -> tuple[int, int]:
     """Follow the simulated day with a progress bar until the fleet has finished it and the
     worker has judged the last offers' execution (or a grace period passed).
@@ -357,13 +441,21 @@ def follow(
     done = 0
     online, when = 0, start
     with click.progressbar(
-        length=slots, label="simulated day", show_eta=True, item_show_func=lambda _: _status(db)
+        length=slots,
+        label="simulated day",
+        show_eta=True,
+        item_show_func=lambda _: _status(db),
+        file=bar_file,
     ) as bar:
         while True:
             sim = start + (time.time() - anchor) * speed
             if worker.poll() is not None:
                 raise click.ClickException(
                     f"the FMAN worker stopped with code {worker.returncode}; see {logs[0]}"
+                )
+            if market is not None and market[0].poll() is not None:
+                raise click.ClickException(
+                    f"FMAR stopped with code {market[0].returncode}; see {market[1]}"
                 )
             code = fleet.poll()
             if code is not None and code != 0:
@@ -482,7 +574,11 @@ def _summary(
     *,
     start: int,
     fleet: Mapping[str, Any],
-) -> None:
+    market: bool = False,
+    buyers_error: str = "",
+    echo: Callable[[str], None] = click.echo,
+) -> dict[str, Any]:
+    """Print what happened and draw the portfolio; the same figures as a JSON-ready dict."""
     from cloud.fman.plot import plot_portfolio
 
     with open_reader(db) as s:
@@ -490,6 +586,7 @@ def _summary(
         counts = s.counts()
         accepted = _accepted(s)
         sites, grid_kwh, floor = grid_assets(s, start=start, end=start + DAY_S)
+    trade = mk.market_summary(db, start=start, record=out / "market.json") if market else None
     c = p.summary
     o = c["offers"]
     sched = c["schedules_in_force"]
@@ -514,28 +611,60 @@ def _summary(
         title=f"atp demo, {day} (UTC)",
         parts={"of which grid-asset bids (DOMS), scheduled": grid_kwh} if sites else None,
         note=why[0].upper() + why[1:] + "." if why else "",
+        awards=mk.award_series(trade) if trade is not None else None,
+        awards_label=f"market awards at {mk.FEEDER} ({mk.MARKET})",
     )
     before, after = p.imbalance_baseline_kwh, p.imbalance_scheduled_kwh
-    click.echo("")
-    click.echo(
+    lag = fleet.get("lag_max_s")
+    doc: dict[str, Any] = {
+        "day": day,
+        "agents": c["agents"],
+        "online": online,
+        "online_at": when,
+        "offers_accepted": accepted,
+        "offers_rejected": o.get("rejected", 0),
+        "offers_withdrawn": o.get("withdrawn", 0),
+        "schedules_delivered": delivered,
+        "schedules_refused": refused,
+        "schedules_in_force": {
+            "planned_or_default": sched.get("acked", 0),
+            "implicit": sched.get("implicit", 0),
+        },
+        "offers_executed": o.get("executed", 0),
+        "offers_metered": metered,
+        "readings": c["readings"],
+        "imbalance_before_kwh": round(before, 3),
+        "imbalance_after_kwh": round(after, 3),
+        "imbalance_metered_kwh": (
+            round(p.imbalance_metered_kwh, 3) if p.imbalance_metered_kwh is not None else None
+        ),
+        "shifted_kwh": round(p.shifted_kwh, 3),
+        "lag_max_s": lag,
+        "lag_mean_s": fleet.get("lag_mean_s"),
+        "plot": str(plot),
+        "store": str(db),
+        "market": trade,
+    }
+    echo("")
+    echo(
         f"agents: {c['agents']} ({online} online at "
         f"{datetime.fromtimestamp(when, UTC):%H:%M}, the last look before the day's end)"
     )
-    click.echo(
+    echo(
         f"offers: {accepted} accepted, {o.get('rejected', 0)} rejected; "
         f"{o.get('withdrawn', 0)} withdrawn by their agents"
     )
-    click.echo(
+    echo(
         f"schedules: {delivered} delivered and taken by agents, {refused} refused; "
         f"in force: {sched.get('acked', 0)} planned or default, "
         f"{sched.get('implicit', 0)} implicit defaults"
     )
-    click.echo(
+    echo(
         f"executed: {o.get('executed', 0)} offers, {metered} with meter readings "
         f"({c['readings']} readings)"
     )
     change = f" ({(after - before) / before:+.0%})" if before else ""
-    click.echo(
+    echo(
         f"imbalance against the target (sum |x - target|): {before:.0f} kWh before "
         f"planning, {after:.0f} kWh after{change}"
         + (
@@ -545,10 +674,12 @@ def _summary(
         )
     )
     if why:
-        click.echo(why)
-    click.echo(f"energy shifted in time: {p.shifted_kwh:.0f} kWh")
-    lag = fleet.get("lag_max_s")
-    click.echo(
+        echo(why)
+    echo(f"energy shifted in time: {p.shifted_kwh:.0f} kWh")
+    if trade is not None:
+        for line in _market_lines(trade, buyers_error):
+            echo(line)
+    echo(
         "what varies between runs of one seed: the seed fixes the fleet and the target, but "
         "agents and FMAN are separate processes on a clock tied to the wall clock"
         + (
@@ -560,4 +691,49 @@ def _summary(
         + ": what is offered and planned differs from run to run, the counts above by a few "
         "percent, the energy figures by more"
     )
-    click.echo(f"plot: {plot}   store: {db} (try `atp offers list --store {db}`)")
+    echo(f"plot: {plot}   store: {db} (try `atp offers list --store {db}`)")
+    return doc
+
+
+def _market_lines(t: Mapping[str, Any], error: str) -> list[str]:
+    asked = t.get("asked") or {}
+    cong = asked.get("congestion")
+    brp = asked.get("brp") or []
+    lines = [
+        f"market {t['market']} at {t['node']}: {t['gates_cleared']} gates cleared with "
+        f"FMAN's bids in them ({t['gates_bid']} bid, {t['gates_awarded']} with awards); "
+        f"won {t['up_kwh']:.1f} kWh up and {t['down_kwh']:.1f} kWh down"
+        + (
+            f" at {t['avg_price_eur_per_kwh']:.3f} EUR/kWh on average"
+            if t["avg_price_eur_per_kwh"] is not None
+            else ""
+        )
+        + f", revenue {t['revenue_eur']:.2f} EUR"
+    ]
+    if error:
+        lines.append(f"the demo's DSO and BRP could not place their orders: {error}")
+    elif not asked:
+        lines.append("the demo's DSO and BRP placed no orders (the day ended first)")
+    else:
+        buyers = []
+        if cong:
+            buyers.append(
+                f"the DSO registered {-sum(cong['kwh']):.1f} kWh of congestion "
+                f"({cong['status']}{': ' + cong['reason'] if cong.get('reason') else ''})"
+            )
+        if brp:
+            ok = sum(1 for b in brp if b["accepted"])
+            buyers.append(
+                f"the BRP asked {sum(sum(b['kwh']) for b in brp):.1f} kWh up in "
+                f"{len(brp)} gates ({ok} accepted)"
+            )
+        if buyers:
+            lines.append("; ".join(buyers))
+    if t.get("limit_kwh") is not None:
+        lines.append(
+            f"congestion at {t['node']} (its offers, {t['congested_slots']} evening slots): "
+            f"limit {t['limit_kwh']:.2f} kWh per slot; above it {t['above_before_kwh']:.1f} kWh "
+            f"in the default schedules, {t['above_scheduled_kwh']:.1f} kWh as scheduled, "
+            f"{t['above_after_kwh']:.1f} kWh metered ({t['metered_slots']} slots metered)"
+        )
+    return lines

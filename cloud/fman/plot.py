@@ -3,7 +3,8 @@
 The axis says the dates and the slot length, so a plot read on its own says what it shows;
 ``parts`` shades a share of the scheduled energy (the demo: the grid-asset bids) and ``note``
 explains under the plot what the curves cannot (why the schedule leaves the target where it
-does).
+does); ``awards`` adds a panel under it with the market's awards per slot (kWh up above
+the line, down below it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import itertools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .report import Portfolio
 
@@ -49,6 +51,8 @@ def plot_portfolio(
     title: str = "FMAN portfolio",
     parts: Mapping[str, Mapping[int, float]] | None = None,
     note: str = "",
+    awards: Mapping[int, float] | None = None,
+    awards_label: str = "market awards",
 ) -> Path:
     import matplotlib
 
@@ -58,7 +62,14 @@ def plot_portfolio(
 
     res = slot_length_s(p)
     t = slot_edges(p, res)
-    fig, ax = plt.subplots(figsize=(11, 5.6 if note else 5), dpi=110)
+    height = (5.6 if note else 5) + (1.8 if awards is not None else 0)
+    if awards is not None:
+        fig, (ax, lower) = plt.subplots(
+            2, 1, figsize=(11, height), dpi=110, sharex=True, height_ratios=(3, 1)
+        )
+        _awards_panel(lower, awards, res, awards_label)
+    else:
+        fig, ax = plt.subplots(figsize=(11, height), dpi=110)
     for colour, (label, values) in zip(_PART_COLOURS, (parts or {}).items(), strict=False):
         ax.fill_between(
             t,
@@ -113,7 +124,9 @@ def plot_portfolio(
     locator = mdates.AutoDateLocator(tz=UTC)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
-    ax.set_xlabel(f"time (UTC), {_span(p, res)}, slots of {minutes} minutes")
+    (lower if awards is not None else ax).set_xlabel(
+        f"time (UTC), {_span(p, res)}, slots of {minutes} minutes"
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
     if note:
@@ -124,6 +137,28 @@ def plot_portfolio(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _awards_panel(ax: Any, awards: Mapping[int, float], res: int, label: str) -> None:
+    """Bars of the awarded kWh per slot: up (more consumption) above zero, down below."""
+    slots = sorted(awards)
+    width = res / 86_400  # matplotlib's dates are days
+    for sign, colour, name in ((1, "tab:red", "up"), (-1, "tab:cyan", "down")):
+        picked = [t for t in slots if sign * awards[t] > 0]
+        ax.bar(
+            [datetime.fromtimestamp(t, UTC) for t in picked],
+            [awards[t] for t in picked],
+            width=width,
+            align="edge",
+            color=colour,
+            label=f"{name}, {sum(abs(awards[t]) for t in picked):.1f} kWh",
+        )
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_ylabel("kWh awarded")
+    ax.set_title(label if slots else f"{label}: none", fontsize="small")
+    ax.grid(alpha=0.3)
+    if slots:
+        ax.legend(loc="upper left", fontsize="small")
 
 
 def _closed(values: list) -> list:

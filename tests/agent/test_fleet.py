@@ -37,6 +37,47 @@ def test_the_mix_is_reproducible_and_realistic():
     assert 2.5 < sum(counts.values()) / len(fleet) < 6
 
 
+def test_a_share_of_households_trades_directly_and_nodes_take_generator_keys(tmp_path):
+    """The direct share picks households by the agent's seed (grid sites stay as they are),
+    their devices carry a comfort priority that the agents' own check accepts; a node's
+    generator keys reach every device there and no other; a bad key is the check's error."""
+    from agent.errors import ConfigErrors
+    from agent.fleet.mix import grid_node
+    from agent.fleet.runner import Fleet, FleetSettings
+
+    plain = [site(7, i) for i in range(400)]
+    assert plain == [site(7, i, direct_share=0.0) for i in range(400)]
+    mixed = [site(7, i, direct_share=0.1) for i in range(400)]
+
+    def direct(devices: dict) -> bool:
+        return all(d.get("trading_mode") == "direct" for d in devices.values())
+
+    chosen = [i for i, devices in enumerate(mixed) if direct(devices)]
+    assert 20 <= len(chosen) <= 60  # about a tenth of 392 households
+    assert all(i % GRID_EVERY != GRID_EVERY - 1 for i in chosen)
+    assert all(not direct(plain[i]) for i in chosen)
+    wider = [i for i in range(400) if direct(site(7, i, direct_share=0.3))]
+    assert set(chosen) < set(wider)  # a larger share keeps the smaller one's
+    for i in chosen:
+        assert {d["comfort_priority"] for d in mixed[i].values()} <= {1, 2, 3, 4}
+    params = {"node-03": {"horizon_h": 1, "lead_s": 7200}}
+    at_node = [site(7, i, node_params=params) for i in range(40)]
+    for i, devices in enumerate(at_node):
+        for d in devices.values():
+            there = grid_node(i) == "node-03"
+            assert (d.get("horizon_h"), d.get("lead_s")) == ((1, 7200) if there else (None, None))
+
+    def settings(**kw) -> FleetSettings:
+        return FleetSettings(
+            agents=40, broker_url="mqtt://127.0.0.1:1883", directory=tmp_path, start=T0, **kw
+        )
+
+    Fleet(settings(seed=7, direct_share=0.1, node_params=params)).check()
+    bad = Fleet(settings(node_params={"node-03": {"horizon_h": 5}}))
+    with pytest.raises(ConfigErrors, match=r"devices\.\w+\.horizon_h"):
+        bad.check()
+
+
 def test_fleet_runs_agents_against_the_broker_and_stops_after_its_duration(broker, tmp_path):
     """Six agents, two simulated hours at 3600x from a shared start and anchor; everything
     they produced was acknowledged by the broker and, with no FMAN to answer it, is still held

@@ -8,6 +8,7 @@ used to end in "atp sim fleet stopped with code 0" without a summary.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -163,6 +164,13 @@ def test_a_worker_or_fleet_that_stops_early_is_an_error_naming_its_log(
 
 
 def test_a_short_fast_day_ends_in_a_summary_and_a_plot(tmp_path: Path):
+    """With the market (the default): FMAR next to FMAN, the feeder's offers bid and
+    awarded, the summary's market figures in the text and in the JSON (``--json`` prints on
+    standard output what ``summary.json`` holds; the text then goes to standard error).
+
+    Without a target (``--target-kwh 0``: balance to zero): a target scaled to two agents
+    lies above their evening load, and planning towards it would fill the feeder's evening
+    against the DSO; the 200 agents' target lies far below theirs (the grid sites)."""
     out = tmp_path / "demo"
     run = subprocess.run(
         [
@@ -176,13 +184,18 @@ def test_a_short_fast_day_ends_in_a_summary_and_a_plot(tmp_path: Path):
             "2026-01-01",
             "--out",
             str(out),
+            "--target-kwh",
+            "0",
+            "--json",
         ],
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert run.returncode == 0, run.stdout + run.stderr + (out / "fman.log").read_text()
-    text = run.stdout
+    text = run.stderr
+    doc = json.loads(run.stdout)
+    assert json.loads((out / "summary.json").read_text()) == doc
     assert "agents: 2 (2 online at 23:" in text
     assert "offers: " in text and "accepted" in text
     assert "imbalance against the target" in text
@@ -207,3 +220,47 @@ def test_a_short_fast_day_ends_in_a_summary_and_a_plot(tmp_path: Path):
         assert {c.party for c in s.contracts()} == {"sim-0000", "sim-0001"}
     assert settled == sum(1 for v in in_the_day if v.status == "settled") > 0
     assert sum(p.amount_cents for t in ledger for p in t.postings) == 0
+    assert doc["offers_accepted"] == accepted and doc["settlement"]["offers_settled"] == settled
+
+    # the market: gates cleared with FMAN's bids, awards, revenue as the awards price them
+    m = doc["market"]
+    assert m["market"] == "demo-feeder" and m["node"] == "node-00"
+    assert m["gates_bid"] >= m["gates_cleared"] > 0 and m["gates_awarded"] > 0
+    awards = m["awards"]
+    assert awards and m["up_kwh"] + m["down_kwh"] > 0
+    assert m["up_kwh"] == pytest.approx(sum(a["kwh"] for a in awards if a["kwh"] > 0), abs=1e-3)
+    assert m["down_kwh"] == pytest.approx(-sum(a["kwh"] for a in awards if a["kwh"] < 0), abs=1e-3)
+    revenue = sum(a["kwh"] * a["price_eur_per_kwh"] for a in awards)
+    assert m["revenue_eur"] == pytest.approx(revenue, abs=1e-3)
+    assert m["avg_price_eur_per_kwh"] == pytest.approx(
+        revenue / (m["up_kwh"] + m["down_kwh"]), abs=1e-3
+    )
+    # the awards are FMAN's own records, and only down is bought in the congested evening
+    with open_reader(out / "fman.db") as s:
+        stored = [a for a in s.market_awards(DAY, DAY + 86_400) if a.market == "demo-feeder"]
+    assert sum(a.kwh * a.price_eur_per_kwh for a in stored) == pytest.approx(revenue, abs=1e-3)
+    evening = [a for a in awards if DAY + 17 * 3600 <= a["slot"] < DAY + 21 * 3600]
+    assert all(a["kwh"] < 0 for a in evening)
+    # the buyers' orders, and the congestion at the feeder against the DSO's limit
+    asked = m["asked"]
+    assert asked["congestion"]["status"] == "ok", asked
+    assert all(b["accepted"] for b in asked["brp"]) and asked["brp"]
+    assert m["limit_kwh"] > 0 and m["congested_slots"] == 16
+    assert 0 <= m["metered_slots"] <= 16
+    for key in ("above_before_kwh", "above_scheduled_kwh", "above_after_kwh"):
+        assert m[key] >= 0
+    feeder = m["feeder_kwh"]
+    assert m["above_before_kwh"] == pytest.approx(
+        sum(max(0.0, v["default"] - m["limit_kwh"]) for v in feeder.values()), abs=1e-2
+    )
+    # the market relieved the feeder as scheduled, and the metered energy follows the
+    # schedules within the simulated devices' tracking error (a result that came too late
+    # for a gate leaves its slots at their defaults, plus that error)
+    assert m["above_scheduled_kwh"] <= m["above_before_kwh"], feeder
+    metered = {t: v for t, v in feeder.items() if v["metered"] is not None}
+    assert len(metered) == m["metered_slots"] >= 8, feeder
+    tracking = [abs(v["metered"] - v["scheduled"]) for v in metered.values()]
+    assert max(tracking) <= 0.05, feeder
+    assert m["above_after_kwh"] <= m["above_before_kwh"] + sum(tracking) + 1e-3, feeder
+    assert f"market demo-feeder at node-00: {m['gates_cleared']} gates cleared" in text
+    assert "congestion at node-00" in text
