@@ -28,6 +28,9 @@ from cloud.optim.model import LinearProblem
 
 from ._numeric import Numeric
 
+#: GLOP's parameters for the price LP, tried in turn while GLOP answers ABNORMAL
+_PRICE_LP_ATTEMPTS = ("use_dual_simplex: true", "")
+
 
 @dataclass(frozen=True, slots=True)
 class MarketModel:
@@ -211,7 +214,15 @@ def fixed_prices(
         integer=False,
     )
     try:
-        sol = solver.solve(model.problem, time_limit_s=60.0, integer=False, engine="glop")
+        # the dual simplex: 3 s instead of 14 s on a 200-order book whose choices are fixed
+        # (primal simplex without presolve, the column generation's first attempt)
+        sol = solver.solve(
+            model.problem,
+            time_limit_s=60.0,
+            integer=False,
+            engine="glop",
+            glop_attempts=_PRICE_LP_ATTEMPTS,
+        )
     except SolverError:
         return None
     if sol.outcome != "optimal" or sol.values is None or sol.duals is None:

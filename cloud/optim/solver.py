@@ -45,9 +45,11 @@ def solve(
     relative_gap: float = 0.0,
     integer: bool = True,
     engine: Engine = "highs",
+    glop_attempts: tuple[str, ...] = _GLOP_ATTEMPTS,
 ) -> Solution:
     """Solve ``problem`` within ``time_limit_s``; with ``integer`` False the integrality marks
-    are ignored (the LP relaxation)."""
+    are ignored (the LP relaxation). ``glop_attempts`` are GLOP's parameters, tried in turn
+    while GLOP answers ABNORMAL."""
     model = mbh.ModelBuilderHelper()
     matrix = sp.csr_matrix(
         (problem.vals, (problem.rows, problem.cols)), shape=(problem.n_rows, problem.n_vars)
@@ -65,7 +67,7 @@ def solve(
     if engine == "highs":
         params = ["output_flag=false", f"mip_rel_gap={relative_gap}"]
         solver.set_solver_specific_parameters("\n".join(params))
-    for glop_params in _GLOP_ATTEMPTS if engine == "glop" else ("",):
+    for glop_params in glop_attempts if engine == "glop" else ("",):
         # GLOP's presolve stalls (ABNORMAL) on some masters of column generation, which it
         # solves fine and faster without; the second attempt is GLOP's default
         if glop_params:
