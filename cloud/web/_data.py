@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ class PortfolioView:
     start: int
     end: int
     days: int
+    #: the deviation markets awarded the offers, signed kWh (+ = up) per slot of the window:
+    #: the sum of the member awards FMAN stored from the markets' results
+    awarded: dict[int, float] = field(default_factory=dict)
 
 
 def portfolio(store: StoreReader, *, resolution_s: int, now: float, days: int) -> PortfolioView:
@@ -40,7 +43,11 @@ def portfolio(store: StoreReader, *, resolution_s: int, now: float, days: int) -
     end = -(-int(until) // resolution_s) * resolution_s
     start = end - days * DAY_S
     p = report.portfolio(store, start=start, end=end, resolution_s=resolution_s)
-    return PortfolioView(portfolio=p, start=start, end=end, days=days)
+    awarded: dict[int, float] = {}
+    for a in store.market_awards(start, end):
+        t = a.slot_start - a.slot_start % resolution_s
+        awarded[t] = awarded.get(t, 0.0) + a.kwh
+    return PortfolioView(portfolio=p, start=start, end=end, days=days, awarded=awarded)
 
 
 def agents(store: StoreReader) -> list[dict[str, Any]]:

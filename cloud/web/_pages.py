@@ -181,7 +181,7 @@ def _dl(dl_id: str, items: Iterable[tuple[str, str, str]]) -> str:
 
 def portfolio_page(frame: Frame, view: PortfolioView, *, resolution_s: int) -> str:
     p = view.portfolio
-    names = ("target", "baseline", "scheduled", "metered")
+    names: tuple[str, ...] = ("target", "baseline", "scheduled", "metered")
     series: list[Series] = []
     for name in names:
         segs = tuple(
@@ -190,11 +190,16 @@ def portfolio_page(frame: Frame, view: PortfolioView, *, resolution_s: int) -> s
             if (v := getattr(s, f"{name}_kwh")) is not None
         )
         series.append(Series(name=name, segments=segs))
+    if view.awarded:
+        names = (*names, "market awards")
+        segs = tuple(Segment(t, t + resolution_s, v) for t, v in sorted(view.awarded.items()))
+        series.append(Series(name="market awards", segments=segs))
     start = p.slots[0].start if p.slots else view.start
     end = p.slots[-1].start + resolution_s if p.slots else view.end
     label = (
         f"Energy of the accepted offers per {resolution_s // 60}-minute slot, kWh: "
         "target, baseline, scheduled and metered"
+        + (", and the deviation markets awarded" if view.awarded else "")
     )
     chart = step_chart(
         series=series, start=start, end=end, unit="kWh per slot", label=label, now=frame.now
@@ -214,11 +219,17 @@ def portfolio_page(frame: Frame, view: PortfolioView, *, resolution_s: int) -> s
             ),
             ("imbalance-metered", "imbalance, metered", f"{_num(p.imbalance_metered_kwh)} kWh"),
             ("shifted", "energy shifted", f"{p.shifted_kwh:.3f} kWh"),
+            (
+                "awarded",
+                "market awards, up / down (net per slot)",
+                f"{sum(v for v in view.awarded.values() if v > 0):.3f} / "
+                f"{-sum(v for v in view.awarded.values() if v < 0):.3f} kWh",
+            ),
             ("agents-online", "agents online", f"{counts.get('online')} of {counts.get('agents')}"),
             ("offer-states", "offers by state", offers_by_state or "none"),
         ],
     )
-    rows = [asdict_slot(s) for s in p.slots]
+    rows = [{**asdict_slot(s), "awarded_kwh": view.awarded.get(s.start)} for s in p.slots]
     spans = " ".join(
         f'<a href="/?days={d}"{" aria-current=page" if d == view.days else ""}>{d} days</a>'
         for d in (1, 2, 7, 30)
@@ -234,7 +245,9 @@ def portfolio_page(frame: Frame, view: PortfolioView, *, resolution_s: int) -> s
         window + f'<figure id="portfolio-chart">{chart}'
         f"<figcaption>{legend(list(names))}<p>Slot length {resolution_s // 60} min; times "
         "in UTC. Baseline: the offers' defaults; scheduled: the schedules in force; metered: "
-        "the readings of their devices; target: the series FMAN balances to. Imbalance is "
+        "the readings of their devices; target: the series FMAN balances to; market awards: "
+        "the deviation from the defaults that markets awarded the offers (+ up, - down). "
+        "Imbalance is "
         "sum |x - target| over the slots (against 0 without a target).</p></figcaption>"
         f"</figure><div class=cards><section><h3>Figures</h3>{figures}</section></div>"
         "<h3>Per slot</h3>"
@@ -247,6 +260,7 @@ def portfolio_page(frame: Frame, view: PortfolioView, *, resolution_s: int) -> s
                 ("baseline_kwh", "baseline kWh", "kwh"),
                 ("scheduled_kwh", "scheduled kWh", "kwh"),
                 ("metered_kwh", "metered kWh", "kwh"),
+                ("awarded_kwh", "awarded kWh", "kwh"),
             ],
             empty="no accepted offers yet",
         )

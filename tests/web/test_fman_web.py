@@ -88,6 +88,17 @@ def test_portfolio_shows_what_atp_portfolio_says(site, store, page, days):
     chart = page.inner_html("#portfolio-chart")
     for text in ("kWh per slot", "2026-01-01", "Slot length 15 min", "metered", "target"):
         assert text in chart
+    # the market awards of the window net per slot, from the members' parts that
+    # `atp market awards` lists
+    members = atp_json("market", "awards", "--db", str(store), cwd=store.parent)["members"]
+    net: dict[int, float] = {}
+    for m in members:
+        if start <= m["slot_start"] < end:
+            net[m["slot_start"]] = net.get(m["slot_start"], 0.0) + m["kwh"]
+    kwh = list(net.values())
+    up, down = sum(k for k in kwh if k > 0), -sum(k for k in kwh if k < 0)
+    assert page.inner_text("#awarded") == f"{up:.3f} / {down:.3f} kWh"
+    assert ("market awards" in chart) == bool(kwh)
 
 
 def test_agents_shows_what_atp_agents_list_says(site, store, page):
