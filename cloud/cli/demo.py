@@ -440,8 +440,10 @@ def follow(
     end = start + DAY_S
     done = 0
     online, when = 0, start
+    # a range rather than length=: the bar's item type is then known (int), and the bar is
+    # still moved by update() as the simulated day passes, never iterated
     with click.progressbar(
-        length=slots,
+        range(slots),
         label="simulated day",
         show_eta=True,
         item_show_func=lambda _: _status(db),
