@@ -74,7 +74,7 @@ def load_tokens(path: Path) -> dict[str, Token]:
         ):
             raise ApiError(f"{path}:{n}: expected 'ID agent|operator PARTY SHA256 CREATED'")
         tid, role, party, digest, created = parts
-        tokens[tid] = Token(id=tid, role=role, party=party, digest=digest, created=int(created))  # type: ignore[arg-type]
+        tokens[tid] = Token(id=tid, role=role, party=party, digest=digest, created=int(created))  # type: ignore[arg-type]  # role in ROLES, checked above
     return tokens
 
 

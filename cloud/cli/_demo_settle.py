@@ -64,7 +64,7 @@ def demo_contracts(modes: dict[str, dict[str, str]], *, start: int) -> list[Cont
                     aggregator="demo-aggregator",
                     party=Party(id=agent),
                     valid_from=start,
-                    mode=mode,  # type: ignore[arg-type]
+                    mode=mode,  # type: ignore[arg-type]  # "direct" or "delegated", from the fleet
                     devices=tuple(devices),
                     terms=terms,
                     note="made by atp demo for its simulated fleet",

@@ -198,7 +198,7 @@ def issue(party: str, role: str, tokens_path: Path, out: Path | None, as_json: b
     from cloud.api import ApiError, issue_token
 
     try:
-        t, secret = issue_token(tokens_path, party=party, role=role, now=int(time.time()))  # type: ignore[arg-type]
+        t, secret = issue_token(tokens_path, party=party, role=role, now=int(time.time()))  # type: ignore[arg-type]  # click.Choice checked role
     except ApiError as exc:
         raise click.ClickException(str(exc)) from None
     if out is not None:

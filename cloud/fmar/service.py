@@ -436,7 +436,7 @@ class Service:
         notice = protocol.GateNotice(
             market=market,
             current=times(cal[0]),
-            state=state,  # type: ignore[arg-type]
+            state=state,  # type: ignore[arg-type]  # the callers pass "open" or "closed" only
             upcoming=[times(g) for g in cal[1:]],
             pricing=m.pricing,
         )
