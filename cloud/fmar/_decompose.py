@@ -466,7 +466,7 @@ def _branch(
     while time.monotonic() < one.deadline:
         z = sol.aon
         frac = [
-            r
+            int(r)
             for r in np.flatnonzero(~num.req_partial)
             if np.isnan(one.aon[r]) and 1e-6 < z[r] < 1 - 1e-6
         ]
@@ -562,9 +562,9 @@ def decompose(
         one, sol.weights, pick, layout, deadline=time.monotonic() + ROUNDING_TIME * max(left_t, 0)
     )
     if rounded is not None:
-        moved = int((rounded.pick != pick).sum())
+        away = int((rounded.pick != pick).sum())
         pick, layout, aon = rounded.pick, rounded.layout, rounded.aon
-        say(f"rounded the split choices together ({moved} orders away from their heaviest)")
+        say(f"rounded the split choices together ({away} orders away from their heaviest)")
     say("fixing the choices")
     while True:
         views = _fixed_views(num, cat, pick)

@@ -67,9 +67,9 @@ def round_choices(
     in_f[split] = True
     # every pricing the master still knows, once (a pricing's columns share their arrays)
     pricings: dict[int, tuple[np.ndarray, np.ndarray, list[int]]] = {}
-    for c in search.columns:
-        entry = pricings.setdefault(id(c.x), (c.items, c.x, []))
-        entry[2].append(c.cluster)
+    for col in search.columns:
+        entry = pricings.setdefault(id(col.x), (col.items, col.x, []))
+        entry[2].append(col.cluster)
     x_len = search.x_len
     keep = np.repeat(~in_f, x_len)
     rows: list[np.ndarray] = []
@@ -145,27 +145,27 @@ def round_choices(
         if (i, it) not in tie_rows:
             tie_rows[(i, it)] = next_row
             next_row += 1
-            w = column(
+            binary = column(
                 np.array([choice0 + f_index[i], tie_rows[(i, it)]]),
                 np.array([1.0, -1.0]),
                 0.0,
                 0.0,
                 1.0,
             )
-            ints.append(w)
+            ints.append(binary)
         s = int(cat.item_slot[it])
-        dev = np.zeros(h)
-        dev[s : s + len(x)] += x
-        dev -= num.default[i]
-        cost = float(
-            (num.ask_up[i] * np.maximum(dev, 0) + num.ask_down[i] * np.maximum(-dev, 0)).sum()
+        dev_i = np.zeros(h)
+        dev_i[s : s + len(x)] += x
+        dev_i -= num.default[i]
+        cost_i = float(
+            (num.ask_up[i] * np.maximum(dev_i, 0) + num.ask_down[i] * np.maximum(-dev_i, 0)).sum()
         )
-        nz = np.flatnonzero(np.abs(dev) > 1e-12)
+        nz = np.flatnonzero(np.abs(dev_i) > 1e-12)
         node = int(num.order_node[i])
         k = column(
             np.concatenate((node * h + nz, [tie_rows[(i, it)]])),
-            np.concatenate((dev[nz], [1.0])),
-            cost,
+            np.concatenate((dev_i[nz], [1.0])),
+            cost_i,
             0.0,
             np.inf,
         )
@@ -209,7 +209,7 @@ def round_choices(
     row_ub[conv0 : conv0 + n_clusters] = 1.0
     row_lb[choice0 : choice0 + len(split)] = 1.0
     row_ub[choice0 : choice0 + len(split)] = 1.0
-    lp = highspy._Highs()
+    lp = highspy._Highs()  # type: ignore[attr-defined]  # not in highspy's stubs
     lp.setOptionValue("output_flag", False)
     lp.setOptionValue("time_limit", max(deadline - time.monotonic(), 0.05))
     lp.setOptionValue("mip_rel_gap", 1e-4)
@@ -233,19 +233,19 @@ def round_choices(
     lp.run()
     if lp.getInfo().primal_solution_status != 2:  # no feasible solution
         return None
-    value = np.asarray(lp.getSolution().col_value)
+    solved = np.asarray(lp.getSolution().col_value)
     new_pick = pick.copy()
     new_layout = layout.copy()
     best: dict[int, tuple[int, float]] = {}
     weight_of: dict[tuple[int, int], float] = {}
     for k, i, it, _ in order_of:
-        weight_of[(i, it)] = weight_of.get((i, it), 0.0) + value[k]
+        weight_of[(i, it)] = weight_of.get((i, it), 0.0) + solved[k]
     for (i, it), w in weight_of.items():
         if w > best.get(i, (-1, -1.0))[1]:
             best[i] = (it, w)
     for i, (it, _) in best.items():
         new_pick[i] = it
-        mix = [(value[k], x) for k, j, item, x in order_of if j == i and item == it]
+        mix = [(solved[k], x) for k, j, item, x in order_of if j == i and item == it]
         total = sum(w for w, _ in mix)
         x = sum(w * x for w, x in mix) / total if total > 1e-12 else mix[0][1]
         a = int(cat.offer_x0[i])
@@ -253,5 +253,5 @@ def round_choices(
         new_layout[a : a + len(x)] = x
     aon = np.where(num.req_partial, 1.0, 0.0)
     for k, r in aon_cols:
-        aon[r] = 1.0 if value[k] > 0.5 else 0.0
+        aon[r] = 1.0 if solved[k] > 0.5 else 0.0
     return Rounded(pick=new_pick, layout=new_layout, aon=aon)

@@ -86,7 +86,7 @@ class ColumnGeneration:
             if out_of_time("finding a first schedule for each offer", n):
                 return
             # no known schedule: ask the oracle for any
-            col = self._price(
+            first = self._price(
                 views[i],
                 i,
                 zero,
@@ -95,8 +95,8 @@ class ColumnGeneration:
                 deadline=deadline,
                 memo=memos.setdefault("zero", {}),
             )
-            if col is not None:
-                columns[i] = [col[1]]
+            if first is not None:
+                columns[i] = [first[1]]
         best_value = value_of(views, terms, found.placements)
         # warm start: each offer's cheapest schedules under prices that reward moving towards
         # the target where the greedy plan misses it, and the opposite
@@ -167,8 +167,8 @@ class ColumnGeneration:
             # price at a point between the best dual point so far and the master's duals
             # (Wentges smoothing); fall back to the master's duals when that finds nothing
             added = 0
-            for alpha in (0.5, 0.0) if center is not None else (0.0,):
-                lam = lam_m if alpha == 0.0 else alpha * center + (1 - alpha) * lam_m
+            points = [lam_m] if center is None else [0.5 * center + 0.5 * lam_m, lam_m]
+            for lam in points:
                 lagrangian = relaxed.value(lam, time_limit_s=deadline - time.monotonic())
                 memo = {}
                 for i in coupled:
@@ -215,7 +215,7 @@ class ColumnGeneration:
         # polish: the LP over the rounded choices sets the energies
         left = deadline - time.monotonic()
         if left > 0.05 and found.solved:
-            fixed_boxes = {
+            fixed_boxes: dict[int, Sequence[tuple[int, int]]] = {
                 i: [(p.block, p.start)]
                 for i, p in enumerate(found.placements)
                 if p is not None and is_boxed(views[i])
