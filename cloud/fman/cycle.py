@@ -60,6 +60,7 @@ from .planning import curable, default_row
 from .store import (
     ACTIVE_STATES,
     ExecutionSlot,
+    MarketAward,
     NewSchedule,
     ScheduleKey,
     Store,
@@ -111,6 +112,7 @@ class Cycle:
         self._in_flight: set[ScheduleKey] = set()
         self._offers: dict[tuple[str, int], FlexOffer] = {}
         self._change_seen: int | None = None
+        self._replan_all = False
         #: wall seconds the planner recently took, for full and for other plans (a schedule
         #: must allow for them)
         self._solve_wall_s = {True: 0.0, False: 0.0}
@@ -191,7 +193,8 @@ class Cycle:
         ):
             self._change_seen, self._refused = change, False
             self._last_plan_wall = self.wall()
-            full = due and now >= self._next_full
+            full = (due and now >= self._next_full) or self._replan_all
+            self._replan_all = False
             if due:
                 interval = self.config.interval_s
                 self._next_plan = (now // interval + 1) * interval
@@ -249,17 +252,18 @@ class Cycle:
         return offer
 
     def market_changed(self) -> None:
-        """Awards fixed some schedules: plan the rest around them at the next step."""
+        """Awards fixed some schedules: plan the rest around them at the next step, all of
+        it (an incremental plan would leave every settled schedule as it is, also one that
+        now undoes an award at its node)."""
         self._change_seen = None
+        self._replan_all = True
 
-    def _locked(self, now: float) -> frozenset[str]:
-        """Offers carrying market awards from now on: their schedules are the awards', not
-        the planner's to move."""
+    def _awards(self, now: float) -> list[MarketAward]:
+        """The market awards around the planning horizon (none without markets)."""
         if self.trader is None:
-            return frozenset()
+            return []
         horizon = int(self.config.planning.horizon_s)
-        rows = self.store.market_awards(int(now) - horizon, int(now) + 2 * horizon)
-        return frozenset(r.offer_id for r in rows)
+        return self.store.market_awards(int(now) - horizon, int(now) + 2 * horizon)
 
     def margin_s(self) -> float:
         pc = self.config.planning
@@ -278,18 +282,27 @@ class Cycle:
         earliest = align_up(int(now + margin + solve_s), res)
         rows = self.store.offers_in(ACTIVE_STATES)
         current = self.store.current_schedules()
+        offers = [(row, self._offer(row)) for row in rows]
+        # offers carrying market awards keep them (the planner does not move them), and the
+        # rest must not undo at their nodes what the awards sold
+        awards = self._awards(now)
         sel = planning.select(
-            ((row, self._offer(row)) for row in rows),
+            offers,
             current,
             now=now,
             earliest=earliest,
             horizon_s=pc.horizon_s,
             full=full,
             resolution_s=res,
-            locked=self._locked(now),
+            locked=frozenset(a.offer_id for a in awards),
         )
         new_rows = list(sel.defaults)
         if sel.plannable:
+            awarded = planning.awarded_per_node(
+                ((a.offer_id, a.slot_start, a.kwh) for a in awards),
+                {o.id: o for _, o in offers},
+                resolution_s=res,
+            )
             request = planning.request_for(
                 sel,
                 objective=self.config.objective,
@@ -297,6 +310,7 @@ class Cycle:
                 prices=self.store.series("prices"),
                 resolution_s=res,
                 time_limit_s=pc.time_limit_s,
+                bands=planning.award_bands(sel, awarded, resolution_s=res) if awarded else None,
             )
             result = self._solve(request, full)
             decision = planning.decide(

@@ -96,6 +96,70 @@ def select(
     return sel
 
 
+#: A net award below this (kWh per slot and node) binds nothing.
+AWARD_EPS_KWH = 1e-6
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeBands:
+    """Per grid node and slot start (kWh), what the planned offers' load there must stay at
+    or below (``upper``) and at or above (``lower``)."""
+
+    upper: dict[str, dict[int, float]] = field(default_factory=dict)
+    lower: dict[str, dict[int, float]] = field(default_factory=dict)
+
+
+def award_bands(
+    sel: Selection, awarded: Mapping[tuple[str, int], float], *, resolution_s: int
+) -> NodeBands:
+    """What the rest of the portfolio must keep so as not to undo what FMAN sold.
+
+    ``awarded`` is the signed deviation FMAN sold per (grid node, slot start), carried by
+    offers whose schedules are the awards' (locked, counted as fixed). A market buys a
+    deviation from the defaults of the whole node: a DSO's congestion is relieved only if the
+    node's load falls. Planned towards the target alone, the other offers at that node could
+    fill the very slots the award emptied. So where FMAN sold down, the planned offers at that
+    node stay at or below their defaults' load in the slot; where it sold up, at or above.
+    Where no offer can keep that, the planner pays the peak weight per kWh and breaks it
+    (:class:`cloud.optim.terms.NodeLimits`)."""
+    base: dict[str, dict[int, float]] = {}
+    for offer in sel.plannable:
+        d = sel.originals.get(offer.id, offer).default
+        loads = base.setdefault(offer.grid_node, {})
+        for t, e in execution.per_slot(
+            d.start, d.energy_kwh, offer.resolution_s, resolution_s
+        ).items():
+            loads[t] = loads.get(t, 0.0) + e
+    out = NodeBands()
+    for (node, t), kwh in sorted(awarded.items()):
+        if node not in base or abs(kwh) <= AWARD_EPS_KWH:
+            continue
+        side = out.upper if kwh < 0 else out.lower
+        side.setdefault(node, {})[t] = base[node].get(t, 0.0)
+    return out
+
+
+def awarded_per_node(
+    awards: Iterable[tuple[str, int, float]],
+    offers: Mapping[str, FlexOffer],
+    *,
+    resolution_s: int,
+) -> dict[tuple[str, int], float]:
+    """The signed awarded deviation per (grid node, slot start on the planning grid), from
+    ``(offer id, market slot start, kWh)`` rows. A market slot is its member offer's slot
+    (FMAN bids only offers on the gate's grid); an award of an offer no longer active has
+    run, and binds nothing."""
+    out: dict[tuple[str, int], float] = {}
+    for offer_id, slot, kwh in awards:
+        offer = offers.get(offer_id)
+        if offer is None:
+            continue
+        for t, e in execution.per_slot(slot, [kwh], offer.resolution_s, resolution_s).items():
+            key = (offer.grid_node, t)
+            out[key] = out.get(key, 0.0) + e
+    return out
+
+
 def request_for(
     sel: Selection,
     *,
@@ -104,9 +168,11 @@ def request_for(
     prices: Mapping[int, float],
     resolution_s: int,
     time_limit_s: float,
+    bands: NodeBands | None = None,
 ) -> PlanRequest:
     """The planning problem net of the fixed load: the target less what is fixed per slot,
-    each node's peak limit less its highest fixed load."""
+    each node's peak limit less its highest fixed load, and ``bands``
+    (:func:`award_bands`)."""
     residual = {t: v - sel.fixed.get(t, 0.0) for t, v in target.items()}
     peak = {
         node: max(
@@ -121,6 +187,8 @@ def request_for(
         target_kwh=residual,
         prices_eur_per_kwh=prices,
         peak_kw_by_node=peak,
+        node_max_kwh=bands.upper if bands is not None else {},
+        node_min_kwh=bands.lower if bands is not None else {},
         weights=objective.weights,
         price_delegated=objective.price_delegated,
         time_limit_s=time_limit_s,

@@ -118,7 +118,7 @@ def terms_for_market(num: Numeric) -> Terms:
         w_cost=0.0,
         w_peak=0.0,
         groups=("",),
-        peak_kwh=np.array([np.inf]),
+        limits=None,
         offset=0.0,
     )
 

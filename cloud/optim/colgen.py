@@ -332,9 +332,7 @@ class RelaxedFrame:
         self.terms = terms
         self.boxes = [v for v in views if is_boxed(v)]
         # one node, no peak limit, a balance term: the value has a closed form
-        self.closed = (
-            len(terms.groups) == 1 and not np.isfinite(terms.peak_kwh).any() and terms.w_balance > 0
-        )
+        self.closed = len(terms.groups) == 1 and terms.limits is None and terms.w_balance > 0
         self.problem, _ = build_master(views, terms, {})
         p = self.problem
         size = len(terms.groups) * terms.slots

@@ -91,7 +91,7 @@ def applies(views: Sequence[OfferView], terms: Terms) -> Catalogue | None:
     """The catalogue when this method applies: one node without peak limits, and every
     profile a generalised battery, and no offer with asks (a per-offer term the portfolio's
     columns do not carry)."""
-    if len(terms.groups) != 1 or np.isfinite(terms.peak_kwh).any() or terms.priced:
+    if len(terms.groups) != 1 or terms.limits is not None or terms.priced:
         return None
     return catalogue(views, terms)
 

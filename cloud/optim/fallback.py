@@ -119,14 +119,22 @@ class FallbackPlanner:
 def _subset(
     request: PlanRequest, ids: Sequence[str], placed: Mapping[str, PlannedSchedule]
 ) -> PlanRequest:
-    """The request for the offers ``ids``, the target net of the schedules already placed."""
+    """The request for the offers ``ids``, the target and the per-slot node limits net of the
+    schedules already placed."""
     keep = set(ids)
     res = request.resolution_s
     target = dict(request.target_kwh)
+    node_of = {o.id: o.grid_node for o in request.offers}
+    node_max = {n: dict(v) for n, v in request.node_max_kwh.items()}
+    node_min = {n: dict(v) for n, v in request.node_min_kwh.items()}
     for s in placed.values():
+        node = node_of.get(s.offer_id, "")
         for j, e in enumerate(s.energy_kwh):
             t = s.start + j * res
             target[t] = target.get(t, 0.0) - e
+            for limits in (node_max, node_min):
+                if t in limits.get(node, {}):
+                    limits[node][t] -= e
     return PlanRequest(
         offers=[o for o in request.offers if o.id in keep],
         resolution_s=res,
@@ -134,6 +142,8 @@ def _subset(
         target_kwh=target,
         prices_eur_per_kwh=request.prices_eur_per_kwh,
         peak_kw_by_node=request.peak_kw_by_node,
+        node_max_kwh=node_max,
+        node_min_kwh=node_min,
         weights=request.weights,
         price_delegated=request.price_delegated,
         time_limit_s=request.time_limit_s,

@@ -39,7 +39,7 @@ from .asks import OfferAsks
 from .blocks import Block, OfferView, plannable
 from .placements import Placement, value_of
 from .problem import PlannedSchedule, PlanRequest, PlanResult
-from .terms import Terms, terms_for
+from .terms import Terms, outside, terms_for
 
 #: Starts checked for feasibility per candidate that is not a known schedule, best first.
 TRIES = 4
@@ -114,11 +114,12 @@ def greedy(
             tgt = sliding_window_view(terms.target[span], b.n)
             price = sliding_window_view(terms.prices[span], b.n)
             refine = deadline == math.inf or time.monotonic() < deadline
-            cands = _candidates(b, total, tgt, price, terms, refine=refine)
+            band = _band(terms, g, span, b.n)
+            cands = _candidates(b, total, tgt, price, terms, band, win[g], refine=refine)
             if asks is not None and refine:
                 cands.append((_priced(b, s0, count, price, asks), False))
             for E, known in cands:
-                delta = _delta(E, total, win[g], tgt, price, terms.peak_kwh[g], terms)
+                delta = _delta(E, total, win[g], tgt, price, band, terms)
                 if asks is not None:
                     delta += _ask_delta(E, s0, asks)
                 # a known schedule shifted stays feasible; another candidate is checked,
@@ -170,7 +171,9 @@ def _default_choice(
     total = own.sum(axis=0)[None, :]
     tgt = terms.target[None, s : s + b.n]
     price = terms.prices[None, s : s + b.n]
-    delta = _delta(E, total, own[g][None, :], tgt, price, terms.peak_kwh[g], terms)
+    delta = _delta(
+        E, total, own[g][None, :], tgt, price, _band(terms, g, slice(s, s + b.n), b.n), terms
+    )
     return (float(delta[0]), k, d.start, np.array(b.point, dtype=float))
 
 
@@ -211,10 +214,14 @@ def _candidates(
     tgt: np.ndarray,
     price: np.ndarray,
     terms: Terms,
+    band: tuple[np.ndarray, np.ndarray] | None,
+    own: np.ndarray,
     *,
     refine: bool,
 ) -> list[tuple[np.ndarray, bool]]:
-    """Energies per start ``[start, j]`` to score, each with whether it is known feasible."""
+    """Energies per start ``[start, j]`` to score, each with whether it is known feasible.
+    With a node band, also the energies closest to the target (or the known schedule) that
+    bring the node into its band: the target alone never asks for load a floor needs."""
     out: list[tuple[np.ndarray, bool]] = []
     if b.point is not None:
         out.append((np.broadcast_to(b.point, total.shape), True))
@@ -225,7 +232,29 @@ def _candidates(
         out.append((_project(tgt - total, b.lower, b.upper, t_lo, t_hi), False))
     if terms.w_cost:
         out.append((_cheapest(price, b.lower, b.upper, t_lo, t_hi), False))
+    if band is not None:
+        lo, hi = band
+        wish = (
+            tgt - total
+            if terms.w_balance
+            else np.broadcast_to(b.point if b.point is not None else np.zeros(b.n), total.shape)
+        )
+        out.append(
+            (_project(np.clip(wish, lo - own, hi - own), b.lower, b.upper, t_lo, t_hi), False)
+        )
     return out
+
+
+def _band(terms: Terms, g: int, span: slice, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Group ``g``'s load band per start and slot of a block over ``span`` (``[start, j]``,
+    as the sliding windows of the loads), or ``None`` when nothing bounds it there."""
+    if not terms.w_peak or terms.limits is None:
+        return None
+    lo = terms.limits.lower[g, span]
+    hi = terms.limits.upper[g, span]
+    if not (np.isfinite(lo).any() or np.isfinite(hi).any()):
+        return None
+    return sliding_window_view(lo, n), sliding_window_view(hi, n)
 
 
 def _delta(
@@ -234,7 +263,7 @@ def _delta(
     own: np.ndarray,
     tgt: np.ndarray,
     price: np.ndarray,
-    peak: float,
+    band: tuple[np.ndarray, np.ndarray] | None,
     terms: Terms,
 ) -> np.ndarray:
     """The change of the objective (:func:`cloud.optim.terms.evaluate`) per start."""
@@ -243,10 +272,9 @@ def _delta(
         delta += terms.w_balance * (np.abs(total + E - tgt) - np.abs(total - tgt)).sum(axis=1)
     if terms.w_cost:
         delta += terms.w_cost * (price * E).sum(axis=1)
-    if terms.w_peak and np.isfinite(peak):
-        delta += terms.w_peak * (
-            np.maximum(np.abs(own + E) - peak, 0) - np.maximum(np.abs(own) - peak, 0)
-        ).sum(axis=1)
+    if band is not None:
+        lo, hi = band
+        delta += terms.w_peak * (outside(own + E, lo, hi) - outside(own, lo, hi)).sum(axis=1)
     return delta
 
 

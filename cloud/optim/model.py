@@ -314,16 +314,19 @@ def _frame(coo: _Coo, terms: Terms) -> _Frame:
             coo.add_entries(r0 + t, n_col0 + g * h + t, 1.0)
         coo.add_entries(r0 + t, d0 + t, -1.0)
         coo.add_entries(r0 + t, d0 + h + t, 1.0)
-    if terms.w_peak:
-        for g in np.flatnonzero(np.isfinite(terms.peak_kwh)).tolist():
-            p = terms.peak_kwh[g]
-            e0 = coo.add_vars(np.zeros(2 * h), INF, terms.w_peak)
-            r0 = coo.add_rows(-INF, p, h)
-            coo.add_entries(r0 + t, n_col0 + g * h + t, 1.0)
-            coo.add_entries(r0 + t, e0 + t, -1.0)
-            r1 = coo.add_rows(-p, INF, h)
-            coo.add_entries(r1 + t, n_col0 + g * h + t, 1.0)
-            coo.add_entries(r1 + t, e0 + h + t, 1.0)
+    if terms.w_peak and terms.limits is not None:
+        # N - e <= upper and N + e >= lower, e >= 0 at w_peak: only slots with a bound get rows
+        for band, sign in ((terms.limits.upper, -1.0), (terms.limits.lower, 1.0)):
+            for g in range(g_count):
+                ts = np.flatnonzero(np.isfinite(band[g]))
+                if not ts.size:
+                    continue
+                e0 = coo.add_vars(np.zeros(ts.size), INF, terms.w_peak)
+                lb, ub = (-INF, band[g, ts]) if sign < 0 else (band[g, ts], INF)
+                r0 = coo.add_rows(lb, ub, ts.size)
+                k = np.arange(ts.size)
+                coo.add_entries(r0 + k, n_col0 + g * h + ts, 1.0)
+                coo.add_entries(r0 + k, e0 + k, sign)
     # box-only offers add no columns of their own beyond their selectors: their room between
     # lower and upper bounds is one flexible load per node and slot, at most the summed widths
     # of the selected choices (a sum of boxes is a box, so this is exact)

@@ -25,6 +25,11 @@ class PlanRequest:
     ``weights`` combine objectives (``{"balance": 1, "cost": 0.2}``); when empty,
     ``objective`` alone counts.
 
+    ``node_max_kwh`` and ``node_min_kwh`` bound a grid node's planned load in single slots
+    (node, then slot start, kWh): what FMAN sold on a market at a node must not be undone by
+    the rest of the portfolio there (:func:`cloud.fman.planning.award_limits`). They weigh
+    as the peak limit does: a plan breaks one only where no schedule can keep it.
+
     ``profit`` charges each offer its asks (:func:`protocol.offer_asks`) for deviating from
     its default: a direct-mode offer always, a delegated one only with ``price_delegated``
     (its cost is the contract's, settled apart, so by default it moves for free)."""
@@ -35,6 +40,8 @@ class PlanRequest:
     target_kwh: Mapping[int, float] = field(default_factory=dict)
     prices_eur_per_kwh: Mapping[int, float] = field(default_factory=dict)
     peak_kw_by_node: Mapping[str, float] = field(default_factory=dict)
+    node_max_kwh: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+    node_min_kwh: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
     weights: Mapping[str, float] = field(default_factory=dict)
     price_delegated: bool = False
     time_limit_s: float = 10.0

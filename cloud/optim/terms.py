@@ -7,9 +7,11 @@ objective: the planner reports the value it computes from the final schedules, n
 solver's own number, so a plan's objective is always the objective of what it returns.
 
 The objective is ``w_balance * sum |E_t - target_t| + w_cost * sum price_t * E_t +
-w_peak * sum_node sum_t max(0, |N_node,t| - limit_node) - w_profit * profit`` with ``E_t`` the
-portfolio's energy in slot ``t`` and ``N_node,t`` a grid node's. A slot without a target value
-has target 0 (the portfolio should then be balanced); a slot without a price costs nothing.
+w_peak * sum_node sum_t [max(0, N_node,t - upper_node,t) + max(0, lower_node,t - N_node,t)]
+- w_profit * profit`` with ``E_t`` the portfolio's energy in slot ``t`` and ``N_node,t`` a grid
+node's. A node's peak limit ``p`` is the band ``[-p, p]`` in every slot; a request's per-slot
+node limits narrow it further (:class:`NodeLimits`). A slot without a target value has target
+0 (the portfolio should then be balanced); a slot without a price costs nothing.
 
 The profit (:mod:`cloud.optim.asks`) is ``sum_t price_t * (E_t - D_t)`` minus every priced
 offer's asks for its own deviation, ``D_t`` being the portfolio's default load: the defaults
@@ -37,6 +39,19 @@ from .problem import PlanRequest
 DEFAULT_PEAK_WEIGHT = 10.0
 
 
+@dataclass(frozen=True, slots=True)
+class NodeLimits:
+    """Per group and horizon slot, the band ``[lower, upper]`` (kWh) a node's load should stay
+    in: ``-inf`` and ``inf`` where nothing limits it. Each kWh outside costs ``w_peak``."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def window(self, g: int, s: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Group ``g``'s band over slots ``s`` to ``s + n``."""
+        return self.lower[g, s : s + n], self.upper[g, s : s + n]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Terms:
     t0: int
@@ -48,8 +63,8 @@ class Terms:
     w_cost: float
     w_peak: float
     groups: tuple[str, ...]
-    #: kWh per slot for each group, ``inf`` where no limit applies
-    peak_kwh: np.ndarray
+    #: the bands of the groups' loads (``None``: no group has one)
+    limits: NodeLimits | None
     #: the constant part of the objective: deviation from the target outside the horizon,
     #: which no offer can change, and the value of the defaults under ``profit``
     offset: float
@@ -125,14 +140,7 @@ def terms_for(request: PlanRequest, views: Sequence[OfferView]) -> Terms:
         )
     else:
         value_offset = 0.0
-    if request.peak_kw_by_node:
-        groups = tuple(sorted({v.offer.grid_node for v in views} | set(request.peak_kw_by_node)))
-    else:
-        groups = ("",)
-    kwh_per_kw = res / 3600
-    peak = np.array(
-        [request.peak_kw_by_node.get(g, np.inf) * kwh_per_kw for g in groups], dtype=float
-    )
+    groups, limits = _limits(request, views, t0, slots)
     return Terms(
         t0=t0,
         resolution_s=res,
@@ -143,11 +151,44 @@ def terms_for(request: PlanRequest, views: Sequence[OfferView]) -> Terms:
         w_cost=w_cost,
         w_peak=w_peak,
         groups=groups,
-        peak_kwh=peak,
+        limits=limits,
         offset=w_balance * offset + value_offset,
         w_profit=w_profit,
         asks=asks,
     )
+
+
+def _limits(
+    request: PlanRequest, views: Sequence[OfferView], t0: int, slots: int
+) -> tuple[tuple[str, ...], NodeLimits | None]:
+    """The groups (one per grid node where any limit applies, else one for the whole
+    portfolio) and their bands over the horizon. Limits of slots outside the horizon bind
+    nothing an offer can change, and are left out."""
+    res = request.resolution_s
+    named = set(request.peak_kw_by_node) | set(request.node_max_kwh) | set(request.node_min_kwh)
+    if not named:
+        return ("",), None
+    groups = tuple(sorted({v.offer.grid_node for v in views} | named))
+    upper = np.full((len(groups), slots), np.inf)
+    lower = np.full((len(groups), slots), -np.inf)
+    for g, node in enumerate(groups):
+        if node in request.peak_kw_by_node:
+            p = request.peak_kw_by_node[node] * res / 3600
+            upper[g] = p
+            lower[g] = -p
+    for name, series, band, tighter in (
+        ("node_max_kwh", request.node_max_kwh, upper, np.minimum),
+        ("node_min_kwh", request.node_min_kwh, lower, np.maximum),
+    ):
+        for node, by_slot in series.items():
+            g = groups.index(node)
+            for ts, v in by_slot.items():
+                if ts % res:
+                    raise OptimError(f"{name}.{node}: slot start {ts} is not on the {res} s grid")
+                t = (ts - t0) // res
+                if 0 <= t < slots:
+                    band[g, t] = tighter(band[g, t], v)
+    return groups, NodeLimits(lower=lower, upper=upper)
 
 
 def _asks_of(v: OfferView, t0: int, res: int, slots: int, weight: float) -> OfferAsks | None:
@@ -170,8 +211,11 @@ def evaluate(terms: Terms, loads: np.ndarray) -> float:
         value += terms.w_balance * float(np.abs(total - terms.target).sum())
     if terms.w_cost:
         value += terms.w_cost * float(terms.prices @ total)
-    if terms.w_peak and np.isfinite(terms.peak_kwh).any():
-        limit = terms.peak_kwh[:, None]
-        excess = np.maximum(np.abs(loads) - limit, 0.0)
-        value += terms.w_peak * float(excess[np.isfinite(terms.peak_kwh)].sum())
+    if terms.w_peak and terms.limits is not None:
+        value += terms.w_peak * float(outside(loads, terms.limits.lower, terms.limits.upper).sum())
     return value
+
+
+def outside(loads: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """kWh of ``loads`` outside the band ``[lower, upper]``, element by element."""
+    return np.maximum(loads - upper, 0.0) + np.maximum(lower - loads, 0.0)

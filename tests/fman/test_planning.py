@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from msgspec.structs import replace
 
 import protocol
 from cloud.fman import config_from_dict, planning
 from cloud.fman.counters import Counters
 from cloud.fman.cycle import Cycle
+from cloud.fman.execution import per_slot
 from cloud.fman.store import StoredOffer
 from cloud.optim import AggregatingPlanner, PlanResult
 from cloud.optim.instances import portfolio, solar_target
 from protocol import Schedule
+from protocol.samples import heat_pump_offer
 
 
 def _row(offer: protocol.FlexOffer, state: str = "accepted") -> StoredOffer:
@@ -53,6 +56,56 @@ def test_select_plans_open_offers_and_fixes_the_rest():
         resolution_s=900,
     )
     assert not late.plannable and {r.offer_id for r in late.defaults} <= {o.id for o in offers}
+
+
+def test_what_fman_sold_at_a_node_bands_the_rest_of_the_node_at_its_defaults():
+    """Down sold: the planned offers at that node at most their defaults' load in the slot;
+    up sold: at least. Other nodes, and awards too small to count, bind nothing."""
+    offers = [o for o in portfolio(12, seed=4, nodes=2) if o.resolution_s == 900]
+    node = offers[0].grid_node
+    other = next(o.grid_node for o in offers if o.grid_node != node)
+    sel = planning.Selection(plannable=offers, originals={o.id: o for o in offers})
+    here = [o for o in offers if o.grid_node == node]
+    t_down, t_up = here[0].default.start, here[0].default.start + 900
+    base = {
+        t: sum(per_slot(o.default.start, o.default.energy_kwh, 900).get(t, 0.0) for o in here)
+        for t in (t_down, t_up)
+    }
+    awarded = {(node, t_down): -0.4, (node, t_up): 0.2, (node, t_up + 900): 1e-9, ("n/a", 0): -1.0}
+    bands = planning.award_bands(sel, awarded, resolution_s=900)
+    assert bands.upper == {node: {t_down: pytest.approx(base[t_down])}}
+    assert bands.lower == {node: {t_up: pytest.approx(base[t_up])}}
+    assert other not in bands.upper and other not in bands.lower
+    request = planning.request_for(
+        sel,
+        objective=config_from_dict({}).objective,
+        target={},
+        prices={},
+        resolution_s=900,
+        time_limit_s=1.0,
+        bands=bands,
+    )
+    assert request.node_max_kwh == bands.upper and request.node_min_kwh == bands.lower
+
+
+def test_awards_add_up_per_node_on_the_planning_grid():
+    """Member awards in market slots, summed per node; an hourly member's award spreads over
+    its quarter hours; an offer no longer active has run, and binds nothing."""
+    quarter = replace(heat_pump_offer(agent="q"), grid_node="n1")
+    hourly = replace(heat_pump_offer(agent="h"), grid_node="n1", resolution_s=3600)
+    offers = {quarter.id: quarter, hourly.id: hourly}
+    t = 1_767_225_600
+    got = planning.awarded_per_node(
+        [(quarter.id, t, -0.2), (hourly.id, t, -0.8), ("gone", t, 5.0)],
+        offers,
+        resolution_s=900,
+    )
+    assert got == {
+        ("n1", t): pytest.approx(-0.4),
+        ("n1", t + 900): pytest.approx(-0.2),
+        ("n1", t + 1800): pytest.approx(-0.2),
+        ("n1", t + 2700): pytest.approx(-0.2),
+    }
 
 
 def test_request_is_net_of_the_fixed_load_and_decide_defaults_what_fails():

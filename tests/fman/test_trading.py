@@ -6,7 +6,12 @@ The fleet's defaults load the feeder above the DSO's limit in two slots; the DSO
 the excess down at a limit price above FMAN's asks. FMAN bids the fleet as an aggregate
 before the gate closes, FMAR clears it, and FMAN turns the award into member schedules: each
 passes ``check_schedule``, they sum to the awarded aggregate exactly, and the energy the
-agents are scheduled to use at the feeder stays within the limit in the congested slots.
+agents are scheduled to use at the feeder, and then meter, stays within the limit in the
+congested slots.
+
+Other offers at the feeder are not in the bid (their windows reach past the gate), and
+FMAN's target asks for much more load in the congested slots: planned towards it alone,
+they would fill the slots the award emptied. They must not (``planning.award_bands``).
 """
 
 from __future__ import annotations
@@ -38,6 +43,32 @@ AGENTS = 8
 DEFAULT_KWH = 0.8
 LIMIT_KWH = 4.0  # per slot at the feeder; the defaults put 8 x 0.8 = 6.4 kWh there
 CONGESTED = [DELIVERY + Q, DELIVERY + 2 * Q]
+
+
+#: Offers at the feeder outside the bid: they may start within two hours of the delivery.
+OTHERS = 4
+#: FMAN's target in the congested slots (kWh), far above what the feeder can take.
+TARGET_KWH = 30.0
+
+
+def other_offers() -> list[FlexOffer]:
+    return [
+        FlexOffer(
+            id=f"tr-other-{i}.boiler.0",
+            issuer=f"tr-other-{i}",
+            device="boiler",
+            load_type="boiler",
+            grid_node="feeder-1",
+            created_at=T0 - 1800,
+            acceptance_before=T0 + 600,
+            assignment_before=DELIVERY,
+            start_after=DELIVERY,
+            start_before=DELIVERY + 7200,
+            profiles=[Profile(lower_kwh=[0.0] * 4, upper_kwh=[1.5] * 4)],
+            default=DefaultSchedule(start=DELIVERY + 7200, energy_kwh=[0.5] * 4),
+        )
+        for i in range(OTHERS)
+    ]
 
 
 def fleet_offers() -> list[FlexOffer]:
@@ -99,18 +130,28 @@ def atp_json(*args: str):
     return json.loads(result.output)
 
 
-@pytest.mark.timeout(60)
-def test_a_congestion_request_is_met_by_awards_scheduled_at_the_agents(broker, tmp_path, request):
+@pytest.mark.timeout(90)
+def test_a_congestion_request_is_met_by_awards_scheduled_and_metered_at_the_agents(
+    broker, tmp_path, request
+):
     anchor = time.time() + 2.0
     clock = SimClock(start=T0, speed=SPEED, anchor=anchor)
     db = tmp_path / "fman.db"
+    target = tmp_path / "target.csv"
+    target.write_text(
+        "time,value\n"
+        + "".join(
+            f"{t},{TARGET_KWH if t in CONGESTED else 0.0}\n" for t in range(T0, T0 + 5 * 3600, Q)
+        )
+    )
     config = write_config(
         tmp_path / "fman.toml",
         broker,
         db,
         clock={"sim_start": str(T0), "speed": SPEED, "anchor": anchor},
         worker={"group": "trading"},  # a share group no other test's session is in
-        planning={"planner": "default"},
+        planning={"planner": "greedy"},
+        objective={"kind": "balance", "target": {"file": str(target)}},
     )
     # [[market]]: FMAN bids the feeder's offers on market feeder-1 as party fman-1
     config.write_text(
@@ -125,11 +166,10 @@ def test_a_congestion_request_is_met_by_awards_scheduled_at_the_agents(broker, t
     worker = WorkerProc(config=config, worker_id="fman-tr", log_dir=tmp_path).start()
     request.addfinalizer(worker.stop)
     wait_ready(db, "fman-tr")
-    fleet = MiniFleet(
-        broker=broker, clock=clock, agents=0, offers_per_agent=0, span_s=0, meter=False
-    )
-    fleet.agents = sorted({o.issuer for o in fleet_offers()})
-    fleet.offers = {o.id: Tracked(o) for o in fleet_offers()}
+    fleet = MiniFleet(broker=broker, clock=clock, agents=0, offers_per_agent=0, span_s=0)
+    offers = fleet_offers() + other_offers()
+    fleet.agents = sorted({o.issuer for o in offers})
+    fleet.offers = {o.id: Tracked(o) for o in offers}
     fleet.start()
     request.addfinalizer(fleet.close)
     # the DSO's congestion request for the gate delivering T0+1h
@@ -160,26 +200,79 @@ def test_a_congestion_request_is_met_by_awards_scheduled_at_the_agents(broker, t
     awards = [a for a in result.awards if a.offer_id.startswith(result.gate)]
     assert awards, result
 
+    bidders = {o.id for o in fleet_offers()}
+
     def scheduled_at_agents() -> bool:
         snap = fleet.snapshot()
-        return all(tr.schedule is not None and tr.schedule.version >= 2 for tr in snap.values())
+        return all(
+            tr.schedule is not None and tr.schedule.version >= 2
+            for oid, tr in snap.items()
+            if oid in bidders
+        )
+
+    def per_slot(which: set[str]) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for oid, tr in fleet.snapshot().items():
+            s = tr.schedule
+            if oid not in which or s is None:
+                continue
+            assert protocol.check_schedule(tr.offer, s) == []
+            for i, e in enumerate(s.energy_kwh):
+                out[s.start + i * Q] = out.get(s.start + i * Q, 0.0) + e
+        return out
 
     wait_for(scheduled_at_agents, 20, "the awards' schedules at every agent")
-    snap = fleet.snapshot()
-    per_slot: dict[int, float] = {}
-    for tr in snap.values():
-        s = tr.schedule
-        assert s is not None
-        assert protocol.check_schedule(tr.offer, s) == []
-        for i, e in enumerate(s.energy_kwh):
-            per_slot[s.start + i * Q] = per_slot.get(s.start + i * Q, 0.0) + e
-    # the feeder's scheduled energy is within the limit where it was congested
-    for t in CONGESTED:
-        assert per_slot[t] <= LIMIT_KWH + 1e-6, (t, per_slot)
     # the member schedules sum to the awarded aggregate exactly
+    members = per_slot(bidders)
     (award,) = awards
     for k, e in enumerate(award.energy_kwh):
-        assert abs(per_slot.get(award.start + k * Q, 0.0) - e) <= 1e-6
+        assert abs(members.get(award.start + k * Q, 0.0) - e) <= 1e-6
+    # the feeder's scheduled energy, every offer there, is within the limit where it was
+    # congested: the others, planned again around the award, do not fill those slots
+    everyone = set(fleet.snapshot())
+    wait_for(
+        lambda: (
+            all(per_slot(everyone).get(t, 0.0) <= LIMIT_KWH + 1e-6 for t in CONGESTED)
+            and clock.now() >= CONGESTED[0]
+        ),
+        30,
+        "the feeder within the DSO's limit as scheduled at the start of the congestion",
+        explain=lambda: {
+            oid: (tr.schedule.start, tr.schedule.version, tr.schedule.energy_kwh)
+            for oid, tr in fleet.snapshot().items()
+            if tr.schedule is not None
+        },
+    )
+    scheduled = per_slot(everyone)
+    for t in CONGESTED:
+        assert scheduled[t] <= LIMIT_KWH + 1e-6, (t, scheduled)
+    # and as metered: every offer's readings of the congested slots, as FMAN stored them
+    agents = sorted({o.issuer for o in offers})
+
+    def metered() -> dict[int, float]:
+        with open_reader(db) as r:
+            rows = r.readings_between(start=CONGESTED[0], end=CONGESTED[-1] + Q, agents=agents)
+        out: dict[int, float] = {}
+        for x in rows:
+            out[x.start] = out.get(x.start, 0.0) + x.energy_kwh
+        return out
+
+    def metered_whole() -> bool:
+        due = {
+            (oid, t)
+            for oid, tr in fleet.snapshot().items()
+            if tr.schedule is not None
+            for t in CONGESTED
+            if tr.schedule.start <= t < tr.schedule.start + len(tr.schedule.energy_kwh) * Q
+        }
+        with open_reader(db) as r:
+            rows = r.readings_between(start=CONGESTED[0], end=CONGESTED[-1] + Q, agents=agents)
+        return due <= {(x.offer_id, x.start) for x in rows}
+
+    wait_for(metered_whole, 30, "the congested slots metered")
+    got = metered()
+    for t in CONGESTED:
+        assert got[t] <= LIMIT_KWH + 1e-6, (t, got, scheduled)
 
     # what was bid and won, and who carries it, as the operator sees it
     bids = atp_json("market", "bids", "--db", str(db))
@@ -190,10 +283,10 @@ def test_a_congestion_request_is_met_by_awards_scheduled_at_the_agents(broker, t
     assert won["aggregates"][0]["down_kwh"] == pytest.approx(
         -sum(d for d in award.deviation_kwh if d < 0)
     )
-    members = won["members"]
-    assert {m["offer_id"] for m in members} == set(snap)
+    carried = won["members"]
+    assert {m["offer_id"] for m in carried} == bidders
     for t in CONGESTED:
-        assert sum(m["kwh"] for m in members if m["slot_start"] == t) == pytest.approx(
+        assert sum(m["kwh"] for m in carried if m["slot_start"] == t) == pytest.approx(
             LIMIT_KWH - AGENTS * DEFAULT_KWH, abs=1e-6
         )
     with open_reader(db) as r:

@@ -30,7 +30,7 @@ def _terms() -> Terms:
         w_cost=0.0,
         w_peak=0.0,
         groups=("",),
-        peak_kwh=np.array([np.inf]),
+        limits=None,
         offset=0.0,
     )
 
