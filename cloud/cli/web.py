@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import sys
 from pathlib import Path
 
@@ -141,6 +142,9 @@ def web(
     who = f"{len(accounts)} account(s) from {users_path}" if accounts else "no accounts"
     click.echo(f"atp web: http://{shown}:{bound}/ ({who}; store {describe(location)})")
     sys.stdout.flush()
+    # the operators' trail (market changes, failed logins) on stderr, beside uvicorn's own
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("cloud.web.audit").setLevel(logging.INFO)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
 

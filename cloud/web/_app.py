@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import time
 import typing
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,9 @@ from ._accounts import COOKIE, SESSION_S, Account, Session, Sessions
 from ._errors import WebError
 
 STATIC = Path(__file__).parent / "static"
+
+#: Who changed what, and failed logins: an operator's trail (``atp web`` writes it to stderr).
+audit = logging.getLogger("cloud.web.audit")
 HEADERS = {
     "content-security-policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -235,7 +239,18 @@ def make_app(settings: Settings) -> Starlette:
         what = request.path_params["what"]
         if what not in ("state", "params"):
             return finish(HTMLResponse("no such action", status_code=404), s, fresh)
-        s.notice = await run_in_threadpool(act, request.path_params["market"], what, form)
+        market = request.path_params["market"]
+        s.notice = await run_in_threadpool(act, market, what, form)
+        done, text = s.notice
+        audit.info(
+            "%s changed market %s (%s) from %s: %s%s",
+            s.user or "anonymous operator",
+            market,
+            what,
+            request.client.host if request.client else "?",
+            "" if done else "refused: ",
+            " ".join(text.split()),
+        )
         return finish(RedirectResponse("/markets", status_code=303), s, fresh)
 
     def accounts(request: Request, f: _pages.Frame, store: StoreReader) -> str:
@@ -263,6 +278,12 @@ def make_app(settings: Settings) -> Starlette:
             sessions.login, s, form.get("name", ""), form.get("password", "")
         )
         if new is None:
+            # the name tried, never the password
+            audit.warning(
+                "failed login as %r from %s",
+                form.get("name", "")[:64],
+                request.client.host if request.client else "?",
+            )
             return finish(
                 RedirectResponse(f"/login?{_q(failed='1', next=nxt)}", status_code=303), s, fresh
             )

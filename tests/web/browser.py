@@ -160,13 +160,14 @@ class Watch:
     def attach(self, page) -> None:  # type: ignore[no-untyped-def]
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.problems.append(f"uncaught exception: {exc}"))
-        page.on(
-            "requestfailed",
-            lambda req: self.problems.append(
-                f"request failed: {req.method} {req.url}: {req.failure}"
-            ),
-        )
+        page.on("requestfailed", self._failed)
         page.on("response", self._response)
+
+    def _failed(self, req) -> None:  # type: ignore[no-untyped-def]
+        # leaving a page cancels its live refresh's fetch in flight (live.js): not a fault
+        if req.resource_type == "fetch" and "ERR_ABORTED" in (req.failure or ""):
+            return
+        self.problems.append(f"request failed: {req.method} {req.url}: {req.failure}")
 
     def _console(self, msg) -> None:  # type: ignore[no-untyped-def]
         if msg.type in ("error", "warning"):

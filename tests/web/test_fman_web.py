@@ -184,6 +184,10 @@ def test_every_page_needs_a_login(site, page, watch):
     page.fill("#password", "not the password")
     page.click("#login")
     page.wait_for_selector("#login-failed")
+    # the operators' trail names the account tried, never the password
+    trail = (site.info["work"] / "web.log").read_text()
+    assert "failed login as 'olga' from 127.0.0.1" in trail
+    assert "not the password" not in trail
     page.fill("#name", "olga")
     page.fill("#password", FMAN_USERS["olga"][1])
     page.click("#login")

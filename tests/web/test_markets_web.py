@@ -145,6 +145,10 @@ def test_an_operator_closes_and_reopens_a_market(site, stores, page):
     page.goto(site.url("/markets"))
     page.wait_for_selector("#markets")
     assert page.query_selector("#action-done") is None
+    # and the trail says who did it
+    trail = (site.info["work"] / "web.log").read_text()
+    assert "olga changed market day-ahead (state) from 127.0.0.1: market day-ahead closed" in trail
+    assert "olga changed market day-ahead (state) from 127.0.0.1: market day-ahead open" in trail
 
 
 def test_an_operator_changes_parameters_in_fmar_toml(site, stores, page):
