@@ -11,7 +11,10 @@ only once FMAN has accepted the revision before it (one revision in flight), and
 ``acceptance_before`` (later it could not be accepted in time). Deadlines of an update are never
 later than those of the revision before. An offer that is assigned, executing or final is never
 revised. An offer whose generator says nothing any more (the device left) is withdrawn, up to
-the moment it starts executing.
+the moment it starts executing. Every generator is told its device's live episodes, with the
+plan in force for each: a device with a state (a battery's charge) offers an episode from what
+the earlier ones may leave, so an episode offered while others run holds whatever they are
+scheduled to do.
 
 FMAN's answers. Every offer, withdrawal and meter batch stays in the outbox until FMAN's answer
 for it is handled here, in the transaction that records what the answer means (the uplink
@@ -94,7 +97,7 @@ import protocol
 from agent import revision
 from agent.clock import Clock
 from agent.drivers.base import Measurement
-from agent.generators.base import Generator, OfferContext
+from agent.generators.base import Episode, Generator, OfferContext
 from agent.store import ANSWERED_KINDS, LIVE_STATES, OutMessage, Plan, Store
 from protocol import (
     Ack,
@@ -249,6 +252,7 @@ class Core:
         A device without a fresh measurement is skipped: a device that does not answer has not
         left, and its offer stands."""
         changed = False
+        episodes = self._episodes(now)
         for src in self.sources:
             m = measurements.get(src.device)
             if m is None:
@@ -261,6 +265,7 @@ class Core:
                 grid_node=src.grid_node,
                 mode=src.mode,
                 measurement=m,
+                episodes=episodes.get(src.device, ()),
             )
             try:
                 new = src.generator.offer(ctx)
@@ -282,6 +287,20 @@ class Core:
             changed |= self._reconcile(src, ctx, new, now)
         if changed:
             self.on_outbox()
+
+    def _episodes(self, now: int) -> dict[str, tuple[Episode, ...]]:
+        """Each device's live episodes, earliest first, for its generator: a stateful device
+        starts the episode it offers from what these may leave (see
+        :class:`agent.generators.base.OfferContext`)."""
+        out: dict[str, list[Episode]] = {}
+        for t in self._tracked.values():
+            if self._matters(t, now):
+                ep = Episode(t.episode or t.offer.id, t.offer, t.state, t.plan)
+                out.setdefault(t.offer.device, []).append(ep)
+        return {
+            device: tuple(sorted(eps, key=lambda e: protocol.start_window(e.offer)))
+            for device, eps in out.items()
+        }
 
     @staticmethod
     def _matters(t: _Tracked, now: int) -> bool:
