@@ -1,0 +1,91 @@
+"""What a stateful device's offer needs from the device's other live episodes.
+
+The device's state at the start of the episode being offered depends on what the earlier live
+episodes (:attr:`~agent.generators.base.OfferContext.episodes`) still do until then. Of an
+episode whose plan is final (:meth:`~agent.generators.base.Episode.plan_final`) that is the
+rest of its plan, slot by slot (:func:`slots_left`); of any other, only what its offer allows
+(:func:`energy_range`), since FMAN may still give it any schedule the offer allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from agent.generators.base import Episode, OfferContext
+from protocol import FlexOffer, Profile, effective_profiles, start_window
+
+if TYPE_CHECKING:
+    from agent.store import Plan
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyRange:
+    """What the schedules of an offer may take in all: a net ``low_kwh`` to ``high_kwh``, of
+    which at most ``charge_kwh`` in slots that take energy (consumption positive)."""
+
+    low_kwh: float
+    high_kwh: float
+    charge_kwh: float
+
+
+def before(ctx: OfferContext, start: int) -> list[Episode]:
+    """The live episodes that may begin before ``start`` (the one beginning there, which is the
+    episode being offered again, and any later ones are left out), earliest first."""
+    return [e for e in ctx.episodes if start_window(e.offer)[0] < start]
+
+
+def energy_range(offer: FlexOffer) -> EnergyRange:
+    """The net energy any schedule of ``offer`` takes, over all its profiles.
+
+    Per-slot bounds, the total and the dependency rows on the cumulative energy (``a == b``:
+    ``a * (energy up to and including the slot) <= c``) narrow it; other rows (polytopes,
+    rows with ``a != b``) are left out, which only widens the range: a safe answer."""
+    ranges = [_profile_range(p) for p in effective_profiles(offer)]
+    return EnergyRange(
+        low_kwh=min(r.low_kwh for r in ranges),
+        high_kwh=max(r.high_kwh for r in ranges),
+        charge_kwh=max(r.charge_kwh for r in ranges),
+    )
+
+
+def _profile_range(p: Profile) -> EnergyRange:
+    lows, highs = p.lower_kwh, p.upper_kwh
+    low_after, low = _after(lows)
+    high_after, high = _after(highs)
+    if p.total is not None:
+        low, high = max(low, p.total.lower), min(high, p.total.upper)
+    for slot, a, b, c in p.dependencies:
+        if a != b or a == 0.0 or slot >= len(lows):
+            continue
+        if a > 0.0:
+            high = min(high, c / a + high_after[slot])
+        else:
+            low = max(low, c / a + low_after[slot])
+    return EnergyRange(low, high, sum(max(0.0, h) for h in highs))
+
+
+def _after(values: list[float]) -> tuple[list[float], float]:
+    """What the slots after each slot add up to (``[k]``: the sum of slots ``k+1 ..``), and
+    the sum of all."""
+    out = [0.0] * len(values)
+    acc = 0.0
+    for k in range(len(values) - 1, -1, -1):
+        out[k] = acc
+        acc += values[k]
+    return out, acc
+
+
+def slots_left(plan: Plan, since: float, until: int) -> Iterator[tuple[float, bool]]:
+    """``(energy, begun)`` for each slot of ``plan`` still (wholly or partly) to run after
+    ``since`` and beginning before ``until``; ``begun`` marks the slot ``since`` falls in, of
+    which any part may be left (the EMS meets a slot's energy in closed loop, not evenly)."""
+    res = plan.resolution_s
+    for i, e in enumerate(plan.energy_kwh):
+        s0 = plan.start + i * res
+        if s0 >= until:
+            break
+        if s0 + res <= since:
+            continue
+        yield e, s0 < since
