@@ -9,6 +9,7 @@ rest of its plan, slot by slot (:func:`slots_left`); of any other, only what its
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,7 +38,8 @@ def before(ctx: OfferContext, start: int) -> list[Episode]:
 
 
 def energy_range(offer: FlexOffer) -> EnergyRange:
-    """The net energy any schedule of ``offer`` takes, over all its profiles.
+    """The net energy any schedule of ``offer`` takes, and the most it may charge, over all
+    its profiles.
 
     Per-slot bounds, the total and the dependency rows on the cumulative energy (``a == b``:
     ``a * (energy up to and including the slot) <= c``) narrow it; other rows (polytopes,
@@ -51,30 +53,27 @@ def energy_range(offer: FlexOffer) -> EnergyRange:
 
 
 def _profile_range(p: Profile) -> EnergyRange:
-    lows, highs = p.lower_kwh, p.upper_kwh
-    low_after, low = _after(lows)
-    high_after, high = _after(highs)
-    if p.total is not None:
-        low, high = max(low, p.total.lower), min(high, p.total.upper)
+    n = p.n_slots
+    row_lo, row_hi = [-math.inf] * n, [math.inf] * n
     for slot, a, b, c in p.dependencies:
-        if a != b or a == 0.0 or slot >= len(lows):
+        if a != b or a == 0.0 or slot >= n:
             continue
         if a > 0.0:
-            high = min(high, c / a + high_after[slot])
+            row_hi[slot] = min(row_hi[slot], c / a)
         else:
-            low = max(low, c / a + low_after[slot])
-    return EnergyRange(low, high, sum(max(0.0, h) for h in highs))
-
-
-def _after(values: list[float]) -> tuple[list[float], float]:
-    """What the slots after each slot add up to (``[k]``: the sum of slots ``k+1 ..``), and
-    the sum of all."""
-    out = [0.0] * len(values)
-    acc = 0.0
-    for k in range(len(values) - 1, -1, -1):
-        out[k] = acc
-        acc += values[k]
-    return out, acc
+            row_lo[slot] = max(row_lo[slot], c / a)
+    # the cumulative energy after each slot, forwards; a slot charges at most what takes the
+    # sum from its least before the slot to its most after it (a corridor pinned at zero,
+    # an idle block, charges nothing whatever its per-slot bounds say)
+    low = high = charge = 0.0
+    for k in range(n):
+        before = low
+        low = max(low + p.lower_kwh[k], row_lo[k])
+        high = min(high + p.upper_kwh[k], row_hi[k])
+        charge += max(0.0, min(p.upper_kwh[k], high - before))
+    if p.total is not None:
+        low, high = max(low, p.total.lower), min(high, p.total.upper)
+    return EnergyRange(low, high, charge)
 
 
 def slots_left(plan: Plan, since: float, until: int) -> Iterator[tuple[float, bool]]:

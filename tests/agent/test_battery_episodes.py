@@ -18,11 +18,21 @@ from hypothesis import strategies as st
 
 from agent.drivers.base import Measurement
 from agent.generators._corridor import default_path
+from agent.generators._episodes import energy_range
 from agent.generators.base import Episode, OfferContext
 from agent.generators.battery import Battery
 from agent.physics.storage import soc_after
 from agent.store import Plan
-from protocol import FlexOffer, OfferState, check_assignment, validate_offer
+from protocol import (
+    Bounds,
+    DefaultSchedule,
+    Dependency,
+    FlexOffer,
+    OfferState,
+    Profile,
+    check_assignment,
+    validate_offer,
+)
 from tests.agent_devices.helpers import corridor_of, random_feasible
 
 from .helpers import T0
@@ -173,13 +183,18 @@ def test_the_slot_running_now_may_have_any_part_of_its_energy_left():
 
 
 def test_earlier_blocks_that_cannot_move_the_battery_cost_it_no_flexibility():
-    """A block offered idle (or a rejected one whose default idles) leaves the next block
-    offered exactly as if it were the only one."""
+    """A block whose plan idles (here a rejected one, its default running), and a block offered
+    idle (its rows pin the energy at zero whatever its per-slot bounds say) leave the next
+    block offered exactly as if it were the only one."""
     gen = Battery(PARAMS)
     a = valid(gen.offer(ctx(T0 + 60, 5.0)))
+    b = valid(gen.offer(ctx(T0 + HOUR + 60, 5.0, [episode(a, "offered")])))
+    assert all(e == 0.0 for e in extremes(b)[0] + extremes(b)[1])  # behind an open block
     idle = plan_of(a, [0.0] * 4, source="default")
-    alone = valid(gen.offer(ctx(T0 + HOUR + 60, 5.0)))
-    behind = valid(gen.offer(ctx(T0 + HOUR + 60, 5.0, [episode(a, "rejected", idle)])))
+    earlier = [episode(a, "rejected", idle), episode(b, "accepted")]
+    alone = valid(gen.offer(ctx(T0 + 2 * HOUR + 60, 5.0)))
+    behind = valid(gen.offer(ctx(T0 + 2 * HOUR + 60, 5.0, earlier)))
+    assert alone.start_after == (b.start_after or 0) + HOUR
     assert _rows(behind) == _rows(alone) and behind.default == alone.default
 
 
@@ -316,3 +331,22 @@ def test_no_schedules_of_the_live_blocks_take_the_charge_out_of_its_band(data):
         socs = run(gen, truth, [schedule])
         assert within(gen, socs, tol), (bd, schedule, socs)
         truth = socs[-1] if socs else truth
+
+
+def test_the_energy_range_of_an_offer_reads_its_bounds_total_and_rows():
+    """Net energy and most charged of any schedule: per-slot bounds, cumulative rows (a
+    row after slot 1 keeps the sum at -0.5 or more, one after slot 2 at 0.2 or less), total."""
+    a = valid(Battery(PARAMS).offer(ctx(T0 + 60, 5.0)))
+    p = Profile(
+        lower_kwh=[-1.0, -1.0, -1.0],
+        upper_kwh=[1.0, 1.0, 1.0],
+        total=Bounds(-1.2, 2.0),
+        dependencies=[Dependency(1, -1.0, -1.0, 0.5), Dependency(2, 1.0, 1.0, 0.2)],
+    )
+    offer = msgspec.structs.replace(
+        a, profiles=[p], default=DefaultSchedule(start=a.default.start, energy_kwh=[0.0] * 3)
+    )
+    assert validate_offer(offer) == []
+    r = energy_range(offer)
+    # the last slot charges at most 0.2 - (-0.5)
+    assert (r.low_kwh, r.high_kwh, r.charge_kwh) == pytest.approx((-1.2, 0.2, 2.7))
