@@ -252,11 +252,12 @@ class Core:
         A device without a fresh measurement is skipped: a device that does not answer has not
         left, and its offer stands."""
         changed = False
-        episodes = self._episodes(now)
+        live = self._live(now)
         for src in self.sources:
             m = measurements.get(src.device)
             if m is None:
                 continue
+            mine = live.get(src.device, [])
             ctx = OfferContext(
                 agent=self.agent_id,
                 device=src.device,
@@ -265,7 +266,9 @@ class Core:
                 grid_node=src.grid_node,
                 mode=src.mode,
                 measurement=m,
-                episodes=episodes.get(src.device, ()),
+                episodes=tuple(
+                    Episode(t.episode or t.offer.id, t.offer, t.state, t.plan) for t in mine
+                ),
             )
             try:
                 new = src.generator.offer(ctx)
@@ -284,23 +287,22 @@ class Core:
                         + "; ".join(map(str, errors[:5])),
                     )
                     continue
-            changed |= self._reconcile(src, ctx, new, now)
+            changed |= self._reconcile(src, ctx, new, now, mine)
         if changed:
             self.on_outbox()
 
-    def _episodes(self, now: int) -> dict[str, tuple[Episode, ...]]:
-        """Each device's live episodes, earliest first, for its generator: a stateful device
-        starts the episode it offers from what these may leave (see
-        :class:`agent.generators.base.OfferContext`)."""
-        out: dict[str, list[Episode]] = {}
+    def _live(self, now: int) -> dict[str, list[_Tracked]]:
+        """Each device's offers that still concern it (:meth:`_matters`), earliest first: what
+        its generator is told (a stateful device starts the episode it offers from what these
+        may leave) and what a new offer must not overlap."""
+        out: dict[str, list[_Tracked]] = {}
         for t in self._tracked.values():
             if self._matters(t, now):
-                ep = Episode(t.episode or t.offer.id, t.offer, t.state, t.plan)
-                out.setdefault(t.offer.device, []).append(ep)
-        return {
-            device: tuple(sorted(eps, key=lambda e: protocol.start_window(e.offer)))
-            for device, eps in out.items()
-        }
+                out.setdefault(t.offer.device, []).append(t)
+        for mine in out.values():
+            if len(mine) > 1:
+                mine.sort(key=lambda t: protocol.start_window(t.offer))
+        return out
 
     @staticmethod
     def _matters(t: _Tracked, now: int) -> bool:
@@ -311,10 +313,16 @@ class Core:
         return t.state == "rejected" and t.plan is not None and t.plan.end > now
 
     def _reconcile(
-        self, src: OfferSource, ctx: OfferContext, new: FlexOffer | None, now: int
+        self,
+        src: OfferSource,
+        ctx: OfferContext,
+        new: FlexOffer | None,
+        now: int,
+        live: Sequence[_Tracked],
     ) -> bool:
-        mine = [t for t in self._tracked.values() if t.offer.device == src.device]
-        mine = [t for t in mine if self._matters(t, now)]
+        """Publish, update or withdraw after the generator's answer ``new``; ``live`` holds
+        the device's offers that still concern it (:meth:`_live`)."""
+        mine = list(live)
         changed = False
         for t in list(mine):
             # other episodes the device still offers: do they still hold (the car that left)?

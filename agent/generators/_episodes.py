@@ -44,36 +44,39 @@ def energy_range(offer: FlexOffer) -> EnergyRange:
     Per-slot bounds, the total and the dependency rows on the cumulative energy (``a == b``:
     ``a * (energy up to and including the slot) <= c``) narrow it; other rows (polytopes,
     rows with ``a != b``) are left out, which only widens the range: a safe answer."""
-    ranges = [_profile_range(p) for p in effective_profiles(offer)]
-    return EnergyRange(
-        low_kwh=min(r.low_kwh for r in ranges),
-        high_kwh=max(r.high_kwh for r in ranges),
-        charge_kwh=max(r.charge_kwh for r in ranges),
-    )
+    low, high, charge = math.inf, -math.inf, 0.0
+    for p in effective_profiles(offer):
+        lo, hi, ch = _profile_range(p)
+        low, high, charge = min(low, lo), max(high, hi), max(charge, ch)
+    return EnergyRange(low, high, charge)
 
 
-def _profile_range(p: Profile) -> EnergyRange:
+def _profile_range(p: Profile) -> tuple[float, float, float]:
+    """``(low, high, charge)`` of one profile (see :func:`energy_range`)."""
     n = p.n_slots
     row_lo, row_hi = [-math.inf] * n, [math.inf] * n
     for slot, a, b, c in p.dependencies:
         if a != b or a == 0.0 or slot >= n:
             continue
         if a > 0.0:
-            row_hi[slot] = min(row_hi[slot], c / a)
-        else:
-            row_lo[slot] = max(row_lo[slot], c / a)
+            if c / a < row_hi[slot]:
+                row_hi[slot] = c / a
+        elif c / a > row_lo[slot]:
+            row_lo[slot] = c / a
     # the cumulative energy after each slot, forwards; a slot charges at most what takes the
     # sum from its least before the slot to its most after it (a corridor pinned at zero,
     # an idle block, charges nothing whatever its per-slot bounds say)
     low = high = charge = 0.0
-    for k in range(n):
+    for e_lo, e_hi, r_lo, r_hi in zip(p.lower_kwh, p.upper_kwh, row_lo, row_hi, strict=True):
         before = low
-        low = max(low + p.lower_kwh[k], row_lo[k])
-        high = min(high + p.upper_kwh[k], row_hi[k])
-        charge += max(0.0, min(p.upper_kwh[k], high - before))
+        low = low + e_lo if low + e_lo > r_lo else r_lo
+        high = high + e_hi if high + e_hi < r_hi else r_hi
+        step = e_hi if e_hi < high - before else high - before
+        if step > 0.0:
+            charge += step
     if p.total is not None:
         low, high = max(low, p.total.lower), min(high, p.total.upper)
-    return EnergyRange(low, high, charge)
+    return low, high, charge
 
 
 def slots_left(plan: Plan, since: float, until: int) -> Iterator[tuple[float, bool]]:

@@ -100,13 +100,14 @@ class Battery(BlockEpisodes, Generator):
         """``(soc_lo, soc_hi)``: where the charge, ``soc0`` when measured, may be when the block
         beginning at ``start`` begins, after the earlier live episodes (module docstring)."""
         spec = self.spec
-        eta = {"eta_charge": spec.eta_charge, "eta_discharge": spec.eta_discharge}
+        eta_c, eta_d = spec.eta_charge, spec.eta_discharge
         measured = ctx.measurement.ts if ctx.measurement is not None else ctx.now
         lo = hi = soc0
         for ep in before(ctx, start):
             if ep.plan is not None and ep.plan_final(ctx.now):
                 for e, begun in slots_left(ep.plan, measured, start):
-                    lo2, hi2 = soc_after(lo, e, **eta), soc_after(hi, e, **eta)
+                    lo2 = soc_after(lo, e, eta_charge=eta_c, eta_discharge=eta_d)
+                    hi2 = soc_after(hi, e, eta_charge=eta_c, eta_discharge=eta_d)
                     lo, hi = (min(lo, lo2), max(hi, hi2)) if begun else (lo2, hi2)
                     lo, hi = _clip(lo, 0.0, spec.capacity_kwh), _clip(hi, 0.0, spec.capacity_kwh)
                 continue
@@ -116,7 +117,13 @@ class Battery(BlockEpisodes, Generator):
                 low, high = min(low, 0.0), max(high, 0.0)
             floor, ceiling = min(spec.soc_min_kwh, lo), max(spec.soc_max_kwh, hi)
             lo, hi = soc_range_after(
-                lo, hi, low_kwh=low, high_kwh=high, charge_kwh=r.charge_kwh, **eta
+                lo,
+                hi,
+                low_kwh=low,
+                high_kwh=high,
+                charge_kwh=r.charge_kwh,
+                eta_charge=eta_c,
+                eta_discharge=eta_d,
             )
             lo, hi = _clip(lo, floor, ceiling), _clip(hi, floor, ceiling)
         return lo, hi
