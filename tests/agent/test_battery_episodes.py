@@ -16,26 +16,31 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import protocol
+from agent.core import Core, OfferSource
 from agent.drivers.base import Measurement
 from agent.generators._corridor import default_path
 from agent.generators._episodes import energy_range
 from agent.generators.base import Episode, OfferContext
 from agent.generators.battery import Battery
 from agent.physics.storage import soc_after
-from agent.store import Plan
+from agent.store import Plan, Store
 from protocol import (
+    Ack,
     Bounds,
     DefaultSchedule,
     Dependency,
     FlexOffer,
     OfferState,
     Profile,
+    Schedule,
     check_assignment,
+    topics,
     validate_offer,
 )
 from tests.agent_devices.helpers import corridor_of, random_feasible
 
-from .helpers import T0
+from .helpers import T0, StepClock
 
 HOUR = 3600
 #: The demo's market feeder: hourly blocks, offered hours ahead so that they reach the gates.
@@ -350,3 +355,54 @@ def test_the_energy_range_of_an_offer_reads_its_bounds_total_and_rows():
     r = energy_range(offer)
     # the last slot charges at most 0.2 - (-0.5)
     assert (r.low_kwh, r.high_kwh, r.charge_kwh) == pytest.approx((-1.2, 0.2, 2.7))
+
+
+# -- through the agent core ----------------------------------------------------------------------
+
+
+def test_through_the_core_no_block_discharges_what_the_one_before_was_scheduled_to(tmp_path):
+    """The demo's case, hourly blocks offered three hours ahead: FMAN schedules the first block
+    to discharge as far as it allows. The blocks offered while that schedule may still change
+    hold whatever it becomes; the first block offered once it runs starts from what it
+    leaves, and every schedule of it keeps the charge in the band."""
+    store = Store(path=tmp_path / "core.db", durability="normal")
+    clock = StepClock(T0 + 60)
+    gen = Battery(PARAMS)
+    core = Core(
+        agent_id="a", store=store, clock=clock, sources=[OfferSource(device="bat", generator=gen)]
+    )
+
+    def refresh(now: int, ts: int | None = None) -> FlexOffer:
+        clock.t = now
+        core.advance(now)
+        before = set(core.tracked())
+        m = Measurement(ts=now if ts is None else ts, state={"soc_kwh": 5.0})
+        core.refresh(now, {"bat": m})
+        (new,) = set(core.tracked()) - before
+        return core.tracked()[new][0]
+
+    a = refresh(T0 + 60)
+    assert a.start_after is not None
+    lowest = extremes(a)[0]
+    for kind, body in (
+        ("ack", Ack(ref_kind="offer", ref_id=a.id)),
+        ("schedule", Schedule(offer_id=a.id, version=1, start=a.start_after, energy_kwh=lowest)),
+    ):
+        core.handle(topics.agent_topic("a", kind), protocol.encode(body, ts=T0))
+    assert core.tracked()[a.id][1] == "assigned"
+    waiting = [refresh(T0 + k * HOUR + 60) for k in (1, 2, 3)]
+    for b in waiting:
+        for sa in extremes(a):
+            for sb in extremes(b):
+                assert within(gen, run(gen, 5.0, [sa, sb])), (sa, sb)
+    # the first block runs its schedule; measured as it begins, the block offered now
+    e = refresh(a.start_after + 60, ts=a.start_after)
+    assert core.tracked()[a.id][1] == "executing"
+    assert e.start_after == a.start_after + 4 * HOUR
+    idle = [[0.0] * 4] * 3  # the blocks in between were offered idle
+    assert all(extremes(b)[0] == [0.0] * 4 for b in waiting)
+    # flexible again: it may charge, and discharge the little the first block left
+    assert max(accumulate(extremes(e)[1])) > 3.0 and min(accumulate(extremes(e)[0])) < 0.0
+    for se in extremes(e):
+        assert within(gen, run(gen, 5.0, [lowest, *idle, se])), se
+    store.close()
