@@ -266,9 +266,7 @@ class Core:
                 grid_node=src.grid_node,
                 mode=src.mode,
                 measurement=m,
-                episodes=tuple(
-                    Episode(t.episode or t.offer.id, t.offer, t.state, t.plan) for t in mine
-                ),
+                episodes=tuple(_episode(t) for t in mine),
             )
             try:
                 new = src.generator.offer(ctx)
@@ -946,6 +944,15 @@ class Core:
         for t in self._tracked.values():
             out[t.state] = out.get(t.state, 0) + 1
         return out
+
+
+def _episode(t: _Tracked) -> Episode:
+    """``t`` as its generator sees it; an update in flight keeps the revision FMAN accepted
+    before as the fallback (FMAN may refuse the update, and the offer goes back to it)."""
+    pending = t.accepted is not None and t.accepted.revision != t.offer.revision
+    return Episode(
+        t.episode or t.offer.id, t.offer, t.state, t.plan, t.accepted if pending else None
+    )
 
 
 def _why(reasons: Sequence[Reason]) -> str:

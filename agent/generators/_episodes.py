@@ -4,7 +4,7 @@ The device's state at the start of the episode being offered depends on what the
 episodes (:attr:`~agent.generators.base.OfferContext.episodes`) still do until then. Of an
 episode whose plan is final (:meth:`~agent.generators.base.Episode.plan_final`) that is the
 rest of its plan, slot by slot (:func:`slots_left`); of any other, only what its offer allows
-(:func:`energy_range`), since FMAN may still give it any schedule the offer allows.
+(:func:`episode_range`), since FMAN may still give it any schedule the offer allows.
 """
 
 from __future__ import annotations
@@ -35,6 +35,19 @@ def before(ctx: OfferContext, start: int) -> list[Episode]:
     """The live episodes that may begin before ``start`` (the one beginning there, which is the
     episode being offered again, and any later ones are left out), earliest first."""
     return [e for e in ctx.episodes if start_window(e.offer)[0] < start]
+
+
+def episode_range(ep: Episode) -> EnergyRange:
+    """:func:`energy_range` over every revision the episode may still run (its fallback too
+    while an update is in flight)."""
+    ranges = [energy_range(o) for o in ep.offers()]
+    if len(ranges) == 1:
+        return ranges[0]
+    return EnergyRange(
+        low_kwh=min(r.low_kwh for r in ranges),
+        high_kwh=max(r.high_kwh for r in ranges),
+        charge_kwh=max(r.charge_kwh for r in ranges),
+    )
 
 
 def energy_range(offer: FlexOffer) -> EnergyRange:

@@ -32,21 +32,33 @@ class Episode:
     ``executing``, or ``rejected`` with its default still to run, with the plan in force for it
     (FMAN's schedule or the default), if any.
 
-    ``id`` is the id its generator gave it (the published ``offer.id`` may carry a suffix)."""
+    ``id`` is the id its generator gave it (the published ``offer.id`` may carry a suffix).
+    ``fallback`` is the revision FMAN accepted before ``offer``, while the update to ``offer``
+    awaits FMAN's answer: if FMAN refuses the update, the offer goes back to it, so what the
+    episode may do is what either revision allows."""
 
     id: str
     offer: FlexOffer
     state: OfferState
     plan: Plan | None = None
+    fallback: FlexOffer | None = None
+
+    def offers(self) -> tuple[FlexOffer, ...]:
+        """The revisions whose schedules the device may still run: the offer, and its
+        fallback while an update is in flight."""
+        return (self.offer,) if self.fallback is None else (self.offer, self.fallback)
 
     def plan_final(self, now: float) -> bool:
         """Whether :attr:`plan` is what the device will run: the plan can no longer change
         once the offer executes, is rejected (its default runs) or is past its
-        ``assignment_before`` (FMAN can no longer send another schedule). Before that, FMAN
-        may still replace the plan with any schedule the offer allows."""
+        ``assignment_before`` (FMAN can no longer send another schedule; the fallback's
+        deadline counts too, as the offer may go back to it). Before that, FMAN may still
+        replace the plan with any schedule the offer allows."""
         if self.plan is None:
             return False
-        return self.state in ("executing", "rejected") or now >= self.offer.assignment_before
+        if self.state in ("executing", "rejected"):
+            return True
+        return all(now >= o.assignment_before for o in self.offers())
 
 
 @dataclass(frozen=True, slots=True)

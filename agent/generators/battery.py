@@ -32,9 +32,10 @@ the part still to run of each earlier episode,
   left. Only the physical limits (empty, full) clip it: a plan that went beyond the band
   leaves the charge beyond it;
 * otherwise over everything its offer allows (its net energy range and the most it may
-  charge, :func:`agent.physics.storage.soc_range_after`), clipped to the band: an offer of
-  this battery keeps the charge there (or, where it already is outside, takes it no further
-  out), and FMAN may still give it any of its schedules.
+  charge, :func:`agent.physics.storage.soc_range_after`; while an update awaits FMAN's answer,
+  also what the revision before allows), clipped to the band: an offer of this battery keeps
+  the charge there (or, where it already is outside, takes it no further out), and FMAN may
+  still give it any of its schedules.
 
 The rows then hold for every start in the band: the lower ones from ``soc_lo``, the upper ones
 from ``soc_hi``. What one schedule can sweep is what the band leaves of the usable range,
@@ -53,7 +54,7 @@ from typing import Any
 
 from agent.generators._common import BlockEpisodes, Pricing, Timing, build_offer, check_resolution
 from agent.generators._corridor import corridor_profile
-from agent.generators._episodes import before, energy_range, slots_left
+from agent.generators._episodes import before, episode_range, slots_left
 from agent.generators.base import Generator, OfferContext
 from agent.params import Params
 from agent.physics.storage import BatterySpec, soc_after, soc_range_after
@@ -111,9 +112,10 @@ class Battery(BlockEpisodes, Generator):
                     lo, hi = (min(lo, lo2), max(hi, hi2)) if begun else (lo2, hi2)
                     lo, hi = _clip(lo, 0.0, spec.capacity_kwh), _clip(hi, 0.0, spec.capacity_kwh)
                 continue
-            r = energy_range(ep.offer)
+            r = episode_range(ep)
             low, high = r.low_kwh, r.high_kwh
-            if start_window(ep.offer)[0] < measured:  # begun: some of it may be in soc0
+            # begun before the measurement: some of it may already be in soc0
+            if min(start_window(o)[0] for o in ep.offers()) < measured:
                 low, high = min(low, 0.0), max(high, 0.0)
             floor, ceiling = min(spec.soc_min_kwh, lo), max(spec.soc_max_kwh, hi)
             lo, hi = soc_range_after(

@@ -406,3 +406,28 @@ def test_through_the_core_no_block_discharges_what_the_one_before_was_scheduled_
     for se in extremes(e):
         assert within(gen, run(gen, 5.0, [lowest, *idle, se])), se
     store.close()
+
+
+def test_an_update_in_flight_counts_with_the_revision_it_may_go_back_to():
+    """Block A's update (offered idle) awaits FMAN's answer; FMAN may refuse it and keep the
+    revision it accepted, which may discharge fully: the next block holds for both."""
+    gen = Battery(PARAMS)
+    a = valid(gen.offer(ctx(T0 + 60, 5.0)))
+    behind_open = valid(gen.offer(ctx(T0 + HOUR + 60, 5.0, [episode(a, "offered")])))
+    assert a.start_after is not None
+    idle = msgspec.structs.replace(
+        a,
+        revision=1,
+        profiles=behind_open.profiles,
+        default=DefaultSchedule(start=a.start_after, energy_kwh=[0.0] * 4),
+    )
+    valid(idle)
+    now = T0 + HOUR + 60
+    alone = valid(gen.offer(ctx(now, 5.0)))
+    settled = valid(gen.offer(ctx(now, 5.0, [Episode(a.id, idle, "offered")])))
+    in_flight = valid(gen.offer(ctx(now, 5.0, [Episode(a.id, idle, "offered", None, a)])))
+    assert _rows(settled) == _rows(alone)
+    assert _rows(in_flight) == _rows(behind_open)
+    for sa in extremes(a):
+        for sb in extremes(in_flight):
+            assert within(gen, run(gen, 5.0, [sa, sb])), (sa, sb)

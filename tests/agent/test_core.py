@@ -525,3 +525,30 @@ def test_a_generator_is_told_its_devices_live_episodes_with_their_plans(tmp_path
     core.refresh(T0 + 7200 + 60, both)
     assert [e.id for e in d1.seen[-1].episodes] == [following.id]
     store.close()
+
+
+def test_an_update_in_flight_is_told_with_the_revision_fman_accepted_before(tmp_path):
+    store = Store(path=tmp_path / "core.db", durability="normal")
+    gen = Recording({"slots": 2})
+    core = Core(
+        agent_id=AGENT,
+        store=store,
+        clock=StepClock(T0 + 60),
+        sources=[OfferSource(device="d1", generator=gen)],
+    )
+    core.refresh(T0 + 60, {"d1": M})
+    (offer,) = [o for o, _, _ in core.tracked().values()]
+    accept(core, offer)
+    core.refresh(T0 + 120, {"d1": M})
+    (ep,) = gen.seen[-1].episodes
+    assert ep.fallback is None and ep.offers() == (ep.offer,)
+    gen.upper = 0.5
+    core.refresh(T0 + 180, {"d1": M})  # publishes revision 1
+    core.refresh(T0 + 240, {"d1": M})
+    (ep,) = gen.seen[-1].episodes
+    assert ep.offer.revision == 1 and ep.fallback is not None and ep.fallback.revision == 0
+    accept(core, offer, revision=1)
+    core.refresh(T0 + 300, {"d1": M})
+    (ep,) = gen.seen[-1].episodes
+    assert ep.offer.revision == 1 and ep.fallback is None
+    store.close()
