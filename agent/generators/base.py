@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Episode:
-    """Another live episode of the device: an offer ``offered``, ``accepted``, ``assigned`` or
+    """A live episode of the device: an offer ``offered``, ``accepted``, ``assigned`` or
     ``executing``, or ``rejected`` with its default still to run, with the plan in force for it
     (FMAN's schedule or the default), if any.
 
