@@ -11,7 +11,10 @@ only once FMAN has accepted the revision before it (one revision in flight), and
 ``acceptance_before`` (later it could not be accepted in time). Deadlines of an update are never
 later than those of the revision before. An offer that is assigned, executing or final is never
 revised. An offer whose generator says nothing any more (the device left) is withdrawn, up to
-the moment it starts executing.
+the moment it starts executing. Every generator is told its device's live episodes, with the
+plan in force for each: a device with a state (a battery's charge) offers an episode from what
+the earlier ones may leave, so an episode offered while others run holds whatever they are
+scheduled to do.
 
 FMAN's answers. Every offer, withdrawal and meter batch stays in the outbox until FMAN's answer
 for it is handled here, in the transaction that records what the answer means (the uplink
@@ -94,7 +97,7 @@ import protocol
 from agent import revision
 from agent.clock import Clock
 from agent.drivers.base import Measurement
-from agent.generators.base import Generator, OfferContext
+from agent.generators.base import Episode, Generator, OfferContext
 from agent.store import ANSWERED_KINDS, LIVE_STATES, OutMessage, Plan, Store
 from protocol import (
     Ack,
@@ -249,10 +252,12 @@ class Core:
         A device without a fresh measurement is skipped: a device that does not answer has not
         left, and its offer stands."""
         changed = False
+        live = self._live(now)
         for src in self.sources:
             m = measurements.get(src.device)
             if m is None:
                 continue
+            mine = live.get(src.device, [])
             ctx = OfferContext(
                 agent=self.agent_id,
                 device=src.device,
@@ -261,6 +266,7 @@ class Core:
                 grid_node=src.grid_node,
                 mode=src.mode,
                 measurement=m,
+                episodes=tuple(_episode(t) for t in mine),
             )
             try:
                 new = src.generator.offer(ctx)
@@ -279,9 +285,22 @@ class Core:
                         + "; ".join(map(str, errors[:5])),
                     )
                     continue
-            changed |= self._reconcile(src, ctx, new, now)
+            changed |= self._reconcile(src, ctx, new, now, mine)
         if changed:
             self.on_outbox()
+
+    def _live(self, now: int) -> dict[str, list[_Tracked]]:
+        """Each device's offers that still concern it (:meth:`_matters`), earliest first: what
+        its generator is told (a stateful device starts the episode it offers from what these
+        may leave) and what a new offer must not overlap."""
+        out: dict[str, list[_Tracked]] = {}
+        for t in self._tracked.values():
+            if self._matters(t, now):
+                out.setdefault(t.offer.device, []).append(t)
+        for mine in out.values():
+            if len(mine) > 1:
+                mine.sort(key=lambda t: protocol.start_window(t.offer))
+        return out
 
     @staticmethod
     def _matters(t: _Tracked, now: int) -> bool:
@@ -292,10 +311,16 @@ class Core:
         return t.state == "rejected" and t.plan is not None and t.plan.end > now
 
     def _reconcile(
-        self, src: OfferSource, ctx: OfferContext, new: FlexOffer | None, now: int
+        self,
+        src: OfferSource,
+        ctx: OfferContext,
+        new: FlexOffer | None,
+        now: int,
+        live: Sequence[_Tracked],
     ) -> bool:
-        mine = [t for t in self._tracked.values() if t.offer.device == src.device]
-        mine = [t for t in mine if self._matters(t, now)]
+        """Publish, update or withdraw after the generator's answer ``new``; ``live`` holds
+        the device's offers that still concern it (:meth:`_live`)."""
+        mine = list(live)
         changed = False
         for t in list(mine):
             # other episodes the device still offers: do they still hold (the car that left)?
@@ -919,6 +944,15 @@ class Core:
         for t in self._tracked.values():
             out[t.state] = out.get(t.state, 0) + 1
         return out
+
+
+def _episode(t: _Tracked) -> Episode:
+    """``t`` as its generator sees it; an update in flight keeps the revision FMAN accepted
+    before as the fallback (FMAN may refuse the update, and the offer goes back to it)."""
+    pending = t.accepted is not None and t.accepted.revision != t.offer.revision
+    return Episode(
+        t.episode or t.offer.id, t.offer, t.state, t.plan, t.accepted if pending else None
+    )
 
 
 def _why(reasons: Sequence[Reason]) -> str:

@@ -20,6 +20,31 @@ def soc_after(soc_kwh: float, grid_kwh: float, *, eta_charge: float, eta_dischar
     return soc_kwh + grid_kwh / eta_discharge
 
 
+def soc_range_after(
+    low_soc_kwh: float,
+    high_soc_kwh: float,
+    *,
+    low_kwh: float,
+    high_kwh: float,
+    charge_kwh: float,
+    eta_charge: float,
+    eta_discharge: float,
+) -> tuple[float, float]:
+    """The range of the state of charge, from anywhere in ``[low_soc_kwh, high_soc_kwh]``,
+    after any sequence of grid energies that adds up to ``low_kwh .. high_kwh`` and charges
+    at most ``charge_kwh`` in all.
+
+    With ``S`` the sum and ``P`` the energy charged, the charge moves by
+    ``S / eta_discharge - (1/eta_discharge - eta_charge) * P``: at most by ``soc_after`` of
+    ``S`` (nothing charged that is discharged again), at least when ``S`` is least and ``P``
+    most (charging, then discharging it again, loses energy both ways)."""
+    loss = 1.0 / eta_discharge - eta_charge
+    charged = max(charge_kwh, low_kwh, 0.0)
+    low = low_soc_kwh + low_kwh / eta_discharge - loss * charged
+    high = soc_after(high_soc_kwh, high_kwh, eta_charge=eta_charge, eta_discharge=eta_discharge)
+    return low, high
+
+
 @dataclass(frozen=True, slots=True)
 class BatterySpec:
     """A stationary battery behind a bidirectional inverter.

@@ -9,6 +9,7 @@ import protocol
 from agent import revision
 from agent.core import Core, OfferSource
 from agent.drivers.base import Measurement
+from agent.generators.base import OfferContext
 from agent.store import Store
 from protocol import Ack, Reject, Schedule, topics
 from tests.agent.helpers import T0, StepClock
@@ -476,3 +477,78 @@ def test_meter_answers_deliver_the_batch_and_mark_what_fman_quarantined(setup):
     deliver(core, "ack", protocol.encode(refused, ts=T0))
     assert held(store) == [] and store.dead_letter_count() == 1
     assert (core.stats.readings_quarantined, core.stats.meter_batches_refused) == (1, 1)
+
+
+class Recording(CycleOffer):
+    """A generator that remembers every context it was asked with."""
+
+    def __init__(self, params):
+        super().__init__(params)
+        self.seen: list[OfferContext] = []
+
+    def offer(self, ctx: OfferContext):
+        self.seen.append(ctx)
+        return super().offer(ctx)
+
+
+def test_a_generator_is_told_its_devices_live_episodes_with_their_plans(tmp_path):
+    """What a stateful device's next offer starts from: its own live episodes, earliest first,
+    each with its state and the plan in force; not another device's, not finished ones."""
+    store = Store(path=tmp_path / "core.db", durability="normal")
+    clock = StepClock(T0 + 60)
+    d1, d2 = Recording({"slots": 2}), Recording({"slots": 2})
+    sources = [OfferSource(device="d1", generator=d1), OfferSource(device="d2", generator=d2)]
+    core = Core(agent_id=AGENT, store=store, clock=clock, sources=sources)
+    both = {"d1": M, "d2": M}
+    core.refresh(T0 + 60, both)
+    assert d1.seen[-1].episodes == () and d2.seen[-1].episodes == ()
+    first = store.offer(f"{AGENT}.d1.{T0 + 3600}").offer
+    accept(core, first)
+    deliver(core, "schedule", schedule_payload(first, energy=(0.2, 0.35)))
+    core.refresh(T0 + 120, both)
+    (ep,) = d1.seen[-1].episodes
+    assert (ep.id, ep.offer.id, ep.state) == (first.id, first.id, "assigned")
+    assert ep.plan is not None and ep.plan.energy_kwh == (0.2, 0.35)
+    assert not ep.plan_final(T0 + 120) and ep.plan_final(first.assignment_before)
+    (other,) = d2.seen[-1].episodes
+    assert other.offer.device == "d2" and (other.state, other.plan) == ("offered", None)
+
+    clock.t = T0 + 3600 + 60
+    core.advance(T0 + 3600 + 60)
+    core.refresh(T0 + 3600 + 60, both)  # offers the next hour
+    core.refresh(T0 + 3600 + 120, both)
+    running, following = d1.seen[-1].episodes
+    assert (running.id, running.state) == (first.id, "executing") and running.plan_final(T0)
+    assert following.id == f"{AGENT}.d1.{T0 + 7200}" and following.state == "offered"
+
+    core.advance(T0 + 7200)  # the first one has run
+    core.refresh(T0 + 7200 + 60, both)
+    assert [e.id for e in d1.seen[-1].episodes] == [following.id]
+    store.close()
+
+
+def test_an_update_in_flight_is_told_with_the_revision_fman_accepted_before(tmp_path):
+    store = Store(path=tmp_path / "core.db", durability="normal")
+    gen = Recording({"slots": 2})
+    core = Core(
+        agent_id=AGENT,
+        store=store,
+        clock=StepClock(T0 + 60),
+        sources=[OfferSource(device="d1", generator=gen)],
+    )
+    core.refresh(T0 + 60, {"d1": M})
+    (offer,) = [o for o, _, _ in core.tracked().values()]
+    accept(core, offer)
+    core.refresh(T0 + 120, {"d1": M})
+    (ep,) = gen.seen[-1].episodes
+    assert ep.fallback is None and ep.offers() == (ep.offer,)
+    gen.upper = 0.5
+    core.refresh(T0 + 180, {"d1": M})  # publishes revision 1
+    core.refresh(T0 + 240, {"d1": M})
+    (ep,) = gen.seen[-1].episodes
+    assert ep.offer.revision == 1 and ep.fallback is not None and ep.fallback.revision == 0
+    accept(core, offer, revision=1)
+    core.refresh(T0 + 300, {"d1": M})
+    (ep,) = gen.seen[-1].episodes
+    assert ep.offer.revision == 1 and ep.fallback is None
+    store.close()
