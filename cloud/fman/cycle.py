@@ -251,12 +251,12 @@ class Cycle:
             self._offers[key] = offer
         return offer
 
-    def market_changed(self) -> None:
-        """Awards fixed some schedules: plan the rest around them at the next step, all of
-        it (an incremental plan would leave every settled schedule as it is, also one that
-        now undoes an award at its node)."""
+    def market_changed(self, *, awarded: bool) -> None:
+        """A gate's result is in: plan at the next step. When awards fixed some schedules,
+        plan all the rest around them (an incremental plan would leave every settled
+        schedule as it is, also one that now undoes an award at its node)."""
         self._change_seen = None
-        self._replan_all = True
+        self._replan_all = self._replan_all or awarded
 
     def _awards(self, now: float) -> list[MarketAward]:
         """The market awards around the planning horizon (none without markets)."""

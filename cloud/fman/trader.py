@@ -372,7 +372,7 @@ class Trader:
         self.stats.add("market.aggregates_won", len(won) - late)
         self.stats.add("market.results_late_aggregates", late)
         self.stats.add("market.schedules_from_awards", len(schedules))
-        self.cycle.market_changed()
+        self.cycle.market_changed(awarded=bool(schedules))
         log.info(
             "market %s gate %s: %s; %d member schedule(s) issued",
             g.market,
