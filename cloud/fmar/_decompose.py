@@ -316,6 +316,17 @@ class _Search:
         layout /= np.repeat(np.maximum(mass[pick], 1e-300), self.x_len)
         return pick, layout
 
+    def split(self, weights: np.ndarray, pick: np.ndarray) -> np.ndarray:
+        """Per order, whether the master's mix ``weights`` gives it other choices than
+        ``pick`` too."""
+        act = np.flatnonzero(weights > 1e-12)
+        cols = [self.columns[k] for k in act]
+        items = np.stack([c.items for c in cols])
+        mine = np.array([c.cluster for c in cols])[:, None] == self.cluster[None, :]
+        share = weights[act][:, None] * mine
+        mass = np.bincount(items.ravel(), weights=share.ravel(), minlength=len(self.cat.item_blk))
+        return np.asarray(mass[pick] < 1 - 1e-6)
+
     # -- the loop -----------------------------------------------------------------------
 
     def run(
@@ -565,6 +576,20 @@ def decompose(
         away = int((rounded.pick != pick).sum())
         pick, layout, aon = rounded.pick, rounded.layout, rounded.aon
         say(f"rounded the split choices together ({away} orders away from their heaviest)")
+    elif num.n_nodes > 1 and (
+        one.split(sol.weights, pick).any() or np.abs(aon - sol.aon).max(initial=0.0) > 1e-6
+    ):
+        # A network's rounding MIP found nothing in time (its root LP alone is slower than
+        # the limit there), and the choice of most weight leaves the balance to phase two,
+        # which on a network rarely restores it in time: every all-or-nothing request must
+        # be met exactly at each of its slots, and whole-cluster columns tie every slot of
+        # a cluster together. Phase two starts instead from what always balances: every
+        # order at its default's choice (its energies still free), no all-or-nothing
+        # request; the partial requests and the flows stay open.
+        say("no rounding in time: phase two from the default choices, no all-or-nothing request")
+        pick = default.copy()
+        layout = default_layout.copy()
+        aon[~num.req_partial] = 0.0
     say("fixing the choices")
     while True:
         views = _fixed_views(num, cat, pick)
