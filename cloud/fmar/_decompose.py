@@ -47,7 +47,7 @@ from cloud.optim.catalogue import Catalogue, catalogue
 from cloud.optim.deviation import deviation_columns, price_deviations
 from cloud.optim.terms import Terms
 
-from ._master import MarketMaster, MasterSolution
+from ._master import IPM_NODES, SIMPLEX_OVER_IPM, MarketMaster, MasterSolution
 from ._numeric import Numeric
 from ._rounding import round_choices
 
@@ -569,9 +569,14 @@ def decompose(
     aon = np.where(sol.aon > 0.5, 1.0, 0.0)
     aon[num.req_partial] = 1.0
     left_t = deadline - time.monotonic()
-    rounded = round_choices(
-        one, sol.weights, pick, layout, deadline=time.monotonic() + ROUNDING_TIME * max(left_t, 0)
-    )
+    budget = ROUNDING_TIME * max(left_t, 0)
+    rounded = None
+    if num.n_nodes < IPM_NODES or budget >= SIMPLEX_OVER_IPM * one.master.last_solve_s:
+        rounded = round_choices(one, sol.weights, pick, layout, deadline=time.monotonic() + budget)
+    else:
+        # the MIP would not finish its root LP (by dual simplex) in its time: that time
+        # goes to phase two
+        say("no time for the rounding MIP on this network")
     if rounded is not None:
         away = int((rounded.pick != pick).sum())
         pick, layout, aon = rounded.pick, rounded.layout, rounded.aon
@@ -579,8 +584,8 @@ def decompose(
     elif num.n_nodes > 1 and (
         one.split(sol.weights, pick).any() or np.abs(aon - sol.aon).max(initial=0.0) > 1e-6
     ):
-        # A network's rounding MIP found nothing in time (its root LP alone is slower than
-        # the limit there), and the choice of most weight leaves the balance to phase two,
+        # A network's rounding MIP found nothing in time, or had no time for its root LP,
+        # and the choice of most weight leaves the balance to phase two,
         # which on a network rarely restores it in time: every all-or-nothing request must
         # be met exactly at each of its slots, and whole-cluster columns tie every slot of
         # a cluster together. Phase two starts instead from what always balances: every
