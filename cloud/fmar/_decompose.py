@@ -47,7 +47,7 @@ from cloud.optim.catalogue import Catalogue, catalogue
 from cloud.optim.deviation import deviation_columns, price_deviations
 from cloud.optim.terms import Terms
 
-from ._master import MarketMaster, MasterSolution
+from ._master import IPM_NODES, SIMPLEX_OVER_IPM, MarketMaster, MasterSolution
 from ._numeric import Numeric
 from ._rounding import round_choices
 
@@ -316,6 +316,17 @@ class _Search:
         layout /= np.repeat(np.maximum(mass[pick], 1e-300), self.x_len)
         return pick, layout
 
+    def split(self, weights: np.ndarray, pick: np.ndarray) -> np.ndarray:
+        """Per order, whether the master's mix ``weights`` gives it other choices than
+        ``pick`` too."""
+        act = np.flatnonzero(weights > 1e-12)
+        cols = [self.columns[k] for k in act]
+        items = np.stack([c.items for c in cols])
+        mine = np.array([c.cluster for c in cols])[:, None] == self.cluster[None, :]
+        share = weights[act][:, None] * mine
+        mass = np.bincount(items.ravel(), weights=share.ravel(), minlength=len(self.cat.item_blk))
+        return np.asarray(mass[pick] < 1 - 1e-6)
+
     # -- the loop -----------------------------------------------------------------------
 
     def run(
@@ -558,13 +569,32 @@ def decompose(
     aon = np.where(sol.aon > 0.5, 1.0, 0.0)
     aon[num.req_partial] = 1.0
     left_t = deadline - time.monotonic()
-    rounded = round_choices(
-        one, sol.weights, pick, layout, deadline=time.monotonic() + ROUNDING_TIME * max(left_t, 0)
-    )
+    budget = ROUNDING_TIME * max(left_t, 0)
+    rounded = None
+    if num.n_nodes < IPM_NODES or budget >= SIMPLEX_OVER_IPM * one.master.last_solve_s:
+        rounded = round_choices(one, sol.weights, pick, layout, deadline=time.monotonic() + budget)
+    else:
+        # the MIP would not finish its root LP (by dual simplex) in its time: that time
+        # goes to phase two
+        say("no time for the rounding MIP on this network")
     if rounded is not None:
         away = int((rounded.pick != pick).sum())
         pick, layout, aon = rounded.pick, rounded.layout, rounded.aon
         say(f"rounded the split choices together ({away} orders away from their heaviest)")
+    elif num.n_nodes > 1 and (
+        one.split(sol.weights, pick).any() or np.abs(aon - sol.aon).max(initial=0.0) > 1e-6
+    ):
+        # A network's rounding MIP found nothing in time, or had no time for its root LP,
+        # and the choice of most weight leaves the balance to phase two,
+        # which on a network rarely restores it in time: every all-or-nothing request must
+        # be met exactly at each of its slots, and whole-cluster columns tie every slot of
+        # a cluster together. Phase two starts instead from what always balances: every
+        # order at its default's choice (its energies still free), no all-or-nothing
+        # request; the partial requests and the flows stay open.
+        say("no rounding in time: phase two from the default choices, no all-or-nothing request")
+        pick = default.copy()
+        layout = default_layout.copy()
+        aon[~num.req_partial] = 0.0
     say("fixing the choices")
     while True:
         views = _fixed_views(num, cat, pick)

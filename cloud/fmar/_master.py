@@ -27,6 +27,7 @@ a moved box costs the primal simplex thousands of degenerate pivots.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import highspy
@@ -38,6 +39,10 @@ from ._numeric import Numeric
 #: Masters of books with at least this many nodes are solved by interior point (see
 #: :class:`MarketMaster`); one node's 96 balance rows re-solve fastest by warm primal simplex.
 IPM_NODES = 2
+#: HiGHS's dual simplex from scratch took this many times an interior-point re-solve of the
+#: same network master (34.6 s against 2.8 s on the 20-node benchmark book): what the root
+#: LP of a MIP over the master's columns costs there
+SIMPLEX_OVER_IPM = 12.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +149,8 @@ class MarketMaster:
         self._box: np.ndarray | None = None
         self.fixed = self.slack0 + self.n_slack
         self.columns = 0
+        #: wall-clock seconds of the last :meth:`solve`
+        self.last_solve_s = 0.0
 
     def _add(
         self,
@@ -211,7 +218,9 @@ class MarketMaster:
             self.columns -= len(cols)
 
     def solve(self) -> MasterSolution:
+        started = time.monotonic()
         self._run()
+        self.last_solve_s = time.monotonic() - started
         return self._read()
 
     def solve_balanced(self) -> MasterSolution | None:

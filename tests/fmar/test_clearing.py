@@ -58,6 +58,38 @@ def test_the_decomposition_is_feasible_and_bounds_the_reference(kind):
     assert close >= 3
 
 
+@pytest.mark.parametrize("why", ["nothing found", "no time"])
+def test_a_network_without_rounding_starts_phase_two_from_the_defaults(monkeypatch, why):
+    """On a network the rounding MIP may find nothing in time, or be left out when its root
+    LP could not finish (on a 20-node book it is slower than the limit); phase two then
+    starts from every default choice with no all-or-nothing request. The outcome is still a
+    balanced clearing, at most the optimum, under a bound at least the optimum, and accepts
+    no all-or-nothing request."""
+    from cloud.fmar import _decompose
+
+    if why == "nothing found":
+        monkeypatch.setattr(_decompose, "round_choices", lambda *args, **kwargs: None)
+    else:
+        monkeypatch.setattr(_decompose, "SIMPLEX_OVER_IPM", 1e9)
+    fell_back = 0
+    for seed in range(6):
+        b = book(seed, kind="network", orders=15, requests=4, batteries_only=True)
+        said: list[str] = []
+        result = clear(b, time_limit_s=10, exact_vars=0, progress=said.append)
+        check_result(b, result)
+        best = reference_welfare(b)
+        assert result.method == "decomposition"
+        assert result.welfare_eur <= best + 1e-6
+        assert result.bound_eur is not None and result.bound_eur >= best - 1e-6
+        if any("from the default choices" in line for line in said):
+            fell_back += 1
+            whole = {r.id for r in b.requests if not r.partial}
+            for r in result.requests:
+                if r.id in whole:
+                    assert not any(r.accepted_kwh), (seed, r.id)
+    assert fell_back >= 1
+
+
 def test_a_larger_book_by_decomposition_against_the_reference():
     from cloud.fmar.instances import book as realistic
 
