@@ -10,6 +10,8 @@ import json
 import subprocess
 import time
 
+import pytest
+
 from cloud.broker import Mosquitto
 from cloud.clock import SimClock
 from cloud.fman import open_reader
@@ -27,6 +29,8 @@ SPAN, LEAD, WINDOW, GRACE = 1800, 4500, 1800, 900
 END = SPAN + LEAD + WINDOW + 3 * HOUR + GRACE
 
 
+# half a minute of wall clock through a simulated half day: `make soak`, not `make test`
+@pytest.mark.soak
 def test_two_workers_on_postgresql_plan_one_at_a_time_and_a_sigkill_loses_nothing(
     tmp_path, spawn, pg_url
 ):
