@@ -17,6 +17,12 @@ gives one column per cluster of orders (by node and load type) to a small master
 (:mod:`cloud.fmar._master`), whose duals, smoothed towards the best prices so far (Wentges),
 are the next prices.
 
+On a network (two nodes or more) the master's many balance rows make each re-solve take
+seconds while a pricing takes tens of milliseconds, so each phase first runs the volume
+algorithm (:mod:`cloud.fmar._volume`): master-free rounds that lower the bound and average
+the responses into a mix, whose prices, last responses and averaged schedules then start the
+cutting planes close to the optimum.
+
 Two phases:
 
 1. *Choices.* Every order may take any profile and start. When the master is within half
@@ -50,6 +56,7 @@ from cloud.optim.terms import Terms
 from ._master import IPM_NODES, SIMPLEX_OVER_IPM, MarketMaster, MasterSolution
 from ._numeric import Numeric
 from ._rounding import round_choices
+from ._volume import Averaged, volume
 
 #: Load types mixed apart in the master, per node (the planner's clusters).
 MAX_CLUSTERS = 8
@@ -71,6 +78,12 @@ SAMPLE_TIME = 0.25
 COARSE = 0.5
 #: The rounding MIP may take this share of the time left.
 ROUNDING_TIME = 0.25
+#: Books of at least this many nodes first run the volume algorithm (:mod:`._volume`)
+#: until this share of the time, instead of the sample search (a network's master re-solves
+#: in seconds), and again in phase two for this share of the time left.
+VOLUME_NODES = 2
+VOLUME_TIME = 0.4
+VOLUME_TWO = 0.3
 #: Half-width of the box step around the best prices so far, EUR/kWh (widened as needed).
 STEP = 0.05
 #: Slack on a balance row costs this many times the dearest price in the book: more than
@@ -213,6 +226,40 @@ class _Search:
             self.best_bound = value
             self.center = lam
         return value
+
+    def price(self, lam: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """``U(lam)`` (``lam`` clipped to the box), the item each order chose and a
+        subgradient ``[node, slot]``, without touching the master: what a master-free
+        method (:mod:`cloud.fmar._volume`) needs of a round."""
+        lam = np.clip(lam, -self.wide, self.wide)
+        num = self.num
+        cat = self.cat
+        n = num.n_orders
+        chosen = np.empty(n, dtype=np.int64)
+        values = np.empty(n)
+        price = np.ascontiguousarray(self.half - lam[num.order_node])
+        total = price_deviations(cat.layout, price, self.weight, self.negd, cat.x, chosen, values)
+        value = -float(total) + self._others(lam)
+        dev = np.zeros((self.k, num.slots))
+        cost = np.zeros(self.k)
+        deviation_columns(
+            cat.layout,
+            chosen,
+            cat.x,
+            num.default,
+            num.ask_up,
+            num.ask_down,
+            self.cluster,
+            dev,
+            cost,
+        )
+        grad = np.zeros_like(lam)
+        np.add.at(grad, self.cluster_node, dev)
+        grad += self._others_response(lam)
+        if value < self.best_bound:
+            self.best_bound = value
+            self.center = lam
+        return value, chosen, grad
 
     def _others(self, lam: np.ndarray) -> float:
         """The requests' and links' part of ``U(lam)``."""
@@ -552,7 +599,21 @@ def decompose(
     default, default_layout = _defaults(num, cat)
     one.add_placement(default, default_layout.copy())  # every order at its default: always feasible
     guesses = [np.zeros((num.n_nodes, num.slots))]
-    if n > SAMPLE_ABOVE:
+    averaged: Averaged | None = None
+    if num.n_nodes >= VOLUME_NODES:
+        # a network's master re-solves in seconds, a pricing in tens of milliseconds: the
+        # volume algorithm's many rounds find the prices and a mix to start the master from
+        averaged = volume(
+            one,
+            guesses[0],
+            deadline=started + VOLUME_TIME * (deadline - started),
+            say=say,
+        )
+        for items, x in averaged.recent:
+            one.add_placement(items, x)
+        one.add_placement(*averaged.heaviest(one))
+        guesses = [one.center]
+    elif n > SAMPLE_ABOVE:
         left_s = deadline - time.monotonic()
         guesses.append(
             _sample_prices(
@@ -590,11 +651,24 @@ def decompose(
         # be met exactly at each of its slots, and whole-cluster columns tie every slot of
         # a cluster together. Phase two starts instead from what always balances: every
         # order at its default's choice (its energies still free), no all-or-nothing
-        # request; the partial requests and the flows stay open.
-        say("no rounding in time: phase two from the default choices, no all-or-nothing request")
+        # request (or, after the volume algorithm, those the master takes whole); the
+        # partial requests and the flows stay open.
         pick = default.copy()
         layout = default_layout.copy()
-        aon[~num.req_partial] = 0.0
+        if averaged is not None:
+            # after the volume algorithm the master is near the LP's optimum: the requests
+            # it takes whole kept the balance on the benchmark books (those it splits,
+            # taken when more than half, did not)
+            say(
+                "no rounding in time: phase two from the default choices and the "
+                "all-or-nothing requests the master takes whole"
+            )
+            aon[~num.req_partial & (sol.aon < 1 - 1e-6)] = 0.0
+        else:
+            say(
+                "no rounding in time: phase two from the default choices, no all-or-nothing request"
+            )
+            aon[~num.req_partial] = 0.0
     say("fixing the choices")
     while True:
         views = _fixed_views(num, cat, pick)
@@ -621,10 +695,22 @@ def decompose(
         # accepted, this one always balances
         home = np.repeat(pick == default, one.x_len)
         two.add_placement(own, np.where(home, default_layout, layout)[into])
+        start2 = [one.center]
+        if averaged is not None and VOLUME_TWO > 0:
+            # the same on the fixed choices: its averaged primal nearly balances, a column
+            # the master would take many re-solves to build from single responses
+            left2 = max(deadline - time.monotonic(), 0.0)
+            fixed_avg = volume(
+                two, one.center, deadline=time.monotonic() + VOLUME_TWO * left2, say=say
+            )
+            for items, x in fixed_avg.recent:
+                two.add_placement(items, x)
+            two.add_placement(*fixed_avg.heaviest(two))
+            start2 = [two.center]
         sol2 = two.run(
             goal=max(LP_TOLERANCE, relative_gap / 5),
             scale=lambda: max(abs(bound), 1e-6),
-            guesses=[one.center],
+            guesses=start2,
         )
         assert sol2 is not None
         short = np.abs(sol2.slack) > 1e-7
